@@ -1,0 +1,54 @@
+//! The `blas` feature: `sgemm` calls the system's `cblas_sgemm`.
+//!
+//! This crate only declares the symbol (through `cblas-sys`); the final binary links the
+//! provider, which the `keel` facade's `build.rs` does (OpenBLAS unless told otherwise).
+
+use super::{GemmShape, Transpose};
+
+fn cblas_transpose(trans: Transpose) -> cblas_sys::CBLAS_TRANSPOSE {
+    match trans {
+        Transpose::No => cblas_sys::CBLAS_TRANSPOSE::CblasNoTrans,
+        Transpose::Yes => cblas_sys::CBLAS_TRANSPOSE::CblasTrans,
+    }
+}
+
+/// `cblas_sgemm` on a checked shape, or `false` (nothing done) when a dimension does not
+/// fit BLAS's 32-bit integers. BLAS needs leading dimensions of at least 1 even for empty
+/// matrices, which `GemmShape::check` guarantees.
+pub(super) fn sgemm_blas(
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) -> bool {
+    let dims = [shape.m, shape.n, shape.k, shape.lda, shape.ldb, shape.ldc].map(i32::try_from);
+    let [Ok(m), Ok(n), Ok(k), Ok(lda), Ok(ldb), Ok(ldc)] = dims else {
+        return false;
+    };
+    if m == 0 || n == 0 {
+        return true;
+    }
+    // SAFETY: `GemmShape::check` verified that each slice covers its strided matrix, which
+    // is exactly what cblas_sgemm reads and writes.
+    unsafe {
+        cblas_sys::cblas_sgemm(
+            cblas_sys::CBLAS_LAYOUT::CblasRowMajor,
+            cblas_transpose(shape.transa),
+            cblas_transpose(shape.transb),
+            m,
+            n,
+            k,
+            alpha,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            beta,
+            c.as_mut_ptr(),
+            ldc,
+        );
+    }
+    true
+}

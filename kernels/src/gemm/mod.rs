@@ -1,0 +1,163 @@
+//! Single-precision GEMM: `C = α·op(A)·op(B) + β·C`, row-major with leading dimensions.
+//!
+//! Shapes (row-major, `ld*` = distance in elements between consecutive rows):
+//! - `op(A)` is `(m, k)`: `A` is stored `(m, k)` with `lda >= k` when `transa` is
+//!   [`Transpose::No`], or `(k, m)` with `lda >= m` when it is [`Transpose::Yes`];
+//! - `op(B)` is `(k, n)`: `B` is stored `(k, n)` with `ldb >= n`, or `(n, k)` with `ldb >= k`;
+//! - `C` is `(m, n)` with `ldc >= n`; it is overwritten when `β = 0` (and then never read,
+//!   so NaN already in `C` does not leak), otherwise scaled by `β` and accumulated into.
+//!
+//! [`sgemm`] checks every argument and runs the native path, or `cblas_sgemm` when the crate
+//! is built with the `blas` feature. [`sgemm_native`] always runs the native path, and
+//! [`reference::sgemm_reference`] is the plain triple loop the tests compare both with.
+
+#[cfg(feature = "blas")]
+mod blas;
+mod native;
+pub mod reference;
+
+use crate::error::{check_min_len, shape_error, Result};
+
+pub use native::sgemm_native_unchecked;
+
+/// Whether an operand is used as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transpose {
+    /// `op(X) = X`.
+    No,
+    /// `op(X) = Xᵀ`.
+    Yes,
+}
+
+/// The dimensions of one GEMM call, checked once and shared by every path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmShape {
+    /// Whether `A` is transposed.
+    pub transa: Transpose,
+    /// Whether `B` is transposed.
+    pub transb: Transpose,
+    /// Rows of `op(A)` and `C`.
+    pub m: usize,
+    /// Columns of `op(B)` and `C`.
+    pub n: usize,
+    /// Columns of `op(A)`, rows of `op(B)`.
+    pub k: usize,
+    /// Leading dimension of `A` as stored.
+    pub lda: usize,
+    /// Leading dimension of `B` as stored.
+    pub ldb: usize,
+    /// Leading dimension of `C`.
+    pub ldc: usize,
+}
+
+impl GemmShape {
+    /// Checks the leading dimensions against the shape and the slice lengths against the
+    /// leading dimensions (the last row of each matrix need only be as long as a row).
+    pub fn check(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<()> {
+        let (a_rows, a_cols) = stored_dims(self.transa, self.m, self.k);
+        let (b_rows, b_cols) = stored_dims(self.transb, self.k, self.n);
+        check_ld("lda", self.lda, a_cols)?;
+        check_ld("ldb", self.ldb, b_cols)?;
+        check_ld("ldc", self.ldc, self.n)?;
+        check_min_len(
+            || format!("a (stored {a_rows}x{a_cols}, lda = {})", self.lda),
+            strided_len(a_rows, a_cols, self.lda),
+            a_len,
+        )?;
+        check_min_len(
+            || format!("b (stored {b_rows}x{b_cols}, ldb = {})", self.ldb),
+            strided_len(b_rows, b_cols, self.ldb),
+            b_len,
+        )?;
+        check_min_len(
+            || format!("c ({}x{}, ldc = {})", self.m, self.n, self.ldc),
+            strided_len(self.m, self.n, self.ldc),
+            c_len,
+        )?;
+        Ok(())
+    }
+}
+
+/// `(rows, cols)` of an operand as stored, given the shape of `op(X)`.
+fn stored_dims(trans: Transpose, rows: usize, cols: usize) -> (usize, usize) {
+    match trans {
+        Transpose::No => (rows, cols),
+        Transpose::Yes => (cols, rows),
+    }
+}
+
+fn check_ld(name: &str, ld: usize, cols: usize) -> Result<()> {
+    if ld >= cols.max(1) {
+        Ok(())
+    } else {
+        Err(shape_error(name, format!("{name} >= max(1, {cols})"), ld))
+    }
+}
+
+/// Elements a `(rows, cols)` matrix with leading dimension `ld` spans.
+pub(crate) fn strided_len(rows: usize, cols: usize, ld: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (rows - 1) * ld + cols
+    }
+}
+
+/// `C = α·op(A)·op(B) + β·C` (shapes in the [module docs](self)).
+///
+/// Runs `cblas_sgemm` when built with the `blas` feature (unless a dimension exceeds BLAS's
+/// 32-bit integers), the native path otherwise.
+/// With `β = 0`, `C` is not read. Errors name the argument whose length or leading
+/// dimension does not fit the shape.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm(
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
+    shape.check(a.len(), b.len(), c.len())?;
+    #[cfg(feature = "blas")]
+    if blas::sgemm_blas(&shape, alpha, a, b, beta, c) {
+        return Ok(());
+    }
+    // SAFETY: `shape.check` verified that every slice covers the matrix its shape and
+    // leading dimension describe.
+    unsafe { sgemm_native_unchecked(&shape, alpha, a, b, beta, c) };
+    Ok(())
+}
+
+/// [`sgemm`] on the native path, whatever the features: the comparison point for the
+/// `blas` build and what the benches call "keel".
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_native(
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
+    shape.check(a.len(), b.len(), c.len())?;
+    // SAFETY: checked above, as in `sgemm`.
+    unsafe { sgemm_native_unchecked(&shape, alpha, a, b, beta, c) };
+    Ok(())
+}

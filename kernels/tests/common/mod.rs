@@ -1,0 +1,44 @@
+//! Helpers shared by the kernel test files: deterministic data, edge-size strategies and
+//! closeness checks that report the first mismatch.
+#![allow(dead_code)] // each test file uses its own subset
+
+use proptest::prelude::*;
+
+/// Deterministic values uniform in `[lo, hi)` from a seed (SplitMix64), both signs when
+/// `lo < 0 < hi`. Tests draw seeds from proptest so failures shrink and replay.
+pub fn uniform(len: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let unit = (z >> 40) as f32 / (1u64 << 24) as f32;
+            lo + (hi - lo) * unit
+        })
+        .collect()
+}
+
+/// Sizes that stress SIMD tails and blocking: 1, small primes, each side of the 8- and
+/// 16-lane widths and of 32/64, plus anything up to `max`.
+pub fn edge_size(max: usize) -> impl Strategy<Value = usize> {
+    let special: Vec<usize> =
+        [1, 2, 3, 5, 7, 8, 9, 13, 15, 16, 17, 23, 31, 32, 33, 47, 63, 64, 65, 97, 127, 128, 129]
+            .into_iter()
+            .filter(|&s| s <= max)
+            .collect();
+    prop_oneof![proptest::sample::select(special), 1..=max.max(1)]
+}
+
+/// Asserts `|actual - expected| <= atol + rtol·|expected|` element-wise, NaN only where
+/// expected is NaN; panics naming `what`, the first bad index and both values.
+#[track_caller]
+pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(actual.len(), expected.len(), "{what}: lengths differ");
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let ok = if e.is_nan() { a.is_nan() } else { (a - e).abs() <= atol + rtol * e.abs() };
+        assert!(ok, "{what}[{i}]: got {a}, expected {e} (rtol {rtol}, atol {atol})");
+    }
+}
