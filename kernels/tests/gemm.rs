@@ -1,0 +1,213 @@
+//! GEMM: the native path against the f64-accumulating reference over every transpose,
+//! α/β and leading-dimension combination, edge sizes, NaN pre-fills, and every check.
+
+mod common;
+
+use common::{assert_close, edge_size, uniform};
+use keel_kernels::gemm::{reference::sgemm_reference, sgemm_native, GemmShape, Transpose};
+use keel_kernels::{sgemm, KernelError};
+use proptest::prelude::*;
+
+fn transpose() -> impl Strategy<Value = Transpose> {
+    prop_oneof![Just(Transpose::No), Just(Transpose::Yes)]
+}
+
+/// One GEMM problem: the shape (with padded leading dimensions) and its operands.
+#[derive(Debug, Clone)]
+struct Problem {
+    shape: GemmShape,
+    alpha: f32,
+    beta: f32,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c0: Vec<f32>,
+}
+
+fn problem(max: usize) -> impl Strategy<Value = Problem> {
+    (
+        (edge_size(max), edge_size(max), edge_size(max)),
+        (transpose(), transpose()),
+        (0usize..3, 0usize..3, 0usize..3),
+        prop_oneof![Just(1.0f32), Just(-0.5), Just(0.0), -2.0f32..2.0],
+        prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
+        any::<u64>(),
+    )
+        .prop_map(|((m, n, k), (transa, transb), (pa, pb, pc), alpha, beta, seed)| {
+            let (a_rows, a_cols) = if transa == Transpose::No { (m, k) } else { (k, m) };
+            let (b_rows, b_cols) = if transb == Transpose::No { (k, n) } else { (n, k) };
+            let shape =
+                GemmShape { transa, transb, m, n, k, lda: a_cols + pa, ldb: b_cols + pb, ldc: n + pc };
+            Problem {
+                shape,
+                alpha,
+                beta,
+                a: uniform(a_rows * shape.lda, seed, -1.0, 1.0),
+                b: uniform(b_rows * shape.ldb, seed ^ 1, -1.0, 1.0),
+                c0: uniform(m * shape.ldc, seed ^ 2, -1.0, 1.0),
+            }
+        })
+}
+
+/// Per-element error bound of an f32 GEMM: each dot product of length k accumulated in f32
+/// is within (k + 2)·ε·Σ|a||b| of the exact value (Higham's γ_k bound, plus the α scaling
+/// and the β·C add), so the tolerance is that bound computed from |A|·|B| and |C0|.
+fn error_bound(p: &Problem) -> Vec<f32> {
+    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
+    let mut bound = abs(&p.c0);
+    sgemm_reference(&p.shape, p.alpha.abs(), &abs(&p.a), &abs(&p.b), p.beta.abs(), &mut bound);
+    let eps = f32::EPSILON * (p.shape.k as f32 + 2.0);
+    bound.iter().map(|x| x * eps + 1e-30).collect()
+}
+
+fn run_native(p: &Problem, c: &mut [f32]) {
+    let s = p.shape;
+    sgemm_native(s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc)
+        .unwrap();
+}
+
+fn check_against_reference(p: &Problem, run: impl Fn(&Problem, &mut [f32])) {
+    let mut expected = p.c0.clone();
+    sgemm_reference(&p.shape, p.alpha, &p.a, &p.b, p.beta, &mut expected);
+    let mut actual = p.c0.clone();
+    if p.beta == 0.0 {
+        // β = 0: C must not be read, so NaN already there must not leak.
+        for row in actual.chunks_mut(p.shape.ldc) {
+            row[..p.shape.n].fill(f32::NAN);
+        }
+    }
+    run(p, &mut actual);
+    let bound = error_bound(p);
+    for (i, ((&got, &want), &tol)) in actual.iter().zip(&expected).zip(&bound).enumerate() {
+        let (row, col) = (i / p.shape.ldc, i % p.shape.ldc);
+        if col >= p.shape.n {
+            // Padding between rows of C is never written.
+            assert_eq!(got.to_bits(), p.c0[i].to_bits(), "padding of C written at ({row}, {col})");
+        } else {
+            assert!((got - want).abs() <= tol, "C[{row}, {col}] = {got}, expected {want} ± {tol} in {p:?}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn native_matches_reference_on_edge_sizes(p in problem(70)) {
+        check_against_reference(&p, run_native);
+    }
+
+    #[test]
+    fn native_matches_reference_across_blocks(p in problem(300)) {
+        check_against_reference(&p, run_native);
+    }
+
+    #[test]
+    fn native_is_deterministic(p in problem(200)) {
+        let mut first = p.c0.clone();
+        let mut second = p.c0.clone();
+        run_native(&p, &mut first);
+        run_native(&p, &mut second);
+        prop_assert_eq!(first.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), second.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+/// Large products on the pool's threads: compare `C·t` with `α·A·(B·t) + β·C0·t` for a
+/// random vector t (BLIS's cheap check), in f64, relative to the norm of |A|·(|B|·|t|).
+#[test]
+fn large_products_pass_the_random_vector_check() {
+    for &(m, n, k, transa, transb) in &[
+        (512, 512, 512, Transpose::No, Transpose::No),
+        (300, 1100, 257, Transpose::Yes, Transpose::No),
+        (1030, 70, 600, Transpose::No, Transpose::Yes),
+        (16, 6400, 150, Transpose::Yes, Transpose::Yes),
+    ] {
+        let (alpha, beta) = (0.75f32, -0.5f32);
+        let a = uniform(m * k, 11, -1.0, 1.0);
+        let b = uniform(k * n, 12, -1.0, 1.0);
+        let c0 = uniform(m * n, 13, -1.0, 1.0);
+        let t: Vec<f64> = uniform(n, 14, -1.0, 1.0).into_iter().map(f64::from).collect();
+        let lda = if transa == Transpose::No { k } else { m };
+        let ldb = if transb == Transpose::No { n } else { k };
+        let mut c = c0.clone();
+        sgemm_native(transa, transb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut c, n).unwrap();
+        let a_at = |i: usize, p: usize| f64::from(if transa == Transpose::No { a[i * lda + p] } else { a[p * lda + i] });
+        let b_at = |p: usize, j: usize| f64::from(if transb == Transpose::No { b[p * ldb + j] } else { b[j * ldb + p] });
+        let bt: Vec<f64> = (0..k).map(|p| (0..n).map(|j| b_at(p, j) * t[j]).sum()).collect();
+        let babs_t: Vec<f64> = (0..k).map(|p| (0..n).map(|j| (b_at(p, j) * t[j]).abs()).sum()).collect();
+        for i in 0..m {
+            let ct: f64 = (0..n).map(|j| f64::from(c[i * n + j]) * t[j]).sum();
+            let abt: f64 = (0..k).map(|p| a_at(i, p) * bt[p]).sum();
+            let c0t: f64 = (0..n).map(|j| f64::from(c0[i * n + j]) * t[j]).sum();
+            let expected = f64::from(alpha) * abt + f64::from(beta) * c0t;
+            let scale: f64 = (0..k).map(|p| a_at(i, p).abs() * babs_t[p]).sum::<f64>() + n as f64;
+            // f32 accumulation over k terms: relative error well under k·ε of the abs sums.
+            let tol = scale * k as f64 * f64::from(f32::EPSILON);
+            assert!((ct - expected).abs() <= tol, "{m}x{n}x{k} row {i}: C·t = {ct}, expected {expected} ± {tol}");
+        }
+    }
+}
+
+#[test]
+fn empty_and_degenerate_products() {
+    // m = 0 or n = 0: nothing to do, C untouched.
+    let mut c = vec![7.0f32; 4];
+    sgemm(Transpose::No, Transpose::No, 0, 4, 3, 1.0, &[], 3, &[0.0; 12], 4, 0.0, &mut c, 4).unwrap();
+    assert_eq!(c, [7.0; 4]);
+    // k = 0: C = β·C, and with β = 0 zeros without reading C (NaN does not leak).
+    let mut c = vec![f32::NAN, 2.0, f32::NAN, 4.0];
+    sgemm(Transpose::No, Transpose::No, 2, 2, 0, 1.0, &[], 1, &[], 2, 0.0, &mut c, 2).unwrap();
+    assert_eq!(c, [0.0; 4]);
+    let mut c = vec![1.0f32, 2.0, 3.0, 4.0];
+    sgemm(Transpose::No, Transpose::No, 2, 2, 0, 1.0, &[], 1, &[], 2, 0.5, &mut c, 2).unwrap();
+    assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
+    // α = 0 with β = 0 is zeros even when A or B hold NaN (BLAS convention: A, B not used).
+    let mut c = vec![f32::NAN; 4];
+    sgemm(Transpose::No, Transpose::No, 2, 2, 1, 0.0, &[f32::NAN; 2], 1, &[1.0; 2], 2, 0.0, &mut c, 2).unwrap();
+    assert_eq!(c, [0.0; 4]);
+}
+
+#[test]
+fn nan_in_operands_propagates() {
+    let a = [1.0f32, f32::NAN, 3.0, 4.0];
+    let b = [1.0f32, 0.0, 0.0, 1.0];
+    let mut c = [0.0f32; 4];
+    sgemm(Transpose::No, Transpose::No, 2, 2, 2, 1.0, &a, 2, &b, 2, 0.0, &mut c, 2).unwrap();
+    assert!(c[0].is_nan() && c[1].is_nan(), "row 0 touches the NaN: {c:?}");
+    assert_close("row 1", &c[2..], &[3.0, 4.0], 0.0, 0.0);
+}
+
+fn expect_length_error(result: keel_kernels::Result<()>, what_starts: &str, expected: usize, actual: usize) {
+    match result {
+        Err(KernelError::Length { what, expected: e, actual: a }) => {
+            assert!(what.starts_with(what_starts), "error names {what:?}, wanted {what_starts:?}");
+            assert_eq!((e, a), (expected, actual));
+        }
+        other => panic!("expected a length error on {what_starts}, got {other:?}"),
+    }
+}
+
+fn expect_shape_error(result: keel_kernels::Result<()>, name: &str) {
+    match result {
+        Err(KernelError::Shape { what, .. }) => assert_eq!(what, name),
+        other => panic!("expected a shape error on {name}, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_with_named_errors() {
+    let (a, b, mut c) = (vec![0.0f32; 6], vec![0.0f32; 12], vec![0.0f32; 8]);
+    let no = Transpose::No;
+    // (2x3)·(3x4) fits exactly.
+    sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 4).unwrap();
+    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a[..5], 3, &b, 4, 0.0, &mut c, 4), "a", 6, 5);
+    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b[..11], 4, 0.0, &mut c, 4), "b", 12, 11);
+    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c[..7], 4), "c", 8, 7);
+    // Transposed A is stored (k, m) = (3, 2): lda must be >= 2, the slice (3-1)·lda + 2 long.
+    expect_length_error(sgemm(Transpose::Yes, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 4), "a", 8, 6);
+    expect_shape_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 2, &b, 4, 0.0, &mut c, 4), "lda");
+    expect_shape_error(sgemm(no, Transpose::Yes, 2, 4, 3, 1.0, &a, 3, &b, 2, 0.0, &mut c, 4), "ldb");
+    expect_shape_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 3), "ldc");
+    // The message says what was expected and what came.
+    let message = sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 3).unwrap_err().to_string();
+    assert!(message.contains("ldc >= max(1, 4)") && message.contains("got 3"), "{message}");
+}
