@@ -46,7 +46,10 @@ fn blas_agrees_with_native() {
                             // Both are f32 sums of k products of values in [-1, 1): they may
                             // differ by the two paths' rounding, at most 2·k·ε·k in magnitude.
                             let tol = 2.0 * (k as f32) * (k as f32) * f32::EPSILON * alpha.abs() + 1e-6;
-                            assert!((x - y).abs() <= tol, "{m}x{n}x{k} {transa:?}{transb:?} C[{i},{j}]: native {x}, blas {y}");
+                            assert!(
+                                (x - y).abs() <= tol,
+                                "{m}x{n}x{k} {transa:?}{transb:?} C[{i},{j}]: native {x}, blas {y}"
+                            );
                         }
                     }
                     checked += 1;

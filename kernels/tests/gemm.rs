@@ -130,8 +130,12 @@ fn large_products_pass_the_random_vector_check() {
         let ldb = if transb == Transpose::No { n } else { k };
         let mut c = c0.clone();
         sgemm_native(transa, transb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut c, n).unwrap();
-        let a_at = |i: usize, p: usize| f64::from(if transa == Transpose::No { a[i * lda + p] } else { a[p * lda + i] });
-        let b_at = |p: usize, j: usize| f64::from(if transb == Transpose::No { b[p * ldb + j] } else { b[j * ldb + p] });
+        let a_at = |i: usize, p: usize| {
+            f64::from(if transa == Transpose::No { a[i * lda + p] } else { a[p * lda + i] })
+        };
+        let b_at = |p: usize, j: usize| {
+            f64::from(if transb == Transpose::No { b[p * ldb + j] } else { b[j * ldb + p] })
+        };
         let bt: Vec<f64> = (0..k).map(|p| (0..n).map(|j| b_at(p, j) * t[j]).sum()).collect();
         let babs_t: Vec<f64> = (0..k).map(|p| (0..n).map(|j| (b_at(p, j) * t[j]).abs()).sum()).collect();
         for i in 0..m {
@@ -142,7 +146,10 @@ fn large_products_pass_the_random_vector_check() {
             let scale: f64 = (0..k).map(|p| a_at(i, p).abs() * babs_t[p]).sum::<f64>() + n as f64;
             // f32 accumulation over k terms: relative error well under k·ε of the abs sums.
             let tol = scale * k as f64 * f64::from(f32::EPSILON);
-            assert!((ct - expected).abs() <= tol, "{m}x{n}x{k} row {i}: C·t = {ct}, expected {expected} ± {tol}");
+            assert!(
+                (ct - expected).abs() <= tol,
+                "{m}x{n}x{k} row {i}: C·t = {ct}, expected {expected} ± {tol}"
+            );
         }
     }
 }
@@ -162,7 +169,8 @@ fn empty_and_degenerate_products() {
     assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
     // α = 0 with β = 0 is zeros even when A or B hold NaN (BLAS convention: A, B not used).
     let mut c = vec![f32::NAN; 4];
-    sgemm(Transpose::No, Transpose::No, 2, 2, 1, 0.0, &[f32::NAN; 2], 1, &[1.0; 2], 2, 0.0, &mut c, 2).unwrap();
+    sgemm(Transpose::No, Transpose::No, 2, 2, 1, 0.0, &[f32::NAN; 2], 1, &[1.0; 2], 2, 0.0, &mut c, 2)
+        .unwrap();
     assert_eq!(c, [0.0; 4]);
 }
 
