@@ -8,17 +8,27 @@
 //!   so NaN already in `C` does not leak), otherwise scaled by `β` and accumulated into.
 //!
 //! [`sgemm`] checks every argument and runs the native path, or `cblas_sgemm` when the crate
-//! is built with the `blas` feature. [`sgemm_native`] always runs the native path, and
-//! [`reference::sgemm_reference`] is the plain triple loop the tests compare both with.
+//! is built with the `blas` feature. [`sgemm_native`] always runs the native path: packed
+//! panels and a register-blocked microkernel for the best instruction set of the CPU
+//! ([`selected_isa`]: AVX-512F, AVX2+FMA, or portable Rust), threads from the rayon pool.
+//! [`sgemm_isa`] runs a given instruction set, and [`reference::sgemm_reference`] is the
+//! plain triple loop the tests compare every path with.
 
+mod avx2;
+mod avx512;
 #[cfg(feature = "blas")]
 mod blas;
-mod native;
+mod blocking;
+mod driver;
+mod microkernel;
+mod pack;
+mod portable;
 pub mod reference;
 
-use crate::error::{check_min_len, shape_error, Result};
+use crate::error::{argument_error, check_min_len, shape_error, Result};
 
-pub use native::sgemm_native_unchecked;
+pub use driver::sgemm_native_unchecked;
+pub use microkernel::{selected_isa, Isa};
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,5 +169,34 @@ pub fn sgemm_native(
     shape.check(a.len(), b.len(), c.len())?;
     // SAFETY: checked above, as in `sgemm`.
     unsafe { sgemm_native_unchecked(&shape, alpha, a, b, beta, c) };
+    Ok(())
+}
+
+/// [`sgemm_native`] on a given instruction set (tests and benches run every path the CPU
+/// has). Errors if the CPU cannot run `isa`.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_isa(
+    isa: Isa,
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+) -> Result<()> {
+    if !isa.is_supported() {
+        return Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{isa:?}")));
+    }
+    let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
+    shape.check(a.len(), b.len(), c.len())?;
+    // SAFETY: checked above, and the CPU supports `isa`.
+    unsafe { driver::sgemm_isa_unchecked(isa, &shape, alpha, a, b, beta, c) };
     Ok(())
 }

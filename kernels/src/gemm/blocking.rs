@@ -1,0 +1,14 @@
+//! Cache blocking of the GEMM loop nest, sized for the reference CPU (lscpu: 48 KiB L1d and
+//! 2 MiB L2 per core, a large shared L3). MR and NR belong to each microkernel.
+
+/// Depth of one rank-`KC` update. A packed micro-panel of B̃ (`KC x NR` floats: 32 KiB for
+/// NR = 32) stays in L1 while the MR-row panels of Ã stream past it.
+pub(crate) const KC: usize = 256;
+
+/// Rows of the packed block Ã (`MC x KC` floats: 192 KiB), which stays in L2 while the
+/// micro-panels of B̃ are swept over it. A multiple of every MR (12, 6, 4).
+pub(crate) const MC: usize = 192;
+
+/// Columns of the packed block B̃ (`KC x NC` floats: 4 MiB), which lives in L3 and is
+/// reused by every MC block of A. A multiple of every NR (32, 16, 8).
+pub(crate) const NC: usize = 4096;

@@ -1,0 +1,284 @@
+//! The native GEMM: BLIS's loop nest over packed blocks, generic over the microkernel, with
+//! the instruction set chosen once at run time and the work split across the rayon pool.
+//!
+//! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
+//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L3);
+//! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
+//!   the first block applies β, the others accumulate (β = 1);
+//! - threads: the `m x nc` block of C is cut into one part per thread (rows when C is tall,
+//!   columns when it is wide), each part a multiple of the tile size;
+//! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
+//! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
+//! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
+//!
+//! Every element of C is computed by one microkernel call per KC block, in the same order
+//! whatever the thread count, so the bits do not depend on the number of threads.
+
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
+use super::avx2::Avx2;
+use super::avx512::Avx512;
+use super::blocking::{KC, MC, NC};
+use super::microkernel::{selected_isa, Isa, Microkernel};
+use super::pack::{pack_a, pack_b, Operand};
+use super::portable::Portable;
+use super::GemmShape;
+use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
+
+/// The largest `MR x NR` of any microkernel: the size of the scratch tile for edges.
+const MAX_TILE: usize = 12 * 32;
+const _: () = assert!(
+    Avx512::MR * Avx512::NR <= MAX_TILE
+        && Avx2::MR * Avx2::NR <= MAX_TILE
+        && Portable::MR * Portable::NR <= MAX_TILE
+);
+
+thread_local! {
+    /// Each thread's packed Ã block, kept between calls so steady-state calls allocate nothing.
+    static PACKED_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The calling thread's packed B̃ block, likewise.
+    static PACKED_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Takes a thread's buffer out (so a nested call on the same thread, e.g. from a stolen
+/// rayon task, finds it empty and makes its own instead of aliasing), grown to `len`.
+fn take_buffer(key: &'static std::thread::LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
+    let mut buffer = key.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    buffer
+}
+
+/// [`super::sgemm_native`] without the argument checks, on the instruction set of
+/// [`selected_isa`].
+///
+/// # Safety
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`.
+pub unsafe fn sgemm_native_unchecked(
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller; the selected ISA is supported by construction.
+    unsafe { sgemm_isa_unchecked(selected_isa(), shape, alpha, a, b, beta, c) }
+}
+
+/// The native GEMM on a given instruction set.
+///
+/// # Safety
+/// As [`sgemm_native_unchecked`], and the CPU must support `isa`.
+pub(crate) unsafe fn sgemm_isa_unchecked(
+    isa: Isa,
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match isa {
+            Isa::Avx512 => gemm_packed::<Avx512>(shape, alpha, a, b, beta, c),
+            Isa::Avx2 => gemm_packed::<Avx2>(shape, alpha, a, b, beta, c),
+            Isa::Portable => gemm_packed::<Portable>(shape, alpha, a, b, beta, c),
+        }
+    }
+}
+
+/// A pointer to C shared by tasks that write disjoint tiles of it.
+#[derive(Clone, Copy)]
+struct SharedC(*mut f32);
+// SAFETY: the tasks that share it write disjoint parts of C (see `gemm_packed`).
+unsafe impl Send for SharedC {}
+unsafe impl Sync for SharedC {}
+
+/// The loop nest of the module docs on microkernel `K`.
+///
+/// # Safety
+/// As [`sgemm_isa_unchecked`] for `K::ISA`.
+unsafe fn gemm_packed<K: Microkernel>(
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+) {
+    debug_assert!(K::ISA.is_supported(), "{:?} kernel run on a CPU without it", K::ISA);
+    let GemmShape { m, n, k, ldc, .. } = *shape;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale_c(shape, beta, c);
+        return;
+    }
+    let a_op = Operand { data: a, ld: shape.lda, trans: shape.transa };
+    let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
+    let muladds = m.saturating_mul(n).saturating_mul(k);
+    let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
+    let c_shared = SharedC(c.as_mut_ptr());
+
+    let mut packed_b = take_buffer(&PACKED_B, KC * NC.min(n.div_ceil(K::NR) * K::NR));
+    // Loop 5: blocks of NC columns of C.
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        // Loop 4: blocks of KC along the depth.
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let beta_block = if pc == 0 { beta } else { 1.0 };
+            let b_block = &mut packed_b[..nc.div_ceil(K::NR) * kc * K::NR];
+            pack_b_block::<K>(b_op, pc, kc, jc, nc, threads, b_block);
+            let b_block = &*b_block;
+
+            // One part of the m x nc block per thread.
+            let (row_part, col_part) = if m >= nc {
+                (m.div_ceil(threads).div_ceil(K::MR) * K::MR, nc)
+            } else {
+                (m, nc.div_ceil(threads).div_ceil(K::NR) * K::NR)
+            };
+            let parts = m.div_ceil(row_part) * nc.div_ceil(col_part);
+            let run_part = |part: usize| {
+                let row_blocks = m.div_ceil(row_part);
+                let (rows0, cols0) = ((part % row_blocks) * row_part, (part / row_blocks) * col_part);
+                let part =
+                    Part { rows: rows0..(rows0 + row_part).min(m), cols: cols0..(cols0 + col_part).min(nc) };
+                // SAFETY: parts are disjoint rectangles of C; the ranges lie inside the
+                // checked m x n matrix; A and B are covered by the caller's contract.
+                unsafe { run_part::<K>(a_op, b_block, &part, pc, kc, jc, alpha, beta_block, c_shared, ldc) };
+            };
+            if parts == 1 {
+                run_part(0);
+            } else {
+                (0..parts).into_par_iter().for_each(run_part);
+            }
+        }
+    }
+    PACKED_B.set(packed_b);
+}
+
+/// Packs B̃ for one (jc, pc) block, across the threads when there are several.
+fn pack_b_block<K: Microkernel>(
+    b_op: Operand,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    threads: usize,
+    out: &mut [f32],
+) {
+    let panel_len = kc * K::NR;
+    if threads == 1 {
+        pack_b(b_op, pc, kc, jc, nc, K::NR, out);
+        return;
+    }
+    let panels_per_task = nc.div_ceil(K::NR).div_ceil(threads);
+    out.par_chunks_mut(panels_per_task * panel_len).enumerate().for_each(|(task, chunk)| {
+        let col0 = task * panels_per_task * K::NR;
+        let cols = (panels_per_task * K::NR).min(nc - col0);
+        pack_b(b_op, pc, kc, jc + col0, cols, K::NR, chunk);
+    });
+}
+
+/// A rectangle of the current `m x nc` block of C: rows, and columns relative to `jc`.
+struct Part {
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+}
+
+/// Loops 3 to 1 over one part of C.
+///
+/// # Safety
+/// The part must lie inside C, no other task may touch it during the call, and the CPU must
+/// support `K::ISA`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_part<K: Microkernel>(
+    a_op: Operand,
+    b_block: &[f32],
+    part: &Part,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    alpha: f32,
+    beta: f32,
+    c: SharedC,
+    ldc: usize,
+) {
+    let mut packed_a = take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc);
+    // Loop 3: blocks of MC rows.
+    for ic in part.rows.clone().step_by(MC) {
+        let mc = MC.min(part.rows.end - ic);
+        pack_a(a_op, ic, mc, pc, kc, K::MR, &mut packed_a);
+        // Loop 2: micro-panels of B̃ (NR columns).
+        for jr in part.cols.clone().step_by(K::NR) {
+            let cols = K::NR.min(part.cols.end - jr);
+            let b_panel = &b_block[(jr / K::NR) * kc * K::NR..][..kc * K::NR];
+            // Loop 1: micro-panels of Ã (MR rows).
+            for ir in (0..mc).step_by(K::MR) {
+                let rows = K::MR.min(mc - ir);
+                let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+                // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
+                // part too; the part belongs to this task alone.
+                let c_tile = unsafe { c.0.add((ic + ir) * ldc + jc + jr) };
+                if rows == K::MR && cols == K::NR {
+                    // SAFETY: a full tile lies inside C; the panels hold kc·MR and kc·NR floats.
+                    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), beta, c_tile, ldc) };
+                } else {
+                    // SAFETY: as above, for the `rows x cols` corner of the tile.
+                    unsafe { edge_tile::<K>(kc, alpha, a_panel, b_panel, beta, c_tile, ldc, rows, cols) };
+                }
+            }
+        }
+    }
+    PACKED_A.set(packed_a);
+}
+
+/// A tile cut by the edge of C: the microkernel writes a full scratch tile, of which the
+/// valid `rows x cols` corner is combined with C.
+///
+/// # Safety
+/// `c` must be valid for `rows` rows of `cols` floats, `ldc` apart; the CPU must support
+/// `K::ISA`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn edge_tile<K: Microkernel>(
+    kc: usize,
+    alpha: f32,
+    a_panel: &[f32],
+    b_panel: &[f32],
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut scratch = [0.0f32; MAX_TILE];
+    // SAFETY: the scratch holds MR·NR ≤ MAX_TILE floats in rows of NR; β = 0 never reads it.
+    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), 0.0, scratch.as_mut_ptr(), K::NR) };
+    for (i, scratch_row) in scratch.chunks_exact(K::NR).take(rows).enumerate() {
+        // SAFETY: row i < rows of the valid corner, `cols` floats long.
+        let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
+        for (out, &value) in c_row.iter_mut().zip(scratch_row) {
+            *out = if beta == 0.0 { value } else { value + beta * *out };
+        }
+    }
+}
+
+/// `C = β·C` for the degenerate products (`k = 0` or `α = 0`); `β = 0` writes zeros
+/// without reading C.
+fn scale_c(shape: &GemmShape, beta: f32, c: &mut [f32]) {
+    for row in c.chunks_mut(shape.ldc).take(shape.m) {
+        let row = &mut row[..shape.n];
+        if beta == 0.0 {
+            row.fill(0.0);
+        } else {
+            row.iter_mut().for_each(|x| *x *= beta);
+        }
+    }
+}
