@@ -31,6 +31,55 @@ fn filled(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// FLOPs of one call of [`fma_peak`].
+const PEAK_FLOPS: u64 = 12 * 16 * 2 * 100_000;
+
+/// The machine's limit: 12 independent chains of 512-bit FMAs on registers only (12 is
+/// enough to cover 4-cycle latency on 2 pipes with room to spare), no memory traffic.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_peak(seed: f32) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_ps(seed); 12];
+    let x = _mm512_set1_ps(0.999_999);
+    let y = _mm512_set1_ps(1e-7);
+    for _ in 0..100_000 {
+        for chain in acc.iter_mut() {
+            *chain = _mm512_fmadd_ps(*chain, x, y);
+        }
+    }
+    let mut sum = _mm512_setzero_ps();
+    for chain in acc {
+        sum = _mm512_add_ps(sum, chain);
+    }
+    _mm512_reduce_add_ps(sum)
+}
+
+fn bench_peak(criterion: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        let mut group = criterion.benchmark_group("peak");
+        group.throughput(Throughput::Elements(PEAK_FLOPS));
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            group.bench_function(BenchmarkId::new("avx512-fma", format!("T{threads}")), |bench| {
+                // Each thread runs the loop once: T2 does twice the FLOPs of T1.
+                bench.iter_custom(|iters| {
+                    let start = std::time::Instant::now();
+                    for _ in 0..iters {
+                        pool.broadcast(|_| {
+                            // SAFETY: the CPU has AVX-512F (checked above).
+                            black_box(unsafe { fma_peak(black_box(1.0)) })
+                        });
+                    }
+                    start.elapsed() / threads as u32
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
 fn bench_gemm(criterion: &mut Criterion) {
     for &(m, n, k) in SHAPES {
         let a = filled(m * k, 1);
@@ -119,5 +168,5 @@ fn bench_gemm(criterion: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_gemm);
+criterion_group!(benches, bench_peak, bench_gemm);
 criterion_main!(benches);
