@@ -17,28 +17,48 @@ impl Microkernel for Avx2 {
     const NR: usize = 16;
     const ISA: Isa = Isa::Avx2;
 
-    unsafe fn tile(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        b_rs: usize,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
         // CPU has AVX2 and FMA.
         unsafe {
-            tile_avx2(kc, alpha, a, b, beta, c, ldc)
+            tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {beta} {c:?} {ldc}")
+        unreachable!(
+            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc}"
+        )
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    b_rs: usize,
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+) {
     const MR: usize = 6;
-    const NR: usize = 16;
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for p in 0..kc {
         // SAFETY: p < kc, so B̃ row p and Ã column p lie inside the contract's panels.
         unsafe {
-            let b_row = b.add(p * NR);
+            let b_row = b.add(p * b_rs);
             let b0 = _mm256_loadu_ps(b_row);
             let b1 = _mm256_loadu_ps(b_row.add(8));
             let a_col = a.add(p * MR);
@@ -53,7 +73,7 @@ unsafe fn tile_avx2(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f
     let beta_v = _mm256_set1_ps(beta);
     for (i, acc_row) in acc.iter().enumerate() {
         for (half, &sum) in acc_row.iter().enumerate() {
-            // SAFETY: row i < MR and lanes 8·half..8·half+8 < NR of the tile.
+            // SAFETY: row i < MR and lanes 8·half..8·half+8 < NR = 16 of the tile.
             unsafe {
                 let out = c.add(i * ldc + 8 * half);
                 let scaled = _mm256_mul_ps(alpha_v, sum);

@@ -25,37 +25,49 @@ impl Microkernel for Avx512 {
     const NR: usize = 32;
     const ISA: Isa = Isa::Avx512;
 
-    unsafe fn tile(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
+    unsafe fn tile(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        b_rs: usize,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
         // CPU has AVX-512F.
         unsafe {
-            tile_avx512(kc, alpha, a, b, beta, c, ldc)
+            tile_avx512(kc, alpha, a, b, b_rs, beta, c, ldc)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {beta} {c:?} {ldc}")
+        unreachable!(
+            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc}"
+        )
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx512(
     kc: usize,
     alpha: f32,
     a: *const f32,
     b: *const f32,
+    b_rs: usize,
     beta: f32,
     c: *mut f32,
     ldc: usize,
 ) {
     const MR: usize = 12;
-    const NR: usize = 32;
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for p in 0..kc {
-        // SAFETY: p < kc, so B̃ row p (NR floats at b + p·NR) and Ã column p (MR floats at
+        // SAFETY: p < kc, so B̃ row p (NR floats at b + p·b_rs) and Ã column p (MR floats at
         // a + p·MR) lie inside the panels the contract makes readable.
         unsafe {
-            let b_row = b.add(p * NR);
+            let b_row = b.add(p * b_rs);
             let b0 = _mm512_loadu_ps(b_row);
             let b1 = _mm512_loadu_ps(b_row.add(16));
             let a_col = a.add(p * MR);
@@ -70,7 +82,7 @@ unsafe fn tile_avx512(
     let beta_v = _mm512_set1_ps(beta);
     for (i, acc_row) in acc.iter().enumerate() {
         for (half, &sum) in acc_row.iter().enumerate() {
-            // SAFETY: row i < MR and lanes 16·half..16·half+16 < NR of the tile, which the
+            // SAFETY: row i < MR and lanes 16·half..16·half+16 < NR = 32 of the tile, which the
             // contract makes writable (and readable when β ≠ 0).
             unsafe {
                 let out = c.add(i * ldc + 16 * half);

@@ -12,3 +12,8 @@ pub(crate) const MC: usize = 192;
 /// Columns of the packed block B̃ (`KC x NC` floats: 4 MiB), which lives in L3 and is
 /// reused by every MC block of A. A multiple of every NR (32, 16, 8).
 pub(crate) const NC: usize = 4096;
+
+/// C with at most this many rows reads B (when not transposed) in place instead of packing
+/// it: packing costs about as much per element of B as `2·m` FLOPs of compute, which only
+/// pays off when many rows of A reuse each packed panel.
+pub(crate) const DIRECT_B_MAX_M: usize = 256;

@@ -4,7 +4,10 @@
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L3);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
-//!   the first block applies β, the others accumulate (β = 1);
+//!   the first block applies β, the others accumulate (β = 1). When C has few rows
+//!   (`m <= DIRECT_B_MAX_M`) and B is not transposed, B's rows are already what a B̃ panel
+//!   holds: the microkernel reads them in place and only a ragged last panel is packed,
+//!   since packing would cost as much as the few rows of A it serves;
 //! - threads: the `m x nc` block of C is cut into one part per thread (rows when C is tall,
 //!   columns when it is wide), each part a multiple of the tile size;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
@@ -20,11 +23,11 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{KC, MC, NC};
+use super::blocking::{DIRECT_B_MAX_M, KC, MC, NC};
 use super::microkernel::{selected_isa, Isa, Microkernel};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
-use super::GemmShape;
+use super::{GemmShape, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
 /// The largest `MR x NR` of any microkernel: the size of the scratch tile for edges.
@@ -126,7 +129,9 @@ unsafe fn gemm_packed<K: Microkernel>(
     let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
     let c_shared = SharedC(c.as_mut_ptr());
 
-    let mut packed_b = take_buffer(&PACKED_B, KC * NC.min(n.div_ceil(K::NR) * K::NR));
+    let direct_b = shape.transb == Transpose::No && m <= DIRECT_B_MAX_M;
+    let packed_panels = if direct_b { 1 } else { NC.min(n).div_ceil(K::NR) };
+    let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels);
     // Loop 5: blocks of NC columns of C.
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
@@ -134,9 +139,19 @@ unsafe fn gemm_packed<K: Microkernel>(
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
-            let b_block = &mut packed_b[..nc.div_ceil(K::NR) * kc * K::NR];
-            pack_b_block::<K>(b_op, pc, kc, jc, nc, threads, b_block);
-            let b_block = &*b_block;
+            let b_block = if direct_b {
+                // Only the last, ragged panel is packed (zero-padded to NR columns).
+                let full = nc / K::NR * K::NR;
+                let tail = &mut packed_b[..kc * K::NR];
+                if full < nc {
+                    pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, tail);
+                }
+                BPanels::Direct { b: b_op, full, tail }
+            } else {
+                let block = &mut packed_b[..nc.div_ceil(K::NR) * kc * K::NR];
+                pack_b_block::<K>(b_op, pc, kc, jc, nc, threads, block);
+                BPanels::Packed(block)
+            };
 
             // One part of the m x nc block per thread.
             let (row_part, col_part) = if m >= nc {
@@ -152,7 +167,7 @@ unsafe fn gemm_packed<K: Microkernel>(
                     Part { rows: rows0..(rows0 + row_part).min(m), cols: cols0..(cols0 + col_part).min(nc) };
                 // SAFETY: parts are disjoint rectangles of C; the ranges lie inside the
                 // checked m x n matrix; A and B are covered by the caller's contract.
-                unsafe { run_part::<K>(a_op, b_block, &part, pc, kc, jc, alpha, beta_block, c_shared, ldc) };
+                unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c_shared, ldc) };
             };
             if parts == 1 {
                 run_part(0);
@@ -187,6 +202,31 @@ fn pack_b_block<K: Microkernel>(
     });
 }
 
+/// Where the microkernel finds the B̃ micro-panels of one (jc, pc) block.
+enum BPanels<'a> {
+    /// All packed, panel after panel.
+    Packed(&'a [f32]),
+    /// Read in place from B (not transposed), except the columns from `full` on (relative
+    /// to jc), packed in `tail`.
+    Direct { b: Operand<'a>, full: usize, tail: &'a [f32] },
+}
+
+impl BPanels<'_> {
+    /// The micro-panel for columns `jr..jr + NR` (relative to jc) of rows `pc..pc + kc`:
+    /// its first element and its row stride.
+    fn panel(&self, jr: usize, pc: usize, kc: usize, jc: usize, nr: usize) -> (*const f32, usize) {
+        match self {
+            BPanels::Packed(block) => (block[(jr / nr) * kc * nr..][..kc * nr].as_ptr(), nr),
+            BPanels::Direct { b, full, tail } if jr >= *full => (tail[..kc * nr].as_ptr(), nr),
+            BPanels::Direct { b, .. } => {
+                // Rows pc..pc + kc, columns jc + jr..jc + jr + nr of B all exist (jr < full).
+                let start = pc * b.ld + jc + jr;
+                (b.data[start..start + (kc - 1) * b.ld + nr].as_ptr(), b.ld)
+            }
+        }
+    }
+}
+
 /// A rectangle of the current `m x nc` block of C: rows, and columns relative to `jc`.
 struct Part {
     rows: std::ops::Range<usize>,
@@ -201,7 +241,7 @@ struct Part {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_part<K: Microkernel>(
     a_op: Operand,
-    b_block: &[f32],
+    b_block: &BPanels,
     part: &Part,
     pc: usize,
     kc: usize,
@@ -219,7 +259,7 @@ unsafe fn run_part<K: Microkernel>(
         // Loop 2: micro-panels of B̃ (NR columns).
         for jr in part.cols.clone().step_by(K::NR) {
             let cols = K::NR.min(part.cols.end - jr);
-            let b_panel = &b_block[(jr / K::NR) * kc * K::NR..][..kc * K::NR];
+            let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
             // Loop 1: micro-panels of Ã (MR rows).
             for ir in (0..mc).step_by(K::MR) {
                 let rows = K::MR.min(mc - ir);
@@ -228,11 +268,14 @@ unsafe fn run_part<K: Microkernel>(
                 // part too; the part belongs to this task alone.
                 let c_tile = unsafe { c.0.add((ic + ir) * ldc + jc + jr) };
                 if rows == K::MR && cols == K::NR {
-                    // SAFETY: a full tile lies inside C; the panels hold kc·MR and kc·NR floats.
-                    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), beta, c_tile, ldc) };
+                    // SAFETY: a full tile lies inside C; the Ã panel holds kc·MR floats and the
+                    // B̃ panel kc rows of NR floats b_rs apart (`BPanels::panel` sliced them).
+                    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc) };
                 } else {
                     // SAFETY: as above, for the `rows x cols` corner of the tile.
-                    unsafe { edge_tile::<K>(kc, alpha, a_panel, b_panel, beta, c_tile, ldc, rows, cols) };
+                    unsafe {
+                        edge_tile::<K>(kc, alpha, a_panel, b_panel, b_rs, beta, c_tile, ldc, rows, cols)
+                    };
                 }
             }
         }
@@ -244,14 +287,15 @@ unsafe fn run_part<K: Microkernel>(
 /// valid `rows x cols` corner is combined with C.
 ///
 /// # Safety
-/// `c` must be valid for `rows` rows of `cols` floats, `ldc` apart; the CPU must support
-/// `K::ISA`.
+/// `c` must be valid for `rows` rows of `cols` floats, `ldc` apart; `b_panel` readable for
+/// kc rows of NR floats `b_rs` apart; the CPU must support `K::ISA`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn edge_tile<K: Microkernel>(
     kc: usize,
     alpha: f32,
     a_panel: &[f32],
-    b_panel: &[f32],
+    b_panel: *const f32,
+    b_rs: usize,
     beta: f32,
     c: *mut f32,
     ldc: usize,
@@ -260,7 +304,7 @@ unsafe fn edge_tile<K: Microkernel>(
 ) {
     let mut scratch = [0.0f32; MAX_TILE];
     // SAFETY: the scratch holds MR·NR ≤ MAX_TILE floats in rows of NR; β = 0 never reads it.
-    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), 0.0, scratch.as_mut_ptr(), K::NR) };
+    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, 0.0, scratch.as_mut_ptr(), K::NR) };
     for (i, scratch_row) in scratch.chunks_exact(K::NR).take(rows).enumerate() {
         // SAFETY: row i < rows of the valid corner, `cols` floats long.
         let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 /// Contract:
 /// - `a` points at a packed micro-panel of `Ã`: `kc` columns of `MR` values each, column
 ///   after column (`a[p·MR + i] = A[i, p]`);
-/// - `b` points at a packed micro-panel of `B̃`: `kc` rows of `NR` values each
-///   (`b[p·NR + j] = B[p, j]`);
+/// - `b` points at a micro-panel of `B̃`: `kc` rows of `NR` contiguous values, `b_rs` apart
+///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place;
 /// - `c` points at the tile's top-left element, rows `ldc` apart; all `MR x NR` elements are
 ///   written (edge tiles go through a full-size scratch tile);
 /// - with `β = 0`, `C` is not read (NaN in it does not leak); `kc` may be 0 (then `C = β·C`).
@@ -27,10 +27,21 @@ pub(crate) trait Microkernel {
     /// The tile update described in the trait docs.
     ///
     /// # Safety
-    /// `a` must be readable for `kc·MR` floats, `b` for `kc·NR`, `c` readable (when
+    /// `a` must be readable for `kc·MR` floats, `b` for `kc` rows of `NR` floats `b_rs`
+    /// apart, `c` readable (when
     /// `β ≠ 0`) and writable for `MR` rows of `NR` floats `ldc` apart, and the CPU must
     /// support [`Self::ISA`].
-    unsafe fn tile(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize);
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        b_rs: usize,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    );
 }
 
 /// The instruction sets with a microkernel, best first.

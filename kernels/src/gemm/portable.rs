@@ -15,12 +15,22 @@ impl Microkernel for Portable {
     const NR: usize = NR;
     const ISA: Isa = Isa::Portable;
 
-    unsafe fn tile(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: *mut f32, ldc: usize) {
-        // SAFETY: the contract makes a readable for kc·MR floats and b for kc·NR.
-        let (a, b) =
-            unsafe { (std::slice::from_raw_parts(a, kc * MR), std::slice::from_raw_parts(b, kc * NR)) };
+    unsafe fn tile(
+        kc: usize,
+        alpha: f32,
+        a: *const f32,
+        b: *const f32,
+        b_rs: usize,
+        beta: f32,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        // SAFETY: the contract makes a readable for kc·MR floats.
+        let a = unsafe { std::slice::from_raw_parts(a, kc * MR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (a_col, b_row) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for (p, a_col) in a.chunks_exact(MR).enumerate() {
+            // SAFETY: p < kc: the contract makes row p of B̃ (NR floats at b + p·b_rs) readable.
+            let b_row = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), NR) };
             for (acc_row, &a_i) in acc.iter_mut().zip(a_col) {
                 for (sum, &b_j) in acc_row.iter_mut().zip(b_row) {
                     // A separate multiply and add: `mul_add` is a libm call where the target lacks FMA.
