@@ -346,7 +346,7 @@ fn backward_weight_image(
     x: &[f32],
     dy: &[f32],
     dweight: &mut [f32],
-    mut dbias: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
     col: &mut [f32],
     parallel: bool,
 ) -> Result<()> {
@@ -365,7 +365,7 @@ fn backward_weight_image(
         // dy_g (cog, P) times colᵀ (P, K), added to dW_g (cog, K).
         sgemm(Transpose::No, Transpose::Yes, cog, k, p, 1.0, dyg, p, cols, p, 1.0, dwg, k)?;
     }
-    if let Some(dbias) = dbias.as_deref_mut() {
+    if let Some(dbias) = dbias {
         for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(p)) {
             *db += row.iter().sum::<f32>();
         }
