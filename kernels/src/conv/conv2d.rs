@@ -121,8 +121,10 @@ where
 ///
 /// Shapes (see [`Conv2dShape`]): `x (n, c_in, h, w)`, `weight (c_out, c_in/groups, kh, kw)`,
 /// `bias (c_out)` or `None`, `y (n, c_out, out_h, out_w)` **overwritten** (never read).
-/// `workspace`: scratch of at least one column buffer, see [`conv2d_workspace_len`].
-/// `n = 0` is a no-op. Errors if the shape fails its check or a slice length does not match.
+/// `workspace`: scratch (contents ignored) of at least one column buffer, none for a pointwise
+/// convolution; with room for more, runs of images go to parallel slots, one buffer each
+/// (see [`conv2d_workspace_len`]). `n = 0` is a no-op. Errors if the shape fails its check
+/// or a slice length does not match.
 pub fn conv2d_forward(
     shape: &Conv2dShape,
     x: &[f32],
