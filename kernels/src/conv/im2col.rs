@@ -16,7 +16,9 @@ use super::shape::Conv2dShape;
 use crate::error::{check_len, Result};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 
-/// `col = im2col(x)` for one group of one image (layout in the [module docs](self)).
+/// `col = im2col(x)` for one group of one image: row `(ci·kh + ki)·kw + kj`, column
+/// `oy·out_w + ox` of `col` holds `x[ci, oy·stride_h + ki·dilation_h - pad_h, ox·stride_w +
+/// kj·dilation_w - pad_w]`, or 0 in the padding (so `y = W (c_out, c·kh·kw) × col`).
 ///
 /// `x` is `(c_in/groups, h, w)` (a whole image when `groups = 1`); `col` is
 /// `(c_in/groups·kh·kw, out_h·out_w)` and is **overwritten** (never read). `shape.n` is not

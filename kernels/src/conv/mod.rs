@@ -13,7 +13,7 @@
 //!   [`crate::gemm::sgemm`]; 1x1 convolutions with stride 1 and no padding skip the unfolding.
 //! - Callers pass the scratch: [`conv2d_workspace_len`] says how much (one column buffer per
 //!   thread when the batch is split across the pool).
-//! - [`reference`] holds the direct 7-loop convolution and plain im2col/col2im the fast paths
+//! - [`reference`](mod@reference) holds the direct 7-loop convolution and plain im2col/col2im the fast paths
 //!   are tested against.
 
 mod conv2d;
