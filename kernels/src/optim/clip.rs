@@ -104,10 +104,10 @@ fn for_each_chunk_mut(grads: &mut [&mut [f32]], f: impl Fn(&mut [f32]) + Sync) {
 /// untouched (PyTorch's `error_if_nonfinite=True`; with `False` PyTorch would scale them
 /// all to NaN).
 pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -> Result<f32> {
-    if !(max_norm >= 0.0) {
+    if max_norm.is_nan() || max_norm < 0.0 {
         return Err(argument_error("max_norm", "max_norm >= 0", max_norm));
     }
-    if !(norm_type > 0.0) {
+    if norm_type.is_nan() || norm_type <= 0.0 {
         return Err(argument_error("norm_type", "norm_type > 0 (or infinity)", norm_type));
     }
     let total = total_norm(grads, norm_type) as f32;
@@ -126,7 +126,7 @@ pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -
 ///
 /// Errors: `clip_value` negative or NaN.
 pub fn clip_grad_value(grads: &mut [&mut [f32]], clip_value: f32) -> Result<()> {
-    if !(clip_value >= 0.0) {
+    if clip_value.is_nan() || clip_value < 0.0 {
         return Err(argument_error("clip_value", "clip_value >= 0", clip_value));
     }
     let clamp = |chunk: &mut [f32]| {
