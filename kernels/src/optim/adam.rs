@@ -62,7 +62,7 @@ impl UpdateRule<4> for AdamRule {
 /// - `max_exp_avg_sq` (len when `cfg.amsgrad`, otherwise ignored and may be empty): the
 ///   running maximum of `v`, zero before step 1, updated.
 ///
-/// The bias corrections are computed in f64 (as PyTorch does in Python floats). Errors: a
+/// The step constants are computed in f64 (as PyTorch does in Python floats), then rounded. Errors: a
 /// field of `cfg` out of domain, `step = 0`, a slice length that differs from `param.len()`.
 /// An empty `param` is a no-op.
 pub fn adam_update(
@@ -89,21 +89,21 @@ pub fn adam_update(
     )?;
     // β^t for t beyond i32 has long underflowed to 0; saturating keeps powi well defined.
     let t = i32::try_from(step).unwrap_or(i32::MAX);
-    let bias_correction1 = 1.0 - f64::from(cfg.beta1).powi(t);
-    let bias_correction2 = 1.0 - f64::from(cfg.beta2).powi(t);
+    let bias_correction1 = 1.0 - cfg.beta1.powi(t);
+    let bias_correction2 = 1.0 - cfg.beta2.powi(t);
     let (decay_factor, l2) = if cfg.decoupled_weight_decay {
-        ((1.0 - f64::from(cfg.lr) * f64::from(cfg.weight_decay)) as f32, 0.0)
+        ((1.0 - cfg.lr * cfg.weight_decay) as f32, 0.0)
     } else {
-        (1.0, cfg.weight_decay)
+        (1.0, cfg.weight_decay as f32)
     };
     let rule = AdamRule {
         decay_factor,
         l2,
-        one_minus_beta1: 1.0 - cfg.beta1,
-        beta2: cfg.beta2,
-        one_minus_beta2: 1.0 - cfg.beta2,
-        eps: cfg.eps,
-        step_size: (f64::from(cfg.lr) / bias_correction1) as f32,
+        one_minus_beta1: (1.0 - cfg.beta1) as f32,
+        beta2: cfg.beta2 as f32,
+        one_minus_beta2: (1.0 - cfg.beta2) as f32,
+        eps: cfg.eps as f32,
+        step_size: (cfg.lr / bias_correction1) as f32,
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,
         amsgrad: cfg.amsgrad,
     };

@@ -1,10 +1,14 @@
 //! Hyper-parameters of the optimizers: small `Copy` structs whose `Default` is PyTorch's and
 //! whose `check` rejects values outside the domain PyTorch accepts.
+//!
+//! They are f64, like PyTorch's Python floats: the kernels derive their f32 constants
+//! (`1 - β2`, `lr/(1 - β1ᵗ)`, ...) in f64 and round once, so `1 - 0.999` is the f32 nearest
+//! 0.001 (`1 - 0.999f32` would be 1.3e-5 off).
 
 use crate::error::{argument_error, Result};
 
 /// Rejects a value that is negative, infinite or NaN.
-fn non_negative(what: &str, value: f32) -> Result<()> {
+fn non_negative(what: &str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
@@ -13,7 +17,7 @@ fn non_negative(what: &str, value: f32) -> Result<()> {
 }
 
 /// Rejects a value outside `[0, 1)` (a β of an exponential moving average).
-fn unit_open(what: &str, value: f32) -> Result<()> {
+fn unit_open(what: &str, value: f64) -> Result<()> {
     if (0.0..1.0).contains(&value) {
         Ok(())
     } else {
@@ -22,7 +26,7 @@ fn unit_open(what: &str, value: f32) -> Result<()> {
 }
 
 /// Rejects a value outside `[0, 1]`.
-fn unit_closed(what: &str, value: f32) -> Result<()> {
+fn unit_closed(what: &str, value: f64) -> Result<()> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
@@ -37,13 +41,13 @@ fn unit_closed(what: &str, value: f32) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate (PyTorch default 1e-3), `>= 0`.
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum factor μ (default 0: plain SGD, no buffer), `>= 0`.
-    pub momentum: f32,
+    pub momentum: f64,
     /// Dampening τ of the gradient added to the buffer (default 0), in `[0, 1]`.
-    pub dampening: f32,
+    pub dampening: f64,
     /// L2 penalty added to the gradient (default 0), `>= 0`.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Nesterov momentum (default false); needs `momentum > 0` and `dampening = 0`.
     pub nesterov: bool,
 }
@@ -78,15 +82,15 @@ impl SgdConfig {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RmspropConfig {
     /// Learning rate (PyTorch default 1e-2), `>= 0`.
-    pub lr: f32,
+    pub lr: f64,
     /// Smoothing constant α of the squared-gradient average (default 0.99), in `[0, 1]`.
-    pub alpha: f32,
+    pub alpha: f64,
     /// Added to the denominator (default 1e-8), `>= 0`.
-    pub eps: f32,
+    pub eps: f64,
     /// L2 penalty added to the gradient (default 0), `>= 0`.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Momentum factor μ (default 0: no buffer), `>= 0`.
-    pub momentum: f32,
+    pub momentum: f64,
     /// Normalise by the estimated variance `v - ḡ²` instead of `v` (default false).
     pub centered: bool,
 }
@@ -115,15 +119,15 @@ impl RmspropConfig {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate (default 1e-3), `>= 0`.
-    pub lr: f32,
+    pub lr: f64,
     /// Decay β1 of the gradient average (default 0.9), in `[0, 1)`.
-    pub beta1: f32,
+    pub beta1: f64,
     /// Decay β2 of the squared-gradient average (default 0.999), in `[0, 1)`.
-    pub beta2: f32,
+    pub beta2: f64,
     /// Added to the denominator (default 1e-8), `>= 0`.
-    pub eps: f32,
+    pub eps: f64,
     /// Weight decay (Adam default 0, AdamW default 1e-2), `>= 0`.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// `false`: L2 added to the gradient (Adam); `true`: decoupled decay (AdamW).
     pub decoupled_weight_decay: bool,
     /// Use the running maximum of `v` (AMSGrad; default false).

@@ -2,24 +2,27 @@
 //! [`SgdConfig`], [`RmspropConfig`] and [`AdamConfig`] written out element by element. The
 //! ground truth of the fast paths' tests and their bench baseline.
 //!
-//! They take what the checked kernels accept (same arguments, lengths already right; a
+//! The hyper-parameters are rounded to f32 once, as the kernels do. They take what the
+//! checked kernels accept (same arguments, lengths already right; a
 //! state a configuration does not use may be empty) and panic on anything else.
 
 use super::config::{AdamConfig, RmspropConfig, SgdConfig};
 
 /// Scalar [`sgd_update`](super::sgd_update).
 pub fn sgd_update(cfg: &SgdConfig, step: u64, param: &mut [f32], grad: &[f32], momentum_buf: &mut [f32]) {
+    let (lr, momentum, weight_decay) = (cfg.lr as f32, cfg.momentum as f32, cfg.weight_decay as f32);
+    let one_minus_dampening = (1.0 - cfg.dampening) as f32;
     for i in 0..param.len() {
         let mut g = grad[i];
-        if cfg.weight_decay != 0.0 {
-            g += cfg.weight_decay * param[i];
+        if weight_decay != 0.0 {
+            g += weight_decay * param[i];
         }
-        if cfg.momentum != 0.0 {
+        if momentum != 0.0 {
             momentum_buf[i] =
-                if step == 1 { g } else { cfg.momentum * momentum_buf[i] + (1.0 - cfg.dampening) * g };
-            g = if cfg.nesterov { g + cfg.momentum * momentum_buf[i] } else { momentum_buf[i] };
+                if step == 1 { g } else { momentum * momentum_buf[i] + one_minus_dampening * g };
+            g = if cfg.nesterov { g + momentum * momentum_buf[i] } else { momentum_buf[i] };
         }
-        param[i] -= cfg.lr * g;
+        param[i] -= lr * g;
     }
 }
 
@@ -32,14 +35,17 @@ pub fn rmsprop_update(
     momentum_buf: &mut [f32],
     grad_avg: &mut [f32],
 ) {
+    let (lr, alpha, eps) = (cfg.lr as f32, cfg.alpha as f32, cfg.eps as f32);
+    let (weight_decay, momentum) = (cfg.weight_decay as f32, cfg.momentum as f32);
+    let one_minus_alpha = (1.0 - cfg.alpha) as f32;
     for i in 0..param.len() {
         let mut g = grad[i];
-        if cfg.weight_decay != 0.0 {
-            g += cfg.weight_decay * param[i];
+        if weight_decay != 0.0 {
+            g += weight_decay * param[i];
         }
-        square_avg[i] = cfg.alpha * square_avg[i] + (1.0 - cfg.alpha) * g * g;
+        square_avg[i] = alpha * square_avg[i] + one_minus_alpha * g * g;
         let root = if cfg.centered {
-            grad_avg[i] += (1.0 - cfg.alpha) * (g - grad_avg[i]);
+            grad_avg[i] += one_minus_alpha * (g - grad_avg[i]);
             // Rounding can make the centred variance slightly negative: taken as 0.
             let variance = square_avg[i] - grad_avg[i] * grad_avg[i];
             if variance < 0.0 {
@@ -50,12 +56,12 @@ pub fn rmsprop_update(
         } else {
             square_avg[i].sqrt()
         };
-        let denom = root + cfg.eps;
-        if cfg.momentum > 0.0 {
-            momentum_buf[i] = cfg.momentum * momentum_buf[i] + g / denom;
-            param[i] -= cfg.lr * momentum_buf[i];
+        let denom = root + eps;
+        if momentum > 0.0 {
+            momentum_buf[i] = momentum * momentum_buf[i] + g / denom;
+            param[i] -= lr * momentum_buf[i];
         } else {
-            param[i] -= cfg.lr * (g / denom);
+            param[i] -= lr * (g / denom);
         }
     }
 }
@@ -71,20 +77,22 @@ pub fn adam_update(
     max_exp_avg_sq: &mut [f32],
 ) {
     let t = i32::try_from(step).unwrap_or(i32::MAX);
-    let step_size = (f64::from(cfg.lr) / (1.0 - f64::from(cfg.beta1).powi(t))) as f32;
-    let bias_correction2_sqrt = (1.0 - f64::from(cfg.beta2).powi(t)).sqrt() as f32;
-    let decay_factor = (1.0 - f64::from(cfg.lr) * f64::from(cfg.weight_decay)) as f32;
+    let step_size = (cfg.lr / (1.0 - cfg.beta1.powi(t))) as f32;
+    let bias_correction2_sqrt = (1.0 - cfg.beta2.powi(t)).sqrt() as f32;
+    let decay_factor = (1.0 - cfg.lr * cfg.weight_decay) as f32;
+    let (beta2, eps, weight_decay) = (cfg.beta2 as f32, cfg.eps as f32, cfg.weight_decay as f32);
+    let (one_minus_beta1, one_minus_beta2) = ((1.0 - cfg.beta1) as f32, (1.0 - cfg.beta2) as f32);
     for i in 0..param.len() {
         let mut g = grad[i];
-        if cfg.weight_decay != 0.0 {
+        if weight_decay != 0.0 {
             if cfg.decoupled_weight_decay {
                 param[i] *= decay_factor;
             } else {
-                g += cfg.weight_decay * param[i];
+                g += weight_decay * param[i];
             }
         }
-        exp_avg[i] += (1.0 - cfg.beta1) * (g - exp_avg[i]);
-        exp_avg_sq[i] = cfg.beta2 * exp_avg_sq[i] + (1.0 - cfg.beta2) * g * g;
+        exp_avg[i] += one_minus_beta1 * (g - exp_avg[i]);
+        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g;
         let v = if cfg.amsgrad {
             if exp_avg_sq[i] > max_exp_avg_sq[i] {
                 max_exp_avg_sq[i] = exp_avg_sq[i];
@@ -93,7 +101,7 @@ pub fn adam_update(
         } else {
             exp_avg_sq[i]
         };
-        let denom = v.sqrt() / bias_correction2_sqrt + cfg.eps;
+        let denom = v.sqrt() / bias_correction2_sqrt + eps;
         param[i] -= step_size * (exp_avg[i] / denom);
     }
 }

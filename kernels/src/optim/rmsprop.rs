@@ -84,12 +84,12 @@ pub fn rmsprop_update(
         ],
     )?;
     let rule = RmspropRule {
-        lr: cfg.lr,
-        alpha: cfg.alpha,
-        one_minus_alpha: 1.0 - cfg.alpha,
-        eps: cfg.eps,
-        weight_decay: cfg.weight_decay,
-        momentum: cfg.momentum,
+        lr: cfg.lr as f32,
+        alpha: cfg.alpha as f32,
+        one_minus_alpha: (1.0 - cfg.alpha) as f32,
+        eps: cfg.eps as f32,
+        weight_decay: cfg.weight_decay as f32,
+        momentum: cfg.momentum as f32,
         centered: cfg.centered,
     };
     for_each_chunk(&rule, grad, [param, square_avg, momentum_buf, grad_avg]);

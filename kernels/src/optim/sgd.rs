@@ -61,10 +61,10 @@ pub fn sgd_update(
     let momentum_buf: &mut [f32] = if cfg.momentum != 0.0 { momentum_buf } else { &mut [] };
     check_slices(len, grad, &[("momentum_buf", cfg.momentum != 0.0, momentum_buf.len())])?;
     let rule = SgdRule {
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        one_minus_dampening: 1.0 - cfg.dampening,
-        weight_decay: cfg.weight_decay,
+        lr: cfg.lr as f32,
+        momentum: cfg.momentum as f32,
+        one_minus_dampening: (1.0 - cfg.dampening) as f32,
+        weight_decay: cfg.weight_decay as f32,
         nesterov: cfg.nesterov,
         first_step: step == 1,
     };
