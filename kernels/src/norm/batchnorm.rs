@@ -106,6 +106,8 @@ fn for_each_channel<T: Send>(
     if total >= MIN_PARALLEL_ELEMENTS {
         items.enumerate().for_each(|(k, item)| f(k, item));
     } else {
+        // A minimum piece length of usize::MAX never splits: rayon then folds the items in
+        // order on the calling thread, without entering the pool.
         items.with_min_len(usize::MAX).enumerate().for_each(|(k, item)| f(k, item));
     }
 }

@@ -1,10 +1,12 @@
 //! Inverted dropout with a counter-based random number generator.
 //!
-//! Element `j` of a call with `(seed, offset)` is kept when the SplitMix64 output number
-//! `offset + j` of the stream keyed by `seed` (see [`dropout_keep`]) falls in the top `1 - p`
-//! of its range. The decision depends only on `(seed, offset + j)`, never on the order in
-//! which elements are visited, so the mask is the same for any thread count and chunking,
-//! and a tensor may be processed in pieces by advancing `offset`.
+//! Element `j` of a call with `(seed, offset)` has counter `e = offset + j`; it is kept when
+//! its 32 random bits, half `e mod 2` of SplitMix64 draw number `⌊e/2⌋` of the stream keyed
+//! by `seed` (see [`dropout_keep`]), fall in the top `1 - p` of their range. The decision
+//! depends only on `(seed, e)`, never on the order in which elements are visited, so the
+//! mask is the same for any thread count and chunking, and a tensor may be processed in
+//! pieces by advancing `offset`. One 64-bit draw serves two neighbouring elements, which
+//! halves the cost of the generator, the bulk of this kernel's work.
 
 use rayon::prelude::*;
 use wide::f32x8;
@@ -27,17 +29,44 @@ fn threshold(p: f32) -> u64 {
     (f64::from(p) * 4_294_967_296.0).round() as u64
 }
 
-/// Whether element `index` (the counter, `offset + j`) is kept under `seed` and dropout
-/// probability `p`: the top 32 bits of `mix64(mix64(seed) + (index + 1)·γ)` (the draw
-/// number `index` of SplitMix64 seeded with `mix64(seed)`) compared with `round(p·2³²)`.
-/// This is the definition the kernels and the reference share.
+/// Whether the element with counter `index` (`offset + j`) is kept under `seed` and dropout
+/// probability `p`: with `d = mix64(mix64(seed) + (⌊index/2⌋ + 1)·γ)` (draw number
+/// `⌊index/2⌋` of SplitMix64 seeded with `mix64(seed)`), its high 32 bits for an even
+/// `index`, its low 32 bits for an odd one, compared with `round(p·2³²)`. This is the
+/// definition the kernels and the reference share.
 pub fn dropout_keep(p: f32, seed: u64, index: u64) -> bool {
-    keep_with(mix64(seed), threshold(p), index)
+    let draw = draw(mix64(seed), index >> 1);
+    let bits = if index & 1 == 0 { draw >> 32 } else { draw & 0xFFFF_FFFF };
+    bits >= threshold(p)
 }
 
+/// Draw number `pair` of the stream keyed by `key`.
 #[inline(always)]
-fn keep_with(key: u64, threshold: u64, index: u64) -> bool {
-    mix64(key.wrapping_add(index.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA))) >> 32 >= threshold
+fn draw(key: u64, pair: u64) -> u64 {
+    mix64(key.wrapping_add(pair.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA)))
+}
+
+/// Fills `mask` (counters `first..`) with 1 (kept) or 0, one draw per aligned pair of
+/// counters; the decisions are those of [`dropout_keep`].
+fn fill_mask(key: u64, threshold: u64, first: u64, mask: &mut [u8]) {
+    let high = |d: u64| u8::from(d >> 32 >= threshold);
+    let low = |d: u64| u8::from(d & 0xFFFF_FFFF >= threshold);
+    // An odd first counter is the low half of the pair before.
+    let (head, rest) = mask.split_at_mut(usize::from(first & 1 == 1).min(mask.len()));
+    if let Some(m) = head.first_mut() {
+        *m = low(draw(key, first >> 1));
+    }
+    let pair0 = first.wrapping_add(head.len() as u64) >> 1;
+    let done = (rest.len() / 2) as u64;
+    let mut pairs = rest.chunks_exact_mut(2);
+    for (q, pair) in (&mut pairs).enumerate() {
+        let d = draw(key, pair0.wrapping_add(q as u64));
+        pair[0] = high(d);
+        pair[1] = low(d);
+    }
+    if let Some(m) = pairs.into_remainder().first_mut() {
+        *m = high(draw(key, pair0.wrapping_add(done)));
+    }
 }
 
 /// The factor kept units are multiplied by: `1/(1 - p)`, and 0 for `p = 1` (everything is
@@ -99,9 +128,7 @@ pub fn dropout_forward(
     check_len(|| format!("mask (x len {len})"), len, mask.len())?;
     let (key, threshold, scale) = (mix64(seed), threshold(p), dropout_scale(p));
     let run = |first: u64, x: &[f32], y: &mut [f32], mask: &mut [u8]| {
-        for (j, m) in mask.iter_mut().enumerate() {
-            *m = u8::from(keep_with(key, threshold, first.wrapping_add(j as u64)));
-        }
+        fill_mask(key, threshold, first, mask);
         apply_mask(x, mask, scale, y);
     };
     let chunk = chunk_len(len, 8);
