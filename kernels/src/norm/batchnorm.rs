@@ -14,14 +14,14 @@ use crate::error::{argument_error, check_len, check_min_len, shape_error, Result
 use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
 
 /// `n·c·spatial`, or a shape error when it overflows.
-pub(crate) fn element_count(n: usize, c: usize, spatial: usize) -> Result<usize> {
+fn element_count(n: usize, c: usize, spatial: usize) -> Result<usize> {
     n.checked_mul(c).and_then(|nc| nc.checked_mul(spatial)).ok_or_else(|| {
         shape_error("(n, c, spatial)", "n·c·spatial to fit in usize", format!("({n}, {c}, {spatial})"))
     })
 }
 
 /// Checks `eps >= 0` (finite).
-pub(crate) fn check_eps(eps: f32) -> Result<()> {
+fn check_eps(eps: f32) -> Result<()> {
     if eps.is_finite() && eps >= 0.0 {
         Ok(())
     } else {
@@ -31,7 +31,7 @@ pub(crate) fn check_eps(eps: f32) -> Result<()> {
 
 /// Checks that training has more than one value per channel (PyTorch: "Expected more than
 /// 1 value per channel when training").
-pub(crate) fn check_values_per_channel(n: usize, spatial: usize) -> Result<usize> {
+fn check_values_per_channel(n: usize, spatial: usize) -> Result<usize> {
     match n.checked_mul(spatial) {
         Some(m) if m >= 2 => Ok(m),
         _ => Err(shape_error(
@@ -43,7 +43,7 @@ pub(crate) fn check_values_per_channel(n: usize, spatial: usize) -> Result<usize
 }
 
 /// Checks the per-channel slices `(name, len)` against `c`.
-pub(crate) fn check_channel_slices(c: usize, slices: &[(&str, usize)]) -> Result<()> {
+fn check_channel_slices(c: usize, slices: &[(&str, usize)]) -> Result<()> {
     for &(name, len) in slices {
         check_len(|| format!("{name} (c = {c})"), c, len)?;
     }
@@ -51,7 +51,7 @@ pub(crate) fn check_channel_slices(c: usize, slices: &[(&str, usize)]) -> Result
 }
 
 /// Checks the `(n, c, spatial)` tensors `(name, len)`.
-pub(crate) fn check_tensors(n: usize, c: usize, spatial: usize, slices: &[(&str, usize)]) -> Result<usize> {
+fn check_tensors(n: usize, c: usize, spatial: usize, slices: &[(&str, usize)]) -> Result<usize> {
     let total = element_count(n, c, spatial)?;
     for &(name, len) in slices {
         check_len(|| format!("{name} (n, c, spatial) = ({n}, {c}, {spatial})"), total, len)?;

@@ -100,8 +100,8 @@ fn for_each_chunk_mut(grads: &mut [&mut [f32]], f: impl Fn(&mut [f32]) + Sync) {
 /// accumulated in f64 over a fixed tree, so it is the same for any thread count.
 ///
 /// Errors: `max_norm` negative or NaN, `norm_type` not `> 0`; a non-finite total norm (a
-/// NaN or infinite gradient) is an error naming `grads`, and the gradients are left
-/// untouched (PyTorch's `error_if_nonfinite=True`; with `False` PyTorch would scale them
+/// NaN or infinite gradient, or a norm beyond f32's range) is an error naming `grads`, and
+/// the gradients are left untouched (PyTorch's `error_if_nonfinite=True`; with `False` PyTorch would scale them
 /// all to NaN).
 pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -> Result<f32> {
     if max_norm.is_nan() || max_norm < 0.0 {
