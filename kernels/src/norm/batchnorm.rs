@@ -2,13 +2,13 @@
 //! of a sequence) and `BatchNorm2d` (`spatial = h·w`).
 //!
 //! Channel `k` holds the `m = n·spatial` values `x[i][k][s]`; its statistics are reduced in
-//! f64 over a fixed order (sample by sample, eight lane accumulators within a plane), two
+//! f64 over a fixed order (sample by sample, eight f64 lanes within a plane), two
 //! passes for the variance (`Σ(x - mean)²` after the mean), so the result is accurate for
 //! data far from zero and the same on any number of threads. Channels run in parallel and
 //! the element-wise passes run over groups of `(i, k)` planes, above the threshold.
 
 use rayon::prelude::*;
-use wide::f32x8;
+use wide::{f32x8, f64x4};
 
 use crate::error::{argument_error, check_len, check_min_len, shape_error, Result};
 use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
@@ -59,42 +59,52 @@ fn check_tensors(n: usize, c: usize, spatial: usize, slices: &[(&str, usize)]) -
     Ok(total)
 }
 
-/// Per-channel f64 sums `Σ f(a, b)` over channel `k` of two `(n, c, spatial)` tensors, in a
-/// fixed order: planes `i = 0..n` in turn, element `s` of a plane into lane `s mod 8`; the
-/// eight lanes are added in order at the end.
+/// Eight floats widened to f64, in two vectors of four.
+fn widen(v: &[f32]) -> [f64x4; 2] {
+    let v = &v[..8];
+    [
+        f64x4::from(core::array::from_fn::<f64, 4, _>(|j| f64::from(v[j]))),
+        f64x4::from(core::array::from_fn::<f64, 4, _>(|j| f64::from(v[4 + j]))),
+    ]
+}
+
+/// Per-channel f64 sums `Σ f(a, b)` (`f` element-wise on four lanes) over channel `k` of two
+/// `(n, c, spatial)` tensors, in a fixed order: planes `i = 0..n` in turn; within a plane,
+/// element `s` of the whole vectors into lane `s mod 8`, the `spatial mod 8` tail elements
+/// into a separate scalar; at the end the eight lanes, then the tail, are added.
 fn channel_sums<const R: usize>(
     c: usize,
     spatial: usize,
     k: usize,
     a: &[f32],
     b: &[f32],
-    f: impl Fn(f64, f64) -> [f64; R],
+    f: impl Fn(f64x4, f64x4) -> [f64x4; R],
 ) -> [f64; R] {
-    let mut lanes = [[0.0f64; R]; 8];
-    let add = |lane: &mut [f64; R], u: f32, v: f32| {
-        for (acc, term) in lane.iter_mut().zip(f(f64::from(u), f64::from(v))) {
-            *acc += term;
-        }
-    };
+    let mut lanes = [[f64x4::splat(0.0); 2]; R];
+    let mut tail = [0.0f64; R];
+    let body = spatial - spatial % 8;
     for start in (k * spatial..a.len()).step_by(c * spatial) {
         let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
-        let (mut va, mut vb) = (pa.chunks_exact(8), pb.chunks_exact(8));
-        for (ca, cb) in (&mut va).zip(&mut vb) {
-            for (lane, (&u, &v)) in lanes.iter_mut().zip(ca.iter().zip(cb)) {
-                add(lane, u, v);
+        for base in (0..body).step_by(8) {
+            let (wa, wb) = (widen(&pa[base..]), widen(&pb[base..]));
+            for half in 0..2 {
+                let terms = f(wa[half], wb[half]);
+                for q in 0..R {
+                    lanes[q][half] += terms[q];
+                }
             }
         }
-        for (lane, (&u, &v)) in lanes.iter_mut().zip(va.remainder().iter().zip(vb.remainder())) {
-            add(lane, u, v);
+        for j in body..spatial {
+            let terms = f(f64x4::splat(f64::from(pa[j])), f64x4::splat(f64::from(pb[j])));
+            for q in 0..R {
+                tail[q] += terms[q].to_array()[0];
+            }
         }
     }
-    let mut total = [0.0f64; R];
-    for lane in &lanes {
-        for (t, l) in total.iter_mut().zip(lane) {
-            *t += l;
-        }
-    }
-    total
+    core::array::from_fn(|q| {
+        let [lo, hi] = lanes[q].map(f64x4::to_array);
+        lo.iter().chain(&hi).sum::<f64>() + tail[q]
+    })
 }
 
 /// Runs `f(channel, ...)` for every channel, in parallel when the tensor is big enough.
@@ -209,7 +219,8 @@ pub fn batchnorm_forward_train(
     for_each_channel(total, stats, |k, ((mean_out, invstd_out), (run_mean, run_var))| {
         let [sum] = channel_sums(c, spatial, k, x, x, |v, _| [v]);
         let mean = sum / mf;
-        let [squares] = channel_sums(c, spatial, k, x, x, |v, _| [(v - mean) * (v - mean)]);
+        let mean4 = f64x4::splat(mean);
+        let [squares] = channel_sums(c, spatial, k, x, x, |v, _| [(v - mean4) * (v - mean4)]);
         let var = squares / mf;
         *mean_out = mean as f32;
         *invstd_out = (1.0 / (var + f64::from(eps)).sqrt()) as f32;
@@ -324,7 +335,8 @@ pub fn batchnorm_backward(
         workspace[..needed].par_chunks_mut(2).zip(dgamma.par_iter_mut().zip(dbeta.par_iter_mut()));
     for_each_channel(total, coefficients, |k, (coef, (dgamma, dbeta))| {
         let (mean, invstd) = (f64::from(save_mean[k]), f64::from(save_invstd[k]));
-        let [sum_dy, sum_dy_xc] = channel_sums(c, spatial, k, dy, x, |g, v| [g, g * (v - mean)]);
+        let mean4 = f64x4::splat(mean);
+        let [sum_dy, sum_dy_xc] = channel_sums(c, spatial, k, dy, x, |g, v| [g, g * (v - mean4)]);
         let sum_dy_xhat = sum_dy_xc * invstd;
         *dbeta += sum_dy as f32;
         *dgamma += sum_dy_xhat as f32;
