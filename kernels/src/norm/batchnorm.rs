@@ -5,7 +5,8 @@
 //! f64 over a fixed order (sample by sample, eight f64 lanes within a plane), two
 //! passes for the variance (`Σ(x - mean)²` after the mean), so the result is accurate for
 //! data far from zero and the same on any number of threads. Channels run in parallel and
-//! the element-wise passes run over groups of `(i, k)` planes, above the threshold.
+//! the element-wise passes run over groups of `(i, k)` planes (of whole rows when
+//! `spatial = 1`), above the threshold.
 
 use rayon::prelude::*;
 use wide::{f32x8, f64x4};
@@ -83,6 +84,16 @@ fn channel_sums<const R: usize>(
     let mut lanes = [[f64x4::splat(0.0); 2]; R];
     let mut tail = [0.0f64; R];
     let body = spatial - spatial % 8;
+    if spatial == 1 {
+        // The same order as below (every element is a tail element), without the slicing.
+        for j in (k..a.len()).step_by(c) {
+            let terms = f(f64x4::splat(f64::from(a[j])), f64x4::splat(f64::from(b[j])));
+            for q in 0..R {
+                tail[q] += terms[q].to_array()[0];
+            }
+        }
+        return tail;
+    }
     for start in (k * spatial..a.len()).step_by(c * spatial) {
         let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
         for base in (0..body).step_by(8) {
@@ -231,10 +242,21 @@ pub fn batchnorm_forward_train(
         return Ok(());
     }
     let (save_mean, save_invstd) = (&*save_mean, &*save_invstd);
-    for_each_plane(spatial, y, x, x, |plane, y, x, _| {
-        let k = plane % c;
-        affine_plane(x, y, save_mean[k], gamma[k] * save_invstd[k], beta[k]);
-    });
+    if spatial == 1 {
+        // One element per plane: run along the rows instead, where the per-channel
+        // coefficients are contiguous too (a loop the compiler vectorises).
+        for_each_plane(c, y, x, x, |_, y, x, _| {
+            let coefficients = save_mean.iter().zip(gamma.iter().zip(save_invstd)).zip(beta);
+            for ((y, &x), ((&mean, (&g, &invstd)), &b)) in y.iter_mut().zip(x).zip(coefficients) {
+                *y = (x - mean) * (g * invstd) + b;
+            }
+        });
+    } else {
+        for_each_plane(spatial, y, x, x, |plane, y, x, _| {
+            let k = plane % c;
+            affine_plane(x, y, save_mean[k], gamma[k] * save_invstd[k], beta[k]);
+        });
+    }
     Ok(())
 }
 
@@ -272,15 +294,25 @@ pub fn batchnorm_forward_eval(
     if total == 0 {
         return Ok(());
     }
-    for_each_plane(spatial, y, x, x, |plane, y, x, _| {
-        let k = plane % c;
-        affine_plane(x, y, running_mean[k], gamma[k] / (running_var[k] + eps).sqrt(), beta[k]);
-    });
+    if spatial == 1 {
+        // Along the rows, as in the training forward.
+        for_each_plane(c, y, x, x, |_, y, x, _| {
+            let coefficients = running_mean.iter().zip(gamma.iter().zip(running_var)).zip(beta);
+            for ((y, &x), ((&mean, (&g, &var)), &b)) in y.iter_mut().zip(x).zip(coefficients) {
+                *y = (x - mean) * (g / (var + eps).sqrt()) + b;
+            }
+        });
+    } else {
+        for_each_plane(spatial, y, x, x, |plane, y, x, _| {
+            let k = plane % c;
+            affine_plane(x, y, running_mean[k], gamma[k] / (running_var[k] + eps).sqrt(), beta[k]);
+        });
+    }
     Ok(())
 }
 
 /// Scratch length (f32 elements) [`batchnorm_backward`] needs for `c` channels: two
-/// per-channel coefficients.
+/// per-channel coefficients, `mean(dy)` and `invstd·mean(dy·x̂)`.
 pub fn batchnorm_backward_workspace_len(c: usize) -> usize {
     2 * c
 }
@@ -329,25 +361,38 @@ pub fn batchnorm_backward(
         return Ok(());
     }
     let mf = m as f64;
-    // workspace[2k] = mean(dy), workspace[2k + 1] = invstd·mean(dy·x̂): dx is then
-    // γ·invstd·((dy - workspace[2k]) - (x - μ)·workspace[2k + 1]).
+    // mean_dy[k] = mean(dy), slope[k] = invstd·mean(dy·x̂): dx is then
+    // γ·invstd·((dy - mean_dy[k]) - (x - μ)·slope[k]).
+    let (mean_dy, slope) = workspace[..needed].split_at_mut(c);
     let coefficients =
-        workspace[..needed].par_chunks_mut(2).zip(dgamma.par_iter_mut().zip(dbeta.par_iter_mut()));
-    for_each_channel(total, coefficients, |k, (coef, (dgamma, dbeta))| {
+        mean_dy.par_iter_mut().zip(slope.par_iter_mut()).zip(dgamma.par_iter_mut().zip(dbeta.par_iter_mut()));
+    for_each_channel(total, coefficients, |k, ((mean_dy, slope), (dgamma, dbeta))| {
         let (mean, invstd) = (f64::from(save_mean[k]), f64::from(save_invstd[k]));
         let mean4 = f64x4::splat(mean);
         let [sum_dy, sum_dy_xc] = channel_sums(c, spatial, k, dy, x, |g, v| [g, g * (v - mean4)]);
         let sum_dy_xhat = sum_dy_xc * invstd;
         *dbeta += sum_dy as f32;
         *dgamma += sum_dy_xhat as f32;
-        coef[0] = (sum_dy / mf) as f32;
-        coef[1] = (invstd * sum_dy_xhat / mf) as f32;
+        *mean_dy = (sum_dy / mf) as f32;
+        *slope = (invstd * sum_dy_xhat / mf) as f32;
     });
-    let workspace = &*workspace;
+    let (mean_dy, slope) = (&*mean_dy, &*slope);
+    if spatial == 1 {
+        // Along the rows, as in the forward.
+        for_each_plane(c, dx, dy, x, |_, dx, dy, x| {
+            let coefficients =
+                save_mean.iter().zip(gamma.iter().zip(save_invstd)).zip(mean_dy.iter().zip(slope));
+            for ((o, (&g, &v)), ((&mean, (&gm, &invstd)), (&md, &sl))) in
+                dx.iter_mut().zip(dy.iter().zip(x)).zip(coefficients)
+            {
+                *o = (gm * invstd) * ((g - md) - (v - mean) * sl);
+            }
+        });
+        return Ok(());
+    }
     for_each_plane(spatial, dx, dy, x, |plane, dx, dy, x| {
         let k = plane % c;
-        let (scale, mean_dy, slope, mean) =
-            (gamma[k] * save_invstd[k], workspace[2 * k], workspace[2 * k + 1], save_mean[k]);
+        let (scale, mean_dy, slope, mean) = (gamma[k] * save_invstd[k], mean_dy[k], slope[k], save_mean[k]);
         let (s8, d8, l8, m8) =
             (f32x8::splat(scale), f32x8::splat(mean_dy), f32x8::splat(slope), f32x8::splat(mean));
         let mut dxs = dx.chunks_exact_mut(8);
