@@ -204,9 +204,9 @@ proptest! {
 
 #[test]
 fn batchnorm_parallel_path_is_thread_count_independent() {
-    // 2d-style (planes of 2741, not a multiple of 8) and 1d-style (spatial = 1, n large):
-    // both above MIN_PARALLEL_ELEMENTS.
-    for (n, c, spatial) in [(4, 6, 2741), (40_001, 3, 1)] {
+    // 2d-style (planes of 2741, not a multiple of 8) and 1d-style (spatial = 1: rows of 3
+    // and of 97 channels): all above MIN_PARALLEL_ELEMENTS.
+    for (n, c, spatial) in [(4, 6, 2741), (40_001, 3, 1), (701, 97, 1)] {
         let p = problem(n, c, spatial, 42, 3.0);
         let dy = uniform(p.x.len(), 43, -1.0, 1.0);
         let run = |threads| {
