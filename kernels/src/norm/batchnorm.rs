@@ -83,32 +83,32 @@ fn channel_sums<const R: usize>(
 ) -> [f64; R] {
     let mut lanes = [[f64x4::splat(0.0); 2]; R];
     let mut tail = [0.0f64; R];
-    let body = spatial - spatial % 8;
-    if spatial == 1 {
-        // The same order as below (every element is a tail element), without the slicing.
-        for j in (k..a.len()).step_by(c) {
-            let terms = f(f64x4::splat(f64::from(a[j])), f64x4::splat(f64::from(b[j])));
-            for q in 0..R {
-                tail[q] += terms[q].to_array()[0];
-            }
+    let mut add_to_tail = |u: f32, v: f32| {
+        let terms = f(f64x4::splat(f64::from(u)), f64x4::splat(f64::from(v)));
+        for (t, term) in tail.iter_mut().zip(terms) {
+            *t += term.to_array()[0];
         }
-        return tail;
-    }
-    for start in (k * spatial..a.len()).step_by(c * spatial) {
-        let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
-        for base in (0..body).step_by(8) {
-            let (wa, wb) = (widen(&pa[base..]), widen(&pb[base..]));
-            for half in 0..2 {
-                let terms = f(wa[half], wb[half]);
-                for q in 0..R {
-                    lanes[q][half] += terms[q];
+    };
+    if spatial == 1 {
+        // Every element is a tail element: the order below, without slicing planes of one.
+        for j in (k..a.len()).step_by(c) {
+            add_to_tail(a[j], b[j]);
+        }
+    } else {
+        let body = spatial - spatial % 8;
+        for start in (k * spatial..a.len()).step_by(c * spatial) {
+            let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
+            for base in (0..body).step_by(8) {
+                let (wa, wb) = (widen(&pa[base..]), widen(&pb[base..]));
+                for half in 0..2 {
+                    let terms = f(wa[half], wb[half]);
+                    for q in 0..R {
+                        lanes[q][half] += terms[q];
+                    }
                 }
             }
-        }
-        for j in body..spatial {
-            let terms = f(f64x4::splat(f64::from(pa[j])), f64x4::splat(f64::from(pb[j])));
-            for q in 0..R {
-                tail[q] += terms[q].to_array()[0];
+            for j in body..spatial {
+                add_to_tail(pa[j], pb[j]);
             }
         }
     }
