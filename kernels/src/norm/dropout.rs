@@ -35,8 +35,8 @@ fn threshold(p: f32) -> u64 {
 /// `index`, its low 32 bits for an odd one, compared with `round(p·2³²)`. This is the
 /// definition the kernels and the reference share.
 pub fn dropout_keep(p: f32, seed: u64, index: u64) -> bool {
-    let draw = draw(mix64(seed), index >> 1);
-    let bits = if index & 1 == 0 { draw >> 32 } else { draw & 0xFFFF_FFFF };
+    let d = draw(mix64(seed), index >> 1);
+    let bits = if index & 1 == 0 { d >> 32 } else { d & 0xFFFF_FFFF };
     bits >= threshold(p)
 }
 
