@@ -15,7 +15,7 @@
 //! In the seed's notation (samples in columns) batch norm is `Z̃ = γ·Z_norm + β` per hidden
 //! unit; here a unit is a channel and samples are rows.
 //!
-//! [`reference`] holds the scalar loops the fast paths are tested against.
+//! [`reference`](mod@reference) holds the scalar loops the fast paths are tested against.
 
 mod batchnorm;
 mod dropout;

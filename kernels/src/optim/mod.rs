@@ -5,7 +5,7 @@
 //! place, in one pass: `f32x8` over whole vectors, the same rule on single floats for the
 //! tail, and rayon chunks ([`crate::parallel::chunk_len`]) above the threshold. The rule is
 //! element-wise and uses no fused multiply-add, so the result has the same bits on any
-//! number of threads and matches the scalar [`reference`] loops bit for bit.
+//! number of threads and matches the scalar [`reference`](mod@reference) loops bit for bit.
 //!
 //! | kernel | PyTorch | state slices |
 //! | --- | --- | --- |
