@@ -79,7 +79,8 @@ fn forward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, x: 
 
 /// Average pool backward: `dx` (`(n, c, h, w)`) is **overwritten**: zeros, then each
 /// `dy[o] / divisor(o)` (`dy` is `(n, c, out_h, out_w)`, divisor as in the forward) is
-/// added to every input element of window `o` (overlapping windows add, in output order).
+/// added to every input element of window `o` (overlapping windows add, in output order,
+/// as in the reference: the same bits).
 pub fn avgpool2d_backward(
     shape: &Pool2dShape,
     count_include_pad: bool,
@@ -96,7 +97,7 @@ pub fn avgpool2d_backward(
     let (pin, pout) = (g.in_plane(), g.out_plane());
     let run = |dy: &[f32], dx: &mut [f32]| {
         for (dyp, dxp) in dy.chunks_exact(pout).zip(dx.chunks_exact_mut(pin)) {
-            backward_plane(&g, count_include_pad, dyp, dxp);
+            with_stride!(g.cols.s, backward_plane(&g, count_include_pad, dyp, dxp));
         }
     };
     let per_task = planes_per_task(g.planes, pout + pin);
@@ -110,19 +111,43 @@ pub fn avgpool2d_backward(
     Ok(())
 }
 
-/// One plane: `dy` is `(out_h, out_w)`, `dx` is `(h, w)`. Each window row is a contiguous
-/// run of `dx` that receives the same `dy / divisor`.
-fn backward_plane(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32]) {
+/// One plane: `dy` is `(out_h, out_w)`, `dx` is `(h, w)`.
+///
+/// Outputs are visited in the reference's order (row by row, left edge, blocks, right
+/// edge, each in increasing `ow`), and each adds its `dy / divisor` to its window in
+/// row-major order, so every `dx` element receives the same adds in the same order as in
+/// the reference: the same bits. The blocks compute 8 gradients with one vector division
+/// (their windows are full-width, so one divisor per row) and add them with the stride and
+/// its loop bounds known at compile time for strides 1 and 2.
+fn backward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32]) {
     let w = g.cols.size;
+    let (s, kw) = (if STRIDE == 0 { g.cols.s } else { STRIDE }, g.cols.k);
+    let (lo, hi) = g.cols.block_range();
     dx.fill(0.0);
     for (oh, dy_row) in dy.chunks_exact(g.cols.out).enumerate() {
         let (r0, r1) = g.rows.span(oh);
-        for (ow, &d) in dy_row.iter().enumerate() {
+        let edge = |dx: &mut [f32], ow: usize| {
             let (c0, c1) = g.cols.span(ow);
-            let grad = d / g.divisor(oh, ow, count_include_pad);
+            let grad = dy_row[ow] / g.divisor(oh, ow, count_include_pad);
             for ih in r0..r1 {
                 dx[ih * w + c0..ih * w + c1].iter_mut().for_each(|v| *v += grad);
             }
+        };
+        (0..lo).for_each(|ow| edge(dx, ow));
+        if lo < hi {
+            let divisor = f32x8::splat(g.divisor(oh, lo, count_include_pad));
+            for ow in (lo..hi).step_by(LANES) {
+                let grad = (f32x8::new(core::array::from_fn(|l| dy_row[ow + l])) / divisor).to_array();
+                let col0 = ow * s - g.cols.p;
+                for ih in r0..r1 {
+                    // The 8 windows of this row span columns col0 .. col0 + 7·s + kw.
+                    let row = &mut dx[ih * w + col0..ih * w + col0 + (LANES - 1) * s + kw];
+                    for (l, &gl) in grad.iter().enumerate() {
+                        row[l * s..l * s + kw].iter_mut().for_each(|v| *v += gl);
+                    }
+                }
+            }
         }
+        (hi..g.cols.out).for_each(|ow| edge(dx, ow));
     }
 }
