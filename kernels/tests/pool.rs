@@ -487,6 +487,8 @@ fn bad_shapes_are_rejected_naming_the_argument() {
         (Pool2dShape { w: 2, kw: 5, pad_w: 1, ..good }, "kw"),
         (Pool2dShape { h: 1 << 17, w: 1 << 16, ..good }, "plane h·w"),
         (Pool2dShape { n: usize::MAX / 4, c: 4, ..good }, "x (n, c, h, w)"),
+        // 1x1 planes pooled 2x2 with pad 1 give 2x2 outputs: n·c·h·w fits, n·c·4 does not.
+        (Pool2dShape::square(usize::MAX / 2, 1, 1, 1, 2, 1, 1), "y (n, c, out_h, out_w)"),
     ];
     for (shape, name) in cases {
         assert_eq!(what(shape.check().unwrap_err()), name, "{shape:?}");

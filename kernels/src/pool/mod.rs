@@ -14,8 +14,12 @@
 //! Fast paths: planes `(n, c)` run in parallel on the caller's rayon pool above
 //! [`crate::parallel::MIN_PARALLEL_ELEMENTS`], each plane computed the same way whatever the
 //! split (so results do not depend on the thread count). Forward passes vectorise across 8
-//! output columns whose windows lie inside the input, reading strided lanes; edges are
-//! scalar. The backward scatters are scalar per plane. [`reference`] holds the plain loops.
+//! output columns whose windows lie inside the input (`wide::f32x8`, strided lanes, strides 1
+//! and 2 specialised at compile time); clipped windows at the edges are scalar. Average pool
+//! backward divides 8 gradients at a time and adds them window by window; max pool backward
+//! is a scalar scatter through the mask (data-dependent addresses). Max and average pool give
+//! the same bits as [`reference`] (same operations in the same order); global average pool
+//! sums in 8 lanes.
 
 mod avg;
 mod global;

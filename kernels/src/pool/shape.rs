@@ -98,7 +98,7 @@ impl Pool2dShape {
             }
         }
         let plane = self.h.checked_mul(self.w);
-        if plane.is_none_or(|plane| plane > 1 << 32) {
+        if plane.is_none_or(|plane| plane as u64 > 1 << 32) {
             return Err(shape_error(
                 "plane h·w",
                 "h·w <= 2^32 (argmax indices are u32)",
@@ -110,6 +110,13 @@ impl Pool2dShape {
                 "x (n, c, h, w)",
                 "an element count that fits usize",
                 format!("({}, {}, {}, {})", self.n, self.c, self.h, self.w),
+            ));
+        }
+        if self.checked_len(self.out_h(), self.out_w()).is_none() {
+            return Err(shape_error(
+                "y (n, c, out_h, out_w)",
+                "an element count that fits usize",
+                format!("({}, {}, {}, {})", self.n, self.c, self.out_h(), self.out_w()),
             ));
         }
         Ok(())
