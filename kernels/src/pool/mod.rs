@@ -18,7 +18,7 @@
 //! and 2 specialised at compile time); clipped windows at the edges are scalar. Average pool
 //! backward divides 8 gradients at a time and adds them window by window; max pool backward
 //! is a scalar scatter through the mask (data-dependent addresses). Max and average pool give
-//! the same bits as [`reference`] (same operations in the same order); global average pool
+//! the same bits as [`reference`](mod@reference) (same operations in the same order); global average pool
 //! sums in 8 lanes.
 
 mod avg;
