@@ -117,8 +117,8 @@ pub fn avgpool2d_backward(
 /// edge, each in increasing `ow`), and each adds its `dy / divisor` to its window in
 /// row-major order, so every `dx` element receives the same adds in the same order as in
 /// the reference: the same bits. The blocks compute 8 gradients with one vector division
-/// (their windows are full-width, so one divisor per row) and add them with the stride and
-/// its loop bounds known at compile time for strides 1 and 2.
+/// (their windows are full-width, so one divisor per row) and add them with the stride
+/// known at compile time for strides 1 and 2; 2-wide stride-2 windows add whole vectors.
 fn backward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, dy: &[f32], dx: &mut [f32]) {
     let w = g.cols.size;
     let (s, kw) = (if STRIDE == 0 { g.cols.s } else { STRIDE }, g.cols.k);
@@ -139,11 +139,22 @@ fn backward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, dy
             for ow in (lo..hi).step_by(LANES) {
                 let grad = (f32x8::new(core::array::from_fn(|l| dy_row[ow + l])) / divisor).to_array();
                 let col0 = ow * s - g.cols.p;
+                // 2-wide stride-2 windows tile the row without overlap: it receives
+                // [g0 g0 g1 g1 .. g7 g7], one add per element as in the reference.
+                let paired =
+                    [0, LANES / 2].map(|half| f32x8::new(core::array::from_fn(|i| grad[half + i / 2])));
                 for ih in r0..r1 {
                     // The 8 windows of this row span columns col0 .. col0 + 7·s + kw.
                     let row = &mut dx[ih * w + col0..ih * w + col0 + (LANES - 1) * s + kw];
-                    for (l, &gl) in grad.iter().enumerate() {
-                        row[l * s..l * s + kw].iter_mut().for_each(|v| *v += gl);
+                    if STRIDE == 2 && kw == 2 {
+                        for (chunk, add) in row.chunks_exact_mut(LANES).zip(paired) {
+                            let sum = f32x8::new(core::array::from_fn(|i| chunk[i])) + add;
+                            chunk.copy_from_slice(&sum.to_array());
+                        }
+                    } else {
+                        for (l, &gl) in grad.iter().enumerate() {
+                            row[l * s..l * s + kw].iter_mut().for_each(|v| *v += gl);
+                        }
                     }
                 }
             }
