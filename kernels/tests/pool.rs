@@ -278,7 +278,9 @@ fn ties_first_max_wins() {
     assert_eq!(argmax, (0..9).map(|ow| 2 * ow + 1).collect::<Vec<u32>>());
 }
 
-/// Hand-built PyTorch cases: NaN wins over larger values and the last NaN is recorded;
+/// Hand-built cases of PyTorch's CPU rule (expected values worked out by hand from that rule,
+/// the snippets show the equivalent PyTorch call): NaN wins over larger values and the last
+/// NaN is recorded;
 /// a window of -inf keeps its first index; padding (-inf) is never chosen even when every
 /// input is negative.
 #[test]
@@ -291,6 +293,23 @@ fn maxpool_nan_inf_and_padding() {
     assert_eq!(argmax, [2]);
     let ((y, argmax), _) = maxpool_both(&shape, &[f32::NEG_INFINITY; 4]);
     assert_eq!((y[0], argmax[0]), (f32::NEG_INFINITY, 0));
+    // The same on a 2x20 plane (10 outputs: one 8-lane SIMD block and 2 scalar): even windows
+    // hold NaN at (0, 2ow) and (1, 2ow + 1) -> the last, 20 + 2ow + 1; odd windows hold -inf
+    // only -> their first element, 2ow.
+    let shape = Pool2dShape::square(1, 1, 2, 20, 2, 2, 0);
+    let mut x = vec![f32::NEG_INFINITY; 40];
+    for ow in (0..10).step_by(2) {
+        x[2 * ow] = f32::NAN;
+        x[2 * ow + 1] = 7.0;
+        x[20 + 2 * ow + 1] = f32::NAN;
+    }
+    let ((y, argmax), _) = maxpool_both(&shape, &x);
+    for ow in 0..10 {
+        let expected = if ow % 2 == 0 { 20 + 2 * ow + 1 } else { 2 * ow };
+        assert_eq!(argmax[ow] as usize, expected, "output {ow}");
+        assert_eq!(y[ow].is_nan(), ow % 2 == 0, "output {ow}");
+        assert!(ow % 2 == 0 || y[ow] == f32::NEG_INFINITY);
+    }
     // 3x3 stride 1 pad 1 over an all-negative 4x20 plane: outputs are inputs, never 0.
     let shape = Pool2dShape::square(1, 1, 4, 20, 3, 1, 1);
     let x = uniform(shape.in_len(), 3, -2.0, -1.0);
@@ -301,7 +320,8 @@ fn maxpool_nan_inf_and_padding() {
     }
 }
 
-/// Average pool divisors on PyTorch examples.
+/// Average pool divisors on PyTorch calls (expected values worked out by hand from PyTorch's
+/// divisor rule; the snippets show the equivalent call).
 #[test]
 fn avgpool_divisors_match_pytorch() {
     // F.avg_pool2d(torch.tensor([[[[1., 2.], [3., 4.]]]]), 2, 1, 1, count_include_pad=True)
@@ -329,7 +349,7 @@ fn avgpool_divisors_match_pytorch() {
 }
 
 /// Output sizes: floor by default; ceil_mode rounds up but drops a window starting in the
-/// right padding (PyTorch: MaxPool2d(2, 3, 1, ceil_mode=True) on 5x5 gives 2x2).
+/// right padding (PyTorch's formula: MaxPool2d(2, 3, 1, ceil_mode=True) on 5x5 is 2x2).
 #[test]
 fn output_sizes_follow_pytorch() {
     let s = Pool2dShape::square(1, 1, 32, 32, 2, 2, 0);

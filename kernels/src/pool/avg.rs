@@ -9,6 +9,7 @@ use crate::error::Result;
 
 /// Average pool forward (PyTorch `avg_pool2d`, no `divisor_override`).
 ///
+/// `count_include_pad` is PyTorch's option of that name (its default is `true`).
 /// `x` is `(n, c, h, w)`; `y` is `(n, c, out_h, out_w)`, **overwritten** with the sum of
 /// each window's input elements (in row-major window order, in `f32`, the same order as the
 /// reference, so both give the same bits) divided by the window's divisor: with
