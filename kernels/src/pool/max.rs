@@ -109,7 +109,9 @@ fn max_block<const STRIDE: usize>(
             best_rel = take.to_bits().select(u32x8::splat(rel as u32), best_rel);
         }
     }
-    let lane_cols = u32x8::new(core::array::from_fn(|l| (col0 + l * stride) as u32));
+    // Lane l's own column is col0 + l·s (a constant vector when the stride is).
+    let s = if STRIDE == 0 { stride } else { STRIDE };
+    let lane_cols = u32x8::splat(col0 as u32) + u32x8::new(core::array::from_fn(|l| (l * s) as u32));
     (best.to_array(), (best_rel + lane_cols).to_array())
 }
 
