@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::shape::Geometry;
+use super::shape::{block_starts, Geometry};
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::Result;
 
@@ -47,7 +47,7 @@ pub fn avgpool2d_forward(
 /// One plane: `x` is `(h, w)`, `y` is `(out_h, out_w)`.
 fn forward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, x: &[f32], y: &mut [f32]) {
     let w = g.cols.size;
-    let (lo, hi) = g.cols.block_range();
+    let (lo, hi) = g.cols.overlapping_block_range();
     for (oh, y_row) in y.chunks_exact_mut(g.cols.out).enumerate() {
         let (r0, r1) = g.rows.span(oh);
         for ow in (0..lo).chain(hi..g.cols.out) {
@@ -65,7 +65,7 @@ fn forward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, x: 
         }
         // Every block window is the full kw columns, so the divisor depends on the row only.
         let divisor = f32x8::splat(g.divisor(oh, lo, count_include_pad));
-        for ow in (lo..hi).step_by(LANES) {
+        for ow in block_starts(lo, hi) {
             let col0 = ow * g.cols.s - g.cols.p;
             let mut sum = f32x8::ZERO;
             for ih in r0..r1 {

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 use wide::u32x8;
 
-use super::shape::Geometry;
+use super::shape::{block_starts, Geometry};
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::{argument_error, Result};
 
@@ -53,11 +53,11 @@ fn forward_plane<const STRIDE: usize>(g: &Geometry, x: &[f32], y: &mut [f32], ar
     let out_w = g.cols.out;
     for (oh, (y_row, a_row)) in y.chunks_exact_mut(out_w).zip(argmax.chunks_exact_mut(out_w)).enumerate() {
         let rows = g.rows.span(oh);
-        let (lo, hi) = g.cols.block_range();
+        let (lo, hi) = g.cols.overlapping_block_range();
         for ow in (0..lo).chain(hi..out_w) {
             (y_row[ow], a_row[ow]) = max_window(x, w, rows, g.cols.span(ow));
         }
-        for ow in (lo..hi).step_by(LANES) {
+        for ow in block_starts(lo, hi) {
             let (v, i) = max_block::<STRIDE>(x, w, rows, ow * g.cols.s - g.cols.p, g.cols.s, g.cols.k);
             y_row[ow..ow + LANES].copy_from_slice(&v);
             a_row[ow..ow + LANES].copy_from_slice(&i);

@@ -225,19 +225,43 @@ impl Axis {
         (start + self.k).min(self.size + 2 * self.p) - start
     }
 
-    /// Outputs `lo..hi` computed by the SIMD bodies, `LANES` at a time (`hi - lo` is a
-    /// multiple of `LANES`): windows lying entirely inside the input, so they read without
-    /// clipping. Outputs `0..lo` and `hi..out` (clipped windows, tail) are done one by one.
-    pub fn block_range(&self) -> (usize, usize) {
-        // Window o is inside when o·s >= p and o·s - p + k <= size.
-        let inside_end = if self.size + self.p >= self.k {
+    /// Outputs `lo..end` whose windows lie entirely inside the input (no clipping): window
+    /// `o` is inside when `o·s >= p` and `o·s - p + k <= size`.
+    fn inside(&self) -> (usize, usize) {
+        let end = if self.size + self.p >= self.k {
             ((self.size + self.p - self.k) / self.s + 1).min(self.out)
         } else {
             0
         };
-        let lo = self.p.div_ceil(self.s).min(inside_end);
-        (lo, lo + (inside_end - lo) / LANES * LANES)
+        (self.p.div_ceil(self.s).min(end), end)
     }
+
+    /// Outputs `lo..hi` tiled exactly by the SIMD bodies of passes that must compute each
+    /// output once (backwards add): `hi - lo` is a multiple of `LANES`, all windows inside
+    /// the input. Outputs `0..lo` and `hi..out` (clipped windows, tail) are done one by one.
+    pub fn block_range(&self) -> (usize, usize) {
+        let (lo, end) = self.inside();
+        (lo, lo + (end - lo) / LANES * LANES)
+    }
+
+    /// Outputs `lo..hi` covered by the SIMD bodies of passes that may compute an output twice
+    /// (forwards: the same value is written again). All inside windows when there are at
+    /// least `LANES` of them, else none; [`block_starts`] tiles them.
+    pub fn overlapping_block_range(&self) -> (usize, usize) {
+        let (lo, end) = self.inside();
+        if end - lo >= LANES {
+            (lo, end)
+        } else {
+            (lo, lo)
+        }
+    }
+}
+
+/// Starts of the `LANES`-wide blocks covering `lo..hi` (from
+/// [`Axis::overlapping_block_range`]): every `LANES` outputs, the last block shifted left to
+/// end at `hi` (overlapping its neighbour) instead of leaving a scalar tail.
+pub(crate) fn block_starts(lo: usize, hi: usize) -> impl Iterator<Item = usize> {
+    (lo..hi).step_by(LANES).map(move |o| o.min(hi - LANES))
 }
 
 /// The checked geometry of a pooling call: both axes and the plane sizes.
