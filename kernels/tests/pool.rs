@@ -505,6 +505,8 @@ fn bad_shapes_are_rejected_naming_the_argument() {
         (Pool2dShape { pad_w: 2, ..good }, "pad_w"),
         (Pool2dShape { h: 1, kh: 4, pad_h: 1, ..good }, "kh"),
         (Pool2dShape { w: 2, kw: 5, pad_w: 1, ..good }, "kw"),
+        (Pool2dShape { h: 1, kh: 1 << 34, pad_h: 1 << 33, ..good }, "h + 2·pad_h"),
+        (Pool2dShape { w: usize::MAX, kw: 4, pad_w: 2, ..good }, "w + 2·pad_w"),
         (Pool2dShape { h: 1 << 17, w: 1 << 16, ..good }, "plane h·w"),
         (Pool2dShape { n: usize::MAX / 4, c: 4, ..good }, "x (n, c, h, w)"),
         // 1x1 planes pooled 2x2 with pad 1 give 2x2 outputs: n·c·h·w fits, n·c·4 does not.

@@ -63,8 +63,9 @@ impl Pool2dShape {
     }
 
     /// Checks the shape: non-zero image, kernel and stride; `pad <= kernel / 2` (PyTorch's
-    /// rule); a window that fits the padded input (output >= 1 on each axis); planes of at
-    /// most 2^32 elements (argmax indices are `u32`); element counts that fit `usize`.
+    /// rule); padded sizes `size + 2·pad <= 2^32`; a window that fits the padded input
+    /// (output >= 1 on each axis); planes of at most 2^32 elements (argmax indices are `u32`);
+    /// element counts that fit `usize`.
     pub fn check(&self) -> Result<()> {
         for (name, value) in [
             ("h", self.h),
@@ -83,12 +84,21 @@ impl Pool2dShape {
                 return Err(shape_error(name, format!("{name} <= kernel / 2 = {}", kernel / 2), pad));
             }
         }
-        for (name, kernel, size, pad) in
-            [("kh", self.kh, self.h, self.pad_h), ("kw", self.kw, self.w, self.pad_w)]
-        {
-            // pad <= kernel / 2 and kernel >= 1 hold here, so `size + 2·pad` cannot overflow
-            // unless `size` is already near usize::MAX, which the length checks below reject.
-            let padded = size.saturating_add(2 * pad);
+        for (name, kernel, size, size_name, pad, pad_name) in [
+            ("kh", self.kh, self.h, "h", self.pad_h, "pad_h"),
+            ("kw", self.kw, self.w, "w", self.pad_w, "pad_w"),
+        ] {
+            // A padded size of at most 2^32 bounds the kernel and the padding too (a window fits
+            // the padded input), so window arithmetic never overflows. `2·pad` cannot overflow:
+            // pad <= kernel / 2.
+            let padded = size.checked_add(2 * pad).filter(|&padded| padded as u64 <= 1 << 32);
+            let Some(padded) = padded else {
+                return Err(shape_error(
+                    format!("{size_name} + 2·{pad_name}"),
+                    "a padded size <= 2^32",
+                    format!("{size} + 2·{pad}"),
+                ));
+            };
             if kernel > padded {
                 return Err(shape_error(
                     name,
