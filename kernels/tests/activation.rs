@@ -88,8 +88,10 @@ fn max_ulp(x: &[f32], got: &[f32], exact: impl Fn(f64) -> f64) -> f64 {
     x.iter().zip(got).map(|(&x, &g)| ulp_error(g, exact(f64::from(x)))).fold(0.0, f64::max)
 }
 
-/// Measured: exp ≤ 1 ulp, sigmoid ≤ 2 ulp, tanh ≤ 2 ulp on this machine (libm: ≤ 1 ulp);
-/// asserted with one ulp of margin for other targets (FMA changes the rounding).
+/// Measured on x86-64 (SSE2 build): exp 0.96 ulp; sigmoid 2.29 ulp (the same as libm's
+/// `1/(1 + e⁻ˣ)`, the error is the formula's); tanh 1.27 ulp (libm 2.05 by this measure,
+/// which counts in the ulp above the exact value). Asserted with margin for other targets
+/// (FMA changes the rounding).
 #[test]
 fn vector_math_accuracy_against_f64() {
     // exp, read through log_softmax_backward: rows [x, 0] with dy = [0, -1] give
@@ -428,8 +430,12 @@ fn elementwise_backward_matches_central_differences() {
     z.iter_mut().filter(|v| v.abs() < 1e-3).for_each(|v| *v = 0.5);
     let dy = uniform(z.len(), 22, -1.0, 1.0);
     let h = 1e-5;
-    let cases: [(&str, &dyn Fn(f64) -> f64); 4] =
-        [("sigmoid", &sigmoid64), ("tanh", &f64::tanh), ("relu", &|z| leaky64(0.0, z)), ("leaky_relu", &|z| leaky64(0.01, z))];
+    let cases: [(&str, &dyn Fn(f64) -> f64); 4] = [
+        ("sigmoid", &sigmoid64),
+        ("tanh", &f64::tanh),
+        ("relu", &|z| leaky64(0.0, z)),
+        ("leaky_relu", &|z| leaky64(0.01, z)),
+    ];
     for (k, (name, f)) in ELEMENTWISE.iter().zip(cases) {
         assert_eq!(k.name, name);
         let mut y = nan_vec(z.len());
@@ -627,7 +633,7 @@ fn nan_propagates() {
         assert!(y[20].is_nan(), "{} forward", k.name);
         assert!(y.iter().enumerate().all(|(i, v)| i == 20 || !v.is_nan()), "{}: NaN spread", k.name);
         let mut dx = vec![0.0; 37];
-        (k.backward)(&y, &vec![1.0; 37], &mut dx).unwrap();
+        (k.backward)(&y, &[1.0; 37], &mut dx).unwrap();
         assert!(dx[20].is_nan(), "{} backward", k.name);
         let mut inplace = x.clone();
         (k.inplace)(&mut inplace);
@@ -680,7 +686,9 @@ fn zero_sizes_are_no_ops() {
 #[track_caller]
 fn assert_length_error<T: std::fmt::Debug>(r: keel_kernels::Result<T>, what: &str) {
     match r {
-        Err(e @ KernelError::Length { .. }) => assert!(e.to_string().contains(what), "{e} does not name {what}"),
+        Err(e @ KernelError::Length { .. }) => {
+            assert!(e.to_string().contains(what), "{e} does not name {what}")
+        }
         other => panic!("expected a length error naming {what}, got {other:?}"),
     }
 }
@@ -690,7 +698,10 @@ fn assert_error<T: std::fmt::Debug>(r: keel_kernels::Result<T>, shape: bool, wha
     match r {
         Err(e @ KernelError::Shape { .. }) if shape => assert!(e.to_string().contains(what), "{e}"),
         Err(e @ KernelError::Argument { .. }) if !shape => assert!(e.to_string().contains(what), "{e}"),
-        other => panic!("expected a {} error naming {what}, got {other:?}", if shape { "shape" } else { "argument" }),
+        other => panic!(
+            "expected a {} error naming {what}, got {other:?}",
+            if shape { "shape" } else { "argument" }
+        ),
     }
 }
 

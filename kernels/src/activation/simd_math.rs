@@ -97,7 +97,7 @@ pub(crate) fn tanh_f32x8(x: f32x8) -> f32x8 {
     let a = x.abs();
     let z = a * a;
     let poly = f32x8::splat(-5.704_988_7e-3)
-        .mul_add(z, f32x8::splat(2.063_908_9e-2))
+        .mul_add(z, f32x8::splat(2.063_909e-2))
         .mul_add(z, f32x8::splat(-5.373_971_6e-2))
         .mul_add(z, f32x8::splat(0.133_314_42))
         .mul_add(z, f32x8::splat(-0.333_332_8));
