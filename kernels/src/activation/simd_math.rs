@@ -39,17 +39,19 @@ pub(crate) fn store_tail(out: &mut [f32], v: f32x8) {
     out.copy_from_slice(&v.as_array()[..n]);
 }
 
-/// `eˣ` lane-wise, within 2 ulp of the correctly rounded value where the result is a normal
-/// float (`-87.33 <= x <= 88.37`); below that the result is flushed to 0 (where `eˣ` is
-/// subnormal), above it is `+inf`, NaN stays NaN.
+/// `eˣ` lane-wise, within 2 ulp of the correctly rounded value for `-86.9 <= x <= 88.37`;
+/// below that the result is flushed to 0 (`eˣ < 1.8e-38`, at the bottom of the normal range),
+/// above it is `+inf`, NaN stays NaN.
 ///
 /// Cody-Waite range reduction `x = n·ln2 + r`, `|r| <= ln2/2` (ln2 split in a high part
 /// exact in 9 bits and a low correction, so `n·C1` is exact), then Cephes' degree-7
 /// polynomial for `eʳ` and `2ⁿ` built directly in the exponent bits.
 #[inline(always)]
 pub(crate) fn exp_f32x8(x: f32x8) -> f32x8 {
-    // ln(f32::MIN_POSITIVE): below it eˣ is subnormal and flushed to 0.
-    const LO: f32 = -87.336_55;
+    // Above it n = round(x·log2 e) >= -125, so eʳ·2ⁿ >= 0.7·2⁻¹²⁵ is a normal float: no
+    // subnormal is ever produced (on x86 each one costs a ~100-cycle microcode assist, even
+    // in lanes that the final select discards, such as the -inf padding of softmax tails).
+    const LO: f32 = -86.9;
     // Just under 127.5·ln2, so that n = round(x·log2 e) <= 127 still fits the exponent.
     const HI: f32 = 88.37;
     const C1: f32 = 0.693_359_4;
