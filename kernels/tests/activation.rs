@@ -237,7 +237,7 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
         (k.backward_ref)(&y, &dy, &mut dx_ref);
         assert_close(&format!("{} backward (len {len})", k.name), &dx, &dx_ref, 2e-7, 1e-30);
         // Not vacuous: below saturation a fair share of the gradients is non-zero.
-        if mag <= 8.0 {
+        if mag <= 8.0 && len >= 64 {
             assert!(dx.iter().filter(|v| **v != 0.0).count() >= len / 4, "{}: mostly zero dx", k.name);
         }
     }

@@ -11,7 +11,7 @@ use wide::f32x8;
 
 use super::map::{map_binary, map_unary, sum_over_chunks};
 use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
-use super::softmax::{check_matrix, for_each_row, row_map2, row_sum2, softmax_row};
+use super::softmax::{check_matrix, for_each_row, row_map2, row_sum2, softmax_rows};
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::parallel;
 
@@ -39,16 +39,22 @@ fn check_class_targets(batch: usize, classes: usize, targets: &[u32]) -> Result<
     }
 }
 
-/// Sums `row_loss(row, logits_row, probs_row)` over the batch, rows in parallel chunks.
+/// Writes the softmax of every row of `logits (batch, classes)` into `probs` and sums
+/// `row_loss(row, logits_row, max, Σ)` (the row's max and `Σ e^{x - max}`) over the batch,
+/// rows in parallel chunks.
 fn sum_rows<F>(classes: usize, logits: &[f32], probs: &mut [f32], row_loss: F) -> f64
 where
-    F: Fn(usize, &[f32], &mut [f32]) -> f32 + Sync,
+    F: Fn(usize, &[f32], f32, f32) -> f32 + Sync,
 {
     let chunk = parallel::chunk_len(probs.len(), classes);
     sum_over_chunks(probs, classes, chunk, 0, &|first_row, probs: &mut [f32]| {
         let logits = &logits[first_row * classes..first_row * classes + probs.len()];
-        let rows = logits.chunks_exact(classes).zip(probs.chunks_exact_mut(classes));
-        rows.enumerate().map(|(i, (x, p))| f64::from(row_loss(first_row + i, x, p))).sum()
+        let mut total = 0.0f64;
+        softmax_rows(classes, logits, probs, |r, m, sum| {
+            let x = &logits[r * classes..(r + 1) * classes];
+            total += f64::from(row_loss(first_row + r, x, m, sum));
+        });
+        total
     })
 }
 
@@ -70,10 +76,7 @@ pub fn softmax_cross_entropy_forward(
     check_class_targets(batch, classes, targets)?;
     check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
-    let total = sum_rows(classes, logits, probs, |r, x, p| {
-        let (m, sum) = softmax_row(x, p);
-        (m - x[targets[r] as usize]) + sum.ln()
-    });
+    let total = sum_rows(classes, logits, probs, |r, x, m, sum| (m - x[targets[r] as usize]) + sum.ln());
     Ok((total / batch as f64) as f32)
 }
 
@@ -121,8 +124,7 @@ pub fn softmax_cross_entropy_soft_forward(
     check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
     check_matrix("targets", ("batch", "classes"), batch, classes, targets.len())?;
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
-    let total = sum_rows(classes, logits, probs, |r, x, p| {
-        let (m, sum) = softmax_row(x, p);
+    let total = sum_rows(classes, logits, probs, |r, x, m, sum| {
         let (mv, ln_sum) = (f32x8::splat(m), f32x8::splat(sum.ln()));
         let t = &targets[r * classes..(r + 1) * classes];
         row_sum2(x, t, |x, t| t * ((mv - x) + ln_sum))

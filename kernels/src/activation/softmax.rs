@@ -119,7 +119,7 @@ where
 
 /// Softmax of one row into `y`: `y = e^{x - max}/Σ e^{x - max}`; returns `(max, Σ)` for
 /// the losses (`ln Σ e^{x} = max + ln Σ`).
-pub(super) fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
+fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     let m = row_max(x);
     let sum = row_exp_sum_into(x, m, y);
     let inv = f32x8::splat(1.0 / sum);
@@ -134,6 +134,58 @@ pub(super) fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
     (m, sum)
 }
 
+/// Rows narrower than this (classifier heads of 10 classes, ...) are done [`LANES`] at a time
+/// with one row per lane: a row-wise vector would leave most lanes as padding and spend its
+/// time in tails and horizontal reductions.
+const NARROW_COLS: usize = 16;
+
+/// Softmax of [`LANES`] rows of `cols` values at once (row `r` in lane `r`), the math of
+/// [`softmax_row`] with columns gathered into vectors; returns each row's `(max, Σ)`.
+fn softmax_rows_transposed(cols: usize, x: &[f32], y: &mut [f32]) -> ([f32; LANES], [f32; LANES]) {
+    let column = |j: usize| f32x8::new(std::array::from_fn(|r| x[r * cols + j]));
+    let mut m = f32x8::splat(f32::NEG_INFINITY);
+    for j in 0..cols {
+        m = m.fast_max(column(j));
+    }
+    let mut sum = f32x8::ZERO;
+    for j in 0..cols {
+        let e = exp_f32x8(column(j) - m);
+        sum += e;
+        for (r, &e) in e.as_array().iter().enumerate() {
+            y[r * cols + j] = e;
+        }
+    }
+    let inv = (f32x8::ONE / sum).to_array();
+    for (y, inv) in y.chunks_exact_mut(cols).zip(inv) {
+        y.iter_mut().for_each(|v| *v *= inv);
+    }
+    (m.to_array(), sum.to_array())
+}
+
+/// Softmax of every row of `x (rows, cols)` into `y` (`cols >= 1`), calling
+/// `row_done(r, max, Σ)` for each row in order (`ln Σ e^{x} = max + ln Σ`, for the losses).
+/// Narrow rows go [`LANES`] at a time through [`softmax_rows_transposed`], the rest one by one.
+pub(super) fn softmax_rows(cols: usize, x: &[f32], y: &mut [f32], mut row_done: impl FnMut(usize, f32, f32)) {
+    let (mut x, mut y, mut r) = (x, y, 0);
+    if cols < NARROW_COLS {
+        let mut xs = x.chunks_exact(LANES * cols);
+        let mut ys = y.chunks_exact_mut(LANES * cols);
+        for (xb, yb) in (&mut xs).zip(&mut ys) {
+            let (m, sum) = softmax_rows_transposed(cols, xb, yb);
+            for (m, sum) in m.into_iter().zip(sum) {
+                row_done(r, m, sum);
+                r += 1;
+            }
+        }
+        (x, y) = (xs.remainder(), ys.into_remainder());
+    }
+    for (x, y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+        let (m, sum) = softmax_row(x, y);
+        row_done(r, m, sum);
+        r += 1;
+    }
+}
+
 /// `y[r, j] = e^{x[r, j]} / Σ_k e^{x[r, k]}` per row of `x (rows, cols)`, computed as
 /// `e^{x - max}` so no exponent overflows; `y (rows, cols)` **overwritten**. A row holding
 /// NaN (or +inf) gives a NaN row; `-inf` entries give 0. Zero rows or columns: no-op.
@@ -143,10 +195,14 @@ pub fn softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Re
     if y.is_empty() {
         return Ok(());
     }
-    // The second input is unused: softmax reads one matrix.
-    for_each_row(x, x, y, cols, |x, _, y| {
-        softmax_row(x, y);
-    });
+    let chunk = parallel::chunk_len(y.len(), cols);
+    if chunk >= y.len() {
+        softmax_rows(cols, x, y, |_, _, _| {});
+    } else {
+        y.par_chunks_mut(chunk)
+            .zip(x.par_chunks(chunk))
+            .for_each(|(y, x)| softmax_rows(cols, x, y, |_, _, _| {}));
+    }
     Ok(())
 }
 
