@@ -2,8 +2,8 @@
 //! ground truth the fast kernels are tested against and their baseline in the benches.
 //!
 //! Same arguments and math as the checked kernels of [`super`], without the checks: lengths
-//! are assumed to match (extra elements of a longer slice are ignored) and a class index out
-//! of range panics.
+//! are assumed to match (extra elements of a longer slice are ignored), `cols`/`classes` must
+//! be `>= 1`, and a class index out of range panics.
 
 /// `y = 1/(1 + e⁻ˣ)`.
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) {
