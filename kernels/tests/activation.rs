@@ -278,16 +278,23 @@ proptest! {
     }
 }
 
-/// The element-wise passes split into chunks that are multiples of the vector width, so
-/// every thread count gives the same bits.
+/// Element-wise passes split into chunks that are multiples of the vector width, row-wise
+/// ones into whole rows (groups of 8 narrow rows), so every thread count gives the same bits.
 #[test]
-fn elementwise_same_bits_on_any_thread_count() {
+fn outputs_same_bits_on_any_thread_count() {
     let x = uniform(200_003, 3, -20.0, 20.0);
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut y = nan_vec(x.len());
             act::tanh_forward(&x, &mut y).unwrap();
+            // Narrow (10 columns, transposed path) and wide rows, with a remainder of rows.
+            let mut narrow = nan_vec(19_997 * 10);
+            act::softmax_forward(19_997, 10, &x[..19_997 * 10], &mut narrow).unwrap();
+            let mut wide = nan_vec(2_003 * 99);
+            act::softmax_forward(2_003, 99, &x[..2_003 * 99], &mut wide).unwrap();
+            y.extend(narrow);
+            y.extend(wide);
             y
         })
     };

@@ -11,7 +11,7 @@ use wide::f32x8;
 
 use super::map::{map_binary, map_unary, sum_over_chunks};
 use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
-use super::softmax::{check_matrix, for_each_row, row_map2, row_sum2, softmax_rows};
+use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows};
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::parallel;
 
@@ -46,7 +46,7 @@ fn sum_rows<F>(classes: usize, logits: &[f32], probs: &mut [f32], row_loss: F) -
 where
     F: Fn(usize, &[f32], f32, f32) -> f32 + Sync,
 {
-    let chunk = parallel::chunk_len(probs.len(), classes);
+    let chunk = row_chunk_len(probs.len(), classes);
     sum_over_chunks(probs, classes, chunk, 0, &|first_row, probs: &mut [f32]| {
         let logits = &logits[first_row * classes..first_row * classes + probs.len()];
         let mut total = 0.0f64;

@@ -28,8 +28,8 @@
 //! Performance: `wide::f32x8` bodies with the tail padded through the same vector code, rayon
 //! over chunks of [`crate::parallel::chunk_len`] (element-wise) or whole rows (row-wise) above
 //! [`crate::parallel::MIN_PARALLEL_ELEMENTS`]; softmax rows narrower than 16 go 8 at a time,
-//! one row per lane. Element-wise results are the same bits at every thread count; row-wise
-//! results and losses are deterministic for a given thread count. `wide` picks its
+//! one row per lane. Outputs and gradients are the same bits at every thread count; the loss
+//! values (a sum over the batch in a fixed tree) are deterministic for a given thread count. `wide` picks its
 //! instructions at compile time: a default build runs `f32x8` as two SSE2 halves, a build with
 //! `-C target-cpu=native` (or `-C target-feature=+avx2,+fma`) as AVX2/FMA.
 //! [`reference`](mod@reference) holds the scalar libm versions used by the tests and benches.

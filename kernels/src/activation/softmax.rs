@@ -95,6 +95,13 @@ pub(super) fn row_map2(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32x8, 
     }
 }
 
+/// Length of the parallel chunks of a `(rows, cols)` pass: whole rows, and whole groups of
+/// [`LANES`] rows when they are narrow, so that every row takes the same path (transposed or
+/// not) at every thread count and the results are the same bits.
+pub(super) fn row_chunk_len(len: usize, cols: usize) -> usize {
+    parallel::chunk_len(len, if cols < NARROW_COLS { LANES * cols } else { cols })
+}
+
 /// Runs `f(a_row, b_row, out_row)` on every row of `(rows, cols)` matrices, whole rows per
 /// parallel chunk. `cols >= 1`, lengths checked by the caller.
 pub(super) fn for_each_row<F>(a: &[f32], b: &[f32], out: &mut [f32], cols: usize, f: F)
@@ -106,7 +113,7 @@ where
             f(a, b, out);
         }
     };
-    let chunk = parallel::chunk_len(out.len(), cols);
+    let chunk = row_chunk_len(out.len(), cols);
     if chunk >= out.len() {
         rows(a, b, out);
     } else {
@@ -195,7 +202,7 @@ pub fn softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Re
     if y.is_empty() {
         return Ok(());
     }
-    let chunk = parallel::chunk_len(y.len(), cols);
+    let chunk = row_chunk_len(y.len(), cols);
     if chunk >= y.len() {
         softmax_rows(cols, x, y, |_, _, _| {});
     } else {
