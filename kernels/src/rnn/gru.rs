@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::gate_math::{sigmoid, tanh};
-use super::rows::{for_lane_blocks, load, rows_per_task, store};
+use super::rows::{for_lane_blocks, load, narrow, rows_per_task, store, widen, LANES, WIDE_ZEROS};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 
@@ -73,6 +73,21 @@ pub fn gru_cell_forward(
 #[inline]
 fn forward_row(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
     let hidden = h_prev.len();
+    if hidden < LANES {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut h, mut saved] = [WIDE_ZEROS; 2];
+        let (gi_wide, gh_wide, h_prev_wide) = (widen(gi, hidden), widen(gh, hidden), widen(h_prev, hidden));
+        forward_row(
+            &gi_wide[..3 * LANES],
+            &gh_wide[..3 * LANES],
+            &h_prev_wide[..LANES],
+            &mut h[..LANES],
+            &mut saved[..4 * LANES],
+        );
+        narrow(&h, hidden, h_next);
+        narrow(&saved, hidden, cache);
+        return;
+    }
     let (gi_r, rest) = gi.split_at(hidden);
     let (gi_z, gi_n) = rest.split_at(hidden);
     let (gh_r, rest) = gh.split_at(hidden);
@@ -80,19 +95,18 @@ fn forward_row(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache
     let (cache_r, rest) = cache.split_at_mut(hidden);
     let (cache_z, rest) = rest.split_at_mut(hidden);
     let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, |j, w| {
-        let lanes = j..j + w;
-        let r = sigmoid(load(&gi_r[lanes.clone()]) + load(&gh_r[lanes.clone()]));
-        let z = sigmoid(load(&gi_z[lanes.clone()]) + load(&gh_z[lanes.clone()]));
-        let hidden_n = load(&gh_n[lanes.clone()]);
-        let n = tanh(r.mul_add(hidden_n, load(&gi_n[lanes.clone()])));
+    for_lane_blocks(hidden, |j| {
+        let r = sigmoid(load(&gi_r[j..]) + load(&gh_r[j..]));
+        let z = sigmoid(load(&gi_z[j..]) + load(&gh_z[j..]));
+        let hidden_n = load(&gh_n[j..]);
+        let n = tanh(r.mul_add(hidden_n, load(&gi_n[j..])));
         // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
-        let h = load(&h_prev[lanes.clone()]);
-        store(z.mul_add(h - n, n), &mut h_next[lanes.clone()]);
-        store(r, &mut cache_r[lanes.clone()]);
-        store(z, &mut cache_z[lanes.clone()]);
-        store(n, &mut cache_n[lanes.clone()]);
-        store(hidden_n, &mut cache_gh_n[lanes]);
+        let h = load(&h_prev[j..]);
+        store(z.mul_add(h - n, n), &mut h_next[j..]);
+        store(r, &mut cache_r[j..]);
+        store(z, &mut cache_z[j..]);
+        store(n, &mut cache_n[j..]);
+        store(hidden_n, &mut cache_gh_n[j..]);
     });
 }
 
@@ -181,6 +195,24 @@ fn backward_row(
     dh_prev: &mut [f32],
 ) {
     let hidden = h_prev.len();
+    if hidden < LANES {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut d_i, mut d_h, mut d_prev] = [WIDE_ZEROS; 3];
+        let (cache_wide, h_prev_wide, dh_wide) =
+            (widen(cache, hidden), widen(h_prev, hidden), widen(dh_next, hidden));
+        backward_row(
+            &cache_wide[..4 * LANES],
+            &h_prev_wide[..LANES],
+            &dh_wide[..LANES],
+            &mut d_i[..3 * LANES],
+            &mut d_h[..3 * LANES],
+            &mut d_prev[..LANES],
+        );
+        narrow(&d_i, hidden, dgi);
+        narrow(&d_h, hidden, dgh);
+        narrow(&d_prev, hidden, dh_prev);
+        return;
+    }
     let (r_all, rest) = cache.split_at(hidden);
     let (z_all, rest) = rest.split_at(hidden);
     let (n_all, gh_n_all) = rest.split_at(hidden);
@@ -189,23 +221,22 @@ fn backward_row(
     let (dgh_r, rest) = dgh.split_at_mut(hidden);
     let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
     let one = f32x8::ONE;
-    for_lane_blocks(hidden, |j, w| {
-        let lanes = j..j + w;
-        let r = load(&r_all[lanes.clone()]);
-        let z = load(&z_all[lanes.clone()]);
-        let n = load(&n_all[lanes.clone()]);
-        let dh = load(&dh_next[lanes.clone()]);
+    for_lane_blocks(hidden, |j| {
+        let r = load(&r_all[j..]);
+        let z = load(&z_all[j..]);
+        let n = load(&n_all[j..]);
+        let dh = load(&dh_next[j..]);
         // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
         let d_n = dh * (one - z) * (one - n * n);
-        let d_z = dh * (load(&h_prev[lanes.clone()]) - n) * z * (one - z);
+        let d_z = dh * (load(&h_prev[j..]) - n) * z * (one - z);
         // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
-        let d_r = d_n * load(&gh_n_all[lanes.clone()]) * r * (one - r);
-        store(d_r, &mut dgi_r[lanes.clone()]);
-        store(d_z, &mut dgi_z[lanes.clone()]);
-        store(d_n, &mut dgi_n[lanes.clone()]);
-        store(d_r, &mut dgh_r[lanes.clone()]);
-        store(d_z, &mut dgh_z[lanes.clone()]);
-        store(d_n * r, &mut dgh_n[lanes.clone()]);
-        store(z * dh, &mut dh_prev[lanes]);
+        let d_r = d_n * load(&gh_n_all[j..]) * r * (one - r);
+        store(d_r, &mut dgi_r[j..]);
+        store(d_z, &mut dgi_z[j..]);
+        store(d_n, &mut dgi_n[j..]);
+        store(d_r, &mut dgh_r[j..]);
+        store(d_z, &mut dgh_z[j..]);
+        store(d_n * r, &mut dgh_n[j..]);
+        store(z * dh, &mut dh_prev[j..]);
     });
 }

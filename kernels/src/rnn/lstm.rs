@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::gate_math::{sigmoid, tanh};
-use super::rows::{for_lane_blocks, load, rows_per_task, store};
+use super::rows::{for_lane_blocks, load, narrow, rows_per_task, store, widen, LANES, WIDE_ZEROS};
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
 use crate::error::Result;
 
@@ -72,6 +72,22 @@ pub fn lstm_cell_forward(
 #[inline]
 fn forward_row(pre: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], cache: &mut [f32]) {
     let hidden = c_prev.len();
+    if hidden < LANES {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut c, mut h, mut saved] = [WIDE_ZEROS; 3];
+        let (pre_wide, c_prev_wide) = (widen(pre, hidden), widen(c_prev, hidden));
+        forward_row(
+            &pre_wide[..4 * LANES],
+            &c_prev_wide[..LANES],
+            &mut c[..LANES],
+            &mut h[..LANES],
+            &mut saved,
+        );
+        narrow(&c, hidden, c_next);
+        narrow(&h, hidden, h_next);
+        narrow(&saved, hidden, cache);
+        return;
+    }
     let (pre_i, rest) = pre.split_at(hidden);
     let (pre_f, rest) = rest.split_at(hidden);
     let (pre_g, pre_o) = rest.split_at(hidden);
@@ -79,22 +95,21 @@ fn forward_row(pre: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f3
     let (cache_f, rest) = rest.split_at_mut(hidden);
     let (cache_g, rest) = rest.split_at_mut(hidden);
     let (cache_o, cache_tanh_c) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, |j, w| {
-        let lanes = j..j + w;
-        let i = sigmoid(load(&pre_i[lanes.clone()]));
-        let f = sigmoid(load(&pre_f[lanes.clone()]));
-        let g = tanh(load(&pre_g[lanes.clone()]));
-        let o = sigmoid(load(&pre_o[lanes.clone()]));
+    for_lane_blocks(hidden, |j| {
+        let i = sigmoid(load(&pre_i[j..]));
+        let f = sigmoid(load(&pre_f[j..]));
+        let g = tanh(load(&pre_g[j..]));
+        let o = sigmoid(load(&pre_o[j..]));
         // c' = f⊙c + i⊙g,  h' = o⊙tanh(c').
-        let c = f.mul_add(load(&c_prev[lanes.clone()]), i * g);
+        let c = f.mul_add(load(&c_prev[j..]), i * g);
         let tanh_c = tanh(c);
-        store(c, &mut c_next[lanes.clone()]);
-        store(o * tanh_c, &mut h_next[lanes.clone()]);
-        store(i, &mut cache_i[lanes.clone()]);
-        store(f, &mut cache_f[lanes.clone()]);
-        store(g, &mut cache_g[lanes.clone()]);
-        store(o, &mut cache_o[lanes.clone()]);
-        store(tanh_c, &mut cache_tanh_c[lanes]);
+        store(c, &mut c_next[j..]);
+        store(o * tanh_c, &mut h_next[j..]);
+        store(i, &mut cache_i[j..]);
+        store(f, &mut cache_f[j..]);
+        store(g, &mut cache_g[j..]);
+        store(o, &mut cache_o[j..]);
+        store(tanh_c, &mut cache_tanh_c[j..]);
     });
 }
 
@@ -185,6 +200,25 @@ fn backward_row(
     dc_prev: &mut [f32],
 ) {
     let hidden = c_prev.len();
+    if hidden < LANES {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut d_pre, mut d_c] = [WIDE_ZEROS; 2];
+        let (cache_wide, c_prev_wide, dh_wide) =
+            (widen(cache, hidden), widen(c_prev, hidden), widen(dh_next, hidden));
+        let dc_wide = dc_next.map(|dc_next| widen(dc_next, hidden));
+        let dc_wide = dc_wide.as_ref().map(|dc| &dc[..LANES]);
+        backward_row(
+            &cache_wide,
+            &c_prev_wide[..LANES],
+            &dh_wide[..LANES],
+            dc_wide,
+            &mut d_pre[..4 * LANES],
+            &mut d_c[..LANES],
+        );
+        narrow(&d_pre, hidden, dgates);
+        narrow(&d_c, hidden, dc_prev);
+        return;
+    }
     let (i_all, rest) = cache.split_at(hidden);
     let (f_all, rest) = rest.split_at(hidden);
     let (g_all, rest) = rest.split_at(hidden);
@@ -193,22 +227,21 @@ fn backward_row(
     let (d_f, rest) = rest.split_at_mut(hidden);
     let (d_g, d_o) = rest.split_at_mut(hidden);
     let one = f32x8::ONE;
-    for_lane_blocks(hidden, |j, w| {
-        let lanes = j..j + w;
-        let i = load(&i_all[lanes.clone()]);
-        let f = load(&f_all[lanes.clone()]);
-        let g = load(&g_all[lanes.clone()]);
-        let o = load(&o_all[lanes.clone()]);
-        let tanh_c = load(&tanh_c_all[lanes.clone()]);
-        let dh = load(&dh_next[lanes.clone()]);
+    for_lane_blocks(hidden, |j| {
+        let i = load(&i_all[j..]);
+        let f = load(&f_all[j..]);
+        let g = load(&g_all[j..]);
+        let o = load(&o_all[j..]);
+        let tanh_c = load(&tanh_c_all[j..]);
+        let dh = load(&dh_next[j..]);
         // dc = dc' + dh'⊙o⊙(1 - tanh²(c')): the direct path plus the path through h'.
-        let dc_direct = dc_next.map_or(f32x8::ZERO, |dc_next| load(&dc_next[lanes.clone()]));
+        let dc_direct = dc_next.map_or(f32x8::ZERO, |dc_next| load(&dc_next[j..]));
         let dc = (dh * o).mul_add(one - tanh_c * tanh_c, dc_direct);
         // Each gate's gradient times its activation's derivative (σ' = s(1-s), tanh' = 1-t²).
-        store(dc * g * i * (one - i), &mut d_i[lanes.clone()]);
-        store(dc * load(&c_prev[lanes.clone()]) * f * (one - f), &mut d_f[lanes.clone()]);
-        store(dc * i * (one - g * g), &mut d_g[lanes.clone()]);
-        store(dh * tanh_c * o * (one - o), &mut d_o[lanes.clone()]);
-        store(dc * f, &mut dc_prev[lanes]);
+        store(dc * g * i * (one - i), &mut d_i[j..]);
+        store(dc * load(&c_prev[j..]) * f * (one - f), &mut d_f[j..]);
+        store(dc * i * (one - g * g), &mut d_g[j..]);
+        store(dh * tanh_c * o * (one - o), &mut d_o[j..]);
+        store(dc * f, &mut dc_prev[j..]);
     });
 }
