@@ -10,9 +10,10 @@ use keel_kernels::KernelError;
 use proptest::prelude::*;
 
 // Tolerances.
-// - Cell forward: `wide`'s vector exp/tanh differ from libm's by a few ulp, and the fast path
-//   fuses `f⊙c + i⊙g` into one mul_add; outputs are in [-1, 1] (c' up to |c| + 1), so an
-//   absolute 1e-6 plus a relative 1e-5 covers a handful of ulp through the chain.
+// - Cell forward: the vector σ and tanh differ from libm's by at most 2·10⁻⁷ and 5·10⁻⁷
+//   relative (a few ulp), and the fast path fuses `f⊙c + i⊙g` into one mul_add; outputs are
+//   in [-1, 1] (c' up to |c| + 1), so an absolute 1e-6 plus a relative 1e-5 covers a handful
+//   of ulp through the chain.
 const CELL_FWD: (f32, f32) = (1e-5, 1e-6);
 // - Cell backward: only products and a mul_add of the same cached values, so the only
 //   differences are the rounding of one fused multiply-add: a few ulp of each product.
@@ -611,6 +612,29 @@ fn cells_saturate_without_nan() {
     rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
     for (what, values) in [("dgi", &dgi), ("dgh", &dgh), ("dh_prev", &dh_prev)] {
         assert_finite(what, values);
+    }
+}
+
+#[test]
+fn nan_propagates_through_the_cells() {
+    // A NaN pre-activation must give NaN in its own lane (the clamps inside exp keep NaN) and
+    // leave the other lanes alone; one NaN per gate block in different lanes.
+    let (batch, hidden) = (1, 9);
+    let mut gates = uniform(4 * hidden, 80, -2.0, 2.0);
+    gates[2 * hidden + 3] = f32::NAN; // g of lane 3
+    let c_prev = uniform(hidden, 81, -1.0, 1.0);
+    let (mut c_next, mut h_next, mut cache) = (nan(hidden), nan(hidden), nan(5 * hidden));
+    rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
+    for (j, h) in h_next.iter().enumerate() {
+        assert_eq!(h.is_nan(), j == 3, "lstm h_next[{j}] = {h}");
+    }
+    let mut gi = uniform(3 * hidden, 82, -2.0, 2.0);
+    gi[hidden + 8] = f32::NAN; // z of lane 8 (the overlapping last block)
+    let gh = uniform(3 * hidden, 83, -2.0, 2.0);
+    let (mut h_next, mut cache) = (nan(hidden), nan(4 * hidden));
+    rnn::gru_cell_forward(batch, hidden, &gi, &gh, &c_prev, &mut h_next, &mut cache).unwrap();
+    for (j, h) in h_next.iter().enumerate() {
+        assert_eq!(h.is_nan(), j == 8, "gru h_next[{j}] = {h}");
     }
 }
 

@@ -36,14 +36,19 @@
 //! ## Conventions
 //! Outputs and input gradients are **overwritten** (never read, so NaN already in them does
 //! not leak); parameter gradients are **accumulated** (`+=`). Every function checks its
-//! slice lengths against the shape arguments. `batch = 0` or `hidden = 0` is a clean no-op
-//! (all slices then have length 0, except `x`/`dx` and the weights, which must still match
-//! their shapes); `input = 0` is allowed (the input contributes nothing).
+//! slice lengths against the shape arguments (and reports sizes that overflow `usize` as
+//! shape errors). Zero sizes are clean: `batch = 0` or `hidden = 0` leaves nothing to
+//! compute (the affine backward still zeroes a non-empty `dx` when `hidden = 0`), and
+//! `input = 0` is allowed (the input contributes nothing).
 //!
-//! The cell passes run one SIMD pass per batch row (`wide::f32x8`, tails through the same
-//! vector body on a zero-padded vector), split over batch rows on the rayon pool above
-//! [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements; rows are independent, so
-//! results do not depend on the thread count. [`reference`] holds the scalar ground truth.
+//! The cell passes run one SIMD pass per batch row (`wide::f32x8`), split over batch rows on
+//! the rayon pool above [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements; rows are
+//! independent, so results do not depend on the thread count. There is no scalar tail: when
+//! `hidden` is not a multiple of 8 the last vector block of a row overlaps the one before
+//! (lanes are computed independently, so overlapped lanes get the same values again), and
+//! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
+//! the same vector math. The vector σ and tanh are the two functions of the private
+//! `gate_math` module. [`reference`] holds the scalar ground truth.
 
 mod gate_math;
 mod gru;
