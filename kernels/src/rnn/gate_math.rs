@@ -30,7 +30,7 @@ pub(super) fn tanh(x: f32x8) -> f32x8 {
         series = series.mul_add(x2, f32x8::splat(coefficient));
     }
     let near_zero = (series * x2).mul_add(x, x);
-    x.abs().simd_lt(f32x8::splat(0.25)).blend(near_zero, from_exp)
+    x.abs().simd_lt(f32x8::splat(0.25)).select(near_zero, from_exp)
 }
 
 /// `e^x` for the gates: exact to ~1 ulp on `[-87, 88]`; below, the input is clamped to
@@ -50,7 +50,7 @@ fn exp_saturating(x: f32x8) -> f32x8 {
     let r = n_float.mul_neg_add(f32x8::splat(-2.121_944_4e-4), r);
     // e^r ≈ 1 + r + r²·P(r), the Cephes expf polynomial.
     let mut p = f32x8::splat(1.987_569_1e-4);
-    for coefficient in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+    for coefficient in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 0.5] {
         p = p.mul_add(r, f32x8::splat(coefficient));
     }
     let e_r = p.mul_add(r * r, r) + f32x8::ONE;
