@@ -27,6 +27,39 @@
 //! [`gru_preact_backward`] accumulates the weight gradients, writes `dx = dgi·W_ih` and
 //! **adds** `dgh·W_hh` to that partial `dh`.
 //!
+//! In the seed's notation (samples in columns, `Γ = σ(W_c[a, x] + b)` per gate) the two
+//! weights are the column blocks of `W` acting on `x` and on `a = h`, stacked for all gates;
+//! with samples in rows that is `x·W_ihᵀ + h·W_hhᵀ`.
+//!
+//! ## One LSTM step, forward and backward
+//! ```
+//! use keel_kernels::rnn::{self, RnnWeightGrads, RnnWeights};
+//! # fn main() -> keel_kernels::Result<()> {
+//! let (batch, input, hidden) = (2, 3, 4);
+//! let (w_ih, w_hh, b_ih, b_hh) = (vec![0.1; 16 * 3], vec![-0.1; 16 * 4], vec![0.0; 16], vec![0.2; 16]);
+//! let weights = RnnWeights { weight_ih: &w_ih, weight_hh: &w_hh, bias_ih: &b_ih, bias_hh: &b_hh };
+//! let (x, h, c) = (vec![0.5; batch * input], vec![0.3; batch * hidden], vec![-0.2; batch * hidden]);
+//! // Forward: gates (batch, 4H) is workspace; cache (batch, 5H) is kept for backward.
+//! let mut gates = vec![0.0; batch * 4 * hidden];
+//! let (mut h_next, mut c_next) = (vec![0.0; batch * hidden], vec![0.0; batch * hidden]);
+//! let mut cache = vec![0.0; batch * 5 * hidden];
+//! rnn::lstm_preact_forward(batch, input, hidden, &x, &h, &weights, &mut gates)?;
+//! rnn::lstm_cell_forward(batch, hidden, &gates, &c, &mut c_next, &mut h_next, &mut cache)?;
+//! // Backward from dL/dh' (no dL/dc' at the last step); gates is reused for dgates.
+//! let dh_next = vec![1.0; batch * hidden];
+//! let mut dc = vec![0.0; batch * hidden];
+//! rnn::lstm_cell_backward(batch, hidden, &cache, &c, &dh_next, None, &mut gates, &mut dc)?;
+//! let (mut dw_ih, mut dw_hh, mut db_ih, mut db_hh) =
+//!     (vec![0.0; 16 * 3], vec![0.0; 16 * 4], vec![0.0; 16], vec![0.0; 16]);
+//! let mut grads =
+//!     RnnWeightGrads { dweight_ih: &mut dw_ih, dweight_hh: &mut dw_hh, dbias_ih: &mut db_ih, dbias_hh: &mut db_hh };
+//! let (mut dx, mut dh) = (vec![0.0; batch * input], vec![0.0; batch * hidden]);
+//! rnn::lstm_preact_backward(batch, input, hidden, &gates, &x, &h, &weights, &mut grads, &mut dx, &mut dh)?;
+//! assert!(dh.iter().all(|g| g.is_finite() && *g != 0.0));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Caches
 //! Forward cells write what backward needs into `cache`, so backward evaluates no
 //! transcendental function: LSTM `(batch, 5H)` = `[i | f | g | o | tanh(c')]` per row
