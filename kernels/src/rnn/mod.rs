@@ -81,7 +81,7 @@
 //! (lanes are computed independently, so overlapped lanes get the same values again), and
 //! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
 //! the same vector math. The vector σ and tanh are the two functions of the private
-//! `gate_math` module. [`reference`] holds the scalar ground truth.
+//! `gate_math` module. [`reference`](mod@reference) holds the scalar ground truth.
 
 mod gate_math;
 mod gru;
