@@ -4,7 +4,9 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::gate_math::{sigmoid, tanh};
-use super::rows::{for_lane_blocks, load, narrow, rows_per_task, store, widen, LANES, WIDE_ZEROS};
+use super::rows::{
+    for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
+};
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
 use crate::error::Result;
 
@@ -39,7 +41,7 @@ pub fn lstm_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width);
+    let rows = rows_per_task(batch, gate_width * FORWARD_COST);
     let task =
         |gates_preact: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], cache: &mut [f32]| {
             let rows = gates_preact

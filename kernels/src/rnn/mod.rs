@@ -75,8 +75,9 @@
 //! `input = 0` is allowed (the input contributes nothing).
 //!
 //! The cell passes run one SIMD pass per batch row (`wide::f32x8`), split over batch rows on
-//! the rayon pool above [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements; rows are
-//! independent, so results do not depend on the thread count. There is no scalar tail: when
+//! the rayon pool above [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward
+//! gate element counts 4: it costs about four memory-speed elements); rows are independent,
+//! so results do not depend on the thread count. There is no scalar tail: when
 //! `hidden` is not a multiple of 8 the last vector block of a row overlaps the one before
 //! (lanes are computed independently, so overlapped lanes get the same values again), and
 //! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
