@@ -482,8 +482,10 @@ fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 
 #[test]
 fn cells_split_over_threads_give_the_same_bits() {
-    // 90 rows x 3·257 gate elements = 69390 > MIN_PARALLEL_ELEMENTS: on two threads the rows
-    // are split into several tasks, and rows are independent, so the bits must not change.
+    // 90 rows x 3·257 gate elements = 69390 > MIN_PARALLEL_ELEMENTS (GRU; LSTM has 4·257):
+    // on two threads every pass splits its rows into several tasks, and rows are
+    // independent, so the bits must not change. hidden = 257 also ends each row with an
+    // overlapping vector block.
     let (batch, hidden) = (90, 257);
     let (bh, b4h) = (batch * hidden, batch * 4 * hidden);
     let gates = uniform(b4h, 40, -5.0, 5.0);
@@ -526,6 +528,7 @@ fn cells_split_over_threads_give_the_same_bits() {
         &mut dc_prev_ref,
     );
     assert_close("lstm h_next", &two[1], &h_ref, CELL_FWD.0, CELL_FWD.1);
+    // Backward from each path's own cache: the forward differences (CELL_FWD) carry over.
     assert_close("lstm dgates", &two[3], &dgates_ref, CELL_BWD.0, 1e-5);
 
     let b3h = batch * 3 * hidden;
