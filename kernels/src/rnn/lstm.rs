@@ -3,11 +3,11 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::gate_math::{sigmoid, tanh};
 use super::rows::{
     for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
 };
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
+use crate::activation::simd_math::{sigmoid_f32x8 as sigmoid, tanh_f32x8 as tanh};
 use crate::error::Result;
 
 /// LSTM cell forward from the gate pre-activations, one pass over the gate block.

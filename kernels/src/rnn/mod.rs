@@ -81,10 +81,9 @@
 //! `hidden` is not a multiple of 8 the last vector block of a row overlaps the one before
 //! (lanes are computed independently, so overlapped lanes get the same values again), and
 //! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
-//! the same vector math. The vector σ and tanh are the two functions of the private
-//! `gate_math` module. [`reference`](mod@reference) holds the scalar ground truth.
+//! the same vector math. The vector σ and tanh are the activation module's
+//! (`activation::simd_math`), shared with the element-wise kernels. [`reference`](mod@reference) holds the scalar ground truth.
 
-mod gate_math;
 mod gru;
 mod lstm;
 mod preact;
