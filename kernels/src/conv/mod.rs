@@ -1,1 +1,26 @@
-//! (in progress)
+//! 2-D convolution over NCHW batches with PyTorch's `Conv2d` semantics: padding, stride,
+//! dilation and channel groups.
+//!
+//! Shapes (row-major, see [`Conv2dShape`]): `x (n, c_in, h, w)`, weight
+//! `(c_out, c_in/groups, kh, kw)`, bias `(c_out)`, `y (n, c_out, out_h, out_w)` with
+//! `out_h = floor((h + 2·pad_h - dilation_h·(kh-1) - 1)/stride_h) + 1` (and the same for `w`).
+//! In the seed's notation `Z = W ∗ A + b`, one output per filter and position.
+//!
+//! - [`conv2d_forward`] overwrites `y`; [`conv2d_backward_data`] overwrites `dx`;
+//!   [`conv2d_backward_weight`] **accumulates** into `dweight` and `dbias` (parameter
+//!   gradients: zero them once per step).
+//! - All three unfold windows with [`im2col`] / [`col2im`] and multiply with the checked
+//!   [`crate::gemm::sgemm`]; 1x1 convolutions with stride 1 and no padding skip the unfolding.
+//! - Callers pass the scratch: [`conv2d_workspace_len`] says how much (one column buffer per
+//!   thread when the batch is split across the pool).
+//! - [`reference`](mod@reference) holds the direct 7-loop convolution and plain im2col/col2im the fast paths
+//!   are tested against.
+
+mod conv2d;
+mod im2col;
+pub mod reference;
+mod shape;
+
+pub use conv2d::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len};
+pub use im2col::{col2im, im2col};
+pub use shape::Conv2dShape;

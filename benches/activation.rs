@@ -1,0 +1,161 @@
+//! Activation and fused-loss throughput in bytes moved (read + written), keel on 1- and
+//! 2-thread pools beside the scalar libm reference and a plain memory copy of the same
+//! number of bytes (the bandwidth yardstick: a memory-bound kernel cannot beat it).
+//!
+//! - element-wise forward (`x → y`) and backward (`y, dy → dx`) of sigmoid, tanh and ReLU on
+//!   16M floats (64 MiB per array);
+//! - softmax cross-entropy forward (`logits → probs`, loss) and backward (`probs → dlogits`)
+//!   on `(batch, classes)` = (256, 10) (MNIST-size heads) and (64, 1000) (ImageNet-size).
+//!
+//! `cargo bench --bench activation`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keel::kernels::activation::{self as act, reference};
+use keel::kernels::Result;
+
+const LEN: usize = 16 << 20;
+
+fn filled(len: usize, seed: u32, lo: f32, hi: f32) -> Vec<f32> {
+    // A cheap deterministic fill with both signs (benches must not run on zeros).
+    (0..len)
+        .map(|i| {
+            let unit =
+                ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32;
+            lo + (hi - lo) * unit
+        })
+        .collect()
+}
+
+fn pools() -> Vec<(usize, rayon::ThreadPool)> {
+    [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
+}
+
+type Forward = fn(&[f32], &mut [f32]) -> Result<()>;
+type ForwardRef = fn(&[f32], &mut [f32]);
+type Backward = fn(&[f32], &[f32], &mut [f32]) -> Result<()>;
+type BackwardRef = fn(&[f32], &[f32], &mut [f32]);
+
+const KERNELS: [(&str, Forward, ForwardRef, Backward, BackwardRef); 3] = [
+    (
+        "sigmoid",
+        act::sigmoid_forward,
+        reference::sigmoid_forward,
+        act::sigmoid_backward,
+        reference::sigmoid_backward,
+    ),
+    ("tanh", act::tanh_forward, reference::tanh_forward, act::tanh_backward, reference::tanh_backward),
+    ("relu", act::relu_forward, reference::relu_forward, act::relu_backward, reference::relu_backward),
+];
+
+fn bench_elementwise(criterion: &mut Criterion) {
+    let pools = pools();
+    let x = filled(LEN, 1, -6.0, 6.0);
+    let dy = filled(LEN, 2, -1.0, 1.0);
+    let mut y = vec![0.0f32; LEN];
+    let mut dx = vec![0.0f32; LEN];
+    // Copy buffers for the yardstick: forward moves 2 arrays, backward 3 (1.5 copies' worth).
+    let copy_src = filled(LEN * 3 / 2, 3, -1.0, 1.0);
+    let mut copy_dst = vec![0.0f32; LEN * 3 / 2];
+    let bytes = |arrays: usize| (arrays * LEN * size_of::<f32>()) as u64;
+
+    for (name, forward, forward_ref, backward, backward_ref) in KERNELS {
+        let mut group = criterion.benchmark_group(format!("{name}_forward/16M"));
+        group.throughput(Throughput::Bytes(bytes(2)));
+        group.sample_size(10);
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+                pool.install(|| bench.iter(|| forward(black_box(&x), &mut y).unwrap()))
+            });
+        }
+        group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+            bench.iter(|| forward_ref(black_box(&x), &mut y))
+        });
+        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
+            bench.iter(|| copy_dst[..LEN].copy_from_slice(black_box(&copy_src[..LEN])))
+        });
+        group.finish();
+
+        // Backward from the saved output, as layers call it.
+        forward(&x, &mut y).unwrap();
+        let mut group = criterion.benchmark_group(format!("{name}_backward/16M"));
+        group.throughput(Throughput::Bytes(bytes(3)));
+        group.sample_size(10);
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+                pool.install(|| bench.iter(|| backward(black_box(&y), black_box(&dy), &mut dx).unwrap()))
+            });
+        }
+        group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+            bench.iter(|| backward_ref(black_box(&y), black_box(&dy), &mut dx))
+        });
+        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
+            bench.iter(|| copy_dst.copy_from_slice(black_box(&copy_src)))
+        });
+        group.finish();
+    }
+}
+
+fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
+    let pools = pools();
+    for (batch, classes) in [(256usize, 10usize), (64, 1000)] {
+        let len = batch * classes;
+        let logits = filled(len, 4, -5.0, 5.0);
+        let targets: Vec<u32> = (0..batch as u32).map(|r| r * 7 % classes as u32).collect();
+        let mut probs = vec![0.0f32; len];
+        let mut dlogits = vec![0.0f32; len];
+        let mut copy_dst = vec![0.0f32; len];
+        let mut group = criterion.benchmark_group(format!("softmax_cross_entropy/{batch}x{classes}"));
+        // Forward reads the logits and writes the probs, backward reads the probs and writes
+        // dlogits: the same bytes (the targets add batch·4 more, ignored).
+        group.throughput(Throughput::Bytes((2 * len * size_of::<f32>()) as u64));
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new("keel_forward", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| {
+                        act::softmax_cross_entropy_forward(
+                            batch,
+                            classes,
+                            black_box(&logits),
+                            &targets,
+                            &mut probs,
+                        )
+                        .unwrap()
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("keel_backward", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| {
+                        act::softmax_cross_entropy_backward(
+                            batch,
+                            classes,
+                            black_box(&probs),
+                            &targets,
+                            &mut dlogits,
+                        )
+                        .unwrap()
+                    })
+                })
+            });
+        }
+        group.bench_function(BenchmarkId::new("reference_forward", "T1"), |bench| {
+            bench.iter(|| {
+                reference::softmax_cross_entropy_forward(classes, black_box(&logits), &targets, &mut probs)
+            })
+        });
+        group.bench_function(BenchmarkId::new("reference_backward", "T1"), |bench| {
+            bench.iter(|| {
+                reference::softmax_cross_entropy_backward(classes, black_box(&probs), &targets, &mut dlogits)
+            })
+        });
+        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
+            bench.iter(|| copy_dst.copy_from_slice(black_box(&logits)))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_elementwise, bench_softmax_cross_entropy);
+criterion_main!(benches);

@@ -1,0 +1,219 @@
+//! Batch norm, dropout and optimizer updates: memory-bound passes, so throughput is in bytes
+//! (`Throughput::Bytes` = the bytes the operation must read plus write once each; the kernel
+//! may read some more than once, e.g. batch norm's statistics passes). keel on 1- and
+//! 2-thread pools beside the scalar reference in each group.
+//!
+//! Shapes: batch norm on conv shape C's activations (32, 64, 32, 32); dropout on 16M floats;
+//! Adam and SGD with momentum on 1M and 16M parameters.
+//!
+//! `cargo bench --bench norm_optim`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keel::kernels::norm::{self, batchnorm_backward_workspace_len};
+use keel::kernels::optim::{self, AdamConfig, SgdConfig};
+
+const F32: u64 = 4;
+
+fn filled(len: usize, seed: u32) -> Vec<f32> {
+    // A cheap deterministic fill with both signs (benches must not run on zeros).
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn pools() -> Vec<(usize, rayon::ThreadPool)> {
+    [1usize, 2]
+        .into_iter()
+        .map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()))
+        .collect()
+}
+
+fn bench_batchnorm(criterion: &mut Criterion) {
+    let (n, c, spatial) = (32usize, 64usize, 32 * 32);
+    let len = n * c * spatial;
+    let x = filled(len, 1);
+    let dy = filled(len, 2);
+    let (gamma, beta) = (vec![1.5f32; c], vec![0.25f32; c]);
+    let (mut rm, mut rv) = (vec![0.0f32; c], vec![1.0f32; c]);
+    let (mut save_mean, mut save_invstd) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let mut y = vec![0.0f32; len];
+    let mut dx = vec![0.0f32; len];
+    let (mut dgamma, mut dbeta) = (vec![0.0f32; c], vec![0.0f32; c]);
+    let mut workspace = vec![0.0f32; batchnorm_backward_workspace_len(c)];
+
+    let mut group = criterion.benchmark_group(format!("batchnorm_forward_train/{n}x{c}x32x32"));
+    group.throughput(Throughput::Bytes(2 * F32 * len as u64)); // read x, write y
+    group.sample_size(20);
+    for (threads, pool) in pools() {
+        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+            pool.install(|| {
+                bench.iter(|| {
+                    norm::batchnorm_forward_train(
+                        n,
+                        c,
+                        spatial,
+                        black_box(&x),
+                        &gamma,
+                        &beta,
+                        1e-5,
+                        0.1,
+                        &mut rm,
+                        &mut rv,
+                        &mut y,
+                        &mut save_mean,
+                        &mut save_invstd,
+                    )
+                    .unwrap()
+                })
+            })
+        });
+    }
+    group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+        bench.iter(|| {
+            norm::reference::batchnorm_forward_train(
+                n,
+                c,
+                spatial,
+                black_box(&x),
+                &gamma,
+                &beta,
+                1e-5,
+                0.1,
+                &mut rm,
+                &mut rv,
+                &mut y,
+                &mut save_mean,
+                &mut save_invstd,
+            )
+        })
+    });
+    group.finish();
+
+    let mut group = criterion.benchmark_group(format!("batchnorm_backward/{n}x{c}x32x32"));
+    group.throughput(Throughput::Bytes(3 * F32 * len as u64)); // read x, dy, write dx
+    group.sample_size(20);
+    for (threads, pool) in pools() {
+        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+            pool.install(|| {
+                bench.iter(|| {
+                    norm::batchnorm_backward(
+                        n,
+                        c,
+                        spatial,
+                        black_box(&x),
+                        black_box(&dy),
+                        &gamma,
+                        &save_mean,
+                        &save_invstd,
+                        &mut workspace,
+                        &mut dx,
+                        &mut dgamma,
+                        &mut dbeta,
+                    )
+                    .unwrap()
+                })
+            })
+        });
+    }
+    group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+        bench.iter(|| {
+            norm::reference::batchnorm_backward(
+                n,
+                c,
+                spatial,
+                black_box(&x),
+                black_box(&dy),
+                &gamma,
+                &save_mean,
+                &save_invstd,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn bench_dropout(criterion: &mut Criterion) {
+    let len = 1usize << 24;
+    let x = filled(len, 3);
+    let mut y = vec![0.0f32; len];
+    let mut mask = vec![0u8; len];
+    let mut group = criterion.benchmark_group("dropout_forward/16M");
+    group.throughput(Throughput::Bytes((2 * F32 + 1) * len as u64)); // read x, write y and the u8 mask
+    group.sample_size(10);
+    for (threads, pool) in pools() {
+        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+            pool.install(|| {
+                bench.iter(|| norm::dropout_forward(0.5, 7, 0, black_box(&x), &mut y, &mut mask).unwrap())
+            })
+        });
+    }
+    group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+        bench.iter(|| norm::reference::dropout_forward(0.5, 7, 0, black_box(&x), &mut y, &mut mask))
+    });
+    group.finish();
+}
+
+fn bench_optimizers(criterion: &mut Criterion) {
+    for (len, label) in [(1usize << 20, "1M"), (1 << 24, "16M")] {
+        let grad = filled(len, 4);
+        let mut param = filled(len, 5);
+        let (mut m, mut v) = (filled(len, 6), vec![0.01f32; len]);
+        let adam = AdamConfig::default();
+
+        let mut group = criterion.benchmark_group(format!("adam_update/{label}"));
+        // read param, grad, m, v; write param, m, v
+        group.throughput(Throughput::Bytes(7 * F32 * len as u64));
+        group.sample_size(10);
+        for (threads, pool) in pools() {
+            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| {
+                        optim::adam_update(&adam, 10, &mut param, black_box(&grad), &mut m, &mut v, &mut [])
+                            .unwrap()
+                    })
+                })
+            });
+        }
+        group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+            bench.iter(|| {
+                optim::reference::adam_update(
+                    &adam,
+                    10,
+                    &mut param,
+                    black_box(&grad),
+                    &mut m,
+                    &mut v,
+                    &mut [],
+                )
+            })
+        });
+        group.finish();
+
+        let sgd = SgdConfig { lr: 0.01, momentum: 0.9, ..Default::default() };
+        let mut group = criterion.benchmark_group(format!("sgd_momentum_update/{label}"));
+        // read param, grad, buffer; write param, buffer
+        group.throughput(Throughput::Bytes(5 * F32 * len as u64));
+        group.sample_size(10);
+        for (threads, pool) in pools() {
+            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| optim::sgd_update(&sgd, 10, &mut param, black_box(&grad), &mut m).unwrap())
+                })
+            });
+        }
+        group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+            bench.iter(|| optim::reference::sgd_update(&sgd, 10, &mut param, black_box(&grad), &mut m))
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_batchnorm, bench_dropout, bench_optimizers);
+criterion_main!(benches);

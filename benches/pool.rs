@@ -1,0 +1,134 @@
+//! Pooling throughput in bytes moved (read + written) per call, on the (64, 64, 32, 32)
+//! activations of a small CNN: keel on 1- and 2-thread pools beside the scalar reference.
+//! Max and average pool 2x2 stride 2 (forward, and forward + backward as in a training
+//! step), global average pool forward and backward.
+//!
+//! `cargo bench --bench pool`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keel::kernels::pool::{self, reference, Pool2dShape};
+
+const F32: u64 = 4;
+
+fn filled(len: usize, seed: u32) -> Vec<f32> {
+    // A cheap deterministic fill with both signs (benches must not run on zeros).
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+/// The outputs the kernels overwrite.
+struct Outputs {
+    y: Vec<f32>,
+    argmax: Vec<u32>,
+    dx: Vec<f32>,
+}
+
+/// Benches `keel` on 1 and 2 threads and the reference, in one group.
+fn group(
+    criterion: &mut Criterion,
+    name: &str,
+    bytes: u64,
+    out: &mut Outputs,
+    keel: impl Fn(&mut Outputs) + Sync,
+    reference: impl Fn(&mut Outputs),
+) {
+    let mut group = criterion.benchmark_group(name);
+    group.throughput(Throughput::Bytes(bytes));
+    for threads in [1usize, 2] {
+        let threads_pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+            threads_pool.install(|| bench.iter(|| keel(out)))
+        });
+    }
+    group.bench_function(BenchmarkId::new("reference", "T1"), |bench| bench.iter(|| reference(out)));
+    group.finish();
+}
+
+fn bench_pool(criterion: &mut Criterion) {
+    let shape = Pool2dShape::square(64, 64, 32, 32, 2, 2, 0);
+    let (xl, yl) = (shape.in_len(), shape.out_len());
+    let (xb, yb) = (xl as u64 * F32, yl as u64 * F32);
+    let x = filled(xl, 1);
+    let dy = filled(yl, 2);
+    let out = &mut Outputs { y: vec![0.0; yl], argmax: vec![0; yl], dx: vec![0.0; xl] };
+    let label = "64x64x32x32 k2s2";
+
+    // Forward reads x, writes y and the mask; backward reads dy and the mask, writes dx.
+    let (fwd, bwd) = (xb + 2 * yb, 2 * yb + xb);
+    group(
+        criterion,
+        &format!("maxpool2d_forward/{label}"),
+        fwd,
+        out,
+        |o| pool::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax).unwrap(),
+        |o| reference::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax),
+    );
+    group(
+        criterion,
+        &format!("maxpool2d_forward_backward/{label}"),
+        fwd + bwd,
+        out,
+        |o| {
+            pool::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax).unwrap();
+            pool::maxpool2d_backward(&shape, black_box(&dy), &o.argmax, &mut o.dx).unwrap()
+        },
+        |o| {
+            reference::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax);
+            reference::maxpool2d_backward(&shape, black_box(&dy), &o.argmax, &mut o.dx)
+        },
+    );
+
+    // Average pool (count_include_pad = true, PyTorch's default): no mask.
+    let (fwd, bwd) = (xb + yb, yb + xb);
+    group(
+        criterion,
+        &format!("avgpool2d_forward/{label}"),
+        fwd,
+        out,
+        |o| pool::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y).unwrap(),
+        |o| reference::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y),
+    );
+    group(
+        criterion,
+        &format!("avgpool2d_forward_backward/{label}"),
+        fwd + bwd,
+        out,
+        |o| {
+            pool::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y).unwrap();
+            pool::avgpool2d_backward(&shape, true, black_box(&dy), &mut o.dx).unwrap()
+        },
+        |o| {
+            reference::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y);
+            reference::avgpool2d_backward(&shape, true, black_box(&dy), &mut o.dx)
+        },
+    );
+
+    // Global average pool: (64, 64, 32, 32) -> (64, 64) and back.
+    let (n, c, h, w) = (shape.n, shape.c, shape.h, shape.w);
+    let planes = (n * c) as u64 * F32;
+    let dg = filled(n * c, 3);
+    group(
+        criterion,
+        "global_avgpool_forward/64x64x32x32",
+        xb + planes,
+        out,
+        |o| pool::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y[..n * c]).unwrap(),
+        |o| reference::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y[..n * c]),
+    );
+    group(
+        criterion,
+        "global_avgpool_backward/64x64x32x32",
+        planes + xb,
+        out,
+        |o| pool::global_avgpool_backward(n, c, h, w, black_box(&dg), &mut o.dx).unwrap(),
+        |o| reference::global_avgpool_backward(n, c, h, w, black_box(&dg), &mut o.dx),
+    );
+}
+
+criterion_group!(benches, bench_pool);
+criterion_main!(benches);

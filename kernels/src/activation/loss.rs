@@ -1,0 +1,225 @@
+//! Fused losses on logits: softmax + cross-entropy (class-index or probability targets) and
+//! sigmoid + binary cross-entropy. Forward returns the mean loss over the batch (PyTorch's
+//! default `reduction='mean'`) and saves the probabilities; backward turns them into the
+//! logit gradient of that mean in one pass (`(Ŷ - Y)/batch`), so the upstream gradient of
+//! the loss is taken as 1 (scale `dlogits` for another).
+//!
+//! The batch sum runs over fixed chunks in a fixed tree ([`sum_over_chunks`]) and in `f64`,
+//! so the loss is deterministic for a given thread count.
+
+use wide::f32x8;
+
+use super::map::{map_binary, map_unary, sum_over_chunks};
+use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
+use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows};
+use crate::error::{argument_error, check_len, shape_error, Result};
+use crate::parallel;
+
+/// A mean needs at least one term.
+fn check_nonempty(what: &str, n: usize) -> Result<()> {
+    if n == 0 {
+        Err(shape_error(what, format!("{what} >= 1 (the loss is a mean over it)"), n))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks `(batch, classes)` (both `>= 1`) and that every class index is below `classes`.
+fn check_class_targets(batch: usize, classes: usize, targets: &[u32]) -> Result<()> {
+    check_nonempty("batch", batch)?;
+    check_nonempty("classes", classes)?;
+    check_len(|| format!("targets (batch) = ({batch})"), batch, targets.len())?;
+    match targets.iter().position(|&t| t as usize >= classes) {
+        Some(i) => Err(argument_error(
+            format!("targets[{i}]"),
+            format!("a class index < classes = {classes}"),
+            targets[i],
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Writes the softmax of every row of `logits (batch, classes)` into `probs` and sums
+/// `row_loss(row, logits_row, max, Σ)` (the row's max and `Σ e^{x - max}`) over the batch,
+/// rows in parallel chunks.
+fn sum_rows<F>(classes: usize, logits: &[f32], probs: &mut [f32], row_loss: F) -> f64
+where
+    F: Fn(usize, &[f32], f32, f32) -> f32 + Sync,
+{
+    let chunk = row_chunk_len(probs.len(), classes);
+    sum_over_chunks(probs, classes, chunk, 0, &|first_row, probs: &mut [f32]| {
+        let logits = &logits[first_row * classes..first_row * classes + probs.len()];
+        let mut total = 0.0f64;
+        softmax_rows(classes, logits, probs, |r, m, sum| {
+            let x = &logits[r * classes..(r + 1) * classes];
+            total += f64::from(row_loss(first_row + r, x, m, sum));
+        });
+        total
+    })
+}
+
+/// Mean softmax cross-entropy with class-index targets (PyTorch's `CrossEntropyLoss`):
+/// `loss = (1/batch)·Σ_r (ln Σ_k e^{x[r, k]} - x[r, targets[r]])`, computed as
+/// `(max - x_t) + ln Σ e^{x - max}` so it stays finite for logits up to ±1e4.
+///
+/// `logits (batch, classes)`, `targets (batch)` class indices `< classes`,
+/// `probs (batch, classes)` **overwritten** with the softmax, for the backward pass.
+/// `batch` and `classes` must be `>= 1`; an out-of-range index is an error. NaN logits give a
+/// NaN loss.
+pub fn softmax_cross_entropy_forward(
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    targets: &[u32],
+    probs: &mut [f32],
+) -> Result<f32> {
+    check_class_targets(batch, classes, targets)?;
+    check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
+    check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
+    let total = sum_rows(classes, logits, probs, |r, x, m, sum| (m - x[targets[r] as usize]) + sum.ln());
+    Ok((total / batch as f64) as f32)
+}
+
+/// `dlogits = (probs - onehot(targets))/batch`, the gradient of the mean loss of
+/// [`softmax_cross_entropy_forward`] from its saved `probs`; shapes as there, `dlogits`
+/// **overwritten**.
+pub fn softmax_cross_entropy_backward(
+    batch: usize,
+    classes: usize,
+    probs: &[f32],
+    targets: &[u32],
+    dlogits: &mut [f32],
+) -> Result<()> {
+    check_class_targets(batch, classes, targets)?;
+    check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
+    check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
+    let inv_batch = 1.0 / batch as f32;
+    let inv = f32x8::splat(inv_batch);
+    map_unary(probs, dlogits, |p| p * inv);
+    // The one-hot part touches one element per row.
+    for (r, &t) in targets.iter().enumerate() {
+        let i = r * classes + t as usize;
+        dlogits[i] = (probs[i] - 1.0) * inv_batch;
+    }
+    Ok(())
+}
+
+/// Mean softmax cross-entropy with probability targets (PyTorch's `CrossEntropyLoss` given
+/// class probabilities: soft labels, label smoothing, one-hot rows):
+/// `loss = (1/batch)·Σ_r Σ_j t[r, j]·(ln Σ_k e^{x[r, k]} - x[r, j])`, each term computed as
+/// `t·((max - x) + ln Σ e^{x - max})` (non-negative, no cancellation).
+///
+/// `logits`, `targets`, `probs`: `(batch, classes)`; `probs` **overwritten** with the
+/// softmax. Targets are not checked to be a distribution (rows need not sum to 1, as in
+/// PyTorch). `batch`, `classes` `>= 1`.
+pub fn softmax_cross_entropy_soft_forward(
+    batch: usize,
+    classes: usize,
+    logits: &[f32],
+    targets: &[f32],
+    probs: &mut [f32],
+) -> Result<f32> {
+    check_nonempty("batch", batch)?;
+    check_nonempty("classes", classes)?;
+    check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
+    check_matrix("targets", ("batch", "classes"), batch, classes, targets.len())?;
+    check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
+    let total = sum_rows(classes, logits, probs, |r, x, m, sum| {
+        let (mv, ln_sum) = (f32x8::splat(m), f32x8::splat(sum.ln()));
+        let t = &targets[r * classes..(r + 1) * classes];
+        row_sum2(x, t, |x, t| t * ((mv - x) + ln_sum))
+    });
+    Ok((total / batch as f64) as f32)
+}
+
+/// `dlogits = (probs·Σ_j t[r, j] - targets)/batch` per row (`(probs - targets)/batch` when the
+/// targets sum to 1), the gradient of [`softmax_cross_entropy_soft_forward`]'s mean loss from
+/// its saved `probs`; all `(batch, classes)`, `dlogits` **overwritten**.
+pub fn softmax_cross_entropy_soft_backward(
+    batch: usize,
+    classes: usize,
+    probs: &[f32],
+    targets: &[f32],
+    dlogits: &mut [f32],
+) -> Result<()> {
+    check_nonempty("batch", batch)?;
+    check_nonempty("classes", classes)?;
+    check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
+    check_matrix("targets", ("batch", "classes"), batch, classes, targets.len())?;
+    check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
+    let inv = f32x8::splat(1.0 / batch as f32);
+    for_each_row(probs, targets, dlogits, classes, |p, t, dl| {
+        let t_sum = f32x8::splat(row_sum2(t, t, |t, _| t));
+        row_map2(p, t, dl, |p, t| (p * t_sum - t) * inv);
+    });
+    Ok(())
+}
+
+/// Elements summed in `f32` lanes before the running total takes them in `f64`.
+const BCE_BLOCK: usize = 1024;
+
+/// One BCE term and probability per lane, from `e = e^{-|z|}` (never overflows):
+/// `loss = max(z, 0) - z·y + ln(1 + e)`, `σ(z) = 1/(1 + e)` for `z >= 0`, `e/(1 + e)` below.
+#[inline(always)]
+fn bce_f32x8(z: f32x8, y: f32x8) -> (f32x8, f32x8) {
+    let e = exp_f32x8(-z.abs());
+    let loss = z.fast_max(f32x8::ZERO) - z * y + e.ln_1p();
+    let one_plus_e = f32x8::ONE + e;
+    let p = z.simd_ge(f32x8::ZERO).select(f32x8::ONE, e) / one_plus_e;
+    (loss, p)
+}
+
+/// Writes `σ(z)` into `p` and returns `Σ loss` over one block.
+fn bce_block(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
+    let mut acc = f32x8::ZERO;
+    let mut zs = z.chunks_exact(LANES);
+    let mut ys = y.chunks_exact(LANES);
+    let mut ps = p.chunks_exact_mut(LANES);
+    for ((z, y), p) in (&mut zs).zip(&mut ys).zip(&mut ps) {
+        let (loss, prob) = bce_f32x8(load(z), load(y));
+        acc += loss;
+        store(p, prob);
+    }
+    let (z, y, p) = (zs.remainder(), ys.remainder(), ps.into_remainder());
+    let mut total = acc.reduce_add();
+    if !z.is_empty() {
+        let (loss, prob) = bce_f32x8(load_tail(z, 0.0), load_tail(y, 0.0));
+        store_tail(p, prob);
+        // Padding lanes hold ln 2, not 0: add the real lanes only.
+        total += loss.as_array()[..z.len()].iter().sum::<f32>();
+    }
+    total
+}
+
+/// Mean binary cross-entropy on logits (PyTorch's `BCEWithLogitsLoss`):
+/// `loss = (1/n)·Σ_i max(z_i, 0) - z_i·y_i + ln(1 + e^{-|z_i|})`, the stable form of
+/// `-(y·ln σ(z) + (1-y)·ln(1-σ(z)))` (finite for logits up to ±1e4 and beyond).
+///
+/// `logits`, `targets` (probabilities, usually 0 or 1; not range-checked, as in PyTorch)
+/// and `probs` have the same length `n >= 1` (any shape flattened); `probs` **overwritten**
+/// with `σ(z)` for the backward pass and for predictions. NaN logits give a NaN loss.
+pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32]) -> Result<f32> {
+    let n = logits.len();
+    check_nonempty("n = logits.len()", n)?;
+    check_len(|| "targets (same length as logits)".to_string(), n, targets.len())?;
+    check_len(|| "probs (same length as logits)".to_string(), n, probs.len())?;
+    let chunk = parallel::chunk_len(n, BCE_BLOCK);
+    let total = sum_over_chunks(probs, 1, chunk, 0, &|first, probs: &mut [f32]| {
+        let (z, y) = (&logits[first..first + probs.len()], &targets[first..first + probs.len()]);
+        let blocks = z.chunks(BCE_BLOCK).zip(y.chunks(BCE_BLOCK)).zip(probs.chunks_mut(BCE_BLOCK));
+        blocks.map(|((z, y), p)| f64::from(bce_block(z, y, p))).sum()
+    });
+    Ok((total / n as f64) as f32)
+}
+
+/// `dlogits = (probs - targets)/n`, the gradient of [`bce_with_logits_forward`]'s mean loss
+/// from its saved `probs = σ(z)`; all of length `n >= 1`, `dlogits` **overwritten**.
+pub fn bce_with_logits_backward(probs: &[f32], targets: &[f32], dlogits: &mut [f32]) -> Result<()> {
+    let n = probs.len();
+    check_nonempty("n = probs.len()", n)?;
+    check_len(|| "targets (same length as probs)".to_string(), n, targets.len())?;
+    check_len(|| "dlogits (same length as probs)".to_string(), n, dlogits.len())?;
+    let inv = f32x8::splat(1.0 / n as f32);
+    map_binary(probs, targets, dlogits, |p, y| (p - y) * inv);
+    Ok(())
+}

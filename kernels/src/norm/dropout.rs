@@ -1,0 +1,166 @@
+//! Inverted dropout with a counter-based random number generator.
+//!
+//! Element `j` of a call with `(seed, offset)` has counter `e = offset + j`; it is kept when
+//! its 32 random bits, half `e mod 2` of SplitMix64 draw number `⌊e/2⌋` of the stream keyed
+//! by `seed` (see [`dropout_keep`]), fall in the top `1 - p` of their range. The decision
+//! depends only on `(seed, e)`, never on the order in which elements are visited, so the
+//! mask is the same for any thread count and chunking, and a tensor may be processed in
+//! pieces by advancing `offset`. One 64-bit draw serves two neighbouring elements, which
+//! halves the cost of the generator, the bulk of this kernel's work.
+
+use rayon::prelude::*;
+use wide::f32x8;
+
+use crate::error::{argument_error, check_len, Result};
+use crate::parallel::chunk_len;
+
+/// SplitMix64's increment (2⁶⁴/φ) and output mix (Steele, Lea, Flood 2014).
+const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The drop threshold of probability `p` on the top 32 bits of a draw: `round(p·2³²)`.
+/// An element is kept when its bits are `>=` it, with probability `1 - p` to within 2⁻³³.
+fn threshold(p: f32) -> u64 {
+    (f64::from(p) * 4_294_967_296.0).round() as u64
+}
+
+/// Whether the element with counter `index` (`offset + j`) is kept under `seed` and dropout
+/// probability `p`: with `d = mix64(mix64(seed) + (⌊index/2⌋ + 1)·γ)` (draw number
+/// `⌊index/2⌋` of SplitMix64 seeded with `mix64(seed)`), its high 32 bits for an even
+/// `index`, its low 32 bits for an odd one, compared with `round(p·2³²)`. This is the
+/// definition the kernels and the reference share.
+pub fn dropout_keep(p: f32, seed: u64, index: u64) -> bool {
+    let d = draw(mix64(seed), index >> 1);
+    let bits = if index & 1 == 0 { d >> 32 } else { d & 0xFFFF_FFFF };
+    bits >= threshold(p)
+}
+
+/// Draw number `pair` of the stream keyed by `key`.
+#[inline(always)]
+fn draw(key: u64, pair: u64) -> u64 {
+    mix64(key.wrapping_add(pair.wrapping_add(1).wrapping_mul(GOLDEN_GAMMA)))
+}
+
+/// Fills `mask` (counters `first..`) with 1 (kept) or 0, one draw per aligned pair of
+/// counters; the decisions are those of [`dropout_keep`].
+fn fill_mask(key: u64, threshold: u64, first: u64, mask: &mut [u8]) {
+    let high = |d: u64| u8::from(d >> 32 >= threshold);
+    let low = |d: u64| u8::from(d & 0xFFFF_FFFF >= threshold);
+    // An odd first counter is the low half of the pair before.
+    let (head, rest) = mask.split_at_mut(usize::from(first & 1 == 1).min(mask.len()));
+    if let Some(m) = head.first_mut() {
+        *m = low(draw(key, first >> 1));
+    }
+    let pair0 = first.wrapping_add(head.len() as u64) >> 1;
+    let done = (rest.len() / 2) as u64;
+    let mut pairs = rest.chunks_exact_mut(2);
+    for (q, pair) in (&mut pairs).enumerate() {
+        let d = draw(key, pair0.wrapping_add(q as u64));
+        pair[0] = high(d);
+        pair[1] = low(d);
+    }
+    if let Some(m) = pairs.into_remainder().first_mut() {
+        *m = high(draw(key, pair0.wrapping_add(done)));
+    }
+}
+
+/// The factor kept units are multiplied by: `1/(1 - p)`, and 0 for `p = 1` (everything is
+/// dropped; PyTorch returns `x·0` there).
+pub fn dropout_scale(p: f32) -> f32 {
+    if p < 1.0 {
+        1.0 / (1.0 - p)
+    } else {
+        0.0
+    }
+}
+
+fn check_p(p: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(argument_error("p", "0 <= p <= 1", p))
+    }
+}
+
+/// `y = x·(mask ≠ 0)·scale` with `f32x8` (a product, as PyTorch's `x * noise`, so a NaN or
+/// infinite `x` gives NaN even where dropped).
+fn apply_mask(x: &[f32], mask: &[u8], scale: f32, y: &mut [f32]) {
+    let factor = |m: u8| if m != 0 { scale } else { 0.0 };
+    let mut ys = y.chunks_exact_mut(8);
+    let (mut xs, mut ms) = (x.chunks_exact(8), mask.chunks_exact(8));
+    for (yv, (xv, mv)) in (&mut ys).zip((&mut xs).zip(&mut ms)) {
+        let f = f32x8::new(core::array::from_fn(|j| factor(mv[j])));
+        let v = f32x8::new(core::array::from_fn(|j| xv[j])) * f;
+        yv.copy_from_slice(&v.to_array());
+    }
+    for (yv, (&xv, &mv)) in ys.into_remainder().iter_mut().zip(xs.remainder().iter().zip(ms.remainder())) {
+        *yv = xv * factor(mv);
+    }
+}
+
+/// Inverted dropout forward (training mode; in evaluation mode dropout is the identity and
+/// needs no kernel), any shape flattened to `len` elements:
+/// - `p`: drop probability in `[0, 1]`; `p = 0` keeps everything (`y = x`), `p = 1` drops
+///   everything (`y = x·0`, as PyTorch);
+/// - `seed`, `offset`: element `j` uses counter `offset + j` of the stream keyed by `seed`
+///   ([`dropout_keep`]); pass a new `offset` (e.g. a running count of drawn elements) or
+///   seed at every call so that masks differ between steps;
+/// - `x` (len): read; `y` (len): **overwritten** with `x·mask·1/(1 - p)`;
+/// - `mask` (len): **overwritten** with 1 (kept) or 0 (dropped), for [`dropout_backward`].
+///
+/// Errors: `p` outside `[0, 1]` or NaN, `y` or `mask` length not `x.len()`.
+pub fn dropout_forward(
+    p: f32,
+    seed: u64,
+    offset: u64,
+    x: &[f32],
+    y: &mut [f32],
+    mask: &mut [u8],
+) -> Result<()> {
+    check_p(p)?;
+    let len = x.len();
+    check_len(|| format!("y (x len {len})"), len, y.len())?;
+    check_len(|| format!("mask (x len {len})"), len, mask.len())?;
+    let (key, threshold, scale) = (mix64(seed), threshold(p), dropout_scale(p));
+    let run = |first: u64, x: &[f32], y: &mut [f32], mask: &mut [u8]| {
+        fill_mask(key, threshold, first, mask);
+        apply_mask(x, mask, scale, y);
+    };
+    let chunk = chunk_len(len, 8);
+    if chunk >= len {
+        run(offset, x, y, mask);
+    } else {
+        x.par_chunks(chunk)
+            .zip(y.par_chunks_mut(chunk).zip(mask.par_chunks_mut(chunk)))
+            .enumerate()
+            .for_each(|(i, (x, (y, mask)))| run(offset.wrapping_add((i * chunk) as u64), x, y, mask));
+    }
+    Ok(())
+}
+
+/// Inverted dropout backward: `dx = dy·(mask ≠ 0)·1/(1 - p)` (0 where `p = 1`).
+/// - `mask` (len): the forward's mask, read (non-zero = kept); `dy` (len): read;
+/// - `dx` (len): **overwritten**.
+///
+/// Errors: `p` outside `[0, 1]` or NaN, `dy` or `dx` length not `mask.len()`.
+pub fn dropout_backward(p: f32, mask: &[u8], dy: &[f32], dx: &mut [f32]) -> Result<()> {
+    check_p(p)?;
+    let len = mask.len();
+    check_len(|| format!("dy (mask len {len})"), len, dy.len())?;
+    check_len(|| format!("dx (mask len {len})"), len, dx.len())?;
+    let scale = dropout_scale(p);
+    let chunk = chunk_len(len, 8);
+    if chunk >= len {
+        apply_mask(dy, mask, scale, dx);
+    } else {
+        dy.par_chunks(chunk)
+            .zip(mask.par_chunks(chunk).zip(dx.par_chunks_mut(chunk)))
+            .for_each(|(dy, (mask, dx))| apply_mask(dy, mask, scale, dx));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Fused Adam / AdamW step (`torch.optim.Adam`, `torch.optim.AdamW`): weight decay, both
+//! moment averages, AMSGrad's running maximum and the bias-corrected update in one pass.
+
+use super::config::AdamConfig;
+use super::lanes::{for_each_chunk, Lane, UpdateRule};
+use super::{check_slices, check_step};
+use crate::error::Result;
+
+/// The constants of one Adam step, broadcast to every element.
+struct AdamRule {
+    /// `θ` factor of decoupled decay, `1 - lr·λ` (1 for Adam).
+    decay_factor: f32,
+    /// L2 coefficient added to the gradient (0 for AdamW).
+    l2: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    /// `lr / (1 - β1ᵗ)`.
+    step_size: f32,
+    /// `√(1 - β2ᵗ)`.
+    bias_correction2_sqrt: f32,
+    amsgrad: bool,
+}
+
+impl UpdateRule<4> for AdamRule {
+    #[inline(always)]
+    fn apply<L: Lane>(&self, at: usize, grad: &[f32], bufs: &mut [&mut [f32]; 4]) {
+        let mut param = L::load(&bufs[0][at..]);
+        let mut g = L::load(&grad[at..]);
+        if self.l2 != 0.0 {
+            g = g + L::splat(self.l2) * param;
+        }
+        if self.decay_factor != 1.0 {
+            param = param * L::splat(self.decay_factor);
+        }
+        // m + (1-β1)(g - m) is PyTorch's lerp form of β1·m + (1-β1)·g.
+        let m = L::load(&bufs[1][at..]);
+        let m = m + L::splat(self.one_minus_beta1) * (g - m);
+        m.store(&mut bufs[1][at..]);
+        let v = L::splat(self.beta2) * L::load(&bufs[2][at..]) + L::splat(self.one_minus_beta2) * g * g;
+        v.store(&mut bufs[2][at..]);
+        let v = if self.amsgrad {
+            let v_max = L::load(&bufs[3][at..]).max_with(v);
+            v_max.store(&mut bufs[3][at..]);
+            v_max
+        } else {
+            v
+        };
+        let denom = v.sqrt() / L::splat(self.bias_correction2_sqrt) + L::splat(self.eps);
+        (param - L::splat(self.step_size) * (m / denom)).store(&mut bufs[0][at..]);
+    }
+}
+
+/// One `torch.optim.Adam` (or AdamW, with `cfg.decoupled_weight_decay`) step on a parameter
+/// slice (math on [`AdamConfig`]).
+///
+/// - `step`: the 1-based step number `t` of the bias corrections (PyTorch's `state["step"]`
+///   after its increment);
+/// - `param` (len): updated in place; `grad` (len): read;
+/// - `exp_avg` (len), `exp_avg_sq` (len): `m` and `v`, zero before step 1, updated;
+/// - `max_exp_avg_sq` (len when `cfg.amsgrad`, otherwise ignored and may be empty): the
+///   running maximum of `v`, zero before step 1, updated.
+///
+/// The step constants are computed in f64 (as PyTorch does in Python floats), then rounded. Errors: a
+/// field of `cfg` out of domain, `step = 0`, a slice length that differs from `param.len()`.
+/// An empty `param` is a no-op.
+pub fn adam_update(
+    cfg: &AdamConfig,
+    step: u64,
+    param: &mut [f32],
+    grad: &[f32],
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+    max_exp_avg_sq: &mut [f32],
+) -> Result<()> {
+    cfg.check()?;
+    check_step(step)?;
+    let len = param.len();
+    let max_exp_avg_sq: &mut [f32] = if cfg.amsgrad { max_exp_avg_sq } else { &mut [] };
+    check_slices(
+        len,
+        grad,
+        &[
+            ("exp_avg", true, exp_avg.len()),
+            ("exp_avg_sq", true, exp_avg_sq.len()),
+            ("max_exp_avg_sq", cfg.amsgrad, max_exp_avg_sq.len()),
+        ],
+    )?;
+    // β^t for t beyond i32 has long underflowed to 0; saturating keeps powi well defined.
+    let t = i32::try_from(step).unwrap_or(i32::MAX);
+    let bias_correction1 = 1.0 - cfg.beta1.powi(t);
+    let bias_correction2 = 1.0 - cfg.beta2.powi(t);
+    let (decay_factor, l2) = if cfg.decoupled_weight_decay {
+        ((1.0 - cfg.lr * cfg.weight_decay) as f32, 0.0)
+    } else {
+        (1.0, cfg.weight_decay as f32)
+    };
+    let rule = AdamRule {
+        decay_factor,
+        l2,
+        one_minus_beta1: (1.0 - cfg.beta1) as f32,
+        beta2: cfg.beta2 as f32,
+        one_minus_beta2: (1.0 - cfg.beta2) as f32,
+        eps: cfg.eps as f32,
+        step_size: (cfg.lr / bias_correction1) as f32,
+        bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+        amsgrad: cfg.amsgrad,
+    };
+    for_each_chunk(&rule, grad, [param, exp_avg, exp_avg_sq, max_exp_avg_sq]);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Gradient clipping over a set of gradient slices (`torch.nn.utils.clip_grad_norm_` and
+//! `clip_grad_value_`).
+
+use rayon::prelude::*;
+use wide::f32x8;
+
+use crate::error::{argument_error, Result};
+use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
+
+/// Reductions split their slice in halves down to leaves of at most this many elements. The
+/// tree depends only on the length, so the sum has the same bits on any number of threads.
+const REDUCE_LEAF: usize = 1 << 14;
+
+/// Reduces `x` over a fixed binary tree: `leaf` on pieces of at most [`REDUCE_LEAF`]
+/// elements, `combine` on the halves; the halves run in parallel above the threshold.
+fn tree_reduce<L, C>(x: &[f32], leaf: &L, combine: &C) -> f64
+where
+    L: Fn(&[f32]) -> f64 + Sync,
+    C: Fn(f64, f64) -> f64 + Sync,
+{
+    if x.len() <= REDUCE_LEAF {
+        return leaf(x);
+    }
+    let mid = x.len().div_ceil(REDUCE_LEAF).div_ceil(2) * REDUCE_LEAF;
+    let (lo, hi) = x.split_at(mid);
+    let (a, b) = if x.len() >= MIN_PARALLEL_ELEMENTS {
+        rayon::join(|| tree_reduce(lo, leaf, combine), || tree_reduce(hi, leaf, combine))
+    } else {
+        (tree_reduce(lo, leaf, combine), tree_reduce(hi, leaf, combine))
+    };
+    combine(a, b)
+}
+
+/// `Σ x²` in f64 with eight lane accumulators (element `i` goes to lane `i mod 8`), summed
+/// in lane order at the end.
+fn sum_squares(x: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = x.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += f64::from(v) * f64::from(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f64::from(v) * f64::from(v);
+    }
+    acc.iter().sum()
+}
+
+/// The total `norm_type`-norm of all gradients, as if concatenated, in f64.
+fn total_norm(grads: &[&mut [f32]], norm_type: f32) -> f64 {
+    let add = |a: f64, b: f64| a + b;
+    if norm_type == f32::INFINITY {
+        // f64::max drops NaN; a NaN gradient must make the norm NaN, as in PyTorch.
+        let max = |a: f64, b: f64| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) };
+        let leaf = |x: &[f32]| x.iter().fold(0.0, |m, &v| max(m, f64::from(v.abs())));
+        grads.iter().map(|g| tree_reduce(g, &leaf, &max)).fold(0.0, max)
+    } else if norm_type == 2.0 {
+        grads.iter().map(|g| tree_reduce(g, &sum_squares, &add)).sum::<f64>().sqrt()
+    } else {
+        let p = f64::from(norm_type);
+        let leaf = |x: &[f32]| x.iter().map(|&v| f64::from(v).abs().powf(p)).sum::<f64>();
+        grads.iter().map(|g| tree_reduce(g, &leaf, &add)).sum::<f64>().powf(1.0 / p)
+    }
+}
+
+/// Multiplies every element of every gradient by `factor`.
+fn scale_all(grads: &mut [&mut [f32]], factor: f32) {
+    let scale = |chunk: &mut [f32]| {
+        let mut vectors = chunk.chunks_exact_mut(8);
+        for v in &mut vectors {
+            let x = f32x8::new(core::array::from_fn(|j| v[j])) * f32x8::splat(factor);
+            v.copy_from_slice(&x.to_array());
+        }
+        for v in vectors.into_remainder() {
+            *v *= factor;
+        }
+    };
+    for_each_chunk_mut(grads, scale);
+}
+
+/// Runs `f` over every gradient, in parallel chunks of [`chunk_len`] above the threshold.
+fn for_each_chunk_mut(grads: &mut [&mut [f32]], f: impl Fn(&mut [f32]) + Sync) {
+    for g in grads.iter_mut() {
+        let chunk = chunk_len(g.len(), 8);
+        if chunk >= g.len() {
+            f(g);
+        } else {
+            g.par_chunks_mut(chunk).for_each(&f);
+        }
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: the `norm_type`-norm of all gradients taken together
+/// (`norm_type` 2 by default in PyTorch; any `p > 0`, or `f32::INFINITY` for the largest
+/// magnitude); when `clip_coef = max_norm / (total + 1e-6)` is below 1, every gradient is
+/// scaled (**in place**) by it. Returns the total norm before clipping.
+///
+/// `grads`: any number of slices of any lengths (an empty set has norm 0). The norm is
+/// accumulated in f64 over a fixed tree, so it is the same for any thread count.
+///
+/// Errors: `max_norm` negative or NaN, `norm_type` not `> 0`; a non-finite total norm (a
+/// NaN or infinite gradient, or a norm beyond f32's range) is an error naming `grads`, and
+/// the gradients are left untouched (PyTorch's `error_if_nonfinite=True`; with `False` PyTorch would scale them
+/// all to NaN).
+pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -> Result<f32> {
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(argument_error("max_norm", "max_norm >= 0", max_norm));
+    }
+    if norm_type.is_nan() || norm_type <= 0.0 {
+        return Err(argument_error("norm_type", "norm_type > 0 (or infinity)", norm_type));
+    }
+    let total = total_norm(grads, norm_type) as f32;
+    if !total.is_finite() {
+        return Err(argument_error("grads", "gradients with a finite total norm", total));
+    }
+    let clip_coef = max_norm / (total + 1e-6);
+    if clip_coef < 1.0 {
+        scale_all(grads, clip_coef);
+    }
+    Ok(total)
+}
+
+/// `torch.nn.utils.clip_grad_value_`: clamps every element of every gradient (**in place**)
+/// to `[-clip_value, clip_value]`; NaN stays NaN.
+///
+/// Errors: `clip_value` negative or NaN.
+pub fn clip_grad_value(grads: &mut [&mut [f32]], clip_value: f32) -> Result<()> {
+    if clip_value.is_nan() || clip_value < 0.0 {
+        return Err(argument_error("clip_value", "clip_value >= 0", clip_value));
+    }
+    let clamp = |chunk: &mut [f32]| {
+        let (lo, hi) = (f32x8::splat(-clip_value), f32x8::splat(clip_value));
+        let mut vectors = chunk.chunks_exact_mut(8);
+        for v in &mut vectors {
+            let x = f32x8::new(core::array::from_fn(|j| v[j]));
+            // Compare-and-select keeps NaN (a NaN lane fails both comparisons).
+            let x = x.simd_lt(lo).bitselect(lo, x);
+            let x = x.simd_gt(hi).bitselect(hi, x);
+            v.copy_from_slice(&x.to_array());
+        }
+        for v in vectors.into_remainder() {
+            *v = v.clamp(-clip_value, clip_value);
+        }
+    };
+    for_each_chunk_mut(grads, clamp);
+    Ok(())
+}

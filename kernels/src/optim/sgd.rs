@@ -1,0 +1,73 @@
+//! Fused SGD step (`torch.optim.SGD`): weight decay, momentum buffer, Nesterov and the
+//! parameter update in one pass.
+
+use super::config::SgdConfig;
+use super::lanes::{for_each_chunk, Lane, UpdateRule};
+use super::{check_slices, check_step};
+use crate::error::Result;
+
+/// The constants of one SGD step, broadcast to every element.
+struct SgdRule {
+    lr: f32,
+    momentum: f32,
+    one_minus_dampening: f32,
+    weight_decay: f32,
+    nesterov: bool,
+    first_step: bool,
+}
+
+impl UpdateRule<2> for SgdRule {
+    #[inline(always)]
+    fn apply<L: Lane>(&self, at: usize, grad: &[f32], bufs: &mut [&mut [f32]; 2]) {
+        let param = L::load(&bufs[0][at..]);
+        let mut g = L::load(&grad[at..]);
+        if self.weight_decay != 0.0 {
+            g = g + L::splat(self.weight_decay) * param;
+        }
+        if self.momentum != 0.0 {
+            // PyTorch starts the buffer at the (decayed) gradient, without dampening.
+            let buf = if self.first_step {
+                g
+            } else {
+                L::splat(self.momentum) * L::load(&bufs[1][at..]) + L::splat(self.one_minus_dampening) * g
+            };
+            buf.store(&mut bufs[1][at..]);
+            g = if self.nesterov { g + L::splat(self.momentum) * buf } else { buf };
+        }
+        (param - L::splat(self.lr) * g).store(&mut bufs[0][at..]);
+    }
+}
+
+/// One `torch.optim.SGD` step on a parameter slice (math on [`SgdConfig`]).
+///
+/// - `step`: the 1-based step number; on step 1 the momentum buffer is initialised to the
+///   gradient (its content is then not read), later steps read and update it;
+/// - `param` (len): updated in place; `grad` (len): read;
+/// - `momentum_buf` (len when `cfg.momentum > 0`, otherwise ignored and may be empty):
+///   the momentum state, overwritten on step 1, updated after.
+///
+/// Errors: a field of `cfg` out of domain, `step = 0`, a slice length that differs from
+/// `param.len()`. An empty `param` is a no-op.
+pub fn sgd_update(
+    cfg: &SgdConfig,
+    step: u64,
+    param: &mut [f32],
+    grad: &[f32],
+    momentum_buf: &mut [f32],
+) -> Result<()> {
+    cfg.check()?;
+    check_step(step)?;
+    let len = param.len();
+    let momentum_buf: &mut [f32] = if cfg.momentum != 0.0 { momentum_buf } else { &mut [] };
+    check_slices(len, grad, &[("momentum_buf", cfg.momentum != 0.0, momentum_buf.len())])?;
+    let rule = SgdRule {
+        lr: cfg.lr as f32,
+        momentum: cfg.momentum as f32,
+        one_minus_dampening: (1.0 - cfg.dampening) as f32,
+        weight_decay: cfg.weight_decay as f32,
+        nesterov: cfg.nesterov,
+        first_step: step == 1,
+    };
+    for_each_chunk(&rule, grad, [param, momentum_buf]);
+    Ok(())
+}
