@@ -1,13 +1,17 @@
 //! SGEMM throughput (FLOP/s = 2·m·n·k per call), keel beside its baselines in each group:
-//! matrixmultiply (single-threaded), the scalar reference (small shapes only), and the
-//! system BLAS with `--features blas`. Each shape runs on a 1-thread and a 2-thread pool.
+//! keel's default native path on 1 and 2 threads, keel's own packed GEMM on every
+//! instruction set the CPU has, matrixmultiply (single-threaded), the scalar reference
+//! (small shapes only), and the system BLAS with `--features blas`. The `peak` group is the
+//! machine's limit: a register-only AVX-512 FMA loop.
 //!
 //! `cargo bench --bench gemm` (unset OPENBLAS_CORETYPE for a fair BLAS figure).
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::gemm::{reference::sgemm_reference, sgemm_native, GemmShape, Transpose};
+use keel::kernels::gemm::{
+    reference::sgemm_reference, selected_isa, sgemm_isa, sgemm_native, GemmShape, Isa, Transpose,
+};
 
 /// Square sizes and the network shapes of PEERS.md: (m, n, k).
 const SHAPES: &[(usize, usize, usize)] = &[
@@ -114,6 +118,40 @@ fn bench_gemm(criterion: &mut Criterion) {
                     })
                 })
             });
+        }
+        // keel's own packed GEMM on every instruction set the CPU has (T1), and on the
+        // selected one with two threads.
+        for isa in Isa::available() {
+            let thread_counts: &[usize] = if isa == selected_isa() { &[1, 2] } else { &[1] };
+            for &threads in thread_counts {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                group.bench_function(
+                    BenchmarkId::new(format!("keel-packed-{}", isa.name()), format!("T{threads}")),
+                    |bench| {
+                        pool.install(|| {
+                            bench.iter(|| {
+                                sgemm_isa(
+                                    isa,
+                                    Transpose::No,
+                                    Transpose::No,
+                                    m,
+                                    n,
+                                    k,
+                                    1.0,
+                                    black_box(&a),
+                                    k,
+                                    black_box(&b),
+                                    n,
+                                    0.0,
+                                    &mut c,
+                                    n,
+                                )
+                                .unwrap()
+                            })
+                        })
+                    },
+                );
+            }
         }
         group.bench_function(BenchmarkId::new("matrixmultiply", "T1"), |bench| {
             bench.iter(|| unsafe {

@@ -556,7 +556,10 @@ fn cells_split_over_threads_give_the_same_bits() {
 fn saturating(len: usize) -> Vec<f32> {
     const MAGNITUDES: [f32; 12] = [1e4, 1e3, 100.0, 88.8, 88.7, 87.0, 50.0, 20.0, 9.02, 9.0, 1e-5, 0.0];
     (0..len)
-        .map(|k| MAGNITUDES[k % MAGNITUDES.len()] * if (k / MAGNITUDES.len()) % 2 == 0 { 1.0 } else { -1.0 })
+        .map(|k| {
+            MAGNITUDES[k % MAGNITUDES.len()]
+                * if (k / MAGNITUDES.len()).is_multiple_of(2) { 1.0 } else { -1.0 }
+        })
         .collect()
 }
 

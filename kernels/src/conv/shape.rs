@@ -111,7 +111,7 @@ impl Conv2dShape {
                 return Err(shape_error(name, format!("{name} >= 1"), value));
             }
         }
-        if self.c_in % self.groups != 0 || self.c_out % self.groups != 0 {
+        if !self.c_in.is_multiple_of(self.groups) || !self.c_out.is_multiple_of(self.groups) {
             return Err(shape_error(
                 "groups",
                 format!("a divisor of c_in = {} and c_out = {}", self.c_in, self.c_out),

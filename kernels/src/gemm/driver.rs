@@ -1,5 +1,5 @@
-//! The native GEMM: BLIS's loop nest over packed blocks, generic over the microkernel, with
-//! the instruction set chosen once at run time and the work split across the rayon pool.
+//! keel's packed GEMM: BLIS's loop nest over packed blocks, generic over the microkernel,
+//! with the work split across the rayon pool.
 //!
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L3);
@@ -24,7 +24,8 @@ use rayon::prelude::*;
 use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::blocking::{DIRECT_B_MAX_M, KC, MC, NC};
-use super::microkernel::{selected_isa, Isa, Microkernel};
+use super::microkernel::{Isa, Microkernel};
+use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
 use super::{GemmShape, Transpose};
@@ -32,6 +33,7 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
 /// The largest `MR x NR` of any microkernel: the size of the scratch tile for edges.
 const MAX_TILE: usize = 12 * 32;
+const _: () = assert!(Avx512::NR <= 32 && Avx512::MR <= 32, "pack.rs interleaves at most 32 lines");
 const _: () = assert!(
     Avx512::MR * Avx512::NR <= MAX_TILE
         && Avx2::MR * Avx2::NR <= MAX_TILE
@@ -55,27 +57,11 @@ fn take_buffer(key: &'static std::thread::LocalKey<Cell<Vec<f32>>>, len: usize) 
     buffer
 }
 
-/// [`super::sgemm_native`] without the argument checks, on the instruction set of
-/// [`selected_isa`].
+/// keel's packed GEMM on a given instruction set.
 ///
 /// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`.
-pub unsafe fn sgemm_native_unchecked(
-    shape: &GemmShape,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) {
-    // SAFETY: forwarded from the caller; the selected ISA is supported by construction.
-    unsafe { sgemm_isa_unchecked(selected_isa(), shape, alpha, a, b, beta, c) }
-}
-
-/// The native GEMM on a given instruction set.
-///
-/// # Safety
-/// As [`sgemm_native_unchecked`], and the CPU must support `isa`.
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and the CPU
+/// must support `isa`.
 pub(crate) unsafe fn sgemm_isa_unchecked(
     isa: Isa,
     shape: &GemmShape,
@@ -94,13 +80,6 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
         }
     }
 }
-
-/// A pointer to C shared by tasks that write disjoint tiles of it.
-#[derive(Clone, Copy)]
-struct SharedC(*mut f32);
-// SAFETY: the tasks that share it write disjoint parts of C (see `gemm_packed`).
-unsafe impl Send for SharedC {}
-unsafe impl Sync for SharedC {}
 
 /// The loop nest of the module docs on microkernel `K`.
 ///
@@ -127,7 +106,7 @@ unsafe fn gemm_packed<K: Microkernel>(
     let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
     let muladds = m.saturating_mul(n).saturating_mul(k);
     let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
-    let c_shared = SharedC(c.as_mut_ptr());
+    let c_shared = SharedMut(c.as_mut_ptr());
 
     let direct_b = shape.transb == Transpose::No && m <= DIRECT_B_MAX_M;
     let packed_panels = if direct_b { 1 } else { NC.min(n).div_ceil(K::NR) };
@@ -136,8 +115,11 @@ unsafe fn gemm_packed<K: Microkernel>(
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         // Loop 4: blocks of KC along the depth.
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
+        // k is cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16): a
+        // thin last block would pay the C-tile loads and stores for little arithmetic.
+        let kc_step = k.div_ceil(k.div_ceil(KC));
+        for pc in (0..k).step_by(kc_step) {
+            let kc = kc_step.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
             let b_block = if direct_b {
                 // Only the last, ragged panel is packed (zero-padded to NR columns).
@@ -248,7 +230,7 @@ unsafe fn run_part<K: Microkernel>(
     jc: usize,
     alpha: f32,
     beta: f32,
-    c: SharedC,
+    c: SharedMut,
     ldc: usize,
 ) {
     let mut packed_a = take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc);
@@ -266,7 +248,7 @@ unsafe fn run_part<K: Microkernel>(
                 let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
                 // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
                 // part too; the part belongs to this task alone.
-                let c_tile = unsafe { c.0.add((ic + ir) * ldc + jc + jr) };
+                let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
                 if rows == K::MR && cols == K::NR {
                     // SAFETY: a full tile lies inside C; the Ã panel holds kc·MR floats and the
                     // B̃ panel kc rows of NR floats b_rs apart (`BPanels::panel` sliced them).
@@ -310,19 +292,6 @@ unsafe fn edge_tile<K: Microkernel>(
         let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
         for (out, &value) in c_row.iter_mut().zip(scratch_row) {
             *out = if beta == 0.0 { value } else { value + beta * *out };
-        }
-    }
-}
-
-/// `C = β·C` for the degenerate products (`k = 0` or `α = 0`); `β = 0` writes zeros
-/// without reading C.
-fn scale_c(shape: &GemmShape, beta: f32, c: &mut [f32]) {
-    for row in c.chunks_mut(shape.ldc).take(shape.m) {
-        let row = &mut row[..shape.n];
-        if beta == 0.0 {
-            row.fill(0.0);
-        } else {
-            row.iter_mut().for_each(|x| *x *= beta);
         }
     }
 }

@@ -90,7 +90,7 @@ impl Isa {
     }
 }
 
-/// The instruction set [`crate::sgemm`] uses: the best this CPU has, or the one the
+/// The instruction set for [`super::sgemm_isa`]: the best this CPU has, or the one the
 /// environment variable `KEEL_ISA` names (`avx512`, `avx2`, `portable`) when the CPU has it
 /// (a name the CPU cannot run, or an unknown one, falls back to the best, with a warning on
 /// stderr). Decided on the first call and cached.

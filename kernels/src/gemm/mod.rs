@@ -8,11 +8,16 @@
 //!   so NaN already in `C` does not leak), otherwise scaled by `β` and accumulated into.
 //!
 //! [`sgemm`] checks every argument and runs the native path, or `cblas_sgemm` when the crate
-//! is built with the `blas` feature. [`sgemm_native`] always runs the native path: packed
-//! panels and a register-blocked microkernel for the best instruction set of the CPU
-//! ([`selected_isa`]: AVX-512F, AVX2+FMA, or portable Rust), threads from the rayon pool.
-//! [`sgemm_isa`] runs a given instruction set, and [`reference::sgemm_reference`] is the
-//! plain triple loop the tests compare every path with.
+//! is built with the `blas` feature. [`sgemm_native`] always runs the native path, today
+//! `matrixmultiply`'s kernels split across the rayon pool.
+//!
+//! [`sgemm_isa`] runs keel's own packed GEMM (BLIS's loop nest, packed panels, one
+//! register-blocked microkernel per instruction set: AVX-512F 12x32, AVX2+FMA 6x16, portable
+//! 4x8) on a given instruction set; [`selected_isa`] is the best one the CPU has (or the one
+//! `KEEL_ISA` forces). It is correct on every path and reaches matrixmultiply on large
+//! squares, but still trails it on skinny network shapes (packing costs), so it is not yet
+//! the default: the `gemm` bench shows both. [`reference::sgemm_reference`] is the plain
+//! triple loop the tests compare every path with.
 
 mod avx2;
 mod avx512;
@@ -21,14 +26,15 @@ mod blas;
 mod blocking;
 mod driver;
 mod microkernel;
+mod native;
 mod pack;
 mod portable;
 pub mod reference;
 
 use crate::error::{argument_error, check_min_len, shape_error, Result};
 
-pub use driver::sgemm_native_unchecked;
 pub use microkernel::{selected_isa, Isa};
+pub use native::sgemm_native_unchecked;
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,8 +178,10 @@ pub fn sgemm_native(
     Ok(())
 }
 
-/// [`sgemm_native`] on a given instruction set (tests and benches run every path the CPU
-/// has). Errors if the CPU cannot run `isa`.
+/// `C = α·op(A)·op(B) + β·C` (shapes in the [module docs](self)) by keel's own packed GEMM
+/// on the instruction set `isa` (tests and benches run every path the CPU has; pass
+/// [`selected_isa()`] for the best). Errors if the CPU cannot run `isa`, or on the same
+/// argument errors as [`sgemm`].
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_isa(
     isa: Isa,

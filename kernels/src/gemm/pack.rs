@@ -21,17 +21,7 @@ pub(crate) fn pack_a(a: Operand, row0: usize, rows: usize, p0: usize, kc: usize,
         match a.trans {
             // Rows of A are contiguous along p: walk each row once, scattering with stride mr.
             Transpose::No => {
-                for i in 0..valid {
-                    let row = &a.data[(panel_row0 + i) * a.ld + p0..][..kc];
-                    for (p, &value) in row.iter().enumerate() {
-                        panel[p * mr + i] = value;
-                    }
-                }
-                if valid < mr {
-                    for column in panel.chunks_exact_mut(mr) {
-                        column[valid..].fill(0.0);
-                    }
-                }
+                interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, panel);
             }
             // Columns of op(A) are contiguous: each packed column is a slice copy.
             Transpose::Yes => {
@@ -61,18 +51,39 @@ pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize,
                 }
             }
             Transpose::Yes => {
-                for j in 0..valid {
-                    let column = &b.data[(panel_col0 + j) * b.ld + p0..][..kc];
-                    for (p, &value) in column.iter().enumerate() {
-                        panel[p * nr + j] = value;
-                    }
-                }
-                if valid < nr {
-                    for row in panel.chunks_exact_mut(nr) {
-                        row[valid..].fill(0.0);
-                    }
-                }
+                interleave(b.data, b.ld, panel_col0, valid, p0, kc, nr, panel);
             }
         }
+    }
+}
+
+/// The most lines a panel interleaves (the largest MR or NR of any microkernel).
+const MAX_LINES: usize = 32;
+
+/// Interleaves `valid` lines of `data` (line `first + j` starts at `(first + j)·ld`, and its
+/// elements `p0..p0 + kc` are contiguous) into a panel of `width` lines, `kc` steps:
+/// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`. The panel is written in
+/// order while the lines are read as `valid` sequential streams, which the prefetchers follow.
+#[allow(clippy::too_many_arguments)]
+fn interleave(
+    data: &[f32],
+    ld: usize,
+    first: usize,
+    valid: usize,
+    p0: usize,
+    kc: usize,
+    width: usize,
+    panel: &mut [f32],
+) {
+    let mut lines: [&[f32]; MAX_LINES] = [&[]; MAX_LINES];
+    for (j, line) in lines.iter_mut().enumerate().take(valid) {
+        *line = &data[(first + j) * ld + p0..][..kc];
+    }
+    let lines = &lines[..valid];
+    for (p, step) in panel.chunks_exact_mut(width).take(kc).enumerate() {
+        for (slot, line) in step.iter_mut().zip(lines) {
+            *slot = line[p];
+        }
+        step[valid..].fill(0.0);
     }
 }
