@@ -1,7 +1,40 @@
 //! # keel-layers
 //!
-//! Layers, losses, optimizers and training built on `keel-kernels`: every number is
-//! computed by a kernel. This crate grows with the layers issue; today it re-exports the
-//! kernel crate it stands on.
+//! Layers, losses and optimizers built on `keel-kernels`: every number is computed by a
+//! kernel; this crate owns shapes, buffers and bookkeeping.
+//!
+//! - [`Tensor`]: an owned, shaped `f32` buffer;
+//! - [`Layer`]: forward (train or eval [`Mode`]), backward that accumulates parameter
+//!   gradients and returns the input gradient, and a visitor over named [`Param`]s (for
+//!   optimizers, saving and freezing);
+//! - layers: [`Dense`], [`Activation`], [`Sequential`];
+//! - loss: [`SoftmaxCrossEntropy`]; optimizers: [`Adam`], [`Sgd`]; inits: [`Init`];
+//! - [`gradcheck`](gradcheck::gradcheck) for any layer or model;
+//! - [`Dataset`]: the bundled CSV data sets.
+//!
+//! A training step on a fixed batch shape allocates nothing: each layer resizes its own
+//! output and gradient buffers in place.
 
+pub mod activation;
+pub mod data;
+pub mod dense;
+pub mod error;
+pub mod gradcheck;
+pub mod init;
+pub mod layer;
+pub mod loss;
+pub mod optim;
+pub mod sequential;
+pub mod tensor;
+
+pub use activation::{Activation, ActivationKind};
+pub use data::Dataset;
+pub use dense::Dense;
+pub use error::{LayerError, Result};
+pub use init::Init;
 pub use keel_kernels as kernels;
+pub use layer::{Layer, Mode, Param};
+pub use loss::SoftmaxCrossEntropy;
+pub use optim::{zero_grad, Adam, Sgd};
+pub use sequential::Sequential;
+pub use tensor::Tensor;

@@ -1,0 +1,93 @@
+//! Data sets: the bundled CSV files (`data/digits.csv.gz`, `data/mnist_5k.csv.gz`).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use flate2::read::GzDecoder;
+
+use crate::error::{LayerError, Result};
+use crate::tensor::Tensor;
+
+/// Labelled samples: features `(samples, features)` and one class index per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// `(samples, features)`, row-major.
+    pub features: Tensor,
+    /// Class index of each sample.
+    pub labels: Vec<u32>,
+}
+
+impl Dataset {
+    /// Reads a gzip-compressed CSV file of numbers whose last column is the class label
+    /// (the layout of the bundled data sets), dividing every feature by `scale` (16 for
+    /// digits, 255 for MNIST, to bring them into [0, 1]). Errors name the file, the line and
+    /// what was wrong: a field that is not a number, a ragged row, a negative or fractional
+    /// label, an empty file.
+    pub fn from_csv_gz(path: impl AsRef<Path>, scale: f32) -> Result<Dataset> {
+        let path = path.as_ref();
+        let bad = |line: usize, what: String| LayerError::Data(format!("{}:{line}: {what}", path.display()));
+        let file =
+            std::fs::File::open(path).map_err(|e| LayerError::Data(format!("{}: {e}", path.display())))?;
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        let mut width = None;
+        for (index, line) in BufReader::new(GzDecoder::new(file)).lines().enumerate() {
+            let number = index + 1;
+            let line = line.map_err(|e| bad(number, e.to_string()))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split(',').collect();
+            match width {
+                None => width = Some(fields.len()),
+                Some(w) if w != fields.len() => {
+                    return Err(bad(number, format!("expected {w} fields, got {}", fields.len())))
+                }
+                Some(_) => {}
+            }
+            let (label, features) = fields.split_last().ok_or_else(|| bad(number, "empty row".into()))?;
+            if features.is_empty() {
+                return Err(bad(number, "a row needs at least one feature and a label".into()));
+            }
+            for field in features {
+                let value: f32 =
+                    field.trim().parse().map_err(|_| bad(number, format!("{field:?} is not a number")))?;
+                values.push(value / scale);
+            }
+            let label: f64 =
+                label.trim().parse().map_err(|_| bad(number, format!("label {label:?} is not a number")))?;
+            if label < 0.0 || label.fract() != 0.0 || label > f64::from(u32::MAX) {
+                return Err(bad(number, format!("label {label} is not a class index")));
+            }
+            labels.push(label as u32);
+        }
+        let Some(width) = width else {
+            return Err(LayerError::Data(format!("{}: no samples", path.display())));
+        };
+        let features = Tensor::from_vec(&[labels.len(), width - 1], values)?;
+        Ok(Dataset { features, labels })
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Samples `range` as a new data set (e.g. a train/test split of a shuffled set).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Dataset> {
+        let width = self.features.shape()[1];
+        if range.start > range.end || range.end > self.len() {
+            return Err(LayerError::Data(format!("samples {range:?} of a set of {}", self.len())));
+        }
+        let values = self.features.data()[range.start * width..range.end * width].to_vec();
+        Ok(Dataset {
+            features: Tensor::from_vec(&[range.len(), width], values)?,
+            labels: self.labels[range].to_vec(),
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! `Dense`: the fully connected layer `y = x·Wᵀ + b`.
+//!
+//! Shapes (PyTorch's `nn.Linear`): x `(batch, in)`, weight `(out, in)`, bias `(out)`,
+//! y `(batch, out)`. The course notes write `Z = W·A + b` with samples in columns: the same
+//! product, transposed.
+
+use keel_kernels::{sgemm, Transpose};
+use rand::rngs::StdRng;
+
+use crate::error::{LayerError, Result};
+use crate::init::Init;
+use crate::layer::{Layer, Mode, Param};
+use crate::tensor::Tensor;
+
+/// A fully connected layer (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Dense {
+    in_features: usize,
+    out_features: usize,
+    /// `(out, in)`.
+    pub weight: Param,
+    /// `(out)`.
+    pub bias: Param,
+    output: Tensor,
+    grad_input: Tensor,
+}
+
+impl Dense {
+    /// A layer with weights drawn by `init` (fan-in `in`, fan-out `out`) and zero biases.
+    pub fn new(in_features: usize, out_features: usize, init: Init, rng: &mut StdRng) -> Self {
+        let mut weight = Tensor::zeros(&[out_features, in_features]);
+        init.fill(weight.data_mut(), in_features, out_features, rng);
+        Dense {
+            in_features,
+            out_features,
+            weight: Param::new(weight),
+            bias: Param::new(Tensor::zeros(&[out_features])),
+            output: Tensor::default(),
+            grad_input: Tensor::default(),
+        }
+    }
+
+    /// The batch size of `input`, if its shape is `(batch, in)` with `batch >= 1`.
+    fn batch_of(&self, input: &Tensor) -> Result<usize> {
+        match *input.shape() {
+            [batch, features] if features == self.in_features && batch >= 1 => Ok(batch),
+            _ => Err(LayerError::Shape {
+                layer: self.name(),
+                expected: format!("(batch >= 1, {})", self.in_features),
+                actual: input.shape().to_vec(),
+            }),
+        }
+    }
+}
+
+impl Layer for Dense {
+    fn name(&self) -> String {
+        format!("dense({} -> {})", self.in_features, self.out_features)
+    }
+
+    fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
+        let batch = self.batch_of(input)?;
+        let (inf, outf) = (self.in_features, self.out_features);
+        self.output.resize(&[batch, outf]);
+        // y = b (broadcast over rows), then y += x·Wᵀ in one GEMM.
+        for row in self.output.data_mut().chunks_exact_mut(outf) {
+            row.copy_from_slice(self.bias.value.data());
+        }
+        let (x, w) = (input.data(), self.weight.value.data());
+        sgemm(
+            Transpose::No,
+            Transpose::Yes,
+            batch,
+            outf,
+            inf,
+            1.0,
+            x,
+            inf,
+            w,
+            inf,
+            1.0,
+            self.output.data_mut(),
+            outf,
+        )?;
+        Ok(())
+    }
+
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let batch = self.batch_of(input)?;
+        let (inf, outf) = (self.in_features, self.out_features);
+        if grad_output.shape() != [batch, outf] {
+            return Err(LayerError::Shape {
+                layer: format!("{} (gradient)", self.name()),
+                expected: format!("({batch}, {outf})"),
+                actual: grad_output.shape().to_vec(),
+            });
+        }
+        let (x, dy) = (input.data(), grad_output.data());
+        // dW += dyᵀ·x  (out, in)
+        sgemm(
+            Transpose::Yes,
+            Transpose::No,
+            outf,
+            inf,
+            batch,
+            1.0,
+            dy,
+            outf,
+            x,
+            inf,
+            1.0,
+            self.weight.grad.data_mut(),
+            inf,
+        )?;
+        // db += column sums of dy
+        let db = self.bias.grad.data_mut();
+        for row in dy.chunks_exact(outf) {
+            db.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g);
+        }
+        // dx = dy·W  (batch, in)
+        self.grad_input.resize(&[batch, inf]);
+        let w = self.weight.value.data();
+        sgemm(
+            Transpose::No,
+            Transpose::No,
+            batch,
+            inf,
+            outf,
+            1.0,
+            dy,
+            outf,
+            w,
+            inf,
+            0.0,
+            self.grad_input.data_mut(),
+            inf,
+        )?;
+        Ok(())
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.output
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        &self.grad_input
+    }
+
+    fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
+        visit("weight", &mut self.weight);
+        visit("bias", &mut self.bias);
+    }
+}

@@ -1,0 +1,42 @@
+//! The error type of the layer crate.
+
+use keel_kernels::KernelError;
+use thiserror::Error;
+
+/// What went wrong in a layer, a loss, an optimizer or training.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum LayerError {
+    /// An input or gradient of the wrong shape reached a layer.
+    #[error("{layer}: expected input of shape {expected}, got {actual:?}")]
+    Shape {
+        /// The layer's name, e.g. `"dense(784 -> 128)"`.
+        layer: String,
+        /// The shape it accepts, e.g. `"(batch, 784)"`.
+        expected: String,
+        /// The shape that came.
+        actual: Vec<usize>,
+    },
+    /// A tensor was built from data whose length does not match its shape.
+    #[error("tensor of shape {shape:?} needs {expected} values, got {actual}")]
+    TensorLength {
+        /// The requested shape.
+        shape: Vec<usize>,
+        /// The product of the shape.
+        expected: usize,
+        /// The number of values given.
+        actual: usize,
+    },
+    /// A kernel rejected its arguments (a bug in a layer if it ever shows, since layers
+    /// check shapes first).
+    #[error("kernel: {0}")]
+    Kernel(#[from] KernelError),
+    /// A data file that cannot be read or parsed; the message names the file and line.
+    #[error("data: {0}")]
+    Data(String),
+    /// A call out of order, e.g. `backward` before `forward`.
+    #[error("{0}")]
+    State(String),
+}
+
+/// Result of a layer-crate call.
+pub type Result<T> = core::result::Result<T, LayerError>;

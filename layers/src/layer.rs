@@ -1,0 +1,70 @@
+//! The `Layer` trait, trainable parameters and the train/eval mode.
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// Whether a forward pass trains (dropout active, batch statistics) or evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: dropout drops, batch norm uses and updates batch statistics.
+    Train,
+    /// Evaluation: dropout is the identity, batch norm uses running statistics.
+    Eval,
+}
+
+/// A trainable tensor and its gradient (same shape). The gradient is accumulated by
+/// `backward` and cleared by [`Param::zero_grad`]; a frozen parameter is skipped by the
+/// optimizers (transfer learning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// The values.
+    pub value: Tensor,
+    /// `∂loss/∂value`, accumulated.
+    pub grad: Tensor,
+    /// When true, optimizers leave the value unchanged.
+    pub frozen: bool,
+}
+
+impl Param {
+    /// A parameter with the given values and a zero gradient.
+    pub fn new(value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { value, grad, frozen: false }
+    }
+
+    /// Clears the accumulated gradient.
+    pub fn zero_grad(&mut self) {
+        self.grad.data_mut().fill(0.0);
+    }
+}
+
+/// A network layer: a pair of passes, forward and backward, over tensors it owns.
+///
+/// - `forward` reads `input` and writes the layer's output into its own buffer, read back
+///   with [`Layer::output`];
+/// - `backward` gets the same `input` again and `∂loss/∂output`, **accumulates** the
+///   parameter gradients and **overwrites** its `∂loss/∂input` buffer, read back with
+///   [`Layer::grad_input`];
+/// - buffers are reused across calls, so steady-state steps allocate nothing.
+pub trait Layer {
+    /// A short description with the shapes, used in error messages, e.g. `dense(784 -> 10)`.
+    fn name(&self) -> String;
+
+    /// Runs the layer on `input`; the result is then [`Layer::output`].
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()>;
+
+    /// Back-propagates `grad_output` (shape of the output) for the `input` of the last
+    /// forward; the result is then [`Layer::grad_input`].
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()>;
+
+    /// The output of the last forward.
+    fn output(&self) -> &Tensor;
+
+    /// `∂loss/∂input` from the last backward.
+    fn grad_input(&self) -> &Tensor;
+
+    /// Calls `visit` with each parameter and its stable name (`"weight"`, `"bias"`, or
+    /// `"3.weight"` inside a container), in a fixed order. Layers without parameters keep
+    /// the default, which visits nothing.
+    fn visit_params(&mut self, _visit: &mut dyn FnMut(&str, &mut Param)) {}
+}

@@ -1,0 +1,68 @@
+//! `Tensor`: an owned, shaped, row-major `f32` buffer.
+
+use crate::error::{LayerError, Result};
+
+/// An owned row-major `f32` buffer with a shape, e.g. `(batch, features)` or NCHW.
+///
+/// Layers keep their outputs and gradients in tensors they own and reshape them in place
+/// ([`Tensor::resize`]), so a training step on a fixed batch shape allocates nothing.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tensor {
+    shape: Vec<usize>,
+    data: Vec<f32>,
+}
+
+impl Tensor {
+    /// The empty tensor, shape `[]` holding nothing: what a layer shows before its first pass.
+    pub const EMPTY: Tensor = Tensor { shape: Vec::new(), data: Vec::new() };
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Tensor { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+    }
+
+    /// A tensor holding `data` (row-major); errors if its length is not the shape's product.
+    pub fn from_vec(shape: &[usize], data: Vec<f32>) -> Result<Self> {
+        let expected = shape.iter().product();
+        if data.len() != expected {
+            return Err(LayerError::TensorLength { shape: shape.to_vec(), expected, actual: data.len() });
+        }
+        Ok(Tensor { shape: shape.to_vec(), data })
+    }
+
+    /// The shape, outermost dimension first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The values, row-major, for writing.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Gives the tensor a new shape, keeping its allocation when it is large enough (no
+    /// allocation once a layer has seen its batch shape). The values are unspecified
+    /// afterwards: callers overwrite them.
+    pub fn resize(&mut self, shape: &[usize]) {
+        if self.shape != shape {
+            self.shape.clear();
+            self.shape.extend_from_slice(shape);
+        }
+        self.data.resize(shape.iter().product(), 0.0);
+    }
+}
