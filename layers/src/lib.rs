@@ -35,6 +35,6 @@ pub use init::Init;
 pub use keel_kernels as kernels;
 pub use layer::{Layer, Mode, Param};
 pub use loss::SoftmaxCrossEntropy;
-pub use optim::{zero_grad, Adam, Sgd};
+pub use optim::{zero_grad, Adam, Optimizer, Sgd};
 pub use sequential::Sequential;
 pub use tensor::Tensor;

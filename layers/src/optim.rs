@@ -6,6 +6,16 @@ use crate::error::Result;
 use crate::layer::{Layer, Param};
 use crate::tensor::Tensor;
 
+/// An update rule over a model's parameters: what a training loop drives.
+pub trait Optimizer {
+    /// One update of every trainable parameter from its accumulated gradient.
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (schedules call this between epochs).
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
 /// Clears every parameter gradient of `model` (before a step's backward pass).
 pub fn zero_grad(model: &mut dyn Layer) {
     model.visit_params(&mut |_, param| param.zero_grad());
@@ -27,9 +37,18 @@ impl Adam {
     pub fn new(config: AdamConfig) -> Self {
         Adam { config, step: 0, moments: Vec::new() }
     }
+}
 
-    /// One update of every trainable parameter from its accumulated gradient.
-    pub fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
+impl Optimizer for Adam {
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
         self.step += 1;
         let (config, step, moments) = (&self.config, self.step, &mut self.moments);
@@ -76,9 +95,18 @@ impl Sgd {
     pub fn new(config: SgdConfig) -> Self {
         Sgd { config, step: 0, velocity: Vec::new() }
     }
+}
 
-    /// One update of every trainable parameter from its accumulated gradient.
-    pub fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
+impl Optimizer for Sgd {
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
         self.step += 1;
         let (config, step, velocity) = (&self.config, self.step, &mut self.velocity);
