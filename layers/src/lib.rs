@@ -7,7 +7,8 @@
 //! - [`Layer`]: forward (train or eval [`Mode`]), backward that accumulates parameter
 //!   gradients and returns the input gradient, and a visitor over named [`Param`]s (for
 //!   optimizers, saving and freezing);
-//! - layers: [`Dense`], [`Activation`], [`Sequential`];
+//! - layers: [`Dense`], [`Activation`], [`Sequential`]; CNN layers [`Conv2d`],
+//!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`]; models: [`lenet5`];
 //! - loss: [`SoftmaxCrossEntropy`]; optimizers: [`Adam`], [`Sgd`]; inits: [`Init`];
 //! - [`gradcheck`](gradcheck::gradcheck) for any layer or model;
 //! - [`Dataset`]: the bundled CSV data sets.
@@ -16,25 +17,33 @@
 //! output and gradient buffers in place.
 
 pub mod activation;
+pub mod conv2d;
 pub mod data;
 pub mod dense;
 pub mod error;
+pub mod flatten;
 pub mod gradcheck;
 pub mod init;
 pub mod layer;
 pub mod loss;
+pub mod models;
 pub mod optim;
+pub mod pool;
 pub mod sequential;
 pub mod tensor;
 
 pub use activation::{Activation, ActivationKind};
+pub use conv2d::{Conv2d, Conv2dConfig};
 pub use data::Dataset;
 pub use dense::Dense;
 pub use error::{LayerError, Result};
+pub use flatten::Flatten;
 pub use init::Init;
 pub use keel_kernels as kernels;
 pub use layer::{Layer, Mode, Param};
 pub use loss::SoftmaxCrossEntropy;
+pub use models::lenet5;
 pub use optim::{zero_grad, Adam, Optimizer, Sgd};
+pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use sequential::Sequential;
 pub use tensor::Tensor;

@@ -1,0 +1,73 @@
+//! `Flatten`: `(n, d1, d2, ...) → (n, d1·d2·...)`, e.g. between a conv stack and a dense
+//! head (PyTorch's `nn.Flatten()`, `start_dim = 1`).
+//!
+//! Row-major data does not move when flattened, but the [`Layer`] contract has each layer
+//! own its output and input-gradient tensors (with their own shapes), so forward copies the
+//! input into the output buffer and backward copies `grad_output` into the input-gradient
+//! buffer, both reused across calls (no allocation on a fixed batch shape). The copies cost
+//! one read and one write of the activations, small beside the layers around it.
+
+use crate::error::{LayerError, Result};
+use crate::layer::{Layer, Mode};
+use crate::tensor::Tensor;
+
+/// Flattens every dimension after the batch (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct Flatten {
+    output: Tensor,
+    grad_input: Tensor,
+}
+
+impl Flatten {
+    /// The layer.
+    pub fn new() -> Self {
+        Flatten::default()
+    }
+
+    /// `(n, prod)` of `input`, if it has a batch dimension `n >= 1` and at least one more.
+    fn dims_of(&self, input: &Tensor) -> Result<[usize; 2]> {
+        match input.shape() {
+            [n, rest @ ..] if *n >= 1 && !rest.is_empty() => Ok([*n, rest.iter().product()]),
+            _ => Err(LayerError::Shape {
+                layer: self.name(),
+                expected: "(batch >= 1, d1, ...) with at least 2 dimensions".into(),
+                actual: input.shape().to_vec(),
+            }),
+        }
+    }
+}
+
+impl Layer for Flatten {
+    fn name(&self) -> String {
+        "flatten".into()
+    }
+
+    fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
+        let dims = self.dims_of(input)?;
+        self.output.resize(&dims);
+        self.output.data_mut().copy_from_slice(input.data());
+        Ok(())
+    }
+
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let dims = self.dims_of(input)?;
+        if grad_output.shape() != dims {
+            return Err(LayerError::Shape {
+                layer: format!("{} (gradient)", self.name()),
+                expected: format!("{dims:?}"),
+                actual: grad_output.shape().to_vec(),
+            });
+        }
+        self.grad_input.resize(input.shape());
+        self.grad_input.data_mut().copy_from_slice(grad_output.data());
+        Ok(())
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.output
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        &self.grad_input
+    }
+}
