@@ -355,9 +355,10 @@ fn lenet5_has_the_classic_shapes_and_names() {
     assert_eq!(model.grad_input().shape(), [2, 1, 28, 28]);
 }
 
-/// A small CNN learns the bundled digits (8x8, 1797 samples) reshaped to (n, 1, 8, 8): the
-/// same fixed 1500/297 split as the MLP test, mini-batches of 100 in a fixed order, Adam,
-/// deterministic from the seed.
+/// A small CNN (conv 1→16 3x3 pad 1 → ReLU → max pool 2 → flatten → dense 256→10) learns
+/// the bundled digits (8x8, 1797 samples) reshaped to (n, 1, 8, 8): the same fixed 1500/297
+/// split as the MLP test, mini-batches of 100 in a fixed order, Adam (lr 1e-2), deterministic
+/// from the seed for a given thread count.
 #[test]
 fn cnn_learns_the_digits() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/digits.csv.gz");
@@ -373,11 +374,11 @@ fn cnn_learns_the_digits() {
         .collect();
     let mut rng = StdRng::seed_from_u64(42);
     let mut model = Sequential::new()
-        .push(Conv2d::new(Conv2dConfig::new(1, 8, 3).with_padding(1), Init::He, &mut rng).unwrap())
+        .push(Conv2d::new(Conv2dConfig::new(1, 16, 3).with_padding(1), Init::He, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Relu))
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(8 * 4 * 4, 10, Init::Xavier, &mut rng));
+        .push(Dense::new(16 * 4 * 4, 10, Init::Xavier, &mut rng));
     let mut loss = SoftmaxCrossEntropy::new();
     let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
     let mut epoch_losses = Vec::new();
@@ -411,6 +412,10 @@ fn cnn_learns_the_digits() {
     assert!(accuracy > MIN_ACCURACY, "test accuracy {accuracy}");
 }
 
-/// Epochs of the digits run and the test accuracy it must beat.
-const EPOCHS: usize = 10;
-const MIN_ACCURACY: f64 = 0.9;
+/// Epochs of the digits run and the test accuracy it must beat. With 16 filters and 15
+/// epochs the run reaches 0.949 on the 297 test digits (the MLP of `layers.rs`: > 0.9); the
+/// bound leaves room for rounding that depends on the thread count (the conv weight
+/// gradient sums per-thread partials) and the loss must fall below a fifth of the first
+/// epoch's.
+const EPOCHS: usize = 15;
+const MIN_ACCURACY: f64 = 0.93;
