@@ -38,9 +38,10 @@ impl PoolWindow {
 
     /// The kernel shape of `input` for a layer called `layer`, if `input` is
     /// `(n >= 1, c >= 1, h, w)` with an image the window fits once padded.
-    fn shape_of(&self, layer: String, input: &Tensor) -> Result<Pool2dShape> {
+    /// `layer` builds the name only on error, so a checked pass allocates nothing.
+    fn shape_of(&self, layer: impl Fn() -> String, input: &Tensor) -> Result<Pool2dShape> {
         let error = |detail: String| LayerError::Shape {
-            layer: layer.clone(),
+            layer: layer(),
             expected: format!("(batch >= 1, channels >= 1, h, w){detail}"),
             actual: input.shape().to_vec(),
         };
@@ -82,13 +83,14 @@ fn out_dims(shape: &Pool2dShape) -> [usize; 4] {
     [shape.n, shape.c, shape.out_h(), shape.out_w()]
 }
 
-/// Checks that `grad_output` has the output shape `expected` of layer `layer`.
-fn check_grad(layer: String, expected: &[usize], grad_output: &Tensor) -> Result<()> {
+/// Checks that `grad_output` has the output shape `expected` of the layer `layer` names
+/// (built only on error).
+fn check_grad(layer: impl Fn() -> String, expected: &[usize], grad_output: &Tensor) -> Result<()> {
     if grad_output.shape() == expected {
         Ok(())
     } else {
         Err(LayerError::Shape {
-            layer: format!("{layer} (gradient)"),
+            layer: format!("{} (gradient)", layer()),
             expected: format!("{expected:?}"),
             actual: grad_output.shape().to_vec(),
         })
@@ -152,7 +154,7 @@ impl Layer for MaxPool2d {
     }
 
     fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
-        let shape = self.window.shape_of(self.name(), input)?;
+        let shape = self.window.shape_of(|| self.name(), input)?;
         self.output.resize(&out_dims(&shape));
         self.argmax.resize(self.output.len(), 0);
         maxpool2d_forward(&shape, input.data(), self.output.data_mut(), &mut self.argmax)?;
@@ -161,7 +163,7 @@ impl Layer for MaxPool2d {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
-        let shape = self.window.shape_of(self.name(), input)?;
+        let shape = self.window.shape_of(|| self.name(), input)?;
         if self.last_shape != Some(shape) {
             return Err(LayerError::State(format!(
                 "{}: backward needs a forward on an input of shape {:?} first",
@@ -169,7 +171,7 @@ impl Layer for MaxPool2d {
                 input.shape()
             )));
         }
-        check_grad(self.name(), &out_dims(&shape), grad_output)?;
+        check_grad(|| self.name(), &out_dims(&shape), grad_output)?;
         self.grad_input.resize(input.shape());
         maxpool2d_backward(&shape, grad_output.data(), &self.argmax, self.grad_input.data_mut())?;
         Ok(())
@@ -244,15 +246,15 @@ impl Layer for AvgPool2d {
     }
 
     fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
-        let shape = self.window.shape_of(self.name(), input)?;
+        let shape = self.window.shape_of(|| self.name(), input)?;
         self.output.resize(&out_dims(&shape));
         avgpool2d_forward(&shape, self.count_include_pad, input.data(), self.output.data_mut())?;
         Ok(())
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
-        let shape = self.window.shape_of(self.name(), input)?;
-        check_grad(self.name(), &out_dims(&shape), grad_output)?;
+        let shape = self.window.shape_of(|| self.name(), input)?;
+        check_grad(|| self.name(), &out_dims(&shape), grad_output)?;
         self.grad_input.resize(input.shape());
         avgpool2d_backward(&shape, self.count_include_pad, grad_output.data(), self.grad_input.data_mut())?;
         Ok(())
@@ -308,7 +310,7 @@ impl Layer for GlobalAvgPool2d {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let [n, c, h, w] = self.dims_of(input)?;
-        check_grad(self.name(), &[n, c], grad_output)?;
+        check_grad(|| self.name(), &[n, c], grad_output)?;
         self.grad_input.resize(input.shape());
         global_avgpool_backward(n, c, h, w, grad_output.data(), self.grad_input.data_mut())?;
         Ok(())

@@ -12,6 +12,46 @@ use keel_layers::{
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+thread_local! {
+    /// Allocations made by this thread (a const-initialised `Cell` needs no allocation or
+    /// destructor, so the allocator may touch it).
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The system allocator, counting each thread's allocations, so a test can check that a
+/// training step allocates nothing on the thread that runs it.
+struct CountingAllocator;
+
+// SAFETY: every call forwards to `System` with the caller's arguments unchanged, so the
+// `GlobalAlloc` contract holds as it does for `System`; counting has no effect on memory.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: the caller's `layout` obligations are passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc`/`realloc` above with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+        // SAFETY: `ptr` came from this allocator with `layout`; `new_size` is the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 /// Inputs in [-1, 1) with both signs, none within 0.05 of 0 (so a ReLU kink is unlikely to
 /// sit inside a central difference).
@@ -316,6 +356,68 @@ fn small_cnn_passes_gradcheck() {
     let report = gradcheck(&mut model, &distinct(&[2, 1, 6, 6]), Mode::Train, 1e-3).unwrap();
     assert_eq!(names(&report), ["0.weight", "0.bias", "4.weight", "4.bias"]);
     assert!(report.max_error() < 1e-3, "{report:?}");
+}
+
+#[test]
+fn pool_and_flatten_steps_allocate_nothing_after_the_first() {
+    let mut model = Sequential::new()
+        .push(Activation::new(ActivationKind::Relu))
+        .push(MaxPool2d::new(3).with_stride(2).with_padding(1))
+        .push(AvgPool2d::new(2).with_stride(1).with_ceil_mode(true))
+        .push(Flatten::new());
+    let mut global = GlobalAvgPool2d::new();
+    let x = input(&[3, 2, 7, 7], 56);
+    let (dy, dy_global) = (input(&[3, 2 * 3 * 3], 57), input(&[3, 2], 58));
+    let mut step = |model: &mut Sequential, global: &mut GlobalAvgPool2d| {
+        model.forward(&x, Mode::Train).unwrap();
+        model.backward(&x, &dy).unwrap();
+        global.forward(&x, Mode::Train).unwrap();
+        global.backward(&x, &dy_global).unwrap();
+    };
+    step(&mut model, &mut global);
+    let before = allocations();
+    step(&mut model, &mut global);
+    step(&mut model, &mut global);
+    assert_eq!(allocations() - before, 0, "allocations in two steady-state steps");
+}
+
+/// `Conv2d` allocates nothing of its own in steady state: a step allocates exactly what the
+/// three conv kernels allocate when called directly on preallocated buffers (today that is
+/// not zero: the GEMM behind them, `matrixmultiply`, allocates its packing buffer on every
+/// call, which no layer can avoid; see the report).
+#[test]
+fn conv2d_steps_allocate_no_more_than_its_kernels() {
+    use keel_layers::kernels::conv::{self, Conv2dShape};
+    let config = Conv2dConfig::new(4, 6, 3).with_padding(1).with_stride(2).with_groups(2);
+    let mut layer = conv(config, 59);
+    let x = input(&[3, 4, 7, 7], 60);
+    layer.forward(&x, Mode::Train).unwrap();
+    let dy = input(layer.output().shape(), 61);
+    let mut step = |layer: &mut Conv2d| {
+        zero_grad(layer);
+        layer.forward(&x, Mode::Train).unwrap();
+        layer.backward(&x, &dy).unwrap();
+    };
+    step(&mut layer);
+    let before = allocations();
+    step(&mut layer);
+    let layer_allocations = allocations() - before;
+
+    let shape = Conv2dShape::new(3, 4, 7, 7, 6, 3, 3).with_pad(1).with_stride(2).with_groups(2);
+    let (w, b) = (layer.weight.value.data().to_vec(), layer.bias.as_ref().unwrap().value.data().to_vec());
+    let (mut y, mut dx) = (vec![0.0; shape.y_len()], vec![0.0; shape.x_len()]);
+    let (mut dw, mut db) = (vec![0.0; shape.weight_len()], vec![0.0; 6]);
+    let mut workspace = vec![0.0; conv::conv2d_workspace_len(&shape)];
+    let before = allocations();
+    conv::conv2d_forward(&shape, x.data(), &w, Some(&b), &mut y, &mut workspace).unwrap();
+    conv::conv2d_backward_weight(&shape, x.data(), dy.data(), &mut dw, Some(&mut db), &mut workspace)
+        .unwrap();
+    conv::conv2d_backward_data(&shape, dy.data(), &w, &mut dx, &mut workspace).unwrap();
+    let kernel_allocations = allocations() - before;
+    assert_eq!(layer_allocations, kernel_allocations);
+    // The layer ran the same computation.
+    assert_eq!(layer.output().data(), y);
+    assert_eq!(layer.grad_input().data(), dx);
 }
 
 #[test]
