@@ -368,7 +368,7 @@ fn pool_and_flatten_steps_allocate_nothing_after_the_first() {
     let mut global = GlobalAvgPool2d::new();
     let x = input(&[3, 2, 7, 7], 56);
     let (dy, dy_global) = (input(&[3, 2 * 3 * 3], 57), input(&[3, 2], 58));
-    let mut step = |model: &mut Sequential, global: &mut GlobalAvgPool2d| {
+    let step = |model: &mut Sequential, global: &mut GlobalAvgPool2d| {
         model.forward(&x, Mode::Train).unwrap();
         model.backward(&x, &dy).unwrap();
         global.forward(&x, Mode::Train).unwrap();
@@ -393,7 +393,7 @@ fn conv2d_steps_allocate_no_more_than_its_kernels() {
     let x = input(&[3, 4, 7, 7], 60);
     layer.forward(&x, Mode::Train).unwrap();
     let dy = input(layer.output().shape(), 61);
-    let mut step = |layer: &mut Conv2d| {
+    let step = |layer: &mut Conv2d| {
         zero_grad(layer);
         layer.forward(&x, Mode::Train).unwrap();
         layer.backward(&x, &dy).unwrap();
