@@ -10,12 +10,18 @@
 //! - layers: [`Dense`], [`Activation`], [`Sequential`];
 //! - loss: [`SoftmaxCrossEntropy`]; optimizers: [`Adam`], [`Sgd`]; inits: [`Init`];
 //! - [`gradcheck`](gradcheck::gradcheck) for any layer or model;
-//! - [`Dataset`]: the bundled CSV data sets.
+//! - [`Dataset`]: the bundled CSV data sets; [`Batches`] (seeded, shuffled mini-batches)
+//!   and [`train_dev_test_split`];
+//! - training: [`fit`] (progress bar, per-epoch log, learning-rate schedule, early
+//!   stopping) and [`evaluate`]; [`metrics`] (accuracy, [`ConfusionMatrix`], precision,
+//!   recall, F1, [`BiasVariance`]); [`plot_curves`] (learning curves as SVG).
 //!
 //! A training step on a fixed batch shape allocates nothing: each layer resizes its own
 //! output and gradient buffers in place.
 
 pub mod activation;
+pub mod batches;
+pub mod curves;
 pub mod data;
 pub mod dense;
 pub mod error;
@@ -23,11 +29,15 @@ pub mod gradcheck;
 pub mod init;
 pub mod layer;
 pub mod loss;
+pub mod metrics;
 pub mod optim;
 pub mod sequential;
 pub mod tensor;
+pub mod train;
 
 pub use activation::{Activation, ActivationKind};
+pub use batches::{train_dev_test_split, Batches};
+pub use curves::plot_curves;
 pub use data::Dataset;
 pub use dense::Dense;
 pub use error::{LayerError, Result};
@@ -35,6 +45,8 @@ pub use init::Init;
 pub use keel_kernels as kernels;
 pub use layer::{Layer, Mode, Param};
 pub use loss::SoftmaxCrossEntropy;
+pub use metrics::{accuracy, BiasVariance, ConfusionMatrix};
 pub use optim::{zero_grad, Adam, Optimizer, Sgd};
 pub use sequential::Sequential;
 pub use tensor::Tensor;
+pub use train::{evaluate, fit, EpochMetrics, FitConfig, History};
