@@ -58,13 +58,15 @@ fn panel(
         .x_label_area_size(30)
         .y_label_area_size(45)
         .build_cartesian_2d(1.0..last_epoch, 0.0..y_max)?;
-    chart.configure_mesh().x_desc("epoch").light_line_style(WHITE).draw()?;
-    chart.draw_series(LineSeries::new(train, TRAIN_COLOR.stroke_width(2)))?.label("train").legend(|(x, y)| {
-        PathElement::new([(x, y), (x + 15, y)], TRAIN_COLOR.stroke_width(2))
-    });
-    chart.draw_series(LineSeries::new(dev, DEV_COLOR.stroke_width(2)))?.label("dev").legend(|(x, y)| {
-        PathElement::new([(x, y), (x + 15, y)], DEV_COLOR.stroke_width(2))
-    });
+    chart.configure_mesh().x_desc("epoch").max_light_lines(0).draw()?;
+    chart
+        .draw_series(LineSeries::new(train, TRAIN_COLOR.stroke_width(2)))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], TRAIN_COLOR.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(dev, DEV_COLOR.stroke_width(2)))?
+        .label("dev")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], DEV_COLOR.stroke_width(2)));
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())
 }

@@ -51,7 +51,12 @@ fn argmax(row: &[f32]) -> usize {
 /// The number of rows of `scores` `(n, classes)` whose arg-max is the label.
 pub fn count_correct(scores: &Tensor, labels: &[u32]) -> Result<usize> {
     let (_, classes) = check_scores("accuracy", scores, labels)?;
-    Ok(scores.data().chunks_exact(classes).zip(labels).filter(|(row, &label)| argmax(row) == label as usize).count())
+    Ok(scores
+        .data()
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &label)| argmax(row) == label as usize)
+        .count())
 }
 
 /// The fraction of rows of `scores` `(n, classes)` whose arg-max is the label; 0 for n = 0.
@@ -188,7 +193,10 @@ impl ConfusionMatrix {
     /// exactly 2 classes.
     pub fn binary(&self) -> Result<ClassScores> {
         if self.classes != 2 {
-            return Err(LayerError::Data(format!("binary scores need 2 classes, the table has {}", self.classes)));
+            return Err(LayerError::Data(format!(
+                "binary scores need 2 classes, the table has {}",
+                self.classes
+            )));
         }
         Ok(self.class_scores(1))
     }
