@@ -26,8 +26,8 @@ pub struct FitConfig {
     pub batch_size: usize,
     /// Seeds the shuffling of the training set: equal seeds give equal runs.
     pub seed: u64,
-    /// Stop after this many epochs without a lower dev loss, and restore the weights of the
-    /// best epoch; `None` trains every epoch.
+    /// Stop after this many epochs (at least 1) without a lower dev loss, and restore the
+    /// weights of the best epoch; `None` trains every epoch.
     pub patience: Option<usize>,
     /// The learning rate per epoch; `None` keeps the optimizer's.
     pub lr_schedule: Option<LrSchedule>,
@@ -111,7 +111,7 @@ pub struct History {
 /// epochs, and the model ends with the parameter values of the best epoch (kept in one
 /// buffer, copied without allocating after the first time).
 ///
-/// Errors: an empty `train` or `dev` set or a batch size of 0; [`LayerError::NonFiniteLoss`]
+/// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; [`LayerError::NonFiniteLoss`]
 /// naming the epoch and step as soon as a loss is NaN or infinite; any layer, loss or
 /// optimizer error.
 pub fn fit(
@@ -129,6 +129,9 @@ pub fn fit(
             dev.len()
         )));
     }
+    if config.patience == Some(0) {
+        return Err(LayerError::Data("early-stopping patience must be at least 1 epoch".into()));
+    }
     let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?;
     let mut dev_batches = Batches::sequential(dev, config.batch_size)?;
     let bar = progress_bar(batches.batches_per_epoch(), config.quiet);
@@ -143,8 +146,9 @@ pub fn fit(
         if index > 0 {
             batches.start_epoch();
         }
-        bar.reset();
         bar.set_prefix(format!("{epoch}/{}", config.epochs));
+        bar.set_message("");
+        bar.reset();
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         let mut step = 0;
@@ -235,7 +239,7 @@ fn restore(model: &mut dyn Layer, buffer: &[f32]) {
 fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
     let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
     let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:20}] {pos}/{len} {wide_msg}")
         .expect("a valid progress template")
         .progress_chars("=> ");
     bar.set_style(style);

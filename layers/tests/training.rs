@@ -273,7 +273,7 @@ fn a_diverging_loss_names_epoch_and_step() {
 }
 
 #[test]
-fn empty_data_is_an_error() {
+fn empty_data_and_bad_settings_are_errors() {
     let empty = Dataset { features: Tensor::zeros(&[0, 64]), labels: Vec::new() };
     let train = digits().slice(0..50).unwrap();
     let mut model = mlp(4);
@@ -286,4 +286,6 @@ fn empty_data_is_an_error() {
     assert!(evaluate(&mut model, &mut loss, &empty, 8).is_err());
     let zero_batch = FitConfig { batch_size: 0, ..quiet(1, 0) };
     assert!(fit(&mut model, &mut adam, &mut loss, &train, &train, &zero_batch).is_err());
+    let no_patience = FitConfig { patience: Some(0), ..quiet(1, 0) };
+    assert!(fit(&mut model, &mut adam, &mut loss, &train, &train, &no_patience).is_err());
 }
