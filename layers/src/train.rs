@@ -97,7 +97,7 @@ impl fmt::Display for EpochMetrics {
 pub struct History {
     /// One entry per epoch trained, in order.
     pub epochs: Vec<EpochMetrics>,
-    /// The epoch (from 1) with the lowest dev loss.
+    /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
     pub best_epoch: usize,
     /// Whether early stopping ended training before `epochs`.
     pub stopped_early: bool,
@@ -247,7 +247,7 @@ fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 }
 
 /// Mean loss and accuracy of `model` over `data` in [`Mode::Eval`], in batches of
-/// `batch_size` (the loss weighted by batch size, so it equals the full-batch loss).
+/// `batch_size` (batch losses weighted by batch size: the mean over samples).
 /// Errors on an empty set or a batch size of 0.
 pub fn evaluate(
     model: &mut dyn Layer,

@@ -133,18 +133,18 @@ fn loader_covers_every_sample_once_reproducibly() {
     let epochs = |seed: u64| -> Vec<Vec<u32>> {
         let mut loader = Batches::shuffled(&data, 3, seed).unwrap();
         assert_eq!(loader.batches_per_epoch(), 4);
-        let mut epochs = Vec::new();
+        let (mut epochs, mut buffer) = (Vec::new(), None);
         for epoch in 0..3 {
             if epoch > 0 {
                 loader.start_epoch();
             }
-            let (mut seen, mut sizes, mut buffer) = (Vec::new(), Vec::new(), None);
+            let (mut seen, mut sizes) = (Vec::new(), Vec::new());
             while let Some((x, y)) = loader.next_batch() {
                 assert_eq!(x.shape(), &[y.len(), 2]);
                 for (row, &label) in x.data().chunks_exact(2).zip(y) {
                     assert_eq!(row, &[label as f32, -(label as f32)]);
                 }
-                // Steady state: the batch tensor keeps its allocation.
+                // Steady state: the batch tensor keeps its allocation across batches and epochs.
                 assert_eq!(*buffer.get_or_insert(x.data().as_ptr()), x.data().as_ptr());
                 sizes.push(y.len());
                 seen.extend_from_slice(y);
