@@ -33,6 +33,17 @@ pub enum LayerError {
     /// A data file that cannot be read or parsed; the message names the file and line.
     #[error("data: {0}")]
     Data(String),
+    /// Training produced a NaN or infinite loss (a learning rate too high, exploding
+    /// gradients); epochs and steps count from 1.
+    #[error("non-finite loss {loss} at epoch {epoch}, step {step}")]
+    NonFiniteLoss {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The mini-batch step within the epoch, from 1.
+        step: usize,
+        /// The loss value (NaN or ±inf).
+        loss: f32,
+    },
     /// A call out of order, e.g. `backward` before `forward`.
     #[error("{0}")]
     State(String),

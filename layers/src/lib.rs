@@ -11,13 +11,19 @@
 //!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`]; models: [`lenet5`];
 //! - loss: [`SoftmaxCrossEntropy`]; optimizers: [`Adam`], [`Sgd`]; inits: [`Init`];
 //! - [`gradcheck`](gradcheck::gradcheck) for any layer or model;
-//! - [`Dataset`]: the bundled CSV data sets.
+//! - [`Dataset`]: the bundled CSV data sets; [`Batches`] (seeded, shuffled mini-batches)
+//!   and [`train_dev_test_split`];
+//! - training: [`fit`] (progress bar, per-epoch log, learning-rate schedule, early
+//!   stopping) and [`evaluate`]; [`metrics`] (accuracy, [`ConfusionMatrix`], precision,
+//!   recall, F1, [`BiasVariance`]); [`plot_curves`] (learning curves as SVG).
 //!
 //! A training step on a fixed batch shape allocates nothing: each layer resizes its own
 //! output and gradient buffers in place.
 
 pub mod activation;
+pub mod batches;
 pub mod conv2d;
+pub mod curves;
 pub mod data;
 pub mod dense;
 pub mod error;
@@ -26,14 +32,18 @@ pub mod gradcheck;
 pub mod init;
 pub mod layer;
 pub mod loss;
+pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod pool;
 pub mod sequential;
 pub mod tensor;
+pub mod train;
 
 pub use activation::{Activation, ActivationKind};
+pub use batches::{train_dev_test_split, Batches};
 pub use conv2d::{Conv2d, Conv2dConfig};
+pub use curves::plot_curves;
 pub use data::Dataset;
 pub use dense::Dense;
 pub use error::{LayerError, Result};
@@ -42,8 +52,10 @@ pub use init::Init;
 pub use keel_kernels as kernels;
 pub use layer::{Layer, Mode, Param};
 pub use loss::SoftmaxCrossEntropy;
+pub use metrics::{accuracy, BiasVariance, ConfusionMatrix};
 pub use models::lenet5;
 pub use optim::{zero_grad, Adam, Optimizer, Sgd};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use sequential::Sequential;
 pub use tensor::Tensor;
+pub use train::{evaluate, fit, EpochMetrics, FitConfig, History};

@@ -1,0 +1,165 @@
+//! Mini-batches over a [`Dataset`] and a seeded train/dev/test split.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::data::Dataset;
+use crate::error::{LayerError, Result};
+use crate::tensor::Tensor;
+
+/// Mini-batches of a data set, copied into two tensors the loader owns and reuses: once the
+/// first full batch has been made, later batches allocate nothing.
+///
+/// A sample is a row of `features` (shape `(samples, ...)`: any trailing shape, e.g. NCHW
+/// images); a batch has shape `(batch, ...)` and the last one of an epoch may be smaller.
+/// A shuffling loader draws a new order at each [`Batches::start_epoch`] from its seeded
+/// generator, so the sequence of epochs is reproducible from the seed.
+#[derive(Debug)]
+pub struct Batches<'a> {
+    data: &'a Dataset,
+    batch_size: usize,
+    rng: Option<StdRng>,
+    order: Vec<usize>,
+    cursor: usize,
+    batch_shape: Vec<usize>,
+    features: Tensor,
+    labels: Vec<u32>,
+}
+
+impl<'a> Batches<'a> {
+    /// A loader that visits the samples in a new random order each epoch, drawn from a
+    /// generator seeded with `seed`; errors if `batch_size` is 0.
+    pub fn shuffled(data: &'a Dataset, batch_size: usize, seed: u64) -> Result<Self> {
+        Self::new(data, batch_size, Some(StdRng::seed_from_u64(seed)))
+    }
+
+    /// A loader that visits the samples in order (evaluation); errors if `batch_size` is 0.
+    pub fn sequential(data: &'a Dataset, batch_size: usize) -> Result<Self> {
+        Self::new(data, batch_size, None)
+    }
+
+    fn new(data: &'a Dataset, batch_size: usize, rng: Option<StdRng>) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(LayerError::Data("batch size must be at least 1".into()));
+        }
+        let shape = data.features.shape();
+        if shape.first() != Some(&data.len()) {
+            return Err(LayerError::Shape {
+                layer: "batches".into(),
+                expected: format!("features ({}, ...), one row per label", data.len()),
+                actual: shape.to_vec(),
+            });
+        }
+        let mut loader = Batches {
+            data,
+            batch_size,
+            rng,
+            order: (0..data.len()).collect(),
+            cursor: 0,
+            batch_shape: shape.to_vec(),
+            features: Tensor::default(),
+            labels: Vec::with_capacity(batch_size),
+        };
+        loader.start_epoch();
+        Ok(loader)
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the data set has no samples (then there are no batches).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The number of batches per epoch: `ceil(samples / batch_size)`.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.len().div_ceil(self.batch_size)
+    }
+
+    /// The sample indices of the current epoch, in visiting order.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Starts an epoch: rewinds and, for a shuffling loader, draws a new order (a fresh
+    /// loader has already started its first epoch).
+    pub fn start_epoch(&mut self) {
+        self.cursor = 0;
+        if let Some(rng) = &mut self.rng {
+            self.order.shuffle(rng);
+        }
+    }
+
+    /// The next batch of the epoch as (features `(batch, ...)`, labels `batch`), or `None`
+    /// once every sample has been visited. Both are overwritten by the next call.
+    pub fn next_batch(&mut self) -> Option<(&Tensor, &[u32])> {
+        let end = (self.cursor + self.batch_size).min(self.order.len());
+        if self.cursor >= end {
+            return None;
+        }
+        let indices = &self.order[self.cursor..end];
+        self.cursor = end;
+        let width = self.data.features.len() / self.data.len();
+        self.batch_shape[0] = indices.len();
+        self.features.resize(&self.batch_shape);
+        self.labels.clear();
+        let source = self.data.features.data();
+        for (row, &index) in self.features.data_mut().chunks_exact_mut(width).zip(indices) {
+            row.copy_from_slice(&source[index * width..(index + 1) * width]);
+            self.labels.push(self.data.labels[index]);
+        }
+        Some((&self.features, &self.labels))
+    }
+}
+
+/// The samples at `indices` (all in range), in that order, as a new data set.
+fn gather(data: &Dataset, indices: &[usize]) -> Result<Dataset> {
+    let width = data.features.len() / data.len().max(1);
+    let mut values = Vec::with_capacity(indices.len() * width);
+    for &index in indices {
+        values.extend_from_slice(&data.features.data()[index * width..(index + 1) * width]);
+    }
+    let mut shape = data.features.shape().to_vec();
+    shape[0] = indices.len();
+    Ok(Dataset {
+        features: Tensor::from_vec(&shape, values)?,
+        labels: indices.iter().map(|&index| data.labels[index]).collect(),
+    })
+}
+
+/// Shuffles `data` with a generator seeded by `seed` and splits it into (train, dev, test)
+/// with `round(dev_fraction·n)` dev and `round(test_fraction·n)` test samples, the rest
+/// for training. Errors if a fraction is outside [0, 1], they sum past 1, or the features
+/// do not have one row per label.
+pub fn train_dev_test_split(
+    data: &Dataset,
+    dev_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> Result<(Dataset, Dataset, Dataset)> {
+    let valid = |f: f64| (0.0..=1.0).contains(&f);
+    if !valid(dev_fraction) || !valid(test_fraction) || dev_fraction + test_fraction > 1.0 {
+        return Err(LayerError::Data(format!(
+            "split fractions dev {dev_fraction} and test {test_fraction} must be in [0, 1] and sum to at most 1"
+        )));
+    }
+    if data.features.shape().first() != Some(&data.len()) {
+        return Err(LayerError::Shape {
+            layer: "train_dev_test_split".into(),
+            expected: format!("features ({}, ...), one row per label", data.len()),
+            actual: data.features.shape().to_vec(),
+        });
+    }
+    let n = data.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    let dev = ((dev_fraction * n as f64).round() as usize).min(n);
+    let test = ((test_fraction * n as f64).round() as usize).min(n - dev);
+    let (dev_indices, rest) = order.split_at(dev);
+    let (test_indices, train_indices) = rest.split_at(test);
+    Ok((gather(data, train_indices)?, gather(data, dev_indices)?, gather(data, test_indices)?))
+}

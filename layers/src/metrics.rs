@@ -1,0 +1,268 @@
+//! Classification metrics: accuracy, the confusion matrix with per-class precision, recall
+//! and F1 (and their macro averages), and the bias/variance diagnosis from train, dev and
+//! human-level error.
+//!
+//! Scores are `(n, classes)` row-major (logits or probabilities: only the arg-max matters,
+//! ties going to the lowest class); labels are `n` class indices. Mismatched lengths and
+//! out-of-range labels are errors, never panics.
+
+use std::fmt;
+
+use crate::error::{LayerError, Result};
+use crate::tensor::Tensor;
+
+/// `(n, classes)` of `scores`, checked against `labels` (one per row, each `< classes`).
+fn check_scores(what: &str, scores: &Tensor, labels: &[u32]) -> Result<(usize, usize)> {
+    let (n, classes) = match *scores.shape() {
+        [n, classes] if classes >= 1 && n == labels.len() => (n, classes),
+        _ => {
+            return Err(LayerError::Shape {
+                layer: what.into(),
+                expected: format!("scores ({}, classes >= 1) for {} labels", labels.len(), labels.len()),
+                actual: scores.shape().to_vec(),
+            })
+        }
+    };
+    check_labels(what, labels, classes)?;
+    Ok((n, classes))
+}
+
+fn check_labels(what: &str, labels: &[u32], classes: usize) -> Result<()> {
+    match labels.iter().position(|&label| label as usize >= classes) {
+        Some(index) => Err(LayerError::Data(format!(
+            "{what}: label {} of sample {index} is not a class index below {classes}",
+            labels[index]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The class with the highest score in a row (the first one on ties).
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (class, &score) in row.iter().enumerate() {
+        if score > row[best] {
+            best = class;
+        }
+    }
+    best
+}
+
+/// The number of rows of `scores` `(n, classes)` whose arg-max is the label.
+pub fn count_correct(scores: &Tensor, labels: &[u32]) -> Result<usize> {
+    let (_, classes) = check_scores("accuracy", scores, labels)?;
+    Ok(scores
+        .data()
+        .chunks_exact(classes)
+        .zip(labels)
+        .filter(|(row, &label)| argmax(row) == label as usize)
+        .count())
+}
+
+/// The fraction of rows of `scores` `(n, classes)` whose arg-max is the label; 0 for n = 0.
+pub fn accuracy(scores: &Tensor, labels: &[u32]) -> Result<f64> {
+    let correct = count_correct(scores, labels)?;
+    Ok(if labels.is_empty() { 0.0 } else { correct as f64 / labels.len() as f64 })
+}
+
+/// `numerator / denominator`, 0 when the denominator is 0 (scikit-learn's
+/// `zero_division=0`: a class never predicted has precision 0).
+fn ratio(numerator: u64, denominator: u64) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+/// Harmonic mean of precision and recall, 0 when both are 0.
+fn f1(precision: f64, recall: f64) -> f64 {
+    if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    }
+}
+
+/// A `classes x classes` table of counts: row = true class, column = predicted class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfusionMatrix {
+    classes: usize,
+    counts: Vec<u64>,
+}
+
+/// Precision, recall and F1 of one class (or their average).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassScores {
+    /// Of the samples predicted as the class, the fraction that are: `tp / (tp + fp)`.
+    pub precision: f64,
+    /// Of the samples of the class, the fraction predicted as it: `tp / (tp + fn)`.
+    pub recall: f64,
+    /// `2·p·r / (p + r)`.
+    pub f1: f64,
+}
+
+impl ConfusionMatrix {
+    /// A zero table over `classes` classes.
+    pub fn new(classes: usize) -> Self {
+        ConfusionMatrix { classes, counts: vec![0; classes * classes] }
+    }
+
+    /// The table of arg-max predictions of `scores` `(n, classes)` against `labels`.
+    pub fn from_scores(scores: &Tensor, labels: &[u32]) -> Result<Self> {
+        let (_, classes) = check_scores("confusion_matrix", scores, labels)?;
+        let mut matrix = ConfusionMatrix::new(classes);
+        for (row, &label) in scores.data().chunks_exact(classes).zip(labels) {
+            matrix.counts[label as usize * classes + argmax(row)] += 1;
+        }
+        Ok(matrix)
+    }
+
+    /// The table of `predicted` class indices against `labels` (same length, all `< classes`).
+    pub fn from_predictions(classes: usize, predicted: &[u32], labels: &[u32]) -> Result<Self> {
+        if predicted.len() != labels.len() {
+            return Err(LayerError::Shape {
+                layer: "confusion_matrix".into(),
+                expected: format!("{} predictions, one per label", labels.len()),
+                actual: vec![predicted.len()],
+            });
+        }
+        check_labels("confusion_matrix", labels, classes)?;
+        check_labels("confusion_matrix (predictions)", predicted, classes)?;
+        let mut matrix = ConfusionMatrix::new(classes);
+        for (&guess, &label) in predicted.iter().zip(labels) {
+            matrix.counts[label as usize * classes + guess as usize] += 1;
+        }
+        Ok(matrix)
+    }
+
+    /// The number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// How many samples of class `actual` were predicted as `predicted` (0 outside the table).
+    pub fn count(&self, actual: usize, predicted: usize) -> u64 {
+        if actual < self.classes && predicted < self.classes {
+            self.counts[actual * self.classes + predicted]
+        } else {
+            0
+        }
+    }
+
+    /// The counts, row-major `(classes, classes)`, rows = true class.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// The number of samples counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The fraction on the diagonal (0 for an empty table).
+    pub fn accuracy(&self) -> f64 {
+        ratio((0..self.classes).map(|c| self.count(c, c)).sum(), self.total())
+    }
+
+    /// Precision, recall and F1 of `class` (all 0 outside the table); a ratio with a zero
+    /// denominator counts as 0.
+    pub fn class_scores(&self, class: usize) -> ClassScores {
+        let tp = self.count(class, class);
+        let predicted: u64 = (0..self.classes).map(|actual| self.count(actual, class)).sum();
+        let actual: u64 = (0..self.classes).map(|guess| self.count(class, guess)).sum();
+        let (precision, recall) = (ratio(tp, predicted), ratio(tp, actual));
+        ClassScores { precision, recall, f1: f1(precision, recall) }
+    }
+
+    /// The unweighted means over classes of precision, recall and F1 (scikit-learn's
+    /// `average="macro"`: the F1 is the mean of the per-class F1s).
+    pub fn macro_average(&self) -> ClassScores {
+        let mut sum = ClassScores { precision: 0.0, recall: 0.0, f1: 0.0 };
+        for class in 0..self.classes {
+            let scores = self.class_scores(class);
+            sum.precision += scores.precision;
+            sum.recall += scores.recall;
+            sum.f1 += scores.f1;
+        }
+        let k = self.classes.max(1) as f64;
+        ClassScores { precision: sum.precision / k, recall: sum.recall / k, f1: sum.f1 / k }
+    }
+
+    /// The binary scores with class 1 as the positive class; an error unless there are
+    /// exactly 2 classes.
+    pub fn binary(&self) -> Result<ClassScores> {
+        if self.classes != 2 {
+            return Err(LayerError::Data(format!(
+                "binary scores need 2 classes, the table has {}",
+                self.classes
+            )));
+        }
+        Ok(self.class_scores(1))
+    }
+}
+
+/// What to work on next, from [`BiasVariance`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    /// Avoidable bias is the larger gap: a bigger model, longer training, a better optimizer.
+    Bias,
+    /// Variance is the larger gap: more data, regularisation, early stopping.
+    Variance,
+}
+
+/// The bias/variance diagnosis from error rates (fractions in [0, 1]):
+/// avoidable bias = train - human, variance = dev - train; work on the larger one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BiasVariance {
+    /// Human-level (proxy for Bayes) error.
+    pub human_error: f64,
+    /// Error on the training set.
+    pub train_error: f64,
+    /// Error on the dev set.
+    pub dev_error: f64,
+}
+
+impl BiasVariance {
+    /// The report for the given error rates.
+    pub fn new(human_error: f64, train_error: f64, dev_error: f64) -> Self {
+        BiasVariance { human_error, train_error, dev_error }
+    }
+
+    /// `train_error - human_error`.
+    pub fn avoidable_bias(&self) -> f64 {
+        self.train_error - self.human_error
+    }
+
+    /// `dev_error - train_error`.
+    pub fn variance(&self) -> f64 {
+        self.dev_error - self.train_error
+    }
+
+    /// The larger gap (bias on a tie: fix underfitting first).
+    pub fn focus(&self) -> Focus {
+        if self.variance() > self.avoidable_bias() {
+            Focus::Variance
+        } else {
+            Focus::Bias
+        }
+    }
+}
+
+impl fmt::Display for BiasVariance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let advice = match self.focus() {
+            Focus::Bias => "reduce bias (bigger model, train longer, better optimizer)",
+            Focus::Variance => "reduce variance (more data, regularisation, early stopping)",
+        };
+        write!(
+            f,
+            "human {:.2}%, train {:.2}%, dev {:.2}%: avoidable bias {:.2}%, variance {:.2}% -> {advice}",
+            100.0 * self.human_error,
+            100.0 * self.train_error,
+            100.0 * self.dev_error,
+            100.0 * self.avoidable_bias(),
+            100.0 * self.variance(),
+        )
+    }
+}

@@ -1,0 +1,278 @@
+//! The training loop: [`fit`] a model by mini-batch descent with a progress bar, a log line
+//! per epoch, an optional learning-rate schedule and early stopping; [`evaluate`] it.
+
+use std::fmt;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::batches::Batches;
+use crate::data::Dataset;
+use crate::error::{LayerError, Result};
+use crate::layer::{Layer, Mode};
+use crate::loss::SoftmaxCrossEntropy;
+use crate::metrics::count_correct;
+use crate::optim::{zero_grad, Optimizer};
+
+/// A learning rate as a function of the epoch index (from 0), set on the optimizer at the
+/// start of each epoch (PyTorch's `LambdaLR` with the base rate folded in).
+pub type LrSchedule = Box<dyn Fn(usize) -> f64>;
+
+/// How [`fit`] trains.
+pub struct FitConfig {
+    /// Passes over the training set (at most: early stopping may end sooner).
+    pub epochs: usize,
+    /// Samples per mini-batch (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Seeds the shuffling of the training set: equal seeds give equal runs.
+    pub seed: u64,
+    /// Stop after this many epochs (at least 1) without a lower dev loss, and restore the
+    /// weights of the best epoch; `None` trains every epoch.
+    pub patience: Option<usize>,
+    /// The learning rate per epoch; `None` keeps the optimizer's.
+    pub lr_schedule: Option<LrSchedule>,
+    /// No progress bar and no log lines (tests). The bar is also hidden when standard
+    /// error is not a terminal.
+    pub quiet: bool,
+}
+
+impl Default for FitConfig {
+    /// 10 epochs of batches of 32, seed 0, no early stopping, no schedule, not quiet.
+    fn default() -> Self {
+        FitConfig { epochs: 10, batch_size: 32, seed: 0, patience: None, lr_schedule: None, quiet: false }
+    }
+}
+
+impl fmt::Debug for FitConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FitConfig")
+            .field("epochs", &self.epochs)
+            .field("batch_size", &self.batch_size)
+            .field("seed", &self.seed)
+            .field("patience", &self.patience)
+            .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "fn(epoch) -> lr"))
+            .field("quiet", &self.quiet)
+            .finish()
+    }
+}
+
+/// The metrics of one epoch: train figures are means over the epoch's mini-batches (as the
+/// weights moved), dev figures are measured in eval mode after the epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Mean training loss, weighted by batch size.
+    pub train_loss: f64,
+    /// Fraction of training samples classified right during the epoch.
+    pub train_accuracy: f64,
+    /// Dev-set loss after the epoch.
+    pub dev_loss: f64,
+    /// Dev-set accuracy after the epoch.
+    pub dev_accuracy: f64,
+    /// The learning rate used during the epoch.
+    pub lr: f64,
+    /// Training throughput (forward, backward and step), samples per second.
+    pub samples_per_sec: f64,
+}
+
+impl fmt::Display for EpochMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "epoch {:>3}: train loss {:.4} acc {:.2}% | dev loss {:.4} acc {:.2}% | lr {:.2e} | {:.0} samples/s",
+            self.epoch,
+            self.train_loss,
+            100.0 * self.train_accuracy,
+            self.dev_loss,
+            100.0 * self.dev_accuracy,
+            self.lr,
+            self.samples_per_sec,
+        )
+    }
+}
+
+/// What [`fit`] did, epoch by epoch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    /// One entry per epoch trained, in order.
+    pub epochs: Vec<EpochMetrics>,
+    /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
+    pub best_epoch: usize,
+    /// Whether early stopping ended training before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// Trains `model` on `train` and measures it on `dev` after every epoch.
+///
+/// Each step on a mini-batch `x` `(batch, ...)`, `y` `batch`: zero the gradients, forward
+/// in [`Mode::Train`], loss forward and backward, model backward, optimizer step. With
+/// `config.patience`, training stops once the dev loss has not improved for that many
+/// epochs, and the model ends with the parameter values of the best epoch (kept in one
+/// buffer, copied without allocating after the first time).
+///
+/// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; [`LayerError::NonFiniteLoss`]
+/// naming the epoch and step as soon as a loss is NaN or infinite; any layer, loss or
+/// optimizer error.
+pub fn fit(
+    model: &mut dyn Layer,
+    optimizer: &mut dyn Optimizer,
+    loss: &mut SoftmaxCrossEntropy,
+    train: &Dataset,
+    dev: &Dataset,
+    config: &FitConfig,
+) -> Result<History> {
+    if train.is_empty() || dev.is_empty() {
+        return Err(LayerError::Data(format!(
+            "fit needs samples to train and evaluate on, got {} train and {} dev",
+            train.len(),
+            dev.len()
+        )));
+    }
+    if config.patience == Some(0) {
+        return Err(LayerError::Data("early-stopping patience must be at least 1 epoch".into()));
+    }
+    let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?;
+    let mut dev_batches = Batches::sequential(dev, config.batch_size)?;
+    let bar = progress_bar(batches.batches_per_epoch(), config.quiet);
+    let mut history = History::default();
+    let mut best_loss = f64::INFINITY;
+    let mut best_params = Vec::new();
+    for index in 0..config.epochs {
+        let epoch = index + 1;
+        if let Some(schedule) = &config.lr_schedule {
+            optimizer.set_learning_rate(schedule(index));
+        }
+        if index > 0 {
+            batches.start_epoch();
+        }
+        bar.set_prefix(format!("{epoch}/{}", config.epochs));
+        bar.set_message("");
+        bar.reset();
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let mut step = 0;
+        while let Some((x, y)) = batches.next_batch() {
+            step += 1;
+            zero_grad(model);
+            model.forward(x, Mode::Train)?;
+            let batch_loss = loss.forward(model.output(), y)?;
+            if !batch_loss.is_finite() {
+                bar.abandon();
+                return Err(LayerError::NonFiniteLoss { epoch, step, loss: batch_loss });
+            }
+            correct += count_correct(model.output(), y)?;
+            seen += y.len();
+            loss_sum += f64::from(batch_loss) * y.len() as f64;
+            let grad = loss.backward(y)?;
+            model.backward(x, grad)?;
+            optimizer.step(model)?;
+            bar.inc(1);
+            if !bar.is_hidden() {
+                let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.2}% {rate:.0} samples/s",
+                    loss_sum / seen as f64,
+                    100.0 * correct as f64 / seen as f64
+                ));
+            }
+        }
+        let samples_per_sec = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let (dev_loss, dev_accuracy) = evaluate_batches(model, loss, &mut dev_batches)?;
+        bar.finish_and_clear();
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            dev_loss,
+            dev_accuracy,
+            lr: optimizer.learning_rate(),
+            samples_per_sec,
+        };
+        if !config.quiet {
+            println!("{metrics}");
+        }
+        history.epochs.push(metrics);
+        if dev_loss < best_loss {
+            best_loss = dev_loss;
+            history.best_epoch = epoch;
+            if config.patience.is_some() {
+                snapshot(model, &mut best_params);
+            }
+        }
+        if let Some(patience) = config.patience {
+            if epoch - history.best_epoch >= patience && epoch < config.epochs {
+                history.stopped_early = true;
+                break;
+            }
+        }
+    }
+    let last_epoch = history.epochs.last().map_or(0, |metrics| metrics.epoch);
+    if config.patience.is_some() && history.best_epoch != last_epoch && !best_params.is_empty() {
+        restore(model, &best_params);
+        if !config.quiet {
+            println!("restored the weights of epoch {} (dev loss {best_loss:.4})", history.best_epoch);
+        }
+    }
+    Ok(history)
+}
+
+/// Copies every parameter value of `model`, in visiting order, into `buffer` (which keeps
+/// its allocation from one snapshot to the next).
+fn snapshot(model: &mut dyn Layer, buffer: &mut Vec<f32>) {
+    buffer.clear();
+    model.visit_params(&mut |_, param| buffer.extend_from_slice(param.value.data()));
+}
+
+/// Writes back the values [`snapshot`] saved (same model, same parameter order).
+fn restore(model: &mut dyn Layer, buffer: &[f32]) {
+    let mut offset = 0;
+    model.visit_params(&mut |_, param| {
+        let values = param.value.data_mut();
+        values.copy_from_slice(&buffer[offset..offset + values.len()]);
+        offset += values.len();
+    });
+}
+
+/// A bar of `steps` per epoch showing the epoch, running loss, accuracy and throughput;
+/// hidden when `quiet` or when standard error is not a terminal.
+fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
+    let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:20}] {pos}/{len} {wide_msg}")
+        .expect("a valid progress template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar
+}
+
+/// Mean loss and accuracy of `model` over `data` in [`Mode::Eval`], in batches of
+/// `batch_size` (batch losses weighted by batch size: the mean over samples).
+/// Errors on an empty set or a batch size of 0.
+pub fn evaluate(
+    model: &mut dyn Layer,
+    loss: &mut SoftmaxCrossEntropy,
+    data: &Dataset,
+    batch_size: usize,
+) -> Result<(f64, f64)> {
+    if data.is_empty() {
+        return Err(LayerError::Data("evaluate needs at least one sample".into()));
+    }
+    evaluate_batches(model, loss, &mut Batches::sequential(data, batch_size)?)
+}
+
+fn evaluate_batches(
+    model: &mut dyn Layer,
+    loss: &mut SoftmaxCrossEntropy,
+    batches: &mut Batches,
+) -> Result<(f64, f64)> {
+    batches.start_epoch();
+    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+    while let Some((x, y)) = batches.next_batch() {
+        model.forward(x, Mode::Eval)?;
+        loss_sum += f64::from(loss.forward(model.output(), y)?) * y.len() as f64;
+        correct += count_correct(model.output(), y)?;
+        seen += y.len();
+    }
+    Ok((loss_sum / seen as f64, correct as f64 / seen as f64))
+}
