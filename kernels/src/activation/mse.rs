@@ -1,7 +1,7 @@
 //! Mean squared error (PyTorch's `MSELoss`, `reduction='mean'`): forward saves the residual
 //! `pred - target`, backward turns it into `2·(pred - target)/n` in one pass.
 //!
-//! The sum runs in `f32x8` lanes over blocks of [`MSE_BLOCK`] elements, each block total
+//! The sum runs in `f32x8` lanes over blocks of 1024 elements, each block total
 //! added in `f64`, over fixed chunks in a fixed tree (as the BCE loss), so the loss is
 //! deterministic for a given thread count.
 
