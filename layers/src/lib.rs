@@ -7,9 +7,12 @@
 //! - [`Layer`]: forward (train or eval [`Mode`]), backward that accumulates parameter
 //!   gradients and returns the input gradient, and a visitor over named [`Param`]s (for
 //!   optimizers, saving and freezing);
-//! - layers: [`Dense`], [`Activation`], [`Sequential`]; CNN layers [`Conv2d`],
-//!   [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`]; models: [`lenet5`];
-//! - loss: [`SoftmaxCrossEntropy`]; optimizers: [`Adam`], [`Sgd`]; inits: [`Init`];
+//! - layers: [`Dense`], [`Activation`], [`Sequential`], [`BatchNorm`], [`Dropout`]; CNN
+//!   layers [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`];
+//!   models: [`lenet5`];
+//! - losses: [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`]; optimizers: [`Adam`],
+//!   [`Sgd`], [`RmsProp`], gradient clipping ([`clip_grad_norm`], [`clip_grad_value`]);
+//!   learning-rate schedules ([`LrSchedule`]); inits: [`Init`];
 //! - [`gradcheck`](gradcheck::gradcheck) for any layer or model;
 //! - [`Dataset`]: the bundled CSV data sets; [`Batches`] (seeded, shuffled mini-batches)
 //!   and [`train_dev_test_split`];
@@ -17,15 +20,18 @@
 //!   stopping) and [`evaluate`]; [`metrics`] (accuracy, [`ConfusionMatrix`], precision,
 //!   recall, F1, [`BiasVariance`]); [`plot_curves`] (learning curves as SVG).
 //!
-//! A training step on a fixed batch shape allocates nothing: each layer resizes its own
-//! output and gradient buffers in place.
+//! Each layer resizes its own output, gradient and workspace buffers in place, so layers
+//! add no allocation to a training step on a fixed batch shape. (The GEMM underneath still
+//! allocates its packing buffer per call while its default path is matrixmultiply.)
 
 pub mod activation;
 pub mod batches;
+pub mod batchnorm;
 pub mod conv2d;
 pub mod curves;
 pub mod data;
 pub mod dense;
+pub mod dropout;
 pub mod error;
 pub mod flatten;
 pub mod gradcheck;
@@ -36,26 +42,30 @@ pub mod metrics;
 pub mod models;
 pub mod optim;
 pub mod pool;
+pub mod schedule;
 pub mod sequential;
 pub mod tensor;
 pub mod train;
 
 pub use activation::{Activation, ActivationKind};
 pub use batches::{train_dev_test_split, Batches};
+pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use curves::plot_curves;
 pub use data::Dataset;
 pub use dense::Dense;
+pub use dropout::Dropout;
 pub use error::{LayerError, Result};
 pub use flatten::Flatten;
 pub use init::Init;
 pub use keel_kernels as kernels;
 pub use layer::{Layer, Mode, Param};
-pub use loss::SoftmaxCrossEntropy;
+pub use loss::{BceWithLogits, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, BiasVariance, ConfusionMatrix};
 pub use models::lenet5;
-pub use optim::{zero_grad, Adam, Optimizer, Sgd};
+pub use optim::{clip_grad_norm, clip_grad_value, zero_grad, Adam, Optimizer, RmsProp, Sgd};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
+pub use schedule::{ExponentialDecay, InverseTimeDecay, LrSchedule, StepDecay};
 pub use sequential::Sequential;
 pub use tensor::Tensor;
 pub use train::{evaluate, fit, EpochMetrics, FitConfig, History};

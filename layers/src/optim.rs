@@ -1,6 +1,18 @@
-//! Optimizers over a model's parameters, each step one fused kernel pass per parameter.
+//! Optimizers over a model's parameters, each step one fused kernel pass per parameter, and
+//! gradient clipping over a model.
+//!
+//! **L2 regularisation** is the optimizers' `weight_decay` (PyTorch's): the course adds
+//! `λ/(2m)·Σ‖W‖²` to the cost, whose gradient `λ/m·W` is what `weight_decay = λ/m` adds to
+//! every gradient before the update (with [`Sgd`], [`RmsProp`], and [`Adam`] in its L2 form;
+//! AdamW's decoupled decay is a different rule). As in PyTorch, the decay applies to every
+//! parameter the optimizer updates, biases and batch-norm γ, β included, where the course
+//! penalises the weights only.
 
-use keel_kernels::optim::{adam_update, sgd_update, AdamConfig, SgdConfig};
+use keel_kernels::optim::{
+    adam_update, clip_grad_norm as clip_norm_kernel, clip_grad_value as clip_value_kernel, grad_scale,
+    rmsprop_update, sgd_update, AdamConfig, RmspropConfig, SgdConfig,
+};
+use keel_kernels::KernelError;
 
 use crate::error::Result;
 use crate::layer::{Layer, Param};
@@ -125,4 +137,135 @@ impl Optimizer for Sgd {
         });
         Ok(outcome?)
     }
+}
+
+/// RMSprop (`torch.optim.RMSprop` semantics, with optional momentum and centring; see
+/// [`RmspropConfig`]). Its state (squared-gradient average, and the momentum buffer and
+/// gradient average when enabled) follows the model's parameter order; frozen parameters
+/// are skipped.
+#[derive(Debug, Clone)]
+pub struct RmsProp {
+    /// Hyper-parameters; `lr` may be changed between steps.
+    pub config: RmspropConfig,
+    /// Per parameter: `square_avg`, `momentum_buf` (empty until momentum is used),
+    /// `grad_avg` (empty until centring is used).
+    state: Vec<[Tensor; 3]>,
+}
+
+impl RmsProp {
+    /// An optimizer with no state yet (created on the first step).
+    pub fn new(config: RmspropConfig) -> Self {
+        RmsProp { config, state: Vec::new() }
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
+        self.config.check()?;
+        let (config, state) = (&self.config, &mut self.state);
+        let mut index = 0;
+        let mut outcome = Ok(());
+        model.visit_params(&mut |_, param: &mut Param| {
+            if state.len() <= index {
+                state.push([Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()]);
+            }
+            let [square_avg, momentum_buf, grad_avg] = &mut state[index];
+            index += 1;
+            if param.frozen || outcome.is_err() {
+                return;
+            }
+            // Buffers start at zero the first time their option is on (PyTorch creates them
+            // with the parameter's state).
+            if config.momentum > 0.0 && momentum_buf.is_empty() {
+                *momentum_buf = Tensor::zeros(param.value.shape());
+            }
+            if config.centered && grad_avg.is_empty() {
+                *grad_avg = Tensor::zeros(param.value.shape());
+            }
+            outcome = rmsprop_update(
+                config,
+                param.value.data_mut(),
+                param.grad.data(),
+                square_avg.data_mut(),
+                momentum_buf.data_mut(),
+                grad_avg.data_mut(),
+            );
+        });
+        Ok(outcome?)
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` over the trainable (not
+/// frozen) parameters: when the 2-norm of all their gradients taken together exceeds
+/// `max_norm`, every gradient is scaled in place by `max_norm/(total + 1e-6)`. Returns the
+/// total norm before clipping.
+///
+/// Two passes, parameter by parameter, so nothing is allocated: each gradient's norm (the
+/// kernel's f64 reduction, rounded to f32), combined as `√Σ norm²` in f64; then the scaling.
+/// Errors: `max_norm` negative or NaN; a non-finite total norm (NaN or infinite gradients),
+/// in which case no gradient is changed.
+pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(KernelError::Argument {
+            what: "max_norm".into(),
+            expected: "max_norm >= 0".into(),
+            actual: max_norm.to_string(),
+        }
+        .into());
+    }
+    let mut sum_squares = 0.0f64;
+    let mut outcome = Ok(());
+    model.visit_params(&mut |_, param| {
+        if param.frozen || outcome.is_err() {
+            return;
+        }
+        // An infinite max_norm never scales: the kernel then only measures.
+        match clip_norm_kernel(&mut [param.grad.data_mut()], f32::INFINITY, 2.0) {
+            Ok(norm) => sum_squares += f64::from(norm) * f64::from(norm),
+            Err(err) => outcome = Err(err),
+        }
+    });
+    outcome.clone()?;
+    let total = sum_squares.sqrt() as f32;
+    if !total.is_finite() {
+        return Err(KernelError::Argument {
+            what: "grads".into(),
+            expected: "gradients with a finite total norm".into(),
+            actual: total.to_string(),
+        }
+        .into());
+    }
+    let clip_coef = max_norm / (total + 1e-6);
+    if clip_coef < 1.0 {
+        model.visit_params(&mut |_, param| {
+            if !param.frozen && outcome.is_ok() {
+                outcome = grad_scale(param.grad.data_mut(), clip_coef);
+            }
+        });
+    }
+    outcome?;
+    Ok(total)
+}
+
+/// `torch.nn.utils.clip_grad_value_(model.parameters(), clip)` over the trainable (not
+/// frozen) parameters: clamps every gradient element in place to `[-clip, clip]`.
+/// Errors: `clip` negative or NaN.
+pub fn clip_grad_value(model: &mut dyn Layer, clip: f32) -> Result<()> {
+    // Checked once up front, so a model without trainable parameters rejects it too.
+    clip_value_kernel(&mut [], clip)?;
+    let mut outcome = Ok(());
+    model.visit_params(&mut |_, param| {
+        if !param.frozen && outcome.is_ok() {
+            outcome = clip_value_kernel(&mut [param.grad.data_mut()], clip);
+        }
+    });
+    Ok(outcome?)
 }

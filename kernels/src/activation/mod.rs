@@ -1,5 +1,6 @@
 //! Fused activations and losses: element-wise sigmoid, tanh, ReLU and leaky ReLU; row-wise
-//! softmax and log-softmax; softmax + cross-entropy and sigmoid + binary cross-entropy.
+//! softmax and log-softmax; softmax + cross-entropy, sigmoid + binary cross-entropy and mean
+//! squared error ([`mse`], whose scalar reference is [`mse::reference`]).
 //!
 //! Conventions:
 //! - **Forward** writes `y` (**overwritten**, never read); the element-wise ones also come
@@ -37,6 +38,7 @@
 mod elementwise;
 mod loss;
 pub(crate) mod map;
+pub mod mse;
 pub mod reference;
 pub(crate) mod simd_math;
 mod softmax;
@@ -50,4 +52,5 @@ pub use loss::{
     bce_with_logits_backward, bce_with_logits_forward, softmax_cross_entropy_backward,
     softmax_cross_entropy_forward, softmax_cross_entropy_soft_backward, softmax_cross_entropy_soft_forward,
 };
+pub use mse::{mse_backward, mse_forward};
 pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};

@@ -15,13 +15,18 @@
 //! In the seed's notation (samples in columns) batch norm is `Z̃ = γ·Z_norm + β` per hidden
 //! unit; here a unit is a channel and samples are rows.
 //!
+//! Evaluation-mode ("frozen") backward: [`batchnorm_backward_eval`] in [`frozen`], with its
+//! scalar reference in [`frozen::reference`].
+//!
 //! [`reference`](mod@reference) holds the scalar loops the fast paths are tested against.
 
 mod batchnorm;
 mod dropout;
+pub mod frozen;
 pub mod reference;
 
 pub use batchnorm::{
     batchnorm_backward, batchnorm_backward_workspace_len, batchnorm_forward_eval, batchnorm_forward_train,
 };
 pub use dropout::{dropout_backward, dropout_forward, dropout_keep, dropout_scale};
+pub use frozen::batchnorm_backward_eval;

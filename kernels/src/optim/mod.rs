@@ -14,6 +14,7 @@
 //! | [`adam_update`] | `torch.optim.Adam`, `AdamW` | `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` (AMSGrad) |
 //! | [`clip_grad_norm`] | `torch.nn.utils.clip_grad_norm_` | — |
 //! | [`clip_grad_value`] | `torch.nn.utils.clip_grad_value_` | — |
+//! | [`grad_scale`] | `grad.mul_(c)` (clipping one parameter at a time; reference in [`scale::reference`]) | — |
 //!
 //! Hyper-parameters are `Copy` structs ([`SgdConfig`], [`RmspropConfig`], [`AdamConfig`])
 //! whose `Default` is PyTorch's and whose `check` is run by every kernel. Weight decay here
@@ -25,12 +26,14 @@ mod config;
 mod lanes;
 pub mod reference;
 mod rmsprop;
+pub mod scale;
 mod sgd;
 
 pub use adam::adam_update;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use config::{AdamConfig, RmspropConfig, SgdConfig};
 pub use rmsprop::rmsprop_update;
+pub use scale::grad_scale;
 pub use sgd::sgd_update;
 
 use crate::error::{argument_error, check_len, Result};

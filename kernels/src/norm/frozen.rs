@@ -1,0 +1,148 @@
+//! Batch-norm backward in evaluation mode ("frozen" batch norm: fine-tuning with `.eval()`
+//! statistics), where the running statistics are constants and the layer is the per-channel
+//! affine map `y = γ·(x - r_μ)·s + β`, `s = 1/√(r_σ² + eps)`:
+//! `dx = dy·γ·s`, `dγ = Σ dy·(x - r_μ)·s`, `dβ = Σ dy`.
+//!
+//! The channel sums are reduced in f64 in a fixed order (samples in turn, each plane left to
+//! right), channels in parallel above the threshold, so the result is the same on any number
+//! of threads; `dx` runs over groups of whole planes.
+
+use rayon::prelude::*;
+
+use crate::error::{argument_error, check_len, shape_error, Result};
+use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
+
+/// `γ/√(var + eps)`, the eval-mode scale of one channel.
+fn scale(gamma: f32, var: f32, eps: f32) -> f32 {
+    gamma / (var + eps).sqrt()
+}
+
+/// Batch-norm backward of [`batchnorm_forward_eval`](super::batchnorm_forward_eval) (the
+/// running statistics are constants), shapes row-major:
+/// - `x`, `dy` `(n, c, spatial)`: read (the forward input and the output gradient);
+/// - `gamma`, `running_mean`, `running_var` `(c)`: read, as in the forward; `eps` as there;
+/// - `dx` `(n, c, spatial)`: **overwritten** with `dy·γ/√(r_σ² + eps)`;
+/// - `dgamma`, `dbeta` `(c)`: **accumulated**, `+= Σ dy·(x - r_μ)/√(r_σ² + eps)` and
+///   `+= Σ dy` over the channel's `n·spatial` values (reduced in f64).
+///
+/// Errors: a slice length that does not match the shape, `eps` negative or not finite. Any
+/// size may be zero (a no-op; empty channels add 0).
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward_eval(
+    n: usize,
+    c: usize,
+    spatial: usize,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    running_mean: &[f32],
+    running_var: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) -> Result<()> {
+    let total = n.checked_mul(c).and_then(|nc| nc.checked_mul(spatial)).ok_or_else(|| {
+        shape_error("(n, c, spatial)", "n·c·spatial to fit in usize", format!("({n}, {c}, {spatial})"))
+    })?;
+    for (name, len) in [("x", x.len()), ("dy", dy.len()), ("dx", dx.len())] {
+        check_len(|| format!("{name} (n, c, spatial) = ({n}, {c}, {spatial})"), total, len)?;
+    }
+    for (name, len) in [
+        ("gamma", gamma.len()),
+        ("running_mean", running_mean.len()),
+        ("running_var", running_var.len()),
+        ("dgamma", dgamma.len()),
+        ("dbeta", dbeta.len()),
+    ] {
+        check_len(|| format!("{name} (c = {c})"), c, len)?;
+    }
+    if !(eps.is_finite() && eps >= 0.0) {
+        return Err(argument_error("eps", "finite eps >= 0", eps));
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    // Parameter gradients: one channel per task, its planes in sample order.
+    let channel = |k: usize, (dgamma, dbeta): (&mut f32, &mut f32)| {
+        let (mean, s) = (f64::from(running_mean[k]), f64::from(1.0 / (running_var[k] + eps).sqrt()));
+        let (mut sum_dy, mut sum_dy_xc) = (0.0f64, 0.0f64);
+        for start in (k * spatial..total).step_by(c * spatial) {
+            for (&g, &v) in dy[start..start + spatial].iter().zip(&x[start..start + spatial]) {
+                sum_dy += f64::from(g);
+                sum_dy_xc += f64::from(g) * (f64::from(v) - mean);
+            }
+        }
+        *dbeta += sum_dy as f32;
+        *dgamma += (sum_dy_xc * s) as f32;
+    };
+    let grads = dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate();
+    if total >= MIN_PARALLEL_ELEMENTS {
+        grads.for_each(|(k, g)| channel(k, g));
+    } else {
+        // A minimum piece length of usize::MAX keeps the fold on the calling thread.
+        grads.with_min_len(usize::MAX).for_each(|(k, g)| channel(k, g));
+    }
+    // Input gradient: whole planes per chunk (a plane shares one scale); with `spatial = 1`,
+    // whole rows, where the channel scales run along the row.
+    let plane = if spatial == 1 { c } else { spatial };
+    let run = |first_plane: usize, dx: &mut [f32], dy: &[f32]| {
+        for (q, (o, g)) in dx.chunks_mut(plane).zip(dy.chunks(plane)).enumerate() {
+            if spatial == 1 {
+                for (k, (o, &g)) in o.iter_mut().zip(g).enumerate() {
+                    *o = g * scale(gamma[k], running_var[k], eps);
+                }
+            } else {
+                let k = (first_plane + q) % c;
+                let s = scale(gamma[k], running_var[k], eps);
+                o.iter_mut().zip(g).for_each(|(o, &g)| *o = g * s);
+            }
+        }
+    };
+    let chunk = chunk_len(total, plane);
+    if chunk >= total {
+        run(0, dx, dy);
+    } else {
+        dx.par_chunks_mut(chunk)
+            .zip(dy.par_chunks(chunk))
+            .enumerate()
+            .for_each(|(i, (dx, dy))| run(i * chunk / plane, dx, dy));
+    }
+    Ok(())
+}
+
+/// Scalar reference for [`batchnorm_backward_eval`]: the formulas element by element, sums in
+/// f64 in sample order.
+pub mod reference {
+    /// See [`super::batchnorm_backward_eval`]; lengths are the caller's responsibility.
+    #[allow(clippy::too_many_arguments)]
+    pub fn batchnorm_backward_eval(
+        n: usize,
+        c: usize,
+        spatial: usize,
+        x: &[f32],
+        dy: &[f32],
+        gamma: &[f32],
+        running_mean: &[f32],
+        running_var: &[f32],
+        eps: f32,
+        dx: &mut [f32],
+        dgamma: &mut [f32],
+        dbeta: &mut [f32],
+    ) {
+        for k in 0..c {
+            let invstd = 1.0 / (running_var[k] + eps).sqrt();
+            let (mut sum_dy, mut sum_dy_xhat) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                for s in 0..spatial {
+                    let j = (i * c + k) * spatial + s;
+                    dx[j] = dy[j] * (gamma[k] / (running_var[k] + eps).sqrt());
+                    sum_dy += f64::from(dy[j]);
+                    sum_dy_xhat += f64::from(dy[j]) * (f64::from(x[j]) - f64::from(running_mean[k]));
+                }
+            }
+            dbeta[k] += sum_dy as f32;
+            dgamma[k] += (sum_dy_xhat * f64::from(invstd)) as f32;
+        }
+    }
+}

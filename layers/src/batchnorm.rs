@@ -1,0 +1,249 @@
+//! `BatchNorm`: batch normalisation over channels (PyTorch's `nn.BatchNorm1d` and
+//! `nn.BatchNorm2d`).
+//!
+//! One implementation over `(n, c, spatial)` tensors: [`BatchNorm::new_1d`] takes `(n, c)`
+//! (`spatial = 1`) or `(n, c, l)` (`spatial = l`), [`BatchNorm::new_2d`] takes NCHW
+//! (`spatial = h·w`). Per channel `k`, `y = γ_k·(x - μ_k)/√(σ²_k + eps) + β_k` where
+//! - in [`Mode::Train`], `μ`, `σ²` are the batch mean and biased variance over the channel's
+//!   `n·spatial` values, and the running statistics are updated,
+//!   `r ← (1 - momentum)·r + momentum·stat` with the **unbiased** variance;
+//! - in [`Mode::Eval`], `μ`, `σ²` are the running statistics (constants: backward is the
+//!   "frozen" batch norm `dx = dy·γ/√(r_σ² + eps)`).
+//!
+//! Parameters `"weight"` (γ, `(c)`, init 1) and `"bias"` (β, `(c)`, init 0); buffers
+//! `"running_mean"` (init 0) and `"running_var"` (init 1), visited by
+//! [`BatchNorm::visit_buffers`] for saving. PyTorch defaults: `eps = 1e-5`,
+//! `momentum = 0.1`. In the course's notation (samples in columns) this is
+//! `Z̃ = γ·Z_norm + β` per hidden unit.
+
+use keel_kernels::norm::{
+    batchnorm_backward, batchnorm_backward_eval, batchnorm_backward_workspace_len, batchnorm_forward_eval,
+    batchnorm_forward_train,
+};
+
+use crate::error::{LayerError, Result};
+use crate::layer::{Layer, Mode, Param};
+use crate::tensor::Tensor;
+
+/// Which PyTorch layer a [`BatchNorm`] stands for: the accepted input ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `(n, c)` or `(n, c, l)`.
+    OneD,
+    /// `(n, c, h, w)`.
+    TwoD,
+}
+
+/// Batch normalisation (see the module docs).
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    kind: Kind,
+    channels: usize,
+    /// Added to the variance (default 1e-5), `>= 0`.
+    pub eps: f32,
+    /// Weight of the new batch statistic in the running averages (default 0.1), in `[0, 1]`.
+    pub momentum: f32,
+    /// γ, `(c)`.
+    pub weight: Param,
+    /// β, `(c)`.
+    pub bias: Param,
+    running_mean: Tensor,
+    running_var: Tensor,
+    save_mean: Tensor,
+    save_invstd: Tensor,
+    workspace: Tensor,
+    /// The mode and shape of the last forward, which backward differentiates.
+    last_mode: Option<Mode>,
+    output: Tensor,
+    grad_input: Tensor,
+}
+
+impl BatchNorm {
+    fn new(kind: Kind, channels: usize) -> Self {
+        let ones = || {
+            let mut t = Tensor::zeros(&[channels]);
+            t.data_mut().fill(1.0);
+            t
+        };
+        BatchNorm {
+            kind,
+            channels,
+            eps: 1e-5,
+            momentum: 0.1,
+            weight: Param::new(ones()),
+            bias: Param::new(Tensor::zeros(&[channels])),
+            running_mean: Tensor::zeros(&[channels]),
+            running_var: ones(),
+            save_mean: Tensor::zeros(&[channels]),
+            save_invstd: Tensor::zeros(&[channels]),
+            workspace: Tensor::zeros(&[batchnorm_backward_workspace_len(channels)]),
+            last_mode: None,
+            output: Tensor::default(),
+            grad_input: Tensor::default(),
+        }
+    }
+
+    /// `nn.BatchNorm1d(channels)`: input `(n, c)` or `(n, c, l)`, output the same shape.
+    pub fn new_1d(channels: usize) -> Self {
+        BatchNorm::new(Kind::OneD, channels)
+    }
+
+    /// `nn.BatchNorm2d(channels)`: input `(n, c, h, w)`, output the same shape.
+    pub fn new_2d(channels: usize) -> Self {
+        BatchNorm::new(Kind::TwoD, channels)
+    }
+
+    /// The running mean, `(c)`.
+    pub fn running_mean(&self) -> &Tensor {
+        &self.running_mean
+    }
+
+    /// The running (unbiased) variance, `(c)`.
+    pub fn running_var(&self) -> &Tensor {
+        &self.running_var
+    }
+
+    /// Calls `visit` with the running statistics (not trained, but saved with the model):
+    /// `"running_mean"` then `"running_var"`, both `(c)`.
+    pub fn visit_buffers(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
+        visit("running_mean", &mut self.running_mean);
+        visit("running_var", &mut self.running_var);
+    }
+
+    /// `(n, c, spatial)` of `input`, or a shape error naming the layer.
+    fn dims(&self, input: &Tensor) -> Result<(usize, usize, usize)> {
+        let c = self.channels;
+        match (self.kind, input.shape()) {
+            (Kind::OneD, &[n, ch]) if ch == c => Ok((n, c, 1)),
+            (Kind::OneD, &[n, ch, l]) if ch == c => Ok((n, c, l)),
+            (Kind::TwoD, &[n, ch, h, w]) if ch == c => Ok((n, c, h.saturating_mul(w))),
+            _ => Err(LayerError::Shape {
+                layer: self.name(),
+                expected: match self.kind {
+                    Kind::OneD => format!("(batch, {c}) or (batch, {c}, length)"),
+                    Kind::TwoD => format!("(batch, {c}, height, width)"),
+                },
+                actual: input.shape().to_vec(),
+            }),
+        }
+    }
+}
+
+impl Layer for BatchNorm {
+    fn name(&self) -> String {
+        match self.kind {
+            Kind::OneD => format!("batchnorm1d({})", self.channels),
+            Kind::TwoD => format!("batchnorm2d({})", self.channels),
+        }
+    }
+
+    /// Training needs more than one value per channel (`n·spatial >= 2`), as in PyTorch.
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
+        let (n, c, spatial) = self.dims(input)?;
+        if mode == Mode::Train && n.saturating_mul(spatial) < 2 {
+            return Err(LayerError::Shape {
+                layer: self.name(),
+                expected: "more than 1 value per channel when training (batch·spatial >= 2)".into(),
+                actual: input.shape().to_vec(),
+            });
+        }
+        self.output.resize(input.shape());
+        let (x, y) = (input.data(), self.output.data_mut());
+        let (gamma, beta) = (self.weight.value.data(), self.bias.value.data());
+        match mode {
+            Mode::Train => batchnorm_forward_train(
+                n,
+                c,
+                spatial,
+                x,
+                gamma,
+                beta,
+                self.eps,
+                self.momentum,
+                self.running_mean.data_mut(),
+                self.running_var.data_mut(),
+                y,
+                self.save_mean.data_mut(),
+                self.save_invstd.data_mut(),
+            )?,
+            Mode::Eval => batchnorm_forward_eval(
+                n,
+                c,
+                spatial,
+                x,
+                gamma,
+                beta,
+                self.running_mean.data(),
+                self.running_var.data(),
+                self.eps,
+                y,
+            )?,
+        }
+        self.last_mode = Some(mode);
+        Ok(())
+    }
+
+    /// Differentiates the last forward: through the batch statistics after a training
+    /// forward, with the running statistics as constants after an evaluation forward.
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let (n, c, spatial) = self.dims(input)?;
+        let Some(mode) = self.last_mode else {
+            return Err(LayerError::State(format!("{}: backward before forward", self.name())));
+        };
+        if grad_output.shape() != input.shape() || input.shape() != self.output.shape() {
+            return Err(LayerError::Shape {
+                layer: format!("{} (gradient)", self.name()),
+                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
+                actual: grad_output.shape().to_vec(),
+            });
+        }
+        self.grad_input.resize(input.shape());
+        let (x, dy, dx) = (input.data(), grad_output.data(), self.grad_input.data_mut());
+        let (gamma, dgamma, dbeta) =
+            (self.weight.value.data(), self.weight.grad.data_mut(), self.bias.grad.data_mut());
+        match mode {
+            Mode::Train => batchnorm_backward(
+                n,
+                c,
+                spatial,
+                x,
+                dy,
+                gamma,
+                self.save_mean.data(),
+                self.save_invstd.data(),
+                self.workspace.data_mut(),
+                dx,
+                dgamma,
+                dbeta,
+            )?,
+            Mode::Eval => batchnorm_backward_eval(
+                n,
+                c,
+                spatial,
+                x,
+                dy,
+                gamma,
+                self.running_mean.data(),
+                self.running_var.data(),
+                self.eps,
+                dx,
+                dgamma,
+                dbeta,
+            )?,
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.output
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        &self.grad_input
+    }
+
+    fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
+        visit("weight", &mut self.weight);
+        visit("bias", &mut self.bias);
+    }
+}

@@ -1,0 +1,126 @@
+//! `Dropout`: inverted dropout (PyTorch's `nn.Dropout`), any input shape.
+//!
+//! In [`Mode::Train`] each unit is zeroed with probability `p` and the kept ones are scaled by
+//! `1/(1 - p)`, so the expected output equals the input and evaluation needs no rescaling; in
+//! [`Mode::Eval`] the layer is the identity. Backward sends the gradient through the kept
+//! units only, with the same scale.
+//!
+//! Masks are deterministic: training forward number `t` (from 0, the layer's step counter)
+//! draws element `j`'s decision from counter `t·2³² + j` of the kernel's counter-based stream
+//! keyed by the seed ([`keel_kernels::norm::dropout_keep`]). Each step thus draws a fresh
+//! mask, and a mask is a function of `(seed, step)` alone (independent of earlier batch
+//! shapes); tensors beyond 2³² elements would reuse the next step's counters.
+
+use keel_kernels::norm::{dropout_backward, dropout_forward};
+
+use crate::error::{LayerError, Result};
+use crate::layer::{Layer, Mode};
+use crate::tensor::Tensor;
+
+/// Inverted dropout (see the module docs).
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    p: f32,
+    seed: u64,
+    step: u64,
+    /// 1 = kept, 0 = dropped, for the last training forward.
+    mask: Vec<u8>,
+    /// The mode of the last forward, which backward differentiates.
+    last_mode: Option<Mode>,
+    output: Tensor,
+    grad_input: Tensor,
+}
+
+impl Dropout {
+    /// A layer dropping with probability `p` (in `[0, 1]`, checked by the kernel at the first
+    /// training forward), masks drawn from `seed`, step counter at 0.
+    pub fn new(p: f32, seed: u64) -> Self {
+        Dropout {
+            p,
+            seed,
+            step: 0,
+            mask: Vec::new(),
+            last_mode: None,
+            output: Tensor::default(),
+            grad_input: Tensor::default(),
+        }
+    }
+
+    /// The drop probability.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
+    /// The number of training forwards so far: the next one draws the mask of this step.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Sets the step counter (to replay a step's mask, or to resume training).
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// The keep mask of the last training forward (1 kept, 0 dropped), input-sized.
+    pub fn mask(&self) -> &[u8] {
+        &self.mask
+    }
+}
+
+impl Layer for Dropout {
+    fn name(&self) -> String {
+        format!("dropout(p = {})", self.p)
+    }
+
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
+        self.output.resize(input.shape());
+        match mode {
+            Mode::Train => {
+                // Resizing a Vec<u8> in place: no allocation once the batch shape is known.
+                self.mask.resize(input.len(), 0);
+                let offset = self.step << 32;
+                dropout_forward(
+                    self.p,
+                    self.seed,
+                    offset,
+                    input.data(),
+                    self.output.data_mut(),
+                    &mut self.mask,
+                )?;
+                self.step = self.step.wrapping_add(1);
+            }
+            Mode::Eval => self.output.data_mut().copy_from_slice(input.data()),
+        }
+        self.last_mode = Some(mode);
+        Ok(())
+    }
+
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let Some(mode) = self.last_mode else {
+            return Err(LayerError::State(format!("{}: backward before forward", self.name())));
+        };
+        if grad_output.shape() != self.output.shape() || input.shape() != self.output.shape() {
+            return Err(LayerError::Shape {
+                layer: format!("{} (gradient)", self.name()),
+                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
+                actual: grad_output.shape().to_vec(),
+            });
+        }
+        self.grad_input.resize(input.shape());
+        match mode {
+            Mode::Train => {
+                dropout_backward(self.p, &self.mask, grad_output.data(), self.grad_input.data_mut())?
+            }
+            Mode::Eval => self.grad_input.data_mut().copy_from_slice(grad_output.data()),
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> &Tensor {
+        &self.output
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        &self.grad_input
+    }
+}
