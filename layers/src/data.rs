@@ -68,6 +68,32 @@ impl Dataset {
         Ok(Dataset { features, labels })
     }
 
+    /// Views each sample as `sample_shape` (e.g. `[1, 28, 28]` for MNIST images, so the
+    /// features become NCHW); errors if the sizes differ.
+    pub fn with_sample_shape(mut self, sample_shape: &[usize]) -> Result<Dataset> {
+        let mut shape = vec![self.len()];
+        shape.extend_from_slice(sample_shape);
+        self.features = std::mem::take(&mut self.features).reshape(&shape)?;
+        Ok(self)
+    }
+
+    /// The mean and standard deviation of every feature value together (as MNIST is usually
+    /// normalised), computed in f64: take them from the training set, then [`Self::normalize`]
+    /// every split with them.
+    pub fn feature_mean_std(&self) -> (f32, f32) {
+        let values = self.features.data();
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+        (mean as f32, var.sqrt() as f32)
+    }
+
+    /// `x ← (x - mean)/std` for every feature value; a zero `std` is treated as 1.
+    pub fn normalize(&mut self, mean: f32, std: f32) {
+        let scale = if std > 0.0 { 1.0 / std } else { 1.0 };
+        self.features.data_mut().iter_mut().for_each(|v| *v = (*v - mean) * scale);
+    }
+
     /// The number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()

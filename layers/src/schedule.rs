@@ -14,6 +14,14 @@ pub trait LrSchedule {
     fn learning_rate(&self, epoch: usize) -> f64;
 }
 
+/// Any function of the epoch is a schedule (PyTorch's `LambdaLR` with the base rate folded
+/// in), e.g. `|epoch| 3e-3 * 0.5f64.powi((epoch / 10) as i32)`.
+impl<F: Fn(usize) -> f64> LrSchedule for F {
+    fn learning_rate(&self, epoch: usize) -> f64 {
+        self(epoch)
+    }
+}
+
 /// The course's `α = α0/(1 + k·epoch)` (`k` the decay rate).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InverseTimeDecay {

@@ -30,6 +30,21 @@ impl Tensor {
         Ok(Tensor { shape: shape.to_vec(), data })
     }
 
+    /// The same values under another shape with as many elements (e.g. `(n, 784)` as
+    /// `(n, 1, 28, 28)`); errors if the element counts differ.
+    pub fn reshape(mut self, shape: &[usize]) -> Result<Self> {
+        let expected: usize = shape.iter().product();
+        if expected != self.data.len() {
+            return Err(LayerError::TensorLength {
+                shape: shape.to_vec(),
+                expected,
+                actual: self.data.len(),
+            });
+        }
+        self.shape = shape.to_vec();
+        Ok(self)
+    }
+
     /// The shape, outermost dimension first.
     pub fn shape(&self) -> &[usize] {
         &self.shape

@@ -13,10 +13,7 @@ use crate::layer::{Layer, Mode};
 use crate::loss::SoftmaxCrossEntropy;
 use crate::metrics::count_correct;
 use crate::optim::{zero_grad, Optimizer};
-
-/// A learning rate as a function of the epoch index (from 0), set on the optimizer at the
-/// start of each epoch (PyTorch's `LambdaLR` with the base rate folded in).
-pub type LrSchedule = Box<dyn Fn(usize) -> f64>;
+use crate::schedule::LrSchedule;
 
 /// How [`fit`] trains.
 pub struct FitConfig {
@@ -30,7 +27,7 @@ pub struct FitConfig {
     /// weights of the best epoch; `None` trains every epoch.
     pub patience: Option<usize>,
     /// The learning rate per epoch; `None` keeps the optimizer's.
-    pub lr_schedule: Option<LrSchedule>,
+    pub lr_schedule: Option<Box<dyn LrSchedule>>,
     /// No progress bar and no log lines (tests). The bar is also hidden when standard
     /// error is not a terminal.
     pub quiet: bool,
@@ -50,7 +47,7 @@ impl fmt::Debug for FitConfig {
             .field("batch_size", &self.batch_size)
             .field("seed", &self.seed)
             .field("patience", &self.patience)
-            .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "fn(epoch) -> lr"))
+            .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "dyn LrSchedule"))
             .field("quiet", &self.quiet)
             .finish()
     }
@@ -141,7 +138,7 @@ pub fn fit(
     for index in 0..config.epochs {
         let epoch = index + 1;
         if let Some(schedule) = &config.lr_schedule {
-            optimizer.set_learning_rate(schedule(index));
+            optimizer.set_learning_rate(schedule.learning_rate(index));
         }
         if index > 0 {
             batches.start_epoch();
