@@ -45,8 +45,10 @@ impl Param {
 /// - `backward` gets the same `input` again and `∂loss/∂output`, **accumulates** the
 ///   parameter gradients and **overwrites** its `∂loss/∂input` buffer, read back with
 ///   [`Layer::grad_input`];
-/// - buffers are reused across calls, so steady-state steps allocate nothing.
-pub trait Layer {
+/// - buffers are reused across calls, so steady-state steps allocate nothing;
+/// - layers are `Send`, so a model can move to (or be driven from) another thread, such as
+///   inside a rayon pool's `install`.
+pub trait Layer: Send {
     /// A short description with the shapes, used in error messages, e.g. `dense(784 -> 10)`.
     fn name(&self) -> String;
 
