@@ -35,6 +35,7 @@ pub mod dropout;
 pub mod error;
 pub mod flatten;
 pub mod gradcheck;
+pub mod idx;
 pub mod init;
 pub mod layer;
 pub mod loss;
