@@ -31,15 +31,6 @@ use super::portable::Portable;
 use super::{GemmShape, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
-/// The largest `MR x NR` of any microkernel: the size of the scratch tile for edges.
-const MAX_TILE: usize = 12 * 32;
-const _: () = assert!(Avx512::NR <= 32 && Avx512::MR <= 32, "pack.rs interleaves at most 32 lines");
-const _: () = assert!(
-    Avx512::MR * Avx512::NR <= MAX_TILE
-        && Avx2::MR * Avx2::NR <= MAX_TILE
-        && Portable::MR * Portable::NR <= MAX_TILE
-);
-
 thread_local! {
     /// Each thread's packed Ã block, kept between calls so steady-state calls allocate nothing.
     static PACKED_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
@@ -249,49 +240,12 @@ unsafe fn run_part<K: Microkernel>(
                 // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
                 // part too; the part belongs to this task alone.
                 let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
-                if rows == K::MR && cols == K::NR {
-                    // SAFETY: a full tile lies inside C; the Ã panel holds kc·MR floats and the
-                    // B̃ panel kc rows of NR floats b_rs apart (`BPanels::panel` sliced them).
-                    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc) };
-                } else {
-                    // SAFETY: as above, for the `rows x cols` corner of the tile.
-                    unsafe {
-                        edge_tile::<K>(kc, alpha, a_panel, b_panel, b_rs, beta, c_tile, ldc, rows, cols)
-                    };
-                }
+                // SAFETY: the Ã panel holds kc·MR floats and the B̃ panel kc rows of NR floats
+                // b_rs apart (`BPanels::panel` sliced them); the `rows x cols` tile lies
+                // inside C.
+                unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc, rows, cols) };
             }
         }
     }
     PACKED_A.set(packed_a);
-}
-
-/// A tile cut by the edge of C: the microkernel writes a full scratch tile, of which the
-/// valid `rows x cols` corner is combined with C.
-///
-/// # Safety
-/// `c` must be valid for `rows` rows of `cols` floats, `ldc` apart; `b_panel` readable for
-/// kc rows of NR floats `b_rs` apart; the CPU must support `K::ISA`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn edge_tile<K: Microkernel>(
-    kc: usize,
-    alpha: f32,
-    a_panel: &[f32],
-    b_panel: *const f32,
-    b_rs: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-) {
-    let mut scratch = [0.0f32; MAX_TILE];
-    // SAFETY: the scratch holds MR·NR ≤ MAX_TILE floats in rows of NR; β = 0 never reads it.
-    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, 0.0, scratch.as_mut_ptr(), K::NR) };
-    for (i, scratch_row) in scratch.chunks_exact(K::NR).take(rows).enumerate() {
-        // SAFETY: row i < rows of the valid corner, `cols` floats long.
-        let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
-        for (out, &value) in c_row.iter_mut().zip(scratch_row) {
-            *out = if beta == 0.0 { value } else { value + beta * *out };
-        }
-    }
 }
