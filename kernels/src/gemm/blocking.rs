@@ -17,3 +17,9 @@ pub(crate) const NC: usize = 4096;
 /// it: packing costs about as much per element of B as `2·m` FLOPs of compute, which only
 /// pays off when many rows of A reuse each packed panel.
 pub(crate) const DIRECT_B_MAX_M: usize = 256;
+
+/// B is read in place only when its rows are at most this many floats apart (2 KiB): a
+/// micro-panel read in place takes one row of B per step of k, and rows further apart (for
+/// im2col matrices, often a multiple of 4 KiB) each land on a new page and in the same few
+/// L1 sets, so the panel no longer stays in L1 and every step misses the TLB.
+pub(crate) const DIRECT_B_MAX_LDB: usize = 512;

@@ -23,7 +23,7 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{DIRECT_B_MAX_M, KC, MC, NC};
+use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, KC, MC, NC};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -99,7 +99,7 @@ unsafe fn gemm_packed<K: Microkernel>(
     let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
     let c_shared = SharedMut(c.as_mut_ptr());
 
-    let direct_b = shape.transb == Transpose::No && m <= DIRECT_B_MAX_M;
+    let direct_b = shape.transb == Transpose::No && m <= DIRECT_B_MAX_M && shape.ldb <= DIRECT_B_MAX_LDB;
     let packed_panels = if direct_b { 1 } else { NC.min(n).div_ceil(K::NR) };
     let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels);
     // Loop 5: blocks of NC columns of C.

@@ -46,8 +46,12 @@ pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize,
             Transpose::No => {
                 for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
                     let source = &b.data[(p0 + p) * b.ld + panel_col0..][..valid];
-                    row[..valid].copy_from_slice(source);
-                    row[valid..].fill(0.0);
+                    if valid == nr {
+                        copy_row(row, source);
+                    } else {
+                        row[..valid].copy_from_slice(source);
+                        row[valid..].fill(0.0);
+                    }
                 }
             }
             Transpose::Yes => {
@@ -124,5 +128,22 @@ fn transpose4(lines: &[&[f32]; 4], p: usize, out: &mut [f32], width: usize) {
         for (q, column) in columns.into_iter().enumerate() {
             _mm_storeu_ps(out[q * width..q * width + 4].as_mut_ptr(), column);
         }
+    }
+}
+
+/// `to.copy_from_slice(from)` for a full row of a B̃ panel: a copy of fixed length (each
+/// microkernel's NR) compiles to a few inline vector moves, where a copy of run-time length
+/// calls memmove for every short row.
+fn copy_row(to: &mut [f32], from: &[f32]) {
+    fn fixed<const W: usize>(to: &mut [f32], from: &[f32]) {
+        let to: &mut [f32; W] = to.try_into().expect("a B̃ row holds NR floats");
+        let from: &[f32; W] = from.try_into().expect("a full row holds NR floats");
+        *to = *from;
+    }
+    match to.len() {
+        32 => fixed::<32>(to, from),
+        16 => fixed::<16>(to, from),
+        8 => fixed::<8>(to, from),
+        _ => to.copy_from_slice(from),
     }
 }
