@@ -117,7 +117,7 @@ unsafe fn gemm_packed<K: Microkernel>(
                 let full = nc / K::NR * K::NR;
                 let tail = &mut packed_b[..kc * K::NR];
                 if full < nc {
-                    pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, tail);
+                    pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, K::ISA, tail);
                 }
                 BPanels::Direct { b: b_op, full, tail }
             } else {
@@ -164,14 +164,14 @@ fn pack_b_block<K: Microkernel>(
 ) {
     let panel_len = kc * K::NR;
     if threads == 1 {
-        pack_b(b_op, pc, kc, jc, nc, K::NR, out);
+        pack_b(b_op, pc, kc, jc, nc, K::NR, K::ISA, out);
         return;
     }
     let panels_per_task = nc.div_ceil(K::NR).div_ceil(threads);
     out.par_chunks_mut(panels_per_task * panel_len).enumerate().for_each(|(task, chunk)| {
         let col0 = task * panels_per_task * K::NR;
         let cols = (panels_per_task * K::NR).min(nc - col0);
-        pack_b(b_op, pc, kc, jc + col0, cols, K::NR, chunk);
+        pack_b(b_op, pc, kc, jc + col0, cols, K::NR, K::ISA, chunk);
     });
 }
 
@@ -228,7 +228,7 @@ unsafe fn run_part<K: Microkernel>(
     // Loop 3: blocks of MC rows.
     for ic in part.rows.clone().step_by(MC) {
         let mc = MC.min(part.rows.end - ic);
-        pack_a(a_op, ic, mc, pc, kc, K::MR, &mut packed_a);
+        pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
         // Loop 2: micro-panels of B̃ (NR columns).
         for jr in part.cols.clone().step_by(K::NR) {
             let cols = K::NR.min(part.cols.end - jr);

@@ -2,6 +2,7 @@
 //! streams through (see the contract in `microkernel.rs`), zero-padding partial panels so
 //! the microkernel always runs full tiles.
 
+use super::microkernel::Isa;
 use super::Transpose;
 
 /// A matrix as stored, row-major with leading dimension `ld`, seen through `op`.
@@ -14,14 +15,24 @@ pub(crate) struct Operand<'a> {
 
 /// Packs rows `row0..row0 + rows` and columns `p0..p0 + kc` of op(A) into `out` as
 /// `ceil(rows / mr)` micro-panels of `kc x mr` (column after column), zero-padded.
-pub(crate) fn pack_a(a: Operand, row0: usize, rows: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_a(
+    a: Operand,
+    row0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    isa: Isa,
+    out: &mut [f32],
+) {
     for (panel_index, panel) in out.chunks_exact_mut(kc * mr).take(rows.div_ceil(mr)).enumerate() {
         let panel_row0 = row0 + panel_index * mr;
         let valid = mr.min(row0 + rows - panel_row0);
         match a.trans {
             // Rows of A are contiguous along p: walk each row once, scattering with stride mr.
             Transpose::No => {
-                interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, panel);
+                interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, isa, panel);
             }
             // Columns of op(A) are contiguous: each packed column is a slice copy.
             Transpose::Yes => {
@@ -37,7 +48,17 @@ pub(crate) fn pack_a(a: Operand, row0: usize, rows: usize, p0: usize, kc: usize,
 
 /// Packs rows `p0..p0 + kc` and columns `col0..col0 + cols` of op(B) into `out` as
 /// `ceil(cols / nr)` micro-panels of `kc x nr` (row after row), zero-padded.
-pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize, nr: usize, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b(
+    b: Operand,
+    p0: usize,
+    kc: usize,
+    col0: usize,
+    cols: usize,
+    nr: usize,
+    isa: Isa,
+    out: &mut [f32],
+) {
     for (panel_index, panel) in out.chunks_exact_mut(kc * nr).take(cols.div_ceil(nr)).enumerate() {
         let panel_col0 = col0 + panel_index * nr;
         let valid = nr.min(col0 + cols - panel_col0);
@@ -55,7 +76,7 @@ pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize,
                 }
             }
             Transpose::Yes => {
-                interleave(b.data, b.ld, panel_col0, valid, p0, kc, nr, panel);
+                interleave(b.data, b.ld, panel_col0, valid, p0, kc, nr, isa, panel);
             }
         }
     }
@@ -65,10 +86,13 @@ pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize,
 /// elements `p0..p0 + kc` are contiguous) into a panel of `width` lines, `kc` steps:
 /// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`.
 ///
-/// This is a transpose of a `valid x kc` block, done in 4x4 blocks in SSE registers (4 loads,
-/// 8 shuffles and 4 stores per 16 floats, about a quarter of the cost of moving the floats
-/// one by one); the lines left over when `valid` or `kc` is not a multiple of 4 are copied
-/// one float at a time.
+/// This is a transpose of a `valid x kc` block. On the AVX-512 path, for panels at least 16
+/// wide (B̃ of `op(B) = Bᵀ`), each step of up to 16 lines is one masked gather and one store
+/// (lines past `valid` come out as the gather's zeros): measured faster than the transposes
+/// below there, and slower on the 12-wide Ã panels. Elsewhere it is done in 4x4 blocks in SSE registers (4 loads, 8 shuffles and
+/// 4 stores per 16 floats, about a quarter of the cost of moving the floats one by one),
+/// and the lines left over when `valid` or `kc` is not a multiple of 4 are copied one float
+/// at a time.
 #[allow(clippy::too_many_arguments)]
 fn interleave(
     data: &[f32],
@@ -78,10 +102,22 @@ fn interleave(
     p0: usize,
     kc: usize,
     width: usize,
+    isa: Isa,
     panel: &mut [f32],
 ) {
     let line = |j: usize| &data[(first + j) * ld + p0..][..kc];
     let panel = &mut panel[..kc * width];
+    #[cfg(target_arch = "x86_64")]
+    // Gather indices are i32 offsets: 15 lines apart must fit.
+    if isa == Isa::Avx512 && isa.is_supported() && width >= 16 && ld <= i32::MAX as usize / 16 && valid > 0 {
+        // Bounds-check the last element any lane reads (the lines before it start earlier).
+        let _ = line(valid - 1);
+        // SAFETY: the CPU has AVX-512F; every unmasked gather lane reads element p0 + p
+        // (p < kc) of a line j < valid, the last of which was sliced above; the stores
+        // write inside `panel` (kc·width floats).
+        unsafe { interleave_gather(data[(first * ld + p0)..].as_ptr(), ld, valid, kc, width, panel) };
+        return;
+    }
     let quads = if cfg!(target_arch = "x86_64") { valid / 4 * 4 } else { 0 };
     #[cfg(target_arch = "x86_64")]
     for j in (0..quads).step_by(4) {
@@ -104,6 +140,56 @@ fn interleave(
     if valid < width {
         for step in panel.chunks_exact_mut(width) {
             step[valid..].fill(0.0);
+        }
+    }
+}
+
+/// [`interleave`] by masked gathers: for each group of 16 lines and each step p, lane `l`
+/// reads `lines[p + l·ld]` from `base` (the group's first line at p0) when the line is one of
+/// the `valid`, and zero otherwise; the store keeps the lanes inside the panel's `width`.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `base` must be readable at `j·ld + p` for `j < valid`,
+/// `p < kc`; `panel` holds `kc·width` floats; `ld·15 <= i32::MAX`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_gather(
+    base: *const f32,
+    ld: usize,
+    valid: usize,
+    kc: usize,
+    width: usize,
+    panel: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let lane_lines = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let offsets = _mm512_mullo_epi32(lane_lines, _mm512_set1_epi32(ld as i32));
+    let lane_mask = |lanes: usize| -> __mmask16 {
+        if lanes >= 16 {
+            !0
+        } else {
+            (1u16 << lanes) - 1
+        }
+    };
+    for group in 0..width.div_ceil(16) {
+        let line0 = 16 * group;
+        let read = lane_mask(valid.saturating_sub(line0));
+        let write = lane_mask(width - line0);
+        // SAFETY: (caller's contract) lanes in `read` are lines < valid; the group start is
+        // only offset, never read, when no lane is.
+        let group_base = base.wrapping_add(line0 * ld);
+        for p in 0..kc {
+            // SAFETY: unmasked lanes read line line0 + l < valid at step p < kc; the store
+            // writes lanes line0 + l < width of step p, inside the panel.
+            unsafe {
+                let step = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    read,
+                    offsets,
+                    group_base.wrapping_add(p),
+                );
+                _mm512_mask_storeu_ps(panel.as_mut_ptr().add(p * width + line0), write, step);
+            }
         }
     }
 }
