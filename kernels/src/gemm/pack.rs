@@ -87,9 +87,10 @@ pub(crate) fn pack_b(
 /// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`.
 ///
 /// This is a transpose of a `valid x kc` block. On the AVX-512 path, for panels at least 16
-/// wide (B̃ of `op(B) = Bᵀ`), each step of up to 16 lines is one masked gather and one store
-/// (lines past `valid` come out as the gather's zeros): measured faster than the transposes
-/// below there, and slower on the 12-wide Ã panels. Elsewhere it is done in 4x4 blocks in SSE registers (4 loads, 8 shuffles and
+/// wide (B̃ of `op(B) = Bᵀ`), groups of 16 lines go through 16x16 transposes in registers,
+/// and the steps and lines left over through masked gathers (lines past `valid` come out as
+/// the gather's zeros): faster than the 4x4 transposes below there, slower on the 12-wide
+/// Ã panels. Elsewhere it is done in 4x4 blocks in SSE registers (4 loads, 8 shuffles and
 /// 4 stores per 16 floats, about a quarter of the cost of moving the floats one by one),
 /// and the lines left over when `valid` or `kc` is not a multiple of 4 are copied one float
 /// at a time.
@@ -115,7 +116,7 @@ fn interleave(
         // SAFETY: the CPU has AVX-512F; every unmasked gather lane reads element p0 + p
         // (p < kc) of a line j < valid, the last of which was sliced above; the stores
         // write inside `panel` (kc·width floats).
-        unsafe { interleave_gather(data[(first * ld + p0)..].as_ptr(), ld, valid, kc, width, panel) };
+        unsafe { interleave_avx512(data[(first * ld + p0)..].as_ptr(), ld, valid, kc, width, panel) };
         return;
     }
     let quads = if cfg!(target_arch = "x86_64") { valid / 4 * 4 } else { 0 };
@@ -144,16 +145,17 @@ fn interleave(
     }
 }
 
-/// [`interleave`] by masked gathers: for each group of 16 lines and each step p, lane `l`
-/// reads `lines[p + l·ld]` from `base` (the group's first line at p0) when the line is one of
-/// the `valid`, and zero otherwise; the store keeps the lanes inside the panel's `width`.
+/// [`interleave`] on AVX-512 for each group of 16 lines: [`transpose16`] for 16 whole lines
+/// 16 steps at a time, and otherwise masked gathers: at step p, lane `l` reads
+/// `lines[p + l·ld]` from `base` (the group's first line at p0) when the line is one of the
+/// `valid`, and zero otherwise; the store keeps the lanes inside the panel's `width`.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `base` must be readable at `j·ld + p` for `j < valid`,
 /// `p < kc`; `panel` holds `kc·width` floats; `ld·15 <= i32::MAX`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn interleave_gather(
+unsafe fn interleave_avx512(
     base: *const f32,
     ld: usize,
     valid: usize,
@@ -178,7 +180,15 @@ unsafe fn interleave_gather(
         // SAFETY: (caller's contract) lanes in `read` are lines < valid; the group start is
         // only offset, never read, when no lane is.
         let group_base = base.wrapping_add(line0 * ld);
-        for p in 0..kc {
+        // A group of 16 whole lines (as wide as the panel) moves 16 steps at a time through
+        // a 16x16 transpose in registers; the gathers take the rest.
+        let blocked = if read == !0 && write == !0 { kc / 16 * 16 } else { 0 };
+        for p in (0..blocked).step_by(16) {
+            // SAFETY: lines line0..line0 + 16 < valid and steps p..p + 16 <= kc are readable,
+            // and steps p..p + 16 of the panel's lines line0..line0 + 16 < width writable.
+            unsafe { transpose16(group_base.add(p), ld, panel.as_mut_ptr().add(p * width + line0), width) };
+        }
+        for p in blocked..kc {
             // SAFETY: unmasked lanes read line line0 + l < valid at step p < kc; the store
             // writes lanes line0 + l < width of step p, inside the panel.
             unsafe {
@@ -191,6 +201,52 @@ unsafe fn interleave_gather(
                 _mm512_mask_storeu_ps(panel.as_mut_ptr().add(p * width + line0), write, step);
             }
         }
+    }
+}
+
+/// Writes 16 steps of 16 lines (`src[j·ld + q]`, j, q < 16) as 16 steps of a panel
+/// (`dst[q·width + j]`): the 16x16 transpose in four rounds of shuffles (pairs of floats,
+/// pairs of pairs, then 128-bit lanes twice), 64 shuffles for 256 floats.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `src` must be readable at `j·ld + q` and `dst` writable at
+/// `q·width + j` for `j, q < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: *const f32, ld: usize, dst: *mut f32, width: usize) {
+    use std::arch::x86_64::*;
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (j, row) in r.iter_mut().enumerate() {
+        // SAFETY: line j < 16, 16 floats (caller's contract).
+        *row = unsafe { _mm512_loadu_ps(src.add(j * ld)) };
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    // Round 1: interleave the floats of line pairs (2i, 2i + 1).
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // Round 2: combine pairs into quads of lines, within each 128-bit lane.
+    for g in (0..16).step_by(4) {
+        r[g] = _mm512_shuffle_ps::<0x44>(t[g], t[g + 2]);
+        r[g + 1] = _mm512_shuffle_ps::<0xEE>(t[g], t[g + 2]);
+        r[g + 2] = _mm512_shuffle_ps::<0x44>(t[g + 1], t[g + 3]);
+        r[g + 3] = _mm512_shuffle_ps::<0xEE>(t[g + 1], t[g + 3]);
+    }
+    // Rounds 3 and 4: move the 128-bit lanes (quads of lines) into place.
+    for h in (0..16).step_by(8) {
+        for i in 0..4 {
+            t[h + i] = _mm512_shuffle_f32x4::<0x88>(r[h + i], r[h + i + 4]);
+            t[h + i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[h + i], r[h + i + 4]);
+        }
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+        r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
+    }
+    for (q, step) in r.iter().enumerate() {
+        // SAFETY: step q < 16 of the panel, 16 floats (caller's contract).
+        unsafe { _mm512_storeu_ps(dst.add(q * width), *step) };
     }
 }
 
