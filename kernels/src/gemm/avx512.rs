@@ -88,6 +88,15 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
     cols: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
+    if beta != 0.0 {
+        // C is read after the k loop: start fetching its rows now, so the loads at the end
+        // hit L1 (prefetches never fault, whatever the address).
+        for i in 0..R {
+            for v in 0..V {
+                _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 16 * v) as *const i8);
+            }
+        }
+    }
     for p in 0..kc {
         // SAFETY: p < kc, so B̃ row p (V·16 <= NR floats at b + p·b_rs) and Ã column p
         // (R <= MR floats at a + p·MR) lie inside the panels the contract makes readable.
