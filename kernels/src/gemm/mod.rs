@@ -12,12 +12,11 @@
 //! `matrixmultiply`'s kernels split across the rayon pool.
 //!
 //! [`sgemm_isa`] runs keel's own packed GEMM (BLIS's loop nest, packed panels, one
-//! register-blocked microkernel per instruction set: AVX-512F 12x32, AVX2+FMA 6x16, portable
-//! 4x8) on a given instruction set; [`selected_isa`] is the best one the CPU has (or the one
-//! `KEEL_ISA` forces). It is correct on every path and reaches matrixmultiply on large
-//! squares, but still trails it on skinny network shapes (packing costs), so it is not yet
-//! the default: the `gemm` bench shows both. [`reference::sgemm_reference`] is the plain
-//! triple loop the tests compare every path with.
+//! register-blocked microkernel per instruction set: AVX-512F 12x32 with masked edges,
+//! AVX2+FMA 6x16, portable 4x8) on a given instruction set; [`selected_isa`] is the best one
+//! the CPU has (or the one `KEEL_ISA` forces). It is correct on every path but not yet the
+//! default: the `gemm` bench shows it beside the native path and matrixmultiply.
+//! [`reference::sgemm_reference`] is the plain triple loop the tests compare every path with.
 
 mod avx2;
 mod avx512;
