@@ -129,10 +129,13 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     }
     let (row_tiles, col_tiles) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let (rows_each, cols_each) = (row_tiles.div_ceil(threads) * K::MR, col_tiles.div_ceil(threads) * K::NR);
-    let packed =
-        |rows: usize, cols: usize| rows * k + if reads_b_in_place(shape, rows) { 0 } else { cols * k };
-    let by_rows = rows_each * col_tiles * K::NR * k + PACK_COST * packed(rows_each, n);
-    let by_cols = row_tiles * K::MR * cols_each * k + PACK_COST * packed(m, cols_each);
+    // Packing work of a part of `rows x cols`: all its rows of A, and all its columns of B
+    // unless it reads B in place.
+    let packing = |rows: usize, cols: usize| {
+        PACK_A_COST * rows * k + if reads_b_in_place(shape, rows) { 0 } else { PACK_B_COST * cols * k }
+    };
+    let by_rows = rows_each * col_tiles * K::NR * k + packing(rows_each, n);
+    let by_cols = row_tiles * K::MR * cols_each * k + packing(m, cols_each);
     if by_rows < by_cols || (by_rows == by_cols && m >= n) {
         (rows_each, n)
     } else {
@@ -140,10 +143,14 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     }
 }
 
-/// Packing one float costs about as much time as this many multiply-adds in a microkernel
-/// (about 0.4-0.7 cycles per packed float against 32 multiply-adds per cycle; 24 is the
-/// value that picked the faster split on the network shapes of PEERS.md).
-const PACK_COST: usize = 24;
+/// Packing one float of A costs about as much time as this many multiply-adds in a
+/// microkernel (32 per cycle): A's interleaving (4x4 transposes) costs about twice B's
+/// (row copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
+/// measured both ways, on the squares and network shapes of PEERS.md (e.g. rows for 128³
+/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128).
+const PACK_A_COST: usize = 36;
+/// The same for one float of B (see [`PACK_A_COST`]).
+const PACK_B_COST: usize = 16;
 
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
 /// module docs and `blocking.rs`).
