@@ -7,17 +7,18 @@
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
-//!   the first block applies β, the others accumulate (β = 1). When C has few rows
-//!   (`m <= DIRECT_B_MAX_M`) and B is not transposed (with rows at most `DIRECT_B_MAX_LDB`
-//!   apart), B's rows are already what a B̃ panel
-//!   holds: the microkernel reads them in place and only a ragged last panel is packed,
-//!   since packing would cost as much as the few rows of A it serves;
+//!   the first block applies β, the others accumulate (β = 1). When a part has few rows
+//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart),
+//!   B's rows are already what a B̃ panel holds: the microkernel reads them in place and
+//!   only a ragged last panel is packed, since packing would cost as much as the few rows
+//!   of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
 //! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
 //! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
 //!
 //! Every element of C is computed by one microkernel call per KC block, in the same order
-//! whatever the thread count, so the bits do not depend on the number of threads.
+//! whatever the thread count (parts start on whole tiles, so every element stays in the
+//! same tile shape), so the bits do not depend on the number of threads.
 
 use std::cell::Cell;
 
