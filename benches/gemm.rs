@@ -1,6 +1,7 @@
 //! SGEMM throughput (FLOP/s = 2·m·n·k per call), keel beside its baselines in each group:
-//! keel's default native path on 1 and 2 threads, keel's own packed GEMM on every
-//! instruction set the CPU has, matrixmultiply (single-threaded), the scalar reference
+//! keel's default native path (its packed GEMM on the selected instruction set) on 1 and 2
+//! threads, the packed GEMM on the other instruction sets the CPU has, matrixmultiply on 1
+//! and 2 threads (C split in blocks, one call per thread), the scalar reference
 //! (small shapes only), and the system BLAS with `--features blas`. The `peak` group is the
 //! machine's limit: a register-only AVX-512 FMA loop.
 //!
@@ -8,10 +9,13 @@
 
 use std::hint::black_box;
 
+use rayon::prelude::*;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{
     reference::sgemm_reference, selected_isa, sgemm_isa, sgemm_native, GemmShape, Isa, Transpose,
 };
+use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
 /// Square sizes and the network shapes of PEERS.md: (m, n, k).
 const SHAPES: &[(usize, usize, usize)] = &[
@@ -84,6 +88,52 @@ fn bench_peak(criterion: &mut Criterion) {
     }
 }
 
+/// matrixmultiply on `threads` threads: the longer side of C cut into one block per thread
+/// (as keel's native path did before it ran its own GEMM), each block one single-threaded
+/// matrixmultiply call.
+fn matrixmultiply_split(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
+    struct Ptr(*mut f32);
+    // SAFETY: the tasks below write disjoint blocks of C through it.
+    unsafe impl Sync for Ptr {}
+    impl Ptr {
+        fn get(&self) -> *mut f32 {
+            self.0
+        }
+    }
+    let c_ptr = Ptr(c.as_mut_ptr());
+    let split_rows = m >= n;
+    let side = if split_rows { m } else { n };
+    // Small products stay on one thread, as in keel.
+    let parts = if m * n * k < MIN_PARALLEL_MULADDS { 1 } else { threads };
+    let block = side.div_ceil(parts).div_ceil(16) * 16;
+    let run = |index: usize| {
+        let start = index * block;
+        let len = block.min(side - start);
+        let (row0, rows, col0, cols) = if split_rows { (start, len, 0, n) } else { (0, m, start, len) };
+        // SAFETY: rows row0..row0 + rows and columns col0..col0 + cols lie inside the
+        // contiguous (m,k), (k,n), (m,n) matrices; each task writes its own block of C.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                k,
+                cols,
+                1.0,
+                a.as_ptr().add(row0 * k),
+                k as isize,
+                1,
+                b.as_ptr().add(col0),
+                n as isize,
+                1,
+                0.0,
+                c_ptr.get().add(row0 * n + col0),
+                n as isize,
+                1,
+            )
+        }
+    };
+    (0..side.div_ceil(block)).into_par_iter().for_each(run);
+}
+
 fn bench_gemm(criterion: &mut Criterion) {
     for &(m, n, k) in SHAPES {
         let a = filled(m * k, 1);
@@ -119,61 +169,37 @@ fn bench_gemm(criterion: &mut Criterion) {
                 })
             });
         }
-        // keel's own packed GEMM on every instruction set the CPU has (T1), and on the
-        // selected one with two threads.
-        for isa in Isa::available() {
-            let thread_counts: &[usize] = if isa == selected_isa() { &[1, 2] } else { &[1] };
-            for &threads in thread_counts {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                group.bench_function(
-                    BenchmarkId::new(format!("keel-packed-{}", isa.name()), format!("T{threads}")),
-                    |bench| {
-                        pool.install(|| {
-                            bench.iter(|| {
-                                sgemm_isa(
-                                    isa,
-                                    Transpose::No,
-                                    Transpose::No,
-                                    m,
-                                    n,
-                                    k,
-                                    1.0,
-                                    black_box(&a),
-                                    k,
-                                    black_box(&b),
-                                    n,
-                                    0.0,
-                                    &mut c,
-                                    n,
-                                )
-                                .unwrap()
-                            })
-                        })
-                    },
-                );
-            }
+        // keel's packed GEMM on the other instruction sets the CPU has ("keel" above runs it
+        // on the selected one).
+        for isa in Isa::available().into_iter().filter(|&isa| isa != selected_isa()) {
+            group.bench_function(BenchmarkId::new(format!("keel-packed-{}", isa.name()), "T1"), |bench| {
+                bench.iter(|| {
+                    sgemm_isa(
+                        isa,
+                        Transpose::No,
+                        Transpose::No,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        black_box(&a),
+                        k,
+                        black_box(&b),
+                        n,
+                        0.0,
+                        &mut c,
+                        n,
+                    )
+                    .unwrap()
+                })
+            });
         }
-        group.bench_function(BenchmarkId::new("matrixmultiply", "T1"), |bench| {
-            bench.iter(|| unsafe {
-                // SAFETY: a, b, c are contiguous (m,k), (k,n), (m,n) matrices.
-                matrixmultiply::sgemm(
-                    m,
-                    k,
-                    n,
-                    1.0,
-                    a.as_ptr(),
-                    k as isize,
-                    1,
-                    b.as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    c.as_mut_ptr(),
-                    n as isize,
-                    1,
-                )
-            })
-        });
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            group.bench_function(BenchmarkId::new("matrixmultiply", format!("T{threads}")), |bench| {
+                pool.install(|| bench.iter(|| matrixmultiply_split(m, n, k, &a, &b, &mut c, threads)))
+            });
+        }
         #[cfg(feature = "blas")]
         group.bench_function(BenchmarkId::new("blas", "OPENBLAS_NUM_THREADS"), |bench| {
             bench.iter(|| {

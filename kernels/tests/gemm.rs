@@ -26,8 +26,13 @@ struct Problem {
 }
 
 fn problem(max: usize) -> impl Strategy<Value = Problem> {
+    problem_with((edge_size(max), edge_size(max), edge_size(max)))
+}
+
+/// A problem of the shapes `dims` (m, n, k) draws, with random transposes, padding, α, β.
+fn problem_with(dims: impl Strategy<Value = (usize, usize, usize)>) -> impl Strategy<Value = Problem> {
     (
-        (edge_size(max), edge_size(max), edge_size(max)),
+        dims,
         (transpose(), transpose()),
         (0usize..3, 0usize..3, 0usize..3),
         prop_oneof![Just(1.0f32), Just(-0.5), Just(0.0), -2.0f32..2.0],
@@ -111,6 +116,16 @@ proptest! {
         }
     }
 
+    /// Every row count of an edge tile (1..=12 for AVX-512's kernel instances, and the
+    /// scratch tiles of the others), every column count over a few 32-wide tiles (n <= 16:
+    /// AVX-512's one-vector tiles; masked last vectors; 1..=32 lines of a gathered Bᵀ panel).
+    #[test]
+    fn every_isa_matches_reference_on_every_tile_edge(p in problem_with((1usize..=40, 1usize..=70, 1usize..=20))) {
+        for isa in Isa::available() {
+            check_against_reference(&p, on_isa(isa));
+        }
+    }
+
     #[test]
     fn every_isa_matches_reference_across_blocks(p in problem(300)) {
         for isa in Isa::available() {
@@ -172,12 +187,17 @@ fn large_products_pass_the_random_vector_check() {
 }
 
 /// Across the KC and NC block edges (k > 256 adds into C with β = 1 after the first block;
-/// n > 4096 runs several column blocks), on every instruction set.
+/// n > 1024 runs several column blocks), with B read in place (few rows of C, rows of B
+/// close) and packed (many rows of C, or rows of B far apart), on every instruction set.
 #[test]
 fn every_isa_matches_reference_across_cache_blocks() {
-    for &(m, n, k) in &[(13, 4100, 3), (37, 33, 600), (200, 70, 513)] {
+    for &(m, n, k) in &[(13, 4100, 3), (37, 33, 600), (200, 70, 513), (30, 1030, 40), (260, 40, 300)] {
         for isa in Isa::available() {
-            for (transa, transb) in [(Transpose::No, Transpose::No), (Transpose::Yes, Transpose::Yes)] {
+            for (transa, transb) in [
+                (Transpose::No, Transpose::No),
+                (Transpose::Yes, Transpose::Yes),
+                (Transpose::No, Transpose::Yes),
+            ] {
                 let lda = if transa == Transpose::No { k } else { m };
                 let ldb = if transb == Transpose::No { n } else { k };
                 let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc: n };

@@ -7,7 +7,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::microkernel::{Isa, Microkernel};
+use super::microkernel::{via_scratch, Isa, Microkernel};
 
 /// The AVX2+FMA kernel (see the module docs).
 pub(crate) struct Avx2;
@@ -26,16 +26,23 @@ impl Microkernel for Avx2 {
         beta: f32,
         c: *mut f32,
         ldc: usize,
+        rows: usize,
+        cols: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
-        // CPU has AVX2 and FMA.
+        // CPU has AVX2 and FMA; an edge tile goes through a full scratch tile.
         unsafe {
-            tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc)
+            if rows == Self::MR && cols == Self::NR {
+                tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc)
+            } else {
+                let full = |scratch| tile_avx2(kc, alpha, a, b, b_rs, 0.0, scratch, Self::NR);
+                via_scratch(Self::MR, Self::NR, full, beta, c, ldc, rows, cols)
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc}"
+            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols}"
         )
     }
 }

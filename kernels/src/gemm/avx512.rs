@@ -11,6 +11,12 @@
 //!           ..         ..
 //!           a11 ->    acc[11][0] += a11·b0 acc[11][1] += a11·b1
 //! ```
+//!
+//! Edge tiles need no scratch: the kernel is instantiated for every row count `R <= 12`
+//! and for one or two vectors of columns (`V`), so a tile of C cut by the bottom edge
+//! broadcasts only its `R` rows, a tile at most 16 columns wide (e.g. `n = 10`) does half
+//! the FMAs, and the last vector's lanes past the edge are masked off in the loads and
+//! stores of C.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -20,9 +26,12 @@ use super::microkernel::{Isa, Microkernel};
 /// The AVX-512F kernel (see the module docs).
 pub(crate) struct Avx512;
 
+const MR: usize = 12;
+const NR: usize = 32;
+
 impl Microkernel for Avx512 {
-    const MR: usize = 12;
-    const NR: usize = 32;
+    const MR: usize = MR;
+    const NR: usize = NR;
     const ISA: Isa = Isa::Avx512;
 
     unsafe fn tile(
@@ -34,24 +43,40 @@ impl Microkernel for Avx512 {
         beta: f32,
         c: *mut f32,
         ldc: usize,
+        rows: usize,
+        cols: usize,
     ) {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
-        // CPU has AVX-512F.
+        // SAFETY: the caller guarantees the pointer ranges of the trait contract for the
+        // `rows x cols` tile and that the CPU has AVX-512F; each instance below touches only
+        // R = rows rows and V vectors covering `cols` (masked past it).
         unsafe {
-            tile_avx512(kc, alpha, a, b, b_rs, beta, c, ldc)
+            macro_rules! by_rows {
+                ($($r:literal)*) => {
+                    match (rows, cols <= 16) {
+                        $(
+                            ($r, true) => tile_avx512::<$r, 1>(kc, alpha, a, b, b_rs, beta, c, ldc, cols),
+                            ($r, false) => tile_avx512::<$r, 2>(kc, alpha, a, b, b_rs, beta, c, ldc, cols),
+                        )*
+                        _ => unreachable!("tile of {rows} rows: the contract allows 1..={MR}"),
+                    }
+                };
+            }
+            by_rows!(1 2 3 4 5 6 7 8 9 10 11 12)
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc}"
+            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols}"
         )
     }
 }
 
+/// The tile update for `R` rows and `V` vectors of 16 columns, of which the first `cols`
+/// are valid (`16·(V - 1) < cols <= 16·V`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx512(
+unsafe fn tile_avx512<const R: usize, const V: usize>(
     kc: usize,
     alpha: f32,
     a: *const f32,
@@ -60,36 +85,56 @@ unsafe fn tile_avx512(
     beta: f32,
     c: *mut f32,
     ldc: usize,
+    cols: usize,
 ) {
-    const MR: usize = 12;
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm512_setzero_ps(); V]; R];
+    if beta != 0.0 {
+        // C is read after the k loop: start fetching its rows now, so the loads at the end
+        // hit L1 (prefetches never fault, whatever the address).
+        for i in 0..R {
+            for v in 0..V {
+                _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 16 * v) as *const i8);
+            }
+        }
+    }
     for p in 0..kc {
-        // SAFETY: p < kc, so B̃ row p (NR floats at b + p·b_rs) and Ã column p (MR floats at
-        // a + p·MR) lie inside the panels the contract makes readable.
+        // SAFETY: p < kc, so B̃ row p (V·16 <= NR floats at b + p·b_rs) and Ã column p
+        // (R <= MR floats at a + p·MR) lie inside the panels the contract makes readable.
         unsafe {
             let b_row = b.add(p * b_rs);
-            let b0 = _mm512_loadu_ps(b_row);
-            let b1 = _mm512_loadu_ps(b_row.add(16));
+            let mut b_vec = [_mm512_setzero_ps(); V];
+            for (v, b_v) in b_vec.iter_mut().enumerate() {
+                *b_v = _mm512_loadu_ps(b_row.add(16 * v));
+            }
             let a_col = a.add(p * MR);
             for (i, acc_row) in acc.iter_mut().enumerate() {
                 let a_i = _mm512_set1_ps(*a_col.add(i));
-                acc_row[0] = _mm512_fmadd_ps(a_i, b0, acc_row[0]);
-                acc_row[1] = _mm512_fmadd_ps(a_i, b1, acc_row[1]);
+                for (sum, &b_v) in acc_row.iter_mut().zip(&b_vec) {
+                    *sum = _mm512_fmadd_ps(a_i, b_v, *sum);
+                }
             }
         }
     }
     let alpha_v = _mm512_set1_ps(alpha);
     let beta_v = _mm512_set1_ps(beta);
+    // Lanes of the last vector inside C (all 16 for a full tile).
+    let last_lanes = cols - 16 * (V - 1);
+    let last_mask: __mmask16 = if last_lanes >= 16 { !0 } else { (1u16 << last_lanes) - 1 };
     for (i, acc_row) in acc.iter().enumerate() {
-        for (half, &sum) in acc_row.iter().enumerate() {
-            // SAFETY: row i < MR and lanes 16·half..16·half+16 < NR = 32 of the tile, which the
-            // contract makes writable (and readable when β ≠ 0).
+        for (v, &sum) in acc_row.iter().enumerate() {
+            let mask = if v + 1 == V { last_mask } else { !0 };
+            // SAFETY: row i < R = rows, and the lanes the mask keeps are columns < cols of
+            // the tile, which the contract makes writable (readable when β ≠ 0); masked-off
+            // lanes are neither read nor written.
             unsafe {
-                let out = c.add(i * ldc + 16 * half);
+                let out = c.add(i * ldc + 16 * v);
                 let scaled = _mm512_mul_ps(alpha_v, sum);
-                let value =
-                    if beta == 0.0 { scaled } else { _mm512_fmadd_ps(beta_v, _mm512_loadu_ps(out), scaled) };
-                _mm512_storeu_ps(out, value);
+                let value = if beta == 0.0 {
+                    scaled
+                } else {
+                    _mm512_fmadd_ps(beta_v, _mm512_maskz_loadu_ps(mask, out), scaled)
+                };
+                _mm512_mask_storeu_ps(out, mask, value);
             }
         }
     }

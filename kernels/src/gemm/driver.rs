@@ -1,21 +1,24 @@
 //! keel's packed GEMM: BLIS's loop nest over packed blocks, generic over the microkernel,
 //! with the work split across the rayon pool.
 //!
+//! Threads: C is cut into one part per thread (whole tiles, along rows or columns, see
+//! `split`), each part running the whole loop nest below on its own.
+//!
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
-//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L3);
+//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
-//!   the first block applies β, the others accumulate (β = 1). When C has few rows
-//!   (`m <= DIRECT_B_MAX_M`) and B is not transposed, B's rows are already what a B̃ panel
-//!   holds: the microkernel reads them in place and only a ragged last panel is packed,
-//!   since packing would cost as much as the few rows of A it serves;
-//! - threads: the `m x nc` block of C is cut into one part per thread (rows when C is tall,
-//!   columns when it is wide), each part a multiple of the tile size;
+//!   the first block applies β, the others accumulate (β = 1). When a part has few rows
+//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart),
+//!   B's rows are already what a B̃ panel holds: the microkernel reads them in place and
+//!   only a ragged last panel is packed, since packing would cost as much as the few rows
+//!   of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
 //! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
 //! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
 //!
 //! Every element of C is computed by one microkernel call per KC block, in the same order
-//! whatever the thread count, so the bits do not depend on the number of threads.
+//! whatever the thread count (parts start on whole tiles, so every element stays in the
+//! same tile shape), so the bits do not depend on the number of threads.
 
 use std::cell::Cell;
 
@@ -23,22 +26,13 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{DIRECT_B_MAX_M, KC, MC, NC};
+use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, KC, MC, NC};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
 use super::{GemmShape, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
-
-/// The largest `MR x NR` of any microkernel: the size of the scratch tile for edges.
-const MAX_TILE: usize = 12 * 32;
-const _: () = assert!(Avx512::NR <= 32 && Avx512::MR <= 32, "pack.rs interleaves at most 32 lines");
-const _: () = assert!(
-    Avx512::MR * Avx512::NR <= MAX_TILE
-        && Avx2::MR * Avx2::NR <= MAX_TILE
-        && Portable::MR * Portable::NR <= MAX_TILE
-);
 
 thread_local! {
     /// Each thread's packed Ã block, kept between calls so steady-state calls allocate nothing.
@@ -94,7 +88,7 @@ unsafe fn gemm_packed<K: Microkernel>(
     c: &mut [f32],
 ) {
     debug_assert!(K::ISA.is_supported(), "{:?} kernel run on a CPU without it", K::ISA);
-    let GemmShape { m, n, k, ldc, .. } = *shape;
+    let GemmShape { m, n, k, .. } = *shape;
     if m == 0 || n == 0 {
         return;
     }
@@ -107,13 +101,87 @@ unsafe fn gemm_packed<K: Microkernel>(
     let muladds = m.saturating_mul(n).saturating_mul(k);
     let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
     let c_shared = SharedMut(c.as_mut_ptr());
+    let (row_part, col_part) = split::<K>(shape, threads);
+    let row_parts = m.div_ceil(row_part);
+    let parts = row_parts * n.div_ceil(col_part);
+    let run = |part: usize| {
+        let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
+        let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
+        // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
+        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols) };
+    };
+    if parts == 1 {
+        run(0);
+    } else {
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
 
-    let direct_b = shape.transb == Transpose::No && m <= DIRECT_B_MAX_M;
-    let packed_panels = if direct_b { 1 } else { NC.min(n).div_ceil(K::NR) };
+/// The `(rows, columns)` of the part of C each of `threads` threads computes: C is cut along
+/// one side, in whole tiles, whichever side gives the largest part the least work: its
+/// tiles' multiply-adds (128 rows of 12-row tiles split 72 + 56, while 64 columns split
+/// 32 + 32) plus its packing (a row part packs all of B unless it reads B in place, a
+/// column part packs all of A); on a tie, along the longer side. One parallel region per
+/// call: each part runs the whole loop nest on its own, with no barrier per block.
+fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
+    let GemmShape { m, n, k, .. } = *shape;
+    if threads <= 1 {
+        return (m, n);
+    }
+    let (row_tiles, col_tiles) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
+    let (rows_each, cols_each) = (row_tiles.div_ceil(threads) * K::MR, col_tiles.div_ceil(threads) * K::NR);
+    // Packing work of a part of `rows x cols`: all its rows of A, and all its columns of B
+    // unless it reads B in place.
+    let packing = |rows: usize, cols: usize| {
+        PACK_A_COST * rows * k + if reads_b_in_place(shape, rows) { 0 } else { PACK_B_COST * cols * k }
+    };
+    let by_rows = rows_each * col_tiles * K::NR * k + packing(rows_each, n);
+    let by_cols = row_tiles * K::MR * cols_each * k + packing(m, cols_each);
+    if by_rows < by_cols || (by_rows == by_cols && m >= n) {
+        (rows_each, n)
+    } else {
+        (m, cols_each)
+    }
+}
+
+/// Packing one float of A costs about as much time as this many multiply-adds in a
+/// microkernel (32 per cycle): A's interleaving (4x4 transposes) costs about twice B's
+/// (row copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
+/// measured both ways, on the squares and network shapes of PEERS.md (e.g. rows for 128³
+/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128).
+const PACK_A_COST: usize = 36;
+/// The same for one float of B (see [`PACK_A_COST`]).
+const PACK_B_COST: usize = 16;
+
+/// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
+/// module docs and `blocking.rs`).
+fn reads_b_in_place(shape: &GemmShape, rows: usize) -> bool {
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && shape.ldb <= DIRECT_B_MAX_LDB
+}
+
+/// Loops 5 to 1 over the part `rows x cols` of C, on the calling thread.
+///
+/// # Safety
+/// As [`sgemm_isa_unchecked`] for `K::ISA`, with `k >= 1` and the part inside C; no other
+/// task may touch the part during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn loop_nest<K: Microkernel>(
+    shape: &GemmShape,
+    alpha: f32,
+    a_op: Operand,
+    b_op: Operand,
+    beta: f32,
+    c: SharedMut,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    let GemmShape { k, ldc, .. } = *shape;
+    let direct_b = reads_b_in_place(shape, rows.len());
+    let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
     let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels);
     // Loop 5: blocks of NC columns of C.
-    for jc in (0..n).step_by(NC) {
-        let nc = NC.min(n - jc);
+    for jc in cols.clone().step_by(NC) {
+        let nc = NC.min(cols.end - jc);
         // Loop 4: blocks of KC along the depth.
         // k is cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16): a
         // thin last block would pay the C-tile loads and stores for little arithmetic.
@@ -126,62 +194,21 @@ unsafe fn gemm_packed<K: Microkernel>(
                 let full = nc / K::NR * K::NR;
                 let tail = &mut packed_b[..kc * K::NR];
                 if full < nc {
-                    pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, tail);
+                    pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, K::ISA, tail);
                 }
                 BPanels::Direct { b: b_op, full, tail }
             } else {
                 let block = &mut packed_b[..nc.div_ceil(K::NR) * kc * K::NR];
-                pack_b_block::<K>(b_op, pc, kc, jc, nc, threads, block);
+                pack_b(b_op, pc, kc, jc, nc, K::NR, K::ISA, block);
                 BPanels::Packed(block)
             };
-
-            // One part of the m x nc block per thread.
-            let (row_part, col_part) = if m >= nc {
-                (m.div_ceil(threads).div_ceil(K::MR) * K::MR, nc)
-            } else {
-                (m, nc.div_ceil(threads).div_ceil(K::NR) * K::NR)
-            };
-            let parts = m.div_ceil(row_part) * nc.div_ceil(col_part);
-            let run_part = |part: usize| {
-                let row_blocks = m.div_ceil(row_part);
-                let (rows0, cols0) = ((part % row_blocks) * row_part, (part / row_blocks) * col_part);
-                let part =
-                    Part { rows: rows0..(rows0 + row_part).min(m), cols: cols0..(cols0 + col_part).min(nc) };
-                // SAFETY: parts are disjoint rectangles of C; the ranges lie inside the
-                // checked m x n matrix; A and B are covered by the caller's contract.
-                unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c_shared, ldc) };
-            };
-            if parts == 1 {
-                run_part(0);
-            } else {
-                (0..parts).into_par_iter().for_each(run_part);
-            }
+            let part = Part { rows: rows.clone(), cols: 0..nc };
+            // SAFETY: rows x (jc..jc + nc) lies inside this call's part of C; A and B are
+            // covered by the caller's contract.
+            unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c, ldc) };
         }
     }
     PACKED_B.set(packed_b);
-}
-
-/// Packs B̃ for one (jc, pc) block, across the threads when there are several.
-fn pack_b_block<K: Microkernel>(
-    b_op: Operand,
-    pc: usize,
-    kc: usize,
-    jc: usize,
-    nc: usize,
-    threads: usize,
-    out: &mut [f32],
-) {
-    let panel_len = kc * K::NR;
-    if threads == 1 {
-        pack_b(b_op, pc, kc, jc, nc, K::NR, out);
-        return;
-    }
-    let panels_per_task = nc.div_ceil(K::NR).div_ceil(threads);
-    out.par_chunks_mut(panels_per_task * panel_len).enumerate().for_each(|(task, chunk)| {
-        let col0 = task * panels_per_task * K::NR;
-        let cols = (panels_per_task * K::NR).min(nc - col0);
-        pack_b(b_op, pc, kc, jc + col0, cols, K::NR, chunk);
-    });
 }
 
 /// Where the microkernel finds the B̃ micro-panels of one (jc, pc) block.
@@ -237,7 +264,7 @@ unsafe fn run_part<K: Microkernel>(
     // Loop 3: blocks of MC rows.
     for ic in part.rows.clone().step_by(MC) {
         let mc = MC.min(part.rows.end - ic);
-        pack_a(a_op, ic, mc, pc, kc, K::MR, &mut packed_a);
+        pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
         // Loop 2: micro-panels of B̃ (NR columns).
         for jr in part.cols.clone().step_by(K::NR) {
             let cols = K::NR.min(part.cols.end - jr);
@@ -249,49 +276,12 @@ unsafe fn run_part<K: Microkernel>(
                 // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
                 // part too; the part belongs to this task alone.
                 let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
-                if rows == K::MR && cols == K::NR {
-                    // SAFETY: a full tile lies inside C; the Ã panel holds kc·MR floats and the
-                    // B̃ panel kc rows of NR floats b_rs apart (`BPanels::panel` sliced them).
-                    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc) };
-                } else {
-                    // SAFETY: as above, for the `rows x cols` corner of the tile.
-                    unsafe {
-                        edge_tile::<K>(kc, alpha, a_panel, b_panel, b_rs, beta, c_tile, ldc, rows, cols)
-                    };
-                }
+                // SAFETY: the Ã panel holds kc·MR floats and the B̃ panel kc rows of NR floats
+                // b_rs apart (`BPanels::panel` sliced them); the `rows x cols` tile lies
+                // inside C.
+                unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc, rows, cols) };
             }
         }
     }
     PACKED_A.set(packed_a);
-}
-
-/// A tile cut by the edge of C: the microkernel writes a full scratch tile, of which the
-/// valid `rows x cols` corner is combined with C.
-///
-/// # Safety
-/// `c` must be valid for `rows` rows of `cols` floats, `ldc` apart; `b_panel` readable for
-/// kc rows of NR floats `b_rs` apart; the CPU must support `K::ISA`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn edge_tile<K: Microkernel>(
-    kc: usize,
-    alpha: f32,
-    a_panel: &[f32],
-    b_panel: *const f32,
-    b_rs: usize,
-    beta: f32,
-    c: *mut f32,
-    ldc: usize,
-    rows: usize,
-    cols: usize,
-) {
-    let mut scratch = [0.0f32; MAX_TILE];
-    // SAFETY: the scratch holds MR·NR ≤ MAX_TILE floats in rows of NR; β = 0 never reads it.
-    unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, 0.0, scratch.as_mut_ptr(), K::NR) };
-    for (i, scratch_row) in scratch.chunks_exact(K::NR).take(rows).enumerate() {
-        // SAFETY: row i < rows of the valid corner, `cols` floats long.
-        let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
-        for (out, &value) in c_row.iter_mut().zip(scratch_row) {
-            *out = if beta == 0.0 { value } else { value + beta * *out };
-        }
-    }
 }

@@ -6,15 +6,17 @@
 
 use std::sync::OnceLock;
 
-/// One register-blocked tile update: `C[0..MR, 0..NR] = α·(Ã·B̃) + β·C`.
+/// One register-blocked tile update: `C[0..rows, 0..cols] = α·(Ã·B̃) + β·C`, for
+/// `rows <= MR`, `cols <= NR`.
 ///
 /// Contract:
 /// - `a` points at a packed micro-panel of `Ã`: `kc` columns of `MR` values each, column
-///   after column (`a[p·MR + i] = A[i, p]`);
+///   after column (`a[p·MR + i] = A[i, p]`); rows from `rows` on may hold anything (the
+///   packing zero-pads them);
 /// - `b` points at a micro-panel of `B̃`: `kc` rows of `NR` contiguous values, `b_rs` apart
 ///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place;
-/// - `c` points at the tile's top-left element, rows `ldc` apart; all `MR x NR` elements are
-///   written (edge tiles go through a full-size scratch tile);
+/// - `c` points at the tile's top-left element, rows `ldc` apart; only the `rows x cols`
+///   corner is read or written (edge tiles need no scratch, and C may end right after it);
 /// - with `β = 0`, `C` is not read (NaN in it does not leak); `kc` may be 0 (then `C = β·C`).
 pub(crate) trait Microkernel {
     /// Rows of the tile (values broadcast from `Ã`).
@@ -28,9 +30,9 @@ pub(crate) trait Microkernel {
     ///
     /// # Safety
     /// `a` must be readable for `kc·MR` floats, `b` for `kc` rows of `NR` floats `b_rs`
-    /// apart, `c` readable (when
-    /// `β ≠ 0`) and writable for `MR` rows of `NR` floats `ldc` apart, and the CPU must
-    /// support [`Self::ISA`].
+    /// apart, `c` readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats
+    /// `ldc` apart, `1 <= rows <= MR`, `1 <= cols <= NR`, and the CPU must support
+    /// [`Self::ISA`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         kc: usize,
@@ -41,7 +43,42 @@ pub(crate) trait Microkernel {
         beta: f32,
         c: *mut f32,
         ldc: usize,
+        rows: usize,
+        cols: usize,
     );
+}
+
+/// The largest `MR x NR` of the kernels that finish edge tiles through [`via_scratch`].
+const MAX_SCRATCH_TILE: usize = 6 * 16;
+
+/// The edge handling of the kernels without masked stores (AVX2, portable): `full_tile`
+/// writes a whole `mr x nr` tile with `β = 0` into a scratch tile (rows `nr` apart), whose
+/// valid `rows x cols` corner is then combined with C as `C = scratch + β·C`.
+///
+/// # Safety
+/// `c` must be readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats `ldc`
+/// apart, with `rows <= mr`, `cols <= nr`, `mr·nr <= MAX_SCRATCH_TILE`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn via_scratch(
+    mr: usize,
+    nr: usize,
+    full_tile: impl FnOnce(*mut f32),
+    beta: f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+) {
+    let mut scratch = [0.0f32; MAX_SCRATCH_TILE];
+    assert!(mr * nr <= MAX_SCRATCH_TILE && rows <= mr && cols <= nr);
+    full_tile(scratch.as_mut_ptr());
+    for (i, scratch_row) in scratch.chunks_exact(nr).take(rows).enumerate() {
+        // SAFETY: row i < rows of the valid corner, `cols` floats long (caller's contract).
+        let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
+        for (out, &value) in c_row.iter_mut().zip(scratch_row) {
+            *out = if beta == 0.0 { value } else { value + beta * *out };
+        }
+    }
 }
 
 /// The instruction sets with a microkernel, best first.

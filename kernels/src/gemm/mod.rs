@@ -8,16 +8,14 @@
 //!   so NaN already in `C` does not leak), otherwise scaled by `β` and accumulated into.
 //!
 //! [`sgemm`] checks every argument and runs the native path, or `cblas_sgemm` when the crate
-//! is built with the `blas` feature. [`sgemm_native`] always runs the native path, today
-//! `matrixmultiply`'s kernels split across the rayon pool.
-//!
-//! [`sgemm_isa`] runs keel's own packed GEMM (BLIS's loop nest, packed panels, one
-//! register-blocked microkernel per instruction set: AVX-512F 12x32, AVX2+FMA 6x16, portable
-//! 4x8) on a given instruction set; [`selected_isa`] is the best one the CPU has (or the one
-//! `KEEL_ISA` forces). It is correct on every path and reaches matrixmultiply on large
-//! squares, but still trails it on skinny network shapes (packing costs), so it is not yet
-//! the default: the `gemm` bench shows both. [`reference::sgemm_reference`] is the plain
-//! triple loop the tests compare every path with.
+//! is built with the `blas` feature. [`sgemm_native`] always runs the native path: keel's
+//! own packed GEMM (BLIS's loop nest, packed panels, one register-blocked microkernel per
+//! instruction set: AVX-512F 12x32 with masked edges, AVX2+FMA 6x16, portable 4x8) on
+//! [`selected_isa`], the best instruction set the CPU has (or the one `KEEL_ISA` forces),
+//! with C split across the rayon pool. [`sgemm_isa`] runs it on a given instruction set
+//! (tests and benches run every one the CPU has). `matrixmultiply` is no longer used here:
+//! it is only the `gemm` bench's baseline.
+//! [`reference::sgemm_reference`] is the plain triple loop the tests compare every path with.
 
 mod avx2;
 mod avx512;

@@ -2,6 +2,7 @@
 //! streams through (see the contract in `microkernel.rs`), zero-padding partial panels so
 //! the microkernel always runs full tiles.
 
+use super::microkernel::Isa;
 use super::Transpose;
 
 /// A matrix as stored, row-major with leading dimension `ld`, seen through `op`.
@@ -14,14 +15,24 @@ pub(crate) struct Operand<'a> {
 
 /// Packs rows `row0..row0 + rows` and columns `p0..p0 + kc` of op(A) into `out` as
 /// `ceil(rows / mr)` micro-panels of `kc x mr` (column after column), zero-padded.
-pub(crate) fn pack_a(a: Operand, row0: usize, rows: usize, p0: usize, kc: usize, mr: usize, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_a(
+    a: Operand,
+    row0: usize,
+    rows: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    isa: Isa,
+    out: &mut [f32],
+) {
     for (panel_index, panel) in out.chunks_exact_mut(kc * mr).take(rows.div_ceil(mr)).enumerate() {
         let panel_row0 = row0 + panel_index * mr;
         let valid = mr.min(row0 + rows - panel_row0);
         match a.trans {
             // Rows of A are contiguous along p: walk each row once, scattering with stride mr.
             Transpose::No => {
-                interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, panel);
+                interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, isa, panel);
             }
             // Columns of op(A) are contiguous: each packed column is a slice copy.
             Transpose::Yes => {
@@ -37,7 +48,17 @@ pub(crate) fn pack_a(a: Operand, row0: usize, rows: usize, p0: usize, kc: usize,
 
 /// Packs rows `p0..p0 + kc` and columns `col0..col0 + cols` of op(B) into `out` as
 /// `ceil(cols / nr)` micro-panels of `kc x nr` (row after row), zero-padded.
-pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize, nr: usize, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b(
+    b: Operand,
+    p0: usize,
+    kc: usize,
+    col0: usize,
+    cols: usize,
+    nr: usize,
+    isa: Isa,
+    out: &mut [f32],
+) {
     for (panel_index, panel) in out.chunks_exact_mut(kc * nr).take(cols.div_ceil(nr)).enumerate() {
         let panel_col0 = col0 + panel_index * nr;
         let valid = nr.min(col0 + cols - panel_col0);
@@ -46,24 +67,33 @@ pub(crate) fn pack_b(b: Operand, p0: usize, kc: usize, col0: usize, cols: usize,
             Transpose::No => {
                 for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
                     let source = &b.data[(p0 + p) * b.ld + panel_col0..][..valid];
-                    row[..valid].copy_from_slice(source);
-                    row[valid..].fill(0.0);
+                    if valid == nr {
+                        copy_row(row, source);
+                    } else {
+                        row[..valid].copy_from_slice(source);
+                        row[valid..].fill(0.0);
+                    }
                 }
             }
             Transpose::Yes => {
-                interleave(b.data, b.ld, panel_col0, valid, p0, kc, nr, panel);
+                interleave(b.data, b.ld, panel_col0, valid, p0, kc, nr, isa, panel);
             }
         }
     }
 }
 
-/// The most lines a panel interleaves (the largest MR or NR of any microkernel).
-const MAX_LINES: usize = 32;
-
 /// Interleaves `valid` lines of `data` (line `first + j` starts at `(first + j)·ld`, and its
 /// elements `p0..p0 + kc` are contiguous) into a panel of `width` lines, `kc` steps:
-/// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`. The panel is written in
-/// order while the lines are read as `valid` sequential streams, which the prefetchers follow.
+/// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`.
+///
+/// This is a transpose of a `valid x kc` block. On the AVX-512 path, for panels at least 16
+/// wide (B̃ of `op(B) = Bᵀ`), groups of 16 lines go through 16x16 transposes in registers,
+/// and the steps and lines left over through masked gathers (lines past `valid` come out as
+/// the gather's zeros): faster than the 4x4 transposes below there, slower on the 12-wide
+/// Ã panels. Elsewhere it is done in 4x4 blocks in SSE registers (4 loads, 8 shuffles and
+/// 4 stores per 16 floats, about a quarter of the cost of moving the floats one by one),
+/// and the lines left over when `valid` or `kc` is not a multiple of 4 are copied one float
+/// at a time.
 #[allow(clippy::too_many_arguments)]
 fn interleave(
     data: &[f32],
@@ -73,17 +103,189 @@ fn interleave(
     p0: usize,
     kc: usize,
     width: usize,
+    isa: Isa,
     panel: &mut [f32],
 ) {
-    let mut lines: [&[f32]; MAX_LINES] = [&[]; MAX_LINES];
-    for (j, line) in lines.iter_mut().enumerate().take(valid) {
-        *line = &data[(first + j) * ld + p0..][..kc];
+    let line = |j: usize| &data[(first + j) * ld + p0..][..kc];
+    let panel = &mut panel[..kc * width];
+    #[cfg(target_arch = "x86_64")]
+    // Gather indices are i32 offsets: 15 lines apart must fit.
+    if isa == Isa::Avx512 && isa.is_supported() && width >= 16 && ld <= i32::MAX as usize / 16 && valid > 0 {
+        // Bounds-check the last element any lane reads (the lines before it start earlier).
+        let _ = line(valid - 1);
+        // SAFETY: the CPU has AVX-512F; every unmasked gather lane reads element p0 + p
+        // (p < kc) of a line j < valid, the last of which was sliced above; the stores
+        // write inside `panel` (kc·width floats).
+        unsafe { interleave_avx512(data[(first * ld + p0)..].as_ptr(), ld, valid, kc, width, panel) };
+        return;
     }
-    let lines = &lines[..valid];
-    for (p, step) in panel.chunks_exact_mut(width).take(kc).enumerate() {
-        for (slot, line) in step.iter_mut().zip(lines) {
-            *slot = line[p];
+    let quads = if cfg!(target_arch = "x86_64") { valid / 4 * 4 } else { 0 };
+    #[cfg(target_arch = "x86_64")]
+    for j in (0..quads).step_by(4) {
+        let lines = [line(j), line(j + 1), line(j + 2), line(j + 3)];
+        for p in (0..kc / 4 * 4).step_by(4) {
+            transpose4(&lines, p, &mut panel[p * width + j..], width);
         }
-        step[valid..].fill(0.0);
+        for p in kc / 4 * 4..kc {
+            for (q, l) in lines.iter().enumerate() {
+                panel[p * width + j + q] = l[p];
+            }
+        }
+    }
+    for j in quads..valid {
+        let l = line(j);
+        for (step, &value) in panel.chunks_exact_mut(width).zip(l) {
+            step[j] = value;
+        }
+    }
+    if valid < width {
+        for step in panel.chunks_exact_mut(width) {
+            step[valid..].fill(0.0);
+        }
+    }
+}
+
+/// [`interleave`] on AVX-512 for each group of 16 lines: [`transpose16`] for 16 whole lines
+/// 16 steps at a time, and otherwise masked gathers: at step p, lane `l` reads
+/// `lines[p + l·ld]` from `base` (the group's first line at p0) when the line is one of the
+/// `valid`, and zero otherwise; the store keeps the lanes inside the panel's `width`.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `base` must be readable at `j·ld + p` for `j < valid`,
+/// `p < kc`; `panel` holds `kc·width` floats; `ld·15 <= i32::MAX`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn interleave_avx512(
+    base: *const f32,
+    ld: usize,
+    valid: usize,
+    kc: usize,
+    width: usize,
+    panel: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let lane_lines = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let offsets = _mm512_mullo_epi32(lane_lines, _mm512_set1_epi32(ld as i32));
+    let lane_mask = |lanes: usize| -> __mmask16 {
+        if lanes >= 16 {
+            !0
+        } else {
+            (1u16 << lanes) - 1
+        }
+    };
+    for group in 0..width.div_ceil(16) {
+        let line0 = 16 * group;
+        let read = lane_mask(valid.saturating_sub(line0));
+        let write = lane_mask(width - line0);
+        // SAFETY: (caller's contract) lanes in `read` are lines < valid; the group start is
+        // only offset, never read, when no lane is.
+        let group_base = base.wrapping_add(line0 * ld);
+        // A group of 16 whole lines (as wide as the panel) moves 16 steps at a time through
+        // a 16x16 transpose in registers; the gathers take the rest.
+        let blocked = if read == !0 && write == !0 { kc / 16 * 16 } else { 0 };
+        for p in (0..blocked).step_by(16) {
+            // SAFETY: lines line0..line0 + 16 < valid and steps p..p + 16 <= kc are readable,
+            // and steps p..p + 16 of the panel's lines line0..line0 + 16 < width writable.
+            unsafe { transpose16(group_base.add(p), ld, panel.as_mut_ptr().add(p * width + line0), width) };
+        }
+        for p in blocked..kc {
+            // SAFETY: unmasked lanes read line line0 + l < valid at step p < kc; the store
+            // writes lanes line0 + l < width of step p, inside the panel.
+            unsafe {
+                let step = _mm512_mask_i32gather_ps::<4>(
+                    _mm512_setzero_ps(),
+                    read,
+                    offsets,
+                    group_base.wrapping_add(p),
+                );
+                _mm512_mask_storeu_ps(panel.as_mut_ptr().add(p * width + line0), write, step);
+            }
+        }
+    }
+}
+
+/// Writes 16 steps of 16 lines (`src[j·ld + q]`, j, q < 16) as 16 steps of a panel
+/// (`dst[q·width + j]`): the 16x16 transpose in four rounds of shuffles (pairs of floats,
+/// pairs of pairs, then 128-bit lanes twice), 64 shuffles for 256 floats.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `src` must be readable at `j·ld + q` and `dst` writable at
+/// `q·width + j` for `j, q < 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: *const f32, ld: usize, dst: *mut f32, width: usize) {
+    use std::arch::x86_64::*;
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (j, row) in r.iter_mut().enumerate() {
+        // SAFETY: line j < 16, 16 floats (caller's contract).
+        *row = unsafe { _mm512_loadu_ps(src.add(j * ld)) };
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    // Round 1: interleave the floats of line pairs (2i, 2i + 1).
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // Round 2: combine pairs into quads of lines, within each 128-bit lane.
+    for g in (0..16).step_by(4) {
+        r[g] = _mm512_shuffle_ps::<0x44>(t[g], t[g + 2]);
+        r[g + 1] = _mm512_shuffle_ps::<0xEE>(t[g], t[g + 2]);
+        r[g + 2] = _mm512_shuffle_ps::<0x44>(t[g + 1], t[g + 3]);
+        r[g + 3] = _mm512_shuffle_ps::<0xEE>(t[g + 1], t[g + 3]);
+    }
+    // Rounds 3 and 4: move the 128-bit lanes (quads of lines) into place.
+    for h in (0..16).step_by(8) {
+        for i in 0..4 {
+            t[h + i] = _mm512_shuffle_f32x4::<0x88>(r[h + i], r[h + i + 4]);
+            t[h + i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[h + i], r[h + i + 4]);
+        }
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
+        r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
+    }
+    for (q, step) in r.iter().enumerate() {
+        // SAFETY: step q < 16 of the panel, 16 floats (caller's contract).
+        unsafe { _mm512_storeu_ps(dst.add(q * width), *step) };
+    }
+}
+
+/// Writes elements `p..p + 4` of four lines as four steps of a panel:
+/// `out[q·width + r] = lines[r][p + q]` for `q, r < 4`.
+#[cfg(target_arch = "x86_64")]
+fn transpose4(lines: &[&[f32]; 4], p: usize, out: &mut [f32], width: usize) {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE is part of the x86_64 baseline; each load reads the 4 floats of a
+    // bounds-checked `lines[r][p..p + 4]` and each store writes the 4 floats of a
+    // bounds-checked `out[q·width..q·width + 4]`.
+    unsafe {
+        let load = |r: usize| _mm_loadu_ps(lines[r][p..p + 4].as_ptr());
+        let (r0, r1, r2, r3) = (load(0), load(1), load(2), load(3));
+        // The classic 4x4 transpose: pair rows (0, 1) and (2, 3) element by element, then
+        // take the low and high halves of the pairs.
+        let (t0, t1) = (_mm_unpacklo_ps(r0, r1), _mm_unpacklo_ps(r2, r3));
+        let (t2, t3) = (_mm_unpackhi_ps(r0, r1), _mm_unpackhi_ps(r2, r3));
+        let columns =
+            [_mm_movelh_ps(t0, t1), _mm_movehl_ps(t1, t0), _mm_movelh_ps(t2, t3), _mm_movehl_ps(t3, t2)];
+        for (q, column) in columns.into_iter().enumerate() {
+            _mm_storeu_ps(out[q * width..q * width + 4].as_mut_ptr(), column);
+        }
+    }
+}
+
+/// `to.copy_from_slice(from)` for a full row of a B̃ panel: a copy of fixed length (each
+/// microkernel's NR) compiles to a few inline vector moves, where a copy of run-time length
+/// calls memmove for every short row.
+fn copy_row(to: &mut [f32], from: &[f32]) {
+    fn fixed<const W: usize>(to: &mut [f32], from: &[f32]) {
+        let to: &mut [f32; W] = to.try_into().expect("a B̃ row holds NR floats");
+        let from: &[f32; W] = from.try_into().expect("a full row holds NR floats");
+        *to = *from;
+    }
+    match to.len() {
+        32 => fixed::<32>(to, from),
+        16 => fixed::<16>(to, from),
+        8 => fixed::<8>(to, from),
+        _ => to.copy_from_slice(from),
     }
 }

@@ -2,7 +2,7 @@
 //! whatever the build targets (SSE2 on a default x86_64 build). It runs anywhere, under Miri
 //! too, and is the path every other kernel is measured against in the tests.
 
-use super::microkernel::{Isa, Microkernel};
+use super::microkernel::{via_scratch, Isa, Microkernel};
 
 /// The portable kernel (see the module docs).
 pub(crate) struct Portable;
@@ -24,7 +24,18 @@ impl Microkernel for Portable {
         beta: f32,
         c: *mut f32,
         ldc: usize,
+        rows: usize,
+        cols: usize,
     ) {
+        if rows < MR || cols < NR {
+            // SAFETY: the full tile is written into the scratch (rows NR apart), then the
+            // corner the caller's contract covers is combined with C.
+            unsafe {
+                let full = |scratch| Self::tile(kc, alpha, a, b, b_rs, 0.0, scratch, NR, MR, NR);
+                via_scratch(MR, NR, full, beta, c, ldc, rows, cols)
+            };
+            return;
+        }
         // SAFETY: the contract makes a readable for kc·MR floats.
         let a = unsafe { std::slice::from_raw_parts(a, kc * MR) };
         let mut acc = [[0.0f32; NR]; MR];
