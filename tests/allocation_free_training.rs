@@ -1,0 +1,89 @@
+//! A steady-state training step allocates nothing on the heap: after a few warm-up steps
+//! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
+//! GEMM's packing buffers on each thread), further steps of LeNet-5 and of an MLP, on a
+//! 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
+//! so this file holds a single test (nothing else runs in its process meanwhile).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use keel::kernels::optim::AdamConfig;
+use keel::layers::{
+    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Init, Layer, Mode, Optimizer, Sequential,
+    SoftmaxCrossEntropy, Tensor,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// The system allocator, counting allocations and reallocations on every thread.
+struct CountingAllocator;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`, so the `GlobalAlloc` contract holds
+// as it does for `System`; the counter has no effect on memory.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's `layout` obligations are passed on unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` with this `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn batch(shape: &[usize]) -> (Tensor, Vec<u32>) {
+    let len: usize = shape.iter().product();
+    let values = (0..len)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        .collect();
+    (Tensor::from_vec(shape, values).unwrap(), (0..shape[0] as u32).map(|i| i % 10).collect())
+}
+
+fn step(model: &mut Sequential, adam: &mut Adam, loss: &mut SoftmaxCrossEntropy, x: &Tensor, labels: &[u32]) {
+    zero_grad(model);
+    model.forward(x, Mode::Train).unwrap();
+    loss.forward(model.output(), labels).unwrap();
+    let grad = loss.backward(labels).unwrap();
+    model.backward(x, grad).unwrap();
+    adam.step(model).unwrap();
+}
+
+#[test]
+fn steady_state_training_steps_allocate_nothing() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mlp = Sequential::new()
+        .push(Dense::new(784, 256, Init::He, &mut rng))
+        .push(Activation::new(ActivationKind::Relu))
+        .push(Dense::new(256, 10, Init::He, &mut rng));
+    let cases = [(lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])), (mlp, batch(&[128, 784]))];
+    for (mut model, (x, labels)) in cases {
+        let mut adam = Adam::new(AdamConfig::default());
+        let mut loss = SoftmaxCrossEntropy::new();
+        pool.install(|| {
+            for _ in 0..3 {
+                step(&mut model, &mut adam, &mut loss, &x, &labels);
+            }
+            let before = ALLOCATIONS.load(Ordering::SeqCst);
+            for _ in 0..5 {
+                step(&mut model, &mut adam, &mut loss, &x, &labels);
+            }
+            let made = ALLOCATIONS.load(Ordering::SeqCst) - before;
+            assert_eq!(made, 0, "{}: {made} allocations in 5 steady-state steps", model.name());
+        });
+        assert!(adam.learning_rate() > 0.0);
+    }
+}
