@@ -1,4 +1,4 @@
-//! A steady-state training step allocates nothing on the heap: after a few warm-up steps
+//! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
 //! GEMM's packing buffers on each thread), further steps of LeNet-5 and of an MLP, on a
 //! 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
@@ -74,7 +74,7 @@ fn steady_state_training_steps_allocate_nothing() {
         let mut adam = Adam::new(AdamConfig::default());
         let mut loss = SoftmaxCrossEntropy::new();
         pool.install(|| {
-            for _ in 0..3 {
+            for _ in 0..5 {
                 step(&mut model, &mut adam, &mut loss, &x, &labels);
             }
             let before = ALLOCATIONS.load(Ordering::SeqCst);

@@ -20,7 +20,7 @@
 //! whatever the thread count (parts start on whole tiles, so every element stays in the
 //! same tile shape), so the bits do not depend on the number of threads.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 
 use rayon::prelude::*;
 
@@ -34,21 +34,31 @@ use super::portable::Portable;
 use super::{GemmShape, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
+/// A thread's spare packing buffers: a stack, because a GEMM waiting inside rayon may run a
+/// stolen task that starts another GEMM on the same thread, which then takes the next one.
+type Spares = RefCell<Vec<Vec<f32>>>;
+
 thread_local! {
-    /// Each thread's packed Ã block, kept between calls so steady-state calls allocate nothing.
-    static PACKED_A: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    /// The calling thread's packed B̃ block, likewise.
-    static PACKED_B: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// Each thread's packed Ã blocks, kept between calls so steady-state calls allocate nothing.
+    static PACKED_A: Spares = const { RefCell::new(Vec::new()) };
+    /// Each thread's packed B̃ blocks, likewise.
+    static PACKED_B: Spares = const { RefCell::new(Vec::new()) };
 }
 
-/// Takes a thread's buffer out (so a nested call on the same thread, e.g. from a stolen
-/// rayon task, finds it empty and makes its own instead of aliasing), grown to `len`.
-fn take_buffer(key: &'static std::thread::LocalKey<Cell<Vec<f32>>>, len: usize) -> Vec<f32> {
-    let mut buffer = key.take();
+/// Takes a spare buffer of this thread (a new one when all are in use), at least `len`
+/// long. Buffers are sized for the largest block (`max_len`) the first time, so later calls
+/// with other shapes do not grow them.
+fn take_buffer(key: &'static std::thread::LocalKey<Spares>, len: usize, max_len: usize) -> Vec<f32> {
+    let mut buffer = key.with(|spares| spares.borrow_mut().pop()).unwrap_or_default();
     if buffer.len() < len {
-        buffer.resize(len, 0.0);
+        buffer.resize(len.max(max_len), 0.0);
     }
     buffer
+}
+
+/// Gives a buffer back to this thread's spares.
+fn return_buffer(key: &'static std::thread::LocalKey<Spares>, buffer: Vec<f32>) {
+    key.with(|spares| spares.borrow_mut().push(buffer));
 }
 
 /// keel's packed GEMM on a given instruction set.
@@ -178,7 +188,7 @@ unsafe fn loop_nest<K: Microkernel>(
     let GemmShape { k, ldc, .. } = *shape;
     let direct_b = reads_b_in_place(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
-    let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels);
+    let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR);
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
@@ -208,7 +218,7 @@ unsafe fn loop_nest<K: Microkernel>(
             unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c, ldc) };
         }
     }
-    PACKED_B.set(packed_b);
+    return_buffer(&PACKED_B, packed_b);
 }
 
 /// Where the microkernel finds the B̃ micro-panels of one (jc, pc) block.
@@ -260,7 +270,8 @@ unsafe fn run_part<K: Microkernel>(
     c: SharedMut,
     ldc: usize,
 ) {
-    let mut packed_a = take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc);
+    let mut packed_a =
+        take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC);
     // Loop 3: blocks of MC rows.
     for ic in part.rows.clone().step_by(MC) {
         let mc = MC.min(part.rows.end - ic);
@@ -283,5 +294,5 @@ unsafe fn run_part<K: Microkernel>(
             }
         }
     }
-    PACKED_A.set(packed_a);
+    return_buffer(&PACKED_A, packed_a);
 }
