@@ -28,6 +28,30 @@ pub trait Optimizer {
     fn set_learning_rate(&mut self, lr: f64);
 }
 
+/// Runs `update` on each trainable parameter of `model` with its optimizer state: `states`
+/// follows the visiting order, a parameter's state is made by `init` the first time it is
+/// seen, frozen parameters keep theirs untouched, and the first error stops the updates.
+fn update_each_param<S>(
+    model: &mut dyn Layer,
+    states: &mut Vec<S>,
+    init: impl Fn(&Param) -> S,
+    mut update: impl FnMut(&mut Param, &mut S) -> Result<()>,
+) -> Result<()> {
+    let mut index = 0;
+    let mut outcome = Ok(());
+    model.visit_params(&mut |_, param: &mut Param| {
+        if states.len() <= index {
+            states.push(init(param));
+        }
+        let state = &mut states[index];
+        index += 1;
+        if !param.frozen && outcome.is_ok() {
+            outcome = update(param, state);
+        }
+    });
+    outcome
+}
+
 /// Clears every parameter gradient of `model` (before a step's backward pass).
 pub fn zero_grad(model: &mut dyn Layer) {
     model.visit_params(&mut |_, param| param.zero_grad());
@@ -63,22 +87,15 @@ impl Optimizer for Adam {
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
         self.step += 1;
-        let (config, step, moments) = (&self.config, self.step, &mut self.moments);
-        let mut index = 0;
-        let mut outcome = Ok(());
-        model.visit_params(&mut |_, param: &mut Param| {
-            if moments.len() <= index {
-                let zeros = Tensor::zeros(param.value.shape());
-                let amsgrad = if config.amsgrad { zeros.clone() } else { Tensor::default() };
-                moments.push([zeros.clone(), zeros, amsgrad]);
-            }
-            let [m, v, v_max] = &mut moments[index];
-            index += 1;
-            if param.frozen || outcome.is_err() {
-                return;
-            }
+        let (config, step) = (&self.config, self.step);
+        let init = |param: &Param| {
+            let zeros = Tensor::zeros(param.value.shape());
+            let amsgrad = if config.amsgrad { zeros.clone() } else { Tensor::default() };
+            [zeros.clone(), zeros, amsgrad]
+        };
+        update_each_param(model, &mut self.moments, init, |param, [m, v, v_max]| {
             let grad = param.grad.data();
-            outcome = adam_update(
+            Ok(adam_update(
                 config,
                 step,
                 param.value.data_mut(),
@@ -86,9 +103,8 @@ impl Optimizer for Adam {
                 m.data_mut(),
                 v.data_mut(),
                 v_max.data_mut(),
-            );
-        });
-        Ok(outcome?)
+            )?)
+        })
     }
 }
 
@@ -121,21 +137,11 @@ impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
         self.step += 1;
-        let (config, step, velocity) = (&self.config, self.step, &mut self.velocity);
-        let mut index = 0;
-        let mut outcome = Ok(());
-        model.visit_params(&mut |_, param: &mut Param| {
-            if velocity.len() <= index {
-                velocity.push(Tensor::zeros(param.value.shape()));
-            }
-            let buffer = &mut velocity[index];
-            index += 1;
-            if param.frozen || outcome.is_err() {
-                return;
-            }
-            outcome = sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut());
-        });
-        Ok(outcome?)
+        let (config, step) = (&self.config, self.step);
+        let init = |param: &Param| Tensor::zeros(param.value.shape());
+        update_each_param(model, &mut self.velocity, init, |param, buffer| {
+            Ok(sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut())?)
+        })
     }
 }
 
@@ -170,18 +176,9 @@ impl Optimizer for RmsProp {
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
-        let (config, state) = (&self.config, &mut self.state);
-        let mut index = 0;
-        let mut outcome = Ok(());
-        model.visit_params(&mut |_, param: &mut Param| {
-            if state.len() <= index {
-                state.push([Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()]);
-            }
-            let [square_avg, momentum_buf, grad_avg] = &mut state[index];
-            index += 1;
-            if param.frozen || outcome.is_err() {
-                return;
-            }
+        let config = &self.config;
+        let init = |param: &Param| [Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()];
+        update_each_param(model, &mut self.state, init, |param, [square_avg, momentum_buf, grad_avg]| {
             // Buffers start at zero the first time their option is on (PyTorch creates them
             // with the parameter's state).
             if config.momentum > 0.0 && momentum_buf.is_empty() {
@@ -190,16 +187,15 @@ impl Optimizer for RmsProp {
             if config.centered && grad_avg.is_empty() {
                 *grad_avg = Tensor::zeros(param.value.shape());
             }
-            outcome = rmsprop_update(
+            Ok(rmsprop_update(
                 config,
                 param.value.data_mut(),
                 param.grad.data(),
                 square_avg.data_mut(),
                 momentum_buf.data_mut(),
                 grad_avg.data_mut(),
-            );
-        });
-        Ok(outcome?)
+            )?)
+        })
     }
 }
 
