@@ -12,7 +12,7 @@
 //!
 //! Parameters `"weight"` (γ, `(c)`, init 1) and `"bias"` (β, `(c)`, init 0); buffers
 //! `"running_mean"` (init 0) and `"running_var"` (init 1), visited by
-//! [`BatchNorm::visit_buffers`] for saving. PyTorch defaults: `eps = 1e-5`,
+//! [`Layer::visit_buffers`] for saving. PyTorch defaults: `eps = 1e-5`,
 //! `momentum = 0.1`. In the course's notation (samples in columns) this is
 //! `Z̃ = γ·Z_norm + β` per hidden unit.
 
@@ -101,13 +101,6 @@ impl BatchNorm {
     /// The running (unbiased) variance, `(c)`.
     pub fn running_var(&self) -> &Tensor {
         &self.running_var
-    }
-
-    /// Calls `visit` with the running statistics (not trained, but saved with the model):
-    /// `"running_mean"` then `"running_var"`, both `(c)`.
-    pub fn visit_buffers(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
-        visit("running_mean", &mut self.running_mean);
-        visit("running_var", &mut self.running_var);
     }
 
     /// `(n, c, spatial)` of `input`, or a shape error naming the layer.
@@ -245,5 +238,12 @@ impl Layer for BatchNorm {
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         visit("weight", &mut self.weight);
         visit("bias", &mut self.bias);
+    }
+
+    /// The running statistics (not trained, but saved with the model): `"running_mean"`
+    /// then `"running_var"`, both `(c)`.
+    fn visit_buffers(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
+        visit("running_mean", &mut self.running_mean);
+        visit("running_var", &mut self.running_var);
     }
 }

@@ -69,4 +69,9 @@ pub trait Layer: Send {
     /// `"3.weight"` inside a container), in a fixed order. Layers without parameters keep
     /// the default, which visits nothing.
     fn visit_params(&mut self, _visit: &mut dyn FnMut(&str, &mut Param)) {}
+
+    /// Calls `visit` with each buffer: state that is saved with the model but not trained
+    /// (batch norm's `"running_mean"`, `"running_var"`), named like the parameters. Layers
+    /// without buffers keep the default, which visits nothing.
+    fn visit_buffers(&mut self, _visit: &mut dyn FnMut(&str, &mut Tensor)) {}
 }

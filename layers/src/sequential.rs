@@ -7,8 +7,9 @@ use crate::tensor::Tensor;
 /// What an empty chain shows as its output and input gradient.
 static EMPTY: Tensor = Tensor::EMPTY;
 
-/// A chain of layers: the output of each is the input of the next. Its parameters are
-/// named `"<index>.<name>"` (`"0.weight"`, `"2.bias"`), as PyTorch names them.
+/// A chain of layers: the output of each is the input of the next. Its parameters and
+/// buffers are named `"<index>.<name>"` (`"0.weight"`, `"1.running_mean"`), as PyTorch
+/// names them.
 #[derive(Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
@@ -79,15 +80,25 @@ impl Layer for Sequential {
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
-        use std::fmt::Write;
         let name = &mut self.name_buffer;
         for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_params(&mut |param_name, param| {
-                name.clear();
-                // Writing to a String cannot fail.
-                let _ = write!(name, "{index}.{param_name}");
-                visit(name, param);
-            });
+            layer.visit_params(&mut |param_name, param| visit(prefixed(name, index, param_name), param));
         }
     }
+
+    fn visit_buffers(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
+        let name = &mut self.name_buffer;
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_buffers(&mut |buffer_name, buffer| visit(prefixed(name, index, buffer_name), buffer));
+        }
+    }
+}
+
+/// `"<index>.<name>"` written into `buffer` (reused, so visiting allocates nothing once warm).
+fn prefixed<'a>(buffer: &'a mut String, index: usize, name: &str) -> &'a str {
+    use std::fmt::Write;
+    buffer.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(buffer, "{index}.{name}");
+    buffer
 }

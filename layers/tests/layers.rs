@@ -179,3 +179,18 @@ fn mlp_learns_the_digits() {
     assert!(last_loss < 0.1 * first_loss.unwrap(), "loss {first_loss:?} -> {last_loss}");
     assert!(accuracy > 0.9, "test accuracy {accuracy}");
 }
+
+#[test]
+fn sequential_names_buffers_like_pytorch() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut model = Sequential::new()
+        .push(Dense::new(3, 4, Init::He, &mut rng))
+        .push(keel_layers::BatchNorm::new_1d(4))
+        .push(Activation::new(ActivationKind::Relu));
+    let mut buffers = Vec::new();
+    model.visit_buffers(&mut |name, buffer| buffers.push((name.to_owned(), buffer.shape().to_vec())));
+    assert_eq!(buffers, [("1.running_mean".to_owned(), vec![4]), ("1.running_var".to_owned(), vec![4])]);
+    let mut params = Vec::new();
+    model.visit_params(&mut |name, _| params.push(name.to_owned()));
+    assert_eq!(params, ["0.weight", "0.bias", "1.weight", "1.bias"]);
+}
