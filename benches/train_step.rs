@@ -68,6 +68,8 @@ fn bench_networks(criterion: &mut Criterion) {
             } else {
                 mlp(&mut rng)
             };
+            // As in PyTorch, the data's gradient is not computed.
+            model.set_input_grad(false);
             let mut adam = Adam::new(AdamConfig::default());
             let mut loss = SoftmaxCrossEntropy::new();
             group.bench_function(BenchmarkId::new("keel_adam", format!("T{threads}")), |bench| {

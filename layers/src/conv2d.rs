@@ -120,6 +120,8 @@ pub struct Conv2d {
     workspace: Vec<f32>,
     output: Tensor,
     grad_input: Tensor,
+    /// Whether backward computes `grad_input` ([`Layer::set_input_grad`]).
+    input_grad: bool,
 }
 
 impl Conv2d {
@@ -141,6 +143,7 @@ impl Conv2d {
             workspace: Vec::new(),
             output: Tensor::default(),
             grad_input: Tensor::default(),
+            input_grad: true,
         })
     }
 
@@ -245,6 +248,10 @@ impl Layer for Conv2d {
             self.bias.as_mut().map(|b| b.grad.data_mut()),
             &mut self.workspace,
         )?;
+        if !self.input_grad {
+            self.grad_input.resize(&[0]);
+            return Ok(());
+        }
         // dx = col2im(Wᵀ·dy) (overwritten).
         self.grad_input.resize(input.shape());
         conv2d_backward_data(
@@ -263,6 +270,10 @@ impl Layer for Conv2d {
 
     fn grad_input(&self) -> &Tensor {
         &self.grad_input
+    }
+
+    fn set_input_grad(&mut self, needed: bool) {
+        self.input_grad = needed;
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {

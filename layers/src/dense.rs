@@ -23,6 +23,8 @@ pub struct Dense {
     pub bias: Param,
     output: Tensor,
     grad_input: Tensor,
+    /// Whether backward computes `grad_input` ([`Layer::set_input_grad`]).
+    input_grad: bool,
 }
 
 impl Dense {
@@ -37,6 +39,7 @@ impl Dense {
             bias: Param::new(Tensor::zeros(&[out_features])),
             output: Tensor::default(),
             grad_input: Tensor::default(),
+            input_grad: true,
         }
     }
 
@@ -117,6 +120,10 @@ impl Layer for Dense {
         for row in dy.chunks_exact(outf) {
             db.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g);
         }
+        if !self.input_grad {
+            self.grad_input.resize(&[0]);
+            return Ok(());
+        }
         // dx = dy·W  (batch, in)
         self.grad_input.resize(&[batch, inf]);
         let w = self.weight.value.data();
@@ -144,6 +151,10 @@ impl Layer for Dense {
 
     fn grad_input(&self) -> &Tensor {
         &self.grad_input
+    }
+
+    fn set_input_grad(&mut self, needed: bool) {
+        self.input_grad = needed;
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {

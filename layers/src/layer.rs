@@ -62,8 +62,17 @@ pub trait Layer: Send {
     /// The output of the last forward.
     fn output(&self) -> &Tensor;
 
-    /// `∂loss/∂input` from the last backward.
+    /// `∂loss/∂input` from the last backward (empty while the input gradient is off, see
+    /// [`Layer::set_input_grad`]).
     fn grad_input(&self) -> &Tensor;
+
+    /// Whether `backward` must produce `∂loss/∂input`: on by default. A model's first layer
+    /// reads data whose gradient nobody uses; turning it off there skips the costliest part of
+    /// its backward (for a first `Dense` or `Conv2d`, a whole matrix product), as PyTorch
+    /// skips inputs that do not require a gradient. `fit` turns it off for the model it
+    /// trains. Layers whose input gradient is cheap keep the default, which ignores the
+    /// request and computes it anyway.
+    fn set_input_grad(&mut self, _needed: bool) {}
 
     /// Calls `visit` with each parameter and its stable name (`"weight"`, `"bias"`, or
     /// `"3.weight"` inside a container), in a fixed order. Layers without parameters keep

@@ -10,11 +10,24 @@ static EMPTY: Tensor = Tensor::EMPTY;
 /// A chain of layers: the output of each is the input of the next. Its parameters and
 /// buffers are named `"<index>.<name>"` (`"0.weight"`, `"1.running_mean"`), as PyTorch
 /// names them.
-#[derive(Default)]
+///
+/// With its input gradient off ([`Layer::set_input_grad`]), backward stops at the first layer
+/// with parameters, and that layer skips its own input gradient: the layers before it
+/// (a leading `Flatten`, say) have nothing to learn.
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// Reused for the `"<index>.<name>"` parameter names, so visiting allocates nothing.
     name_buffer: String,
+    /// Whether backward produces `∂loss/∂input` of the whole chain.
+    input_grad: bool,
+    /// The first layer with parameters (`layers.len()` when none has any).
+    first_trainable: usize,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential { layers: Vec::new(), name_buffer: String::new(), input_grad: true, first_trainable: 0 }
+    }
 }
 
 impl Sequential {
@@ -26,7 +39,23 @@ impl Sequential {
     /// Appends a layer.
     pub fn push(mut self, layer: impl Layer + 'static) -> Self {
         self.layers.push(Box::new(layer));
+        self.route_input_grad();
         self
+    }
+
+    /// Tells each layer whether its input gradient is needed: by the layer before it when
+    /// that one (or any earlier one) has parameters, and by the caller for the whole chain.
+    fn route_input_grad(&mut self) {
+        let mut params = 0usize;
+        let mut first_trainable = None;
+        for (index, layer) in self.layers.iter_mut().enumerate() {
+            layer.set_input_grad(self.input_grad || params > 0);
+            layer.visit_params(&mut |_, _| params += 1);
+            if params > 0 && first_trainable.is_none() {
+                first_trainable = Some(index);
+            }
+        }
+        self.first_trainable = first_trainable.unwrap_or(self.layers.len());
     }
 
     /// The layers, in order.
@@ -61,7 +90,9 @@ impl Layer for Sequential {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         self.check_not_empty()?;
-        for index in (0..self.layers.len()).rev() {
+        // Without an input gradient, the layers before the first trainable one have no work.
+        let first = if self.input_grad { 0 } else { self.first_trainable };
+        for index in (first..self.layers.len()).rev() {
             let (done, rest) = self.layers.split_at_mut(index);
             let (current, after) = rest.split_at_mut(1);
             let layer_input = done.last().map_or(input, |previous| previous.output());
@@ -76,7 +107,15 @@ impl Layer for Sequential {
     }
 
     fn grad_input(&self) -> &Tensor {
-        self.layers.first().map_or(&EMPTY, |layer| layer.grad_input())
+        match self.layers.first() {
+            Some(layer) if self.input_grad => layer.grad_input(),
+            _ => &EMPTY,
+        }
+    }
+
+    fn set_input_grad(&mut self, needed: bool) {
+        self.input_grad = needed;
+        self.route_input_grad();
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {

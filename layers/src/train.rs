@@ -102,6 +102,10 @@ pub struct History {
 
 /// Trains `model` on `train` and measures it on `dev` after every epoch.
 ///
+/// Training never reads the gradient of the data, so `fit` first turns the model's input
+/// gradient off ([`Layer::set_input_grad`]`(false)`); turn it back on to differentiate with
+/// respect to inputs afterwards.
+///
 /// Each step on a mini-batch `x` `(batch, ...)`, `y` `batch`: zero the gradients, forward
 /// in [`Mode::Train`], loss forward and backward, model backward, optimizer step. With
 /// `config.patience`, training stops once the dev loss has not improved for that many
@@ -129,6 +133,7 @@ pub fn fit(
     if config.patience == Some(0) {
         return Err(LayerError::Data("early-stopping patience must be at least 1 epoch".into()));
     }
+    model.set_input_grad(false);
     let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?;
     let mut dev_batches = Batches::sequential(dev, config.batch_size)?;
     let bar = progress_bar(batches.batches_per_epoch(), config.quiet);

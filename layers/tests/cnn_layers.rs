@@ -521,3 +521,44 @@ fn cnn_learns_the_digits() {
 /// epoch's.
 const EPOCHS: usize = 15;
 const MIN_ACCURACY: f64 = 0.93;
+
+/// The parameter gradients of `model` after one backward of `Σ output` on `x`.
+fn param_grads(model: &mut Sequential, x: &Tensor) -> Vec<Vec<f32>> {
+    zero_grad(model);
+    model.forward(x, Mode::Train).unwrap();
+    let ones = Tensor::from_vec(model.output().shape(), vec![1.0; model.output().len()]).unwrap();
+    model.backward(x, &ones).unwrap();
+    let mut grads = Vec::new();
+    model.visit_params(&mut |_, param| grads.push(param.grad.data().to_vec()));
+    grads
+}
+
+#[test]
+fn without_the_input_gradient_backward_skips_it_and_keeps_every_parameter_gradient() {
+    let mut rng = StdRng::seed_from_u64(9);
+    // A leading Flatten has no parameters: with the input gradient off it is skipped, and the
+    // dense layer after it is told to skip its own input gradient.
+    let mlp = Sequential::new()
+        .push(Flatten::new())
+        .push(Dense::new(12, 5, Init::He, &mut rng))
+        .push(Activation::new(ActivationKind::Tanh))
+        .push(Dense::new(5, 3, Init::He, &mut rng));
+    let cnn = Sequential::new()
+        .push(conv(Conv2dConfig::new(1, 3, 3).with_padding(1), 10))
+        .push(Activation::new(ActivationKind::Relu))
+        .push(Flatten::new())
+        .push(Dense::new(3 * 2 * 6, 4, Init::He, &mut rng));
+    for (mut model, x) in [(mlp, input(&[4, 3, 2, 2], 11)), (cnn, input(&[4, 1, 2, 6], 12))] {
+        let with = param_grads(&mut model, &x);
+        assert_eq!(model.grad_input().shape(), x.shape());
+        model.set_input_grad(false);
+        let without = param_grads(&mut model, &x);
+        assert_eq!(with, without, "{}", model.name());
+        assert!(with.iter().flatten().any(|&g| g != 0.0));
+        assert!(model.grad_input().is_empty(), "{}: {:?}", model.name(), model.grad_input().shape());
+        // Back on, the input gradient returns.
+        model.set_input_grad(true);
+        assert_eq!(param_grads(&mut model, &x), with);
+        assert_eq!(model.grad_input().shape(), x.shape());
+    }
+}
