@@ -7,13 +7,16 @@
 //! weight layout `(c_out, c, kh, kw)`, so `y = W (c_out, c·kh·kw) × col`.
 //!
 //! Each row is filled one output row `oy` at a time: the taps that land inside the input
-//! form one contiguous range of `ox` (computed once per kernel tap), copied with a slice
-//! copy when the stride is 1; the zeros of the padding around it are filled separately.
+//! form one contiguous range of `ox` (computed once per kernel tap). With stride 1 that range
+//! and the zeros of the padding around it are one short row move ([`RowMoves`], masked
+//! AVX-512 where the CPU has it), and col2im adds it back with one short row add.
 
 use rayon::prelude::*;
 
+use super::rows::{Avx512Moves, PortableMoves, RowMoves};
 use super::shape::Conv2dShape;
 use crate::error::{check_len, Result};
+use crate::gemm::selected_isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 
 /// `col = im2col(x)` for one group of one image: row `(ci·kh + ki)·kw + kj`, column
@@ -109,7 +112,12 @@ pub(super) fn im2col_unchecked(shape: &Conv2dShape, x: &[f32], col: &mut [f32], 
     let rows_per_channel = shape.kh * shape.kw * shape.col_cols();
     let plane = shape.h * shape.w;
     let (ay, ax) = (Axis::rows(shape), Axis::cols(shape));
-    let fill = |(rows, xc): (&mut [f32], &[f32])| im2col_channel(shape, ay, ax, xc, rows);
+    let avx512 = Avx512Moves::new(selected_isa());
+    let fill = |(rows, xc): (&mut [f32], &[f32])| match avx512 {
+        // SAFETY: an `Avx512Moves` exists only when the CPU has AVX-512F.
+        Some(moves) => unsafe { im2col_channel_avx512(shape, ay, ax, moves, xc, rows) },
+        None => im2col_channel(shape, ay, ax, PortableMoves, xc, rows),
+    };
     if split_channels(parallel, col.len()) {
         col.par_chunks_mut(rows_per_channel).zip(x.par_chunks(plane)).for_each(fill);
     } else {
@@ -117,29 +125,53 @@ pub(super) fn im2col_unchecked(shape: &Conv2dShape, x: &[f32], col: &mut [f32], 
     }
 }
 
+/// [`im2col_channel`] compiled for AVX-512F, so its row moves inline.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn im2col_channel_avx512(
+    shape: &Conv2dShape,
+    ay: Axis,
+    ax: Axis,
+    moves: Avx512Moves,
+    xc: &[f32],
+    rows: &mut [f32],
+) {
+    im2col_channel(shape, ay, ax, moves, xc, rows);
+}
+
 /// The `kh·kw` rows of one input channel `xc (h, w)`.
-fn im2col_channel(shape: &Conv2dShape, ay: Axis, ax: Axis, xc: &[f32], rows: &mut [f32]) {
+#[inline(always)]
+fn im2col_channel<M: RowMoves>(
+    shape: &Conv2dShape,
+    ay: Axis,
+    ax: Axis,
+    moves: M,
+    xc: &[f32],
+    rows: &mut [f32],
+) {
     let (w, ow) = (shape.w, ax.out);
-    // Row `tap = ki·kw + kj` of this channel.
+    // Row `tap = ki·kw + kj` of this channel: output rows `ylo..yhi` read input rows
+    // `iy0, iy0 + stride_h, ...`; the output rows above and below lie in the padding.
     for (tap, row) in rows.chunks_exact_mut(ay.out * ow).enumerate() {
         let (ylo, yhi, iy0) = ay.inside(tap / shape.kw);
         let (xlo, xhi, ix0) = ax.inside(tap % shape.kw);
-        for (oy, seg) in row.chunks_exact_mut(ow).enumerate() {
-            if oy < ylo || oy >= yhi || xlo == xhi {
-                seg.fill(0.0);
-                continue;
-            }
-            let iy = iy0 + (oy - ylo) * ay.stride;
-            let xrow = &xc[iy * w..(iy + 1) * w];
+        let (above, rest) = row.split_at_mut(ylo * ow);
+        let (inside, below) = rest.split_at_mut((yhi - ylo) * ow);
+        above.fill(0.0);
+        below.fill(0.0);
+        if ax.stride == 1 {
+            let src = if xlo < xhi { &xc[iy0 * w + ix0..] } else { &[] };
+            moves.copy_rows_padded(inside, ow, src, ay.stride * w, xlo, xhi);
+            continue;
+        }
+        for (r, seg) in inside.chunks_exact_mut(ow).enumerate() {
+            let xrow = &xc[(iy0 + r * ay.stride) * w..];
             seg[..xlo].fill(0.0);
             seg[xhi..].fill(0.0);
-            let inner = &mut seg[xlo..xhi];
-            if ax.stride == 1 {
-                inner.copy_from_slice(&xrow[ix0..ix0 + inner.len()]);
-            } else {
-                for (dst, &src) in inner.iter_mut().zip(xrow[ix0..].iter().step_by(ax.stride)) {
-                    *dst = src;
-                }
+            for (dst, &src) in seg[xlo..xhi].iter_mut().zip(xrow[ix0..].iter().step_by(ax.stride)) {
+                *dst = src;
             }
         }
     }
@@ -153,7 +185,12 @@ pub(super) fn col2im_unchecked(shape: &Conv2dShape, col: &[f32], x: &mut [f32], 
     let rows_per_channel = shape.kh * shape.kw * shape.col_cols();
     let plane = shape.h * shape.w;
     let (ay, ax) = (Axis::rows(shape), Axis::cols(shape));
-    let add = |(xc, rows): (&mut [f32], &[f32])| col2im_channel(shape, ay, ax, rows, xc);
+    let avx512 = Avx512Moves::new(selected_isa());
+    let add = |(xc, rows): (&mut [f32], &[f32])| match avx512 {
+        // SAFETY: an `Avx512Moves` exists only when the CPU has AVX-512F.
+        Some(moves) => unsafe { col2im_channel_avx512(shape, ay, ax, moves, rows, xc) },
+        None => col2im_channel(shape, ay, ax, PortableMoves, rows, xc),
+    };
     if split_channels(parallel, col.len()) {
         x.par_chunks_mut(plane).zip(col.par_chunks(rows_per_channel)).for_each(add);
     } else {
@@ -161,29 +198,100 @@ pub(super) fn col2im_unchecked(shape: &Conv2dShape, col: &[f32], x: &mut [f32], 
     }
 }
 
-/// Sums the `kh·kw` rows of one channel into `xc (h, w)`, which is zeroed first.
-fn col2im_channel(shape: &Conv2dShape, ay: Axis, ax: Axis, rows: &[f32], xc: &mut [f32]) {
+/// [`col2im_channel`] compiled for AVX-512F, so its row adds inline.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn col2im_channel_avx512(
+    shape: &Conv2dShape,
+    ay: Axis,
+    ax: Axis,
+    moves: Avx512Moves,
+    rows: &[f32],
+    xc: &mut [f32],
+) {
+    col2im_channel(shape, ay, ax, moves, rows, xc);
+}
+
+/// Sums the `kh·kw` rows of one channel into `xc (h, w)` (overwritten).
+#[inline(always)]
+fn col2im_channel<M: RowMoves>(
+    shape: &Conv2dShape,
+    ay: Axis,
+    ax: Axis,
+    moves: M,
+    rows: &[f32],
+    xc: &mut [f32],
+) {
+    if ax.stride == 1 {
+        col2im_channel_gather(shape, ay, ax, moves, rows, xc);
+    } else {
+        col2im_channel_scatter(shape, ay, ax, rows, xc);
+    }
+}
+
+/// col2im of one channel with `stride_w = 1`, as a gather: each 16-wide strip of an input
+/// row sums, in a register, the column entries of every tap that lands on it, in tap order
+/// (`ki`, then `kj`), and is stored once. Adding into memory tap by tap instead would reload
+/// each strip right after the previous tap stored it one float to the side, which the CPU
+/// cannot forward from its store buffer: that stall dominated col2im. The sum per element
+/// runs in the same order as [`col2im_channel_scatter`]'s, from the same 0.
+#[inline(always)]
+fn col2im_channel_gather<M: RowMoves>(
+    shape: &Conv2dShape,
+    ay: Axis,
+    ax: Axis,
+    moves: M,
+    rows: &[f32],
+    xc: &mut [f32],
+) {
+    let (w, ow, p) = (shape.w, ax.out, ay.out * ax.out);
+    for (iy, xrow) in xc.chunks_exact_mut(w).enumerate() {
+        for q0 in (0..w).step_by(16) {
+            let lanes = (w - q0).min(16);
+            let mut strip = moves.zero_strip();
+            for ki in 0..shape.kh {
+                // The output row whose tap `ki` reads input row `iy`, if any:
+                // `oy·stride_h + ki·dilation_h - pad_h = iy`.
+                let Some(t) = (iy + ay.pad).checked_sub(ki * ay.dilation) else { continue };
+                if t % ay.stride != 0 || t / ay.stride >= ay.out {
+                    continue;
+                }
+                let oy = t / ay.stride;
+                for kj in 0..shape.kw {
+                    // Lane `l` is input column `q0 + l`, read by output column
+                    // `ox = q0 + l + pad_w - kj·dilation_w`, valid for `0 <= ox < out_w`.
+                    let shift = (q0 + ax.pad) as isize - (kj * ax.dilation) as isize;
+                    let lo = (-shift).clamp(0, lanes as isize) as usize;
+                    let hi = (ow as isize - shift).clamp(lo as isize, lanes as isize) as usize;
+                    if lo < hi {
+                        let tap_row = &rows[(ki * shape.kw + kj) * p + oy * ow..][..ow];
+                        let first = (lo as isize + shift) as usize;
+                        strip = moves.add_to_strip(strip, &tap_row[first..], lo, hi);
+                    }
+                }
+            }
+            moves.store_strip(strip, &mut xrow[q0..q0 + lanes]);
+        }
+    }
+}
+
+/// col2im of one channel for any stride: zero `xc`, then add each tap's rows into the input
+/// positions they were copied from, taps in order.
+fn col2im_channel_scatter(shape: &Conv2dShape, ay: Axis, ax: Axis, rows: &[f32], xc: &mut [f32]) {
     let (w, ow) = (shape.w, ax.out);
     xc.fill(0.0);
-    // Row `tap = ki·kw + kj` of this channel; only its entries inside the input are added.
     for (tap, row) in rows.chunks_exact(ay.out * ow).enumerate() {
         let (ylo, yhi, iy0) = ay.inside(tap / shape.kw);
         let (xlo, xhi, ix0) = ax.inside(tap % shape.kw);
         if xlo == xhi {
             continue;
         }
-        for (oy, seg) in row.chunks_exact(ow).enumerate().take(yhi).skip(ylo) {
-            let iy = iy0 + (oy - ylo) * ay.stride;
-            let xrow = &mut xc[iy * w..(iy + 1) * w];
-            let inner = &seg[xlo..xhi];
-            if ax.stride == 1 {
-                for (dst, &src) in xrow[ix0..ix0 + inner.len()].iter_mut().zip(inner) {
-                    *dst += src;
-                }
-            } else {
-                for (dst, &src) in xrow[ix0..].iter_mut().step_by(ax.stride).zip(inner) {
-                    *dst += src;
-                }
+        for (r, seg) in row[ylo * ow..yhi * ow].chunks_exact(ow).enumerate() {
+            let xrow = &mut xc[(iy0 + r * ay.stride) * w..];
+            for (dst, &src) in xrow[ix0..].iter_mut().step_by(ax.stride).zip(&seg[xlo..xhi]) {
+                *dst += src;
             }
         }
     }

@@ -19,6 +19,7 @@
 mod conv2d;
 mod im2col;
 pub mod reference;
+mod rows;
 mod shape;
 
 pub use conv2d::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len};
