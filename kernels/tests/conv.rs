@@ -534,3 +534,20 @@ fn bad_lengths_are_rejected_by_name() {
     let mut yp = vec![0.0; p.y_len()];
     conv2d_forward(&p, &vec![0.5; p.x_len()], &vec![0.5; p.weight_len()], None, &mut yp, &mut []).unwrap();
 }
+
+/// LeNet-5's two convolutions at batch 3, on one thread: rows of 28 and 10 floats in the
+/// row moves, and a shallow (k = 25) product whose 784-float rows the GEMM reads in place.
+#[test]
+fn lenet_shapes_match_reference() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let shapes =
+        [Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2), Conv2dShape::new(3, 6, 14, 14, 16, 5, 5)];
+    pool.install(|| {
+        for (seed, s) in shapes.iter().enumerate() {
+            let len = conv2d_workspace_len(s);
+            check_forward(s, seed as u64, true, len);
+            check_backward_data(s, seed as u64, len);
+            check_backward_weight(s, seed as u64, true, len);
+        }
+    });
+}

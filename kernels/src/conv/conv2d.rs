@@ -369,8 +369,21 @@ fn backward_weight_image(
     }
     if let Some(dbias) = dbias {
         for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(p)) {
-            *db += row.iter().sum::<f32>();
+            *db += lane_sum(row);
         }
     }
     Ok(())
+}
+
+/// `Σ row` in 16 interleaved partial sums (so it vectorises), added up at the end: a fixed
+/// order, so the same bits on every run.
+fn lane_sum(row: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }

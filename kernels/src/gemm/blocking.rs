@@ -25,3 +25,13 @@ pub(crate) const DIRECT_B_MAX_M: usize = 256;
 /// im2col matrices, often a multiple of 4 KiB) each land on a new page and in the same few
 /// L1 sets, so the panel no longer stays in L1 and every step misses the TLB.
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
+
+/// ... unless the product is this shallow: a panel of at most this many rows spans few
+/// enough pages and lines that farther rows are fine too (LeNet-5's first convolution reads
+/// its 25 x 784 im2col matrix in place), as long as the rows do not all land in the same
+/// L1 sets (a row stride that is a multiple of [`DIRECT_B_ALIASING_LDB`] floats).
+pub(crate) const DIRECT_B_SHALLOW_K: usize = 32;
+
+/// Row strides that are a multiple of this many floats (1 KiB) map every row of a panel to
+/// the same few L1 sets.
+pub(crate) const DIRECT_B_ALIASING_LDB: usize = 256;

@@ -8,7 +8,8 @@
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
-//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart),
+//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
+//!   or a shallow product, `k <= DIRECT_B_SHALLOW_K`, with a stride that does not alias),
 //!   B's rows are already what a B̃ panel holds: the microkernel reads them in place and
 //!   only a ragged last panel is packed, since packing would cost as much as the few rows
 //!   of A it serves;
@@ -26,7 +27,9 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, KC, MC, NC};
+use super::blocking::{
+    DIRECT_B_ALIASING_LDB, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_SHALLOW_K, KC, MC, NC,
+};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -166,7 +169,9 @@ const PACK_B_COST: usize = 16;
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
 /// module docs and `blocking.rs`).
 fn reads_b_in_place(shape: &GemmShape, rows: usize) -> bool {
-    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && shape.ldb <= DIRECT_B_MAX_LDB
+    let near_rows = shape.ldb <= DIRECT_B_MAX_LDB;
+    let shallow = shape.k <= DIRECT_B_SHALLOW_K && shape.ldb % DIRECT_B_ALIASING_LDB != 0;
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (near_rows || shallow)
 }
 
 /// Loops 5 to 1 over the part `rows x cols` of C, on the calling thread.
