@@ -15,6 +15,7 @@
 //! channels and leaves the GEMM its own threading. Slot count and split depend only on the
 //! shape, the pool size and the workspace length, so results are deterministic for them.
 
+use super::direct;
 use super::im2col::{col2im_unchecked, im2col_unchecked};
 use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
 use crate::error::{check_min_len, Result};
@@ -39,10 +40,13 @@ pub fn conv2d_workspace_len(shape: &Conv2dShape) -> usize {
     }
 }
 
-/// Column buffer of one slot: none for pointwise convolutions.
+/// Scratch of one slot: a column buffer (none for pointwise convolutions), or the padded
+/// image of the direct forward if that is longer.
 fn col_scratch_len(shape: &Conv2dShape) -> usize {
     if shape.is_pointwise() {
         0
+    } else if direct::applies(shape) {
+        shape.col_len().max(direct::scratch_len(shape))
     } else {
         shape.col_len()
     }
@@ -77,7 +81,8 @@ fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
     check_min_len(
         || {
             format!(
-                "workspace (at least one column buffer (c_in/groups·kh·kw, out_h·out_w) = ({rows}, {cols}))"
+                "workspace (at least one column buffer (c_in/groups·kh·kw, out_h·out_w) = ({rows}, {cols}), \
+                 or the direct forward's padded image if longer)"
             )
         },
         col_scratch_len(shape),
@@ -123,7 +128,10 @@ where
 /// `bias (c_out)` or `None`, `y (n, c_out, out_h, out_w)` **overwritten** (never read).
 /// `workspace`: scratch (contents ignored) of at least one column buffer, none for a pointwise
 /// convolution; with room for more, runs of images go to parallel slots, one buffer each
-/// (see [`conv2d_workspace_len`]). `n = 0` is a no-op. Errors if the shape fails its check
+/// (see [`conv2d_workspace_len`]). With stride 1 and dilation 1 on an AVX-512 CPU the
+/// forward is a direct convolution (see `direct.rs`), whose padded image may need a little
+/// more than a column buffer for tiny outputs: size the workspace with
+/// [`conv2d_workspace_len`]. `n = 0` is a no-op. Errors if the shape fails its check
 /// or a slice length does not match.
 pub fn conv2d_forward(
     shape: &Conv2dShape,
@@ -170,6 +178,14 @@ fn forward_image(
 ) -> Result<()> {
     let (cg, cog, k, p) = group_dims(shape);
     let x_group = cg * shape.h * shape.w;
+    if direct::applies(shape) {
+        for g in 0..shape.groups {
+            let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
+            let (xg, wg) = (&x[g * x_group..(g + 1) * x_group], &weight[g * cog * k..(g + 1) * cog * k]);
+            direct::forward_group(shape, xg, wg, bias_g, &mut y[g * cog * p..(g + 1) * cog * p], col);
+        }
+        return Ok(());
+    }
     // The bias goes in first and the GEMM accumulates onto it (β = 1): one pass over y.
     let beta = match bias {
         Some(bias) => {

@@ -17,6 +17,7 @@
 //!   are tested against.
 
 mod conv2d;
+mod direct;
 mod im2col;
 pub mod reference;
 mod rows;

@@ -170,7 +170,7 @@ const PACK_B_COST: usize = 16;
 /// module docs and `blocking.rs`).
 fn reads_b_in_place(shape: &GemmShape, rows: usize) -> bool {
     let near_rows = shape.ldb <= DIRECT_B_MAX_LDB;
-    let shallow = shape.k <= DIRECT_B_SHALLOW_K && shape.ldb % DIRECT_B_ALIASING_LDB != 0;
+    let shallow = shape.k <= DIRECT_B_SHALLOW_K && !shape.ldb.is_multiple_of(DIRECT_B_ALIASING_LDB);
     shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (near_rows || shallow)
 }
 

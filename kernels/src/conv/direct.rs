@@ -1,0 +1,238 @@
+//! Direct convolution forward on AVX-512F, for stride 1 and dilation 1.
+//!
+//! im2col + GEMM writes every input tap `kh·kw` times into a column matrix and reads it back;
+//! for the small channel counts of a network's first layers (LeNet-5: 1 -> 6 channels, 5x5,
+//! rows of 28 outputs) that copy costs more than the arithmetic. Here the image (one group)
+//! is copied once into a zero-padded scratch `(c, h + 2·pad_h, w + 2·pad_w)`, and each strip
+//! of 16 or 32 outputs of one output row, for up to 12 output channels at a time, is summed
+//! in registers: for every tap `(ci, ki, kj)` one load of the padded row (shifted by `kj`)
+//! and one FMA per output channel with the broadcast weight.
+//!
+//! ```text
+//! y[co, oy, ox0 + l] = bias[co] + Σ_(ci, ki, kj) w[co, ci, ki, kj] · xpad[ci, oy + ki, ox0 + kj + l]
+//! ```
+//!
+//! Lanes past `out_w` are computed from whatever follows in the scratch (the next padded row,
+//! or [`SLACK`] floats at the end) and masked off when stored.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::shape::Conv2dShape;
+use crate::gemm::{selected_isa, Isa};
+
+/// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
+/// output column still reads inside the scratch.
+const SLACK: usize = 32;
+
+/// Output channels summed at once: 16 rows of one vector, or 12 rows of two vectors (24 of
+/// the 32 zmm registers), so each loaded input vector feeds many FMAs.
+const CHANNELS: usize = 16;
+
+/// [`CHANNELS`] for strips of two vectors.
+const CHANNELS_WIDE: usize = 12;
+
+/// Whether [`forward_group`] computes the forward of `shape`: stride 1, dilation 1, not a
+/// pointwise convolution (those are a plain GEMM), on a CPU running AVX-512F.
+pub(super) fn applies(shape: &Conv2dShape) -> bool {
+    shape.stride_h == 1
+        && shape.stride_w == 1
+        && shape.dilation_h == 1
+        && shape.dilation_w == 1
+        && !shape.is_pointwise()
+        && selected_isa() == Isa::Avx512
+        && Isa::Avx512.is_supported()
+}
+
+/// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`].
+pub(super) fn scratch_len(shape: &Conv2dShape) -> usize {
+    let (hp, wp) = padded_dims(shape);
+    (shape.c_in / shape.groups.max(1)).saturating_mul(hp).saturating_mul(wp).saturating_add(SLACK)
+}
+
+fn padded_dims(shape: &Conv2dShape) -> (usize, usize) {
+    (shape.h.saturating_add(2 * shape.pad_h), shape.w.saturating_add(2 * shape.pad_w))
+}
+
+/// Forward of one group of one image: `y (c_out/groups, out_h, out_w)` **overwritten** with
+/// `weight (c_out/groups, c_in/groups·kh·kw) × taps(x) + bias`, for `x (c_in/groups, h, w)`.
+/// `scratch` holds at least [`scratch_len`] floats (contents ignored).
+///
+/// Panics on slices of other lengths (the caller checked the shape and the slices), and
+/// unless [`applies`] holds for `shape`.
+pub(super) fn forward_group(
+    shape: &Conv2dShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    assert!(applies(shape), "direct convolution on an unsupported shape or CPU");
+    let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
+    let (hp, wp) = padded_dims(shape);
+    let (out_h, out_w) = (shape.out_h(), shape.out_w());
+    let taps = cg * shape.kh * shape.kw;
+    assert!(
+        x.len() == cg * shape.h * shape.w
+            && weight.len() == cog * taps
+            && bias.is_none_or(|b| b.len() == cog)
+            && y.len() == cog * out_h * out_w
+            && scratch.len() >= scratch_len(shape),
+        "direct convolution slices do not match the shape"
+    );
+    // Stride 1 and dilation 1: the padded image is exactly as tall and wide as the windows
+    // sweep, `hp = out_h + kh - 1` and `wp = out_w + kw - 1`, which the bounds below rely on.
+    debug_assert!(hp == out_h + shape.kh - 1 && wp == out_w + shape.kw - 1);
+    let padded = &mut scratch[..cg * hp * wp + SLACK];
+    pad_image(shape, x, padded, hp, wp);
+    let geometry = Geometry { plane: hp * wp, wp, cg, kh: shape.kh, kw: shape.kw, out_h, out_w };
+    // Blocks of equal size (16 channels as one block, not 12 + 4: a thin block would be
+    // bound by its loads).
+    let most = if out_w <= 16 { CHANNELS } else { CHANNELS_WIDE };
+    let per_block = cog.div_ceil(cog.div_ceil(most));
+    for co0 in (0..cog).step_by(per_block) {
+        let rows = per_block.min(cog - co0);
+        let mut row_bias = [0.0f32; CHANNELS];
+        if let Some(bias) = bias {
+            row_bias[..rows].copy_from_slice(&bias[co0..co0 + rows]);
+        }
+        let w_block = &weight[co0 * taps..(co0 + rows) * taps];
+        let y_block = &mut y[co0 * out_h * out_w..(co0 + rows) * out_h * out_w];
+        // SAFETY: `applies` checked that the CPU has AVX-512F; the slices have the lengths
+        // asserted above, which is what `channels_avx512` relies on.
+        unsafe { channels_avx512(&geometry, padded, w_block, &row_bias, y_block, rows) };
+    }
+}
+
+/// `dst (c, hp, wp)` = `x (c, h, w)` surrounded by `pad` zeros, then [`SLACK`] zeros.
+fn pad_image(shape: &Conv2dShape, x: &[f32], dst: &mut [f32], hp: usize, wp: usize) {
+    let (h, w, ph, pw) = (shape.h, shape.w, shape.pad_h, shape.pad_w);
+    let (image, slack) = dst.split_at_mut(dst.len() - SLACK);
+    slack.fill(0.0);
+    if ph == 0 && pw == 0 {
+        image.copy_from_slice(x);
+        return;
+    }
+    for (plane, xc) in image.chunks_exact_mut(hp * wp).zip(x.chunks_exact(h * w)) {
+        plane[..ph * wp].fill(0.0);
+        plane[(ph + h) * wp..].fill(0.0);
+        for (row, xrow) in plane[ph * wp..(ph + h) * wp].chunks_exact_mut(wp).zip(xc.chunks_exact(w)) {
+            row[..pw].fill(0.0);
+            row[pw..pw + w].copy_from_slice(xrow);
+            row[pw + w..].fill(0.0);
+        }
+    }
+}
+
+/// The sizes the strip loops need.
+struct Geometry {
+    /// `hp·wp`, one padded channel.
+    plane: usize,
+    wp: usize,
+    cg: usize,
+    kh: usize,
+    kw: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+/// All strips of `rows` output channels: at most [`CHANNELS`] for outputs up to 16 wide (one
+/// vector per strip), at most [`CHANNELS_WIDE`] otherwise (two).
+///
+/// # Safety
+/// The CPU has AVX-512F; `padded` holds `cg·plane + SLACK` floats laid out as
+/// [`pad_image`] writes them, `weight` holds `rows` rows of `cg·kh·kw` taps and `y` holds
+/// `rows` planes of `out_h·out_w`, with `plane = (out_h + kh - 1)·wp` and
+/// `wp = out_w + kw - 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn channels_avx512(
+    g: &Geometry,
+    padded: &[f32],
+    weight: &[f32],
+    bias: &[f32; CHANNELS],
+    y: &mut [f32],
+    rows: usize,
+) {
+    macro_rules! by_rows {
+        (narrow: $($n:literal)*; wide: $($w:literal)*) => {
+            match (rows, g.out_w <= 16) {
+                $(($n, true) => strips::<$n, 1>(g, padded, weight, bias, y),)*
+                $(($w, false) => strips::<$w, 2>(g, padded, weight, bias, y),)*
+                _ => unreachable!("{rows} output channels: at most {CHANNELS} (or {CHANNELS_WIDE}) at once"),
+            }
+        };
+    }
+    // SAFETY: forwarded from this function's contract.
+    unsafe { by_rows!(narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide: 1 2 3 4 5 6 7 8 9 10 11 12) }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn channels_avx512(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS], _: &mut [f32], _: usize) {
+    unreachable!("AVX-512 is never selected off x86_64")
+}
+
+/// `R` output channels, strips of `V` vectors (16·V outputs of one output row).
+///
+/// # Safety
+/// As [`channels_avx512`], with `rows = R`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn strips<const R: usize, const V: usize>(
+    g: &Geometry,
+    padded: &[f32],
+    weight: &[f32],
+    bias: &[f32; CHANNELS],
+    y: &mut [f32],
+) {
+    let taps = g.cg * g.kh * g.kw;
+    let out_plane = g.out_h * g.out_w;
+    let (xp, wt, yp) = (padded.as_ptr(), weight.as_ptr(), y.as_mut_ptr());
+    for oy in 0..g.out_h {
+        for ox0 in (0..g.out_w).step_by(16 * V) {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for (r, acc_row) in acc.iter_mut().enumerate() {
+                *acc_row = [_mm512_set1_ps(bias[r]); V];
+            }
+            for ci in 0..g.cg {
+                for ki in 0..g.kh {
+                    let row = ci * g.plane + (oy + ki) * g.wp + ox0;
+                    let w_tap = (ci * g.kh + ki) * g.kw;
+                    for kj in 0..g.kw {
+                        // SAFETY: lanes `l < 16·V` read `padded[row + kj + l]`. With
+                        // `oy + ki <= out_h + kh - 2` (the last padded row) and
+                        // `ox0 + kj + l <= out_w - 1 + kw - 1 + 16·V - 1 = wp + 16·V - 2`, the
+                        // index is below `cg·plane + 16·V - 1 <= cg·plane + SLACK`, the length
+                        // of `padded`. Weights: `r·taps + w_tap + kj < R·taps = weight.len()`.
+                        unsafe {
+                            let mut xv = [_mm512_setzero_ps(); V];
+                            for (v, x_v) in xv.iter_mut().enumerate() {
+                                *x_v = _mm512_loadu_ps(xp.add(row + kj + 16 * v));
+                            }
+                            for (r, acc_row) in acc.iter_mut().enumerate() {
+                                let wb = _mm512_set1_ps(*wt.add(r * taps + w_tap + kj));
+                                for (a, &x_v) in acc_row.iter_mut().zip(&xv) {
+                                    *a = _mm512_fmadd_ps(wb, x_v, *a);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (r, acc_row) in acc.iter().enumerate() {
+                for (v, &a) in acc_row.iter().enumerate() {
+                    let first = ox0 + 16 * v;
+                    if first >= g.out_w {
+                        break;
+                    }
+                    let lanes = (g.out_w - first).min(16);
+                    let mask = ((1u32 << lanes) - 1) as u16;
+                    // SAFETY: the mask enables `y[r·out_plane + oy·out_w + first + l]` for
+                    // `first + l < out_w`, inside channel r's plane, and `r < R = rows`.
+                    unsafe { _mm512_mask_storeu_ps(yp.add(r * out_plane + oy * g.out_w + first), mask, a) };
+                }
+            }
+        }
+    }
+}
