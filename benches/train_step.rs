@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Init, Layer, Mode, Optimizer, Sequential,
+    lenet5, zero_grad, ActivationKind, Adam, Dense, Init, Layer, Mode, Optimizer, Sequential,
     SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
@@ -29,12 +29,11 @@ fn batch(shape: &[usize]) -> (Tensor, Vec<u32>) {
     (Tensor::from_vec(shape, values).expect("consistent shape"), labels)
 }
 
+/// The MLP with its ReLUs fused into the dense layers.
 fn mlp(rng: &mut StdRng) -> Sequential {
     Sequential::new()
-        .push(Dense::new(784, 256, Init::He, rng))
-        .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(256, 128, Init::He, rng))
-        .push(Activation::new(ActivationKind::Relu))
+        .push(Dense::new(784, 256, Init::He, rng).with_activation(ActivationKind::Relu))
+        .push(Dense::new(256, 128, Init::He, rng).with_activation(ActivationKind::Relu))
         .push(Dense::new(128, 10, Init::He, rng))
 }
 

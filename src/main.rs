@@ -55,11 +55,9 @@ fn main() -> keel::layers::Result<()> {
         .push(relu())
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(400, 120, Init::He, &mut rng))
-        .push(relu())
+        .push(Dense::new(400, 120, Init::He, &mut rng).with_activation(ActivationKind::Relu))
         .push(Dropout::new(0.2, 11))
-        .push(Dense::new(120, 84, Init::He, &mut rng))
-        .push(relu())
+        .push(Dense::new(120, 84, Init::He, &mut rng).with_activation(ActivationKind::Relu))
         .push(Dropout::new(0.2, 12))
         .push(Dense::new(84, 10, Init::He, &mut rng));
     let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() });

@@ -22,6 +22,64 @@ pub enum ActivationKind {
     Tanh,
 }
 
+impl ActivationKind {
+    /// `y = f(x)`; `x` and `y` have the same length.
+    pub(crate) fn forward(self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        match self {
+            ActivationKind::Relu => kernels::relu_forward(x, y)?,
+            ActivationKind::LeakyRelu(slope) => kernels::leaky_relu_forward(slope, x, y)?,
+            ActivationKind::Sigmoid => kernels::sigmoid_forward(x, y)?,
+            ActivationKind::Tanh => kernels::tanh_forward(x, y)?,
+        }
+        Ok(())
+    }
+
+    /// `y = f(y)` in place (the fused activation of `Dense` and `Conv2d`).
+    pub(crate) fn forward_inplace(self, y: &mut [f32]) -> Result<()> {
+        match self {
+            ActivationKind::Relu => kernels::relu_forward_inplace(y),
+            ActivationKind::LeakyRelu(slope) => kernels::leaky_relu_forward_inplace(slope, y)?,
+            ActivationKind::Sigmoid => kernels::sigmoid_forward_inplace(y),
+            ActivationKind::Tanh => kernels::tanh_forward_inplace(y),
+        }
+        Ok(())
+    }
+
+    /// `dx = dy · f'(x)`, with `f'` computed from the output `y = f(x)`; all the same length.
+    pub(crate) fn backward(self, y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
+        match self {
+            ActivationKind::Relu => kernels::relu_backward(y, dy, dx)?,
+            ActivationKind::LeakyRelu(slope) => kernels::leaky_relu_backward(slope, y, dy, dx)?,
+            ActivationKind::Sigmoid => kernels::sigmoid_backward(y, dy, dx)?,
+            ActivationKind::Tanh => kernels::tanh_backward(y, dy, dx)?,
+        }
+        Ok(())
+    }
+
+    /// The name in layer descriptions, e.g. `relu`.
+    pub(crate) fn name(self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
+/// The gradient before a layer's optional fused activation: `grad` itself without one, else
+/// `grad · f'` (from the layer's `output`) written to `scratch`, which is resized to match.
+pub(crate) fn grad_before_activation<'a>(
+    activation: Option<ActivationKind>,
+    output: &Tensor,
+    grad: &'a Tensor,
+    scratch: &'a mut Tensor,
+) -> Result<&'a [f32]> {
+    match activation {
+        Some(activation) => {
+            scratch.resize(grad.shape());
+            activation.backward(output.data(), grad.data(), scratch.data_mut())?;
+            Ok(scratch.data())
+        }
+        None => Ok(grad.data()),
+    }
+}
+
 /// An element-wise activation layer (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Activation {
@@ -39,19 +97,12 @@ impl Activation {
 
 impl Layer for Activation {
     fn name(&self) -> String {
-        format!("{:?}", self.kind).to_lowercase()
+        self.kind.name()
     }
 
     fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
         self.output.resize(input.shape());
-        let (x, y) = (input.data(), self.output.data_mut());
-        match self.kind {
-            ActivationKind::Relu => kernels::relu_forward(x, y)?,
-            ActivationKind::LeakyRelu(slope) => kernels::leaky_relu_forward(slope, x, y)?,
-            ActivationKind::Sigmoid => kernels::sigmoid_forward(x, y)?,
-            ActivationKind::Tanh => kernels::tanh_forward(x, y)?,
-        }
-        Ok(())
+        self.kind.forward(input.data(), self.output.data_mut())
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
@@ -63,14 +114,7 @@ impl Layer for Activation {
             });
         }
         self.grad_input.resize(input.shape());
-        let (y, dy, dx) = (self.output.data(), grad_output.data(), self.grad_input.data_mut());
-        match self.kind {
-            ActivationKind::Relu => kernels::relu_backward(y, dy, dx)?,
-            ActivationKind::LeakyRelu(slope) => kernels::leaky_relu_backward(slope, y, dy, dx)?,
-            ActivationKind::Sigmoid => kernels::sigmoid_backward(y, dy, dx)?,
-            ActivationKind::Tanh => kernels::tanh_backward(y, dy, dx)?,
-        }
-        Ok(())
+        self.kind.backward(self.output.data(), grad_output.data(), self.grad_input.data_mut())
     }
 
     fn output(&self) -> &Tensor {

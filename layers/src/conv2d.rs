@@ -3,6 +3,8 @@
 //! Shapes: x `(n, c_in, h, w)`, weight `(c_out, c_in/groups, kh, kw)` named `"weight"`,
 //! optional bias `(c_out)` named `"bias"`, y `(n, c_out, out_h, out_w)` with
 //! `out_h = floor((h + 2·pad_h - dilation_h·(kh-1) - 1)/stride_h) + 1` (same for `w`).
+//! With a fused activation (`Conv2dConfig::with_activation`) the output is `f(conv + bias)`,
+//! applied in place, and backward multiplies by `f'` (from the output) first.
 //! Every number comes from `keel_kernels::conv` (im2col + GEMM); the layer owns the
 //! kernels' scratch and resizes it in place, so a step on a fixed batch shape allocates
 //! nothing.
@@ -12,6 +14,7 @@ use keel_kernels::conv::{
 };
 use rand::rngs::StdRng;
 
+use crate::activation::{grad_before_activation, ActivationKind};
 use crate::error::{LayerError, Result};
 use crate::init::Init;
 use crate::layer::{Layer, Mode, Param};
@@ -21,7 +24,7 @@ use crate::tensor::Tensor;
 /// padding and dilation (PyTorch's defaults: stride 1, padding 0, dilation 1, one group,
 /// with a bias). Build one with [`Conv2dConfig::new`] and the `with_*` setters, or set the
 /// fields directly for different values per axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dConfig {
     /// Input channels `c_in`.
     pub in_channels: usize,
@@ -39,6 +42,8 @@ pub struct Conv2dConfig {
     pub groups: usize,
     /// Whether the layer adds a learned bias per output channel.
     pub bias: bool,
+    /// An activation fused into the output, if any.
+    pub activation: Option<ActivationKind>,
 }
 
 impl Conv2dConfig {
@@ -54,6 +59,7 @@ impl Conv2dConfig {
             dilation: [1; 2],
             groups: 1,
             bias: true,
+            activation: None,
         }
     }
 
@@ -75,6 +81,11 @@ impl Conv2dConfig {
     /// The same configuration with `groups` channel groups.
     pub fn with_groups(self, groups: usize) -> Self {
         Conv2dConfig { groups, ..self }
+    }
+
+    /// The same configuration with `activation` fused into the output.
+    pub fn with_activation(self, activation: ActivationKind) -> Self {
+        Conv2dConfig { activation: Some(activation), ..self }
     }
 
     /// The same configuration with (`true`) or without a bias.
@@ -120,6 +131,8 @@ pub struct Conv2d {
     workspace: Vec<f32>,
     output: Tensor,
     grad_input: Tensor,
+    /// `∂loss/∂(conv + bias)` when an activation is fused.
+    grad_pre_activation: Tensor,
     /// Whether backward computes `grad_input` ([`Layer::set_input_grad`]).
     input_grad: bool,
 }
@@ -143,6 +156,7 @@ impl Conv2d {
             workspace: Vec::new(),
             output: Tensor::default(),
             grad_input: Tensor::default(),
+            grad_pre_activation: Tensor::default(),
             input_grad: true,
         })
     }
@@ -209,6 +223,9 @@ impl Layer for Conv2d {
         if !c.bias {
             name += ", no bias";
         }
+        if let Some(activation) = c.activation {
+            name += &format!(", {}", activation.name());
+        }
         name + ")"
     }
 
@@ -224,6 +241,9 @@ impl Layer for Conv2d {
             self.output.data_mut(),
             &mut self.workspace,
         )?;
+        if let Some(activation) = self.config.activation {
+            activation.forward_inplace(self.output.data_mut())?;
+        }
         Ok(())
     }
 
@@ -238,7 +258,13 @@ impl Layer for Conv2d {
             });
         }
         self.reserve_workspace(&shape);
-        let (x, dy) = (input.data(), grad_output.data());
+        let dy = grad_before_activation(
+            self.config.activation,
+            &self.output,
+            grad_output,
+            &mut self.grad_pre_activation,
+        )?;
+        let x = input.data();
         // dW += Σ dy·im2col(x)ᵀ, db += Σ dy (accumulated, as parameter gradients are).
         conv2d_backward_weight(
             &shape,

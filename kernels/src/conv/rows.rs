@@ -53,7 +53,10 @@ fn check_block(
     lo: usize,
     hi: usize,
 ) -> usize {
-    assert!(lo <= hi && hi <= width && width > 0 && packed_len.is_multiple_of(width), "row block out of range");
+    assert!(
+        lo <= hi && hi <= width && width > 0 && packed_len.is_multiple_of(width),
+        "row block out of range"
+    );
     let rows = packed_len / width;
     assert!(rows == 0 || hi == lo || (rows - 1) * pitch + (hi - lo) <= strided_len, "row block out of range");
     rows
