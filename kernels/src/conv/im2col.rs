@@ -244,11 +244,12 @@ fn col2im_channel<M: RowMoves>(
 }
 
 /// col2im of one channel with `stride_w = 1`, as a gather: each 16-wide strip of an input
-/// row sums, in a register, the column entries of every tap that lands on it, in tap order
-/// (`ki`, then `kj`), and is stored once. Adding into memory tap by tap instead would reload
-/// each strip right after the previous tap stored it one float to the side, which the CPU
-/// cannot forward from its store buffer: that stall dominated col2im. The sum per element
-/// runs in the same order as [`col2im_channel_scatter`]'s, from the same 0.
+/// row sums, in registers, the column entries of every tap that lands on it, and is stored
+/// once. Adding into memory tap by tap instead would reload each strip right after the
+/// previous tap stored it one float to the side, which the CPU cannot forward from its store
+/// buffer: that stall dominated col2im. The taps go in order (`ki`, then `kj`) into two
+/// partial sums, alternately, so consecutive adds do not wait for each other; the same order
+/// on every instruction set.
 #[inline(always)]
 fn col2im_channel_gather<M: RowMoves>(
     shape: &Conv2dShape,
@@ -262,15 +263,19 @@ fn col2im_channel_gather<M: RowMoves>(
     for (iy, xrow) in xc.chunks_exact_mut(w).enumerate() {
         for q0 in (0..w).step_by(16) {
             let lanes = (w - q0).min(16);
-            let mut strip = moves.zero_strip();
+            let (mut sum, mut other) = (moves.zero_strip(), moves.zero_strip());
             for ki in 0..shape.kh {
                 // The output row whose tap `ki` reads input row `iy`, if any:
-                // `oy·stride_h + ki·dilation_h - pad_h = iy`.
+                // `oy·stride_h + ki·dilation_h - pad_h = iy` (no division for stride 1).
                 let Some(t) = (iy + ay.pad).checked_sub(ki * ay.dilation) else { continue };
-                if t % ay.stride != 0 || t / ay.stride >= ay.out {
+                let oy = match ay.stride {
+                    1 => t,
+                    stride if t % stride == 0 => t / stride,
+                    _ => continue,
+                };
+                if oy >= ay.out {
                     continue;
                 }
-                let oy = t / ay.stride;
                 for kj in 0..shape.kw {
                     // Lane `l` is input column `q0 + l`, read by output column
                     // `ox = q0 + l + pad_w - kj·dilation_w`, valid for `0 <= ox < out_w`.
@@ -280,11 +285,11 @@ fn col2im_channel_gather<M: RowMoves>(
                     if lo < hi {
                         let tap_row = &rows[(ki * shape.kw + kj) * p + oy * ow..][..ow];
                         let first = (lo as isize + shift) as usize;
-                        strip = moves.add_to_strip(strip, &tap_row[first..], lo, hi);
+                        (sum, other) = (other, moves.add_to_strip(sum, &tap_row[first..], lo, hi));
                     }
                 }
             }
-            moves.store_strip(strip, &mut xrow[q0..q0 + lanes]);
+            moves.store_strip(moves.add_strips(sum, other), &mut xrow[q0..q0 + lanes]);
         }
     }
 }

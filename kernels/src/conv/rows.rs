@@ -38,6 +38,9 @@ pub(super) trait RowMoves: Copy {
     /// Panics unless `lo <= hi <= 16` and `src.len() >= hi - lo`.
     fn add_to_strip(self, strip: Self::Strip, src: &[f32], lo: usize, hi: usize) -> Self::Strip;
 
+    /// `a + b`, lane by lane.
+    fn add_strips(self, a: Self::Strip, b: Self::Strip) -> Self::Strip;
+
     /// Writes the first `min(16, dst.len())` lanes of `strip` to `dst`.
     fn store_strip(self, strip: Self::Strip, dst: &mut [f32]);
 }
@@ -103,6 +106,14 @@ impl RowMoves for PortableMoves {
     }
 
     #[inline(always)]
+    fn add_strips(self, mut a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+        a
+    }
+
+    #[inline(always)]
     fn store_strip(self, strip: [f32; 16], dst: &mut [f32]) {
         let lanes = dst.len().min(16);
         dst[..lanes].copy_from_slice(&strip[..lanes]);
@@ -148,6 +159,10 @@ impl RowMoves for Avx512Moves {
 
     fn add_to_strip(self, strip: [f32; 16], src: &[f32], lo: usize, hi: usize) -> [f32; 16] {
         PortableMoves.add_to_strip(strip, src, lo, hi)
+    }
+
+    fn add_strips(self, a: [f32; 16], b: [f32; 16]) -> [f32; 16] {
+        PortableMoves.add_strips(a, b)
     }
 
     fn store_strip(self, strip: [f32; 16], dst: &mut [f32]) {
@@ -230,6 +245,12 @@ impl RowMoves for Avx512Moves {
     }
 
     #[inline(always)]
+    fn add_strips(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: the CPU has AVX-512F (a value of this type exists).
+        unsafe { _mm512_add_ps(a, b) }
+    }
+
+    #[inline(always)]
     fn store_strip(self, strip: __m512, dst: &mut [f32]) {
         // SAFETY: AVX-512F is present; the mask enables lanes `l < min(16, dst.len())`.
         unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr(), lane_range(0, dst.len()), strip) }
@@ -281,9 +302,11 @@ mod tests {
                     let ones = vec![1.0; 16];
                     let mut p = PortableMoves.add_to_strip(PortableMoves.zero_strip(), &ones, 0, 16);
                     p = PortableMoves.add_to_strip(p, &src[3..], lo, hi);
+                    p = PortableMoves.add_strips(p, PortableMoves.add_to_strip(p, &src[5..], 0, 16));
                     PortableMoves.store_strip(p, &mut want[..len]);
                     let mut a = moves.add_to_strip(moves.zero_strip(), &ones, 0, 16);
                     a = moves.add_to_strip(a, &src[3..], lo, hi);
+                    a = moves.add_strips(a, moves.add_to_strip(a, &src[5..], 0, 16));
                     moves.store_strip(a, &mut got[..len]);
                     assert_eq!(bits(&want), bits(&got), "lo {lo} hi {hi} len {len}");
                 }
