@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    evaluate, fit, plot_curves, train_dev_test_split, Activation, ActivationKind, Adam, BatchNorm, Conv2d,
-    Conv2dConfig, Dataset, Dense, Dropout, FitConfig, Flatten, Init, InverseTimeDecay, MaxPool2d, Sequential,
-    SoftmaxCrossEntropy,
+    evaluate, fit, plot_curves, save_safetensors, train_dev_test_split, Activation, ActivationKind, Adam,
+    BatchNorm, Conv2d, Conv2dConfig, Dataset, Dense, Dropout, FitConfig, Flatten, Init, InverseTimeDecay,
+    MaxPool2d, Sequential, SoftmaxCrossEntropy,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -84,5 +84,8 @@ fn main() -> keel::layers::Result<()> {
     );
     let path = plot_curves(&history, "target/lenet5_mnist_curves.svg")?;
     println!("learning curves: {}", path.display());
+    let weights = "target/lenet5_mnist.safetensors";
+    save_safetensors(&mut model, weights)?;
+    println!("trained weights: {weights}");
     Ok(())
 }

@@ -44,6 +44,15 @@ pub enum LayerError {
         /// The loss value (NaN or ±inf).
         loss: f32,
     },
+    /// A checkpoint file that cannot be written, read, or matched to the model: the detail
+    /// names the tensor (missing, unexpected, wrong shape or type) or the I/O failure.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A call out of order, e.g. `backward` before `forward`.
     #[error("{0}")]
     State(String),

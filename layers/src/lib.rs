@@ -27,6 +27,7 @@
 pub mod activation;
 pub mod batches;
 pub mod batchnorm;
+pub mod checkpoint;
 pub mod conv2d;
 pub mod curves;
 pub mod data;
@@ -51,6 +52,7 @@ pub mod train;
 pub use activation::{Activation, ActivationKind};
 pub use batches::{train_dev_test_split, Batches};
 pub use batchnorm::BatchNorm;
+pub use checkpoint::{load_safetensors, save_safetensors};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use curves::plot_curves;
 pub use data::Dataset;
