@@ -37,11 +37,7 @@ fn main() -> keel::layers::Result<()> {
 
     model.forward(&test.features, Mode::Eval)?;
     let confusion = ConfusionMatrix::from_scores(model.output(), &test.labels)?;
-    println!("confusion matrix (rows: true digit, columns: predicted digit)");
-    println!("     {}", (0..10).map(|digit| format!("{digit:>4}")).collect::<String>());
-    for (digit, row) in confusion.counts().chunks_exact(10).enumerate() {
-        println!("{digit:>4} {}", row.iter().map(|count| format!("{count:>4}")).collect::<String>());
-    }
+    println!("confusion matrix (rows: true digit, columns: predicted digit)\n{confusion}");
     println!("macro F1 {:.4}", confusion.macro_average().f1);
     Ok(())
 }

@@ -202,6 +202,26 @@ impl ConfusionMatrix {
     }
 }
 
+/// The counts as a table: one row per true class, one column per predicted class, each
+/// headed by its class index, columns as wide as the largest count.
+impl std::fmt::Display for ConfusionMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let largest = self.counts.iter().max().copied().unwrap_or(0).max(self.classes as u64);
+        let width = largest.to_string().len() + 1;
+        write!(f, "{:>width$}", "true\\pred", width = width.max(10))?;
+        for class in 0..self.classes {
+            write!(f, "{class:>width$}")?;
+        }
+        for (class, row) in self.counts.chunks_exact(self.classes.max(1)).enumerate() {
+            write!(f, "\n{class:>width$}", width = width.max(10))?;
+            for count in row {
+                write!(f, "{count:>width$}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What to work on next, from [`BiasVariance`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {

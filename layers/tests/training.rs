@@ -83,6 +83,8 @@ fn confusion_matrix_and_macro_f1_match_hand_computation() {
     assert_scores(matrix.class_scores(2), 1.0, 3.0 / 4.0, 6.0 / 7.0, "class 2");
     assert_scores(matrix.macro_average(), 7.0 / 9.0, 29.0 / 36.0, 244.0 / 315.0, "macro");
     assert!(matches!(matrix.binary(), Err(LayerError::Data(_))));
+    let table = " true\\pred 0 1 2\n         0 2 1 0\n         1 0 2 0\n         2 1 0 3";
+    assert_eq!(matrix.to_string(), table);
 }
 
 /// Labels 1 1 1 0 0 0 1 0, predicted 1 0 1 1 1 0 1 0: tp 3, fn 1, fp 2, so p = 3/5,
