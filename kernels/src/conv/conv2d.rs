@@ -317,15 +317,11 @@ pub fn conv2d_backward_weight(
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
     let images = |first: usize, count: usize| {
-        let x_run = x[first * x_image..(first + count) * x_image].chunks_exact(x_image);
-        x_run.zip(dy[first * y_image..(first + count) * y_image].chunks_exact(y_image))
+        (&x[first * x_image..(first + count) * x_image], &dy[first * y_image..(first + count) * y_image])
     };
     if per >= shape.n {
-        // One slot: accumulate straight into the caller's gradients, image by image.
-        for (xi, dyi) in images(0, shape.n) {
-            backward_weight_image(shape, xi, dyi, dweight, dbias.as_deref_mut(), workspace, true)?;
-        }
-        return Ok(());
+        // One slot: accumulate straight into the caller's gradients.
+        return backward_weight_run(shape, x, dy, dweight, dbias, workspace, true);
     }
     let (col_len, weight_len) = (col_scratch_len(shape), shape.weight_len());
     let with_bias = dbias.is_some();
@@ -335,10 +331,8 @@ pub fn conv2d_backward_weight(
         let (pw, pb) = partial.split_at_mut(weight_len);
         pw.fill(0.0);
         pb.fill(0.0);
-        for (xi, dyi) in images(first, count) {
-            backward_weight_image(shape, xi, dyi, pw, with_bias.then_some(&mut *pb), col, false)?;
-        }
-        Ok(())
+        let (x_run, dy_run) = images(first, count);
+        backward_weight_run(shape, x_run, dy_run, pw, with_bias.then_some(&mut *pb), col, false)
     };
     run_slots(0, shape.n, per, &mut [], 0, workspace, slot_len, &task)?;
     // Reduce the partials in slot order.
@@ -350,6 +344,40 @@ pub fn conv2d_backward_weight(
         }
     }
     Ok(())
+}
+
+/// Backward-weight of a run of whole images `x`, `dy`, accumulating into `dweight` and
+/// `dbias`: direct (see `direct.rs`) where it applies, else image by image through im2col.
+fn backward_weight_run(
+    shape: &Conv2dShape,
+    x: &[f32],
+    dy: &[f32],
+    dweight: &mut [f32],
+    mut dbias: Option<&mut [f32]>,
+    col: &mut [f32],
+    parallel: bool,
+) -> Result<()> {
+    let (x_image, y_image) = image_lens(shape);
+    if direct::applies(shape) {
+        direct::backward_weight_run(shape, x, dy, dweight);
+        if let Some(dbias) = dbias {
+            for dyi in dy.chunks_exact(y_image) {
+                add_bias_gradient(shape, dyi, dbias);
+            }
+        }
+        return Ok(());
+    }
+    for (xi, dyi) in x.chunks_exact(x_image).zip(dy.chunks_exact(y_image)) {
+        backward_weight_image(shape, xi, dyi, dweight, dbias.as_deref_mut(), col, parallel)?;
+    }
+    Ok(())
+}
+
+/// `dbias[c] += Σ_positions dy[c, ·]` for one image `dy (c_out, out_h·out_w)`.
+fn add_bias_gradient(shape: &Conv2dShape, dy: &[f32], dbias: &mut [f32]) {
+    for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(shape.col_cols())) {
+        *db += lane_sum(row);
+    }
 }
 
 fn add_into(acc: &mut [f32], part: &[f32]) {
@@ -384,9 +412,7 @@ fn backward_weight_image(
         sgemm(Transpose::No, Transpose::Yes, cog, k, p, 1.0, dyg, p, cols, p, 1.0, dwg, k)?;
     }
     if let Some(dbias) = dbias {
-        for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(p)) {
-            *db += lane_sum(row);
-        }
+        add_bias_gradient(shape, dy, dbias);
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! Direct convolution forward on AVX-512F, for stride 1 and dilation 1.
+//! Direct convolution on AVX-512F, for stride 1 and dilation 1: the forward, and the weight
+//! gradient ([`backward_weight_run`]).
 //!
 //! im2col + GEMM writes every input tap `kh·kw` times into a column matrix and reads it back;
 //! for the small channel counts of a network's first layers (LeNet-5: 1 -> 6 channels, 5x5,
@@ -18,6 +19,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::rows::lane_range;
 use super::shape::Conv2dShape;
 use crate::gemm::{selected_isa, Isa};
 
@@ -226,13 +228,166 @@ unsafe fn strips<const R: usize, const V: usize>(
                     if first >= g.out_w {
                         break;
                     }
-                    let lanes = (g.out_w - first).min(16);
-                    let mask = ((1u32 << lanes) - 1) as u16;
+                    let mask = lane_range(0, g.out_w - first);
                     // SAFETY: the mask enables `y[r·out_plane + oy·out_w + first + l]` for
                     // `first + l < out_w`, inside channel r's plane, and `r < R = rows`.
                     unsafe { _mm512_mask_storeu_ps(yp.add(r * out_plane + oy * g.out_w + first), mask, a) };
                 }
             }
+        }
+    }
+}
+
+/// Output channels and kernel columns of one register block of [`backward_weight_run`]:
+/// `4 x 5` partial sums of 16 lanes, fed by 4 + 5 loads per 20 FMAs.
+const GRAD_CHANNELS: usize = 4;
+const GRAD_TAPS: usize = 5;
+
+/// Weight gradient of a run of images, accumulated: `dweight (c_out, c_in/groups, kh, kw)
+/// += Σ_images Σ_(oy, ox) dy[co, oy, ox] · x[ci, oy + ki - pad_h, ox + kj - pad_w]` (zero
+/// outside the image), for `x (images, c_in, h, w)` and `dy (images, c_out, out_h, out_w)`.
+///
+/// For each `(group, ci, ki)`, block of 4 output channels and 5 kernel columns, 20 vectors of
+/// 16 partial sums run over every output row of every image of the run (input rows outside
+/// the image skipped, input columns outside it masked off the loads), then each is summed
+/// across its lanes once and added to `dweight`: a fixed order, so the same bits on every
+/// run. No im2col and no scratch.
+///
+/// Panics unless [`applies`] holds for `shape` and the slices hold whole images.
+pub(super) fn backward_weight_run(shape: &Conv2dShape, x: &[f32], dy: &[f32], dweight: &mut [f32]) {
+    assert!(applies(shape), "direct convolution on an unsupported shape or CPU");
+    let (x_image, dy_image) = (shape.c_in * shape.h * shape.w, shape.c_out * shape.out_h() * shape.out_w());
+    let images = x.len() / x_image.max(1);
+    assert!(
+        x.len() == images * x_image && dy.len() == images * dy_image && dweight.len() == shape.weight_len(),
+        "direct weight gradient slices do not match the shape"
+    );
+    // SAFETY: `applies` checked that the CPU has AVX-512F; the lengths were checked above.
+    unsafe { backward_weight_avx512(shape, images, x, dy, dweight) };
+}
+
+/// # Safety
+/// The CPU has AVX-512F; `x` and `dy` hold `images` whole images of `shape`, `dweight` its
+/// weight.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_weight_avx512(
+    shape: &Conv2dShape,
+    images: usize,
+    x: &[f32],
+    dy: &[f32],
+    dweight: &mut [f32],
+) {
+    let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
+    for g in 0..shape.groups {
+        for ci in 0..cg {
+            for ki in 0..shape.kh {
+                for co0 in (0..cog).step_by(GRAD_CHANNELS) {
+                    for kj0 in (0..shape.kw).step_by(GRAD_TAPS) {
+                        let block = GradBlock { g, ci: g * cg + ci, ki, co: g * cog + co0, kj: kj0 };
+                        let rows = GRAD_CHANNELS.min(cog - co0);
+                        let taps = GRAD_TAPS.min(shape.kw - kj0);
+                        macro_rules! by_size {
+                            ($(($r:literal, $t:literal))*) => {
+                                match (rows, taps) {
+                                    // SAFETY: forwarded from this function's contract; the block
+                                    // lies inside the shape (checked by its construction above).
+                                    $(($r, $t) => unsafe {
+                                        grad_block::<$r, $t>(shape, images, x, dy, dweight, &block)
+                                    },)*
+                                    _ => unreachable!("block of {rows} x {taps}"),
+                                }
+                            };
+                        }
+                        by_size!((1, 1)(1, 2)(1, 3)(1, 4)(1, 5)(2, 1)(2, 2)(2, 3)(2, 4)(2, 5)(3, 1)(3, 2)(
+                            3, 3
+                        )(3, 4)(3, 5)(4, 1)(4, 2)(4, 3)(4, 4)(4, 5));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn backward_weight_avx512(_: &Conv2dShape, _: usize, _: &[f32], _: &[f32], _: &mut [f32]) {
+    unreachable!("AVX-512 is never selected off x86_64")
+}
+
+/// Where one register block sits: group `g`, input channel `ci` (absolute), kernel row `ki`,
+/// first output channel `co` (absolute) and first kernel column `kj`.
+struct GradBlock {
+    g: usize,
+    ci: usize,
+    ki: usize,
+    co: usize,
+    kj: usize,
+}
+
+/// `R` output channels x `T` kernel columns of one `(ci, ki)`.
+///
+/// # Safety
+/// As [`backward_weight_avx512`], with `co + R <= (g + 1)·c_out/groups` and
+/// `kj + T <= kw`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_block<const R: usize, const T: usize>(
+    shape: &Conv2dShape,
+    images: usize,
+    x: &[f32],
+    dy: &[f32],
+    dweight: &mut [f32],
+    b: &GradBlock,
+) {
+    let (h, w, out_h, out_w) = (shape.h, shape.w, shape.out_h(), shape.out_w());
+    let (x_image, plane_out) = (shape.c_in * h * w, out_h * out_w);
+    let dy_image = shape.c_out * plane_out;
+    let mut acc = [[_mm512_setzero_ps(); T]; R];
+    for ox0 in (0..out_w).step_by(16) {
+        // Lanes `ox0 + l < out_w` of dy; of x, those whose input column
+        // `ox0 + l + kj + t - pad_w` lies in `0..w` (the masks do not depend on the row).
+        let dy_mask = lane_range(0, out_w - ox0);
+        let mut x_masks = [0u16; T];
+        for (t, mask) in x_masks.iter_mut().enumerate() {
+            let shift = (ox0 + b.kj + t) as isize - shape.pad_w as isize;
+            let lo = (-shift).clamp(0, 16) as usize;
+            let hi = (w as isize - shift).clamp(0, 16) as usize;
+            *mask = lane_range(lo, hi) & dy_mask;
+        }
+        for image in 0..images {
+            for oy in 0..out_h {
+                let Some(iy) = (oy + b.ki).checked_sub(shape.pad_h).filter(|&iy| iy < h) else { continue };
+                let dy_row = image * dy_image + oy * out_w + ox0;
+                // Column `ox0 + kj + t - pad_w` of input row `iy`; may point before the row
+                // (only through masked-off lanes): formed with wrapping arithmetic.
+                let x_row = image * x_image + (b.ci * h + iy) * w;
+                // SAFETY: dy lanes `l` with `ox0 + l < out_w` read dy[image, co + r, oy, ox0 + l]
+                // (co + r < c_out). x lanes are enabled only where the input column is in
+                // `0..w`, so they read x[image, ci, iy, col] inside the image. Masked-off lanes
+                // are neither read nor able to fault.
+                unsafe {
+                    let mut dyv = [_mm512_setzero_ps(); R];
+                    for (r, v) in dyv.iter_mut().enumerate() {
+                        *v = _mm512_maskz_loadu_ps(dy_mask, dy.as_ptr().add(dy_row + (b.co + r) * plane_out));
+                    }
+                    for (t, &mask) in x_masks.iter().enumerate() {
+                        let column = (ox0 + b.kj + t) as isize - shape.pad_w as isize;
+                        let ptr = x.as_ptr().wrapping_add(x_row).wrapping_offset(column);
+                        let xv = _mm512_maskz_loadu_ps(mask, ptr);
+                        for (acc_row, &d) in acc.iter_mut().zip(&dyv) {
+                            acc_row[t] = _mm512_fmadd_ps(d, xv, acc_row[t]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let taps = (shape.c_in / shape.groups) * shape.kh * shape.kw;
+    let ci_in_group = b.ci - b.g * (shape.c_in / shape.groups);
+    for (r, acc_row) in acc.iter().enumerate() {
+        for (t, &a) in acc_row.iter().enumerate() {
+            let index = (b.co + r) * taps + (ci_in_group * shape.kh + b.ki) * shape.kw + b.kj + t;
+            dweight[index] += _mm512_reduce_add_ps(a);
         }
     }
 }

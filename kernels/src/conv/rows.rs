@@ -172,7 +172,7 @@ impl RowMoves for Avx512Moves {
 
 /// The lanes `from..to` (clamped to `0..16`) of a 16-lane mask.
 #[inline(always)]
-fn lane_range(from: usize, to: usize) -> u16 {
+pub(super) fn lane_range(from: usize, to: usize) -> u16 {
     let (from, to) = (from.min(16), to.min(16));
     if from >= to {
         0
