@@ -16,6 +16,9 @@
 //! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
 //! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
 //!
+//! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
+//! calls get the tile's part of it, applied in registers before the tile's last store.
+//!
 //! Every element of C is computed by one microkernel call per KC block, in the same order
 //! whatever the thread count (parts start on whole tiles, so every element stays in the
 //! same tile shape), so the bits do not depend on the number of threads.
@@ -27,6 +30,7 @@ use rayon::prelude::*;
 use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, KC, MC, NC};
+use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -61,11 +65,24 @@ fn return_buffer(key: &'static std::thread::LocalKey<Spares>, buffer: Vec<f32>) 
     key.with(|spares| spares.borrow_mut().push(buffer));
 }
 
-/// keel's packed GEMM on a given instruction set.
+/// The threads a product of `shape` splits over: the effective thread count of the pool
+/// (see [`crate::parallel`]), or 1 below [`MIN_PARALLEL_MULADDS`].
+pub(crate) fn threads_for(shape: &GemmShape) -> usize {
+    let muladds = shape.m.saturating_mul(shape.n).saturating_mul(shape.k);
+    if muladds < MIN_PARALLEL_MULADDS {
+        1
+    } else {
+        current_num_threads()
+    }
+}
+
+/// keel's packed GEMM on a given instruction set, `C = epilogue(α·op(A)·op(B) + β·C)`, with
+/// C split over at most `threads` threads.
 ///
 /// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and the CPU
-/// must support `isa`.
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, `epilogue`
+/// [`Epilogue::check`] for `(m, n)`, and the CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm_isa_unchecked(
     isa: Isa,
     shape: &GemmShape,
@@ -74,13 +91,15 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     b: &[f32],
     beta: f32,
     c: &mut [f32],
+    epilogue: &Epilogue,
+    threads: usize,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
         match isa {
-            Isa::Avx512 => gemm_packed::<Avx512>(shape, alpha, a, b, beta, c),
-            Isa::Avx2 => gemm_packed::<Avx2>(shape, alpha, a, b, beta, c),
-            Isa::Portable => gemm_packed::<Portable>(shape, alpha, a, b, beta, c),
+            Isa::Avx512 => gemm_packed::<Avx512>(shape, alpha, a, b, beta, c, epilogue, threads),
+            Isa::Avx2 => gemm_packed::<Avx2>(shape, alpha, a, b, beta, c, epilogue, threads),
+            Isa::Portable => gemm_packed::<Portable>(shape, alpha, a, b, beta, c, epilogue, threads),
         }
     }
 }
@@ -89,6 +108,7 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
 ///
 /// # Safety
 /// As [`sgemm_isa_unchecked`] for `K::ISA`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_packed<K: Microkernel>(
     shape: &GemmShape,
     alpha: f32,
@@ -96,6 +116,8 @@ unsafe fn gemm_packed<K: Microkernel>(
     b: &[f32],
     beta: f32,
     c: &mut [f32],
+    epilogue: &Epilogue,
+    threads: usize,
 ) {
     debug_assert!(K::ISA.is_supported(), "{:?} kernel run on a CPU without it", K::ISA);
     let GemmShape { m, n, k, .. } = *shape;
@@ -104,12 +126,11 @@ unsafe fn gemm_packed<K: Microkernel>(
     }
     if k == 0 || alpha == 0.0 {
         scale_c(shape, beta, c);
+        apply_pass(m, n, shape.ldc, epilogue, c);
         return;
     }
     let a_op = Operand { data: a, ld: shape.lda, trans: shape.transa };
     let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
-    let muladds = m.saturating_mul(n).saturating_mul(k);
-    let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
     let c_shared = SharedMut(c.as_mut_ptr());
     let (row_part, col_part) = split::<K>(shape, threads);
     let row_parts = m.div_ceil(row_part);
@@ -118,7 +139,7 @@ unsafe fn gemm_packed<K: Microkernel>(
         let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
         let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
         // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
-        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols) };
+        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue) };
     };
     if parts == 1 {
         run(0);
@@ -184,6 +205,7 @@ unsafe fn loop_nest<K: Microkernel>(
     c: SharedMut,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
+    epilogue: &Epilogue,
 ) {
     let GemmShape { k, ldc, .. } = *shape;
     let direct_b = reads_b_in_place(shape, rows.len());
@@ -213,9 +235,12 @@ unsafe fn loop_nest<K: Microkernel>(
                 BPanels::Packed(block)
             };
             let part = Part { rows: rows.clone(), cols: 0..nc };
+            // The epilogue goes with the last block of k, when the tiles are final.
+            let block_epilogue = if pc + kc == k { Some(epilogue) } else { None };
+            let block = Block { b: &b_block, pc, kc, jc, epilogue: block_epilogue };
             // SAFETY: rows x (jc..jc + nc) lies inside this call's part of C; A and B are
             // covered by the caller's contract.
-            unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c, ldc) };
+            unsafe { run_part::<K>(a_op, &block, &part, alpha, beta_block, c, ldc) };
         }
     }
     return_buffer(&PACKED_B, packed_b);
@@ -246,6 +271,16 @@ impl BPanels<'_> {
     }
 }
 
+/// One (jc, pc) block of the loop nest: its B̃ panels, its place in k and in the columns of C,
+/// and the epilogue when it is the last block of k.
+struct Block<'a> {
+    b: &'a BPanels<'a>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    epilogue: Option<&'a Epilogue<'a>>,
+}
+
 /// A rectangle of the current `m x nc` block of C: rows, and columns relative to `jc`.
 struct Part {
     rows: std::ops::Range<usize>,
@@ -260,16 +295,14 @@ struct Part {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_part<K: Microkernel>(
     a_op: Operand,
-    b_block: &BPanels,
+    block: &Block,
     part: &Part,
-    pc: usize,
-    kc: usize,
-    jc: usize,
     alpha: f32,
     beta: f32,
     c: SharedMut,
     ldc: usize,
 ) {
+    let Block { b: b_block, pc, kc, jc, epilogue } = *block;
     let mut packed_a =
         take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC);
     // Loop 3: blocks of MC rows.
@@ -284,13 +317,31 @@ unsafe fn run_part<K: Microkernel>(
             for ir in (0..mc).step_by(K::MR) {
                 let rows = K::MR.min(mc - ir);
                 let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+                let tile_epilogue = match epilogue {
+                    Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
+                    None => TileEpilogue::NONE,
+                };
                 // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
                 // part too; the part belongs to this task alone.
                 let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
                 // SAFETY: the Ã panel holds kc·MR floats and the B̃ panel kc rows of NR floats
                 // b_rs apart (`BPanels::panel` sliced them); the `rows x cols` tile lies
-                // inside C.
-                unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc, rows, cols) };
+                // inside C, and `Epilogue::tile` sliced the tile's bias.
+                unsafe {
+                    K::tile(
+                        kc,
+                        alpha,
+                        a_panel.as_ptr(),
+                        b_panel,
+                        b_rs,
+                        beta,
+                        c_tile,
+                        ldc,
+                        rows,
+                        cols,
+                        &tile_epilogue,
+                    )
+                };
             }
         }
     }

@@ -16,6 +16,11 @@
 //! (tests and benches run every one the CPU has). `matrixmultiply` is no longer used here:
 //! it is only the `gemm` bench's baseline.
 //! [`reference::sgemm_reference`] is the plain triple loop the tests compare every path with.
+//!
+//! [`sgemm_fused`] (and [`sgemm_fused_isa`]) add an [`Epilogue`]:
+//! `C = act(α·op(A)·op(B) + β·C + bias)`, with a bias per row or per column of C and an
+//! [`Activation`], applied to each tile of C in registers after its last block of k (on the
+//! `blas` path: `cblas_sgemm`, then one pass over C).
 
 mod avx2;
 mod avx512;
@@ -23,6 +28,7 @@ mod avx512;
 mod blas;
 mod blocking;
 mod driver;
+mod epilogue;
 mod microkernel;
 mod native;
 mod pack;
@@ -30,7 +36,9 @@ mod portable;
 pub mod reference;
 
 use crate::error::{argument_error, check_min_len, shape_error, Result};
+use driver::threads_for;
 
+pub use epilogue::{Activation, Bias, Epilogue};
 pub use microkernel::{selected_isa, Isa};
 pub use native::sgemm_native_unchecked;
 
@@ -139,15 +147,62 @@ pub fn sgemm(
     c: &mut [f32],
     ldc: usize,
 ) -> Result<()> {
+    sgemm_fused(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &Epilogue::NONE)
+}
+
+/// `C = act(α·op(A)·op(B) + β·C + bias)` (shapes in the [module docs](self); the bias and
+/// activation of `epilogue`): a GEMM with the bias and activation of a dense layer
+/// ([`Bias::PerColumn`], C = `(batch, out)`) or a convolution ([`Bias::PerRow`], C =
+/// `(c_out, positions)`) fused in. C is overwritten when `β = 0` (and then never read),
+/// otherwise scaled by `β` and accumulated into, before the bias and activation.
+///
+/// The native path applies the epilogue to each tile of C in registers, right after the
+/// tile's last block of k, so it costs no pass over C; the `blas` feature's path runs
+/// `cblas_sgemm`, then one pass over C. NaN in A, B, the bias, or C (when `β ≠ 0`)
+/// propagates through every [`Activation`]. Errors as [`sgemm`], and on a bias whose length
+/// is not `m` (per row) or `n` (per column) or a non-finite leaky slope (the error names
+/// `bias` or `negative_slope`).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_fused(
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: &Epilogue,
+) -> Result<()> {
     let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
     shape.check(a.len(), b.len(), c.len())?;
+    epilogue.check(m, n)?;
     #[cfg(feature = "blas")]
     if blas::sgemm_blas(&shape, alpha, a, b, beta, c) {
+        epilogue::apply_pass(m, n, ldc, epilogue, c);
         return Ok(());
     }
     // SAFETY: `shape.check` verified that every slice covers the matrix its shape and
-    // leading dimension describe.
-    unsafe { sgemm_native_unchecked(&shape, alpha, a, b, beta, c) };
+    // leading dimension describe, `epilogue.check` the bias; `selected_isa` only returns an
+    // instruction set the CPU supports.
+    unsafe {
+        driver::sgemm_isa_unchecked(
+            selected_isa(),
+            &shape,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            epilogue,
+            threads_for(&shape),
+        )
+    };
     Ok(())
 }
 
@@ -197,12 +252,36 @@ pub fn sgemm_isa(
     c: &mut [f32],
     ldc: usize,
 ) -> Result<()> {
+    sgemm_fused_isa(isa, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &Epilogue::NONE)
+}
+
+/// [`sgemm_fused`] by keel's packed GEMM on the instruction set `isa` (tests and benches run
+/// every path the CPU has). Errors if the CPU cannot run `isa`, or as [`sgemm_fused`].
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_fused_isa(
+    isa: Isa,
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: &Epilogue,
+) -> Result<()> {
     if !isa.is_supported() {
         return Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{isa:?}")));
     }
     let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
     shape.check(a.len(), b.len(), c.len())?;
+    epilogue.check(m, n)?;
     // SAFETY: checked above, and the CPU supports `isa`.
-    unsafe { driver::sgemm_isa_unchecked(isa, &shape, alpha, a, b, beta, c) };
+    unsafe { driver::sgemm_isa_unchecked(isa, &shape, alpha, a, b, beta, c, epilogue, threads_for(&shape)) };
     Ok(())
 }
