@@ -134,10 +134,21 @@ fn large_products_pass_the_random_vector_check() {
 
 /// Across the KC and NC block edges (k > 256 adds into C with β = 1 after the first block;
 /// n > 1024 runs several column blocks), with B read in place (few rows of C, rows of B
-/// close) and packed (many rows of C, or rows of B far apart), on every instruction set.
+/// close; or one row of tiles, rows of B far apart but a block's rows spanning at most
+/// 1 Mi floats: 4x1030x300, 2x5000x300) and packed (many rows of C, or rows of B far apart:
+/// 1x9000x260 spans 130 rows of 9000), on every instruction set.
 #[test]
 fn every_isa_matches_reference_across_cache_blocks() {
-    for &(m, n, k) in &[(13, 4100, 3), (37, 33, 600), (200, 70, 513), (30, 1030, 40), (260, 40, 300)] {
+    for &(m, n, k) in &[
+        (13, 4100, 3),
+        (37, 33, 600),
+        (200, 70, 513),
+        (30, 1030, 40),
+        (260, 40, 300),
+        (4, 1030, 300),
+        (2, 5000, 300),
+        (1, 9000, 260),
+    ] {
         for isa in Isa::available() {
             for (transa, transb) in [
                 (Transpose::No, Transpose::No),

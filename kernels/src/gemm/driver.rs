@@ -8,10 +8,11 @@
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
-//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart),
-//!   B's rows are already what a B̃ panel holds: the microkernel reads them in place and
-//!   only a ragged last panel is packed, since packing would cost as much as the few rows
-//!   of A it serves;
+//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
+//!   or, for a part of at most MR rows, a block's rows spanning at most
+//!   `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
+//!   them in place and only a ragged last panel is packed, since packing would cost as much
+//!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
 //! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
 //! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
@@ -29,7 +30,7 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, KC, MC, NC};
+use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC};
 use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
@@ -164,7 +165,7 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     // Packing work of a part of `rows x cols`: all its rows of A, and all its columns of B
     // unless it reads B in place.
     let packing = |rows: usize, cols: usize| {
-        PACK_A_COST * rows * k + if reads_b_in_place(shape, rows) { 0 } else { PACK_B_COST * cols * k }
+        PACK_A_COST * rows * k + if reads_b_in_place::<K>(shape, rows) { 0 } else { PACK_B_COST * cols * k }
     };
     let by_rows = rows_each * col_tiles * K::NR * k + packing(rows_each, n);
     let by_cols = row_tiles * K::MR * cols_each * k + packing(m, cols_each);
@@ -186,8 +187,19 @@ const PACK_B_COST: usize = 16;
 
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
 /// module docs and `blocking.rs`).
-fn reads_b_in_place(shape: &GemmShape, rows: usize) -> bool {
-    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && shape.ldb <= DIRECT_B_MAX_LDB
+fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
+    let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
+    // One row of tiles uses each B̃ panel once: packing it would be a copy for nothing,
+    // unless the panel's rows are so far apart that reading them is latency-bound.
+    let single_use = rows <= K::MR && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || single_use)
+}
+
+/// The depth of the blocks k is cut into: equal blocks of at most KC (784 = 4 x 196, not
+/// 3 x 256 + 16), since a thin last block would pay the C-tile loads and stores for little
+/// arithmetic.
+fn kc_step(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1)).max(1)
 }
 
 /// Loops 5 to 1 over the part `rows x cols` of C, on the calling thread.
@@ -208,16 +220,14 @@ unsafe fn loop_nest<K: Microkernel>(
     epilogue: &Epilogue,
 ) {
     let GemmShape { k, ldc, .. } = *shape;
-    let direct_b = reads_b_in_place(shape, rows.len());
+    let direct_b = reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
     let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR);
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
-        // Loop 4: blocks of KC along the depth.
-        // k is cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16): a
-        // thin last block would pay the C-tile loads and stores for little arithmetic.
-        let kc_step = k.div_ceil(k.div_ceil(KC));
+        // Loop 4: blocks of at most KC along the depth.
+        let kc_step = kc_step(k);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
