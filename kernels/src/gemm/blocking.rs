@@ -26,11 +26,12 @@ pub(crate) const DIRECT_B_MAX_M: usize = 256;
 /// L1 sets, so the panel no longer stays in L1 and every step misses the TLB.
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
 
-/// A part of C with at most MR rows (one row of tiles, which uses each B̃ panel once) reads B
-/// in place whatever its row distance, as long as a panel's rows (one block of k, `ldb`
-/// apart) span at most this many floats (4 MiB): measured interleaved on one thread, in
-/// place is 1.3x to 3.7x faster for 6x784x25, 12x784x25, 6x6400x150, 10x1024x1024 and
-/// 1x4096x1024 (spans up to 1 Mi floats), and packing 5-20% faster for 12x6400x576 and
-/// 8x25088x1152 (1.2 Mi and 5.8 Mi floats), where reading rows that far apart in the
-/// microkernel stalls on misses a streaming copy overlaps.
+/// A C of at most MR rows (one row of tiles, which uses each B̃ panel once) reads B in place
+/// whatever its row distance, as long as a panel's rows (one block of k, `ldb` apart) span
+/// at most this many floats (4 MiB). Measured interleaved (A/B in one process): in place is
+/// 1.3x to 3.7x faster for 6x784x25, 12x784x25, 6x6400x150, 10x1024x1024 and 1x4096x1024
+/// (spans up to 1 Mi floats), and packing 5-20% faster for 12x6400x576 and 8x25088x1152
+/// (1.2 Mi and 5.8 Mi floats), where reading rows that far apart in the microkernel stalls
+/// on misses that a streaming copy overlaps. A taller C cut into parts of MR rows by the
+/// thread split keeps packing: 16x6400x150 on two threads was 0.7x with such parts in place.
 pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;

@@ -9,8 +9,7 @@
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
 //!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
-//!   or, for a part of at most MR rows, a block's rows spanning at most
-//!   `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
+//!   or, when C has at most MR rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
@@ -189,9 +188,11 @@ const PACK_B_COST: usize = 16;
 /// module docs and `blocking.rs`).
 fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
     let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
-    // One row of tiles uses each B̃ panel once: packing it would be a copy for nothing,
-    // unless the panel's rows are so far apart that reading them is latency-bound.
-    let single_use = rows <= K::MR && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
+    // When all of C is one row of tiles, each B̃ panel is used once: packing it would be a
+    // copy for nothing, unless the panel's rows are so far apart that reading them is
+    // latency-bound. (Only for all of C: a part of MR rows cut from a taller C by the
+    // thread split shares B with the other parts, which then each pack their columns.)
+    let single_use = shape.m <= K::MR && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
     shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || single_use)
 }
 
