@@ -15,8 +15,8 @@ use keel_kernels::gemm::{
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
-/// With `--features blas`, `sgemm_fused` calls `cblas_sgemm`: this test binary is a final
-/// binary, so it links the provider (the `keel` facade's build script does it for its own).
+// With `--features blas`, `sgemm_fused` calls `cblas_sgemm`: this test binary is a final
+// binary, so it links the provider (the `keel` facade's build script does it for its own).
 #[cfg(feature = "blas")]
 #[link(name = "openblas")]
 extern "C" {}
