@@ -3,7 +3,10 @@
 //! threads, the packed GEMM on the other instruction sets the CPU has, matrixmultiply on 1
 //! and 2 threads (C split in blocks, one call per thread), the scalar reference
 //! (small shapes only), and the system BLAS with `--features blas`. The `peak` group is the
-//! machine's limit: a register-only AVX-512 FMA loop.
+//! machine's limit: a register-only AVX-512 FMA loop. The `sgemm_fused` groups time the
+//! fused bias + ReLU epilogue against the GEMM followed by a separate pass over C (a dense
+//! layer's 128x256x784, bias per column; a convolution's 16x6400x150, bias per row), and the
+//! `sgemm_strided_batched` group a batch of small per-image products against a loop of GEMMs.
 //!
 //! `cargo bench --bench gemm` (unset OPENBLAS_CORETYPE for a fair BLAS figure).
 
@@ -13,7 +16,8 @@ use rayon::prelude::*;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{
-    reference::sgemm_reference, selected_isa, sgemm_isa, sgemm_native, GemmShape, Isa, Transpose,
+    reference::sgemm_reference, selected_isa, sgemm_fused, sgemm_isa, sgemm_native, sgemm_strided_batched,
+    Activation, Bias, Epilogue, GemmShape, Isa, Transpose,
 };
 use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
@@ -232,5 +236,153 @@ fn bench_gemm(criterion: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_peak, bench_gemm);
+/// The separate pass the fused epilogue saves: `C = relu(C + bias)` over the `m x n` matrix C,
+/// the bias per row or per column (a plain loop the compiler vectorises).
+fn bias_relu_pass(c: &mut [f32], n: usize, bias: &Bias) {
+    for (i, row) in c.chunks_mut(n).enumerate() {
+        match *bias {
+            Bias::PerRow(bias) => row.iter_mut().for_each(|x| *x = (*x + bias[i]).max(0.0)),
+            Bias::PerColumn(bias) => row.iter_mut().zip(bias).for_each(|(x, &b)| *x = (*x + b).max(0.0)),
+            Bias::None => row.iter_mut().for_each(|x| *x = x.max(0.0)),
+        }
+    }
+}
+
+/// Fused bias + ReLU against GEMM + a separate pass, on 1 and 2 threads: a dense layer
+/// (C = X·Wᵀ, (batch, out) = (128, 256), k = 784, bias per column) and a convolution
+/// (C = W·col, (c_out, positions) = (16, 6400), k = 150, bias per row).
+fn bench_fused(criterion: &mut Criterion) {
+    // (name, m, n, k, transb, bias per row)
+    let cases =
+        [("dense", 128, 256, 784, Transpose::Yes, false), ("conv", 16, 6400, 150, Transpose::No, true)];
+    for (name, m, n, k, transb, per_row) in cases {
+        let a = filled(m * k, 1);
+        let b = filled(k * n, 2);
+        let bias_values = filled(if per_row { m } else { n }, 3);
+        let bias = if per_row { Bias::PerRow(&bias_values) } else { Bias::PerColumn(&bias_values) };
+        let epilogue = Epilogue { bias, activation: Activation::Relu };
+        let ldb = if transb == Transpose::No { n } else { k };
+        let mut c = vec![0.0f32; m * n];
+        let mut group = criterion.benchmark_group(format!("sgemm_fused/{name}-{m}x{n}x{k}"));
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            group.bench_function(BenchmarkId::new("fused", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| {
+                        sgemm_fused(
+                            Transpose::No,
+                            transb,
+                            m,
+                            n,
+                            k,
+                            1.0,
+                            black_box(&a),
+                            k,
+                            black_box(&b),
+                            ldb,
+                            0.0,
+                            &mut c,
+                            n,
+                            &epilogue,
+                        )
+                        .unwrap()
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("gemm+pass", format!("T{threads}")), |bench| {
+                pool.install(|| {
+                    bench.iter(|| {
+                        sgemm_native(
+                            Transpose::No,
+                            transb,
+                            m,
+                            n,
+                            k,
+                            1.0,
+                            black_box(&a),
+                            k,
+                            black_box(&b),
+                            ldb,
+                            0.0,
+                            &mut c,
+                            n,
+                        )
+                        .unwrap();
+                        bias_relu_pass(&mut c, n, &bias);
+                    })
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// A convolution's per-image products as one strided batch: 64 images of
+/// (6, 784) = (6, 25)·(25, 784), the weight shared (stride 0), against a loop of GEMMs.
+fn bench_batched(criterion: &mut Criterion) {
+    let (batch, m, n, k) = (64usize, 6usize, 784usize, 25usize);
+    let weight = filled(m * k, 1);
+    let cols = filled(batch * k * n, 2);
+    let mut c = vec![0.0f32; batch * m * n];
+    let mut group = criterion.benchmark_group(format!("sgemm_strided_batched/{batch}x{m}x{n}x{k}"));
+    group.throughput(Throughput::Elements((2 * batch * m * n * k) as u64));
+    for threads in [1usize, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        group.bench_function(BenchmarkId::new("batched", format!("T{threads}")), |bench| {
+            pool.install(|| {
+                bench.iter(|| {
+                    sgemm_strided_batched(
+                        Transpose::No,
+                        Transpose::No,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        black_box(&weight),
+                        k,
+                        0,
+                        black_box(&cols),
+                        n,
+                        k * n,
+                        0.0,
+                        &mut c,
+                        n,
+                        m * n,
+                        batch,
+                        &Epilogue::NONE,
+                    )
+                    .unwrap()
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("gemm-loop", format!("T{threads}")), |bench| {
+            pool.install(|| {
+                bench.iter(|| {
+                    for (col, c_i) in cols.chunks(k * n).zip(c.chunks_mut(m * n)) {
+                        sgemm_native(
+                            Transpose::No,
+                            Transpose::No,
+                            m,
+                            n,
+                            k,
+                            1.0,
+                            black_box(&weight),
+                            k,
+                            black_box(col),
+                            n,
+                            0.0,
+                            c_i,
+                            n,
+                        )
+                        .unwrap()
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_peak, bench_gemm, bench_fused, bench_batched);
 criterion_main!(benches);

@@ -2,69 +2,15 @@
 //! α/β and leading-dimension combination, edge sizes, NaN pre-fills, and every check.
 
 mod common;
+mod gemm_problem;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, uniform};
+use gemm_problem::{error_bound, problem, problem_with, Problem};
 use keel_kernels::gemm::{
     reference::sgemm_reference, selected_isa, sgemm_isa, sgemm_native, GemmShape, Isa, Transpose,
 };
 use keel_kernels::{sgemm, KernelError};
 use proptest::prelude::*;
-
-fn transpose() -> impl Strategy<Value = Transpose> {
-    prop_oneof![Just(Transpose::No), Just(Transpose::Yes)]
-}
-
-/// One GEMM problem: the shape (with padded leading dimensions) and its operands.
-#[derive(Debug, Clone)]
-struct Problem {
-    shape: GemmShape,
-    alpha: f32,
-    beta: f32,
-    a: Vec<f32>,
-    b: Vec<f32>,
-    c0: Vec<f32>,
-}
-
-fn problem(max: usize) -> impl Strategy<Value = Problem> {
-    problem_with((edge_size(max), edge_size(max), edge_size(max)))
-}
-
-/// A problem of the shapes `dims` (m, n, k) draws, with random transposes, padding, α, β.
-fn problem_with(dims: impl Strategy<Value = (usize, usize, usize)>) -> impl Strategy<Value = Problem> {
-    (
-        dims,
-        (transpose(), transpose()),
-        (0usize..3, 0usize..3, 0usize..3),
-        prop_oneof![Just(1.0f32), Just(-0.5), Just(0.0), -2.0f32..2.0],
-        prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
-        any::<u64>(),
-    )
-        .prop_map(|((m, n, k), (transa, transb), (pa, pb, pc), alpha, beta, seed)| {
-            let (a_rows, a_cols) = if transa == Transpose::No { (m, k) } else { (k, m) };
-            let (b_rows, b_cols) = if transb == Transpose::No { (k, n) } else { (n, k) };
-            let shape =
-                GemmShape { transa, transb, m, n, k, lda: a_cols + pa, ldb: b_cols + pb, ldc: n + pc };
-            Problem {
-                shape,
-                alpha,
-                beta,
-                a: uniform(a_rows * shape.lda, seed, -1.0, 1.0),
-                b: uniform(b_rows * shape.ldb, seed ^ 1, -1.0, 1.0),
-                c0: uniform(m * shape.ldc, seed ^ 2, -1.0, 1.0),
-            }
-        })
-}
-
-/// Per-element error bound of an f32 GEMM: each dot product of length k accumulated in f32
-/// is within (k + 2)·ε·Σ|a||b| of the exact value (Higham's γ_k bound, plus the α scaling
-/// and the β·C add), so the tolerance is that bound computed from |A|·|B| and |C0|.
-fn error_bound(p: &Problem) -> Vec<f32> {
-    let abs = |v: &[f32]| v.iter().map(|x| x.abs()).collect::<Vec<_>>();
-    let mut bound = abs(&p.c0);
-    sgemm_reference(&p.shape, p.alpha.abs(), &abs(&p.a), &abs(&p.b), p.beta.abs(), &mut bound);
-    let eps = f32::EPSILON * (p.shape.k as f32 + 2.0);
-    bound.iter().map(|x| x * eps + 1e-30).collect()
-}
 
 fn run_native(p: &Problem, c: &mut [f32]) {
     let s = p.shape;
@@ -188,10 +134,21 @@ fn large_products_pass_the_random_vector_check() {
 
 /// Across the KC and NC block edges (k > 256 adds into C with β = 1 after the first block;
 /// n > 1024 runs several column blocks), with B read in place (few rows of C, rows of B
-/// close) and packed (many rows of C, or rows of B far apart), on every instruction set.
+/// close; or one row of tiles, rows of B far apart but a block's rows spanning at most
+/// 1 Mi floats: 4x1030x300, 2x5000x300) and packed (many rows of C, or rows of B far apart:
+/// 1x9000x260 spans 130 rows of 9000), on every instruction set.
 #[test]
 fn every_isa_matches_reference_across_cache_blocks() {
-    for &(m, n, k) in &[(13, 4100, 3), (37, 33, 600), (200, 70, 513), (30, 1030, 40), (260, 40, 300)] {
+    for &(m, n, k) in &[
+        (13, 4100, 3),
+        (37, 33, 600),
+        (200, 70, 513),
+        (30, 1030, 40),
+        (260, 40, 300),
+        (4, 1030, 300),
+        (2, 5000, 300),
+        (1, 9000, 260),
+    ] {
         for isa in Isa::available() {
             for (transa, transb) in [
                 (Transpose::No, Transpose::No),

@@ -2,11 +2,13 @@
 //!
 //! Register budget (16 ymm): 12 accumulators (6 rows x 2 vectors of 8 lanes), 2 vectors of
 //! the current row of B̃, 1 broadcast of A — 15 in use. Same data flow as the AVX-512
-//! kernel (see `avx512.rs`), at half the width.
+//! kernel (see `avx512.rs`), at half the width, epilogue included; edge tiles go through a
+//! scratch tile (`via_scratch`), which applies the epilogue in scalar code.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::epilogue::{Activation, TileBias, TileEpilogue};
 use super::microkernel::{via_scratch, Isa, Microkernel};
 
 /// The AVX2+FMA kernel (see the module docs).
@@ -28,25 +30,31 @@ impl Microkernel for Avx2 {
         ldc: usize,
         rows: usize,
         cols: usize,
+        epilogue: &TileEpilogue,
     ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
         // CPU has AVX2 and FMA; an edge tile goes through a full scratch tile.
         unsafe {
             if rows == Self::MR && cols == Self::NR {
-                tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc)
+                tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc, epilogue)
             } else {
-                let full = |scratch| tile_avx2(kc, alpha, a, b, b_rs, 0.0, scratch, Self::NR);
-                via_scratch(Self::MR, Self::NR, full, beta, c, ldc, rows, cols)
+                let full =
+                    |scratch| tile_avx2(kc, alpha, a, b, b_rs, 0.0, scratch, Self::NR, &TileEpilogue::NONE);
+                via_scratch(Self::MR, Self::NR, full, beta, c, ldc, rows, cols, epilogue)
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols}"
+            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
         )
     }
 }
 
+/// The full 6 x 16 tile update, epilogue included.
+///
+/// # Safety
+/// The trait contract for a full tile (`rows = 6`, `cols = 16`), on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
@@ -59,6 +67,7 @@ unsafe fn tile_avx2(
     beta: f32,
     c: *mut f32,
     ldc: usize,
+    epilogue: &TileEpilogue,
 ) {
     const MR: usize = 6;
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
@@ -80,14 +89,36 @@ unsafe fn tile_avx2(
     let beta_v = _mm256_set1_ps(beta);
     for (i, acc_row) in acc.iter().enumerate() {
         for (half, &sum) in acc_row.iter().enumerate() {
-            // SAFETY: row i < MR and lanes 8·half..8·half+8 < NR = 16 of the tile.
+            // SAFETY: row i < MR and lanes 8·half..8·half+8 < NR = 16 of the tile, whose
+            // bias covers its 6 rows or 16 columns.
             unsafe {
                 let out = c.add(i * ldc + 8 * half);
                 let scaled = _mm256_mul_ps(alpha_v, sum);
                 let value =
                     if beta == 0.0 { scaled } else { _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(out), scaled) };
-                _mm256_storeu_ps(out, value);
+                let biased = match epilogue.bias {
+                    TileBias::None => value,
+                    TileBias::Row(bias) => _mm256_add_ps(value, _mm256_set1_ps(*bias.add(i))),
+                    TileBias::Column(bias) => _mm256_add_ps(value, _mm256_loadu_ps(bias.add(8 * half))),
+                };
+                _mm256_storeu_ps(out, activate(biased, epilogue.activation));
             }
+        }
+    }
+}
+
+/// [`Activation`] on 8 lanes, as its scalar form computes it: the comparison `x < 0` is
+/// false for NaN, which passes through unchanged.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn activate(x: __m256, activation: Activation) -> __m256 {
+    let zero = _mm256_setzero_ps();
+    match activation {
+        Activation::Identity => x,
+        Activation::Relu => _mm256_blendv_ps(x, zero, _mm256_cmp_ps::<_CMP_LT_OQ>(x, zero)),
+        Activation::LeakyRelu(slope) => {
+            let scaled = _mm256_mul_ps(x, _mm256_set1_ps(slope));
+            _mm256_blendv_ps(x, scaled, _mm256_cmp_ps::<_CMP_LT_OQ>(x, zero))
         }
     }
 }

@@ -16,11 +16,16 @@
 //! and for one or two vectors of columns (`V`), so a tile of C cut by the bottom edge
 //! broadcasts only its `R` rows, a tile at most 16 columns wide (e.g. `n = 10`) does half
 //! the FMAs, and the last vector's lanes past the edge are masked off in the loads and
-//! stores of C.
+//! stores of C (and of a per-column bias).
+//!
+//! The epilogue (bias, activation) is applied to the accumulators between the `α`/`β`
+//! scaling and the one store of each vector, so it costs a few instructions per vector
+//! and no second pass over C.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+use super::epilogue::{Activation, TileBias, TileEpilogue};
 use super::microkernel::{Isa, Microkernel};
 
 /// The AVX-512F kernel (see the module docs).
@@ -45,6 +50,7 @@ impl Microkernel for Avx512 {
         ldc: usize,
         rows: usize,
         cols: usize,
+        epilogue: &TileEpilogue,
     ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract for the
@@ -55,8 +61,8 @@ impl Microkernel for Avx512 {
                 ($($r:literal)*) => {
                     match (rows, cols <= 16) {
                         $(
-                            ($r, true) => tile_avx512::<$r, 1>(kc, alpha, a, b, b_rs, beta, c, ldc, cols),
-                            ($r, false) => tile_avx512::<$r, 2>(kc, alpha, a, b, b_rs, beta, c, ldc, cols),
+                            ($r, true) => tile_avx512::<$r, 1>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
+                            ($r, false) => tile_avx512::<$r, 2>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
                         )*
                         _ => unreachable!("tile of {rows} rows: the contract allows 1..={MR}"),
                     }
@@ -66,13 +72,16 @@ impl Microkernel for Avx512 {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols}"
+            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
         )
     }
 }
 
 /// The tile update for `R` rows and `V` vectors of 16 columns, of which the first `cols`
-/// are valid (`16·(V - 1) < cols <= 16·V`).
+/// are valid (`16·(V - 1) < cols <= 16·V`), epilogue included.
+///
+/// # Safety
+/// The trait contract for a `R x cols` tile, on a CPU with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
@@ -86,6 +95,7 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
     c: *mut f32,
     ldc: usize,
     cols: usize,
+    epilogue: &TileEpilogue,
 ) {
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     if beta != 0.0 {
@@ -124,8 +134,9 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
         for (v, &sum) in acc_row.iter().enumerate() {
             let mask = if v + 1 == V { last_mask } else { !0 };
             // SAFETY: row i < R = rows, and the lanes the mask keeps are columns < cols of
-            // the tile, which the contract makes writable (readable when β ≠ 0); masked-off
-            // lanes are neither read nor written.
+            // the tile, which the contract makes writable (readable when β ≠ 0), and whose
+            // bias covers rows < R and columns < cols; masked-off lanes are neither read nor
+            // written.
             unsafe {
                 let out = c.add(i * ldc + 16 * v);
                 let scaled = _mm512_mul_ps(alpha_v, sum);
@@ -134,8 +145,31 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
                 } else {
                     _mm512_fmadd_ps(beta_v, _mm512_maskz_loadu_ps(mask, out), scaled)
                 };
-                _mm512_mask_storeu_ps(out, mask, value);
+                let biased = match epilogue.bias {
+                    TileBias::None => value,
+                    TileBias::Row(bias) => _mm512_add_ps(value, _mm512_set1_ps(*bias.add(i))),
+                    TileBias::Column(bias) => {
+                        _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, bias.add(16 * v)))
+                    }
+                };
+                _mm512_mask_storeu_ps(out, mask, activate(biased, epilogue.activation));
             }
+        }
+    }
+}
+
+/// [`Activation`] on 16 lanes, as its scalar form computes it: the comparison `x < 0` is
+/// false for NaN, which passes through unchanged.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn activate(x: __m512, activation: Activation) -> __m512 {
+    let zero = _mm512_setzero_ps();
+    match activation {
+        Activation::Identity => x,
+        Activation::Relu => _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, zero), zero),
+        Activation::LeakyRelu(slope) => {
+            let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, zero);
+            _mm512_mask_mul_ps(x, negative, x, _mm512_set1_ps(slope))
         }
     }
 }

@@ -26,12 +26,12 @@ pub(crate) const DIRECT_B_MAX_M: usize = 256;
 /// L1 sets, so the panel no longer stays in L1 and every step misses the TLB.
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
 
-/// ... unless the product is this shallow: a panel of at most this many rows spans few
-/// enough pages and lines that farther rows are fine too (LeNet-5's first convolution reads
-/// its 25 x 784 im2col matrix in place), as long as the rows do not all land in the same
-/// L1 sets (a row stride that is a multiple of [`DIRECT_B_ALIASING_LDB`] floats).
-pub(crate) const DIRECT_B_SHALLOW_K: usize = 32;
-
-/// Row strides that are a multiple of this many floats (1 KiB) map every row of a panel to
-/// the same few L1 sets.
-pub(crate) const DIRECT_B_ALIASING_LDB: usize = 256;
+/// A C of at most MR rows (one row of tiles, which uses each B̃ panel once) reads B in place
+/// whatever its row distance, as long as a panel's rows (one block of k, `ldb` apart) span
+/// at most this many floats (4 MiB). Measured interleaved (A/B in one process): in place is
+/// 1.3x to 3.7x faster for 6x784x25, 12x784x25, 6x6400x150, 10x1024x1024 and 1x4096x1024
+/// (spans up to 1 Mi floats), and packing 5-20% faster for 12x6400x576 and 8x25088x1152
+/// (1.2 Mi and 5.8 Mi floats), where reading rows that far apart in the microkernel stalls
+/// on misses that a streaming copy overlaps. A taller C cut into parts of MR rows by the
+/// thread split keeps packing: 16x6400x150 on two threads was 0.7x with such parts in place.
+pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;

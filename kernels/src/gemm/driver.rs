@@ -9,13 +9,15 @@
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
 //!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
-//!   or a shallow product, `k <= DIRECT_B_SHALLOW_K`, with a stride that does not alias),
-//!   B's rows are already what a B̃ panel holds: the microkernel reads them in place and
-//!   only a ragged last panel is packed, since packing would cost as much as the few rows
-//!   of A it serves;
+//!   or, when C has at most MR rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
+//!   them in place and only a ragged last panel is packed, since packing would cost as much
+//!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
 //! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
 //! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
+//!
+//! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
+//! calls get the tile's part of it, applied in registers before the tile's last store.
 //!
 //! Every element of C is computed by one microkernel call per KC block, in the same order
 //! whatever the thread count (parts start on whole tiles, so every element stays in the
@@ -27,9 +29,8 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{
-    DIRECT_B_ALIASING_LDB, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_SHALLOW_K, KC, MC, NC,
-};
+use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC};
+use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
 use super::microkernel::{Isa, Microkernel};
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -64,11 +65,24 @@ fn return_buffer(key: &'static std::thread::LocalKey<Spares>, buffer: Vec<f32>) 
     key.with(|spares| spares.borrow_mut().push(buffer));
 }
 
-/// keel's packed GEMM on a given instruction set.
+/// The threads a product of `shape` splits over: the effective thread count of the pool
+/// (see [`crate::parallel`]), or 1 below [`MIN_PARALLEL_MULADDS`].
+pub(crate) fn threads_for(shape: &GemmShape) -> usize {
+    let muladds = shape.m.saturating_mul(shape.n).saturating_mul(shape.k);
+    if muladds < MIN_PARALLEL_MULADDS {
+        1
+    } else {
+        current_num_threads()
+    }
+}
+
+/// keel's packed GEMM on a given instruction set, `C = epilogue(α·op(A)·op(B) + β·C)`, with
+/// C split over at most `threads` threads.
 ///
 /// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and the CPU
-/// must support `isa`.
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, `epilogue`
+/// [`Epilogue::check`] for `(m, n)`, and the CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm_isa_unchecked(
     isa: Isa,
     shape: &GemmShape,
@@ -77,13 +91,15 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     b: &[f32],
     beta: f32,
     c: &mut [f32],
+    epilogue: &Epilogue,
+    threads: usize,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
         match isa {
-            Isa::Avx512 => gemm_packed::<Avx512>(shape, alpha, a, b, beta, c),
-            Isa::Avx2 => gemm_packed::<Avx2>(shape, alpha, a, b, beta, c),
-            Isa::Portable => gemm_packed::<Portable>(shape, alpha, a, b, beta, c),
+            Isa::Avx512 => gemm_packed::<Avx512>(shape, alpha, a, b, beta, c, epilogue, threads),
+            Isa::Avx2 => gemm_packed::<Avx2>(shape, alpha, a, b, beta, c, epilogue, threads),
+            Isa::Portable => gemm_packed::<Portable>(shape, alpha, a, b, beta, c, epilogue, threads),
         }
     }
 }
@@ -92,6 +108,7 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
 ///
 /// # Safety
 /// As [`sgemm_isa_unchecked`] for `K::ISA`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_packed<K: Microkernel>(
     shape: &GemmShape,
     alpha: f32,
@@ -99,6 +116,8 @@ unsafe fn gemm_packed<K: Microkernel>(
     b: &[f32],
     beta: f32,
     c: &mut [f32],
+    epilogue: &Epilogue,
+    threads: usize,
 ) {
     debug_assert!(K::ISA.is_supported(), "{:?} kernel run on a CPU without it", K::ISA);
     let GemmShape { m, n, k, .. } = *shape;
@@ -107,12 +126,11 @@ unsafe fn gemm_packed<K: Microkernel>(
     }
     if k == 0 || alpha == 0.0 {
         scale_c(shape, beta, c);
+        apply_pass(m, n, shape.ldc, epilogue, c);
         return;
     }
     let a_op = Operand { data: a, ld: shape.lda, trans: shape.transa };
     let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
-    let muladds = m.saturating_mul(n).saturating_mul(k);
-    let threads = if muladds < MIN_PARALLEL_MULADDS { 1 } else { current_num_threads() };
     let c_shared = SharedMut(c.as_mut_ptr());
     let (row_part, col_part) = split::<K>(shape, threads);
     let row_parts = m.div_ceil(row_part);
@@ -121,7 +139,7 @@ unsafe fn gemm_packed<K: Microkernel>(
         let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
         let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
         // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
-        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols) };
+        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue) };
     };
     if parts == 1 {
         run(0);
@@ -146,7 +164,7 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     // Packing work of a part of `rows x cols`: all its rows of A, and all its columns of B
     // unless it reads B in place.
     let packing = |rows: usize, cols: usize| {
-        PACK_A_COST * rows * k + if reads_b_in_place(shape, rows) { 0 } else { PACK_B_COST * cols * k }
+        PACK_A_COST * rows * k + if reads_b_in_place::<K>(shape, rows) { 0 } else { PACK_B_COST * cols * k }
     };
     let by_rows = rows_each * col_tiles * K::NR * k + packing(rows_each, n);
     let by_cols = row_tiles * K::MR * cols_each * k + packing(m, cols_each);
@@ -168,10 +186,21 @@ const PACK_B_COST: usize = 16;
 
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
 /// module docs and `blocking.rs`).
-fn reads_b_in_place(shape: &GemmShape, rows: usize) -> bool {
-    let near_rows = shape.ldb <= DIRECT_B_MAX_LDB;
-    let shallow = shape.k <= DIRECT_B_SHALLOW_K && !shape.ldb.is_multiple_of(DIRECT_B_ALIASING_LDB);
-    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (near_rows || shallow)
+fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
+    let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
+    // When all of C is one row of tiles, each B̃ panel is used once: packing it would be a
+    // copy for nothing, unless the panel's rows are so far apart that reading them is
+    // latency-bound. (Only for all of C: a part of MR rows cut from a taller C by the
+    // thread split shares B with the other parts, which then each pack their columns.)
+    let single_use = shape.m <= K::MR && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || single_use)
+}
+
+/// The depth of the blocks k is cut into: equal blocks of at most KC (784 = 4 x 196, not
+/// 3 x 256 + 16), since a thin last block would pay the C-tile loads and stores for little
+/// arithmetic.
+fn kc_step(k: usize) -> usize {
+    k.div_ceil(k.div_ceil(KC).max(1)).max(1)
 }
 
 /// Loops 5 to 1 over the part `rows x cols` of C, on the calling thread.
@@ -189,18 +218,17 @@ unsafe fn loop_nest<K: Microkernel>(
     c: SharedMut,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
+    epilogue: &Epilogue,
 ) {
     let GemmShape { k, ldc, .. } = *shape;
-    let direct_b = reads_b_in_place(shape, rows.len());
+    let direct_b = reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
     let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR);
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
-        // Loop 4: blocks of KC along the depth.
-        // k is cut into equal blocks of at most KC (784 = 4 x 196, not 3 x 256 + 16): a
-        // thin last block would pay the C-tile loads and stores for little arithmetic.
-        let kc_step = k.div_ceil(k.div_ceil(KC));
+        // Loop 4: blocks of at most KC along the depth.
+        let kc_step = kc_step(k);
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
@@ -218,9 +246,12 @@ unsafe fn loop_nest<K: Microkernel>(
                 BPanels::Packed(block)
             };
             let part = Part { rows: rows.clone(), cols: 0..nc };
+            // The epilogue goes with the last block of k, when the tiles are final.
+            let block_epilogue = if pc + kc == k { Some(epilogue) } else { None };
+            let block = Block { b: &b_block, pc, kc, jc, epilogue: block_epilogue };
             // SAFETY: rows x (jc..jc + nc) lies inside this call's part of C; A and B are
             // covered by the caller's contract.
-            unsafe { run_part::<K>(a_op, &b_block, &part, pc, kc, jc, alpha, beta_block, c, ldc) };
+            unsafe { run_part::<K>(a_op, &block, &part, alpha, beta_block, c, ldc) };
         }
     }
     return_buffer(&PACKED_B, packed_b);
@@ -251,6 +282,16 @@ impl BPanels<'_> {
     }
 }
 
+/// One (jc, pc) block of the loop nest: its B̃ panels, its place in k and in the columns of C,
+/// and the epilogue when it is the last block of k.
+struct Block<'a> {
+    b: &'a BPanels<'a>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    epilogue: Option<&'a Epilogue<'a>>,
+}
+
 /// A rectangle of the current `m x nc` block of C: rows, and columns relative to `jc`.
 struct Part {
     rows: std::ops::Range<usize>,
@@ -265,16 +306,14 @@ struct Part {
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_part<K: Microkernel>(
     a_op: Operand,
-    b_block: &BPanels,
+    block: &Block,
     part: &Part,
-    pc: usize,
-    kc: usize,
-    jc: usize,
     alpha: f32,
     beta: f32,
     c: SharedMut,
     ldc: usize,
 ) {
+    let Block { b: b_block, pc, kc, jc, epilogue } = *block;
     let mut packed_a =
         take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC);
     // Loop 3: blocks of MC rows.
@@ -289,13 +328,31 @@ unsafe fn run_part<K: Microkernel>(
             for ir in (0..mc).step_by(K::MR) {
                 let rows = K::MR.min(mc - ir);
                 let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+                let tile_epilogue = match epilogue {
+                    Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
+                    None => TileEpilogue::NONE,
+                };
                 // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
                 // part too; the part belongs to this task alone.
                 let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
                 // SAFETY: the Ã panel holds kc·MR floats and the B̃ panel kc rows of NR floats
                 // b_rs apart (`BPanels::panel` sliced them); the `rows x cols` tile lies
-                // inside C.
-                unsafe { K::tile(kc, alpha, a_panel.as_ptr(), b_panel, b_rs, beta, c_tile, ldc, rows, cols) };
+                // inside C, and `Epilogue::tile` sliced the tile's bias.
+                unsafe {
+                    K::tile(
+                        kc,
+                        alpha,
+                        a_panel.as_ptr(),
+                        b_panel,
+                        b_rs,
+                        beta,
+                        c_tile,
+                        ldc,
+                        rows,
+                        cols,
+                        &tile_epilogue,
+                    )
+                };
             }
         }
     }

@@ -6,8 +6,11 @@
 
 use std::sync::OnceLock;
 
-/// One register-blocked tile update: `C[0..rows, 0..cols] = α·(Ã·B̃) + β·C`, for
-/// `rows <= MR`, `cols <= NR`.
+use super::epilogue::TileEpilogue;
+
+/// One register-blocked tile update: `C[0..rows, 0..cols] = epi(α·(Ã·B̃) + β·C)`, for
+/// `rows <= MR`, `cols <= NR`, where `epi` adds the tile's bias and applies the activation
+/// of a [`TileEpilogue`] ([`TileEpilogue::NONE`]: nothing) on the registers, before the store.
 ///
 /// Contract:
 /// - `a` points at a packed micro-panel of `Ã`: `kc` columns of `MR` values each, column
@@ -17,7 +20,9 @@ use std::sync::OnceLock;
 ///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place;
 /// - `c` points at the tile's top-left element, rows `ldc` apart; only the `rows x cols`
 ///   corner is read or written (edge tiles need no scratch, and C may end right after it);
-/// - with `β = 0`, `C` is not read (NaN in it does not leak); `kc` may be 0 (then `C = β·C`).
+/// - with `β = 0`, `C` is not read (NaN in it does not leak); `kc` may be 0 (then `C = β·C`);
+/// - the epilogue's bias pointer is readable for `rows` floats (per row) or `cols` floats
+///   (per column), the tile's own part of the bias.
 pub(crate) trait Microkernel {
     /// Rows of the tile (values broadcast from `Ã`).
     const MR: usize;
@@ -31,8 +36,8 @@ pub(crate) trait Microkernel {
     /// # Safety
     /// `a` must be readable for `kc·MR` floats, `b` for `kc` rows of `NR` floats `b_rs`
     /// apart, `c` readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats
-    /// `ldc` apart, `1 <= rows <= MR`, `1 <= cols <= NR`, and the CPU must support
-    /// [`Self::ISA`].
+    /// `ldc` apart, `1 <= rows <= MR`, `1 <= cols <= NR`, the epilogue's bias as in the
+    /// trait docs, and the CPU must support [`Self::ISA`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn tile(
         kc: usize,
@@ -45,6 +50,7 @@ pub(crate) trait Microkernel {
         ldc: usize,
         rows: usize,
         cols: usize,
+        epilogue: &TileEpilogue,
     );
 }
 
@@ -53,11 +59,12 @@ const MAX_SCRATCH_TILE: usize = 6 * 16;
 
 /// The edge handling of the kernels without masked stores (AVX2, portable): `full_tile`
 /// writes a whole `mr x nr` tile with `β = 0` into a scratch tile (rows `nr` apart), whose
-/// valid `rows x cols` corner is then combined with C as `C = scratch + β·C`.
+/// valid `rows x cols` corner is then combined with C as `C = epi(scratch + β·C)`.
 ///
 /// # Safety
 /// `c` must be readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats `ldc`
-/// apart, with `rows <= mr`, `cols <= nr`, `mr·nr <= MAX_SCRATCH_TILE`.
+/// apart, with `rows <= mr`, `cols <= nr`, `mr·nr <= MAX_SCRATCH_TILE`, and the epilogue's
+/// bias readable for the `rows x cols` tile.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn via_scratch(
     mr: usize,
@@ -68,6 +75,7 @@ pub(crate) unsafe fn via_scratch(
     ldc: usize,
     rows: usize,
     cols: usize,
+    epilogue: &TileEpilogue,
 ) {
     let mut scratch = [0.0f32; MAX_SCRATCH_TILE];
     assert!(mr * nr <= MAX_SCRATCH_TILE && rows <= mr && cols <= nr);
@@ -75,8 +83,10 @@ pub(crate) unsafe fn via_scratch(
     for (i, scratch_row) in scratch.chunks_exact(nr).take(rows).enumerate() {
         // SAFETY: row i < rows of the valid corner, `cols` floats long (caller's contract).
         let c_row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), cols) };
-        for (out, &value) in c_row.iter_mut().zip(scratch_row) {
-            *out = if beta == 0.0 { value } else { value + beta * *out };
+        for (j, (out, &value)) in c_row.iter_mut().zip(scratch_row).enumerate() {
+            let value = if beta == 0.0 { value } else { value + beta * *out };
+            // SAFETY: (i, j) lies in the `rows x cols` tile the epilogue was made for.
+            *out = unsafe { epilogue.apply(value, i, j) };
         }
     }
 }

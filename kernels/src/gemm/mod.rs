@@ -16,13 +16,24 @@
 //! (tests and benches run every one the CPU has). `matrixmultiply` is no longer used here:
 //! it is only the `gemm` bench's baseline.
 //! [`reference::sgemm_reference`] is the plain triple loop the tests compare every path with.
+//!
+//! [`sgemm_fused`] (and [`sgemm_fused_isa`]) add an [`Epilogue`]:
+//! `C = act(α·op(A)·op(B) + β·C + bias)`, with a bias per row or per column of C and an
+//! [`Activation`], applied to each tile of C in registers after its last block of k (on the
+//! `blas` path: `cblas_sgemm`, then one pass over C).
+//!
+//! [`sgemm_strided_batched`] runs `batch` such products whose matrices lie `stride_*`
+//! elements apart in one slice per operand (a stride of 0 shares a matrix), in parallel over
+//! the batch when each product is small.
 
 mod avx2;
 mod avx512;
+mod batched;
 #[cfg(feature = "blas")]
 mod blas;
 mod blocking;
 mod driver;
+mod epilogue;
 mod microkernel;
 mod native;
 mod pack;
@@ -30,7 +41,9 @@ mod portable;
 pub mod reference;
 
 use crate::error::{argument_error, check_min_len, shape_error, Result};
+use driver::threads_for;
 
+pub use epilogue::{Activation, Bias, Epilogue};
 pub use microkernel::{selected_isa, Isa};
 pub use native::sgemm_native_unchecked;
 
@@ -68,26 +81,44 @@ impl GemmShape {
     /// Checks the leading dimensions against the shape and the slice lengths against the
     /// leading dimensions (the last row of each matrix need only be as long as a row).
     pub fn check(&self, a_len: usize, b_len: usize, c_len: usize) -> Result<()> {
+        self.check_batched(1, [0; 3], [a_len, b_len, c_len])
+    }
+
+    /// [`GemmShape::check`] for `batch` products whose matrices start `strides` (of A, B, C)
+    /// apart in slices of `lens`: the last matrix of each operand must fit in its slice.
+    /// The messages name the strides only when `batch > 1`.
+    pub(crate) fn check_batched(&self, batch: usize, strides: [usize; 3], lens: [usize; 3]) -> Result<()> {
         let (a_rows, a_cols) = stored_dims(self.transa, self.m, self.k);
         let (b_rows, b_cols) = stored_dims(self.transb, self.k, self.n);
         check_ld("lda", self.lda, a_cols)?;
         check_ld("ldb", self.ldb, b_cols)?;
         check_ld("ldc", self.ldc, self.n)?;
-        check_min_len(
-            || format!("a (stored {a_rows}x{a_cols}, lda = {})", self.lda),
-            strided_len(a_rows, a_cols, self.lda),
-            a_len,
-        )?;
-        check_min_len(
-            || format!("b (stored {b_rows}x{b_cols}, ldb = {})", self.ldb),
-            strided_len(b_rows, b_cols, self.ldb),
-            b_len,
-        )?;
-        check_min_len(
-            || format!("c ({}x{}, ldc = {})", self.m, self.n, self.ldc),
-            strided_len(self.m, self.n, self.ldc),
-            c_len,
-        )?;
+        // (name, how its dimensions read, rows, cols, leading dimension); formatted only on error.
+        let operands = [
+            ("a", "stored ", a_rows, a_cols, self.lda),
+            ("b", "stored ", b_rows, b_cols, self.ldb),
+            ("c", "", self.m, self.n, self.ldc),
+        ];
+        for ((name, stored, rows, cols, ld), (stride, len)) in
+            operands.into_iter().zip(strides.into_iter().zip(lens))
+        {
+            let what = || {
+                let dims = format!("{stored}{rows}x{cols}, ld{name} = {ld}");
+                if batch > 1 {
+                    format!("{name} ({batch} matrices {dims}, stride_{name} = {stride})")
+                } else {
+                    format!("{name} ({dims})")
+                }
+            };
+            let span = strided_len(rows, cols, ld);
+            // The last matrix starts (batch - 1)·stride in; an empty batch or matrix needs nothing.
+            let needed = if batch == 0 || span == 0 {
+                Some(0)
+            } else {
+                (batch - 1).checked_mul(stride).and_then(|start| start.checked_add(span))
+            };
+            check_min_len(what, needed.unwrap_or(usize::MAX), len)?;
+        }
         Ok(())
     }
 }
@@ -139,15 +170,62 @@ pub fn sgemm(
     c: &mut [f32],
     ldc: usize,
 ) -> Result<()> {
+    sgemm_fused(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &Epilogue::NONE)
+}
+
+/// `C = act(α·op(A)·op(B) + β·C + bias)` (shapes in the [module docs](self); the bias and
+/// activation of `epilogue`): a GEMM with the bias and activation of a dense layer
+/// ([`Bias::PerColumn`], C = `(batch, out)`) or a convolution ([`Bias::PerRow`], C =
+/// `(c_out, positions)`) fused in. C is overwritten when `β = 0` (and then never read),
+/// otherwise scaled by `β` and accumulated into, before the bias and activation.
+///
+/// The native path applies the epilogue to each tile of C in registers, right after the
+/// tile's last block of k, so it costs no pass over C; the `blas` feature's path runs
+/// `cblas_sgemm`, then one pass over C. NaN in A, B, the bias, or C (when `β ≠ 0`)
+/// propagates through every [`Activation`]. Errors as [`sgemm`], and on a bias whose length
+/// is not `m` (per row) or `n` (per column) or a non-finite leaky slope (the error names
+/// `bias` or `negative_slope`).
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_fused(
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: &Epilogue,
+) -> Result<()> {
     let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
     shape.check(a.len(), b.len(), c.len())?;
+    epilogue.check(m, n)?;
     #[cfg(feature = "blas")]
     if blas::sgemm_blas(&shape, alpha, a, b, beta, c) {
+        epilogue::apply_pass(m, n, ldc, epilogue, c);
         return Ok(());
     }
     // SAFETY: `shape.check` verified that every slice covers the matrix its shape and
-    // leading dimension describe.
-    unsafe { sgemm_native_unchecked(&shape, alpha, a, b, beta, c) };
+    // leading dimension describe, `epilogue.check` the bias; `selected_isa` only returns an
+    // instruction set the CPU supports.
+    unsafe {
+        driver::sgemm_isa_unchecked(
+            selected_isa(),
+            &shape,
+            alpha,
+            a,
+            b,
+            beta,
+            c,
+            epilogue,
+            threads_for(&shape),
+        )
+    };
     Ok(())
 }
 
@@ -197,12 +275,90 @@ pub fn sgemm_isa(
     c: &mut [f32],
     ldc: usize,
 ) -> Result<()> {
+    sgemm_fused_isa(isa, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &Epilogue::NONE)
+}
+
+/// [`sgemm_fused`] by keel's packed GEMM on the instruction set `isa` (tests and benches run
+/// every path the CPU has). Errors if the CPU cannot run `isa`, or as [`sgemm_fused`].
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_fused_isa(
+    isa: Isa,
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: &Epilogue,
+) -> Result<()> {
     if !isa.is_supported() {
         return Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{isa:?}")));
     }
     let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
     shape.check(a.len(), b.len(), c.len())?;
+    epilogue.check(m, n)?;
     // SAFETY: checked above, and the CPU supports `isa`.
-    unsafe { driver::sgemm_isa_unchecked(isa, &shape, alpha, a, b, beta, c) };
+    unsafe { driver::sgemm_isa_unchecked(isa, &shape, alpha, a, b, beta, c, epilogue, threads_for(&shape)) };
+    Ok(())
+}
+
+/// `C_i = act(α·op(A_i)·op(B_i) + β·C_i + bias)` for `i < batch`: [`sgemm_fused`] on a
+/// batch of products whose matrices lie `stride_a`, `stride_b`, `stride_c` elements apart
+/// (`A_i` starts at `a[i·stride_a]`, and so on; each matrix has the shape and leading
+/// dimension of the [module docs](self)). A stride of 0 shares one matrix across the batch
+/// (one weight for every image), for A and B; each `C_i` is overwritten when `β = 0` (never
+/// read), otherwise scaled and accumulated into, and the epilogue (bias shared by every
+/// product) applied to it. `Epilogue::NONE` gives the plain batched GEMM.
+///
+/// Always keel's native path (on [`selected_isa`]), whatever the features. Products too
+/// small to split run in parallel over the batch, one product per task; bigger ones one
+/// after the other, each split across the pool; the bits do not depend on the thread count.
+/// `batch = 0` is a no-op. Errors as [`sgemm_fused`], when a slice is shorter than its last
+/// matrix needs (`(batch - 1)·stride + span`, naming the operand and its stride), and when
+/// `stride_c` is less than the span of one C, `(m - 1)·ldc + n` (for `batch > 1`), so that
+/// no two `C_i` overlap.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_strided_batched(
+    transa: Transpose,
+    transb: Transpose,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    lda: usize,
+    stride_a: usize,
+    b: &[f32],
+    ldb: usize,
+    stride_b: usize,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    stride_c: usize,
+    batch: usize,
+    epilogue: &Epilogue,
+) -> Result<()> {
+    let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
+    let strides = [stride_a, stride_b, stride_c];
+    shape.check_batched(batch, strides, [a.len(), b.len(), c.len()])?;
+    let c_span = strided_len(m, n, ldc);
+    if batch > 1 && stride_c < c_span {
+        return Err(shape_error(
+            "stride_c",
+            format!("stride_c >= (m - 1)·ldc + n = {c_span} (no two C_i may overlap)"),
+            stride_c,
+        ));
+    }
+    epilogue.check(m, n)?;
+    let strides = batched::Strides { a: stride_a, b: stride_b, c: stride_c };
+    // SAFETY: every check the function requires passed above.
+    unsafe { batched::sgemm_batched_unchecked(&shape, alpha, a, b, beta, c, batch, strides, epilogue) };
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The native GEMM path: keel's packed GEMM (`driver.rs`) on the instruction set
 //! [`selected_isa`] picks, split across the rayon pool.
 
-use super::driver::sgemm_isa_unchecked;
+use super::driver::{sgemm_isa_unchecked, threads_for};
+use super::epilogue::Epilogue;
 use super::microkernel::selected_isa;
 use super::GemmShape;
 
@@ -19,7 +20,9 @@ pub unsafe fn sgemm_native_unchecked(
 ) {
     // SAFETY: forwarded from the caller; `selected_isa` only returns an instruction set the
     // CPU supports.
-    unsafe { sgemm_isa_unchecked(selected_isa(), shape, alpha, a, b, beta, c) };
+    unsafe {
+        sgemm_isa_unchecked(selected_isa(), shape, alpha, a, b, beta, c, &Epilogue::NONE, threads_for(shape))
+    };
 }
 
 /// A pointer that may be shared between tasks that write disjoint parts of its target.

@@ -2,6 +2,7 @@
 //! whatever the build targets (SSE2 on a default x86_64 build). It runs anywhere, under Miri
 //! too, and is the path every other kernel is measured against in the tests.
 
+use super::epilogue::TileEpilogue;
 use super::microkernel::{via_scratch, Isa, Microkernel};
 
 /// The portable kernel (see the module docs).
@@ -26,13 +27,16 @@ impl Microkernel for Portable {
         ldc: usize,
         rows: usize,
         cols: usize,
+        epilogue: &TileEpilogue,
     ) {
         if rows < MR || cols < NR {
             // SAFETY: the full tile is written into the scratch (rows NR apart), then the
             // corner the caller's contract covers is combined with C.
             unsafe {
-                let full = |scratch| Self::tile(kc, alpha, a, b, b_rs, 0.0, scratch, NR, MR, NR);
-                via_scratch(MR, NR, full, beta, c, ldc, rows, cols)
+                let full = |scratch| {
+                    Self::tile(kc, alpha, a, b, b_rs, 0.0, scratch, NR, MR, NR, &TileEpilogue::NONE)
+                };
+                via_scratch(MR, NR, full, beta, c, ldc, rows, cols, epilogue)
             };
             return;
         }
@@ -52,8 +56,10 @@ impl Microkernel for Portable {
         for (i, acc_row) in acc.iter().enumerate() {
             // SAFETY: row i < MR of the tile holds NR writable floats (readable when β ≠ 0).
             let row = unsafe { std::slice::from_raw_parts_mut(c.add(i * ldc), NR) };
-            for (out, &sum) in row.iter_mut().zip(acc_row) {
-                *out = if beta == 0.0 { alpha * sum } else { beta * *out + alpha * sum };
+            for (j, (out, &sum)) in row.iter_mut().zip(acc_row).enumerate() {
+                let value = if beta == 0.0 { alpha * sum } else { beta * *out + alpha * sum };
+                // SAFETY: (i, j) lies in the full MR x NR tile the epilogue was made for.
+                *out = unsafe { epilogue.apply(value, i, j) };
             }
         }
     }
