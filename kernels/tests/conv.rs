@@ -11,9 +11,10 @@ mod common;
 
 use common::{assert_close, edge_size, uniform};
 use keel_kernels::conv::{
-    col2im, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len, im2col,
-    reference, Conv2dShape,
+    col2im, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused,
+    conv2d_workspace_len, im2col, reference, Conv2dShape,
 };
+use keel_kernels::gemm::Activation;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -550,4 +551,41 @@ fn lenet_shapes_match_reference() {
             check_backward_weight(s, seed as u64, true, len);
         }
     });
+}
+
+/// The fused forward equals the plain forward followed by the activation, on the direct path
+/// (stride 1) and the im2col + GEMM path (stride 2, groups), bit for bit: the activation only
+/// selects or scales each stored value. A non-finite leaky-ReLU slope is refused.
+#[test]
+fn fused_forward_applies_the_activation_to_every_output() {
+    let shapes = [
+        Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2),
+        Conv2dShape::new(2, 6, 14, 14, 16, 5, 5),
+        Conv2dShape::new(2, 4, 9, 11, 6, 3, 3).with_stride(2).with_pad(1).with_groups(2),
+    ];
+    for (seed, s) in shapes.iter().enumerate() {
+        let x = uniform(s.x_len(), seed as u64, -1.0, 1.0);
+        let weight = uniform(s.weight_len(), seed as u64 + 1, -1.0, 1.0);
+        let bias = uniform(s.c_out, seed as u64 + 2, -1.0, 1.0);
+        let mut workspace = vec![f32::NAN; conv2d_workspace_len(s)];
+        let mut plain = vec![f32::NAN; s.y_len()];
+        conv2d_forward(s, &x, &weight, Some(&bias), &mut plain, &mut workspace).unwrap();
+        assert!(plain.iter().any(|&v| v < 0.0) && plain.iter().any(|&v| v > 0.0));
+        for (activation, f) in [
+            (Activation::Relu, (|v: f32| if v < 0.0 { 0.0 } else { v }) as fn(f32) -> f32),
+            (Activation::LeakyRelu(0.1), |v: f32| if v < 0.0 { 0.1 * v } else { v }),
+            (Activation::Identity, |v: f32| v),
+        ] {
+            let mut fused = vec![f32::NAN; s.y_len()];
+            conv2d_forward_fused(s, &x, &weight, Some(&bias), activation, &mut fused, &mut workspace)
+                .unwrap();
+            let expected: Vec<f32> = plain.iter().map(|&v| f(v)).collect();
+            assert_eq!(fused, expected, "{s:?} {activation:?}");
+        }
+    }
+    let s = &shapes[1];
+    let (x, weight) = (vec![0.0; s.x_len()], vec![0.0; s.weight_len()]);
+    let (mut y, mut workspace) = (vec![0.0; s.y_len()], vec![0.0; conv2d_workspace_len(s)]);
+    let bad = Activation::LeakyRelu(f32::NAN);
+    assert!(conv2d_forward_fused(s, &x, &weight, None, bad, &mut y, &mut workspace).is_err());
 }

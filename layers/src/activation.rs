@@ -4,6 +4,7 @@
 //! (`σ' = y(1-y)`, `tanh' = 1-y²`, `relu' = [y > 0]`), fused in one kernel pass.
 
 use keel_kernels::activation as kernels;
+use keel_kernels::gemm::Activation as EpilogueActivation;
 
 use crate::error::{LayerError, Result};
 use crate::layer::{Layer, Mode};
@@ -54,6 +55,19 @@ impl ActivationKind {
             ActivationKind::Tanh => kernels::tanh_backward(y, dy, dx)?,
         }
         Ok(())
+    }
+
+    /// What a matrix product's epilogue can apply of `activation` (ReLU and leaky ReLU),
+    /// and what is left to apply in place afterwards (sigmoid, tanh).
+    pub(crate) fn split_for_epilogue(
+        activation: Option<ActivationKind>,
+    ) -> (EpilogueActivation, Option<ActivationKind>) {
+        match activation {
+            None => (EpilogueActivation::Identity, None),
+            Some(ActivationKind::Relu) => (EpilogueActivation::Relu, None),
+            Some(ActivationKind::LeakyRelu(slope)) => (EpilogueActivation::LeakyRelu(slope), None),
+            Some(other) => (EpilogueActivation::Identity, Some(other)),
+        }
     }
 
     /// The name in layer descriptions, e.g. `relu`.

@@ -3,14 +3,15 @@
 //! Shapes: x `(n, c_in, h, w)`, weight `(c_out, c_in/groups, kh, kw)` named `"weight"`,
 //! optional bias `(c_out)` named `"bias"`, y `(n, c_out, out_h, out_w)` with
 //! `out_h = floor((h + 2·pad_h - dilation_h·(kh-1) - 1)/stride_h) + 1` (same for `w`).
-//! With a fused activation (`Conv2dConfig::with_activation`) the output is `f(conv + bias)`,
-//! applied in place, and backward multiplies by `f'` (from the output) first.
+//! With a fused activation (`Conv2dConfig::with_activation`) the output is `f(conv + bias)`
+//! (ReLU and leaky ReLU applied by the kernel before it stores each tile, sigmoid and tanh in
+//! place after), and backward multiplies by `f'` (from the output) first.
 //! Every number comes from `keel_kernels::conv` (im2col + GEMM); the layer owns the
 //! kernels' scratch and resizes it in place, so a step on a fixed batch shape allocates
 //! nothing.
 
 use keel_kernels::conv::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len, Conv2dShape,
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward_fused, conv2d_workspace_len, Conv2dShape,
 };
 use rand::rngs::StdRng;
 
@@ -233,15 +234,17 @@ impl Layer for Conv2d {
         let shape = self.shape_of(input)?;
         self.reserve_workspace(&shape);
         self.output.resize(&[shape.n, shape.c_out, shape.out_h(), shape.out_w()]);
-        conv2d_forward(
+        let (fused, after) = ActivationKind::split_for_epilogue(self.config.activation);
+        conv2d_forward_fused(
             &shape,
             input.data(),
             self.weight.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
+            fused,
             self.output.data_mut(),
             &mut self.workspace,
         )?;
-        if let Some(activation) = self.config.activation {
+        if let Some(activation) = after {
             activation.forward_inplace(self.output.data_mut())?;
         }
         Ok(())

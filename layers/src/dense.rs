@@ -3,9 +3,11 @@
 //! Shapes (PyTorch's `nn.Linear`): x `(batch, in)`, weight `(out, in)`, bias `(out)`,
 //! y `(batch, out)`. The course notes write `Z = W·A + b` with samples in columns: the same
 //! product, transposed. With a fused activation ([`Dense::with_activation`]) the output is
-//! `f(x·Wᵀ + b)`, applied in place, and backward multiplies by `f'` (from the output) before
-//! the products: one layer and one buffer fewer than a separate `Activation`.
+//! `f(x·Wᵀ + b)` (bias and ReLU or leaky ReLU in the GEMM's epilogue, sigmoid and tanh in
+//! place after), and backward multiplies by `f'` (from the output) before the products: one
+//! layer and one pass fewer than a separate `Activation`.
 
+use keel_kernels::gemm::{sgemm_fused, Bias, Epilogue};
 use keel_kernels::{sgemm, Transpose};
 use rand::rngs::StdRng;
 
@@ -84,12 +86,12 @@ impl Layer for Dense {
         let batch = self.batch_of(input)?;
         let (inf, outf) = (self.in_features, self.out_features);
         self.output.resize(&[batch, outf]);
-        // y = b (broadcast over rows), then y += x·Wᵀ in one GEMM.
-        for row in self.output.data_mut().chunks_exact_mut(outf) {
-            row.copy_from_slice(self.bias.value.data());
-        }
+        // y = f(x·Wᵀ + b) in one GEMM: bias and ReLU in its epilogue, sigmoid and tanh after.
+        let (fused, after) = ActivationKind::split_for_epilogue(self.activation);
+        let epilogue = Epilogue { bias: Bias::PerColumn(self.bias.value.data()), activation: fused };
         let (x, w) = (input.data(), self.weight.value.data());
-        sgemm(
+        let y = self.output.data_mut();
+        sgemm_fused(
             Transpose::No,
             Transpose::Yes,
             batch,
@@ -100,11 +102,12 @@ impl Layer for Dense {
             inf,
             w,
             inf,
-            1.0,
-            self.output.data_mut(),
+            0.0,
+            y,
             outf,
+            &epilogue,
         )?;
-        if let Some(activation) = self.activation {
+        if let Some(activation) = after {
             activation.forward_inplace(self.output.data_mut())?;
         }
         Ok(())

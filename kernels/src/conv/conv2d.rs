@@ -19,7 +19,7 @@ use super::direct;
 use super::im2col::{col2im_unchecked, im2col_unchecked};
 use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
 use crate::error::{check_min_len, Result};
-use crate::gemm::{sgemm, Transpose};
+use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
 /// Scratch length for any of the three conv kernels on `shape`, sized for the current rayon
@@ -141,6 +141,23 @@ pub fn conv2d_forward(
     y: &mut [f32],
     workspace: &mut [f32],
 ) -> Result<()> {
+    conv2d_forward_fused(shape, x, weight, bias, Activation::Identity, y, workspace)
+}
+
+/// [`conv2d_forward`] with an activation fused in: `y = activation(conv(x, weight) + bias)`,
+/// applied to each tile of `y` before it is stored (in the direct convolution's registers,
+/// or the GEMM's epilogue), so `y` is written once. Shapes, workspace and errors as
+/// [`conv2d_forward`]; a leaky-ReLU slope must be finite.
+pub fn conv2d_forward_fused(
+    shape: &Conv2dShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    y: &mut [f32],
+    workspace: &mut [f32],
+) -> Result<()> {
+    Epilogue { bias: Bias::None, activation }.check(0, 0)?;
     shape.check()?;
     check_x(shape, "x", x.len())?;
     check_weight(shape, "weight", weight.len())?;
@@ -159,7 +176,7 @@ pub fn conv2d_forward(
     let task = |first: usize, images: usize, y_run: &mut [f32], col: &mut [f32]| -> Result<()> {
         let x_run = &x[first * x_image..(first + images) * x_image];
         for (xi, yi) in x_run.chunks_exact(x_image).zip(y_run.chunks_exact_mut(y_image)) {
-            forward_image(shape, xi, weight, bias, yi, col, single)?;
+            forward_image(shape, xi, weight, bias, activation, yi, col, single)?;
         }
         Ok(())
     };
@@ -167,11 +184,13 @@ pub fn conv2d_forward(
 }
 
 /// Forward of one image `x (c_in, h, w)` into `y (c_out, P)`.
+#[allow(clippy::too_many_arguments)]
 fn forward_image(
     shape: &Conv2dShape,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    activation: Activation,
     y: &mut [f32],
     col: &mut [f32],
     parallel: bool,
@@ -182,20 +201,11 @@ fn forward_image(
         for g in 0..shape.groups {
             let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
             let (xg, wg) = (&x[g * x_group..(g + 1) * x_group], &weight[g * cog * k..(g + 1) * cog * k]);
-            direct::forward_group(shape, xg, wg, bias_g, &mut y[g * cog * p..(g + 1) * cog * p], col);
+            let yg = &mut y[g * cog * p..(g + 1) * cog * p];
+            direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
         }
         return Ok(());
     }
-    // The bias goes in first and the GEMM accumulates onto it (β = 1): one pass over y.
-    let beta = match bias {
-        Some(bias) => {
-            for (row, &b) in y.chunks_exact_mut(p).zip(bias) {
-                row.fill(b);
-            }
-            1.0
-        }
-        None => 0.0,
-    };
     for g in 0..shape.groups {
         let xg = &x[g * x_group..(g + 1) * x_group];
         let cols: &[f32] = if shape.is_pointwise() {
@@ -206,7 +216,11 @@ fn forward_image(
         };
         let wg = &weight[g * cog * k..(g + 1) * cog * k];
         let yg = &mut y[g * cog * p..(g + 1) * cog * p];
-        sgemm(Transpose::No, Transpose::No, cog, p, k, 1.0, wg, k, cols, p, beta, yg, p)?;
+        // The bias (one per output channel, a row of y) and the activation go in the GEMM's
+        // epilogue, while each tile is in registers.
+        let bias = bias.map_or(Bias::None, |b| Bias::PerRow(&b[g * cog..(g + 1) * cog]));
+        let epilogue = Epilogue { bias, activation };
+        sgemm_fused(Transpose::No, Transpose::No, cog, p, k, 1.0, wg, k, cols, p, 0.0, yg, p, &epilogue)?;
     }
     Ok(())
 }

@@ -21,7 +21,9 @@ use std::arch::x86_64::*;
 
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
-use crate::gemm::{selected_isa, Isa};
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::activate_avx512;
+use crate::gemm::{selected_isa, Activation, Isa};
 
 /// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
 /// output column still reads inside the scratch.
@@ -57,7 +59,8 @@ fn padded_dims(shape: &Conv2dShape) -> (usize, usize) {
 }
 
 /// Forward of one group of one image: `y (c_out/groups, out_h, out_w)` **overwritten** with
-/// `weight (c_out/groups, c_in/groups·kh·kw) × taps(x) + bias`, for `x (c_in/groups, h, w)`.
+/// `activation(weight (c_out/groups, c_in/groups·kh·kw) × taps(x) + bias)`, for
+/// `x (c_in/groups, h, w)`; the activation is applied in registers before the store.
 /// `scratch` holds at least [`scratch_len`] floats (contents ignored).
 ///
 /// Panics on slices of other lengths (the caller checked the shape and the slices), and
@@ -67,6 +70,7 @@ pub(super) fn forward_group(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
+    activation: Activation,
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
@@ -88,7 +92,7 @@ pub(super) fn forward_group(
     debug_assert!(hp == out_h + shape.kh - 1 && wp == out_w + shape.kw - 1);
     let padded = &mut scratch[..cg * hp * wp + SLACK];
     pad_image(shape, x, padded, hp, wp);
-    let geometry = Geometry { plane: hp * wp, wp, cg, kh: shape.kh, kw: shape.kw, out_h, out_w };
+    let geometry = Geometry { plane: hp * wp, wp, cg, kh: shape.kh, kw: shape.kw, out_h, out_w, activation };
     // Blocks of equal size (16 channels as one block, not 12 + 4: a thin block would be
     // bound by its loads).
     let most = if out_w <= 16 { CHANNELS } else { CHANNELS_WIDE };
@@ -137,6 +141,8 @@ struct Geometry {
     kw: usize,
     out_h: usize,
     out_w: usize,
+    /// Applied to each strip before it is stored.
+    activation: Activation,
 }
 
 /// All strips of `rows` output channels: at most [`CHANNELS`] for outputs up to 16 wide (one
@@ -231,7 +237,10 @@ unsafe fn strips<const R: usize, const V: usize>(
                     let mask = lane_range(0, g.out_w - first);
                     // SAFETY: the mask enables `y[r·out_plane + oy·out_w + first + l]` for
                     // `first + l < out_w`, inside channel r's plane, and `r < R = rows`.
-                    unsafe { _mm512_mask_storeu_ps(yp.add(r * out_plane + oy * g.out_w + first), mask, a) };
+                    unsafe {
+                        let out = activate_avx512(a, g.activation);
+                        _mm512_mask_storeu_ps(yp.add(r * out_plane + oy * g.out_w + first), mask, out)
+                    };
                 }
             }
         }

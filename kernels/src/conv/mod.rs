@@ -23,6 +23,8 @@ pub mod reference;
 mod rows;
 mod shape;
 
-pub use conv2d::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len};
+pub use conv2d::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused, conv2d_workspace_len,
+};
 pub use im2col::{col2im, im2col};
 pub use shape::Conv2dShape;

@@ -162,7 +162,7 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
 /// false for NaN, which passes through unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn activate(x: __m512, activation: Activation) -> __m512 {
+pub(crate) fn activate(x: __m512, activation: Activation) -> __m512 {
     let zero = _mm512_setzero_ps();
     match activation {
         Activation::Identity => x,
