@@ -1,7 +1,8 @@
-//! Pooling throughput in bytes moved (read + written) per call, on the (64, 64, 32, 32)
-//! activations of a small CNN: keel on 1- and 2-thread pools beside the scalar reference.
-//! Max and average pool 2x2 stride 2 (forward, and forward + backward as in a training
-//! step), global average pool forward and backward.
+//! Pooling throughput in bytes moved (read + written) per call: keel on 1- and 2-thread
+//! pools beside the scalar reference. Max and average pool 2x2 stride 2 (forward, and
+//! forward + backward as in a training step) on LeNet-5's two pools at batch 64
+//! ((64, 6, 28, 28) and (64, 16, 10, 10)) and on the (64, 64, 32, 32) activations of a small
+//! CNN; global average pool forward and backward on the latter.
 //!
 //! `cargo bench --bench pool`
 
@@ -49,14 +50,13 @@ fn group(
     group.finish();
 }
 
-fn bench_pool(criterion: &mut Criterion) {
-    let shape = Pool2dShape::square(64, 64, 32, 32, 2, 2, 0);
+/// Max and average pool (forward, and forward + backward as in a training step) on one shape.
+fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
     let (xl, yl) = (shape.in_len(), shape.out_len());
     let (xb, yb) = (xl as u64 * F32, yl as u64 * F32);
     let x = filled(xl, 1);
     let dy = filled(yl, 2);
     let out = &mut Outputs { y: vec![0.0; yl], argmax: vec![0; yl], dx: vec![0.0; xl] };
-    let label = "64x64x32x32 k2s2";
 
     // Forward reads x, writes y and the mask; backward reads dy and the mask, writes dx.
     let (fwd, bwd) = (xb + 2 * yb, 2 * yb + xb);
@@ -107,18 +107,28 @@ fn bench_pool(criterion: &mut Criterion) {
             reference::avgpool2d_backward(&shape, true, black_box(&dy), &mut o.dx)
         },
     );
+}
+
+fn bench_pool(criterion: &mut Criterion) {
+    // LeNet-5's two pools at batch 64 (outputs 14 and 5 wide), then a small CNN's.
+    bench_pooling(criterion, Pool2dShape::square(64, 6, 28, 28, 2, 2, 0), "lenet1 64x6x28x28 k2s2");
+    bench_pooling(criterion, Pool2dShape::square(64, 16, 10, 10, 2, 2, 0), "lenet2 64x16x10x10 k2s2");
+    bench_pooling(criterion, Pool2dShape::square(64, 64, 32, 32, 2, 2, 0), "64x64x32x32 k2s2");
 
     // Global average pool: (64, 64, 32, 32) -> (64, 64) and back.
-    let (n, c, h, w) = (shape.n, shape.c, shape.h, shape.w);
+    let (n, c, h, w) = (64, 64, 32, 32);
+    let xb = (n * c * h * w) as u64 * F32;
     let planes = (n * c) as u64 * F32;
+    let x = filled(n * c * h * w, 1);
     let dg = filled(n * c, 3);
+    let out = &mut Outputs { y: vec![0.0; n * c], argmax: Vec::new(), dx: vec![0.0; n * c * h * w] };
     group(
         criterion,
         "global_avgpool_forward/64x64x32x32",
         xb + planes,
         out,
-        |o| pool::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y[..n * c]).unwrap(),
-        |o| reference::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y[..n * c]),
+        |o| pool::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y).unwrap(),
+        |o| reference::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y),
     );
     group(
         criterion,
