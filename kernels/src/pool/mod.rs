@@ -26,10 +26,11 @@ mod global;
 mod max;
 pub mod reference;
 mod shape;
+mod tiled;
 
-pub use avg::{avgpool2d_backward, avgpool2d_forward};
+pub use avg::{avgpool2d_backward, avgpool2d_backward_isa, avgpool2d_forward, avgpool2d_forward_isa};
 pub use global::{global_avgpool_backward, global_avgpool_forward};
-pub use max::{maxpool2d_backward, maxpool2d_forward};
+pub use max::{maxpool2d_backward, maxpool2d_backward_isa, maxpool2d_forward, maxpool2d_forward_isa};
 pub use shape::Pool2dShape;
 
 use crate::parallel::chunk_len;
