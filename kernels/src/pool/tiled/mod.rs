@@ -15,8 +15,9 @@
 //! `+0.0`).
 //!
 //! Bodies per instruction set ([`Isa`], chosen at run time): AVX-512F and AVX2 for `k = 2`
-//! (16 and 8 outputs per vector, see [`Units`]), portable Rust for `k = 2, 3` (the
-//! compiler's auto-vectorisation for the build target) and for `k = 3` on every ISA.
+//! (16 and 8 outputs per vector, see `Units`), portable Rust for `k = 2, 3` (the
+//! compiler's auto-vectorisation for the build target) and for `k = 3` on every ISA; max
+//! pool backward without a SIMD body keeps the general zero fill and scatter.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -70,54 +71,51 @@ impl Tiles {
         self.out_h * self.out_w
     }
 
-    /// Planes in an input-shaped slice of `len` elements, after asserting that `len` and the
-    /// output-shaped `out_len` hold the same whole number of planes (the bounds every body's
-    /// `unsafe` relies on; the public kernels checked them).
-    fn planes(&self, len: usize, out_len: usize) -> usize {
-        let planes = len / self.in_plane();
-        assert!(len == planes * self.in_plane() && out_len == planes * self.out_plane());
-        planes
-    }
-
     /// Max pool forward on whole planes: `x` is `(planes, h, w)`, `y` and `argmax`
     /// `(planes, out_h, out_w)`, overwritten. `isa` must be supported by the CPU.
     pub(crate) fn max_forward(&self, isa: Isa, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
-        let planes = self.planes(x.len(), y.len());
         assert_eq!(argmax.len(), y.len());
         match (isa, self.k) {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the caller checked that the CPU supports `isa` (AVX-512F); the slices
-            // hold `planes` whole planes (asserted above).
-            (Isa::Avx512, 2) => unsafe { avx512::max_forward(self.units(planes, 16), self.w, x, y, argmax) },
+            // SAFETY: the caller checked that the CPU supports `isa` (AVX-512F); `units`
+            // asserts that the slices hold the whole planes it covers (and `argmax` is as
+            // long as `y`, asserted above).
+            (Isa::Avx512, 2) => unsafe {
+                avx512::max_forward(self.units(x.len(), y.len(), 16), self.w, x, y, argmax)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX2.
-            (Isa::Avx2, 2) => unsafe { avx2::max_forward(self.units(planes, 8), self.w, x, y, argmax) },
+            (Isa::Avx2, 2) => unsafe {
+                avx2::max_forward(self.units(x.len(), y.len(), 8), self.w, x, y, argmax)
+            },
             (_, 2) => portable::max_forward::<2>(self, x, y, argmax),
             _ => portable::max_forward::<3>(self, x, y, argmax),
         }
     }
 
-    /// Max pool backward on whole planes: `dy`, `argmax` are `(planes, out_h, out_w)`, `dx`
-    /// `(planes, h, w)` is overwritten with `dy[o] + 0.0` at `argmax[o]` and zeros elsewhere.
-    /// Returns false if an index lies outside its window (`dx` is then unspecified: the
-    /// caller falls back to the general scatter, which adds such indices where they point).
+    /// Max pool backward on whole planes by the SIMD bodies (`k = 2`): `dy`, `argmax` are
+    /// `(planes, out_h, out_w)`, `dx` `(planes, h, w)` is overwritten with `dy[o] + 0.0` at
+    /// `argmax[o]` and zeros elsewhere. Returns false when it did not write `dx`: no body
+    /// for this ISA and `k` (see [`portable`]), or an index outside its window (`dx` is then
+    /// unspecified). The caller then zero fills and scatters, which also adds such indices
+    /// where they point.
     #[must_use]
     pub(crate) fn max_backward(&self, isa: Isa, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> bool {
-        let planes = self.planes(dx.len(), dy.len());
         assert_eq!(argmax.len(), dy.len());
-        let inside = match (isa, self.k) {
+        let written = match (isa, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
             (Isa::Avx512, 2) => unsafe {
-                avx512::max_backward(self.units(planes, 16), self.w, dy, argmax, dx)
+                avx512::max_backward(self.units(dx.len(), dy.len(), 16), self.w, dy, argmax, dx)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe { avx2::max_backward(self.units(planes, 8), self.w, dy, argmax, dx) },
-            (_, 2) => portable::max_backward::<2>(self, dy, argmax, dx),
-            _ => portable::max_backward::<3>(self, dy, argmax, dx),
+            (Isa::Avx2, 2) => unsafe {
+                avx2::max_backward(self.units(dx.len(), dy.len(), 8), self.w, dy, argmax, dx)
+            },
+            _ => false,
         };
-        inside && {
+        written && {
             self.zero_uncovered(dx);
             true
         }
@@ -127,14 +125,15 @@ impl Tiles {
     /// `(planes, out_h, out_w)` overwritten with each window's sum (from `0.0`, in window
     /// order) divided by `k²`.
     pub(crate) fn avg_forward(&self, isa: Isa, x: &[f32], y: &mut [f32]) {
-        let planes = self.planes(x.len(), y.len());
         match (isa, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx512, 2) => unsafe { avx512::avg_forward(self.units(planes, 16), self.w, x, y) },
+            (Isa::Avx512, 2) => unsafe {
+                avx512::avg_forward(self.units(x.len(), y.len(), 16), self.w, x, y)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe { avx2::avg_forward(self.units(planes, 8), self.w, x, y) },
+            (Isa::Avx2, 2) => unsafe { avx2::avg_forward(self.units(x.len(), y.len(), 8), self.w, x, y) },
             (_, 2) => portable::avg_forward::<2>(self, x, y),
             _ => portable::avg_forward::<3>(self, x, y),
         }
@@ -143,14 +142,17 @@ impl Tiles {
     /// Average pool backward on whole planes: `dy` is `(planes, out_h, out_w)`, `dx`
     /// `(planes, h, w)` overwritten with `dy[o] / k² + 0.0` over window `o`, zeros elsewhere.
     pub(crate) fn avg_backward(&self, isa: Isa, dy: &[f32], dx: &mut [f32]) {
-        let planes = self.planes(dx.len(), dy.len());
         match (isa, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx512, 2) => unsafe { avx512::avg_backward(self.units(planes, 16), self.w, dy, dx) },
+            (Isa::Avx512, 2) => unsafe {
+                avx512::avg_backward(self.units(dx.len(), dy.len(), 16), self.w, dy, dx)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe { avx2::avg_backward(self.units(planes, 8), self.w, dy, dx) },
+            (Isa::Avx2, 2) => unsafe {
+                avx2::avg_backward(self.units(dx.len(), dy.len(), 8), self.w, dy, dx)
+            },
             (_, 2) => portable::avg_backward::<2>(self, dy, dx),
             _ => portable::avg_backward::<3>(self, dy, dx),
         }
@@ -171,10 +173,14 @@ impl Tiles {
         }
     }
 
-    /// The vectors of outputs of `planes` planes for a `k = 2` SIMD body of `lanes` lanes.
+    /// The vectors of outputs for a `k = 2` SIMD body of `lanes` lanes over whole planes:
+    /// those of an input-shaped slice of `len` elements, after asserting that it and the
+    /// output-shaped `out_len` hold the same whole number of planes (the bounds every body's
+    /// `unsafe` relies on; the public kernels checked them).
     #[cfg(target_arch = "x86_64")]
-    fn units(&self, planes: usize, lanes: usize) -> Units {
-        debug_assert_eq!(self.k, 2);
+    fn units(&self, len: usize, out_len: usize, lanes: usize) -> Units {
+        let planes = len / self.in_plane();
+        assert!(self.k == 2 && len == planes * self.in_plane() && out_len == planes * self.out_plane());
         Units {
             lanes,
             h: self.h,
@@ -245,6 +251,7 @@ pub(crate) struct Units {
 #[cfg(target_arch = "x86_64")]
 impl Units {
     /// The lane where the upper part of every unit starts (see [`Unit`]).
+    #[inline]
     fn split(&self) -> usize {
         if self.out_w <= self.lanes / 2 {
             self.out_w
@@ -253,7 +260,9 @@ impl Units {
         }
     }
 
-    /// The current row's `(x offset, plane-relative index)` of its top input row; moves on.
+    /// The current output row's top input row (offset in `x`, plane-relative index) and its
+    /// first output's offset; moves on to the next row.
+    #[inline]
     fn next_row(&mut self) -> (usize, usize, usize) {
         let row = (self.x_row, 2 * self.oh * self.w, self.out);
         self.rows_left -= 1;
@@ -273,6 +282,8 @@ impl Units {
 impl Iterator for Units {
     type Item = Unit;
 
+    // Inlined into the SIMD bodies, whose loop it drives.
+    #[inline]
     fn next(&mut self) -> Option<Unit> {
         if self.rows_left == 0 {
             return None;

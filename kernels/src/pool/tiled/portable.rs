@@ -1,6 +1,8 @@
 //! Portable bodies of the tiled pools, `K x K` windows (`K` = 2 or 3, a compile-time
 //! constant so the window loops unroll): plain Rust over output rows, which the compiler
-//! vectorises for the build target where it can. The reference on every ISA for `k = 3`.
+//! vectorises for the build target where it can; what every ISA runs for `k = 3`. Max pool
+//! backward has no body here: in scalar code the caller's zero fill (a `memset`) and
+//! scatter (one add per output) beat writing each window's `k²` elements with a select.
 
 use super::Tiles;
 
@@ -35,33 +37,6 @@ pub(super) fn max_forward<const K: usize>(t: &Tiles, x: &[f32], y: &mut [f32], a
             }
         }
     }
-}
-
-/// Max pool backward (see [`Tiles::max_backward`]) on the covered part of each plane;
-/// false as soon as an index lies outside its window.
-pub(super) fn max_backward<const K: usize>(t: &Tiles, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> bool {
-    let planes = dy.chunks_exact(t.out_plane()).zip(argmax.chunks_exact(t.out_plane()));
-    for ((dyp, ap), dxp) in planes.zip(dx.chunks_exact_mut(t.in_plane())) {
-        for (oh, (dy_row, a_row)) in dyp.chunks_exact(t.out_w).zip(ap.chunks_exact(t.out_w)).enumerate() {
-            let top = K * oh * t.w;
-            // Window ow covers rows top/w + r, columns K·ow + c: the index must be one of them.
-            let inside = a_row.iter().enumerate().all(|(ow, &i)| {
-                (0..K).any(|r| (top + r * t.w + K * ow..top + r * t.w + K * ow + K).contains(&(i as usize)))
-            });
-            if !inside {
-                return false;
-            }
-            for (r, dx_row) in dxp[top..top + K * t.w].chunks_exact_mut(t.w).enumerate() {
-                let cells = dx_row[..K * t.out_w].chunks_exact_mut(K);
-                for (ow, (cell, (&d, &i))) in cells.zip(dy_row.iter().zip(a_row)).enumerate() {
-                    for (c, v) in cell.iter_mut().enumerate() {
-                        *v = if i as usize == top + r * t.w + K * ow + c { d + 0.0 } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
-    true
 }
 
 /// Average pool forward (see [`Tiles::avg_forward`]).
