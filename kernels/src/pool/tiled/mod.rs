@@ -5,9 +5,9 @@
 //! The windows then tile the top-left `k·out_h x k·out_w` corner of each plane without
 //! overlap: output `(oh, ow)` reads input rows `k·oh + r`, columns `k·ow + c` (`r, c < k`).
 //! No per-window clipping is needed, and in the backward passes every input element belongs
-//! to at most one window, so `dx` is written once, directly (no zero fill then scatter): the
-//! elements under the windows get their gradient (or 0), the uncovered right columns and
-//! bottom rows 0.
+//! to at most one window, so the bodies write `dx` once, directly (no zero fill then
+//! scatter): the elements under the windows get their gradient (or 0), the uncovered right
+//! columns and bottom rows 0.
 //!
 //! Each kernel gives the bits of [`reference`](super::reference): max pool only compares and
 //! copies; average pool adds in window order starting from `0.0` and divides by `k²`, and the
@@ -50,8 +50,8 @@ pub(crate) struct Tiles {
 }
 
 impl Tiles {
-    /// The tiled geometry of a checked `shape`, or `None` when its windows overlap, skip
-    /// input, reach into padding or get clipped, or `k` is not 2 or 3.
+    /// The tiled geometry of a checked `shape`, or `None` when its windows are not square
+    /// with stride = size, reach into padding or get clipped, or `k` is not 2 or 3.
     pub(crate) fn new(shape: &Pool2dShape) -> Option<Self> {
         let k = shape.kh;
         let (out_h, out_w) = (shape.out_h(), shape.out_w());
