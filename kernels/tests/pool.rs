@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_close, edge_size, uniform};
+use keel_kernels::gemm::Isa;
 use keel_kernels::pool::{self, reference, Pool2dShape};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
@@ -576,5 +577,212 @@ fn maxpool_backward_rejects_indices_outside_the_plane() {
         let err = pool::maxpool2d_backward(&shape, &dy, &argmax, &mut dx).unwrap_err();
         assert!(matches!(err, KernelError::Argument { .. }), "{err:?}");
         assert_eq!(what(err), format!("argmax[{bad}]"));
+    }
+}
+
+/// Every instruction set the tiled fast path can run here (each is forced in turn).
+fn isas() -> Vec<Isa> {
+    Isa::available()
+}
+
+/// Tiled shapes (`k x k` windows, stride `k`, no padding; `k` = 2 mostly, 3 too): sizes from
+/// `edge_size(70)`, which straddles the lane boundaries of the SIMD bodies (rows of 8 or 16
+/// outputs, i.e. widths 16/17 and 32/33, and 64/65), odd sizes leaving an uncovered last
+/// row or column; `ceil_mode` sometimes, which clips the last window of odd sizes (then the
+/// general path runs).
+fn tiled_shapes() -> impl Strategy<Value = Pool2dShape> {
+    (
+        1..=2usize,
+        1..=3usize,
+        edge_size(70),
+        edge_size(70),
+        prop_oneof![3 => Just(2usize), 1 => Just(3usize)],
+        any::<bool>(),
+    )
+        .prop_map(|(n, c, h, w, k, ceil)| Pool2dShape::square(n, c, h, w, k, k, 0).with_ceil_mode(ceil))
+        .prop_filter("window fits the input", |s| s.check().is_ok())
+}
+
+/// Inputs of one of four kinds: uniform in [-2, 2); ties (values from {-1, -0, +0, 1}, so
+/// most windows hold equal maxima and signed zeros); NaN sprinkled into uniform values (1 in
+/// 6); ties with NaN and ±inf.
+fn data(len: usize, kind: u8, seed: u64) -> Vec<f32> {
+    let values = uniform(len, seed, -2.0, 2.0);
+    let picks = uniform(len, seed ^ 0x5A5A, 0.0, 1.0);
+    let tie = |p: f32| [-1.0, -0.0, 0.0, 1.0][((p * 4.0) as usize).min(3)];
+    values
+        .into_iter()
+        .zip(picks)
+        .map(|(v, p)| match kind {
+            0 => v,
+            1 => tie(p),
+            2 if p < 1.0 / 6.0 => f32::NAN,
+            2 => v,
+            _ if p < 0.1 => f32::NAN,
+            _ if p < 0.2 => f32::INFINITY,
+            _ if p < 0.3 => f32::NEG_INFINITY,
+            _ => tie(v.abs() / 2.0),
+        })
+        .collect()
+}
+
+/// Every pooling pass on `isa` against the reference, outputs NaN pre-filled: the same bits
+/// and indices (max pool only compares and copies; average pool adds in the reference's
+/// order and divides by the same k², backward writes the reference's `0 + g`: tolerance 0).
+fn check_all_passes(isa: Isa, shape: &Pool2dShape, x: &[f32], dy: &[f32]) {
+    let mut y = vec![f32::NAN; shape.out_len()];
+    let mut argmax = vec![u32::MAX; shape.out_len()];
+    pool::maxpool2d_forward_isa(isa, shape, x, &mut y, &mut argmax).unwrap();
+    let mut y_ref = vec![0.0; shape.out_len()];
+    let mut argmax_ref = vec![0; shape.out_len()];
+    reference::maxpool2d_forward(shape, x, &mut y_ref, &mut argmax_ref);
+    assert_same_bits(&format!("{isa:?} max y"), &y, &y_ref);
+    assert_eq!(argmax, argmax_ref, "{isa:?} argmax {shape:?}");
+
+    let mut dx = vec![f32::NAN; shape.in_len()];
+    pool::maxpool2d_backward_isa(isa, shape, dy, &argmax, &mut dx).unwrap();
+    let mut dx_ref = vec![f32::NAN; shape.in_len()];
+    reference::maxpool2d_backward(shape, dy, &argmax, &mut dx_ref);
+    assert_same_bits(&format!("{isa:?} max dx"), &dx, &dx_ref);
+
+    for cip in [false, true] {
+        y.fill(f32::NAN);
+        pool::avgpool2d_forward_isa(isa, shape, cip, x, &mut y).unwrap();
+        reference::avgpool2d_forward(shape, cip, x, &mut y_ref);
+        assert_same_bits(&format!("{isa:?} avg y"), &y, &y_ref);
+        dx.fill(f32::NAN);
+        pool::avgpool2d_backward_isa(isa, shape, cip, dy, &mut dx).unwrap();
+        reference::avgpool2d_backward(shape, cip, dy, &mut dx_ref);
+        assert_same_bits(&format!("{isa:?} avg dx"), &dx, &dx_ref);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The tiled fast path on every instruction set gives the reference's bits (ties, signed
+    /// zeros, NaN and infinities included: first max wins, the last NaN is recorded).
+    #[test]
+    fn tiled_paths_match_reference_on_every_isa(shape in tiled_shapes(), kind in 0..4u8, seed in any::<u64>()) {
+        let x = data(shape.in_len(), kind, seed);
+        let dy = data(shape.out_len(), kind.min(1), seed ^ 1);
+        for isa in isas() {
+            check_all_passes(isa, &shape, &x, &dy);
+        }
+    }
+}
+
+/// LeNet-5's pools (batch 64) and a 3x3 stride-3 pool, on every instruction set and on 1 and
+/// 2 threads (the larger ones split planes across threads): the reference's bits.
+#[test]
+fn lenet_shapes_match_reference_on_every_isa_and_thread_count() {
+    let shapes = [
+        Pool2dShape::square(64, 6, 28, 28, 2, 2, 0),
+        Pool2dShape::square(64, 16, 10, 10, 2, 2, 0),
+        Pool2dShape::square(8, 16, 31, 29, 3, 3, 0),
+        Pool2dShape::square(3, 5, 33, 65, 2, 2, 0),
+    ];
+    for shape in shapes {
+        for kind in [0, 3] {
+            let x = data(shape.in_len(), kind, 21);
+            let dy = data(shape.out_len(), 0, 22);
+            for threads in [1, 2] {
+                let threads_pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                threads_pool
+                    .install(|| isas().into_iter().for_each(|isa| check_all_passes(isa, &shape, &x, &dy)));
+            }
+        }
+    }
+}
+
+/// Hand-built 2x2 windows on each instruction set, in rows of 5 outputs (two rows per
+/// AVX-512 vector) and 14 (one row piece per vector): in window `ow` the maximum 1.0 sits at
+/// position `ow % 4` and at every later position from `ow % 3` on, so the first of the tied
+/// maxima wins; NaN at positions 1 and 3 of every 5th window, where the last (3) wins.
+#[test]
+fn tiled_ties_and_nan_on_every_isa() {
+    for w in [10, 28] {
+        let shape = Pool2dShape::square(2, 1, 4, w, 2, 2, 0);
+        let (out_h, out_w) = (shape.out_h(), shape.out_w());
+        let mut x = vec![-1.0f32; shape.in_len()];
+        let position = |plane: usize, oh: usize, ow: usize, p: usize| {
+            plane * 4 * w + (2 * oh + p / 2) * w + 2 * ow + p % 2
+        };
+        let mut expected = Vec::new();
+        for plane in 0..2 {
+            for oh in 0..out_h {
+                for ow in 0..out_w {
+                    let o = (plane * out_h + oh) * out_w + ow;
+                    let first = (ow % 4).min(ow % 3);
+                    for p in [ow % 4, ow % 3, 3] {
+                        x[position(plane, oh, ow, p)] = 1.0;
+                    }
+                    let best = if o % 5 == 0 {
+                        x[position(plane, oh, ow, 1)] = f32::NAN;
+                        x[position(plane, oh, ow, 3)] = f32::NAN;
+                        3
+                    } else {
+                        first
+                    };
+                    expected.push((position(0, oh, ow, best) as u32, o % 5 == 0));
+                }
+            }
+        }
+        for isa in isas() {
+            let mut y = vec![0.0; shape.out_len()];
+            let mut argmax = vec![0; shape.out_len()];
+            pool::maxpool2d_forward_isa(isa, &shape, &x, &mut y, &mut argmax).unwrap();
+            for (o, &(index, nan)) in expected.iter().enumerate() {
+                assert_eq!(argmax[o], index, "{isa:?} w {w} output {o}");
+                assert_eq!(y[o].is_nan(), nan, "{isa:?} w {w} output {o}");
+                assert!(nan || y[o] == 1.0);
+            }
+        }
+    }
+}
+
+/// Backward through a mask whose indices are inside their plane but outside their window
+/// (not what forward writes, but accepted): the tiled path falls back to the scatter, so
+/// `dx` still matches the reference (those gradients land where the indices point).
+#[test]
+fn tiled_backward_with_foreign_indices_matches_reference() {
+    for shape in [Pool2dShape::square(2, 3, 10, 10, 2, 2, 0), Pool2dShape::square(1, 2, 6, 40, 2, 2, 0)] {
+        let x = uniform(shape.in_len(), 31, -1.0, 1.0);
+        let dy = uniform(shape.out_len(), 32, -1.0, 1.0);
+        let ((_, mut argmax), _) = maxpool_both(&shape, &x);
+        // Output 7 of the second plane points at window 0's first element.
+        argmax[shape.out_h() * shape.out_w() + 7] = 0;
+        let mut dx_ref = vec![f32::NAN; shape.in_len()];
+        reference::maxpool2d_backward(&shape, &dy, &argmax, &mut dx_ref);
+        for isa in isas() {
+            let mut dx = vec![f32::NAN; shape.in_len()];
+            pool::maxpool2d_backward_isa(isa, &shape, &dy, &argmax, &mut dx).unwrap();
+            assert_same_bits(&format!("{isa:?} dx"), &dx, &dx_ref);
+        }
+    }
+}
+
+/// An instruction set the CPU cannot run is an `Argument` error naming `isa` (checked only
+/// for those this CPU lacks); every one it has runs.
+#[test]
+fn unsupported_isa_is_rejected() {
+    let shape = Pool2dShape::square(1, 1, 4, 4, 2, 2, 0);
+    let (x, mut y, mut a, mut dx) = (vec![1.0; 16], vec![0.0; 4], vec![0u32; 4], vec![0.0; 16]);
+    for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+        let results = [
+            pool::maxpool2d_forward_isa(isa, &shape, &x, &mut y, &mut a),
+            pool::maxpool2d_backward_isa(isa, &shape, &y.clone(), &a.clone(), &mut dx),
+            pool::avgpool2d_forward_isa(isa, &shape, true, &x, &mut y),
+            pool::avgpool2d_backward_isa(isa, &shape, true, &y.clone(), &mut dx),
+        ];
+        for result in results {
+            if isa.is_supported() {
+                result.unwrap();
+            } else {
+                let err = result.unwrap_err();
+                assert!(matches!(err, KernelError::Argument { .. }), "{err:?}");
+                assert_eq!(what(err), "isa");
+            }
+        }
     }
 }

@@ -4,8 +4,10 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::shape::{block_starts, Geometry};
+use super::tiled::{check_isa, Tiles};
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::Result;
+use crate::gemm::{selected_isa, Isa};
 
 /// Average pool forward (PyTorch `avg_pool2d`, no `divisor_override`).
 ///
@@ -22,6 +24,20 @@ pub fn avgpool2d_forward(
     x: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
+    avgpool2d_forward_isa(selected_isa(), shape, count_include_pad, x, y)
+}
+
+/// [`avgpool2d_forward`] with the tiled fast path on instruction set `isa` (tests and benches
+/// run every one the CPU has; [`selected_isa()`] is the best): the same results on every
+/// one. Errors if the CPU cannot run `isa`, or on the same argument errors.
+pub fn avgpool2d_forward_isa(
+    isa: Isa,
+    shape: &Pool2dShape,
+    count_include_pad: bool,
+    x: &[f32],
+    y: &mut [f32],
+) -> Result<()> {
+    check_isa(isa)?;
     shape.check()?;
     shape.check_in_len("x", x.len())?;
     shape.check_out_len("y", y.len())?;
@@ -30,9 +46,14 @@ pub fn avgpool2d_forward(
         return Ok(());
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    let run = |x: &[f32], y: &mut [f32]| {
-        for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
-            with_stride!(g.cols.s, forward_plane(&g, count_include_pad, xp, yp));
+    // Tiled windows have no padding and no clipping: the divisor is k² either way.
+    let tiles = Tiles::new(shape);
+    let run = |x: &[f32], y: &mut [f32]| match tiles {
+        Some(tiles) => tiles.avg_forward(isa, x, y),
+        None => {
+            for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
+                with_stride!(g.cols.s, forward_plane(&g, count_include_pad, xp, yp));
+            }
         }
     };
     let per_task = planes_per_task(g.planes, pin + pout);
@@ -88,6 +109,19 @@ pub fn avgpool2d_backward(
     dy: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
+    avgpool2d_backward_isa(selected_isa(), shape, count_include_pad, dy, dx)
+}
+
+/// [`avgpool2d_backward`] with the tiled fast path on instruction set `isa` (see
+/// [`avgpool2d_forward_isa`]). Errors if the CPU cannot run `isa`, or on the same errors.
+pub fn avgpool2d_backward_isa(
+    isa: Isa,
+    shape: &Pool2dShape,
+    count_include_pad: bool,
+    dy: &[f32],
+    dx: &mut [f32],
+) -> Result<()> {
+    check_isa(isa)?;
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;
     shape.check_in_len("dx", dx.len())?;
@@ -96,9 +130,13 @@ pub fn avgpool2d_backward(
         return Ok(());
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    let run = |dy: &[f32], dx: &mut [f32]| {
-        for (dyp, dxp) in dy.chunks_exact(pout).zip(dx.chunks_exact_mut(pin)) {
-            with_stride!(g.cols.s, backward_plane(&g, count_include_pad, dyp, dxp));
+    let tiles = Tiles::new(shape);
+    let run = |dy: &[f32], dx: &mut [f32]| match tiles {
+        Some(tiles) => tiles.avg_backward(isa, dy, dx),
+        None => {
+            for (dyp, dxp) in dy.chunks_exact(pout).zip(dx.chunks_exact_mut(pin)) {
+                with_stride!(g.cols.s, backward_plane(&g, count_include_pad, dyp, dxp));
+            }
         }
     };
     let per_task = planes_per_task(g.planes, pout + pin);

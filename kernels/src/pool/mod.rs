@@ -13,25 +13,39 @@
 //!
 //! Fast paths: planes `(n, c)` run in parallel on the caller's rayon pool above
 //! [`crate::parallel::MIN_PARALLEL_ELEMENTS`], each plane computed the same way whatever the
-//! split (so results do not depend on the thread count). Forward passes vectorise across 8
-//! output columns whose windows lie inside the input (`wide::f32x8`, strided lanes, strides 1
-//! and 2 specialised at compile time); clipped windows at the edges are scalar. Average pool
-//! backward divides 8 gradients at a time and adds them window by window; max pool backward
-//! is a scalar scatter through the mask (data-dependent addresses). Max and average pool give
-//! the same bits as [`reference`](mod@reference) (same operations in the same order); global average pool
-//! sums in 8 lanes.
+//! split (so results do not depend on the thread count).
+//!
+//! - Tiled windows (`k x k`, stride `k`, no padding, none clipped: LeNet's and most CNNs'
+//!   2x2 pools) take a dedicated path on the instruction set [`selected_isa`] picks at run
+//!   time (AVX-512F, AVX2, else portable; `KEEL_ISA` forces one, the `*_isa` functions take
+//!   one): 2x2 windows gather even and odd columns of two input rows with permutes, 16 (8)
+//!   outputs per vector, masked row tails, short rows two per vector; 3x3 windows and the
+//!   portable build run plain loops. Windows do not overlap, so the backward passes write
+//!   each `dx` element once, without a zero fill (max pool backward through a mask whose
+//!   indices leave their windows falls back to the scatter below).
+//! - Other shapes: forward passes vectorise across 8 output columns whose windows lie inside
+//!   the input (`wide::f32x8`, strided lanes, strides 1 and 2 specialised at compile time);
+//!   clipped windows at the edges are scalar. Average pool backward divides 8 gradients at
+//!   a time and adds them window by window; max pool backward is a scalar scatter through
+//!   the mask (data-dependent addresses).
+//!
+//! Max and average pool give the same bits as [`reference`](mod@reference) on every path
+//! (same operations in the same order); global average pool sums in 8 lanes.
 
 mod avg;
 mod global;
 mod max;
 pub mod reference;
 mod shape;
+mod tiled;
 
-pub use avg::{avgpool2d_backward, avgpool2d_forward};
+pub use avg::{avgpool2d_backward, avgpool2d_backward_isa, avgpool2d_forward, avgpool2d_forward_isa};
 pub use global::{global_avgpool_backward, global_avgpool_forward};
-pub use max::{maxpool2d_backward, maxpool2d_forward};
+pub use max::{maxpool2d_backward, maxpool2d_backward_isa, maxpool2d_forward, maxpool2d_forward_isa};
 pub use shape::Pool2dShape;
 
+#[cfg(doc)]
+use crate::gemm::selected_isa;
 use crate::parallel::chunk_len;
 
 /// How many planes of `work_per_plane` elements (read + written) one task takes: all of them
