@@ -7,12 +7,63 @@ mod common;
 
 use common::{assert_close, edge_size, uniform};
 use keel_kernels::activation::{self as act, reference};
+use keel_kernels::gemm::Isa;
+use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
-/// Lengths that take the parallel path (above `MIN_PARALLEL_ELEMENTS` = 65536), with tails.
+/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
+/// from keel's detection, so that a detection bug cannot shrink what the tests run).
+fn cpu_isas() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+    }
+    isas.push(Isa::Portable);
+    isas
+}
+
+/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
+/// accept it, and which the kernels must then see). Messages name `current_isa()`.
+fn for_each_isa(f: impl Fn()) {
+    for isa in cpu_isas() {
+        with_isa(isa, || {
+            assert_eq!(current_isa(), isa);
+            f()
+        })
+        .unwrap();
+    }
+}
+
+/// keel's detection finds every instruction set the CPU has; `with_isa` rejects one it
+/// lacks and restores the previous choice afterwards.
+#[test]
+fn every_instruction_set_of_the_cpu_is_tested() {
+    assert_eq!(Isa::available(), cpu_isas());
+    let before = current_isa();
+    for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+        match with_isa(isa, current_isa) {
+            Ok(seen) => assert!(cpu_isas().contains(&isa) && seen == isa, "{isa:?}"),
+            Err(KernelError::Argument { what, .. }) => assert!(!cpu_isas().contains(&isa) && what == "isa"),
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(current_isa(), before);
+    }
+}
+
+/// Lengths around and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
+/// tails of every kind (below 8, between 8 and 16).
 fn parallel_len() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(65537usize), Just(65536 + 8 * 1000 + 3), 65536usize..140_000]
+    prop_oneof![
+        proptest::sample::select(vec![65535usize, 65536, 65537, 65536 + 13, 65536 + 16 * 1000 + 3]),
+        65536usize..140_000
+    ]
 }
 
 /// Magnitudes of the random inputs: the usual range, saturation, and the ±1e4 extreme.
@@ -94,6 +145,10 @@ fn max_ulp(x: &[f32], got: &[f32], exact: impl Fn(f64) -> f64) -> f64 {
 /// (FMA changes the rounding).
 #[test]
 fn vector_math_accuracy_against_f64() {
+    for_each_isa(vector_math_accuracy_against_f64_on_isa);
+}
+
+fn vector_math_accuracy_against_f64_on_isa() {
     // exp, read through log_softmax_backward: rows [x, 0] with dy = [0, -1] give
     // dx[0] = 0 - e^{x}·(-1) = e^{x} exactly.
     let x = accuracy_points(-86.9, 88.0);
@@ -121,8 +176,9 @@ fn vector_math_accuracy_against_f64() {
     let tanh_libm_ulp = max_ulp(&x, &libm[..x.len()], f64::tanh);
 
     println!(
-        "max error vs f64: exp {exp_ulp:.2} ulp, sigmoid {sigmoid_ulp:.2} ulp (libm {sigmoid_libm_ulp:.2}), \
-         tanh {tanh_ulp:.2} ulp (libm {tanh_libm_ulp:.2})"
+        "{:?}: max error vs f64: exp {exp_ulp:.2} ulp, sigmoid {sigmoid_ulp:.2} ulp (libm {sigmoid_libm_ulp:.2}), \
+         tanh {tanh_ulp:.2} ulp (libm {tanh_libm_ulp:.2})",
+        current_isa()
     );
     assert!(exp_ulp <= 2.0, "exp: {exp_ulp} ulp");
     assert!(sigmoid_ulp <= 3.0, "sigmoid: {sigmoid_ulp} ulp");
@@ -219,7 +275,13 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
         let mut y_ref = nan_vec(len);
         (k.forward_ref)(&x, &mut y_ref);
         // atol: below 1e-30 the libm result is subnormal where the vector exp flushes to 0.
-        assert_close(&format!("{} forward (len {len}, mag {mag})", k.name), &y, &y_ref, k.rtol, 1e-30);
+        assert_close(
+            &format!("{} forward on {:?} (len {len}, mag {mag})", k.name, current_isa()),
+            &y,
+            &y_ref,
+            k.rtol,
+            1e-30,
+        );
 
         // In place runs the same vector code: bit-identical.
         let mut inplace = x.clone();
@@ -235,7 +297,13 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
         (k.backward)(&y, &dy, &mut dx).unwrap();
         let mut dx_ref = nan_vec(len);
         (k.backward_ref)(&y, &dy, &mut dx_ref);
-        assert_close(&format!("{} backward (len {len})", k.name), &dx, &dx_ref, 2e-7, 1e-30);
+        assert_close(
+            &format!("{} backward on {:?} (len {len})", k.name, current_isa()),
+            &dx,
+            &dx_ref,
+            2e-7,
+            1e-30,
+        );
         // Not vacuous: below saturation a fair share of the gradients is non-zero.
         if mag <= 8.0 && len >= 64 {
             assert!(dx.iter().filter(|v| **v != 0.0).count() >= len / 4, "{}: mostly zero dx", k.name);
@@ -248,7 +316,7 @@ proptest! {
 
     #[test]
     fn elementwise_match_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
-        check_elementwise(len, seed, mag);
+        for_each_isa(|| check_elementwise(len, seed, mag));
     }
 
     #[test]
@@ -264,7 +332,7 @@ proptest! {
 
     #[test]
     fn elementwise_match_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| check_elementwise(len, seed, mag));
+        two_threads().install(|| for_each_isa(|| check_elementwise(len, seed, mag)));
     }
 
     #[test]
@@ -283,24 +351,30 @@ proptest! {
 #[test]
 fn outputs_same_bits_on_any_thread_count() {
     let x = uniform(200_003, 3, -20.0, 20.0);
-    let run = |threads: usize| {
+    let run = |isa: Isa, threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut y = nan_vec(x.len());
-            act::tanh_forward(&x, &mut y).unwrap();
-            // Narrow (10 columns, transposed path) and wide rows, with a remainder of rows.
-            let mut narrow = nan_vec(19_997 * 10);
-            act::softmax_forward(19_997, 10, &x[..19_997 * 10], &mut narrow).unwrap();
-            let mut wide = nan_vec(2_003 * 99);
-            act::softmax_forward(2_003, 99, &x[..2_003 * 99], &mut wide).unwrap();
-            y.extend(narrow);
-            y.extend(wide);
-            y
+            with_isa(isa, || {
+                let mut y = nan_vec(x.len());
+                act::tanh_forward(&x, &mut y).unwrap();
+                // Narrow (10 columns, transposed path) and wide rows, with a remainder of rows.
+                let mut narrow = nan_vec(19_997 * 10);
+                act::softmax_forward(19_997, 10, &x[..19_997 * 10], &mut narrow).unwrap();
+                let mut wide = nan_vec(2_003 * 99);
+                act::softmax_forward(2_003, 99, &x[..2_003 * 99], &mut wide).unwrap();
+                y.extend(narrow);
+                y.extend(wide);
+                y
+            })
         })
+        .unwrap()
     };
-    let one = run(1);
-    for threads in [2, 3] {
-        assert!(one.iter().zip(run(threads)).all(|(a, b)| a.to_bits() == b.to_bits()), "T{threads}");
+    for isa in cpu_isas() {
+        let one = run(isa, 1);
+        for threads in [2, 3] {
+            let other = run(isa, threads);
+            assert!(one.iter().zip(other).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} T{threads}");
+        }
     }
 }
 
@@ -432,6 +506,10 @@ fn losses_deterministic_per_thread_count() {
 /// an absolute error of ~6e-8 (y near 1): atol 2e-7 on `|dy| <= 1`, rtol 1e-5.
 #[test]
 fn elementwise_backward_matches_central_differences() {
+    for_each_isa(elementwise_backward_matches_central_differences_on_isa);
+}
+
+fn elementwise_backward_matches_central_differences_on_isa() {
     let mut z = uniform(1001, 21, -9.0, 9.0);
     // ReLU kinks: keep every z at least 1e-3 away from 0, well beyond the step.
     z.iter_mut().filter(|v| v.abs() < 1e-3).for_each(|v| *v = 0.5);
@@ -577,6 +655,10 @@ fn loss_values_match_f64() {
 
 #[test]
 fn stable_at_large_magnitudes() {
+    for_each_isa(stable_at_large_magnitudes_on_isa);
+}
+
+fn stable_at_large_magnitudes_on_isa() {
     let x = [1e4f32, -1e4, 100.0, -100.0, 89.0, -89.0, 0.0, -0.0, 1e-30];
     let mut y = nan_vec(x.len());
     act::sigmoid_forward(&x, &mut y).unwrap();
@@ -632,6 +714,10 @@ fn stable_at_large_magnitudes() {
 
 #[test]
 fn nan_propagates() {
+    for_each_isa(nan_propagates_on_isa);
+}
+
+fn nan_propagates_on_isa() {
     let mut x = uniform(37, 61, -3.0, 3.0);
     x[20] = f32::NAN;
     let mut y = vec![0.0; 37];
@@ -673,6 +759,10 @@ fn softmax_masks_negative_infinity() {
 
 #[test]
 fn zero_sizes_are_no_ops() {
+    for_each_isa(zero_sizes_are_no_ops_on_isa);
+}
+
+fn zero_sizes_are_no_ops_on_isa() {
     let mut empty: [f32; 0] = [];
     for k in &ELEMENTWISE {
         (k.forward)(&[], &mut empty).unwrap();

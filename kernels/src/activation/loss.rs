@@ -9,11 +9,15 @@
 
 use wide::f32x8;
 
-use super::map::{map_binary, map_unary, sum_over_chunks};
-use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
-use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows};
+use super::softmax::{
+    check_matrix, for_each_row, load, load_tail, row_chunk_len, row_map2, row_sum2, softmax_rows, store,
+    store_tail, LANES,
+};
+use super::sum::sum_over_chunks;
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::math::exp;
+use crate::simd::{map_binary, map_unary, Map2, Scale, SimdF32};
 
 /// A mean needs at least one term.
 fn check_nonempty(what: &str, n: usize) -> Result<()> {
@@ -94,8 +98,7 @@ pub fn softmax_cross_entropy_backward(
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
     check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
     let inv_batch = 1.0 / batch as f32;
-    let inv = f32x8::splat(inv_batch);
-    map_unary(probs, dlogits, |p| p * inv);
+    map_unary(probs, dlogits, &Scale(inv_batch));
     // The one-hot part touches one element per row.
     for (r, &t) in targets.iter().enumerate() {
         let i = r * classes + t as usize;
@@ -162,7 +165,7 @@ const BCE_BLOCK: usize = 1024;
 /// `loss = max(z, 0) - z·y + ln(1 + e)`, `σ(z) = 1/(1 + e)` for `z >= 0`, `e/(1 + e)` below.
 #[inline(always)]
 fn bce_f32x8(z: f32x8, y: f32x8) -> (f32x8, f32x8) {
-    let e = exp_f32x8(-z.abs());
+    let e = exp(-z.abs());
     let loss = z.fast_max(f32x8::ZERO) - z * y + e.ln_1p();
     let one_plus_e = f32x8::ONE + e;
     let p = z.simd_ge(f32x8::ZERO).select(f32x8::ONE, e) / one_plus_e;
@@ -189,6 +192,16 @@ fn bce_block(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
         total += loss.as_array()[..z.len()].iter().sum::<f32>();
     }
     total
+}
+
+/// `(p - y)·c`, the gradient of a mean loss from its saved probabilities.
+struct ScaledDifference(f32);
+
+impl Map2 for ScaledDifference {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, p: V, y: V) -> V {
+        (p - y) * V::splat(self.0)
+    }
 }
 
 /// Mean binary cross-entropy on logits (PyTorch's `BCEWithLogitsLoss`):
@@ -219,7 +232,6 @@ pub fn bce_with_logits_backward(probs: &[f32], targets: &[f32], dlogits: &mut [f
     check_nonempty("n = probs.len()", n)?;
     check_len(|| "targets (same length as probs)".to_string(), n, targets.len())?;
     check_len(|| "dlogits (same length as probs)".to_string(), n, dlogits.len())?;
-    let inv = f32x8::splat(1.0 / n as f32);
-    map_binary(probs, targets, dlogits, |p, y| (p - y) * inv);
+    map_binary(probs, targets, dlogits, &ScaledDifference(1.0 / n as f32));
     Ok(())
 }

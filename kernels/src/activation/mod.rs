@@ -37,11 +37,10 @@
 
 mod elementwise;
 mod loss;
-pub(crate) mod map;
 pub mod mse;
 pub mod reference;
-pub(crate) mod simd_math;
 mod softmax;
+mod sum;
 
 pub use elementwise::{
     leaky_relu_backward, leaky_relu_forward, leaky_relu_forward_inplace, relu_backward, relu_forward,

@@ -7,10 +7,11 @@
 
 use wide::f32x8;
 
-use super::map::{map_unary, sum_over_chunks};
-use super::simd_math::{load, load_tail, store, store_tail, LANES};
+use super::softmax::{load, load_tail, store, store_tail, LANES};
+use super::sum::sum_over_chunks;
 use crate::error::{check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::{map_unary, Scale};
 
 /// Elements summed in `f32` lanes before the running total takes them in `f64`.
 const MSE_BLOCK: usize = 1024;
@@ -63,8 +64,7 @@ pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) -> Result<()> {
         return Err(shape_error("n = diff.len()", "n >= 1 (the loss is a mean over it)", n));
     }
     check_len(|| "dpred (same length as diff)".to_string(), n, dpred.len())?;
-    let scale = f32x8::splat((2.0 / n as f64) as f32);
-    map_unary(diff, dpred, |d| d * scale);
+    map_unary(diff, dpred, &Scale((2.0 / n as f64) as f32));
     Ok(())
 }
 

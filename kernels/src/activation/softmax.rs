@@ -6,9 +6,41 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
 use crate::error::{check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::math::exp;
+
+/// Lanes of the vectors the row kernels use.
+pub(super) const LANES: usize = 8;
+
+/// Loads one whole vector; `s` must hold exactly [`LANES`] values (a `chunks_exact` item).
+#[inline(always)]
+pub(super) fn load(s: &[f32]) -> f32x8 {
+    let lanes: [f32; LANES] = s.try_into().expect("a chunk of exactly LANES values");
+    f32x8::new(lanes)
+}
+
+/// Loads a tail of fewer than [`LANES`] values, padding the missing lanes with `fill` (chosen
+/// so the padding cannot change a reduction: 0 for sums, -inf for maxima).
+#[inline(always)]
+pub(super) fn load_tail(s: &[f32], fill: f32) -> f32x8 {
+    let mut lanes = [fill; LANES];
+    lanes[..s.len()].copy_from_slice(s);
+    f32x8::new(lanes)
+}
+
+/// Stores one whole vector into a chunk of exactly [`LANES`] values.
+#[inline(always)]
+pub(super) fn store(out: &mut [f32], v: f32x8) {
+    out.copy_from_slice(v.as_array());
+}
+
+/// Stores the first `out.len()` (< [`LANES`]) lanes of `v`; the padding lanes are dropped.
+#[inline(always)]
+pub(super) fn store_tail(out: &mut [f32], v: f32x8) {
+    let n = out.len();
+    out.copy_from_slice(&v.as_array()[..n]);
+}
 
 /// `rows·cols`, or a shape error if it overflows `usize`.
 pub(super) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: usize) -> Result<usize> {
@@ -52,14 +84,14 @@ pub(super) fn row_exp_sum_into(x: &[f32], m: f32, out: &mut [f32]) -> f32 {
     let mut xs = x.chunks_exact(LANES);
     let mut outs = out.chunks_exact_mut(LANES);
     for (x, out) in (&mut xs).zip(&mut outs) {
-        let e = exp_f32x8(load(x) - mv);
+        let e = exp(load(x) - mv);
         acc += e;
         store(out, e);
     }
     let (x, out) = (xs.remainder(), outs.into_remainder());
     if !x.is_empty() {
         // Padding with -inf gives e = 0, which leaves the sum unchanged.
-        let e = exp_f32x8(load_tail(x, f32::NEG_INFINITY) - mv);
+        let e = exp(load_tail(x, f32::NEG_INFINITY) - mv);
         acc += e;
         store_tail(out, e);
     }
@@ -156,7 +188,7 @@ fn softmax_rows_transposed(cols: usize, x: &[f32], y: &mut [f32]) -> ([f32; LANE
     }
     let mut sum = f32x8::ZERO;
     for j in 0..cols {
-        let e = exp_f32x8(column(j) - m);
+        let e = exp(column(j) - m);
         sum += e;
         for (r, &e) in e.as_array().iter().enumerate() {
             y[r * cols + j] = e;
@@ -259,7 +291,7 @@ pub fn log_softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx:
     }
     for_each_row(y, dy, dx, cols, |y, dy, dx| {
         let sum = f32x8::splat(row_sum2(dy, dy, |dy, _| dy));
-        row_map2(y, dy, dx, |y, dy| dy - exp_f32x8(y) * sum);
+        row_map2(y, dy, dx, |y, dy| dy - exp(y) * sum);
     });
     Ok(())
 }
