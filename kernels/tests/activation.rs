@@ -323,7 +323,7 @@ proptest! {
     fn softmax_family_match_reference(
         rows in edge_size(40), cols in edge_size(130), seed in any::<u64>(), mag in magnitude(),
     ) {
-        check_rowwise(rows, cols, seed, mag);
+        for_each_isa(|| check_rowwise(rows, cols, seed, mag));
     }
 }
 
@@ -337,12 +337,12 @@ proptest! {
 
     #[test]
     fn softmax_family_match_reference_parallel(rows in 600usize..1200, cols in edge_size(130), seed in any::<u64>()) {
-        two_threads().install(|| check_rowwise(rows, cols, seed, 30.0));
+        two_threads().install(|| for_each_isa(|| check_rowwise(rows, cols, seed, 30.0)));
     }
 
     #[test]
     fn bce_matches_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| check_bce(len, seed, mag));
+        two_threads().install(|| for_each_isa(|| check_bce(len, seed, mag)));
     }
 }
 
@@ -378,6 +378,36 @@ fn outputs_same_bits_on_any_thread_count() {
     }
 }
 
+/// MSE on every instruction set (the `mse` tests run the selected one): the residual and
+/// gradient are one f32 subtraction / product each, as in the reference (exact); the loss
+/// sums in f32 lanes over blocks of 1024 before f64, within ~1024·2⁻²⁴ relative of the
+/// all-f64 reference (1e-4 is ample). Serial lengths with every kind of tail, and the
+/// parallel path on two threads.
+#[test]
+fn mse_matches_reference_on_every_isa() {
+    for_each_isa(|| {
+        let isa = current_isa();
+        for (i, len) in
+            [1usize, 7, 13, 16, 17, 31, 33, 64, 65, 1023, 1025, 65537, 150_001].into_iter().enumerate()
+        {
+            let pred = uniform(len, 90 + i as u64, -3.0, 3.0);
+            let target = uniform(len, 190 + i as u64, -3.0, 3.0);
+            let (mut diff, mut diff_ref) = (nan_vec(len), nan_vec(len));
+            let loss = two_threads()
+                .install(|| with_isa(isa, || act::mse_forward(&pred, &target, &mut diff)))
+                .unwrap()
+                .unwrap();
+            let loss_ref = act::mse::reference::mse_forward(&pred, &target, &mut diff_ref);
+            assert_close(&format!("mse diff len {len} on {isa:?}"), &diff, &diff_ref, 0.0, 0.0);
+            assert_close(&format!("mse loss len {len} on {isa:?}"), &[loss], &[loss_ref], 1e-4, 0.0);
+            let (mut dpred, mut dpred_ref) = (nan_vec(len), nan_vec(len));
+            act::mse_backward(&diff, &mut dpred).unwrap();
+            act::mse::reference::mse_backward(&diff_ref, &mut dpred_ref);
+            assert_close(&format!("mse dpred len {len} on {isa:?}"), &dpred, &dpred_ref, 0.0, 0.0);
+        }
+    });
+}
+
 // ---------------------------------------------------------------------------------------
 // Row-wise parity: softmax, log-softmax and the cross-entropies.
 
@@ -392,25 +422,31 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     act::softmax_forward(rows, cols, &x, &mut y).unwrap();
     let mut y_ref = nan_vec(len);
     reference::softmax_forward(cols, &x, &mut y_ref);
-    assert_close("softmax", &y, &y_ref, 2e-6, 1e-30);
+    assert_close(&format!("softmax on {:?}", current_isa()), &y, &y_ref, 2e-6, 1e-30);
 
     // Log-softmax: (x - max) is exact in both; ln Σ differs by an ulp of ln Σ.
     let mut ly = nan_vec(len);
     act::log_softmax_forward(rows, cols, &x, &mut ly).unwrap();
     let mut ly_ref = nan_vec(len);
     reference::log_softmax_forward(cols, &x, &mut ly_ref);
-    assert_close("log_softmax", &ly, &ly_ref, 1e-6, 2e-6);
+    assert_close(&format!("log_softmax on {:?}", current_isa()), &ly, &ly_ref, 1e-6, 2e-6);
 
     // Backward: Σ dy·y summed in lanes vs in order (|dy| <= 1, y <= 1: error ~ cols·eps).
     let mut dx = nan_vec(len);
     act::softmax_backward(rows, cols, &y, &dy, &mut dx).unwrap();
     let mut dx_ref = nan_vec(len);
     reference::softmax_backward(cols, &y, &dy, &mut dx_ref);
-    assert_close("softmax_backward", &dx, &dx_ref, 1e-5, 1e-6);
+    assert_close(&format!("softmax_backward on {:?}", current_isa()), &dx, &dx_ref, 1e-5, 1e-6);
     act::log_softmax_backward(rows, cols, &ly, &dy, &mut dx).unwrap();
     reference::log_softmax_backward(cols, &ly, &dy, &mut dx_ref);
     // Σ dy has |Σ dy| up to cols; its rounding (~cols·eps) scales e^{y}.
-    assert_close("log_softmax_backward", &dx, &dx_ref, 1e-5, 1e-6 * cols as f32);
+    assert_close(
+        &format!("log_softmax_backward on {:?}", current_isa()),
+        &dx,
+        &dx_ref,
+        1e-5,
+        1e-6 * cols as f32,
+    );
 
     // Cross-entropy with class indices: the loss of one row is (max - x_t) + ln Σ, the same
     // f32 operations as the reference apart from the exp and the sum order.
@@ -419,14 +455,14 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     let loss = act::softmax_cross_entropy_forward(rows, cols, &x, &targets, &mut probs).unwrap();
     let mut probs_ref = nan_vec(len);
     let loss_ref = reference::softmax_cross_entropy_forward(cols, &x, &targets, &mut probs_ref);
-    assert_close("softmax_ce loss", &[loss], &[loss_ref], 1e-5, 1e-6);
-    assert_close("softmax_ce probs", &probs, &probs_ref, 2e-6, 1e-30);
+    assert_close(&format!("softmax_ce loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
+    assert_close(&format!("softmax_ce probs on {:?}", current_isa()), &probs, &probs_ref, 2e-6, 1e-30);
     let mut dlogits = nan_vec(len);
     act::softmax_cross_entropy_backward(rows, cols, &probs, &targets, &mut dlogits).unwrap();
     let mut dlogits_ref = nan_vec(len);
     reference::softmax_cross_entropy_backward(cols, &probs, &targets, &mut dlogits_ref);
     // p·(1/batch) vs p/batch: one rounding apart.
-    assert_close("softmax_ce dlogits", &dlogits, &dlogits_ref, 4e-7, 1e-30);
+    assert_close(&format!("softmax_ce dlogits on {:?}", current_isa()), &dlogits, &dlogits_ref, 4e-7, 1e-30);
 
     // Probability targets: each row a random distribution.
     let mut soft = uniform(len, seed ^ 0x50F7, 0.0, 1.0);
@@ -436,11 +472,17 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     }
     let loss = act::softmax_cross_entropy_soft_forward(rows, cols, &x, &soft, &mut probs).unwrap();
     let loss_ref = reference::softmax_cross_entropy_soft_forward(cols, &x, &soft, &mut probs_ref);
-    assert_close("softmax_ce_soft loss", &[loss], &[loss_ref], 1e-5, 1e-6);
+    assert_close(&format!("softmax_ce_soft loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
     act::softmax_cross_entropy_soft_backward(rows, cols, &probs, &soft, &mut dlogits).unwrap();
     reference::softmax_cross_entropy_soft_backward(cols, &probs, &soft, &mut dlogits_ref);
     // Σ t summed in lanes vs in order, times p, minus t: a few ulps of 1/batch.
-    assert_close("softmax_ce_soft dlogits", &dlogits, &dlogits_ref, 1e-5, 1e-6 / rows as f32);
+    assert_close(
+        &format!("softmax_ce_soft dlogits on {:?}", current_isa()),
+        &dlogits,
+        &dlogits_ref,
+        1e-5,
+        1e-6 / rows as f32,
+    );
 }
 
 fn check_bce(len: usize, seed: u64, mag: f32) {
@@ -468,7 +510,7 @@ proptest! {
 
     #[test]
     fn bce_matches_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
-        check_bce(len, seed, mag);
+        for_each_isa(|| check_bce(len, seed, mag));
     }
 }
 
@@ -476,17 +518,26 @@ proptest! {
 /// other counts agree to rounding.
 #[test]
 fn losses_deterministic_per_thread_count() {
+    for_each_isa(losses_deterministic_on_isa);
+}
+
+fn losses_deterministic_on_isa() {
     let (batch, classes) = (700, 130);
     let x = uniform(batch * classes, 11, -10.0, 10.0);
     let targets: Vec<u32> = (0..batch as u32).map(|r| r * 7 % classes as u32).collect();
     let y = uniform(batch * classes, 12, 0.0, 1.0);
+    let isa = current_isa();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut probs = nan_vec(batch * classes);
-            let ce = act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
-            let bce = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
-            (ce, bce)
+            with_isa(isa, || {
+                let mut probs = nan_vec(batch * classes);
+                let ce =
+                    act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
+                let bce = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
+                (ce, bce)
+            })
+            .unwrap()
         })
     };
     for threads in [1, 2, 3] {
@@ -542,6 +593,10 @@ fn elementwise_backward_matches_central_differences_on_isa() {
 /// Softmax and log-softmax backward vs the gradient of `L = Σ dy·f(x)` in f64.
 #[test]
 fn softmax_backward_matches_central_differences() {
+    for_each_isa(softmax_backward_matches_central_differences_on_isa);
+}
+
+fn softmax_backward_matches_central_differences_on_isa() {
     let (rows, cols) = (5, 13);
     let x = uniform(rows * cols, 31, -6.0, 6.0);
     let dy = uniform(rows * cols, 32, -1.0, 1.0);
@@ -575,6 +630,10 @@ fn softmax_backward_matches_central_differences() {
 /// vs the gradient of the f64 mean loss.
 #[test]
 fn loss_backward_matches_central_differences() {
+    for_each_isa(loss_backward_matches_central_differences_on_isa);
+}
+
+fn loss_backward_matches_central_differences_on_isa() {
     let (batch, classes) = (6, 11);
     let x = uniform(batch * classes, 41, -8.0, 8.0);
     let targets: Vec<u32> = vec![0, 10, 3, 3, 7, 5];
@@ -629,6 +688,10 @@ fn loss_backward_matches_central_differences() {
 /// The loss values themselves against the f64 formulas.
 #[test]
 fn loss_values_match_f64() {
+    for_each_isa(loss_values_match_f64_on_isa);
+}
+
+fn loss_values_match_f64_on_isa() {
     let (batch, classes) = (4, 9);
     let x = uniform(batch * classes, 51, -12.0, 12.0);
     let targets = vec![8u32, 0, 4, 4];
@@ -751,6 +814,10 @@ fn nan_propagates_on_isa() {
 /// `-inf` logits are a mask: they get probability 0, the rest a proper softmax.
 #[test]
 fn softmax_masks_negative_infinity() {
+    for_each_isa(softmax_masks_negative_infinity_on_isa);
+}
+
+fn softmax_masks_negative_infinity_on_isa() {
     let x = [f32::NEG_INFINITY, 1.0, 1.0, f32::NEG_INFINITY];
     let mut y = nan_vec(4);
     act::softmax_forward(1, 4, &x, &mut y).unwrap();

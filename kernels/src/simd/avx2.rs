@@ -4,8 +4,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::pass::{serial, Pass};
-use super::SimdF32;
+use super::{Kernel, SimdF32};
 
 /// Eight `f32` lanes in a `__m256`. Private to this module: values exist only inside
 /// [`run`], which requires AVX2 and FMA.
@@ -135,19 +134,31 @@ impl SimdF32 for F32x8 {
         F32x8(avx2!(_mm256_or_ps(self.0, _mm256_and_ps(x.0, sign_bits()))))
     }
     #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        // (lo + hi) halves, then the pairs, then the last two lanes.
+        avx2!({
+            let s = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+        })
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        avx2!({
+            let s = _mm_max_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_max_ss(s, _mm_shuffle_ps::<1>(s, s)))
+        })
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n = avx2!(_mm256_sub_epi32(_mm256_castps_si256(self.0), _mm256_set1_epi32(bias)));
         F32x8(avx2!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(n))))
     }
 }
 
-/// Runs `pass` over one chunk (every slice of the same length or empty) with 8-lane AVX2
-/// vectors and FMA.
+/// Runs `kernel` with 8-lane AVX2 vectors and FMA.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn run<P: Pass<I, O>, const I: usize, const O: usize>(
-    pass: &P,
-    inputs: [&[f32]; I],
-    outputs: [&mut [f32]; O],
-) {
-    serial::<F32x8, P, I, O>(pass, inputs, outputs);
+pub(super) fn run<K: Kernel>(kernel: K) -> K::Output {
+    kernel.run::<F32x8>()
 }

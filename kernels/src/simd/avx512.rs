@@ -4,8 +4,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::pass::{serial, Pass};
-use super::SimdF32;
+use super::{Kernel, SimdF32};
 
 /// Sixteen `f32` lanes in a `__m512`. Private to this module: values exist only inside
 /// [`run`], which requires AVX-512F.
@@ -138,19 +137,22 @@ impl SimdF32 for F32x16 {
         F32x16(bits(self.0, sign, |a, b| avx512!(_mm512_or_si512(a, b))))
     }
     #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        avx512!(_mm512_reduce_add_ps(self.0))
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        avx512!(_mm512_reduce_max_ps(self.0))
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n = avx512!(_mm512_sub_epi32(_mm512_castps_si512(self.0), _mm512_set1_epi32(bias)));
         F32x16(avx512!(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(n))))
     }
 }
 
-/// Runs `pass` over one chunk (every slice of the same length or empty) with 16-lane
-/// AVX-512F vectors.
+/// Runs `kernel` with 16-lane AVX-512F vectors.
 #[target_feature(enable = "avx512f")]
-pub(super) fn run<P: Pass<I, O>, const I: usize, const O: usize>(
-    pass: &P,
-    inputs: [&[f32]; I],
-    outputs: [&mut [f32]; O],
-) {
-    serial::<F32x16, P, I, O>(pass, inputs, outputs);
+pub(super) fn run<K: Kernel>(kernel: K) -> K::Output {
+    kernel.run::<F32x16>()
 }

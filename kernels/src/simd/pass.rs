@@ -6,7 +6,7 @@
 use crate::gemm::Isa;
 use crate::parallel::chunk_len;
 
-use super::{current_isa, SimdF32, MAX_LANES};
+use super::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};
 
 /// One element-wise step on `V::LANES` elements: reads `inputs`, reads and/or writes
 /// `outputs` (an output that is only written is never read first, so NaN in it does not
@@ -27,9 +27,9 @@ fn pass_len<const I: usize, const O: usize>(inputs: &[&[f32]; I], outputs: &[&mu
 
 /// Runs `pass` over one chunk with vectors `V`: whole vectors, then the tail (fewer than
 /// `V::LANES` elements) through the same body on zero-padded copies, of which only the real
-/// lanes are copied back. Inlined into each instruction set's `#[target_feature]` runner.
+/// lanes are copied back.
 #[inline(always)]
-pub(super) fn serial<V: SimdF32, P: Pass<I, O>, const I: usize, const O: usize>(
+fn serial<V: SimdF32, P: Pass<I, O>, const I: usize, const O: usize>(
     pass: &P,
     inputs: [&[f32]; I],
     mut outputs: [&mut [f32]; O],
@@ -74,25 +74,18 @@ pub(super) fn serial<V: SimdF32, P: Pass<I, O>, const I: usize, const O: usize>(
     }
 }
 
-/// Runs one chunk on `isa` (the portable vectors when the CPU lacks it).
-fn run_chunk<P: Pass<I, O>, const I: usize, const O: usize>(
-    isa: Isa,
-    pass: &P,
-    inputs: [&[f32]; I],
-    outputs: [&mut [f32]; O],
-) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if isa.is_supported() => {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            unsafe { super::avx512::run(pass, inputs, outputs) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 if isa.is_supported() => {
-            // SAFETY: the CPU has AVX2 and FMA, checked just above.
-            unsafe { super::avx2::run(pass, inputs, outputs) }
-        }
-        _ => serial::<wide::f32x8, P, I, O>(pass, inputs, outputs),
+/// One chunk of a pass, as a [`Kernel`] for [`dispatch`].
+struct Chunk<'p, 'a, 'b, P, const I: usize, const O: usize> {
+    pass: &'p P,
+    inputs: [&'a [f32]; I],
+    outputs: [&'b mut [f32]; O],
+}
+
+impl<P: Pass<I, O>, const I: usize, const O: usize> Kernel for Chunk<'_, '_, '_, P, I, O> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        serial::<V, P, I, O>(self.pass, self.inputs, self.outputs);
     }
 }
 
@@ -126,7 +119,7 @@ fn split_recursive<P: Pass<I, O>, const I: usize, const O: usize>(
     outputs: [&mut [f32]; O],
 ) {
     if len <= chunk {
-        return run_chunk(isa, pass, inputs, outputs);
+        return dispatch(isa, Chunk { pass, inputs, outputs });
     }
     let mid = len.div_ceil(chunk).div_ceil(2) * chunk;
     let ((in_lo, out_lo), (in_hi, out_hi)) = split(inputs, outputs, mid);

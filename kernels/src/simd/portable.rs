@@ -73,6 +73,14 @@ impl SimdF32 for f32x8 {
         self | (x & f32x8::splat(-0.0))
     }
     #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        f32x8::reduce_add(self)
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        self.as_array().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n: i32x8 = cast(self);
         cast((n - i32x8::splat(bias)) << 23)
