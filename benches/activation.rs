@@ -43,12 +43,34 @@ fn pools() -> Vec<(usize, rayon::ThreadPool)> {
     [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
 }
 
-/// `(id, isa, pool)` for every instruction set of the CPU on 1 and 2 threads.
-fn keel_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
+/// One keel run of a group: on an instruction set, on a pool.
+struct KeelRun {
+    /// `keel_<isa>`.
+    name: String,
+    /// `T<threads>`.
+    threads: String,
+    isa: Isa,
+    pool: rayon::ThreadPool,
+}
+
+impl KeelRun {
+    /// The run's id, with `suffix` after the name (`keel_avx512_forward/T1`, ...).
+    fn id(&self, suffix: &str) -> BenchmarkId {
+        BenchmarkId::new(format!("{}{suffix}", self.name), &self.threads)
+    }
+}
+
+/// Every instruction set of the CPU on 1 and 2 threads.
+fn keel_runs() -> Vec<KeelRun> {
     let mut runs = Vec::new();
     for isa in Isa::available() {
         for (threads, pool) in pools() {
-            runs.push((BenchmarkId::new(format!("keel_{}", isa.name()), format!("T{threads}")), isa, pool));
+            runs.push(KeelRun {
+                name: format!("keel_{}", isa.name()),
+                threads: format!("T{threads}"),
+                isa,
+                pool,
+            });
         }
     }
     runs
@@ -93,10 +115,10 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
         let mut group = criterion.benchmark_group(format!("{name}_forward/{label}"));
         group.throughput(Throughput::Bytes(bytes(2)));
         group.sample_size(10);
-        for (id, isa, pool) in &runs {
-            group.bench_function(id.clone(), |bench| {
-                pool.install(|| {
-                    with_isa(*isa, || bench.iter(|| forward(black_box(&x), &mut y).unwrap())).unwrap()
+        for run in &runs {
+            group.bench_function(run.id(""), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || bench.iter(|| forward(black_box(&x), &mut y).unwrap())).unwrap()
                 })
             });
         }
@@ -113,10 +135,10 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
         let mut group = criterion.benchmark_group(format!("{name}_backward/{label}"));
         group.throughput(Throughput::Bytes(bytes(3)));
         group.sample_size(10);
-        for (id, isa, pool) in &runs {
-            group.bench_function(id.clone(), |bench| {
-                pool.install(|| {
-                    with_isa(*isa, || {
+        for run in &runs {
+            group.bench_function(run.id(""), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
                         bench.iter(|| backward(black_box(&y), black_box(&dy), &mut dx).unwrap())
                     })
                     .unwrap()
@@ -134,7 +156,7 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
 }
 
 fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
-    let pools = pools();
+    let runs = keel_runs();
     for (batch, classes) in [(256usize, 10usize), (64, 1000)] {
         let len = batch * classes;
         let logits = filled(len, 4, -5.0, 5.0);
@@ -146,33 +168,39 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
         // Forward reads the logits and writes the probs, backward reads the probs and writes
         // dlogits: the same bytes (the targets add batch·4 more, ignored).
         group.throughput(Throughput::Bytes((2 * len * size_of::<f32>()) as u64));
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("keel_forward", format!("T{threads}")), |bench| {
-                pool.install(|| {
-                    bench.iter(|| {
-                        act::softmax_cross_entropy_forward(
-                            batch,
-                            classes,
-                            black_box(&logits),
-                            &targets,
-                            &mut probs,
-                        )
-                        .unwrap()
+        for run in &runs {
+            group.bench_function(run.id("_forward"), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
+                        bench.iter(|| {
+                            act::softmax_cross_entropy_forward(
+                                batch,
+                                classes,
+                                black_box(&logits),
+                                &targets,
+                                &mut probs,
+                            )
+                            .unwrap()
+                        })
                     })
+                    .unwrap()
                 })
             });
-            group.bench_function(BenchmarkId::new("keel_backward", format!("T{threads}")), |bench| {
-                pool.install(|| {
-                    bench.iter(|| {
-                        act::softmax_cross_entropy_backward(
-                            batch,
-                            classes,
-                            black_box(&probs),
-                            &targets,
-                            &mut dlogits,
-                        )
-                        .unwrap()
+            group.bench_function(run.id("_backward"), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
+                        bench.iter(|| {
+                            act::softmax_cross_entropy_backward(
+                                batch,
+                                classes,
+                                black_box(&probs),
+                                &targets,
+                                &mut dlogits,
+                            )
+                            .unwrap()
+                        })
                     })
+                    .unwrap()
                 })
             });
         }
