@@ -1,4 +1,6 @@
-//! Activation and loss kernels: parity of the fast paths with the scalar references (serial
+//! Activation and loss kernels, on every instruction set the CPU has (forced with
+//! `simd::with_isa`; `every_instruction_set_of_the_cpu_is_tested` fails if keel's detection
+//! misses one the CPU reports): parity of the fast paths with the scalar references (serial
 //! and parallel lengths, both signs, magnitudes up to 1e4), measured accuracy of the vector
 //! exp/sigmoid/tanh against f64, every backward against central differences in f64,
 //! stability at ±1e4, NaN propagation, NaN pre-filled outputs and every input check.

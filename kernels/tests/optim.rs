@@ -1,5 +1,6 @@
-//! Optimizer updates and gradient clipping: fast paths against the scalar references (bit
-//! for bit: both use the same IEEE operations in the same order, without fused multiply-add),
+//! Optimizer updates and gradient clipping: fast paths against the scalar references on every
+//! instruction set the CPU has (bit for bit: both use the same correctly rounded IEEE
+//! operations in the same order, without fused multiply-add, so this holds on every ISA),
 //! several steps against straightforward f64 re-implementations of PyTorch's algorithms,
 //! clipping values, NaN pre-fills and every argument check.
 
@@ -203,6 +204,8 @@ proptest! {
     }
 }
 
+/// Parallel lengths (and lengths around the threshold) on every instruction set, 1 and 2
+/// threads: still bit for bit, since the update is element-wise.
 #[test]
 fn updates_match_reference_on_the_parallel_path() {
     for_each_isa(|| {
@@ -212,6 +215,12 @@ fn updates_match_reference_on_the_parallel_path() {
                     sgd_parity(&sgd_config(choice), BIG, 11 + u64::from(choice), 2);
                     rmsprop_parity(&rmsprop_config(choice), BIG, 21 + u64::from(choice), 2);
                     adam_parity(&adam_config(choice), BIG, 31 + u64::from(choice), 2);
+                }
+                // Around the threshold: one chunk, and the first split.
+                for len in [65535, 65536, 65537, 65536 + 16 * 1001 + 9] {
+                    sgd_parity(&sgd_config(2), len, 41, 2);
+                    rmsprop_parity(&rmsprop_config(7), len, 42, 2);
+                    adam_parity(&adam_config(3), len, 43, 2);
                 }
             });
         }
