@@ -7,13 +7,11 @@
 //! The batch sum runs over fixed chunks in a fixed tree ([`sum_over_chunks`]) and in `f64`,
 //! so the loss is deterministic for a given thread count.
 
-use wide::f32x8;
-
 use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp};
 use super::sum::sum_over_chunks;
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::parallel;
-use crate::simd::math::exp;
+use crate::simd::math::{exp, ln_1p_unit};
 use crate::simd::{
     current_isa, dispatch, load_padded, map_binary, map_unary, store_partial, to_array, Kernel, Map2, Scale,
     SimdF32,
@@ -214,34 +212,52 @@ const BCE_BLOCK: usize = 1024;
 /// One BCE term and probability per lane, from `e = e^{-|z|}` (never overflows):
 /// `loss = max(z, 0) - z·y + ln(1 + e)`, `σ(z) = 1/(1 + e)` for `z >= 0`, `e/(1 + e)` below.
 #[inline(always)]
-fn bce_f32x8(z: f32x8, y: f32x8) -> (f32x8, f32x8) {
+fn bce<V: SimdF32>(z: V, y: V) -> (V, V) {
+    let (zero, one) = (V::splat(0.0), V::splat(1.0));
     let e = exp(-z.abs());
-    let loss = z.fast_max(f32x8::ZERO) - z * y + e.ln_1p();
-    let one_plus_e = f32x8::ONE + e;
-    let p = z.simd_ge(f32x8::ZERO).select(f32x8::ONE, e) / one_plus_e;
+    let loss = z.max(zero) - z * y + ln_1p_unit(e);
+    let p = V::select(z.lt(zero), e, one) / (one + e);
     (loss, p)
 }
 
 /// Writes `σ(z)` into `p` and returns `Σ loss` over one block.
-fn bce_block(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
-    let mut acc = f32x8::ZERO;
-    let mut zs = z.chunks_exact(8);
-    let mut ys = y.chunks_exact(8);
-    let mut ps = p.chunks_exact_mut(8);
+#[inline(always)]
+fn bce_block<V: SimdF32>(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
+    let mut acc = V::splat(0.0);
+    let mut zs = z.chunks_exact(V::LANES);
+    let mut ys = y.chunks_exact(V::LANES);
+    let mut ps = p.chunks_exact_mut(V::LANES);
     for ((z, y), p) in (&mut zs).zip(&mut ys).zip(&mut ps) {
-        let (loss, prob) = bce_f32x8(f32x8::load(z), f32x8::load(y));
-        acc += loss;
+        let (loss, prob) = bce(V::load(z), V::load(y));
+        acc = acc + loss;
         prob.store(p);
     }
     let (z, y, p) = (zs.remainder(), ys.remainder(), ps.into_remainder());
     let mut total = acc.reduce_add();
     if !z.is_empty() {
-        let (loss, prob) = bce_f32x8(load_padded(z, 0.0), load_padded(y, 0.0));
+        let (loss, prob) = bce::<V>(load_padded(z, 0.0), load_padded(y, 0.0));
         store_partial(prob, p);
         // Padding lanes hold ln 2, not 0: add the real lanes only.
         total += to_array(loss)[..z.len()].iter().sum::<f32>();
     }
     total
+}
+
+/// The BCE blocks of one parallel chunk, as a [`Kernel`]: writes `σ(z)`, returns `Σ loss`
+/// (block totals in `f64`).
+struct BceChunk<'a, 'b> {
+    z: &'a [f32],
+    y: &'a [f32],
+    p: &'b mut [f32],
+}
+
+impl Kernel for BceChunk<'_, '_> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<V: SimdF32>(self) -> f64 {
+        let blocks = self.z.chunks(BCE_BLOCK).zip(self.y.chunks(BCE_BLOCK)).zip(self.p.chunks_mut(BCE_BLOCK));
+        blocks.map(|((z, y), p)| f64::from(bce_block::<V>(z, y, p))).sum()
+    }
 }
 
 /// `(p - y)·c`, the gradient of a mean loss from its saved probabilities.
@@ -266,11 +282,11 @@ pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32
     check_nonempty("n = logits.len()", n)?;
     check_len(|| "targets (same length as logits)".to_string(), n, targets.len())?;
     check_len(|| "probs (same length as logits)".to_string(), n, probs.len())?;
+    let isa = current_isa();
     let chunk = parallel::chunk_len(n, BCE_BLOCK);
-    let total = sum_over_chunks(probs, 1, chunk, 0, &|first, probs: &mut [f32]| {
-        let (z, y) = (&logits[first..first + probs.len()], &targets[first..first + probs.len()]);
-        let blocks = z.chunks(BCE_BLOCK).zip(y.chunks(BCE_BLOCK)).zip(probs.chunks_mut(BCE_BLOCK));
-        blocks.map(|((z, y), p)| f64::from(bce_block(z, y, p))).sum()
+    let total = sum_over_chunks(probs, 1, chunk, 0, &|first, p: &mut [f32]| {
+        let (z, y) = (&logits[first..first + p.len()], &targets[first..first + p.len()]);
+        dispatch(isa, BceChunk { z, y, p })
     });
     Ok((total / n as f64) as f32)
 }

@@ -34,8 +34,7 @@
 //! (row-wise) above [`crate::parallel::MIN_PARALLEL_ELEMENTS`]; softmax rows narrower than
 //! 16 go one row per lane. For a given instruction set, outputs and gradients are the same
 //! bits at every thread count; the loss values (a sum over the batch in a fixed tree) are
-//! deterministic for a given thread count. The sigmoid + BCE loss forward (which needs a
-//! vector `ln(1 + x)`) runs on the portable vectors only.
+//! deterministic for a given thread count.
 //! [`reference`](mod@reference) holds the scalar libm versions used by the tests and benches.
 
 mod elementwise;

@@ -1,5 +1,6 @@
-//! Vector math written once for every [`SimdF32`]: `exp`, `sigmoid`, `tanh`, shared by the
-//! activation and loss kernels and by the LSTM/GRU gates (which call it on `wide::f32x8`).
+//! Vector math written once for every [`SimdF32`]: `exp`, `sigmoid`, `tanh`, `ln(1 + x)` on
+//! `[0, 1]`, shared by the activation and loss kernels and by the LSTM/GRU gates (which call
+//! it on `wide::f32x8`).
 //!
 //! NaN in gives NaN out for every function here; ±inf gives the limit of the function.
 //! Accuracy (measured against f64 by the activation tests, on every instruction set): exp
@@ -76,4 +77,37 @@ pub(crate) fn tanh<V: SimdF32>(x: V) -> V {
     // NaN fails the comparison and takes the exp branch, which keeps it NaN.
     let tanh_abs = V::select(a.lt(V::splat(0.625)), small, large);
     tanh_abs.or_sign_of(x)
+}
+
+/// `ln(1 + x)` lane-wise for `0 <= x <= 1` (the BCE term `ln(1 + e^{-|z|})`), within 2 ulp;
+/// NaN stays NaN.
+///
+/// `u = 1 + x` in `[1, 2]` is `f·2ᵏ` with `k = [u > √2]` and `f` in `[√2/2, √2]` (halving is
+/// exact), `ln f = ln(1 + r)` with `r = f - 1` exact (Sterbenz), by Cephes' logf polynomial
+/// `r - r²/2 + r³·P(r)`; then the log1p correction `x·ln(u)/(u - 1)` recovers what the
+/// rounding of `1 + x` lost (fdlibm's identity; `x` itself where `u` rounds to 1).
+#[inline(always)]
+pub(crate) fn ln_1p_unit<V: SimdF32>(x: V) -> V {
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let one = V::splat(1.0);
+    let u = one + x;
+    let big = u.gt(V::splat(std::f32::consts::SQRT_2));
+    let f = V::select(big, u * V::splat(0.5), u);
+    let k = V::select(big, one, V::splat(0.0));
+    let r = f - one;
+    let p = V::splat(7.037_683_6e-2)
+        .mul_add(r, V::splat(-1.151_461e-1))
+        .mul_add(r, V::splat(1.167_699_9e-1))
+        .mul_add(r, V::splat(-1.242_014_1e-1))
+        .mul_add(r, V::splat(1.424_932_3e-1))
+        .mul_add(r, V::splat(-1.666_805_8e-1))
+        .mul_add(r, V::splat(2.000_071_5e-1))
+        .mul_add(r, V::splat(-2.499_999_4e-1))
+        .mul_add(r, V::splat(3.333_333e-1));
+    let r2 = r * r;
+    let tail = k.mul_add(V::splat(LN2_LO), r2 * r * p);
+    let ln_u = k.mul_add(V::splat(LN2_HI), tail + r2.neg_mul_add(V::splat(0.5), r));
+    // u <= 1 means u == 1 here (x >= 0): ln(1 + x) = x to within half an ulp.
+    V::select(u.le(one), x, x * (ln_u / (u - one)))
 }
