@@ -9,9 +9,9 @@ use crate::parallel::chunk_len;
 use super::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};
 
 /// One element-wise step on `V::LANES` elements: reads `inputs`, reads and/or writes
-/// `outputs` (an output that is only written is never read first, so NaN in it does not
-/// leak). A slice may be empty (a state the configuration does not use): the body must not
-/// touch it.
+/// `outputs` (a body that only writes an output never uses its old value, so NaN in it does
+/// not leak). A slice may be empty (a state the configuration does not use): the body must
+/// not touch it.
 pub(crate) trait Pass<const I: usize, const O: usize>: Sync {
     /// Processes the `V::LANES` elements from `at` of every slice the body uses.
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; I], outputs: &mut [&mut [f32]; O]);
