@@ -1,5 +1,5 @@
-//! Run-time instruction-set dispatch for the element-wise kernels (activations, optimizer
-//! updates, gradient scaling and clipping).
+//! Run-time instruction-set dispatch for the element-wise kernels: activations, softmax and
+//! the losses, optimizer updates, gradient scaling and clipping.
 //!
 //! One mechanism, three parts:
 //! - `SimdF32`, a small vector trait with one implementation per instruction set: AVX-512F
@@ -7,7 +7,7 @@
 //!   the compile-time target gives: two SSE halves in a default x86-64 build). Every method is
 //!   `#[inline(always)]`.
 //! - Kernel bodies written once, generic over `V: SimdF32`: the math in `math` (exp,
-//!   sigmoid, tanh), the per-vector rules of the element-wise passes (`Pass`, or the
+//!   sigmoid, tanh, ln(1 + x)), the per-vector rules of the element-wise passes (`Pass`, or the
 //!   one-liners of `Map1` / `Map2`) and the row bodies of softmax and the losses.
 //! - `dispatch`, which runs a `Kernel` (one parallel chunk's worth of such a body) inside
 //!   a `#[target_feature]` function of the chosen instruction set that instantiates it for
@@ -172,8 +172,8 @@ pub fn current_isa() -> Isa {
     FORCED.with(Cell::get).unwrap_or_else(selected_isa)
 }
 
-/// Runs `f` with the element-wise kernels (activations, optimizer updates, gradient scaling
-/// and clipping) called **on this thread** running on `isa`, then restores the previous
+/// Runs `f` with the element-wise kernels (activations, softmax and losses, optimizer
+/// updates, gradient scaling and clipping) called **on this thread** running on `isa`, then restores the previous
 /// choice (also when `f` panics). The choice is made when a kernel is entered, so its
 /// parallel chunks follow it; wrap the closure given to `pool.install`, not the other way
 /// round, since `install` runs it on a pool thread. For tests and benches.
