@@ -2,8 +2,13 @@
 //! 2-thread pools beside the scalar libm reference and a plain memory copy of the same
 //! number of bytes (the bandwidth yardstick: a memory-bound kernel cannot beat it).
 //!
+//! The element-wise kernels run on every instruction set the CPU has (`keel_avx512`,
+//! `keel_avx2`, `keel_portable`, forced with `keel::kernels::simd::with_isa`);
+//! `keel_portable` is the `wide::f32x8` code every build ran before run-time dispatch (two
+//! SSE halves in a default build): the "before" of the dispatched paths.
+//!
 //! - element-wise forward (`x → y`) and backward (`y, dy → dx`) of sigmoid, tanh and ReLU on
-//!   16M floats (64 MiB per array);
+//!   16M floats (64 MiB per array) and on 256K floats (L2-resident: the arithmetic's speed);
 //! - softmax cross-entropy forward (`logits → probs`, loss) and backward (`probs → dlogits`)
 //!   on `(batch, classes)` = (256, 10) (MNIST-size heads) and (64, 1000) (ImageNet-size).
 //!
@@ -13,9 +18,15 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
+use keel::kernels::gemm::Isa;
+use keel::kernels::simd::with_isa;
 use keel::kernels::Result;
 
 const LEN: usize = 16 << 20;
+
+/// 256K floats: the arrays of one pass fit the 2 MiB L2, so the group measures the
+/// arithmetic rather than DRAM bandwidth.
+const CACHED_LEN: usize = 256 << 10;
 
 fn filled(len: usize, seed: u32, lo: f32, hi: f32) -> Vec<f32> {
     // A cheap deterministic fill with both signs (benches must not run on zeros).
@@ -30,6 +41,39 @@ fn filled(len: usize, seed: u32, lo: f32, hi: f32) -> Vec<f32> {
 
 fn pools() -> Vec<(usize, rayon::ThreadPool)> {
     [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
+}
+
+/// One keel run of a group: on an instruction set, on a pool.
+struct KeelRun {
+    /// `keel_<isa>`.
+    name: String,
+    /// `T<threads>`.
+    threads: String,
+    isa: Isa,
+    pool: rayon::ThreadPool,
+}
+
+impl KeelRun {
+    /// The run's id, with `suffix` after the name (`keel_avx512_forward/T1`, ...).
+    fn id(&self, suffix: &str) -> BenchmarkId {
+        BenchmarkId::new(format!("{}{suffix}", self.name), &self.threads)
+    }
+}
+
+/// Every instruction set of the CPU on 1 and 2 threads.
+fn keel_runs() -> Vec<KeelRun> {
+    let mut runs = Vec::new();
+    for isa in Isa::available() {
+        for (threads, pool) in pools() {
+            runs.push(KeelRun {
+                name: format!("keel_{}", isa.name()),
+                threads: format!("T{threads}"),
+                isa,
+                pool,
+            });
+        }
+    }
+    runs
 }
 
 type Forward = fn(&[f32], &mut [f32]) -> Result<()>;
@@ -50,41 +94,55 @@ const KERNELS: [(&str, Forward, ForwardRef, Backward, BackwardRef); 3] = [
 ];
 
 fn bench_elementwise(criterion: &mut Criterion) {
-    let pools = pools();
-    let x = filled(LEN, 1, -6.0, 6.0);
-    let dy = filled(LEN, 2, -1.0, 1.0);
-    let mut y = vec![0.0f32; LEN];
-    let mut dx = vec![0.0f32; LEN];
+    for (len, label) in [(LEN, "16M"), (CACHED_LEN, "256K")] {
+        bench_elementwise_len(criterion, len, label);
+    }
+}
+
+/// The element-wise groups on `len` floats.
+fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
+    let runs = keel_runs();
+    let x = filled(len, 1, -6.0, 6.0);
+    let dy = filled(len, 2, -1.0, 1.0);
+    let mut y = vec![0.0f32; len];
+    let mut dx = vec![0.0f32; len];
     // Copy buffers for the yardstick: forward moves 2 arrays, backward 3 (1.5 copies' worth).
-    let copy_src = filled(LEN * 3 / 2, 3, -1.0, 1.0);
-    let mut copy_dst = vec![0.0f32; LEN * 3 / 2];
-    let bytes = |arrays: usize| (arrays * LEN * size_of::<f32>()) as u64;
+    let copy_src = filled(len * 3 / 2, 3, -1.0, 1.0);
+    let mut copy_dst = vec![0.0f32; len * 3 / 2];
+    let bytes = |arrays: usize| (arrays * len * size_of::<f32>()) as u64;
 
     for (name, forward, forward_ref, backward, backward_ref) in KERNELS {
-        let mut group = criterion.benchmark_group(format!("{name}_forward/16M"));
+        let mut group = criterion.benchmark_group(format!("{name}_forward/{label}"));
         group.throughput(Throughput::Bytes(bytes(2)));
         group.sample_size(10);
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-                pool.install(|| bench.iter(|| forward(black_box(&x), &mut y).unwrap()))
+        for run in &runs {
+            group.bench_function(run.id(""), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || bench.iter(|| forward(black_box(&x), &mut y).unwrap())).unwrap()
+                })
             });
         }
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| forward_ref(black_box(&x), &mut y))
         });
         group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
-            bench.iter(|| copy_dst[..LEN].copy_from_slice(black_box(&copy_src[..LEN])))
+            bench.iter(|| copy_dst[..len].copy_from_slice(black_box(&copy_src[..len])))
         });
         group.finish();
 
         // Backward from the saved output, as layers call it.
         forward(&x, &mut y).unwrap();
-        let mut group = criterion.benchmark_group(format!("{name}_backward/16M"));
+        let mut group = criterion.benchmark_group(format!("{name}_backward/{label}"));
         group.throughput(Throughput::Bytes(bytes(3)));
         group.sample_size(10);
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-                pool.install(|| bench.iter(|| backward(black_box(&y), black_box(&dy), &mut dx).unwrap()))
+        for run in &runs {
+            group.bench_function(run.id(""), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
+                        bench.iter(|| backward(black_box(&y), black_box(&dy), &mut dx).unwrap())
+                    })
+                    .unwrap()
+                })
             });
         }
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
@@ -98,7 +156,7 @@ fn bench_elementwise(criterion: &mut Criterion) {
 }
 
 fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
-    let pools = pools();
+    let runs = keel_runs();
     for (batch, classes) in [(256usize, 10usize), (64, 1000)] {
         let len = batch * classes;
         let logits = filled(len, 4, -5.0, 5.0);
@@ -110,33 +168,39 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
         // Forward reads the logits and writes the probs, backward reads the probs and writes
         // dlogits: the same bytes (the targets add batch·4 more, ignored).
         group.throughput(Throughput::Bytes((2 * len * size_of::<f32>()) as u64));
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("keel_forward", format!("T{threads}")), |bench| {
-                pool.install(|| {
-                    bench.iter(|| {
-                        act::softmax_cross_entropy_forward(
-                            batch,
-                            classes,
-                            black_box(&logits),
-                            &targets,
-                            &mut probs,
-                        )
-                        .unwrap()
+        for run in &runs {
+            group.bench_function(run.id("_forward"), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
+                        bench.iter(|| {
+                            act::softmax_cross_entropy_forward(
+                                batch,
+                                classes,
+                                black_box(&logits),
+                                &targets,
+                                &mut probs,
+                            )
+                            .unwrap()
+                        })
                     })
+                    .unwrap()
                 })
             });
-            group.bench_function(BenchmarkId::new("keel_backward", format!("T{threads}")), |bench| {
-                pool.install(|| {
-                    bench.iter(|| {
-                        act::softmax_cross_entropy_backward(
-                            batch,
-                            classes,
-                            black_box(&probs),
-                            &targets,
-                            &mut dlogits,
-                        )
-                        .unwrap()
+            group.bench_function(run.id("_backward"), |bench| {
+                run.pool.install(|| {
+                    with_isa(run.isa, || {
+                        bench.iter(|| {
+                            act::softmax_cross_entropy_backward(
+                                batch,
+                                classes,
+                                black_box(&probs),
+                                &targets,
+                                &mut dlogits,
+                            )
+                            .unwrap()
+                        })
                     })
+                    .unwrap()
                 })
             });
         }

@@ -4,8 +4,13 @@
 //! may read some more than once, e.g. batch norm's statistics passes). keel on 1- and
 //! 2-thread pools beside the scalar reference in each group.
 //!
+//! The dispatched element-wise kernels (Adam, SGD, `grad_scale`) run on
+//! every instruction set the CPU has (`keel_avx512`, `keel_avx2`, `keel_portable`, forced
+//! with `keel::kernels::simd::with_isa`); `keel_portable` is the `wide::f32x8` code every
+//! build ran before run-time dispatch (two SSE halves in a default build): the "before".
+//!
 //! Shapes: batch norm on conv shape C's activations (32, 64, 32, 32); dropout, MSE and
-//! `grad_scale` on 16M floats; Adam and SGD with momentum on 1M and 16M parameters.
+//! `grad_scale` on 16M floats; Adam and SGD with momentum on 256K, 1M and 16M parameters.
 //!
 //! `cargo bench --bench norm_optim`
 
@@ -13,8 +18,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{mse, mse_backward, mse_forward};
+use keel::kernels::gemm::Isa;
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
 use keel::kernels::optim::{self, grad_scale, scale, AdamConfig, SgdConfig};
+use keel::kernels::simd::with_isa;
 
 const F32: u64 = 4;
 
@@ -32,6 +39,17 @@ fn pools() -> Vec<(usize, rayon::ThreadPool)> {
         .into_iter()
         .map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()))
         .collect()
+}
+
+/// `(id, isa, pool)` for every instruction set of the CPU on 1 and 2 threads.
+fn keel_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
+    let mut runs = Vec::new();
+    for isa in Isa::available() {
+        for (threads, pool) in pools() {
+            runs.push((BenchmarkId::new(format!("keel_{}", isa.name()), format!("T{threads}")), isa, pool));
+        }
+    }
+    runs
 }
 
 fn bench_batchnorm(criterion: &mut Criterion) {
@@ -163,7 +181,8 @@ fn bench_dropout(criterion: &mut Criterion) {
 }
 
 fn bench_optimizers(criterion: &mut Criterion) {
-    for (len, label) in [(1usize << 20, "1M"), (1 << 24, "16M")] {
+    // 256K: about the MLP 784-256-128-10's 235K parameters, whose Adam state fits in L2.
+    for (len, label) in [(1usize << 18, "256K"), (1 << 20, "1M"), (1 << 24, "16M")] {
         let grad = filled(len, 4);
         let mut param = filled(len, 5);
         let (mut m, mut v) = (filled(len, 6), vec![0.01f32; len]);
@@ -173,13 +192,24 @@ fn bench_optimizers(criterion: &mut Criterion) {
         // read param, grad, m, v; write param, m, v
         group.throughput(Throughput::Bytes(7 * F32 * len as u64));
         group.sample_size(10);
-        for (threads, pool) in pools() {
-            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+        for (id, isa, pool) in keel_runs() {
+            group.bench_function(id, |bench| {
                 pool.install(|| {
-                    bench.iter(|| {
-                        optim::adam_update(&adam, 10, &mut param, black_box(&grad), &mut m, &mut v, &mut [])
+                    with_isa(isa, || {
+                        bench.iter(|| {
+                            optim::adam_update(
+                                &adam,
+                                10,
+                                &mut param,
+                                black_box(&grad),
+                                &mut m,
+                                &mut v,
+                                &mut [],
+                            )
                             .unwrap()
+                        })
                     })
+                    .unwrap()
                 })
             });
         }
@@ -203,10 +233,15 @@ fn bench_optimizers(criterion: &mut Criterion) {
         // read param, grad, buffer; write param, buffer
         group.throughput(Throughput::Bytes(5 * F32 * len as u64));
         group.sample_size(10);
-        for (threads, pool) in pools() {
-            group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+        for (id, isa, pool) in keel_runs() {
+            group.bench_function(id, |bench| {
                 pool.install(|| {
-                    bench.iter(|| optim::sgd_update(&sgd, 10, &mut param, black_box(&grad), &mut m).unwrap())
+                    with_isa(isa, || {
+                        bench.iter(|| {
+                            optim::sgd_update(&sgd, 10, &mut param, black_box(&grad), &mut m).unwrap()
+                        })
+                    })
+                    .unwrap()
                 })
             });
         }
@@ -307,9 +342,11 @@ fn bench_grad_scale(criterion: &mut Criterion) {
     group.throughput(Throughput::Bytes(2 * F32 * len as u64)); // read and write grad
     group.sample_size(10);
     // A factor of -1 keeps the values bounded over any number of iterations.
-    for (threads, pool) in pools() {
-        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-            pool.install(|| bench.iter(|| grad_scale(black_box(&mut grad), -1.0).unwrap()))
+    for (id, isa, pool) in keel_runs() {
+        group.bench_function(id, |bench| {
+            pool.install(|| {
+                with_isa(isa, || bench.iter(|| grad_scale(black_box(&mut grad), -1.0).unwrap())).unwrap()
+            })
         });
     }
     group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {

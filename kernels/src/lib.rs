@@ -25,6 +25,7 @@ pub mod optim;
 pub mod parallel;
 pub mod pool;
 pub mod rnn;
+pub mod simd;
 
 pub use error::{KernelError, Result};
 pub use gemm::{sgemm, Transpose};

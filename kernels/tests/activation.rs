@@ -1,4 +1,6 @@
-//! Activation and loss kernels: parity of the fast paths with the scalar references (serial
+//! Activation and loss kernels, on every instruction set the CPU has (forced with
+//! `simd::with_isa`; `every_instruction_set_of_the_cpu_is_tested` fails if keel's detection
+//! misses one the CPU reports): parity of the fast paths with the scalar references (serial
 //! and parallel lengths, both signs, magnitudes up to 1e4), measured accuracy of the vector
 //! exp/sigmoid/tanh against f64, every backward against central differences in f64,
 //! stability at ±1e4, NaN propagation, NaN pre-filled outputs and every input check.
@@ -7,12 +9,63 @@ mod common;
 
 use common::{assert_close, edge_size, uniform};
 use keel_kernels::activation::{self as act, reference};
+use keel_kernels::gemm::Isa;
+use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
-/// Lengths that take the parallel path (above `MIN_PARALLEL_ELEMENTS` = 65536), with tails.
+/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
+/// from keel's detection, so that a detection bug cannot shrink what the tests run).
+fn cpu_isas() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+    }
+    isas.push(Isa::Portable);
+    isas
+}
+
+/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
+/// accept it, and which the kernels must then see). Messages name `current_isa()`.
+fn for_each_isa(f: impl Fn()) {
+    for isa in cpu_isas() {
+        with_isa(isa, || {
+            assert_eq!(current_isa(), isa);
+            f()
+        })
+        .unwrap();
+    }
+}
+
+/// keel's detection finds every instruction set the CPU has; `with_isa` rejects one it
+/// lacks and restores the previous choice afterwards.
+#[test]
+fn every_instruction_set_of_the_cpu_is_tested() {
+    assert_eq!(Isa::available(), cpu_isas());
+    let before = current_isa();
+    for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+        match with_isa(isa, current_isa) {
+            Ok(seen) => assert!(cpu_isas().contains(&isa) && seen == isa, "{isa:?}"),
+            Err(KernelError::Argument { what, .. }) => assert!(!cpu_isas().contains(&isa) && what == "isa"),
+            Err(e) => panic!("{e}"),
+        }
+        assert_eq!(current_isa(), before);
+    }
+}
+
+/// Lengths around and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
+/// tails of every kind (below 8, between 8 and 16).
 fn parallel_len() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(65537usize), Just(65536 + 8 * 1000 + 3), 65536usize..140_000]
+    prop_oneof![
+        proptest::sample::select(vec![65535usize, 65536, 65537, 65536 + 13, 65536 + 16 * 1000 + 3]),
+        65536usize..140_000
+    ]
 }
 
 /// Magnitudes of the random inputs: the usual range, saturation, and the ±1e4 extreme.
@@ -88,12 +141,17 @@ fn max_ulp(x: &[f32], got: &[f32], exact: impl Fn(f64) -> f64) -> f64 {
     x.iter().zip(got).map(|(&x, &g)| ulp_error(g, exact(f64::from(x)))).fold(0.0, f64::max)
 }
 
-/// Measured on x86-64 (SSE2 build): exp 0.96 ulp; sigmoid 2.29 ulp (the same as libm's
-/// `1/(1 + e⁻ˣ)`, the error is the formula's); tanh 1.27 ulp (libm 2.05 by this measure,
-/// which counts in the ulp above the exact value). Asserted with margin for other targets
-/// (FMA changes the rounding).
+/// Measured on every instruction set (AVX-512F and AVX2 with FMA / portable without, x86-64
+/// default build): exp 0.99 / 0.95 ulp; sigmoid 2.29 ulp (the same as libm's `1/(1 + e⁻ˣ)`,
+/// the error is the formula's); tanh 1.27 ulp (libm 2.05 by this measure, which counts in
+/// the ulp above the exact value); softplus (the BCE term, exp then ln_1p) 2.29 ulp.
+/// Asserted with margin for other targets.
 #[test]
 fn vector_math_accuracy_against_f64() {
+    for_each_isa(vector_math_accuracy_against_f64_on_isa);
+}
+
+fn vector_math_accuracy_against_f64_on_isa() {
     // exp, read through log_softmax_backward: rows [x, 0] with dy = [0, -1] give
     // dx[0] = 0 - e^{x}·(-1) = e^{x} exactly.
     let x = accuracy_points(-86.9, 88.0);
@@ -120,10 +178,25 @@ fn vector_math_accuracy_against_f64() {
     reference::tanh_forward(&x, &mut libm[..x.len()]);
     let tanh_libm_ulp = max_ulp(&x, &libm[..x.len()], f64::tanh);
 
+    // softplus(z) = max(z, 0) + ln(1 + e^{-|z|}) (exp and ln_1p together), read through a
+    // one-element BCE loss with target 0, whose mean is that one term.
+    let z = accuracy_points(-30.0, 30.0);
+    let softplus_ulp = z
+        .iter()
+        .step_by(7)
+        .map(|&z| {
+            let loss = act::bce_with_logits_forward(&[z], &[0.0], &mut [0.0]).unwrap();
+            let z = f64::from(z);
+            ulp_error(loss, z.max(0.0) + (-z.abs()).exp().ln_1p())
+        })
+        .fold(0.0, f64::max);
+
     println!(
-        "max error vs f64: exp {exp_ulp:.2} ulp, sigmoid {sigmoid_ulp:.2} ulp (libm {sigmoid_libm_ulp:.2}), \
-         tanh {tanh_ulp:.2} ulp (libm {tanh_libm_ulp:.2})"
+        "{:?}: max error vs f64: exp {exp_ulp:.2} ulp, sigmoid {sigmoid_ulp:.2} ulp (libm {sigmoid_libm_ulp:.2}), \
+         tanh {tanh_ulp:.2} ulp (libm {tanh_libm_ulp:.2}), softplus {softplus_ulp:.2} ulp",
+        current_isa()
     );
+    assert!(softplus_ulp <= 3.0, "softplus: {softplus_ulp} ulp");
     assert!(exp_ulp <= 2.0, "exp: {exp_ulp} ulp");
     assert!(sigmoid_ulp <= 3.0, "sigmoid: {sigmoid_ulp} ulp");
     assert!(tanh_ulp <= 3.0, "tanh: {tanh_ulp} ulp");
@@ -219,7 +292,13 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
         let mut y_ref = nan_vec(len);
         (k.forward_ref)(&x, &mut y_ref);
         // atol: below 1e-30 the libm result is subnormal where the vector exp flushes to 0.
-        assert_close(&format!("{} forward (len {len}, mag {mag})", k.name), &y, &y_ref, k.rtol, 1e-30);
+        assert_close(
+            &format!("{} forward on {:?} (len {len}, mag {mag})", k.name, current_isa()),
+            &y,
+            &y_ref,
+            k.rtol,
+            1e-30,
+        );
 
         // In place runs the same vector code: bit-identical.
         let mut inplace = x.clone();
@@ -235,7 +314,13 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
         (k.backward)(&y, &dy, &mut dx).unwrap();
         let mut dx_ref = nan_vec(len);
         (k.backward_ref)(&y, &dy, &mut dx_ref);
-        assert_close(&format!("{} backward (len {len})", k.name), &dx, &dx_ref, 2e-7, 1e-30);
+        assert_close(
+            &format!("{} backward on {:?} (len {len})", k.name, current_isa()),
+            &dx,
+            &dx_ref,
+            2e-7,
+            1e-30,
+        );
         // Not vacuous: below saturation a fair share of the gradients is non-zero.
         if mag <= 8.0 && len >= 64 {
             assert!(dx.iter().filter(|v| **v != 0.0).count() >= len / 4, "{}: mostly zero dx", k.name);
@@ -248,14 +333,14 @@ proptest! {
 
     #[test]
     fn elementwise_match_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
-        check_elementwise(len, seed, mag);
+        for_each_isa(|| check_elementwise(len, seed, mag));
     }
 
     #[test]
     fn softmax_family_match_reference(
         rows in edge_size(40), cols in edge_size(130), seed in any::<u64>(), mag in magnitude(),
     ) {
-        check_rowwise(rows, cols, seed, mag);
+        for_each_isa(|| check_rowwise(rows, cols, seed, mag));
     }
 }
 
@@ -264,17 +349,17 @@ proptest! {
 
     #[test]
     fn elementwise_match_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| check_elementwise(len, seed, mag));
+        two_threads().install(|| for_each_isa(|| check_elementwise(len, seed, mag)));
     }
 
     #[test]
     fn softmax_family_match_reference_parallel(rows in 600usize..1200, cols in edge_size(130), seed in any::<u64>()) {
-        two_threads().install(|| check_rowwise(rows, cols, seed, 30.0));
+        two_threads().install(|| for_each_isa(|| check_rowwise(rows, cols, seed, 30.0)));
     }
 
     #[test]
     fn bce_matches_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| check_bce(len, seed, mag));
+        two_threads().install(|| for_each_isa(|| check_bce(len, seed, mag)));
     }
 }
 
@@ -283,25 +368,61 @@ proptest! {
 #[test]
 fn outputs_same_bits_on_any_thread_count() {
     let x = uniform(200_003, 3, -20.0, 20.0);
-    let run = |threads: usize| {
+    let run = |isa: Isa, threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut y = nan_vec(x.len());
-            act::tanh_forward(&x, &mut y).unwrap();
-            // Narrow (10 columns, transposed path) and wide rows, with a remainder of rows.
-            let mut narrow = nan_vec(19_997 * 10);
-            act::softmax_forward(19_997, 10, &x[..19_997 * 10], &mut narrow).unwrap();
-            let mut wide = nan_vec(2_003 * 99);
-            act::softmax_forward(2_003, 99, &x[..2_003 * 99], &mut wide).unwrap();
-            y.extend(narrow);
-            y.extend(wide);
-            y
+            with_isa(isa, || {
+                let mut y = nan_vec(x.len());
+                act::tanh_forward(&x, &mut y).unwrap();
+                // Narrow (10 columns, transposed path) and wide rows, with a remainder of rows.
+                let mut narrow = nan_vec(19_997 * 10);
+                act::softmax_forward(19_997, 10, &x[..19_997 * 10], &mut narrow).unwrap();
+                let mut wide = nan_vec(2_003 * 99);
+                act::softmax_forward(2_003, 99, &x[..2_003 * 99], &mut wide).unwrap();
+                y.extend(narrow);
+                y.extend(wide);
+                y
+            })
         })
+        .unwrap()
     };
-    let one = run(1);
-    for threads in [2, 3] {
-        assert!(one.iter().zip(run(threads)).all(|(a, b)| a.to_bits() == b.to_bits()), "T{threads}");
+    for isa in cpu_isas() {
+        let one = run(isa, 1);
+        for threads in [2, 3] {
+            let other = run(isa, threads);
+            assert!(one.iter().zip(other).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} T{threads}");
+        }
     }
+}
+
+/// MSE on every instruction set (the `mse` tests run the selected one): the residual and
+/// gradient are one f32 subtraction / product each, as in the reference (exact); the loss
+/// sums in f32 lanes over blocks of 1024 before f64, within ~1024·2⁻²⁴ relative of the
+/// all-f64 reference (1e-4 is ample). Serial lengths with every kind of tail, and the
+/// parallel path on two threads.
+#[test]
+fn mse_matches_reference_on_every_isa() {
+    for_each_isa(|| {
+        let isa = current_isa();
+        for (i, len) in
+            [1usize, 7, 13, 16, 17, 31, 33, 64, 65, 1023, 1025, 65537, 150_001].into_iter().enumerate()
+        {
+            let pred = uniform(len, 90 + i as u64, -3.0, 3.0);
+            let target = uniform(len, 190 + i as u64, -3.0, 3.0);
+            let (mut diff, mut diff_ref) = (nan_vec(len), nan_vec(len));
+            let loss = two_threads()
+                .install(|| with_isa(isa, || act::mse_forward(&pred, &target, &mut diff)))
+                .unwrap()
+                .unwrap();
+            let loss_ref = act::mse::reference::mse_forward(&pred, &target, &mut diff_ref);
+            assert_close(&format!("mse diff len {len} on {isa:?}"), &diff, &diff_ref, 0.0, 0.0);
+            assert_close(&format!("mse loss len {len} on {isa:?}"), &[loss], &[loss_ref], 1e-4, 0.0);
+            let (mut dpred, mut dpred_ref) = (nan_vec(len), nan_vec(len));
+            act::mse_backward(&diff, &mut dpred).unwrap();
+            act::mse::reference::mse_backward(&diff_ref, &mut dpred_ref);
+            assert_close(&format!("mse dpred len {len} on {isa:?}"), &dpred, &dpred_ref, 0.0, 0.0);
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -318,25 +439,31 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     act::softmax_forward(rows, cols, &x, &mut y).unwrap();
     let mut y_ref = nan_vec(len);
     reference::softmax_forward(cols, &x, &mut y_ref);
-    assert_close("softmax", &y, &y_ref, 2e-6, 1e-30);
+    assert_close(&format!("softmax on {:?}", current_isa()), &y, &y_ref, 2e-6, 1e-30);
 
     // Log-softmax: (x - max) is exact in both; ln Σ differs by an ulp of ln Σ.
     let mut ly = nan_vec(len);
     act::log_softmax_forward(rows, cols, &x, &mut ly).unwrap();
     let mut ly_ref = nan_vec(len);
     reference::log_softmax_forward(cols, &x, &mut ly_ref);
-    assert_close("log_softmax", &ly, &ly_ref, 1e-6, 2e-6);
+    assert_close(&format!("log_softmax on {:?}", current_isa()), &ly, &ly_ref, 1e-6, 2e-6);
 
     // Backward: Σ dy·y summed in lanes vs in order (|dy| <= 1, y <= 1: error ~ cols·eps).
     let mut dx = nan_vec(len);
     act::softmax_backward(rows, cols, &y, &dy, &mut dx).unwrap();
     let mut dx_ref = nan_vec(len);
     reference::softmax_backward(cols, &y, &dy, &mut dx_ref);
-    assert_close("softmax_backward", &dx, &dx_ref, 1e-5, 1e-6);
+    assert_close(&format!("softmax_backward on {:?}", current_isa()), &dx, &dx_ref, 1e-5, 1e-6);
     act::log_softmax_backward(rows, cols, &ly, &dy, &mut dx).unwrap();
     reference::log_softmax_backward(cols, &ly, &dy, &mut dx_ref);
     // Σ dy has |Σ dy| up to cols; its rounding (~cols·eps) scales e^{y}.
-    assert_close("log_softmax_backward", &dx, &dx_ref, 1e-5, 1e-6 * cols as f32);
+    assert_close(
+        &format!("log_softmax_backward on {:?}", current_isa()),
+        &dx,
+        &dx_ref,
+        1e-5,
+        1e-6 * cols as f32,
+    );
 
     // Cross-entropy with class indices: the loss of one row is (max - x_t) + ln Σ, the same
     // f32 operations as the reference apart from the exp and the sum order.
@@ -345,14 +472,14 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     let loss = act::softmax_cross_entropy_forward(rows, cols, &x, &targets, &mut probs).unwrap();
     let mut probs_ref = nan_vec(len);
     let loss_ref = reference::softmax_cross_entropy_forward(cols, &x, &targets, &mut probs_ref);
-    assert_close("softmax_ce loss", &[loss], &[loss_ref], 1e-5, 1e-6);
-    assert_close("softmax_ce probs", &probs, &probs_ref, 2e-6, 1e-30);
+    assert_close(&format!("softmax_ce loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
+    assert_close(&format!("softmax_ce probs on {:?}", current_isa()), &probs, &probs_ref, 2e-6, 1e-30);
     let mut dlogits = nan_vec(len);
     act::softmax_cross_entropy_backward(rows, cols, &probs, &targets, &mut dlogits).unwrap();
     let mut dlogits_ref = nan_vec(len);
     reference::softmax_cross_entropy_backward(cols, &probs, &targets, &mut dlogits_ref);
     // p·(1/batch) vs p/batch: one rounding apart.
-    assert_close("softmax_ce dlogits", &dlogits, &dlogits_ref, 4e-7, 1e-30);
+    assert_close(&format!("softmax_ce dlogits on {:?}", current_isa()), &dlogits, &dlogits_ref, 4e-7, 1e-30);
 
     // Probability targets: each row a random distribution.
     let mut soft = uniform(len, seed ^ 0x50F7, 0.0, 1.0);
@@ -362,11 +489,17 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     }
     let loss = act::softmax_cross_entropy_soft_forward(rows, cols, &x, &soft, &mut probs).unwrap();
     let loss_ref = reference::softmax_cross_entropy_soft_forward(cols, &x, &soft, &mut probs_ref);
-    assert_close("softmax_ce_soft loss", &[loss], &[loss_ref], 1e-5, 1e-6);
+    assert_close(&format!("softmax_ce_soft loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
     act::softmax_cross_entropy_soft_backward(rows, cols, &probs, &soft, &mut dlogits).unwrap();
     reference::softmax_cross_entropy_soft_backward(cols, &probs, &soft, &mut dlogits_ref);
     // Σ t summed in lanes vs in order, times p, minus t: a few ulps of 1/batch.
-    assert_close("softmax_ce_soft dlogits", &dlogits, &dlogits_ref, 1e-5, 1e-6 / rows as f32);
+    assert_close(
+        &format!("softmax_ce_soft dlogits on {:?}", current_isa()),
+        &dlogits,
+        &dlogits_ref,
+        1e-5,
+        1e-6 / rows as f32,
+    );
 }
 
 fn check_bce(len: usize, seed: u64, mag: f32) {
@@ -394,7 +527,7 @@ proptest! {
 
     #[test]
     fn bce_matches_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
-        check_bce(len, seed, mag);
+        for_each_isa(|| check_bce(len, seed, mag));
     }
 }
 
@@ -402,17 +535,26 @@ proptest! {
 /// other counts agree to rounding.
 #[test]
 fn losses_deterministic_per_thread_count() {
+    for_each_isa(losses_deterministic_on_isa);
+}
+
+fn losses_deterministic_on_isa() {
     let (batch, classes) = (700, 130);
     let x = uniform(batch * classes, 11, -10.0, 10.0);
     let targets: Vec<u32> = (0..batch as u32).map(|r| r * 7 % classes as u32).collect();
     let y = uniform(batch * classes, 12, 0.0, 1.0);
+    let isa = current_isa();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
-            let mut probs = nan_vec(batch * classes);
-            let ce = act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
-            let bce = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
-            (ce, bce)
+            with_isa(isa, || {
+                let mut probs = nan_vec(batch * classes);
+                let ce =
+                    act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
+                let bce = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
+                (ce, bce)
+            })
+            .unwrap()
         })
     };
     for threads in [1, 2, 3] {
@@ -432,6 +574,10 @@ fn losses_deterministic_per_thread_count() {
 /// an absolute error of ~6e-8 (y near 1): atol 2e-7 on `|dy| <= 1`, rtol 1e-5.
 #[test]
 fn elementwise_backward_matches_central_differences() {
+    for_each_isa(elementwise_backward_matches_central_differences_on_isa);
+}
+
+fn elementwise_backward_matches_central_differences_on_isa() {
     let mut z = uniform(1001, 21, -9.0, 9.0);
     // ReLU kinks: keep every z at least 1e-3 away from 0, well beyond the step.
     z.iter_mut().filter(|v| v.abs() < 1e-3).for_each(|v| *v = 0.5);
@@ -464,6 +610,10 @@ fn elementwise_backward_matches_central_differences() {
 /// Softmax and log-softmax backward vs the gradient of `L = Σ dy·f(x)` in f64.
 #[test]
 fn softmax_backward_matches_central_differences() {
+    for_each_isa(softmax_backward_matches_central_differences_on_isa);
+}
+
+fn softmax_backward_matches_central_differences_on_isa() {
     let (rows, cols) = (5, 13);
     let x = uniform(rows * cols, 31, -6.0, 6.0);
     let dy = uniform(rows * cols, 32, -1.0, 1.0);
@@ -497,6 +647,10 @@ fn softmax_backward_matches_central_differences() {
 /// vs the gradient of the f64 mean loss.
 #[test]
 fn loss_backward_matches_central_differences() {
+    for_each_isa(loss_backward_matches_central_differences_on_isa);
+}
+
+fn loss_backward_matches_central_differences_on_isa() {
     let (batch, classes) = (6, 11);
     let x = uniform(batch * classes, 41, -8.0, 8.0);
     let targets: Vec<u32> = vec![0, 10, 3, 3, 7, 5];
@@ -551,6 +705,10 @@ fn loss_backward_matches_central_differences() {
 /// The loss values themselves against the f64 formulas.
 #[test]
 fn loss_values_match_f64() {
+    for_each_isa(loss_values_match_f64_on_isa);
+}
+
+fn loss_values_match_f64_on_isa() {
     let (batch, classes) = (4, 9);
     let x = uniform(batch * classes, 51, -12.0, 12.0);
     let targets = vec![8u32, 0, 4, 4];
@@ -577,6 +735,10 @@ fn loss_values_match_f64() {
 
 #[test]
 fn stable_at_large_magnitudes() {
+    for_each_isa(stable_at_large_magnitudes_on_isa);
+}
+
+fn stable_at_large_magnitudes_on_isa() {
     let x = [1e4f32, -1e4, 100.0, -100.0, 89.0, -89.0, 0.0, -0.0, 1e-30];
     let mut y = nan_vec(x.len());
     act::sigmoid_forward(&x, &mut y).unwrap();
@@ -632,6 +794,10 @@ fn stable_at_large_magnitudes() {
 
 #[test]
 fn nan_propagates() {
+    for_each_isa(nan_propagates_on_isa);
+}
+
+fn nan_propagates_on_isa() {
     let mut x = uniform(37, 61, -3.0, 3.0);
     x[20] = f32::NAN;
     let mut y = vec![0.0; 37];
@@ -665,6 +831,10 @@ fn nan_propagates() {
 /// `-inf` logits are a mask: they get probability 0, the rest a proper softmax.
 #[test]
 fn softmax_masks_negative_infinity() {
+    for_each_isa(softmax_masks_negative_infinity_on_isa);
+}
+
+fn softmax_masks_negative_infinity_on_isa() {
     let x = [f32::NEG_INFINITY, 1.0, 1.0, f32::NEG_INFINITY];
     let mut y = nan_vec(4);
     act::softmax_forward(1, 4, &x, &mut y).unwrap();
@@ -673,6 +843,10 @@ fn softmax_masks_negative_infinity() {
 
 #[test]
 fn zero_sizes_are_no_ops() {
+    for_each_isa(zero_sizes_are_no_ops_on_isa);
+}
+
+fn zero_sizes_are_no_ops_on_isa() {
     let mut empty: [f32; 0] = [];
     for k in &ELEMENTWISE {
         (k.forward)(&[], &mut empty).unwrap();

@@ -1,17 +1,59 @@
-//! Optimizer updates and gradient clipping: fast paths against the scalar references (bit
-//! for bit: both use the same IEEE operations in the same order, without fused multiply-add),
+//! Optimizer updates and gradient clipping: fast paths against the scalar references on every
+//! instruction set the CPU has (bit for bit: both use the same correctly rounded IEEE
+//! operations in the same order, without fused multiply-add, so this holds on every ISA),
 //! several steps against straightforward f64 re-implementations of PyTorch's algorithms,
 //! clipping values, NaN pre-fills and every argument check.
 
 mod common;
 
 use common::{assert_close, edge_size, uniform};
+use keel_kernels::gemm::Isa;
 use keel_kernels::optim::{
-    adam_update, clip_grad_norm, clip_grad_value, reference, rmsprop_update, sgd_update, AdamConfig,
-    RmspropConfig, SgdConfig,
+    adam_update, clip_grad_norm, clip_grad_value, grad_scale, reference, rmsprop_update, scale, sgd_update,
+    AdamConfig, RmspropConfig, SgdConfig,
 };
+use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
+
+/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
+/// from keel's detection, so that a detection bug cannot shrink what the tests run).
+fn cpu_isas() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+    }
+    isas.push(Isa::Portable);
+    isas
+}
+
+/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
+/// accept it, and which the kernels must then see).
+fn for_each_isa(f: impl Fn()) {
+    for isa in cpu_isas() {
+        with_isa(isa, || {
+            assert_eq!(current_isa(), isa);
+            f()
+        })
+        .unwrap();
+    }
+}
+
+/// keel's detection finds every instruction set the CPU has, so `for_each_isa` and the
+/// kernels' own choice cover the same set.
+#[test]
+fn every_instruction_set_of_the_cpu_is_tested() {
+    assert_eq!(Isa::available(), cpu_isas());
+    for isa in cpu_isas() {
+        assert_eq!(with_isa(isa, current_isa).unwrap(), isa);
+    }
+}
 
 /// Longer than `MIN_PARALLEL_ELEMENTS` (65536) and not a multiple of 8: the parallel split
 /// and a scalar tail.
@@ -19,6 +61,13 @@ const BIG: usize = (1 << 17) + 5;
 
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+}
+
+/// Runs `f` on a pool of `threads` threads on this thread's instruction set (`install`
+/// runs `f` on a pool thread, where the choice of `with_isa` must be made again).
+fn on_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    let isa = current_isa();
+    pool(threads).install(|| with_isa(isa, f).unwrap())
 }
 
 /// Exact equality (up to the sign of zero; NaN only where expected).
@@ -141,31 +190,41 @@ proptest! {
 
     #[test]
     fn sgd_matches_reference(len in edge_size(300), seed in any::<u64>(), choice in any::<u8>()) {
-        sgd_parity(&sgd_config(choice), len, seed, 3);
+        for_each_isa(|| sgd_parity(&sgd_config(choice), len, seed, 3));
     }
 
     #[test]
     fn rmsprop_matches_reference(len in edge_size(300), seed in any::<u64>(), choice in any::<u8>()) {
-        rmsprop_parity(&rmsprop_config(choice), len, seed, 3);
+        for_each_isa(|| rmsprop_parity(&rmsprop_config(choice), len, seed, 3));
     }
 
     #[test]
     fn adam_matches_reference(len in edge_size(300), seed in any::<u64>(), choice in any::<u8>()) {
-        adam_parity(&adam_config(choice), len, seed, 3);
+        for_each_isa(|| adam_parity(&adam_config(choice), len, seed, 3));
     }
 }
 
+/// Parallel lengths (and lengths around the threshold) on every instruction set, 1 and 2
+/// threads: still bit for bit, since the update is element-wise.
 #[test]
 fn updates_match_reference_on_the_parallel_path() {
-    for threads in [1, 2] {
-        pool(threads).install(|| {
-            for choice in 0..8 {
-                sgd_parity(&sgd_config(choice), BIG, 11 + u64::from(choice), 2);
-                rmsprop_parity(&rmsprop_config(choice), BIG, 21 + u64::from(choice), 2);
-                adam_parity(&adam_config(choice), BIG, 31 + u64::from(choice), 2);
-            }
-        });
-    }
+    for_each_isa(|| {
+        for threads in [1, 2] {
+            on_pool(threads, || {
+                for choice in 0..8 {
+                    sgd_parity(&sgd_config(choice), BIG, 11 + u64::from(choice), 2);
+                    rmsprop_parity(&rmsprop_config(choice), BIG, 21 + u64::from(choice), 2);
+                    adam_parity(&adam_config(choice), BIG, 31 + u64::from(choice), 2);
+                }
+                // Around the threshold: one chunk, and the first split.
+                for len in [65535, 65536, 65537, 65536 + 16 * 1001 + 9] {
+                    sgd_parity(&sgd_config(2), len, 41, 2);
+                    rmsprop_parity(&rmsprop_config(7), len, 42, 2);
+                    adam_parity(&adam_config(3), len, 43, 2);
+                }
+            });
+        }
+    });
 }
 
 // ---- PyTorch's algorithms written out in f64 -------------------------------------------
@@ -425,25 +484,34 @@ proptest! {
     fn clip_grad_norm_matches_reference(
         len_a in edge_size(300), len_b in edge_size(300), seed in any::<u64>(), kind in 0u8..3,
     ) {
-        let norm_type = [2.0, 1.0, f32::INFINITY][kind as usize];
-        let mut a = uniform(len_a, seed, -1.0, 1.0);
-        let mut b = uniform(len_b, seed ^ 1, -2.0, 2.0);
-        let (mut a_ref, mut b_ref) = (a.clone(), b.clone());
-        let total = clip_grad_norm(&mut [&mut a, &mut b], 0.5, norm_type).unwrap();
-        let total_ref = reference::clip_grad_norm(&mut [&mut a_ref, &mut b_ref], 0.5, norm_type);
-        // Both sum in f64 (in a different order): the f32 totals differ by <= 1 ulp.
-        assert_close("total", &[total], &[total_ref], 2e-7, 0.0);
-        assert_close("a", &a, &a_ref, 1e-6, 1e-7);
-        assert_close("b", &b, &b_ref, 1e-6, 1e-7);
+        for_each_isa(|| clip_norm_parity(len_a, len_b, seed, kind));
     }
+}
+
+/// `clip_grad_norm` on two gradients against the reference.
+fn clip_norm_parity(len_a: usize, len_b: usize, seed: u64, kind: u8) {
+    let norm_type = [2.0, 1.0, f32::INFINITY][kind as usize];
+    let mut a = uniform(len_a, seed, -1.0, 1.0);
+    let mut b = uniform(len_b, seed ^ 1, -2.0, 2.0);
+    let (mut a_ref, mut b_ref) = (a.clone(), b.clone());
+    let total = clip_grad_norm(&mut [&mut a, &mut b], 0.5, norm_type).unwrap();
+    let total_ref = reference::clip_grad_norm(&mut [&mut a_ref, &mut b_ref], 0.5, norm_type);
+    // Both sum in f64 (in a different order): the f32 totals differ by <= 1 ulp.
+    assert_close("total", &[total], &[total_ref], 2e-7, 0.0);
+    assert_close("a", &a, &a_ref, 1e-6, 1e-7);
+    assert_close("b", &b, &b_ref, 1e-6, 1e-7);
 }
 
 #[test]
 fn clip_grad_norm_parallel_is_thread_count_independent() {
+    for_each_isa(clip_grad_norm_parallel_on_isa);
+}
+
+fn clip_grad_norm_parallel_on_isa() {
     let a0 = uniform(BIG, 9, -1.0, 1.0);
     let b0 = uniform(1000, 10, -1.0, 1.0);
     let run = |threads| {
-        pool(threads).install(|| {
+        on_pool(threads, || {
             let (mut a, mut b) = (a0.clone(), b0.clone());
             let total = clip_grad_norm(&mut [&mut a, &mut b], 1.0, 2.0).unwrap();
             (total, a, b)
@@ -476,6 +544,10 @@ fn clip_grad_norm_rejects_non_finite_and_leaves_grads() {
 
 #[test]
 fn clip_grad_value_clamps_and_keeps_nan() {
+    for_each_isa(clip_grad_value_on_isa);
+}
+
+fn clip_grad_value_on_isa() {
     // torch.nn.utils.clip_grad_value_ clamps to [-clip, clip].
     let mut a: Vec<f32> = (0..19).map(|i| i as f32 - 9.0).collect();
     a[4] = f32::NAN;
@@ -489,10 +561,27 @@ fn clip_grad_value_clamps_and_keeps_nan() {
     let a0 = uniform(BIG, 4, -3.0, 3.0);
     let mut a = a0.clone();
     let mut a_ref = a0.clone();
-    pool(2).install(|| clip_grad_value(&mut [&mut a], 1.0).unwrap());
+    on_pool(2, || clip_grad_value(&mut [&mut a], 1.0).unwrap());
     reference::clip_grad_value(&mut [&mut a_ref], 1.0);
     assert_same("parallel clip", &a, &a_ref);
     assert!(a.iter().filter(|x| x.abs() == 1.0).count() > BIG / 3);
+}
+
+/// `grad_scale` (one f32 product per element, as the reference): exact on every instruction
+/// set, serial lengths with every kind of tail and the parallel path.
+#[test]
+fn grad_scale_matches_reference_on_every_isa() {
+    for_each_isa(|| {
+        for (i, len) in
+            [1usize, 7, 15, 16, 17, 31, 33, 63, 64, 65, 97, 65535, 65537, BIG].into_iter().enumerate()
+        {
+            let grad = uniform(len, 40 + i as u64, -5.0, 5.0);
+            let (mut fast, mut slow) = (grad.clone(), grad);
+            on_pool(2, || grad_scale(&mut fast, -0.37).unwrap());
+            scale::reference::grad_scale(&mut slow, -0.37);
+            assert_same(&format!("grad_scale len {len} on {:?}", current_isa()), &fast, &slow);
+        }
+    });
 }
 
 // ---- bad input --------------------------------------------------------------------------

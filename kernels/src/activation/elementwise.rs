@@ -1,11 +1,9 @@
 //! Element-wise activations: forward (out of place and in place) and backward from the
-//! saved output, each a single SIMD pass (see the [module docs](super) for NaN and accuracy).
+//! saved output, each a single SIMD pass on the instruction set of
+//! [`current_isa`](crate::simd::current_isa) (see the [module docs](super) for NaN and accuracy).
 
-use wide::f32x8;
-
-use super::map::{map_binary, map_inplace, map_unary};
-use super::simd_math::{sigmoid_f32x8, tanh_f32x8};
 use crate::error::{argument_error, check_len, Result};
+use crate::simd::{map_binary, map_inplace, map_unary, math, Map1, Map2, SimdF32};
 
 /// Checks that an output or gradient slice has the length of the slice it pairs with.
 fn check_same(what: &str, of: &str, expected: usize, actual: usize) -> Result<()> {
@@ -26,16 +24,100 @@ fn check_slope(slope: f32) -> Result<()> {
     }
 }
 
+/// `σ(x)`.
+struct Sigmoid;
+
+impl Map1 for Sigmoid {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, x: V) -> V {
+        math::sigmoid(x)
+    }
+}
+
+/// `dy·y·(1 - y)`, from `y = σ(z)`.
+struct SigmoidBackward;
+
+impl Map2 for SigmoidBackward {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, y: V, dy: V) -> V {
+        dy * y * (V::splat(1.0) - y)
+    }
+}
+
+/// `tanh(x)`.
+struct Tanh;
+
+impl Map1 for Tanh {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, x: V) -> V {
+        math::tanh(x)
+    }
+}
+
+/// `dy·(1 - y²)`, from `y = tanh(z)`.
+struct TanhBackward;
+
+impl Map2 for TanhBackward {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, y: V, dy: V) -> V {
+        dy * (V::splat(1.0) - y * y)
+    }
+}
+
+/// `max(x, 0)` with an exact `+0` for `x <= 0` (not `0·x = -0`); NaN stays NaN.
+struct Relu;
+
+impl Map1 for Relu {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, x: V) -> V {
+        let zero = V::splat(0.0);
+        V::select(x.le(zero), zero, x)
+    }
+}
+
+/// `dy` where `y > 0`, exactly 0 where `y <= 0` (even for an infinite `dy`, as PyTorch's
+/// `threshold_backward`), NaN where `y` is NaN.
+struct ReluBackward;
+
+impl Map2 for ReluBackward {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, y: V, dy: V) -> V {
+        let dx = V::select(y.gt(V::splat(0.0)), dy, V::splat(0.0));
+        V::select(y.is_nan(), y, dx)
+    }
+}
+
+/// `slope·x` where `x <= 0`, `x` elsewhere; NaN fails the comparison and stays NaN.
+struct LeakyRelu(f32);
+
+impl Map1 for LeakyRelu {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, x: V) -> V {
+        V::select(x.le(V::splat(0.0)), x * V::splat(self.0), x)
+    }
+}
+
+/// `dy` where `y > 0`, `slope·dy` where `y <= 0`, NaN where `y` is NaN.
+struct LeakyReluBackward(f32);
+
+impl Map2 for LeakyReluBackward {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, y: V, dy: V) -> V {
+        let dx = V::select(y.gt(V::splat(0.0)), dy, dy * V::splat(self.0));
+        V::select(y.is_nan(), y, dx)
+    }
+}
+
 /// `y = σ(x) = 1/(1 + e⁻ˣ)`; `x` and `y` of any equal length `n`, `y` **overwritten**.
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, sigmoid_f32x8);
+    map_unary(x, y, &Sigmoid);
     Ok(())
 }
 
 /// `x = σ(x)` in place (e.g. on LSTM/GRU gate blocks).
 pub fn sigmoid_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, sigmoid_f32x8);
+    map_inplace(x, &Sigmoid);
 }
 
 /// `dx = dy·y·(1 - y)` from the saved output `y = σ(z)`; `y`, `dy`, `dx` of equal length,
@@ -43,67 +125,40 @@ pub fn sigmoid_forward_inplace(x: &mut [f32]) {
 pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, |y, dy| dy * y * (f32x8::ONE - y));
+    map_binary(y, dy, dx, &SigmoidBackward);
     Ok(())
 }
 
 /// `y = tanh(x)`; `x` and `y` of any equal length, `y` **overwritten**.
 pub fn tanh_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, tanh_f32x8);
+    map_unary(x, y, &Tanh);
     Ok(())
 }
 
 /// `x = tanh(x)` in place.
 pub fn tanh_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, tanh_f32x8);
+    map_inplace(x, &Tanh);
 }
 
 /// `dx = dy·(1 - y²)` from the saved output `y = tanh(z)`; `dx` **overwritten**.
 pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, |y, dy| dy * (f32x8::ONE - y * y));
+    map_binary(y, dy, dx, &TanhBackward);
     Ok(())
-}
-
-/// `slope·x` where `x <= 0`, `x` elsewhere; NaN fails the comparison and stays NaN.
-#[inline(always)]
-fn leaky_relu_f32x8(slope: f32x8, x: f32x8) -> f32x8 {
-    x.simd_le(f32x8::ZERO).select(x * slope, x)
-}
-
-/// `max(x, 0)` with an exact `+0` for `x <= 0` (not `0·x = -0`); NaN stays NaN.
-#[inline(always)]
-fn relu_f32x8(x: f32x8) -> f32x8 {
-    x.simd_le(f32x8::ZERO).select(f32x8::ZERO, x)
-}
-
-/// `dy` where `y > 0`, exactly 0 where `y <= 0` (even for an infinite `dy`, as PyTorch's
-/// `threshold_backward`), NaN where `y` is NaN.
-#[inline(always)]
-fn relu_backward_f32x8(y: f32x8, dy: f32x8) -> f32x8 {
-    let dx = y.simd_gt(f32x8::ZERO).select(dy, f32x8::ZERO);
-    y.is_nan().select(y, dx)
-}
-
-/// `dy` where `y > 0`, `slope·dy` where `y <= 0`, NaN where `y` is NaN.
-#[inline(always)]
-fn leaky_relu_backward_f32x8(slope: f32x8, y: f32x8, dy: f32x8) -> f32x8 {
-    let dx = y.simd_gt(f32x8::ZERO).select(dy, dy * slope);
-    y.is_nan().select(y, dx)
 }
 
 /// `y = max(x, 0)`; `x` and `y` of any equal length, `y` **overwritten**; NaN stays NaN.
 pub fn relu_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, relu_f32x8);
+    map_unary(x, y, &Relu);
     Ok(())
 }
 
 /// `x = max(x, 0)` in place.
 pub fn relu_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, relu_f32x8);
+    map_inplace(x, &Relu);
 }
 
 /// `dx = dy·[y > 0]` from the saved output `y = relu(z)` (`y > 0 ⟺ z > 0`); `dx`
@@ -111,7 +166,7 @@ pub fn relu_forward_inplace(x: &mut [f32]) {
 pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, relu_backward_f32x8);
+    map_binary(y, dy, dx, &ReluBackward);
     Ok(())
 }
 
@@ -120,16 +175,14 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
 pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
     check_same("y", "x", x.len(), y.len())?;
-    let s = f32x8::splat(slope);
-    map_unary(x, y, |x| leaky_relu_f32x8(s, x));
+    map_unary(x, y, &LeakyRelu(slope));
     Ok(())
 }
 
 /// Leaky ReLU in place; `slope` as in [`leaky_relu_forward`].
 pub fn leaky_relu_forward_inplace(slope: f32, x: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
-    let s = f32x8::splat(slope);
-    map_inplace(x, |x| leaky_relu_f32x8(s, x));
+    map_inplace(x, &LeakyRelu(slope));
     Ok(())
 }
 
@@ -139,7 +192,6 @@ pub fn leaky_relu_backward(slope: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) ->
     check_slope(slope)?;
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    let s = f32x8::splat(slope);
-    map_binary(y, dy, dx, |y, dy| leaky_relu_backward_f32x8(s, y, dy));
+    map_binary(y, dy, dx, &LeakyReluBackward(slope));
     Ok(())
 }

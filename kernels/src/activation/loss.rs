@@ -7,13 +7,15 @@
 //! The batch sum runs over fixed chunks in a fixed tree ([`sum_over_chunks`]) and in `f64`,
 //! so the loss is deterministic for a given thread count.
 
-use wide::f32x8;
-
-use super::map::{map_binary, map_unary, sum_over_chunks};
-use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
-use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows};
+use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp};
+use super::sum::sum_over_chunks;
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::math::{exp, ln_1p_unit};
+use crate::simd::{
+    current_isa, dispatch, load_padded, map_binary, map_unary, store_partial, to_array, Kernel, Map2, Scale,
+    SimdF32,
+};
 
 /// A mean needs at least one term.
 fn check_nonempty(what: &str, n: usize) -> Result<()> {
@@ -39,23 +41,81 @@ fn check_class_targets(batch: usize, classes: usize, targets: &[u32]) -> Result<
     }
 }
 
-/// Writes the softmax of every row of `logits (batch, classes)` into `probs` and sums
-/// `row_loss(row, logits_row, max, Σ)` (the row's max and `Σ e^{x - max}`) over the batch,
-/// rows in parallel chunks.
-fn sum_rows<F>(classes: usize, logits: &[f32], probs: &mut [f32], row_loss: F) -> f64
-where
-    F: Fn(usize, &[f32], f32, f32) -> f32 + Sync,
-{
+/// The loss of one row from its logits `x`, max and `Σ e^{x - max}`.
+trait RowLoss: Sync {
+    /// The loss of row `r`.
+    fn loss<V: SimdF32>(&self, r: usize, x: &[f32], max: f32, sum: f32) -> f32;
+}
+
+/// The softmax and loss total of the rows of one parallel chunk, as a [`Kernel`].
+struct SoftmaxLossChunk<'l, 'a, 'p, L> {
+    loss: &'l L,
+    classes: usize,
+    first_row: usize,
+    logits: &'a [f32],
+    probs: &'p mut [f32],
+}
+
+impl<L: RowLoss> Kernel for SoftmaxLossChunk<'_, '_, '_, L> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<V: SimdF32>(self) -> f64 {
+        let (classes, logits) = (self.classes, self.logits);
+        let mut total = 0.0f64;
+        softmax_rows::<V>(classes, logits, self.probs, |r, m, sum| {
+            let x = &logits[r * classes..(r + 1) * classes];
+            total += f64::from(self.loss.loss::<V>(self.first_row + r, x, m, sum));
+        });
+        total
+    }
+}
+
+/// Writes the softmax of every row of `logits (batch, classes)` into `probs` and sums the
+/// row losses over the batch, rows in parallel chunks.
+fn sum_rows(classes: usize, logits: &[f32], probs: &mut [f32], loss: &impl RowLoss) -> f64 {
+    let isa = current_isa();
     let chunk = row_chunk_len(probs.len(), classes);
     sum_over_chunks(probs, classes, chunk, 0, &|first_row, probs: &mut [f32]| {
         let logits = &logits[first_row * classes..first_row * classes + probs.len()];
-        let mut total = 0.0f64;
-        softmax_rows(classes, logits, probs, |r, m, sum| {
-            let x = &logits[r * classes..(r + 1) * classes];
-            total += f64::from(row_loss(first_row + r, x, m, sum));
-        });
-        total
+        dispatch(isa, SoftmaxLossChunk { loss, classes, first_row, logits, probs })
     })
+}
+
+/// `(max - x_t) + ln Σ e^{x - max}` with class-index targets.
+struct ClassTargets<'t>(&'t [u32]);
+
+impl RowLoss for ClassTargets<'_> {
+    #[inline(always)]
+    fn loss<V: SimdF32>(&self, r: usize, x: &[f32], m: f32, sum: f32) -> f32 {
+        (m - x[self.0[r] as usize]) + sum.ln()
+    }
+}
+
+/// `Σ_j t_j·((max - x_j) + ln Σ e^{x - max})` with probability targets `(batch, classes)`.
+struct SoftTargets<'t> {
+    targets: &'t [f32],
+    classes: usize,
+}
+
+impl RowLoss for SoftTargets<'_> {
+    #[inline(always)]
+    fn loss<V: SimdF32>(&self, r: usize, x: &[f32], m: f32, sum: f32) -> f32 {
+        let (mv, ln_sum) = (V::splat(m), V::splat(sum.ln()));
+        let t = &self.targets[r * self.classes..(r + 1) * self.classes];
+        row_sum2(x, t, |x: V, t| t * ((mv - x) + ln_sum))
+    }
+}
+
+/// `dlogits = (probs·Σ t - t)·inv` per row.
+struct SoftTargetsBackward(f32);
+
+impl RowOp for SoftTargetsBackward {
+    #[inline(always)]
+    fn row<V: SimdF32>(&self, p: &[f32], t: &[f32], dl: &mut [f32]) {
+        let t_sum = V::splat(row_sum2(t, t, |t: V, _| t));
+        let inv = V::splat(self.0);
+        row_map2(p, t, dl, |p: V, t| (p * t_sum - t) * inv);
+    }
 }
 
 /// Mean softmax cross-entropy with class-index targets (PyTorch's `CrossEntropyLoss`):
@@ -76,7 +136,7 @@ pub fn softmax_cross_entropy_forward(
     check_class_targets(batch, classes, targets)?;
     check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
-    let total = sum_rows(classes, logits, probs, |r, x, m, sum| (m - x[targets[r] as usize]) + sum.ln());
+    let total = sum_rows(classes, logits, probs, &ClassTargets(targets));
     Ok((total / batch as f64) as f32)
 }
 
@@ -94,8 +154,7 @@ pub fn softmax_cross_entropy_backward(
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
     check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
     let inv_batch = 1.0 / batch as f32;
-    let inv = f32x8::splat(inv_batch);
-    map_unary(probs, dlogits, |p| p * inv);
+    map_unary(probs, dlogits, &Scale(inv_batch));
     // The one-hot part touches one element per row.
     for (r, &t) in targets.iter().enumerate() {
         let i = r * classes + t as usize;
@@ -124,11 +183,7 @@ pub fn softmax_cross_entropy_soft_forward(
     check_matrix("logits", ("batch", "classes"), batch, classes, logits.len())?;
     check_matrix("targets", ("batch", "classes"), batch, classes, targets.len())?;
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
-    let total = sum_rows(classes, logits, probs, |r, x, m, sum| {
-        let (mv, ln_sum) = (f32x8::splat(m), f32x8::splat(sum.ln()));
-        let t = &targets[r * classes..(r + 1) * classes];
-        row_sum2(x, t, |x, t| t * ((mv - x) + ln_sum))
-    });
+    let total = sum_rows(classes, logits, probs, &SoftTargets { targets, classes });
     Ok((total / batch as f64) as f32)
 }
 
@@ -147,11 +202,7 @@ pub fn softmax_cross_entropy_soft_backward(
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
     check_matrix("targets", ("batch", "classes"), batch, classes, targets.len())?;
     check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
-    let inv = f32x8::splat(1.0 / batch as f32);
-    for_each_row(probs, targets, dlogits, classes, |p, t, dl| {
-        let t_sum = f32x8::splat(row_sum2(t, t, |t, _| t));
-        row_map2(p, t, dl, |p, t| (p * t_sum - t) * inv);
-    });
+    for_each_row(probs, targets, dlogits, classes, &SoftTargetsBackward(1.0 / batch as f32));
     Ok(())
 }
 
@@ -161,34 +212,62 @@ const BCE_BLOCK: usize = 1024;
 /// One BCE term and probability per lane, from `e = e^{-|z|}` (never overflows):
 /// `loss = max(z, 0) - z·y + ln(1 + e)`, `σ(z) = 1/(1 + e)` for `z >= 0`, `e/(1 + e)` below.
 #[inline(always)]
-fn bce_f32x8(z: f32x8, y: f32x8) -> (f32x8, f32x8) {
-    let e = exp_f32x8(-z.abs());
-    let loss = z.fast_max(f32x8::ZERO) - z * y + e.ln_1p();
-    let one_plus_e = f32x8::ONE + e;
-    let p = z.simd_ge(f32x8::ZERO).select(f32x8::ONE, e) / one_plus_e;
+fn bce<V: SimdF32>(z: V, y: V) -> (V, V) {
+    let (zero, one) = (V::splat(0.0), V::splat(1.0));
+    let e = exp(-z.abs());
+    let loss = z.max(zero) - z * y + ln_1p_unit(e);
+    let p = V::select(z.lt(zero), e, one) / (one + e);
     (loss, p)
 }
 
 /// Writes `σ(z)` into `p` and returns `Σ loss` over one block.
-fn bce_block(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
-    let mut acc = f32x8::ZERO;
-    let mut zs = z.chunks_exact(LANES);
-    let mut ys = y.chunks_exact(LANES);
-    let mut ps = p.chunks_exact_mut(LANES);
+#[inline(always)]
+fn bce_block<V: SimdF32>(z: &[f32], y: &[f32], p: &mut [f32]) -> f32 {
+    let mut acc = V::splat(0.0);
+    let mut zs = z.chunks_exact(V::LANES);
+    let mut ys = y.chunks_exact(V::LANES);
+    let mut ps = p.chunks_exact_mut(V::LANES);
     for ((z, y), p) in (&mut zs).zip(&mut ys).zip(&mut ps) {
-        let (loss, prob) = bce_f32x8(load(z), load(y));
-        acc += loss;
-        store(p, prob);
+        let (loss, prob) = bce(V::load(z), V::load(y));
+        acc = acc + loss;
+        prob.store(p);
     }
     let (z, y, p) = (zs.remainder(), ys.remainder(), ps.into_remainder());
     let mut total = acc.reduce_add();
     if !z.is_empty() {
-        let (loss, prob) = bce_f32x8(load_tail(z, 0.0), load_tail(y, 0.0));
-        store_tail(p, prob);
+        let (loss, prob) = bce::<V>(load_padded(z, 0.0), load_padded(y, 0.0));
+        store_partial(prob, p);
         // Padding lanes hold ln 2, not 0: add the real lanes only.
-        total += loss.as_array()[..z.len()].iter().sum::<f32>();
+        total += to_array(loss)[..z.len()].iter().sum::<f32>();
     }
     total
+}
+
+/// The BCE blocks of one parallel chunk, as a [`Kernel`]: writes `σ(z)`, returns `Σ loss`
+/// (block totals in `f64`).
+struct BceChunk<'a, 'b> {
+    z: &'a [f32],
+    y: &'a [f32],
+    p: &'b mut [f32],
+}
+
+impl Kernel for BceChunk<'_, '_> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<V: SimdF32>(self) -> f64 {
+        let blocks = self.z.chunks(BCE_BLOCK).zip(self.y.chunks(BCE_BLOCK)).zip(self.p.chunks_mut(BCE_BLOCK));
+        blocks.map(|((z, y), p)| f64::from(bce_block::<V>(z, y, p))).sum()
+    }
+}
+
+/// `(p - y)·c`, the gradient of a mean loss from its saved probabilities.
+struct ScaledDifference(f32);
+
+impl Map2 for ScaledDifference {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, p: V, y: V) -> V {
+        (p - y) * V::splat(self.0)
+    }
 }
 
 /// Mean binary cross-entropy on logits (PyTorch's `BCEWithLogitsLoss`):
@@ -203,11 +282,11 @@ pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32
     check_nonempty("n = logits.len()", n)?;
     check_len(|| "targets (same length as logits)".to_string(), n, targets.len())?;
     check_len(|| "probs (same length as logits)".to_string(), n, probs.len())?;
+    let isa = current_isa();
     let chunk = parallel::chunk_len(n, BCE_BLOCK);
-    let total = sum_over_chunks(probs, 1, chunk, 0, &|first, probs: &mut [f32]| {
-        let (z, y) = (&logits[first..first + probs.len()], &targets[first..first + probs.len()]);
-        let blocks = z.chunks(BCE_BLOCK).zip(y.chunks(BCE_BLOCK)).zip(probs.chunks_mut(BCE_BLOCK));
-        blocks.map(|((z, y), p)| f64::from(bce_block(z, y, p))).sum()
+    let total = sum_over_chunks(probs, 1, chunk, 0, &|first, p: &mut [f32]| {
+        let (z, y) = (&logits[first..first + p.len()], &targets[first..first + p.len()]);
+        dispatch(isa, BceChunk { z, y, p })
     });
     Ok((total / n as f64) as f32)
 }
@@ -219,7 +298,6 @@ pub fn bce_with_logits_backward(probs: &[f32], targets: &[f32], dlogits: &mut [f
     check_nonempty("n = probs.len()", n)?;
     check_len(|| "targets (same length as probs)".to_string(), n, targets.len())?;
     check_len(|| "dlogits (same length as probs)".to_string(), n, dlogits.len())?;
-    let inv = f32x8::splat(1.0 / n as f32);
-    map_binary(probs, targets, dlogits, |p, y| (p - y) * inv);
+    map_binary(probs, targets, dlogits, &ScaledDifference(1.0 / n as f32));
     Ok(())
 }

@@ -20,28 +20,29 @@
 //! - **NaN propagates**: a NaN input gives NaN where it is used (the element, or the whole
 //!   row for softmax, the loss for the losses); it never silently becomes 0. ReLU backward
 //!   gives NaN where the saved `y` is NaN.
-//! - **Accuracy** (measured against `f64` by the tests, x86-64 SSE2 build): the vector
-//!   `exp` (`simd_math`: Cody-Waite reduction + Cephes polynomial) is within 0.95 ulp and
-//!   flushes results below `e^{-86.9}` ≈ 1.8e-38 to 0 (it never produces a subnormal, which
-//!   would cost a microcode assist); sigmoid within 2.3 ulp (libm's `1/(1 + e⁻ˣ)`: the same);
-//!   tanh within 1.3 ulp.
+//! - **Accuracy** (measured against `f64` by the tests, on every instruction set): the
+//!   vector `exp` ([`crate::simd`]'s `math`: Cody-Waite reduction + Cephes polynomial) is
+//!   within 1 ulp (0.95 without FMA, 0.99 with) and flushes results below `e^{-86.9}` ≈
+//!   1.8e-38 to 0 (it never produces a subnormal, which would cost a microcode assist);
+//!   sigmoid within 2.3 ulp (libm's `1/(1 + e⁻ˣ)`: the same); tanh within 1.3 ulp.
 //!
-//! Performance: `wide::f32x8` bodies with the tail padded through the same vector code, rayon
-//! over chunks of [`crate::parallel::chunk_len`] (element-wise) or whole rows (row-wise) above
-//! [`crate::parallel::MIN_PARALLEL_ELEMENTS`]; softmax rows narrower than 16 go 8 at a time,
-//! one row per lane. Outputs and gradients are the same bits at every thread count; the loss
-//! values (a sum over the batch in a fixed tree) are deterministic for a given thread count. `wide` picks its
-//! instructions at compile time: a default build runs `f32x8` as two SSE2 halves, a build with
-//! `-C target-cpu=native` (or `-C target-feature=+avx2,+fma`) as AVX2/FMA.
+//! Performance: every kernel body is written once over [`crate::simd`]'s vector trait and
+//! runs on the instruction set of [`current_isa`](crate::simd::current_isa), chosen at run
+//! time: AVX-512F (16 lanes), AVX2 + FMA (8 lanes) or portable `wide::f32x8` (whatever the
+//! build targets: SSE2 by default), so a plain `cargo build --release` uses the best the CPU
+//! has. Rayon over chunks of [`crate::parallel::chunk_len`] (element-wise) or whole rows
+//! (row-wise) above [`crate::parallel::MIN_PARALLEL_ELEMENTS`]; softmax rows narrower than
+//! 16 go one row per lane. For a given instruction set, outputs and gradients are the same
+//! bits at every thread count; the loss values (a sum over the batch in a fixed tree) are
+//! deterministic for a given thread count.
 //! [`reference`](mod@reference) holds the scalar libm versions used by the tests and benches.
 
 mod elementwise;
 mod loss;
-pub(crate) mod map;
 pub mod mse;
 pub mod reference;
-pub(crate) mod simd_math;
 mod softmax;
+mod sum;
 
 pub use elementwise::{
     leaky_relu_backward, leaky_relu_forward, leaky_relu_forward_inplace, relu_backward, relu_forward,

@@ -1,34 +1,52 @@
 //! Mean squared error (PyTorch's `MSELoss`, `reduction='mean'`): forward saves the residual
 //! `pred - target`, backward turns it into `2·(pred - target)/n` in one pass.
 //!
-//! The sum runs in `f32x8` lanes over blocks of 1024 elements, each block total
+//! The sum runs in vector lanes (on the instruction set of
+//! [`crate::simd::current_isa`]) over blocks of 1024 elements, each block total
 //! added in `f64`, over fixed chunks in a fixed tree (as the BCE loss), so the loss is
 //! deterministic for a given thread count.
 
-use wide::f32x8;
-
-use super::map::{map_unary, sum_over_chunks};
-use super::simd_math::{load, load_tail, store, store_tail, LANES};
+use super::sum::sum_over_chunks;
 use crate::error::{check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::{current_isa, dispatch, load_padded, map_unary, store_partial, Kernel, Scale, SimdF32};
 
 /// Elements summed in `f32` lanes before the running total takes them in `f64`.
 const MSE_BLOCK: usize = 1024;
 
-/// Writes `d = p - t` over one block and returns `Σ d²` (padding lanes are 0 - 0 = 0).
-fn mse_block(p: &[f32], t: &[f32], d: &mut [f32]) -> f32 {
-    let mut acc = f32x8::ZERO;
-    let (mut ps, mut ts, mut ds) = (p.chunks_exact(LANES), t.chunks_exact(LANES), d.chunks_exact_mut(LANES));
+/// Writes `d = p - t` over the blocks of one parallel chunk and returns `Σ d²` (each block
+/// summed in `f32` lanes, the block totals in `f64`; padding lanes are 0 - 0 = 0).
+struct MseChunk<'a, 'b> {
+    p: &'a [f32],
+    t: &'a [f32],
+    d: &'b mut [f32],
+}
+
+impl Kernel for MseChunk<'_, '_> {
+    type Output = f64;
+    #[inline(always)]
+    fn run<V: SimdF32>(self) -> f64 {
+        let blocks = self.p.chunks(MSE_BLOCK).zip(self.t.chunks(MSE_BLOCK)).zip(self.d.chunks_mut(MSE_BLOCK));
+        blocks.map(|((p, t), d)| f64::from(mse_block::<V>(p, t, d))).sum()
+    }
+}
+
+/// Writes `d = p - t` over one block and returns `Σ d²`.
+#[inline(always)]
+fn mse_block<V: SimdF32>(p: &[f32], t: &[f32], d: &mut [f32]) -> f32 {
+    let mut acc = V::splat(0.0);
+    let (mut ps, mut ts, mut ds) =
+        (p.chunks_exact(V::LANES), t.chunks_exact(V::LANES), d.chunks_exact_mut(V::LANES));
     for ((p, t), d) in (&mut ps).zip(&mut ts).zip(&mut ds) {
-        let diff = load(p) - load(t);
-        acc += diff * diff;
-        store(d, diff);
+        let diff = V::load(p) - V::load(t);
+        acc = acc + diff * diff;
+        diff.store(d);
     }
     let (p, t, d) = (ps.remainder(), ts.remainder(), ds.into_remainder());
     if !p.is_empty() {
-        let diff = load_tail(p, 0.0) - load_tail(t, 0.0);
-        acc += diff * diff;
-        store_tail(d, diff);
+        let diff = load_padded::<V>(p, 0.0) - load_padded(t, 0.0);
+        acc = acc + diff * diff;
+        store_partial(diff, d);
     }
     acc.reduce_add()
 }
@@ -46,10 +64,10 @@ pub fn mse_forward(pred: &[f32], target: &[f32], diff: &mut [f32]) -> Result<f32
     check_len(|| "target (same length as pred)".to_string(), n, target.len())?;
     check_len(|| "diff (same length as pred)".to_string(), n, diff.len())?;
     let chunk = parallel::chunk_len(n, MSE_BLOCK);
-    let total = sum_over_chunks(diff, 1, chunk, 0, &|first, diff: &mut [f32]| {
-        let (p, t) = (&pred[first..first + diff.len()], &target[first..first + diff.len()]);
-        let blocks = p.chunks(MSE_BLOCK).zip(t.chunks(MSE_BLOCK)).zip(diff.chunks_mut(MSE_BLOCK));
-        blocks.map(|((p, t), d)| f64::from(mse_block(p, t, d))).sum()
+    let isa = current_isa();
+    let total = sum_over_chunks(diff, 1, chunk, 0, &|first, d: &mut [f32]| {
+        let (p, t) = (&pred[first..first + d.len()], &target[first..first + d.len()]);
+        dispatch(isa, MseChunk { p, t, d })
     });
     Ok((total / n as f64) as f32)
 }
@@ -63,8 +81,7 @@ pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) -> Result<()> {
         return Err(shape_error("n = diff.len()", "n >= 1 (the loss is a mean over it)", n));
     }
     check_len(|| "dpred (same length as diff)".to_string(), n, dpred.len())?;
-    let scale = f32x8::splat((2.0 / n as f64) as f32);
-    map_unary(diff, dpred, |d| d * scale);
+    map_unary(diff, dpred, &Scale((2.0 / n as f64) as f32));
     Ok(())
 }
 

@@ -1,14 +1,15 @@
 //! Row-wise softmax and log-softmax on `(rows, cols)` matrices, forward and backward from
 //! the saved output, with the row helpers the fused losses share. Rows run in parallel
-//! (whole rows per chunk) above [`parallel::MIN_PARALLEL_ELEMENTS`]; each row is reduced in
-//! a fixed order, so results do not depend on the thread count.
+//! (whole rows per chunk) above [`parallel::MIN_PARALLEL_ELEMENTS`], each chunk on the
+//! instruction set of [`current_isa`] through [`dispatch`]; each row is reduced in a fixed
+//! order, so results do not depend on the thread count.
 
 use rayon::prelude::*;
-use wide::f32x8;
 
-use super::simd_math::{exp_f32x8, load, load_tail, store, store_tail, LANES};
 use crate::error::{check_len, shape_error, Result};
 use crate::parallel;
+use crate::simd::math::exp;
+use crate::simd::{current_isa, dispatch, load_padded, store_partial, to_array, Kernel, SimdF32, MAX_LANES};
 
 /// `rows·cols`, or a shape error if it overflows `usize`.
 pub(super) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: usize) -> Result<usize> {
@@ -35,151 +36,192 @@ pub(super) fn check_matrix(
 
 /// `max_j x[j]` (`-inf` for an empty row). NaN may or may not win; either way the exp pass
 /// that follows turns a row holding NaN into NaN.
-pub(super) fn row_max(x: &[f32]) -> f32 {
-    let mut xs = x.chunks_exact(LANES);
-    let mut acc = f32x8::splat(f32::NEG_INFINITY);
+#[inline(always)]
+fn row_max<V: SimdF32>(x: &[f32]) -> f32 {
+    let mut xs = x.chunks_exact(V::LANES);
+    let mut acc = V::splat(f32::NEG_INFINITY);
     for x in &mut xs {
-        acc = acc.fast_max(load(x));
+        acc = acc.max(V::load(x));
     }
-    acc = acc.fast_max(load_tail(xs.remainder(), f32::NEG_INFINITY));
-    acc.as_array().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    acc = acc.max(load_padded(xs.remainder(), f32::NEG_INFINITY));
+    acc.reduce_max()
 }
 
-/// Writes `out[j] = e^{x[j] - m}` and returns `Σ_j out[j]` (lane sums, then the lanes in order).
-pub(super) fn row_exp_sum_into(x: &[f32], m: f32, out: &mut [f32]) -> f32 {
-    let mv = f32x8::splat(m);
-    let mut acc = f32x8::ZERO;
-    let mut xs = x.chunks_exact(LANES);
-    let mut outs = out.chunks_exact_mut(LANES);
+/// Writes `out[j] = e^{x[j] - m}` and returns `Σ_j out[j]` (lane sums, then the lanes).
+#[inline(always)]
+fn row_exp_sum_into<V: SimdF32>(x: &[f32], m: f32, out: &mut [f32]) -> f32 {
+    let mv = V::splat(m);
+    let mut acc = V::splat(0.0);
+    let mut xs = x.chunks_exact(V::LANES);
+    let mut outs = out.chunks_exact_mut(V::LANES);
     for (x, out) in (&mut xs).zip(&mut outs) {
-        let e = exp_f32x8(load(x) - mv);
-        acc += e;
-        store(out, e);
+        let e = exp(V::load(x) - mv);
+        acc = acc + e;
+        e.store(out);
     }
     let (x, out) = (xs.remainder(), outs.into_remainder());
     if !x.is_empty() {
         // Padding with -inf gives e = 0, which leaves the sum unchanged.
-        let e = exp_f32x8(load_tail(x, f32::NEG_INFINITY) - mv);
-        acc += e;
-        store_tail(out, e);
+        let e = exp(load_padded::<V>(x, f32::NEG_INFINITY) - mv);
+        acc = acc + e;
+        store_partial(e, out);
     }
     acc.reduce_add()
 }
 
 /// `Σ_j f(a[j], b[j])` with zero padding on the tail (`f(0, 0)` must be 0).
-pub(super) fn row_sum2(a: &[f32], b: &[f32], f: impl Fn(f32x8, f32x8) -> f32x8) -> f32 {
-    let mut acc = f32x8::ZERO;
-    let mut as_ = a.chunks_exact(LANES);
-    let mut bs = b.chunks_exact(LANES);
+#[inline(always)]
+pub(super) fn row_sum2<V: SimdF32>(a: &[f32], b: &[f32], f: impl Fn(V, V) -> V) -> f32 {
+    let mut acc = V::splat(0.0);
+    let mut as_ = a.chunks_exact(V::LANES);
+    let mut bs = b.chunks_exact(V::LANES);
     for (a, b) in (&mut as_).zip(&mut bs) {
-        acc += f(load(a), load(b));
+        acc = acc + f(V::load(a), V::load(b));
     }
     let (a, b) = (as_.remainder(), bs.remainder());
     if !a.is_empty() {
-        acc += f(load_tail(a, 0.0), load_tail(b, 0.0));
+        acc = acc + f(load_padded(a, 0.0), load_padded(b, 0.0));
     }
     acc.reduce_add()
 }
 
 /// `out[j] = f(a[j], b[j])` over one row.
-pub(super) fn row_map2(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32x8, f32x8) -> f32x8) {
-    let mut as_ = a.chunks_exact(LANES);
-    let mut bs = b.chunks_exact(LANES);
-    let mut outs = out.chunks_exact_mut(LANES);
+#[inline(always)]
+pub(super) fn row_map2<V: SimdF32>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+    let mut as_ = a.chunks_exact(V::LANES);
+    let mut bs = b.chunks_exact(V::LANES);
+    let mut outs = out.chunks_exact_mut(V::LANES);
     for ((a, b), out) in (&mut as_).zip(&mut bs).zip(&mut outs) {
-        store(out, f(load(a), load(b)));
+        f(V::load(a), V::load(b)).store(out);
     }
     let (a, b, out) = (as_.remainder(), bs.remainder(), outs.into_remainder());
     if !out.is_empty() {
-        store_tail(out, f(load_tail(a, 0.0), load_tail(b, 0.0)));
+        store_partial(f(load_padded(a, 0.0), load_padded(b, 0.0)), out);
     }
 }
 
 /// Length of the parallel chunks of a `(rows, cols)` pass: whole rows, and whole groups of
-/// [`LANES`] rows when they are narrow, so that every row takes the same path (transposed or
-/// not) at every thread count and the results are the same bits.
+/// [`MAX_LANES`] rows when they are narrow, so that every row takes the same path
+/// (transposed or not) at every thread count and the results are the same bits.
 pub(super) fn row_chunk_len(len: usize, cols: usize) -> usize {
-    parallel::chunk_len(len, if cols < NARROW_COLS { LANES * cols } else { cols })
+    parallel::chunk_len(len, if cols < NARROW_COLS { MAX_LANES * cols } else { cols })
 }
 
-/// Runs `f(a_row, b_row, out_row)` on every row of `(rows, cols)` matrices, whole rows per
-/// parallel chunk. `cols >= 1`, lengths checked by the caller.
-pub(super) fn for_each_row<F>(a: &[f32], b: &[f32], out: &mut [f32], cols: usize, f: F)
-where
-    F: Fn(&[f32], &[f32], &mut [f32]) + Sync,
-{
-    let rows = |a: &[f32], b: &[f32], out: &mut [f32]| {
-        for ((a, b), out) in a.chunks_exact(cols).zip(b.chunks_exact(cols)).zip(out.chunks_exact_mut(cols)) {
-            f(a, b, out);
+/// A row-wise body: `row(a_row, b_row, out_row)` on vectors `V`.
+pub(super) trait RowOp: Sync {
+    /// The body on one row.
+    fn row<V: SimdF32>(&self, a: &[f32], b: &[f32], out: &mut [f32]);
+}
+
+/// The rows of one parallel chunk, as a [`Kernel`].
+struct Rows<'o, 'a, 'c, R> {
+    op: &'o R,
+    cols: usize,
+    a: &'a [f32],
+    b: &'a [f32],
+    out: &'c mut [f32],
+}
+
+impl<R: RowOp> Kernel for Rows<'_, '_, '_, R> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let rows = self.a.chunks_exact(self.cols).zip(self.b.chunks_exact(self.cols));
+        for ((a, b), out) in rows.zip(self.out.chunks_exact_mut(self.cols)) {
+            self.op.row::<V>(a, b, out);
         }
-    };
+    }
+}
+
+/// Runs `op` on every row of `(rows, cols)` matrices, whole rows per parallel chunk.
+/// `cols >= 1`, lengths checked by the caller.
+pub(super) fn for_each_row(a: &[f32], b: &[f32], out: &mut [f32], cols: usize, op: &impl RowOp) {
+    let isa = current_isa();
     let chunk = row_chunk_len(out.len(), cols);
     if chunk >= out.len() {
-        rows(a, b, out);
+        dispatch(isa, Rows { op, cols, a, b, out });
     } else {
         out.par_chunks_mut(chunk)
             .zip(a.par_chunks(chunk))
             .zip(b.par_chunks(chunk))
-            .for_each(|((out, a), b)| rows(a, b, out));
+            .for_each(|((out, a), b)| dispatch(isa, Rows { op, cols, a, b, out }));
     }
 }
 
 /// Softmax of one row into `y`: `y = e^{x - max}/Σ e^{x - max}`; returns `(max, Σ)` for
 /// the losses (`ln Σ e^{x} = max + ln Σ`).
-fn softmax_row(x: &[f32], y: &mut [f32]) -> (f32, f32) {
-    let m = row_max(x);
-    let sum = row_exp_sum_into(x, m, y);
-    let inv = f32x8::splat(1.0 / sum);
-    let mut ys = y.chunks_exact_mut(LANES);
+#[inline(always)]
+fn softmax_row<V: SimdF32>(x: &[f32], y: &mut [f32]) -> (f32, f32) {
+    let m = row_max::<V>(x);
+    let sum = row_exp_sum_into::<V>(x, m, y);
+    let inv = V::splat(1.0 / sum);
+    let mut ys = y.chunks_exact_mut(V::LANES);
     for y in &mut ys {
-        store(y, load(y) * inv);
+        (V::load(y) * inv).store(y);
     }
     let y = ys.into_remainder();
     if !y.is_empty() {
-        store_tail(y, load_tail(y, 0.0) * inv);
+        store_partial(load_padded::<V>(y, 0.0) * inv, y);
     }
     (m, sum)
 }
 
-/// Rows narrower than this (classifier heads of 10 classes, ...) are done [`LANES`] at a time
-/// with one row per lane: a row-wise vector would leave most lanes as padding and spend its
-/// time in tails and horizontal reductions.
+/// Rows narrower than this (classifier heads of 10 classes, ...) are done `V::LANES` at a
+/// time with one row per lane: a row-wise vector would leave most lanes as padding and spend
+/// its time in tails and horizontal reductions.
 const NARROW_COLS: usize = 16;
 
-/// Softmax of [`LANES`] rows of `cols` values at once (row `r` in lane `r`), the math of
-/// [`softmax_row`] with columns gathered into vectors; returns each row's `(max, Σ)`.
-fn softmax_rows_transposed(cols: usize, x: &[f32], y: &mut [f32]) -> ([f32; LANES], [f32; LANES]) {
-    let column = |j: usize| f32x8::new(std::array::from_fn(|r| x[r * cols + j]));
-    let mut m = f32x8::splat(f32::NEG_INFINITY);
+/// Softmax of `V::LANES` rows of `cols` values at once (row `r` in lane `r`), the math of
+/// [`softmax_row`] with columns gathered into vectors; returns each row's `(max, Σ)` in the
+/// first `V::LANES` entries.
+#[inline(always)]
+fn softmax_rows_transposed<V: SimdF32>(
+    cols: usize,
+    x: &[f32],
+    y: &mut [f32],
+) -> ([f32; MAX_LANES], [f32; MAX_LANES]) {
+    let column = |j: usize| {
+        let lanes: [f32; MAX_LANES] =
+            std::array::from_fn(|r| if r < V::LANES { x[r * cols + j] } else { 0.0 });
+        V::load(&lanes)
+    };
+    let mut m = V::splat(f32::NEG_INFINITY);
     for j in 0..cols {
-        m = m.fast_max(column(j));
+        m = m.max(column(j));
     }
-    let mut sum = f32x8::ZERO;
+    let mut sum = V::splat(0.0);
     for j in 0..cols {
-        let e = exp_f32x8(column(j) - m);
-        sum += e;
-        for (r, &e) in e.as_array().iter().enumerate() {
+        let e = exp(column(j) - m);
+        sum = sum + e;
+        for (r, &e) in to_array(e)[..V::LANES].iter().enumerate() {
             y[r * cols + j] = e;
         }
     }
-    let inv = (f32x8::ONE / sum).to_array();
+    let inv = to_array(V::splat(1.0) / sum);
     for (y, inv) in y.chunks_exact_mut(cols).zip(inv) {
         y.iter_mut().for_each(|v| *v *= inv);
     }
-    (m.to_array(), sum.to_array())
+    (to_array(m), to_array(sum))
 }
 
 /// Softmax of every row of `x (rows, cols)` into `y` (`cols >= 1`), calling
 /// `row_done(r, max, Σ)` for each row in order (`ln Σ e^{x} = max + ln Σ`, for the losses).
-/// Narrow rows go [`LANES`] at a time through [`softmax_rows_transposed`], the rest one by one.
-pub(super) fn softmax_rows(cols: usize, x: &[f32], y: &mut [f32], mut row_done: impl FnMut(usize, f32, f32)) {
+/// Narrow rows go `V::LANES` at a time through [`softmax_rows_transposed`], the rest one by
+/// one.
+#[inline(always)]
+pub(super) fn softmax_rows<V: SimdF32>(
+    cols: usize,
+    x: &[f32],
+    y: &mut [f32],
+    mut row_done: impl FnMut(usize, f32, f32),
+) {
     let (mut x, mut y, mut r) = (x, y, 0);
     if cols < NARROW_COLS {
-        let mut xs = x.chunks_exact(LANES * cols);
-        let mut ys = y.chunks_exact_mut(LANES * cols);
+        let mut xs = x.chunks_exact(V::LANES * cols);
+        let mut ys = y.chunks_exact_mut(V::LANES * cols);
         for (xb, yb) in (&mut xs).zip(&mut ys) {
-            let (m, sum) = softmax_rows_transposed(cols, xb, yb);
-            for (m, sum) in m.into_iter().zip(sum) {
+            let (m, sum) = softmax_rows_transposed::<V>(cols, xb, yb);
+            for (&m, &sum) in m[..V::LANES].iter().zip(&sum[..V::LANES]) {
                 row_done(r, m, sum);
                 r += 1;
             }
@@ -187,9 +229,60 @@ pub(super) fn softmax_rows(cols: usize, x: &[f32], y: &mut [f32], mut row_done: 
         (x, y) = (xs.remainder(), ys.into_remainder());
     }
     for (x, y) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
-        let (m, sum) = softmax_row(x, y);
+        let (m, sum) = softmax_row::<V>(x, y);
         row_done(r, m, sum);
         r += 1;
+    }
+}
+
+/// Softmax of the rows of one parallel chunk, as a [`Kernel`].
+struct SoftmaxChunk<'a, 'b> {
+    cols: usize,
+    x: &'a [f32],
+    y: &'b mut [f32],
+}
+
+impl Kernel for SoftmaxChunk<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        softmax_rows::<V>(self.cols, self.x, self.y, |_, _, _| {});
+    }
+}
+
+/// `y = x - max - ln Σ e^{x - max}` per row.
+struct LogSoftmax;
+
+impl RowOp for LogSoftmax {
+    #[inline(always)]
+    fn row<V: SimdF32>(&self, x: &[f32], _: &[f32], y: &mut [f32]) {
+        let m = row_max::<V>(x);
+        // y holds e^{x - m} for the sum, then is overwritten with the result.
+        let ln_sum = V::splat(row_exp_sum_into::<V>(x, m, y).ln());
+        let mv = V::splat(m);
+        row_map2(x, x, y, |x: V, _| (x - mv) - ln_sum);
+    }
+}
+
+/// `dx = y·(dy - Σ dy·y)` per row.
+struct SoftmaxBackward;
+
+impl RowOp for SoftmaxBackward {
+    #[inline(always)]
+    fn row<V: SimdF32>(&self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let dot = V::splat(row_sum2(y, dy, |y: V, dy| y * dy));
+        row_map2(y, dy, dx, |y: V, dy| y * (dy - dot));
+    }
+}
+
+/// `dx = dy - e^{y}·Σ dy` per row.
+struct LogSoftmaxBackward;
+
+impl RowOp for LogSoftmaxBackward {
+    #[inline(always)]
+    fn row<V: SimdF32>(&self, y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let sum = V::splat(row_sum2(dy, dy, |dy: V, _| dy));
+        row_map2(y, dy, dx, |y: V, dy| dy - exp(y) * sum);
     }
 }
 
@@ -202,13 +295,14 @@ pub fn softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Re
     if y.is_empty() {
         return Ok(());
     }
+    let isa = current_isa();
     let chunk = row_chunk_len(y.len(), cols);
     if chunk >= y.len() {
-        softmax_rows(cols, x, y, |_, _, _| {});
+        dispatch(isa, SoftmaxChunk { cols, x, y });
     } else {
         y.par_chunks_mut(chunk)
             .zip(x.par_chunks(chunk))
-            .for_each(|(y, x)| softmax_rows(cols, x, y, |_, _, _| {}));
+            .for_each(|(y, x)| dispatch(isa, SoftmaxChunk { cols, x, y }));
     }
     Ok(())
 }
@@ -222,13 +316,7 @@ pub fn log_softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -
     if y.is_empty() {
         return Ok(());
     }
-    for_each_row(x, x, y, cols, |x, _, y| {
-        let m = row_max(x);
-        // y holds e^{x - m} for the sum, then is overwritten with the result.
-        let ln_sum = f32x8::splat(row_exp_sum_into(x, m, y).ln());
-        let mv = f32x8::splat(m);
-        row_map2(x, x, y, |x, _| (x - mv) - ln_sum);
-    });
+    for_each_row(x, x, y, cols, &LogSoftmax);
     Ok(())
 }
 
@@ -241,10 +329,7 @@ pub fn softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx: &mu
     if dx.is_empty() {
         return Ok(());
     }
-    for_each_row(y, dy, dx, cols, |y, dy, dx| {
-        let dot = f32x8::splat(row_sum2(y, dy, |y, dy| y * dy));
-        row_map2(y, dy, dx, |y, dy| y * (dy - dot));
-    });
+    for_each_row(y, dy, dx, cols, &SoftmaxBackward);
     Ok(())
 }
 
@@ -257,9 +342,6 @@ pub fn log_softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx:
     if dx.is_empty() {
         return Ok(());
     }
-    for_each_row(y, dy, dx, cols, |y, dy, dx| {
-        let sum = f32x8::splat(row_sum2(dy, dy, |dy, _| dy));
-        row_map2(y, dy, dx, |y, dy| dy - exp_f32x8(y) * sum);
-    });
+    for_each_row(y, dy, dx, cols, &LogSoftmaxBackward);
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! moment averages, AMSGrad's running maximum and the bias-corrected update in one pass.
 
 use super::config::AdamConfig;
-use super::lanes::{for_each_chunk, Lane, UpdateRule};
 use super::{check_slices, check_step};
 use crate::error::Result;
+use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one Adam step, broadcast to every element.
 struct AdamRule {
@@ -23,32 +23,33 @@ struct AdamRule {
     amsgrad: bool,
 }
 
-impl UpdateRule<4> for AdamRule {
+impl Pass<1, 4> for AdamRule {
     #[inline(always)]
-    fn apply<L: Lane>(&self, at: usize, grad: &[f32], bufs: &mut [&mut [f32]; 4]) {
-        let mut param = L::load(&bufs[0][at..]);
-        let mut g = L::load(&grad[at..]);
+    fn apply<V: SimdF32>(&self, at: usize, grad: &[&[f32]; 1], bufs: &mut [&mut [f32]; 4]) {
+        let mut param = V::load(&bufs[0][at..]);
+        let mut g = V::load(&grad[0][at..]);
         if self.l2 != 0.0 {
-            g = g + L::splat(self.l2) * param;
+            g = g + V::splat(self.l2) * param;
         }
         if self.decay_factor != 1.0 {
-            param = param * L::splat(self.decay_factor);
+            param = param * V::splat(self.decay_factor);
         }
         // m + (1-β1)(g - m) is PyTorch's lerp form of β1·m + (1-β1)·g.
-        let m = L::load(&bufs[1][at..]);
-        let m = m + L::splat(self.one_minus_beta1) * (g - m);
+        let m = V::load(&bufs[1][at..]);
+        let m = m + V::splat(self.one_minus_beta1) * (g - m);
         m.store(&mut bufs[1][at..]);
-        let v = L::splat(self.beta2) * L::load(&bufs[2][at..]) + L::splat(self.one_minus_beta2) * g * g;
+        let v = V::splat(self.beta2) * V::load(&bufs[2][at..]) + V::splat(self.one_minus_beta2) * g * g;
         v.store(&mut bufs[2][at..]);
         let v = if self.amsgrad {
-            let v_max = L::load(&bufs[3][at..]).max_with(v);
+            // v where v > v̂max, else v̂max (a NaN v keeps v̂max, as the reference's `if`).
+            let v_max = v.max(V::load(&bufs[3][at..]));
             v_max.store(&mut bufs[3][at..]);
             v_max
         } else {
             v
         };
-        let denom = v.sqrt() / L::splat(self.bias_correction2_sqrt) + L::splat(self.eps);
-        (param - L::splat(self.step_size) * (m / denom)).store(&mut bufs[0][at..]);
+        let denom = v.sqrt() / V::splat(self.bias_correction2_sqrt) + V::splat(self.eps);
+        (param - V::splat(self.step_size) * (m / denom)).store(&mut bufs[0][at..]);
     }
 }
 
@@ -107,6 +108,6 @@ pub fn adam_update(
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,
         amsgrad: cfg.amsgrad,
     };
-    for_each_chunk(&rule, grad, [param, exp_avg, exp_avg_sq, max_exp_avg_sq]);
+    run_pass(&rule, [grad], [param, exp_avg, exp_avg_sq, max_exp_avg_sq]);
     Ok(())
 }

@@ -1,11 +1,9 @@
 //! Gradient clipping over a set of gradient slices (`torch.nn.utils.clip_grad_norm_` and
 //! `clip_grad_value_`).
 
-use rayon::prelude::*;
-use wide::f32x8;
-
 use crate::error::{argument_error, Result};
-use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
+use crate::parallel::MIN_PARALLEL_ELEMENTS;
+use crate::simd::{map_inplace, Map1, Scale, SimdF32};
 
 /// Reductions split their slice in halves down to leaves of at most this many elements. The
 /// tree depends only on the length, so the sum has the same bits on any number of threads.
@@ -64,30 +62,19 @@ fn total_norm(grads: &[&mut [f32]], norm_type: f32) -> f64 {
     }
 }
 
-/// Multiplies every element of every gradient by `factor`.
-fn scale_all(grads: &mut [&mut [f32]], factor: f32) {
-    let scale = |chunk: &mut [f32]| {
-        let mut vectors = chunk.chunks_exact_mut(8);
-        for v in &mut vectors {
-            let x = f32x8::new(core::array::from_fn(|j| v[j])) * f32x8::splat(factor);
-            v.copy_from_slice(&x.to_array());
-        }
-        for v in vectors.into_remainder() {
-            *v *= factor;
-        }
-    };
-    for_each_chunk_mut(grads, scale);
+/// `x` clamped to `[lo, hi]` by compare-and-select, which keeps NaN (a NaN lane fails
+/// both comparisons), as `f32::clamp`.
+struct Clamp {
+    lo: f32,
+    hi: f32,
 }
 
-/// Runs `f` over every gradient, in parallel chunks of [`chunk_len`] above the threshold.
-fn for_each_chunk_mut(grads: &mut [&mut [f32]], f: impl Fn(&mut [f32]) + Sync) {
-    for g in grads.iter_mut() {
-        let chunk = chunk_len(g.len(), 8);
-        if chunk >= g.len() {
-            f(g);
-        } else {
-            g.par_chunks_mut(chunk).for_each(&f);
-        }
+impl Map1 for Clamp {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, x: V) -> V {
+        let (lo, hi) = (V::splat(self.lo), V::splat(self.hi));
+        let x = V::select(x.lt(lo), lo, x);
+        V::select(x.gt(hi), hi, x)
     }
 }
 
@@ -116,7 +103,9 @@ pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -
     }
     let clip_coef = max_norm / (total + 1e-6);
     if clip_coef < 1.0 {
-        scale_all(grads, clip_coef);
+        for g in grads.iter_mut() {
+            map_inplace(g, &Scale(clip_coef));
+        }
     }
     Ok(total)
 }
@@ -129,20 +118,9 @@ pub fn clip_grad_value(grads: &mut [&mut [f32]], clip_value: f32) -> Result<()> 
     if clip_value.is_nan() || clip_value < 0.0 {
         return Err(argument_error("clip_value", "clip_value >= 0", clip_value));
     }
-    let clamp = |chunk: &mut [f32]| {
-        let (lo, hi) = (f32x8::splat(-clip_value), f32x8::splat(clip_value));
-        let mut vectors = chunk.chunks_exact_mut(8);
-        for v in &mut vectors {
-            let x = f32x8::new(core::array::from_fn(|j| v[j]));
-            // Compare-and-select keeps NaN (a NaN lane fails both comparisons).
-            let x = x.simd_lt(lo).bitselect(lo, x);
-            let x = x.simd_gt(hi).bitselect(hi, x);
-            v.copy_from_slice(&x.to_array());
-        }
-        for v in vectors.into_remainder() {
-            *v = v.clamp(-clip_value, clip_value);
-        }
-    };
-    for_each_chunk_mut(grads, clamp);
+    let clamp = Clamp { lo: -clip_value, hi: clip_value };
+    for g in grads.iter_mut() {
+        map_inplace(g, &clamp);
+    }
     Ok(())
 }

@@ -2,10 +2,13 @@
 //! passes over `(param, grad, state)` slices.
 //!
 //! Each update reads the gradient once and updates the parameter and its state slices in
-//! place, in one pass: `f32x8` over whole vectors, the same rule on single floats for the
-//! tail, and rayon chunks ([`crate::parallel::chunk_len`]) above the threshold. The rule is
-//! element-wise and uses no fused multiply-add, so the result has the same bits on any
-//! number of threads and matches the scalar [`reference`](mod@reference) loops bit for bit.
+//! place, in one pass: a rule written once over [`crate::simd`]'s vector trait, run on the
+//! instruction set of [`current_isa`](crate::simd::current_isa) (AVX-512F, AVX2 or
+//! portable), the tail through the same rule on a padded copy, and rayon chunks
+//! ([`crate::parallel::chunk_len`]) above the threshold. The rules use only correctly
+//! rounded operations (`+ - * /`, `sqrt`, compares and selects; no fused multiply-add), so
+//! the result has the same bits on every instruction set and any number of threads, and
+//! matches the scalar [`reference`](mod@reference) loops bit for bit.
 //!
 //! | kernel | PyTorch | state slices |
 //! | --- | --- | --- |
@@ -23,7 +26,6 @@
 mod adam;
 mod clip;
 mod config;
-mod lanes;
 pub mod reference;
 mod rmsprop;
 pub mod scale;

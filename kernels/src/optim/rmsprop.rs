@@ -3,8 +3,8 @@
 
 use super::check_slices;
 use super::config::RmspropConfig;
-use super::lanes::{for_each_chunk, Lane, UpdateRule};
 use crate::error::Result;
+use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one RMSprop step, broadcast to every element.
 struct RmspropRule {
@@ -17,36 +17,37 @@ struct RmspropRule {
     centered: bool,
 }
 
-impl UpdateRule<4> for RmspropRule {
+impl Pass<1, 4> for RmspropRule {
     #[inline(always)]
-    fn apply<L: Lane>(&self, at: usize, grad: &[f32], bufs: &mut [&mut [f32]; 4]) {
-        let param = L::load(&bufs[0][at..]);
-        let mut g = L::load(&grad[at..]);
+    fn apply<V: SimdF32>(&self, at: usize, grad: &[&[f32]; 1], bufs: &mut [&mut [f32]; 4]) {
+        let param = V::load(&bufs[0][at..]);
+        let mut g = V::load(&grad[0][at..]);
         if self.weight_decay != 0.0 {
-            g = g + L::splat(self.weight_decay) * param;
+            g = g + V::splat(self.weight_decay) * param;
         }
         let square_avg =
-            L::splat(self.alpha) * L::load(&bufs[1][at..]) + L::splat(self.one_minus_alpha) * g * g;
+            V::splat(self.alpha) * V::load(&bufs[1][at..]) + V::splat(self.one_minus_alpha) * g * g;
         square_avg.store(&mut bufs[1][at..]);
         let root = if self.centered {
-            let grad_avg = L::load(&bufs[3][at..]);
-            let grad_avg = grad_avg + L::splat(self.one_minus_alpha) * (g - grad_avg);
+            let grad_avg = V::load(&bufs[3][at..]);
+            let grad_avg = grad_avg + V::splat(self.one_minus_alpha) * (g - grad_avg);
             grad_avg.store(&mut bufs[3][at..]);
             // v - ḡ² >= 0 in exact arithmetic; rounding can push it below zero once the
             // gradient has been constant for long, where PyTorch's sqrt would give NaN.
-            (square_avg - grad_avg * grad_avg).clamp_negative_to_zero().sqrt()
+            let variance = square_avg - grad_avg * grad_avg;
+            V::select(variance.lt(V::splat(0.0)), V::splat(0.0), variance).sqrt()
         } else {
             square_avg.sqrt()
         };
-        let denom = root + L::splat(self.eps);
+        let denom = root + V::splat(self.eps);
         let delta = if self.momentum > 0.0 {
-            let buf = L::splat(self.momentum) * L::load(&bufs[2][at..]) + g / denom;
+            let buf = V::splat(self.momentum) * V::load(&bufs[2][at..]) + g / denom;
             buf.store(&mut bufs[2][at..]);
             buf
         } else {
             g / denom
         };
-        (param - L::splat(self.lr) * delta).store(&mut bufs[0][at..]);
+        (param - V::splat(self.lr) * delta).store(&mut bufs[0][at..]);
     }
 }
 
@@ -92,6 +93,6 @@ pub fn rmsprop_update(
         momentum: cfg.momentum as f32,
         centered: cfg.centered,
     };
-    for_each_chunk(&rule, grad, [param, square_avg, momentum_buf, grad_avg]);
+    run_pass(&rule, [grad], [param, square_avg, momentum_buf, grad_avg]);
     Ok(())
 }

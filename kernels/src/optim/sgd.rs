@@ -2,9 +2,9 @@
 //! parameter update in one pass.
 
 use super::config::SgdConfig;
-use super::lanes::{for_each_chunk, Lane, UpdateRule};
 use super::{check_slices, check_step};
 use crate::error::Result;
+use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one SGD step, broadcast to every element.
 struct SgdRule {
@@ -16,25 +16,25 @@ struct SgdRule {
     first_step: bool,
 }
 
-impl UpdateRule<2> for SgdRule {
+impl Pass<1, 2> for SgdRule {
     #[inline(always)]
-    fn apply<L: Lane>(&self, at: usize, grad: &[f32], bufs: &mut [&mut [f32]; 2]) {
-        let param = L::load(&bufs[0][at..]);
-        let mut g = L::load(&grad[at..]);
+    fn apply<V: SimdF32>(&self, at: usize, grad: &[&[f32]; 1], bufs: &mut [&mut [f32]; 2]) {
+        let param = V::load(&bufs[0][at..]);
+        let mut g = V::load(&grad[0][at..]);
         if self.weight_decay != 0.0 {
-            g = g + L::splat(self.weight_decay) * param;
+            g = g + V::splat(self.weight_decay) * param;
         }
         if self.momentum != 0.0 {
             // PyTorch starts the buffer at the (decayed) gradient, without dampening.
             let buf = if self.first_step {
                 g
             } else {
-                L::splat(self.momentum) * L::load(&bufs[1][at..]) + L::splat(self.one_minus_dampening) * g
+                V::splat(self.momentum) * V::load(&bufs[1][at..]) + V::splat(self.one_minus_dampening) * g
             };
             buf.store(&mut bufs[1][at..]);
-            g = if self.nesterov { g + L::splat(self.momentum) * buf } else { buf };
+            g = if self.nesterov { g + V::splat(self.momentum) * buf } else { buf };
         }
-        (param - L::splat(self.lr) * g).store(&mut bufs[0][at..]);
+        (param - V::splat(self.lr) * g).store(&mut bufs[0][at..]);
     }
 }
 
@@ -68,6 +68,6 @@ pub fn sgd_update(
         nesterov: cfg.nesterov,
         first_step: step == 1,
     };
-    for_each_chunk(&rule, grad, [param, momentum_buf]);
+    run_pass(&rule, [grad], [param, momentum_buf]);
     Ok(())
 }

@@ -7,8 +7,8 @@ use super::rows::{
     for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
 };
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
-use crate::activation::simd_math::{sigmoid_f32x8 as sigmoid, tanh_f32x8 as tanh};
 use crate::error::Result;
+use crate::simd::math::{sigmoid, tanh};
 
 /// LSTM cell forward from the gate pre-activations, one pass over the gate block.
 ///

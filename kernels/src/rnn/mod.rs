@@ -82,7 +82,7 @@
 //! (lanes are computed independently, so overlapped lanes get the same values again), and
 //! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
 //! the same vector math. The vector σ and tanh are the activation module's
-//! (`activation::simd_math`), shared with the element-wise kernels. [`reference`](mod@reference) holds the scalar ground truth.
+//! (`simd::math`), shared with the element-wise kernels. [`reference`](mod@reference) holds the scalar ground truth.
 
 mod gru;
 mod lstm;

@@ -1,0 +1,88 @@
+//! [`SimdF32`] on `wide::f32x8`: runs anywhere, with the instructions the compile-time
+//! target allows (two SSE2 halves in a default x86-64 build, AVX with `-C target-cpu=native`).
+//! Also the vector type of the LSTM/GRU cells, which call [`super::math`] on it directly.
+
+use wide::bytemuck::cast;
+use wide::{f32x8, i32x8};
+
+use super::SimdF32;
+
+impl SimdF32 for f32x8 {
+    const LANES: usize = 8;
+    type Mask = f32x8;
+
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        f32x8::splat(v)
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        let lanes: [f32; 8] = s[..8].try_into().expect("8 values");
+        f32x8::new(lanes)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        s[..8].copy_from_slice(self.as_array());
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        f32x8::mul_add(self, b, c)
+    }
+    #[inline(always)]
+    fn neg_mul_add(self, b: Self, c: Self) -> Self {
+        f32x8::mul_neg_add(self, b, c)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32x8::abs(self)
+    }
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        self.simd_gt(other).select(self, other)
+    }
+    #[inline(always)]
+    fn min(self, other: Self) -> Self {
+        self.simd_lt(other).select(self, other)
+    }
+    #[inline(always)]
+    fn lt(self, other: Self) -> f32x8 {
+        self.simd_lt(other)
+    }
+    #[inline(always)]
+    fn le(self, other: Self) -> f32x8 {
+        self.simd_le(other)
+    }
+    #[inline(always)]
+    fn gt(self, other: Self) -> f32x8 {
+        self.simd_gt(other)
+    }
+    #[inline(always)]
+    fn is_nan(self) -> f32x8 {
+        f32x8::is_nan(self)
+    }
+    #[inline(always)]
+    fn select(mask: f32x8, if_true: Self, if_false: Self) -> Self {
+        mask.select(if_true, if_false)
+    }
+    #[inline(always)]
+    fn or_sign_of(self, x: Self) -> Self {
+        self | (x & f32x8::splat(-0.0))
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        f32x8::reduce_add(self)
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        self.as_array().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+    }
+    #[inline(always)]
+    fn pow2_of_low_bits(self, bias: i32) -> Self {
+        let n: i32x8 = cast(self);
+        cast((n - i32x8::splat(bias)) << 23)
+    }
+}
