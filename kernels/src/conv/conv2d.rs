@@ -372,7 +372,7 @@ fn backward_weight_run(
     parallel: bool,
 ) -> Result<()> {
     let (x_image, y_image) = image_lens(shape);
-    if direct::applies(shape) {
+    if direct::weight_gradient_applies(shape) {
         direct::backward_weight_run(shape, x, dy, dweight);
         if let Some(dbias) = dbias {
             for dyi in dy.chunks_exact(y_image) {
