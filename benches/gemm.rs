@@ -16,8 +16,8 @@ use rayon::prelude::*;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{
-    reference::sgemm_reference, selected_isa, sgemm_fused, sgemm_isa, sgemm_native, sgemm_strided_batched,
-    Activation, Bias, Epilogue, GemmShape, Isa, Transpose,
+    reference::sgemm_reference, selected_isa, sgemm_fused_isa, sgemm_isa, sgemm_native,
+    sgemm_strided_batched, Activation, Bias, Epilogue, GemmShape, Isa, Transpose,
 };
 use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
@@ -269,8 +269,11 @@ fn bench_fused(criterion: &mut Criterion) {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             group.bench_function(BenchmarkId::new("fused", format!("T{threads}")), |bench| {
                 pool.install(|| {
+                    // keel's own kernels on both sides (under `--features blas`, `sgemm_fused`
+                    // would run OpenBLAS and then one pass).
                     bench.iter(|| {
-                        sgemm_fused(
+                        sgemm_fused_isa(
+                            selected_isa(),
                             Transpose::No,
                             transb,
                             m,
