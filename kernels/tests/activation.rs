@@ -7,41 +7,12 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, cpu_isas, edge_size, for_each_isa, uniform};
 use keel_kernels::activation::{self as act, reference};
 use keel_kernels::gemm::Isa;
 use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
-
-/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
-/// from keel's detection, so that a detection bug cannot shrink what the tests run).
-fn cpu_isas() -> Vec<Isa> {
-    let mut isas = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            isas.push(Isa::Avx2);
-        }
-    }
-    isas.push(Isa::Portable);
-    isas
-}
-
-/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
-/// accept it, and which the kernels must then see). Messages name `current_isa()`.
-fn for_each_isa(f: impl Fn()) {
-    for isa in cpu_isas() {
-        with_isa(isa, || {
-            assert_eq!(current_isa(), isa);
-            f()
-        })
-        .unwrap();
-    }
-}
 
 /// keel's detection finds every instruction set the CPU has; `with_isa` rejects one it
 /// lacks and restores the previous choice afterwards.

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
-use keel_kernels::gemm::Isa;
+use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::optim::{
     adam_update, clip_grad_norm, clip_grad_value, grad_scale, reference, rmsprop_update, scale, sgd_update,
     AdamConfig, RmspropConfig, SgdConfig,
@@ -15,45 +14,6 @@ use keel_kernels::optim::{
 use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
-
-/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
-/// from keel's detection, so that a detection bug cannot shrink what the tests run).
-fn cpu_isas() -> Vec<Isa> {
-    let mut isas = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            isas.push(Isa::Avx512);
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            isas.push(Isa::Avx2);
-        }
-    }
-    isas.push(Isa::Portable);
-    isas
-}
-
-/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
-/// accept it, and which the kernels must then see).
-fn for_each_isa(f: impl Fn()) {
-    for isa in cpu_isas() {
-        with_isa(isa, || {
-            assert_eq!(current_isa(), isa);
-            f()
-        })
-        .unwrap();
-    }
-}
-
-/// keel's detection finds every instruction set the CPU has, so `for_each_isa` and the
-/// kernels' own choice cover the same set.
-#[test]
-fn every_instruction_set_of_the_cpu_is_tested() {
-    assert_eq!(Isa::available(), cpu_isas());
-    for isa in cpu_isas() {
-        assert_eq!(with_isa(isa, current_isa).unwrap(), isa);
-    }
-}
 
 /// Longer than `MIN_PARALLEL_ELEMENTS` (65536) and not a multiple of 8: the parallel split
 /// and a scalar tail.

@@ -2,6 +2,8 @@
 //! closeness checks that report the first mismatch.
 #![allow(dead_code)] // each test file uses its own subset
 
+use keel_kernels::gemm::Isa;
+use keel_kernels::simd::{current_isa, with_isa};
 use proptest::prelude::*;
 
 /// Deterministic values uniform in `[lo, hi)` from a seed (SplitMix64), both signs when
@@ -40,5 +42,34 @@ pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], rtol: f32, ato
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let ok = if e.is_nan() { a.is_nan() } else { (a - e).abs() <= atol + rtol * e.abs() };
         assert!(ok, "{what}[{i}]: got {a}, expected {e} (rtol {rtol}, atol {atol})");
+    }
+}
+
+/// The instruction sets this CPU has, best first, from the CPU's own feature flags (not
+/// from keel's detection, so that a detection bug cannot shrink what the tests run).
+pub fn cpu_isas() -> Vec<Isa> {
+    let mut isas = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            isas.push(Isa::Avx2);
+        }
+    }
+    isas.push(Isa::Portable);
+    isas
+}
+
+/// Runs `f` once on every instruction set of the CPU, forced with `with_isa` (which must
+/// accept it, and which the kernels must then see). Messages name `current_isa()`.
+pub fn for_each_isa(f: impl Fn()) {
+    for isa in cpu_isas() {
+        with_isa(isa, || {
+            assert_eq!(current_isa(), isa);
+            f()
+        })
+        .unwrap();
     }
 }
