@@ -197,29 +197,25 @@ fn forward_image(
 ) -> Result<()> {
     let (cg, cog, k, p) = group_dims(shape);
     let x_group = cg * shape.h * shape.w;
-    if direct::applies(shape) {
-        for g in 0..shape.groups {
-            let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
-            let (xg, wg) = (&x[g * x_group..(g + 1) * x_group], &weight[g * cog * k..(g + 1) * cog * k]);
-            let yg = &mut y[g * cog * p..(g + 1) * cog * p];
-            direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
-        }
-        return Ok(());
-    }
+    let direct = direct::applies(shape);
     for g in 0..shape.groups {
         let xg = &x[g * x_group..(g + 1) * x_group];
+        let wg = &weight[g * cog * k..(g + 1) * cog * k];
+        let yg = &mut y[g * cog * p..(g + 1) * cog * p];
+        let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
+        if direct {
+            direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
+            continue;
+        }
         let cols: &[f32] = if shape.is_pointwise() {
             xg
         } else {
             im2col_unchecked(shape, xg, &mut col[..k * p], parallel);
             &col[..k * p]
         };
-        let wg = &weight[g * cog * k..(g + 1) * cog * k];
-        let yg = &mut y[g * cog * p..(g + 1) * cog * p];
         // The bias (one per output channel, a row of y) and the activation go in the GEMM's
         // epilogue, while each tile is in registers.
-        let bias = bias.map_or(Bias::None, |b| Bias::PerRow(&b[g * cog..(g + 1) * cog]));
-        let epilogue = Epilogue { bias, activation };
+        let epilogue = Epilogue { bias: bias_g.map_or(Bias::None, Bias::PerRow), activation };
         sgemm_fused(Transpose::No, Transpose::No, cog, p, k, 1.0, wg, k, cols, p, 0.0, yg, p, &epilogue)?;
     }
     Ok(())

@@ -37,7 +37,8 @@ const CHANNELS: usize = 16;
 const CHANNELS_WIDE: usize = 12;
 
 /// Whether [`forward_group`] computes the forward of `shape`: stride 1, dilation 1, not a
-/// pointwise convolution (those are a plain GEMM), on a CPU running AVX-512F.
+/// pointwise convolution (those are a plain GEMM), with AVX-512F selected (which
+/// [`selected_isa`] only ever is on a CPU that runs it).
 pub(super) fn applies(shape: &Conv2dShape) -> bool {
     shape.stride_h == 1
         && shape.stride_w == 1
@@ -45,7 +46,6 @@ pub(super) fn applies(shape: &Conv2dShape) -> bool {
         && shape.dilation_w == 1
         && !shape.is_pointwise()
         && selected_isa() == Isa::Avx512
-        && Isa::Avx512.is_supported()
 }
 
 /// Output channels per group up to which the weight gradient runs direct

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use crate::error::{argument_error, Result};
+
 use super::epilogue::TileEpilogue;
 
 /// One register-blocked tile update: `C[0..rows, 0..cols] = epi(α·(Ã·B̃) + β·C)`, for
@@ -106,6 +108,16 @@ impl Isa {
     /// Every instruction set this CPU can run, best first ([`Isa::Portable`] always).
     pub fn available() -> Vec<Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().filter(|isa| isa.is_supported()).collect()
+    }
+
+    /// `Ok` if this CPU can run the instruction set, else an argument error naming `isa` and
+    /// the sets it has (the check of every `*_isa` entry point).
+    pub fn check_supported(self) -> Result<()> {
+        if self.is_supported() {
+            Ok(())
+        } else {
+            Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{self:?}")))
+        }
     }
 
     /// Whether this CPU can run the instruction set.

@@ -40,7 +40,7 @@ mod pack;
 mod portable;
 pub mod reference;
 
-use crate::error::{argument_error, check_min_len, shape_error, Result};
+use crate::error::{check_min_len, shape_error, Result};
 use driver::threads_for;
 
 #[cfg(target_arch = "x86_64")]
@@ -300,9 +300,7 @@ pub fn sgemm_fused_isa(
     ldc: usize,
     epilogue: &Epilogue,
 ) -> Result<()> {
-    if !isa.is_supported() {
-        return Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{isa:?}")));
-    }
+    isa.check_supported()?;
     let shape = GemmShape { transa, transb, m, n, k, lda, ldb, ldc };
     shape.check(a.len(), b.len(), c.len())?;
     epilogue.check(m, n)?;

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::shape::{block_starts, Geometry};
-use super::tiled::{check_isa, Tiles};
+use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::Result;
 use crate::gemm::{selected_isa, Isa};
@@ -37,7 +37,7 @@ pub fn avgpool2d_forward_isa(
     x: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
-    check_isa(isa)?;
+    isa.check_supported()?;
     shape.check()?;
     shape.check_in_len("x", x.len())?;
     shape.check_out_len("y", y.len())?;
@@ -121,7 +121,7 @@ pub fn avgpool2d_backward_isa(
     dy: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
-    check_isa(isa)?;
+    isa.check_supported()?;
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;
     shape.check_in_len("dx", dx.len())?;

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 use wide::u32x8;
 
 use super::shape::{block_starts, Geometry};
-use super::tiled::{check_isa, Tiles};
+use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::{argument_error, Result};
 use crate::gemm::{selected_isa, Isa};
@@ -33,7 +33,7 @@ pub fn maxpool2d_forward_isa(
     y: &mut [f32],
     argmax: &mut [u32],
 ) -> Result<()> {
-    check_isa(isa)?;
+    isa.check_supported()?;
     shape.check()?;
     shape.check_in_len("x", x.len())?;
     shape.check_out_len("y", y.len())?;
@@ -156,7 +156,7 @@ pub fn maxpool2d_backward_isa(
     argmax: &[u32],
     dx: &mut [f32],
 ) -> Result<()> {
-    check_isa(isa)?;
+    isa.check_supported()?;
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;
     shape.check_out_len("argmax", argmax.len())?;

@@ -45,7 +45,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 
 pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, Map1, Map2, Pass, Scale};
 
-use crate::error::{argument_error, Result};
+use crate::error::Result;
 use crate::gemm::{selected_isa, Isa};
 
 /// The widest vector of any implementation, in lanes: chunk boundaries are multiples of it
@@ -180,9 +180,7 @@ pub fn current_isa() -> Isa {
 ///
 /// Errors: `isa` is not an instruction set this CPU has (`f` is not run).
 pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
-    if !isa.is_supported() {
-        return Err(argument_error("isa", "an instruction set this CPU has", isa.name()));
-    }
+    isa.check_supported()?;
     /// Puts the previous choice back when dropped.
     struct Restore(Option<Isa>);
     impl Drop for Restore {

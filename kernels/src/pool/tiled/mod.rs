@@ -26,17 +26,7 @@ mod avx512;
 mod portable;
 
 use super::Pool2dShape;
-use crate::error::{argument_error, Result};
 use crate::gemm::Isa;
-
-/// Errors unless the CPU can run `isa` (the `_isa` kernels' check).
-pub(crate) fn check_isa(isa: Isa) -> Result<()> {
-    if isa.is_supported() {
-        Ok(())
-    } else {
-        Err(argument_error("isa", format!("one of {:?}", Isa::available()), format!("{isa:?}")))
-    }
-}
 
 /// The geometry of a tiled pool (see the [module docs](self)).
 #[derive(Debug, Clone, Copy)]
