@@ -354,6 +354,46 @@ fn backward_data_zeroes_untouched_inputs() {
     }
 }
 
+/// A random shape for the images-in-lanes path (stride 1, dilation 1, one group,
+/// `pad < k`, at least 16 images): batches around the 16-image lane groups, planes from
+/// `edge_size`, channels 1..7 (blocks of 6 and 4 channels with remainders), kernels 1..5.
+fn lanes_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        prop_oneof![Just(16usize), Just(17), Just(31), Just(32), Just(33), 16usize..=70],
+        (1usize..=7, 1usize..=7),
+        (edge_size(17), edge_size(17)),
+        (1usize..=5, 1usize..=5),
+        (0usize..=4, 0usize..=4),
+    )
+        .prop_map(|(n, (c_in, c_out), (h, w), (kh, kw), (ph, pw))| {
+            let (pad_h, pad_w) = (ph.min(kh - 1), pw.min(kw - 1));
+            let (h, w) =
+                (h.max(kh.saturating_sub(2 * pad_h)).max(1), w.max(kw.saturating_sub(2 * pad_w)).max(1));
+            Conv2dShape { pad_h, pad_w, ..Conv2dShape::new(n, c_in, h, w, c_out, kh, kw) }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// The images-in-lanes path (taken on AVX-512 CPUs; elsewhere this checks the per-image
+    /// paths on the same shapes) on one and two threads, and the per-image path it falls
+    /// back to when the workspace holds only one column buffer.
+    #[test]
+    fn lanes_path_matches_reference(s in lanes_shape(), seed in any::<u64>(), threads in 1usize..=2) {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            // One image's scratch: a single slot of the per-image path.
+            let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
+            for workspace_len in [conv2d_workspace_len(&s), one_slot] {
+                check_forward(&s, seed, seed % 2 == 0, workspace_len);
+                check_backward_data(&s, seed, workspace_len);
+                check_backward_weight(&s, seed, seed % 3 == 0, workspace_len);
+            }
+        });
+    }
+}
+
 /// Batches big enough to split across a 2-thread pool: parity with the reference, same bits
 /// on every run, and the same results (to rounding) when the workspace holds only one slot.
 /// A single large image exercises the channel-parallel im2col/col2im instead.
@@ -541,8 +581,12 @@ fn bad_lengths_are_rejected_by_name() {
 #[test]
 fn lenet_shapes_match_reference() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    let shapes =
-        [Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2), Conv2dShape::new(3, 6, 14, 14, 16, 5, 5)];
+    let shapes = [
+        Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2),
+        Conv2dShape::new(3, 6, 14, 14, 16, 5, 5),
+        Conv2dShape::new(64, 1, 28, 28, 6, 5, 5).with_pad(2),
+        Conv2dShape::new(37, 6, 14, 14, 16, 5, 5),
+    ];
     pool.install(|| {
         for (seed, s) in shapes.iter().enumerate() {
             let len = conv2d_workspace_len(s);
@@ -562,6 +606,7 @@ fn fused_forward_applies_the_activation_to_every_output() {
         Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2),
         Conv2dShape::new(2, 6, 14, 14, 16, 5, 5),
         Conv2dShape::new(2, 4, 9, 11, 6, 3, 3).with_stride(2).with_pad(1).with_groups(2),
+        Conv2dShape::new(19, 6, 14, 14, 16, 5, 5),
     ];
     for (seed, s) in shapes.iter().enumerate() {
         let x = uniform(s.x_len(), seed as u64, -1.0, 1.0);

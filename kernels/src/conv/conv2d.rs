@@ -17,6 +17,7 @@
 
 use super::direct;
 use super::im2col::{col2im_unchecked, im2col_unchecked};
+use super::lanes;
 use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
 use crate::error::{check_min_len, Result};
 use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, Transpose};
@@ -33,11 +34,9 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 /// a meaningless length for a shape that fails [`Conv2dShape::check`] (the kernels reject it).
 pub fn conv2d_workspace_len(shape: &Conv2dShape) -> usize {
     let slots = wanted_slots(shape);
-    if slots <= 1 {
-        col_scratch_len(shape)
-    } else {
-        slots.saturating_mul(weight_slot_len(shape))
-    }
+    let per_image =
+        if slots <= 1 { col_scratch_len(shape) } else { slots.saturating_mul(weight_slot_len(shape)) };
+    per_image.max(lanes::workspace_len(shape))
 }
 
 /// Scratch of one slot: a column buffer (none for pointwise convolutions), or the padded
@@ -59,7 +58,7 @@ fn weight_slot_len(shape: &Conv2dShape) -> usize {
 
 /// Slots worth running: one per thread (at most one per image) when the whole pass has
 /// enough multiply-adds to pay for the split, else 1.
-fn wanted_slots(shape: &Conv2dShape) -> usize {
+pub(super) fn wanted_slots(shape: &Conv2dShape) -> usize {
     let threads = current_num_threads();
     if shape.n < 2 || threads < 2 || shape.muladds() < MIN_PARALLEL_MULADDS {
         1
@@ -166,7 +165,9 @@ pub fn conv2d_forward_fused(
     }
     check_y(shape, "y", y.len())?;
     check_workspace(shape, workspace.len())?;
-    if shape.n == 0 {
+    if shape.n == 0
+        || (lanes::forward_applies(shape) && lanes::forward(shape, x, weight, bias, activation, y, workspace))
+    {
         return Ok(());
     }
     let slot_len = col_scratch_len(shape);
@@ -249,7 +250,9 @@ pub fn conv2d_backward_data(
     check_weight(shape, "weight", weight.len())?;
     check_x(shape, "dx", dx.len())?;
     check_workspace(shape, workspace.len())?;
-    if shape.n == 0 {
+    if shape.n == 0
+        || (lanes::backward_data_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace))
+    {
         return Ok(());
     }
     let slot_len = col_scratch_len(shape);
@@ -323,6 +326,11 @@ pub fn conv2d_backward_weight(
     if shape.n == 0 {
         return Ok(());
     }
+    if lanes::forward_applies(shape)
+        && lanes::backward_weight(shape, x, dy, dweight, dbias.as_deref_mut(), workspace)
+    {
+        return Ok(());
+    }
     let slot_len = weight_slot_len(shape);
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
@@ -384,13 +392,13 @@ fn backward_weight_run(
 }
 
 /// `dbias[c] += Σ_positions dy[c, ·]` for one image `dy (c_out, out_h·out_w)`.
-fn add_bias_gradient(shape: &Conv2dShape, dy: &[f32], dbias: &mut [f32]) {
+pub(super) fn add_bias_gradient(shape: &Conv2dShape, dy: &[f32], dbias: &mut [f32]) {
     for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(shape.col_cols())) {
         *db += lane_sum(row);
     }
 }
 
-fn add_into(acc: &mut [f32], part: &[f32]) {
+pub(super) fn add_into(acc: &mut [f32], part: &[f32]) {
     for (a, &p) in acc.iter_mut().zip(part) {
         *a += p;
     }

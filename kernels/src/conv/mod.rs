@@ -19,6 +19,7 @@
 mod conv2d;
 mod direct;
 mod im2col;
+mod lanes;
 pub mod reference;
 mod rows;
 mod shape;

@@ -221,7 +221,7 @@ fn out_size(size: usize, k: usize, stride: usize, pad: usize, dilation: usize) -
     }
 }
 
-fn saturating_product(dims: &[usize]) -> usize {
+pub(super) fn saturating_product(dims: &[usize]) -> usize {
     dims.iter().fold(1usize, |acc, &d| acc.saturating_mul(d))
 }
 

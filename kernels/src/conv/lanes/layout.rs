@@ -1,0 +1,292 @@
+//! The images-in-lanes layout and the moves into and out of it.
+//!
+//! A *lane group* is up to 16 images of a batch held as one tensor `(c, h, w, 16)`: element
+//! `[ch, y, x, l]` is pixel `(y, x)` of channel `ch` of the group's image `l`. Lanes past
+//! the group's image count hold zeros. Moving NCHW images in or out of this layout is a
+//! transpose of 16x16 blocks (16 images x 16 consecutive pixels of one row or plane), done
+//! in registers: 16 loads, 64 shuffles, 16 stores per block.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::super::rows::lane_range;
+
+/// Images per lane group: the lanes of one AVX-512 vector.
+pub(in crate::conv) const LANES: usize = 16;
+
+/// Where a group's images lie in an NCHW batch: the group's first image starts at `data[0]`
+/// and images are `image_len` floats apart; `count <= LANES` of them exist.
+#[derive(Clone, Copy)]
+pub(super) struct Images {
+    pub image_len: usize,
+    pub count: usize,
+}
+
+/// A channel plane of `h x w` inside the layout, with `pad_h` / `pad_w` zero rows and columns
+/// around it: the padded plane is `(h + 2·pad_h) x (w + 2·pad_w)` positions of 16 lanes.
+#[derive(Clone, Copy)]
+pub(super) struct Plane {
+    pub channels: usize,
+    pub h: usize,
+    pub w: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+impl Plane {
+    pub fn padded_h(&self) -> usize {
+        self.h + 2 * self.pad_h
+    }
+
+    pub fn padded_w(&self) -> usize {
+        self.w + 2 * self.pad_w
+    }
+
+    /// Floats of the whole layout: `channels x padded_h x padded_w x 16`.
+    pub fn len(&self) -> usize {
+        self.channels * self.padded_h() * self.padded_w() * LANES
+    }
+}
+
+/// `dst (channels, padded_h, padded_w, 16)` = the group's images `src (count, channels, h, w)`
+/// with zeros in the padding and in lanes `count..16`.
+///
+/// Panics unless `dst` holds `plane.len()` floats, `count` is `1..=16` and `src` holds the
+/// group's last image (`(count - 1)·image_len + channels·h·w` floats).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn interleave(src: &[f32], images: Images, plane: &Plane, dst: &mut [f32]) {
+    let Plane { channels, h, w, pad_h, pad_w } = *plane;
+    let (hp, wp) = (plane.padded_h(), plane.padded_w());
+    assert!(
+        dst.len() == plane.len()
+            && (1..=LANES).contains(&images.count)
+            && src.len() >= (images.count - 1) * images.image_len + channels * h * w,
+        "interleave: slices do not match the layout"
+    );
+    dst.fill(0.0);
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    for ch in 0..channels {
+        for y in 0..h {
+            for x0 in (0..w).step_by(LANES) {
+                let cols = LANES.min(w - x0);
+                let mask = lane_range(0, cols);
+                // Rows of absent images load nothing (all lanes masked off): a fixed-count
+                // loop of masked loads, which stays in registers.
+                let rows: [__m512; LANES] = std::array::from_fn(|image| {
+                    let row_mask = if image < images.count { mask } else { 0 };
+                    let at = sp.wrapping_add(image * images.image_len + (ch * h + y) * w + x0);
+                    // SAFETY: for image < count the row's `cols` floats at `at` lie inside the
+                    // image, which the assert put inside `src`; masked-off lanes are neither
+                    // read nor able to fault (the address of an absent image is formed with
+                    // wrapping arithmetic and never dereferenced).
+                    unsafe { _mm512_maskz_loadu_ps(row_mask, at) }
+                });
+                let columns = transpose(rows);
+                for (q, column) in columns.iter().take(cols).enumerate() {
+                    let position = (ch * hp + y + pad_h) * wp + pad_w + x0 + q;
+                    // SAFETY: `y + pad_h < hp` and `pad_w + x0 + q < pad_w + w <= wp`, so the
+                    // 16 floats at `position·16` lie inside `dst` (asserted `plane.len()`).
+                    unsafe { _mm512_storeu_ps(dp.add(position * LANES), *column) };
+                }
+            }
+        }
+    }
+}
+
+/// The inverse move of an unpadded layout: for each of the group's `count` images,
+/// `dst[image] (channels, h, w)` **overwritten** from `src (channels, h, w, 16)`; lanes
+/// `count..` of `src` are ignored.
+///
+/// Panics unless `plane` has no padding, `src` holds `plane.len()` floats, `count` is
+/// `1..=16` and `dst` holds the group's last image.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn deinterleave(src: &[f32], plane: &Plane, images: Images, dst: &mut [f32]) {
+    let positions = plane.h * plane.w;
+    assert!(
+        plane.pad_h == 0
+            && plane.pad_w == 0
+            && src.len() == plane.len()
+            && (1..=LANES).contains(&images.count)
+            && dst.len() >= (images.count - 1) * images.image_len + plane.channels * positions,
+        "deinterleave: slices do not match the layout"
+    );
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    for ch in 0..plane.channels {
+        for p0 in (0..positions).step_by(LANES) {
+            let valid = LANES.min(positions - p0);
+            let rows: [__m512; LANES] = std::array::from_fn(|q| {
+                let row_mask = if q < valid { !0 } else { 0 };
+                let at = sp.wrapping_add((ch * positions + p0 + q) * LANES);
+                // SAFETY: for q < valid, position `ch·positions + p0 + q` < `channels·positions`,
+                // whose 16 lanes lie inside `src` (asserted `plane.len()`); other rows load
+                // nothing (all lanes masked off, address never dereferenced).
+                unsafe { _mm512_maskz_loadu_ps(row_mask, at) }
+            });
+            let by_image = transpose(rows);
+            let mask = lane_range(0, valid);
+            for (image, row) in by_image.iter().take(images.count).enumerate() {
+                // SAFETY: image < count and the mask keeps positions `p0 + l < positions` of
+                // channel `ch`, inside the image, which the assert put inside `dst`.
+                unsafe {
+                    _mm512_mask_storeu_ps(dp.add(image * images.image_len + ch * positions + p0), mask, *row)
+                };
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn interleave(_: &[f32], _: Images, _: &Plane, _: &mut [f32]) {
+    unreachable!("AVX-512 is never selected off x86_64")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) unsafe fn deinterleave(_: &[f32], _: &Plane, _: Images, _: &mut [f32]) {
+    unreachable!("AVX-512 is never selected off x86_64")
+}
+
+/// The 16x16 transpose: `out[j][i] = rows[i][j]`. Pairs of rows are interleaved by 32-bit
+/// then 64-bit elements inside each 128-bit lane, which leaves 4x4 blocks transposed; two
+/// rounds of 128-bit lane shuffles put the blocks in place.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn transpose(rows: [__m512; LANES]) -> [__m512; LANES] {
+    // Round 1: t[2i] has, in 128-bit lane L, rows 2i, 2i+1 at columns 4L, 4L+1 (interleaved);
+    // t[2i+1] the same at columns 4L+2, 4L+3.
+    let mut t = [_mm512_setzero_ps(); LANES];
+    for i in 0..LANES / 2 {
+        t[2 * i] = _mm512_unpacklo_ps(rows[2 * i], rows[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(rows[2 * i], rows[2 * i + 1]);
+    }
+    // Round 2: u[4g + c] has, in 128-bit lane L, rows 4g..4g+4 of column 4L + c.
+    let mut u = [_mm512_setzero_ps(); LANES];
+    for g in 0..LANES / 4 {
+        let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+        let pairs = |x: __m512, y: __m512, high: bool| {
+            let (x, y) = (_mm512_castps_pd(x), _mm512_castps_pd(y));
+            _mm512_castpd_ps(if high { _mm512_unpackhi_pd(x, y) } else { _mm512_unpacklo_pd(x, y) })
+        };
+        u[4 * g] = pairs(a, c, false);
+        u[4 * g + 1] = pairs(a, c, true);
+        u[4 * g + 2] = pairs(b, d, false);
+        u[4 * g + 3] = pairs(b, d, true);
+    }
+    // Rounds 3 and 4: output row 4L + c gathers 128-bit lane L of u[c], u[4 + c], u[8 + c],
+    // u[12 + c]. 0x88 takes 128-bit lanes 0 and 2 of each source, 0xDD lanes 1 and 3.
+    let mut out = [_mm512_setzero_ps(); LANES];
+    for c in 0..4 {
+        let even01 = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        let odd01 = _mm512_shuffle_f32x4::<0xDD>(u[c], u[4 + c]);
+        let even23 = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        let odd23 = _mm512_shuffle_f32x4::<0xDD>(u[8 + c], u[12 + c]);
+        out[c] = _mm512_shuffle_f32x4::<0x88>(even01, even23);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xDD>(even01, even23);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(odd01, odd23);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xDD>(odd01, odd23);
+    }
+    out
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    fn avx512() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        if !avx512() {
+            return;
+        }
+        let values: Vec<f32> = (0..256).map(|v| v as f32).collect();
+        // SAFETY: the CPU has AVX-512F (checked above); each load reads 16 of the 256 floats.
+        let out = unsafe {
+            let rows: [__m512; LANES] = std::array::from_fn(|i| _mm512_loadu_ps(values.as_ptr().add(16 * i)));
+            transpose(rows)
+        };
+        let mut flat = [0.0f32; 256];
+        for (j, row) in out.iter().enumerate() {
+            // SAFETY: as above; each store writes 16 of the 256 floats.
+            unsafe { _mm512_storeu_ps(flat.as_mut_ptr().add(16 * j), *row) };
+        }
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(flat[16 * j + i], values[16 * i + j], "element ({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn interleave_then_deinterleave_round_trips_with_padding_zeroed() {
+        if !avx512() {
+            return;
+        }
+        for (count, channels, h, w, pad) in
+            [(1, 1, 1, 1, 0), (16, 2, 5, 17, 2), (7, 3, 4, 33, 1), (16, 1, 3, 16, 0)]
+        {
+            let image_len = channels * h * w + 3; // images 3 floats apart beyond their data
+            let src: Vec<f32> = (0..count * image_len).map(|v| v as f32 + 0.5).collect();
+            let padded = Plane { channels, h, w, pad_h: pad, pad_w: pad };
+            let mut layout = vec![f32::NAN; padded.len()];
+            let images = Images { image_len, count };
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { interleave(&src, images, &padded, &mut layout) };
+            let (hp, wp) = (padded.padded_h(), padded.padded_w());
+            for ch in 0..channels {
+                for y in 0..hp {
+                    for x in 0..wp {
+                        for l in 0..LANES {
+                            let got = layout[((ch * hp + y) * wp + x) * LANES + l];
+                            let inside =
+                                (pad..pad + h).contains(&y) && (pad..pad + w).contains(&x) && l < count;
+                            let want = if inside {
+                                src[l * image_len + (ch * h + y - pad) * w + x - pad]
+                            } else {
+                                0.0
+                            };
+                            assert_eq!(got, want, "[{ch}, {y}, {x}, {l}]");
+                        }
+                    }
+                }
+            }
+            // Drop the padding, then move back out.
+            let plain = Plane { pad_h: 0, pad_w: 0, ..padded };
+            let mut unpadded = vec![0.0f32; plain.len()];
+            for ch in 0..channels {
+                for y in 0..h {
+                    for x in 0..w {
+                        let from = ((ch * hp + y + pad) * wp + x + pad) * LANES;
+                        let to = ((ch * h + y) * w + x) * LANES;
+                        unpadded[to..to + LANES].copy_from_slice(&layout[from..from + LANES]);
+                    }
+                }
+            }
+            let mut back = vec![-1.0f32; src.len()];
+            // SAFETY: the CPU has AVX-512F (checked above).
+            unsafe { deinterleave(&unpadded, &plain, images, &mut back) };
+            for l in 0..count {
+                let image = &back[l * image_len..][..image_len];
+                assert_eq!(
+                    &image[..channels * h * w],
+                    &src[l * image_len..][..channels * h * w],
+                    "image {l}"
+                );
+                assert!(
+                    image[channels * h * w..].iter().all(|&v| v == -1.0),
+                    "image {l}: wrote past its data"
+                );
+            }
+        }
+    }
+}

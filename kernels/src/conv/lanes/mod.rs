@@ -1,0 +1,363 @@
+//! Convolution with the images of a batch in the vector lanes, for the small planes of a
+//! network's first layers (LeNet-5: 28x28 and 14x14 images, 1 -> 6 and 6 -> 16 channels).
+//!
+//! Per image, such a layer vectorises badly: a row of 10 outputs fills 10 of 16 lanes, and
+//! as a GEMM its column matrix has to be written and read back for a handful of channels.
+//! Here up to 16 images (a *lane group*) are moved into the layout `(c, h, w, 16)` (see
+//! [`layout`]), where every position is one full vector, and the three passes run as
+//! register-blocked loops with no masks and no partial vectors (see [`kernels`]):
+//! - forward: `y = act(correlate(pad(x), weight) + bias)`;
+//! - backward to the input: `dx = correlate(pad'(dy), flip(weight)ᵀ)`, where `pad'` surrounds
+//!   `dy` with `k - 1 - pad` zeros and the flipped weight swaps `c_in` and `c_out` and
+//!   reverses both kernel axes (a stride-1 transposed convolution is a correlation);
+//! - backward to the weight: `dweight += Σ dy · taps(pad(x))`, summed over every position and
+//!   image of a pass, then across lanes.
+//!
+//! Computes stride 1, dilation 1, one channel group, `pad <= k - 1`, at least 16 images and
+//! planes small enough that a group's layouts stay in L2; runs where that pays
+//! ([`forward_applies`], [`backward_data_applies`]). The caller gives the workspace, and a
+//! workspace too short for one slot leaves the pass to the per-image path.
+//!
+//! Threads: the lane groups are cut into one consecutive run per slot (at most one per thread,
+//! see `conv2d.rs`), each with its own part of the workspace. The weight gradient sums each
+//! slot into a partial added in slot order, so results depend on the slot count (the thread
+//! count and workspace), never on scheduling.
+
+mod kernels;
+mod layout;
+
+use rayon::prelude::*;
+
+use self::kernels::Sizes;
+use self::layout::{Images, Plane, LANES};
+use super::conv2d::{add_bias_gradient, add_into, wanted_slots};
+use super::shape::{saturating_product, Conv2dShape};
+use crate::gemm::{selected_isa, Activation, Isa};
+
+/// Lane groups whose weight gradient is summed in one sweep of the register blocks: their
+/// layouts (4 x 366 KiB for LeNet-5's first layer) stay in L2 while the blocks run over them.
+const GROUPS_PER_PASS: usize = 4;
+
+/// Floats of a group's input and output layouts up to which the layout pays: one group's
+/// `(c_in, hp, wp, 16)` and `(c_out, out_h, out_w, 16)` together in 1 MiB.
+const MAX_GROUP_FLOATS: usize = 1 << 18;
+
+/// Whether this module can compute the passes of `shape` (see the module docs).
+fn computes(shape: &Conv2dShape) -> bool {
+    // A group's two layouts, `(c_in·hp·wp + c_out·out_h·out_w)·16` floats (saturating: this
+    // may be asked of any shape).
+    let (hp, wp) = (shape.h.saturating_add(2 * shape.pad_h), shape.w.saturating_add(2 * shape.pad_w));
+    let group_floats = saturating_product(&[shape.c_in, hp, wp, LANES])
+        .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), LANES]));
+    cfg!(target_arch = "x86_64")
+        && selected_isa() == Isa::Avx512
+        && shape.stride_h == 1
+        && shape.stride_w == 1
+        && shape.dilation_h == 1
+        && shape.dilation_w == 1
+        && shape.groups == 1
+        && !shape.is_pointwise()
+        && shape.pad_h < shape.kh
+        && shape.pad_w < shape.kw
+        && shape.n >= LANES
+        && group_floats <= MAX_GROUP_FLOATS
+}
+
+/// Whether the forward and the weight gradient of `shape` run here: where [`computes`]
+/// holds and the per-image direct loops (`direct.rs`, 16 outputs of a row per vector) would
+/// leave more than a fifth of their lanes empty. Measured (interleaved, 64 images): 1.8x to
+/// 2.4x faster for LeNet-5's 6 -> 16 layer (rows of 10 outputs fill 10 of 16 lanes), but
+/// 0.7x to 0.9x for its 1 -> 6 layer (rows of 28 fill 28 of 32), where moving six 28x28
+/// output planes per image through the transposes costs more than the lanes it fills.
+pub(super) fn forward_applies(shape: &Conv2dShape) -> bool {
+    let out_w = shape.out_w();
+    computes(shape) && 5 * out_w < 4 * out_w.next_multiple_of(LANES)
+}
+
+/// Whether the backward to the input of `shape` runs here: wherever [`computes`] holds, since
+/// the per-image path is a GEMM plus col2im. Measured 1.8x to 2.7x faster on both LeNet-5
+/// layers.
+pub(super) fn backward_data_applies(shape: &Conv2dShape) -> bool {
+    computes(shape)
+}
+
+/// The input's layout, padded as the forward reads it.
+fn input_plane(shape: &Conv2dShape) -> Plane {
+    Plane { channels: shape.c_in, h: shape.h, w: shape.w, pad_h: shape.pad_h, pad_w: shape.pad_w }
+}
+
+/// The output's (or output gradient's) layout, unpadded.
+fn output_plane(shape: &Conv2dShape) -> Plane {
+    Plane { channels: shape.c_out, h: shape.out_h(), w: shape.out_w(), pad_h: 0, pad_w: 0 }
+}
+
+/// The output gradient's layout padded for the backward to the input: `k - 1 - pad` zeros
+/// on each side.
+fn output_gradient_plane(shape: &Conv2dShape) -> Plane {
+    Plane { pad_h: shape.kh - 1 - shape.pad_h, pad_w: shape.kw - 1 - shape.pad_w, ..output_plane(shape) }
+}
+
+/// The input gradient's layout, unpadded.
+fn input_gradient_plane(shape: &Conv2dShape) -> Plane {
+    Plane { pad_h: 0, pad_w: 0, ..input_plane(shape) }
+}
+
+fn forward_slot_len(shape: &Conv2dShape) -> usize {
+    input_plane(shape).len() + output_plane(shape).len()
+}
+
+fn backward_data_slot_len(shape: &Conv2dShape) -> usize {
+    output_gradient_plane(shape).len() + input_gradient_plane(shape).len()
+}
+
+fn backward_weight_slot_len(shape: &Conv2dShape) -> usize {
+    GROUPS_PER_PASS * (input_plane(shape).len() + output_plane(shape).len())
+        + shape.weight_len()
+        + shape.c_out
+}
+
+/// Lane groups of the batch.
+fn lane_groups(shape: &Conv2dShape) -> usize {
+    shape.n.div_ceil(LANES)
+}
+
+/// Workspace for the passes of `shape` that run here, with one slot per thread (see
+/// `conv2d_workspace_len`); 0 where none does.
+pub(super) fn workspace_len(shape: &Conv2dShape) -> usize {
+    let slots = wanted_slots(shape).min(lane_groups(shape));
+    let data = if backward_data_applies(shape) {
+        shape.weight_len() + slots * backward_data_slot_len(shape)
+    } else {
+        0
+    };
+    let forward = if forward_applies(shape) {
+        slots * forward_slot_len(shape).max(backward_weight_slot_len(shape))
+    } else {
+        0
+    };
+    data.max(forward)
+}
+
+/// Lane groups per slot for a workspace of `len` floats with slots of `slot_len`, or `None`
+/// when not even one slot fits.
+fn groups_per_slot(shape: &Conv2dShape, len: usize, slot_len: usize) -> Option<usize> {
+    let slots = wanted_slots(shape).min(lane_groups(shape)).min(len / slot_len);
+    (slots > 0).then(|| lane_groups(shape).div_ceil(slots))
+}
+
+/// Runs `task(first_group, batch_part, out_part, slot)` for each run of `per` lane groups, in
+/// parallel when there are several: `batch` and `out` are NCHW batches (`batch_image` and
+/// `out_image` floats per image), cut at the runs' first images.
+#[allow(clippy::too_many_arguments)]
+fn for_each_slot<F>(
+    per: usize,
+    batch: &[f32],
+    batch_image: usize,
+    out: &mut [f32],
+    out_image: usize,
+    workspace: &mut [f32],
+    slot_len: usize,
+    task: F,
+) where
+    F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync,
+{
+    let images = per * LANES;
+    if batch.len() <= images * batch_image {
+        task(batch, out, &mut workspace[..slot_len]);
+        return;
+    }
+    batch
+        .par_chunks(images * batch_image)
+        .zip(out.par_chunks_mut((images * out_image).max(1)))
+        .zip(workspace.par_chunks_mut(slot_len))
+        .for_each(|((batch, out), slot)| task(batch, out, slot));
+}
+
+/// The lane groups of a run of `images` whole images: `(first image offset, Images)` each.
+fn groups_of(images: usize, image_len: usize) -> impl Iterator<Item = (usize, Images)> {
+    (0..images)
+        .step_by(LANES)
+        .map(move |first| (first * image_len, Images { image_len, count: LANES.min(images - first) }))
+}
+
+/// The sizes of a pass that reads the layout `input` (its padding included) and writes or
+/// reads `c_out` channels.
+fn sizes(input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
+    Sizes {
+        c_in: input.channels,
+        c_out,
+        hp: input.padded_h(),
+        wp: input.padded_w(),
+        kh,
+        kw,
+        live_rows: input.pad_h..input.pad_h + input.h,
+    }
+}
+
+/// Forward, as `conv2d_forward_fused` documents it, for a shape where [`forward_applies`]
+/// holds and checked slices; `false` (nothing written) when `workspace` is too short for one
+/// slot.
+pub(super) fn forward(
+    shape: &Conv2dShape,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    activation: Activation,
+    y: &mut [f32],
+    workspace: &mut [f32],
+) -> bool {
+    let slot_len = forward_slot_len(shape);
+    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return false };
+    let pass = Correlate { input: input_plane(shape), output: output_plane(shape), weight, bias, activation };
+    pass.run(shape, per, x, y, workspace, slot_len);
+    true
+}
+
+/// Backward to the input, as `conv2d_backward_data` documents it, for a shape where
+/// [`backward_data_applies`] holds and checked slices; `false` (nothing written) when
+/// `workspace` is too short for the flipped weight and one slot.
+pub(super) fn backward_data(
+    shape: &Conv2dShape,
+    dy: &[f32],
+    weight: &[f32],
+    dx: &mut [f32],
+    workspace: &mut [f32],
+) -> bool {
+    let slot_len = backward_data_slot_len(shape);
+    let Some(room) = workspace.len().checked_sub(shape.weight_len()) else { return false };
+    let Some(per) = groups_per_slot(shape, room, slot_len) else { return false };
+    let (flipped, slots) = workspace.split_at_mut(shape.weight_len());
+    let (c_in, c_out, kh, kw) = (shape.c_in, shape.c_out, shape.kh, shape.kw);
+    // flipped[ci, co, ki, kj] = weight[co, ci, kh - 1 - ki, kw - 1 - kj].
+    for (index, value) in flipped.iter_mut().enumerate() {
+        let (kj, ki, co, ci) =
+            (index % kw, index / kw % kh, index / (kw * kh) % c_out, index / (kw * kh * c_out));
+        *value = weight[((co * c_in + ci) * kh + kh - 1 - ki) * kw + kw - 1 - kj];
+    }
+    let pass = Correlate {
+        input: output_gradient_plane(shape),
+        output: input_gradient_plane(shape),
+        weight: flipped,
+        bias: None,
+        activation: Activation::Identity,
+    };
+    pass.run(shape, per, dy, dx, slots, slot_len);
+    true
+}
+
+/// A correlation of NCHW batches through the layout: `input` (padded) to `output`.
+struct Correlate<'a> {
+    input: Plane,
+    output: Plane,
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    activation: Activation,
+}
+
+impl Correlate<'_> {
+    /// `dst` (the batch in `output`'s shape) **overwritten** from `src` (in `input`'s), lane
+    /// group by lane group, in runs of `per` groups, one slot of `slot_len` floats each.
+    fn run(
+        &self,
+        shape: &Conv2dShape,
+        per: usize,
+        src: &[f32],
+        dst: &mut [f32],
+        slots: &mut [f32],
+        slot_len: usize,
+    ) {
+        let (input, output) = (&self.input, &self.output);
+        let sizes = sizes(input, output.channels, shape.kh, shape.kw);
+        let (src_image, dst_image) =
+            (input.channels * input.h * input.w, output.channels * output.h * output.w);
+        for_each_slot(per, src, src_image, dst, dst_image, slots, slot_len, |src, dst, slot| {
+            let (inp, out) = slot.split_at_mut(input.len());
+            let out = &mut out[..output.len()];
+            for (offset, images) in groups_of(src.len() / src_image, src_image) {
+                let dst_images = Images { image_len: dst_image, ..images };
+                // SAFETY: `computes` holds, so AVX-512F was selected, which happens only on a
+                // CPU that has it. The slices hold the group's images and the layouts' lengths.
+                unsafe {
+                    layout::interleave(&src[offset..], images, input, inp);
+                    kernels::correlate(&sizes, self.activation, inp, self.weight, self.bias, out);
+                    layout::deinterleave(out, output, dst_images, &mut dst[offset / src_image * dst_image..]);
+                }
+            }
+        });
+    }
+}
+
+/// Backward to the weight and bias, as `conv2d_backward_weight` documents it, for a shape
+/// where [`forward_applies`] holds and checked slices; `false` (nothing added) when `workspace` is
+/// too short for one slot.
+pub(super) fn backward_weight(
+    shape: &Conv2dShape,
+    x: &[f32],
+    dy: &[f32],
+    dweight: &mut [f32],
+    dbias: Option<&mut [f32]>,
+    workspace: &mut [f32],
+) -> bool {
+    let slot_len = backward_weight_slot_len(shape);
+    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return false };
+    let (input, gradient) = (input_plane(shape), output_plane(shape));
+    let sizes = sizes(&input, shape.c_out, shape.kh, shape.kw);
+    let (x_image, dy_image) =
+        (input.channels * input.h * input.w, gradient.channels * gradient.h * gradient.w);
+    let group_len = input.len() + gradient.len();
+    let weight_len = shape.weight_len();
+    // One slot's images into `dweight` and `dbias` (accumulated).
+    let run =
+        |x: &[f32], dy: &[f32], groups: &mut [f32], dweight: &mut [f32], mut dbias: Option<&mut [f32]>| {
+            let images = x.len() / x_image;
+            for first in (0..images).step_by(GROUPS_PER_PASS * LANES) {
+                let count = (GROUPS_PER_PASS * LANES).min(images - first);
+                let pass = &mut groups[..count.div_ceil(LANES) * group_len];
+                for ((offset, images), group) in
+                    groups_of(count, x_image).zip(pass.chunks_exact_mut(group_len))
+                {
+                    let (inp, out) = group.split_at_mut(input.len());
+                    let dy_images = Images { image_len: dy_image, ..images };
+                    let dy_offset = offset / x_image * dy_image;
+                    // SAFETY: as in `forward`.
+                    unsafe {
+                        layout::interleave(&x[first * x_image + offset..], images, &input, inp);
+                        layout::interleave(&dy[first * dy_image + dy_offset..], dy_images, &gradient, out);
+                    }
+                }
+                // SAFETY: as in `forward`; `pass` holds whole groups.
+                unsafe { kernels::weight_gradient(&sizes, pass, dweight) };
+            }
+            if let Some(dbias) = dbias.as_deref_mut() {
+                for dyi in dy.chunks_exact(dy_image) {
+                    add_bias_gradient(shape, dyi, dbias);
+                }
+            }
+        };
+    let slot_images = per * LANES;
+    if shape.n <= slot_images {
+        run(x, dy, &mut workspace[..slot_len], dweight, dbias);
+        return true;
+    }
+    let with_bias = dbias.is_some();
+    x.par_chunks(slot_images * x_image)
+        .zip(dy.par_chunks(slot_images * dy_image))
+        .zip(workspace.par_chunks_mut(slot_len))
+        .for_each(|((x, dy), slot)| {
+            let (groups, partial) = slot.split_at_mut(GROUPS_PER_PASS * group_len);
+            let (pw, pb) = partial.split_at_mut(weight_len);
+            pw.fill(0.0);
+            pb.fill(0.0);
+            run(x, dy, groups, pw, with_bias.then_some(pb));
+        });
+    // Reduce the partials in slot order.
+    let mut dbias = dbias;
+    for slot in workspace.chunks_exact(slot_len).take(shape.n.div_ceil(slot_images)) {
+        let (pw, pb) = slot[GROUPS_PER_PASS * group_len..].split_at(weight_len);
+        add_into(dweight, pw);
+        if let Some(dbias) = dbias.as_deref_mut() {
+            add_into(dbias, pb);
+        }
+    }
+    true
+}
