@@ -1,7 +1,8 @@
 //! Convolution throughput in FLOP/s (2·n·c_out·out_h·out_w·(c_in/groups)·kh·kw per forward
 //! pass; a training step, forward + backward-data + backward-weight, counts three times that).
-//! keel (im2col + sgemm, or straight GEMM for 1x1) on 1- and 2-thread pools beside the direct
-//! scalar reference, which runs on the small shape only (it is slow).
+//! keel on 1- and 2-thread pools beside keel's per-image paths alone (direct loops or im2col +
+//! sgemm, without the images-in-lanes path) and the direct scalar reference, which runs on the
+//! small shapes only (it is slow).
 //!
 //! `cargo bench --bench conv`
 
@@ -13,11 +14,13 @@ use keel::kernels::conv::{
     Conv2dShape,
 };
 
-/// (name, shape, run the reference): conv A (LeNet-like first layer), conv C (a VGG/ResNet
-/// 3x3 block) and a 1x1 channel mix (ResNet bottleneck) from the PEERS shapes.
-fn shapes() -> [(&'static str, Conv2dShape, bool); 3] {
+/// (name, shape, run the reference): conv A (LeNet-like first layer), LeNet-5's second layer
+/// (B), conv C (a VGG/ResNet 3x3 block) and a 1x1 channel mix (ResNet bottleneck) from the
+/// PEERS shapes.
+fn shapes() -> [(&'static str, Conv2dShape, bool); 4] {
     [
         ("A_b64_1x28x28_6_5x5_p2", Conv2dShape::new(64, 1, 28, 28, 6, 5, 5).with_pad(2), true),
+        ("B_b64_6x14x14_16_5x5", Conv2dShape::new(64, 6, 14, 14, 16, 5, 5), true),
         ("C_b32_64x32x32_64_3x3_p1", Conv2dShape::new(32, 64, 32, 32, 64, 3, 3).with_pad(1), false),
         ("1x1_b32_64x32x32_128", Conv2dShape::new(32, 64, 32, 32, 128, 1, 1), false),
     ]
@@ -108,6 +111,18 @@ fn bench_conv(criterion: &mut Criterion) {
                     })
                 });
             }
+            // The per-image paths alone (a workspace of one image's scratch), which the
+            // images-in-lanes path replaces on small planes.
+            let one_image = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
+            group.bench_function(BenchmarkId::new("keel-per-image", "T1"), |bench| {
+                pools[0].1.install(|| {
+                    let mut workspace = vec![0.0; one_image];
+                    match pass {
+                        "forward" => bench.iter(|| buffers.keel_forward(&s, &mut workspace)),
+                        _ => bench.iter(|| buffers.keel_step(&s, &mut workspace)),
+                    }
+                })
+            });
             if with_reference {
                 group.bench_function(BenchmarkId::new("reference", "T1"), |bench| match pass {
                     "forward" => bench.iter(|| buffers.reference_forward(&s)),
