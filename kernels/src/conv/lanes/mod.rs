@@ -102,16 +102,29 @@ fn input_gradient_plane(shape: &Conv2dShape) -> Plane {
     Plane { pad_h: 0, pad_w: 0, ..input_plane(shape) }
 }
 
+/// Floats of slack at the start of every slot, so that its layouts can start on a 64-byte
+/// boundary: every layout is a whole number of 16-float vectors, so one aligned start aligns
+/// every vector load and store of the kernels (an unaligned vector spans two cache lines).
+const ALIGN_SLACK: usize = LANES;
+
+/// `slot` from its first float on a 64-byte boundary (from its start where the platform
+/// cannot tell).
+fn aligned(slot: &mut [f32]) -> &mut [f32] {
+    let offset = slot.as_ptr().align_offset(64);
+    &mut slot[if offset < ALIGN_SLACK { offset } else { 0 }..]
+}
+
 fn forward_slot_len(shape: &Conv2dShape) -> usize {
-    input_plane(shape).len() + output_plane(shape).len()
+    ALIGN_SLACK + input_plane(shape).len() + output_plane(shape).len()
 }
 
 fn backward_data_slot_len(shape: &Conv2dShape) -> usize {
-    output_gradient_plane(shape).len() + input_gradient_plane(shape).len()
+    ALIGN_SLACK + output_gradient_plane(shape).len() + input_gradient_plane(shape).len()
 }
 
 fn backward_weight_slot_len(shape: &Conv2dShape) -> usize {
-    GROUPS_PER_PASS * (input_plane(shape).len() + output_plane(shape).len())
+    ALIGN_SLACK
+        + GROUPS_PER_PASS * (input_plane(shape).len() + output_plane(shape).len())
         + shape.weight_len()
         + shape.c_out
 }
@@ -163,14 +176,14 @@ fn for_each_slot<F>(
 {
     let images = per * LANES;
     if batch.len() <= images * batch_image {
-        task(batch, out, &mut workspace[..slot_len]);
+        task(batch, out, aligned(&mut workspace[..slot_len]));
         return;
     }
     batch
         .par_chunks(images * batch_image)
         .zip(out.par_chunks_mut((images * out_image).max(1)))
         .zip(workspace.par_chunks_mut(slot_len))
-        .for_each(|((batch, out), slot)| task(batch, out, slot));
+        .for_each(|((batch, out), slot)| task(batch, out, aligned(slot)));
 }
 
 /// The lane groups of a run of `images` whole images: `(first image offset, Images)` each.
@@ -336,7 +349,7 @@ pub(super) fn backward_weight(
         };
     let slot_images = per * LANES;
     if shape.n <= slot_images {
-        run(x, dy, &mut workspace[..slot_len], dweight, dbias);
+        run(x, dy, aligned(&mut workspace[..slot_len]), dweight, dbias);
         return true;
     }
     let with_bias = dbias.is_some();
@@ -344,7 +357,7 @@ pub(super) fn backward_weight(
         .zip(dy.par_chunks(slot_images * dy_image))
         .zip(workspace.par_chunks_mut(slot_len))
         .for_each(|((x, dy), slot)| {
-            let (groups, partial) = slot.split_at_mut(GROUPS_PER_PASS * group_len);
+            let (groups, partial) = aligned(slot).split_at_mut(GROUPS_PER_PASS * group_len);
             let (pw, pb) = partial.split_at_mut(weight_len);
             pw.fill(0.0);
             pb.fill(0.0);
@@ -352,8 +365,8 @@ pub(super) fn backward_weight(
         });
     // Reduce the partials in slot order.
     let mut dbias = dbias;
-    for slot in workspace.chunks_exact(slot_len).take(shape.n.div_ceil(slot_images)) {
-        let (pw, pb) = slot[GROUPS_PER_PASS * group_len..].split_at(weight_len);
+    for slot in workspace.chunks_exact_mut(slot_len).take(shape.n.div_ceil(slot_images)) {
+        let (pw, pb) = aligned(slot)[GROUPS_PER_PASS * group_len..].split_at(weight_len);
         add_into(dweight, pw);
         if let Some(dbias) = dbias.as_deref_mut() {
             add_into(dbias, pb);
