@@ -67,7 +67,18 @@ pub(super) unsafe fn interleave(src: &[f32], images: Images, plane: &Plane, dst:
             && src.len() >= (images.count - 1) * images.image_len + channels * h * w,
         "interleave: slices do not match the layout"
     );
-    dst.fill(0.0);
+    // The transposes below write all 16 lanes of every inside position (zeros for absent
+    // images): only the padding needs clearing.
+    for plane_rows in dst.chunks_exact_mut(hp * wp * LANES) {
+        let (top, rest) = plane_rows.split_at_mut(pad_h * wp * LANES);
+        let (middle, bottom) = rest.split_at_mut(h * wp * LANES);
+        top.fill(0.0);
+        bottom.fill(0.0);
+        for row in middle.chunks_exact_mut(wp * LANES) {
+            row[..pad_w * LANES].fill(0.0);
+            row[(pad_w + w) * LANES..].fill(0.0);
+        }
+    }
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     for ch in 0..channels {
         for y in 0..h {
