@@ -251,7 +251,7 @@ pub fn conv2d_backward_data(
     check_x(shape, "dx", dx.len())?;
     check_workspace(shape, workspace.len())?;
     if shape.n == 0
-        || (lanes::backward_data_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace))
+        || (lanes::backward_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace))
     {
         return Ok(());
     }
@@ -326,7 +326,7 @@ pub fn conv2d_backward_weight(
     if shape.n == 0 {
         return Ok(());
     }
-    if lanes::forward_applies(shape)
+    if lanes::backward_applies(shape)
         && lanes::backward_weight(shape, x, dy, dweight, dbias.as_deref_mut(), workspace)
     {
         return Ok(());

@@ -15,7 +15,7 @@
 //!
 //! Computes stride 1, dilation 1, one channel group, `pad <= k - 1`, at least 16 images and
 //! planes small enough that a group's layouts stay in L2; runs where that pays
-//! ([`forward_applies`], [`backward_data_applies`]). The caller gives the workspace, and a
+//! ([`forward_applies`], [`backward_applies`]). The caller gives the workspace, and a
 //! workspace too short for one slot leaves the pass to the per-image path.
 //!
 //! Threads: the lane groups are cut into one consecutive run per slot (at most one per thread,
@@ -63,21 +63,22 @@ fn computes(shape: &Conv2dShape) -> bool {
         && group_floats <= MAX_GROUP_FLOATS
 }
 
-/// Whether the forward and the weight gradient of `shape` run here: where [`computes`]
-/// holds and the per-image direct loops (`direct.rs`, 16 outputs of a row per vector) would
-/// leave more than a fifth of their lanes empty. Measured (interleaved, 64 images): 1.8x to
-/// 2.4x faster for LeNet-5's 6 -> 16 layer (rows of 10 outputs fill 10 of 16 lanes), but
-/// 0.7x to 0.9x for its 1 -> 6 layer (rows of 28 fill 28 of 32), where moving six 28x28
-/// output planes per image through the transposes costs more than the lanes it fills.
+/// Whether the forward of `shape` runs here: where [`computes`] holds and the per-image
+/// direct loops (`direct.rs`, 16 outputs of a row per vector) would leave more than a fifth
+/// of their lanes empty. Measured (interleaved, 64 images, one thread): 1.8x to 2.4x faster
+/// for LeNet-5's 6 -> 16 layer (rows of 10 outputs fill 10 of 16 lanes), but 0.7x for its
+/// 1 -> 6 layer (rows of 28 fill 28 of 32), where moving six 28x28 output planes per image
+/// out of the layout costs more than the lanes it fills.
 pub(super) fn forward_applies(shape: &Conv2dShape) -> bool {
     let out_w = shape.out_w();
     computes(shape) && 5 * out_w < 4 * out_w.next_multiple_of(LANES)
 }
 
-/// Whether the backward to the input of `shape` runs here: wherever [`computes`] holds, since
-/// the per-image path is a GEMM plus col2im. Measured 1.8x to 2.7x faster on both LeNet-5
-/// layers.
-pub(super) fn backward_data_applies(shape: &Conv2dShape) -> bool {
+/// Whether the two backward passes of `shape` run here: wherever [`computes`] holds. The
+/// per-image backward to the input is a GEMM plus col2im, and the per-image weight gradient
+/// reads every row through unaligned, masked loads. Measured (as above) on LeNet-5's layers:
+/// backward to the input 2.1x to 2.8x, weight gradient 1.2x (1 -> 6) to 2.2x (6 -> 16).
+pub(super) fn backward_applies(shape: &Conv2dShape) -> bool {
     computes(shape)
 }
 
@@ -138,17 +139,13 @@ fn lane_groups(shape: &Conv2dShape) -> usize {
 /// `conv2d_workspace_len`); 0 where none does.
 pub(super) fn workspace_len(shape: &Conv2dShape) -> usize {
     let slots = wanted_slots(shape).min(lane_groups(shape));
-    let data = if backward_data_applies(shape) {
-        shape.weight_len() + slots * backward_data_slot_len(shape)
-    } else {
-        0
-    };
-    let forward = if forward_applies(shape) {
-        slots * forward_slot_len(shape).max(backward_weight_slot_len(shape))
-    } else {
-        0
-    };
-    data.max(forward)
+    if !computes(shape) {
+        return 0;
+    }
+    let data = shape.weight_len() + slots * backward_data_slot_len(shape);
+    let weight = slots * backward_weight_slot_len(shape);
+    let forward = if forward_applies(shape) { slots * forward_slot_len(shape) } else { 0 };
+    data.max(weight).max(forward)
 }
 
 /// Lane groups per slot for a workspace of `len` floats with slots of `slot_len`, or `None`
@@ -227,7 +224,7 @@ pub(super) fn forward(
 }
 
 /// Backward to the input, as `conv2d_backward_data` documents it, for a shape where
-/// [`backward_data_applies`] holds and checked slices; `false` (nothing written) when
+/// [`backward_applies`] holds and checked slices; `false` (nothing written) when
 /// `workspace` is too short for the flipped weight and one slot.
 pub(super) fn backward_data(
     shape: &Conv2dShape,
@@ -301,7 +298,7 @@ impl Correlate<'_> {
 }
 
 /// Backward to the weight and bias, as `conv2d_backward_weight` documents it, for a shape
-/// where [`forward_applies`] holds and checked slices; `false` (nothing added) when `workspace` is
+/// where [`backward_applies`] holds and checked slices; `false` (nothing added) when `workspace` is
 /// too short for one slot.
 pub(super) fn backward_weight(
     shape: &Conv2dShape,
