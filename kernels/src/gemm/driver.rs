@@ -23,7 +23,7 @@
 //! whatever the thread count (parts start on whole tiles, so every element stays in the
 //! same tile shape), so the bits do not depend on the number of threads.
 
-use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
@@ -38,31 +38,42 @@ use super::portable::Portable;
 use super::{GemmShape, Transpose};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
-/// A thread's spare packing buffers: a stack, because a GEMM waiting inside rayon may run a
-/// stolen task that starts another GEMM on the same thread, which then takes the next one.
-type Spares = RefCell<Vec<Vec<f32>>>;
-
-thread_local! {
-    /// Each thread's packed Ã blocks, kept between calls so steady-state calls allocate nothing.
-    static PACKED_A: Spares = const { RefCell::new(Vec::new()) };
-    /// Each thread's packed B̃ blocks, likewise.
-    static PACKED_B: Spares = const { RefCell::new(Vec::new()) };
+/// Packing buffers of one kind, shared by every thread: each part of a GEMM takes one and
+/// gives it back. The first time one is missing, one per pool thread is made, so parts on
+/// every thread at once find theirs and steady-state calls allocate nothing, whichever
+/// threads rayon runs the parts on. (Buffers owned per thread, or made one at a time, were
+/// allocated again whenever parts first ran on a new thread or side by side.) A part that
+/// waits inside rayon may run a stolen task that starts another GEMM: that one takes (or
+/// makes) the next buffer.
+struct Spares {
+    free: Vec<Vec<f32>>,
+    made: usize,
 }
 
-/// Takes a spare buffer of this thread (a new one when all are in use), at least `len`
-/// long. Buffers are sized for the largest block (`max_len`) the first time, so later calls
-/// with other shapes do not grow them.
-fn take_buffer(key: &'static std::thread::LocalKey<Spares>, len: usize, max_len: usize) -> Vec<f32> {
-    let mut buffer = key.with(|spares| spares.borrow_mut().pop()).unwrap_or_default();
+/// Spare packed Ã blocks.
+static PACKED_A: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
+/// Spare packed B̃ blocks.
+static PACKED_B: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
+
+/// Takes a spare buffer, at least `len` long. Buffers are sized for the largest block
+/// (`max_len`) when made, so later calls with other shapes do not grow them.
+fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> Vec<f32> {
+    let mut spares = spares.lock().unwrap_or_else(PoisonError::into_inner);
+    if spares.free.is_empty() {
+        let missing = current_num_threads().saturating_sub(spares.made).max(1);
+        spares.free.extend((0..missing).map(|_| vec![0.0; max_len]));
+        spares.made += missing;
+    }
+    let mut buffer = spares.free.pop().unwrap_or_default();
     if buffer.len() < len {
         buffer.resize(len.max(max_len), 0.0);
     }
     buffer
 }
 
-/// Gives a buffer back to this thread's spares.
-fn return_buffer(key: &'static std::thread::LocalKey<Spares>, buffer: Vec<f32>) {
-    key.with(|spares| spares.borrow_mut().push(buffer));
+/// Gives a buffer back to the spares.
+fn return_buffer(spares: &Mutex<Spares>, buffer: Vec<f32>) {
+    spares.lock().unwrap_or_else(PoisonError::into_inner).free.push(buffer);
 }
 
 /// The threads a product of `shape` splits over: the effective thread count of the pool
