@@ -1,7 +1,7 @@
 //! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
-//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5 and of an MLP, on a
-//! 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
+//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5 and of an
+//! MLP, on a 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
 //! so this file holds a single test (nothing else runs in its process meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
