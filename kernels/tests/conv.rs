@@ -405,6 +405,8 @@ fn parallel_paths_match_reference_and_are_deterministic() {
         Conv2dShape::new(8, 32, 16, 16, 32, 3, 3).with_stride(2).with_groups(2),
         Conv2dShape::new(6, 64, 17, 16, 48, 1, 1),
         Conv2dShape::new(1, 16, 33, 32, 8, 3, 3).with_pad(1),
+        // Images in lanes on AVX-512: 3 lane groups (the last one partial) over 2 slots.
+        Conv2dShape::new(40, 6, 14, 14, 16, 5, 5),
     ];
     pool.install(|| {
         for s in &shapes {
