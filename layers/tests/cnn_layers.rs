@@ -128,6 +128,8 @@ fn conv2d_passes_gradcheck_in_every_variant() {
             [1, 3, 7, 6],
         ),
         (Conv2dConfig::new(4, 5, 1), [2, 4, 3, 3]),
+        // 16 images: the images-in-lanes kernels on AVX-512 CPUs.
+        (Conv2dConfig::new(2, 3, 3).with_padding(1), [16, 2, 4, 5]),
     ];
     for (index, (config, shape)) in cases.into_iter().enumerate() {
         let mut layer = conv(config, index as u64);
