@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
-use super::conv2d::{add_bias_gradient, add_into, wanted_slots};
+use super::conv2d::{add_bias_gradient, add_into, flip_weight, wanted_slots};
 use super::shape::{saturating_product, Conv2dShape};
 use crate::gemm::{selected_isa, Activation, Isa};
 
@@ -237,13 +237,7 @@ pub(super) fn backward_data(
     let Some(room) = workspace.len().checked_sub(shape.weight_len()) else { return false };
     let Some(per) = groups_per_slot(shape, room, slot_len) else { return false };
     let (flipped, slots) = workspace.split_at_mut(shape.weight_len());
-    let (c_in, c_out, kh, kw) = (shape.c_in, shape.c_out, shape.kh, shape.kw);
-    // flipped[ci, co, ki, kj] = weight[co, ci, kh - 1 - ki, kw - 1 - kj].
-    for (index, value) in flipped.iter_mut().enumerate() {
-        let (kj, ki, co, ci) =
-            (index % kw, index / kw % kh, index / (kw * kh) % c_out, index / (kw * kh * c_out));
-        *value = weight[((co * c_in + ci) * kh + kh - 1 - ki) * kw + kw - 1 - kj];
-    }
+    flip_weight(shape, weight, flipped);
     let pass = Correlate {
         input: output_gradient_plane(shape),
         output: input_gradient_plane(shape),
