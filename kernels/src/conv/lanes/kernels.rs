@@ -11,7 +11,9 @@
 //!   `(ci, ki)` is summed over every position of every group in 20 registers (4 + 5 loads per
 //!   20 FMAs), then across its lanes once.
 //!
-//! Rows of `inp` outside `live_rows` are known to be zero (padding) and are skipped.
+//! Rows of `inp` outside `live_rows` and columns outside `live_cols` are known to be zero
+//! (padding): rows are skipped, and so are kernel columns that read only zero columns for a
+//! whole block of positions.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -33,7 +35,7 @@ const GRAD_CHANNELS: usize = 4;
 const GRAD_TAPS: usize = 5;
 
 /// The sizes of one pass: the input `inp (c_in, hp, wp, 16)` per lane group, with rows
-/// outside `live_rows` zero; the weight `(c_out, c_in, kh, kw)`; the output (or output
+/// outside `live_rows` and columns outside `live_cols` zero; the weight `(c_out, c_in, kh, kw)`; the output (or output
 /// gradient) `(c_out, out_h, out_w, 16)` per lane group, `out_h = hp - kh + 1`,
 /// `out_w = wp - kw + 1`.
 pub(super) struct Sizes {
@@ -44,6 +46,7 @@ pub(super) struct Sizes {
     pub kh: usize,
     pub kw: usize,
     pub live_rows: Range<usize>,
+    pub live_cols: Range<usize>,
 }
 
 impl Sizes {
@@ -68,7 +71,10 @@ impl Sizes {
     /// Whether the sizes are consistent: the kernel fits the padded plane and the live rows
     /// lie inside it.
     fn fit(&self) -> bool {
-        self.kh <= self.hp && self.kw <= self.wp && self.live_rows.end <= self.hp
+        self.kh <= self.hp
+            && self.kw <= self.wp
+            && self.live_rows.end <= self.hp
+            && self.live_cols.end <= self.wp
     }
 }
 
@@ -166,6 +172,9 @@ unsafe fn correlate_block<const R: usize, const P: usize>(
     let (out_h, out_w) = (g.out_h(), g.out_w());
     let taps = g.c_in * g.kh * g.kw;
     let (ip, wt, op) = (inp.as_ptr(), weight.as_ptr(), out.as_mut_ptr());
+    // Kernel columns for which some position `ox0 + p + kj` of the block may be non-zero.
+    let kj_range =
+        g.live_cols.start.saturating_sub(ox0 + P - 1)..g.kw.min(g.live_cols.end.saturating_sub(ox0));
     for oy in 0..out_h {
         // Kernel rows whose input row `oy + ki` may be non-zero.
         let ki_range = g.live_rows.start.saturating_sub(oy)..g.kh.min(g.live_rows.end.saturating_sub(oy));
@@ -177,7 +186,7 @@ unsafe fn correlate_block<const R: usize, const P: usize>(
             for ki in ki_range.clone() {
                 let row = ((ci * g.hp + oy + ki) * g.wp + ox0) * LANES;
                 let w_row = (ci * g.kh + ki) * g.kw;
-                for kj in 0..g.kw {
+                for kj in kj_range.clone() {
                     // SAFETY: input position `(ci, oy + ki, ox0 + kj + p)` has
                     // `oy + ki < out_h + kh - 1 = hp` and `ox0 + kj + p < out_w + kw - 1 = wp`,
                     // so its 16 lanes lie inside `inp`; weight `r·taps + w_row + kj < R·taps`.

@@ -201,6 +201,7 @@ fn sizes(input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
         kh,
         kw,
         live_rows: input.pad_h..input.pad_h + input.h,
+        live_cols: input.pad_w..input.pad_w + input.w,
     }
 }
 
