@@ -12,9 +12,16 @@
 //!   or, when C has at most MR rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
-//! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
-//! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
-//! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
+//! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã;
+//! - loop 2: `ir` over the block's rows in steps of MR (one Ã micro-panel, in L1);
+//! - loop 1: `jr` over the part's columns in steps of NR: one microkernel call per tile,
+//!   its B̃ micro-panel streamed from L2 (where the B̃ block stays).
+//!
+//! Loops 2 and 1 run in this order (BLIS's, for the operand roles here: Ã is broadcast,
+//! B̃ is loaded in vectors) rather than the other way round: the L1-resident micro-panel is
+//! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
+//! streaming past it filled 44 of the 48 KiB of L1 and lost lines to it); the microkernel
+//! prefetches the B̃ rows it streams. Measured interleaved: 1.1x-1.25x at 512³ to 2048³.
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
@@ -320,14 +327,16 @@ unsafe fn run_part<K: Microkernel>(
     for ic in part.rows.clone().step_by(MC) {
         let mc = MC.min(part.rows.end - ic);
         pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
-        // Loop 2: micro-panels of B̃ (NR columns).
-        for jr in part.cols.clone().step_by(K::NR) {
-            let cols = K::NR.min(part.cols.end - jr);
-            let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
-            // Loop 1: micro-panels of Ã (MR rows).
-            for ir in (0..mc).step_by(K::MR) {
-                let rows = K::MR.min(mc - ir);
-                let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+        // Loop 2: micro-panels of Ã (MR rows), each staying in L1 while loop 1 streams the
+        // B̃ block past it.
+        for ir in (0..mc).step_by(K::MR) {
+            let rows = K::MR.min(mc - ir);
+            let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+            // Loop 1: micro-panels of B̃ (NR columns), read from L2 (the microkernel
+            // prefetches its rows ahead).
+            for jr in part.cols.clone().step_by(K::NR) {
+                let cols = K::NR.min(part.cols.end - jr);
+                let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
                 let tile_epilogue = match epilogue {
                     Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
                     None => TileEpilogue::NONE,
