@@ -21,7 +21,8 @@
 //! B̃ is loaded in vectors) rather than the other way round: the L1-resident micro-panel is
 //! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
 //! streaming past it filled 44 of the 48 KiB of L1 and lost lines to it); the microkernel
-//! prefetches the B̃ rows it streams. Measured interleaved: 1.1x-1.25x at 512³ to 2048³.
+//! prefetches the B̃ rows it streams. Measured interleaved (with the prefetch): 1.2x at
+//! 1024³ and 2048³, 1.0x at 512³, 1.04x-1.2x on the network shapes of PEERS.md.
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
@@ -183,10 +184,13 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
 }
 
 /// Packing one float of A costs about as much time as this many multiply-adds in a
-/// microkernel (32 per cycle): A's interleaving (4x4 transposes) costs about twice B's
-/// (row copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
+/// microkernel (32 per cycle): A's interleaving (transposes) costs about twice B's (row
+/// copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
 /// measured both ways, on the squares and network shapes of PEERS.md (e.g. rows for 128³
-/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128).
+/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128), when Ã was
+/// packed by 4x4 transposes and B̃ a panel at a time; both got cheaper since (16x16
+/// transposes, 8 rows of B at a time), not refitted: the host was too noisy to tell the
+/// sides apart (at 512³ to 2048³, rows and columns measured within noise of each other).
 const PACK_A_COST: usize = 36;
 /// The same for one float of B (see [`PACK_A_COST`]).
 const PACK_B_COST: usize = 16;
