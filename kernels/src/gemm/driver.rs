@@ -22,7 +22,9 @@
 //! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
 //! streaming past it filled 44 of the 48 KiB of L1 and lost lines to it); the microkernel
 //! prefetches the B̃ rows it streams. Measured interleaved (with the prefetch): 1.2x at
-//! 1024³ and 2048³, 1.0x at 512³, 1.04x-1.2x on the network shapes of PEERS.md.
+//! 1024³ and 2048³ while the shared host was busy (the old order then fell to 70-78% of
+//! the FMA peak), 1.0x when it was quiet; 1.0x at 512³; 1.04x-1.2x on the network shapes
+//! of PEERS.md with B packed.
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
