@@ -1,18 +1,20 @@
 //! Cache blocking of the GEMM loop nest, sized for the reference CPU (lscpu: 48 KiB L1d and
 //! 2 MiB L2 per core, a large shared L3). MR and NR belong to each microkernel.
 
-/// Depth of one rank-`KC` update. A packed micro-panel of B̃ (`KC x NR` floats: 32 KiB for
-/// NR = 32) stays in L1 while the MR-row panels of Ã stream past it.
+/// Depth of one rank-`KC` update. A packed micro-panel of Ã (`MR x KC` floats: 12 KiB for
+/// MR = 12) stays in L1 while the NR-column panels of B̃ stream past it from L2 (KC = 128,
+/// 192, or 384 with NC = 512 measured no faster at 1024³: more passes over C, or a B̃ block
+/// too big for L2).
 pub(crate) const KC: usize = 256;
 
-/// Rows of the packed block Ã (`MC x KC` floats: 192 KiB), which stays in L2 while the
-/// micro-panels of B̃ are swept over it. A multiple of every MR (12, 6, 4).
+/// Rows of the packed block Ã (`MC x KC` floats: 192 KiB), packed per block of k and read
+/// into L1 one micro-panel at a time. A multiple of every MR (12, 6, 4).
 pub(crate) const MC: usize = 192;
 
 /// Columns of the packed block B̃ (`KC x NC` floats: 1 MiB), which stays in L2 between
-/// being packed and being swept by every MC block of A (a block sized for L3, 4096 columns,
-/// measured 5-25% slower on wide im2col products, where B̃ went out to L3 and back). A
-/// multiple of every NR (32, 16, 8).
+/// being packed and being swept once per micro-panel of Ã (a block sized for L3, 4096
+/// columns, measured 5-25% slower on wide im2col products, where B̃ went out to L3 and
+/// back). A multiple of every NR (32, 16, 8).
 pub(crate) const NC: usize = 1024;
 
 /// C with at most this many rows reads B (when not transposed) in place instead of packing

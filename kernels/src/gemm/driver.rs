@@ -12,9 +12,19 @@
 //!   or, when C has at most MR rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
-//! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã (L2);
-//! - loop 2: `jr` over the part's columns in steps of NR (one B̃ micro-panel, in L1);
-//! - loop 1: `ir` over the block's rows in steps of MR: one microkernel call per tile.
+//! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã;
+//! - loop 2: `ir` over the block's rows in steps of MR (one Ã micro-panel, in L1);
+//! - loop 1: `jr` over the part's columns in steps of NR: one microkernel call per tile,
+//!   its B̃ micro-panel streamed from L2 (where the B̃ block stays).
+//!
+//! Loops 2 and 1 run in this order (BLIS's, for the operand roles here: Ã is broadcast,
+//! B̃ is loaded in vectors) rather than the other way round: the L1-resident micro-panel is
+//! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
+//! streaming past it filled 44 of the 48 KiB of L1 and lost lines to it); the microkernel
+//! prefetches the B̃ rows it streams. Measured interleaved (with the prefetch): 1.2x at
+//! 1024³ and 2048³ while the shared host was busy (the old order then fell to 70-78% of
+//! the FMA peak), 1.0x when it was quiet; 1.0x at 512³; 1.04x-1.2x on the network shapes
+//! of PEERS.md with B packed.
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
@@ -187,10 +197,13 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
 }
 
 /// Packing one float of A costs about as much time as this many multiply-adds in a
-/// microkernel (32 per cycle): A's interleaving (4x4 transposes) costs about twice B's
-/// (row copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
+/// microkernel (32 per cycle): A's interleaving (transposes) costs about twice B's (row
+/// copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
 /// measured both ways, on the squares and network shapes of PEERS.md (e.g. rows for 128³
-/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128).
+/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128), when Ã was
+/// packed by 4x4 transposes and B̃ a panel at a time; both got cheaper since (16x16
+/// transposes, 8 rows of B at a time), not refitted: the host was too noisy to tell the
+/// sides apart (at 512³ to 2048³, rows and columns measured within noise of each other).
 const PACK_A_COST: usize = 36;
 /// The same for one float of B (see [`PACK_A_COST`]).
 const PACK_B_COST: usize = 16;
@@ -331,14 +344,16 @@ unsafe fn run_part<K: Microkernel>(
     for ic in part.rows.clone().step_by(MC) {
         let mc = MC.min(part.rows.end - ic);
         pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
-        // Loop 2: micro-panels of B̃ (NR columns).
-        for jr in part.cols.clone().step_by(K::NR) {
-            let cols = K::NR.min(part.cols.end - jr);
-            let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
-            // Loop 1: micro-panels of Ã (MR rows).
-            for ir in (0..mc).step_by(K::MR) {
-                let rows = K::MR.min(mc - ir);
-                let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+        // Loop 2: micro-panels of Ã (MR rows), each staying in L1 while loop 1 streams the
+        // B̃ block past it.
+        for ir in (0..mc).step_by(K::MR) {
+            let rows = K::MR.min(mc - ir);
+            let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+            // Loop 1: micro-panels of B̃ (NR columns), read from L2 (the microkernel
+            // prefetches its rows ahead).
+            for jr in part.cols.clone().step_by(K::NR) {
+                let cols = K::NR.min(part.cols.end - jr);
+                let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
                 let tile_epilogue = match epilogue {
                     Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
                     None => TileEpilogue::NONE,
