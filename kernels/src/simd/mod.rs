@@ -43,7 +43,7 @@ mod portable;
 use core::cell::Cell;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, Map1, Map2, Pass, Scale};
+pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale};
 
 use crate::error::Result;
 use crate::gemm::{selected_isa, Isa};
@@ -100,10 +100,38 @@ pub(crate) trait SimdF32:
     fn reduce_add(self) -> f32;
     /// The largest lane (NaN may or may not win).
     fn reduce_max(self) -> f32;
+    /// Loads the first [`Self::LANES`] bytes of `s` (panics if `s` is shorter) as the
+    /// values `0.0 ..= 255.0` (a byte mask, e.g. dropout's, for [`SimdF32::gt`]).
+    fn load_u8(s: &[u8]) -> Self;
     /// `2ⁿ` from an integer `n` held in the low mantissa bits of `self`: the bits of `self`
     /// as an `i32`, minus `bias`, shifted left by 23 into the exponent field (`bias` is
     /// chosen so that the result is `n + 127`, a normal exponent, before the shift).
     fn pow2_of_low_bits(self, bias: i32) -> Self;
+
+    /// The `f64` vector of half as many lanes that [`SimdF32::widen`] fills.
+    type F64: SimdF64;
+    /// The lanes converted exactly to `f64`: lanes `0..LANES/2`, then the rest.
+    fn widen(self) -> [Self::F64; 2];
+}
+
+/// Packed `f64`s for sums that must not lose f32 precision (batch-norm statistics): what
+/// [`SimdF32::widen`] gives. `f64` itself is the one-lane case, for tails.
+pub(crate) trait SimdF64: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> {
+    /// Every lane set to `v`.
+    fn splat(v: f64) -> Self;
+    /// The sum of the lanes, in a fixed order.
+    fn reduce_add(self) -> f64;
+}
+
+impl SimdF64 for f64 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        self
+    }
 }
 
 /// A kernel body written once, generic over the vector type; [`dispatch`] runs it on one
