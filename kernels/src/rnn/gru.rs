@@ -2,14 +2,12 @@
 //! row.
 
 use rayon::prelude::*;
-use wide::f32x8;
 
-use super::rows::{
-    for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
-};
+use super::rows::{for_lane_blocks, narrow, rows_per_task, widen, FORWARD_COST, WIDE_ZEROS};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
+use crate::simd::{current_isa, dispatch, Kernel, SimdF32};
 
 /// GRU cell forward from the two pre-activation blocks, one pass over them.
 ///
@@ -43,17 +41,9 @@ pub fn gru_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width * FORWARD_COST);
+    let (rows, isa) = (rows_per_task(batch, gate_width * FORWARD_COST), current_isa());
     let task = |gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]| {
-        let rows = gi
-            .chunks_exact(gate_width)
-            .zip(gh.chunks_exact(gate_width))
-            .zip(h_prev.chunks_exact(hidden))
-            .zip(h_next.chunks_exact_mut(hidden))
-            .zip(cache.chunks_exact_mut(cache_width));
-        for ((((gi, gh), h_prev), h_next), cache) in rows {
-            forward_row(gi, gh, h_prev, h_next, cache);
-        }
+        dispatch(isa, ForwardRows { hidden, gi, gh, h_prev, h_next, cache })
     };
     if rows >= batch {
         task(gi, gh, h_prev, h_next, cache);
@@ -71,25 +61,61 @@ pub fn gru_cell_forward(
     Ok(())
 }
 
+/// The rows of one task of [`gru_cell_forward`] (`h_prev` of them), as a [`Kernel`].
+struct ForwardRows<'a, 'o> {
+    hidden: usize,
+    gi: &'a [f32],
+    gh: &'a [f32],
+    h_prev: &'a [f32],
+    h_next: &'o mut [f32],
+    cache: &'o mut [f32],
+}
+
+impl Kernel for ForwardRows<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let hidden = self.hidden;
+        let rows = self
+            .gi
+            .chunks_exact(GRU_GATES * hidden)
+            .zip(self.gh.chunks_exact(GRU_GATES * hidden))
+            .zip(self.h_prev.chunks_exact(hidden))
+            .zip(self.h_next.chunks_exact_mut(hidden))
+            .zip(self.cache.chunks_exact_mut(GRU_CACHE_WIDTH * hidden));
+        for ((((gi, gh), h_prev), h_next), cache) in rows {
+            forward_row::<V>(gi, gh, h_prev, h_next, cache);
+        }
+    }
+}
+
 /// One batch row of [`gru_cell_forward`]; `h_prev.len()` is `hidden`.
-#[inline]
-fn forward_row(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
-    let hidden = h_prev.len();
-    if hidden < LANES {
+#[inline(always)]
+fn forward_row<V: SimdF32>(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
+    let (hidden, lanes) = (h_prev.len(), V::LANES);
+    if hidden < lanes {
         // Narrower than a vector: run the row padded to one vector per gate block.
         let [mut h, mut saved] = [WIDE_ZEROS; 2];
-        let (gi_wide, gh_wide, h_prev_wide) = (widen(gi, hidden), widen(gh, hidden), widen(h_prev, hidden));
-        forward_row(
-            &gi_wide[..3 * LANES],
-            &gh_wide[..3 * LANES],
-            &h_prev_wide[..LANES],
-            &mut h[..LANES],
-            &mut saved[..4 * LANES],
+        let (gi_wide, gh_wide, h_prev_wide) =
+            (widen(gi, hidden, lanes), widen(gh, hidden, lanes), widen(h_prev, hidden, lanes));
+        forward_blocks::<V>(
+            &gi_wide[..3 * lanes],
+            &gh_wide[..3 * lanes],
+            &h_prev_wide[..lanes],
+            &mut h[..lanes],
+            &mut saved[..4 * lanes],
         );
-        narrow(&h, hidden, h_next);
-        narrow(&saved, hidden, cache);
-        return;
+        narrow(&h, hidden, lanes, h_next);
+        narrow(&saved, hidden, lanes, cache);
+    } else {
+        forward_blocks::<V>(gi, gh, h_prev, h_next, cache);
     }
+}
+
+/// [`forward_row`] on a row at least one vector wide.
+#[inline(always)]
+fn forward_blocks<V: SimdF32>(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
+    let hidden = h_prev.len();
     let (gi_r, rest) = gi.split_at(hidden);
     let (gi_z, gi_n) = rest.split_at(hidden);
     let (gh_r, rest) = gh.split_at(hidden);
@@ -97,18 +123,18 @@ fn forward_row(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache
     let (cache_r, rest) = cache.split_at_mut(hidden);
     let (cache_z, rest) = rest.split_at_mut(hidden);
     let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, |j| {
-        let r = sigmoid(load(&gi_r[j..]) + load(&gh_r[j..]));
-        let z = sigmoid(load(&gi_z[j..]) + load(&gh_z[j..]));
-        let hidden_n = load(&gh_n[j..]);
-        let n = tanh(r.mul_add(hidden_n, load(&gi_n[j..])));
+    for_lane_blocks(hidden, V::LANES, |j| {
+        let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
+        let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
+        let hidden_n = V::load(&gh_n[j..]);
+        let n = tanh(r.mul_add(hidden_n, V::load(&gi_n[j..])));
         // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
-        let h = load(&h_prev[j..]);
-        store(z.mul_add(h - n, n), &mut h_next[j..]);
-        store(r, &mut cache_r[j..]);
-        store(z, &mut cache_z[j..]);
-        store(n, &mut cache_n[j..]);
-        store(hidden_n, &mut cache_gh_n[j..]);
+        let h = V::load(&h_prev[j..]);
+        z.mul_add(h - n, n).store(&mut h_next[j..]);
+        r.store(&mut cache_r[j..]);
+        z.store(&mut cache_z[j..]);
+        n.store(&mut cache_n[j..]);
+        hidden_n.store(&mut cache_gh_n[j..]);
     });
 }
 
@@ -149,23 +175,14 @@ pub fn gru_cell_backward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width);
+    let (rows, isa) = (rows_per_task(batch, gate_width), current_isa());
     let task = |cache: &[f32],
                 h_prev: &[f32],
                 dh_next: &[f32],
                 dgi: &mut [f32],
                 dgh: &mut [f32],
                 dh_prev: &mut [f32]| {
-        let rows = cache
-            .chunks_exact(cache_width)
-            .zip(h_prev.chunks_exact(hidden))
-            .zip(dh_next.chunks_exact(hidden))
-            .zip(dgi.chunks_exact_mut(gate_width))
-            .zip(dgh.chunks_exact_mut(gate_width))
-            .zip(dh_prev.chunks_exact_mut(hidden));
-        for (((((cache, h_prev), dh_next), dgi), dgh), dh_prev) in rows {
-            backward_row(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-        }
+        dispatch(isa, BackwardRows { hidden, cache, h_prev, dh_next, dgi, dgh, dh_prev })
     };
     if rows >= batch {
         task(cache, h_prev, dh_next, dgi, dgh, dh_prev);
@@ -186,9 +203,71 @@ pub fn gru_cell_backward(
     Ok(())
 }
 
+/// The rows of one task of [`gru_cell_backward`] (`h_prev` of them), as a [`Kernel`].
+struct BackwardRows<'a, 'o> {
+    hidden: usize,
+    cache: &'a [f32],
+    h_prev: &'a [f32],
+    dh_next: &'a [f32],
+    dgi: &'o mut [f32],
+    dgh: &'o mut [f32],
+    dh_prev: &'o mut [f32],
+}
+
+impl Kernel for BackwardRows<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let hidden = self.hidden;
+        let rows = self
+            .cache
+            .chunks_exact(GRU_CACHE_WIDTH * hidden)
+            .zip(self.h_prev.chunks_exact(hidden))
+            .zip(self.dh_next.chunks_exact(hidden))
+            .zip(self.dgi.chunks_exact_mut(GRU_GATES * hidden))
+            .zip(self.dgh.chunks_exact_mut(GRU_GATES * hidden))
+            .zip(self.dh_prev.chunks_exact_mut(hidden));
+        for (((((cache, h_prev), dh_next), dgi), dgh), dh_prev) in rows {
+            backward_row::<V>(cache, h_prev, dh_next, dgi, dgh, dh_prev);
+        }
+    }
+}
+
 /// One batch row of [`gru_cell_backward`]; `h_prev.len()` is `hidden`.
-#[inline]
-fn backward_row(
+#[inline(always)]
+fn backward_row<V: SimdF32>(
+    cache: &[f32],
+    h_prev: &[f32],
+    dh_next: &[f32],
+    dgi: &mut [f32],
+    dgh: &mut [f32],
+    dh_prev: &mut [f32],
+) {
+    let (hidden, lanes) = (h_prev.len(), V::LANES);
+    if hidden < lanes {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut d_i, mut d_h, mut d_prev] = [WIDE_ZEROS; 3];
+        let (cache_wide, h_prev_wide, dh_wide) =
+            (widen(cache, hidden, lanes), widen(h_prev, hidden, lanes), widen(dh_next, hidden, lanes));
+        backward_blocks::<V>(
+            &cache_wide[..4 * lanes],
+            &h_prev_wide[..lanes],
+            &dh_wide[..lanes],
+            &mut d_i[..3 * lanes],
+            &mut d_h[..3 * lanes],
+            &mut d_prev[..lanes],
+        );
+        narrow(&d_i, hidden, lanes, dgi);
+        narrow(&d_h, hidden, lanes, dgh);
+        narrow(&d_prev, hidden, lanes, dh_prev);
+    } else {
+        backward_blocks::<V>(cache, h_prev, dh_next, dgi, dgh, dh_prev);
+    }
+}
+
+/// [`backward_row`] on a row at least one vector wide.
+#[inline(always)]
+fn backward_blocks<V: SimdF32>(
     cache: &[f32],
     h_prev: &[f32],
     dh_next: &[f32],
@@ -197,24 +276,6 @@ fn backward_row(
     dh_prev: &mut [f32],
 ) {
     let hidden = h_prev.len();
-    if hidden < LANES {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut d_i, mut d_h, mut d_prev] = [WIDE_ZEROS; 3];
-        let (cache_wide, h_prev_wide, dh_wide) =
-            (widen(cache, hidden), widen(h_prev, hidden), widen(dh_next, hidden));
-        backward_row(
-            &cache_wide[..4 * LANES],
-            &h_prev_wide[..LANES],
-            &dh_wide[..LANES],
-            &mut d_i[..3 * LANES],
-            &mut d_h[..3 * LANES],
-            &mut d_prev[..LANES],
-        );
-        narrow(&d_i, hidden, dgi);
-        narrow(&d_h, hidden, dgh);
-        narrow(&d_prev, hidden, dh_prev);
-        return;
-    }
     let (r_all, rest) = cache.split_at(hidden);
     let (z_all, rest) = rest.split_at(hidden);
     let (n_all, gh_n_all) = rest.split_at(hidden);
@@ -222,23 +283,23 @@ fn backward_row(
     let (dgi_z, dgi_n) = rest.split_at_mut(hidden);
     let (dgh_r, rest) = dgh.split_at_mut(hidden);
     let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
-    let one = f32x8::ONE;
-    for_lane_blocks(hidden, |j| {
-        let r = load(&r_all[j..]);
-        let z = load(&z_all[j..]);
-        let n = load(&n_all[j..]);
-        let dh = load(&dh_next[j..]);
+    let one = V::splat(1.0);
+    for_lane_blocks(hidden, V::LANES, |j| {
+        let r = V::load(&r_all[j..]);
+        let z = V::load(&z_all[j..]);
+        let n = V::load(&n_all[j..]);
+        let dh = V::load(&dh_next[j..]);
         // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
         let d_n = dh * (one - z) * (one - n * n);
-        let d_z = dh * (load(&h_prev[j..]) - n) * z * (one - z);
+        let d_z = dh * (V::load(&h_prev[j..]) - n) * z * (one - z);
         // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
-        let d_r = d_n * load(&gh_n_all[j..]) * r * (one - r);
-        store(d_r, &mut dgi_r[j..]);
-        store(d_z, &mut dgi_z[j..]);
-        store(d_n, &mut dgi_n[j..]);
-        store(d_r, &mut dgh_r[j..]);
-        store(d_z, &mut dgh_z[j..]);
-        store(d_n * r, &mut dgh_n[j..]);
-        store(z * dh, &mut dh_prev[j..]);
+        let d_r = d_n * V::load(&gh_n_all[j..]) * r * (one - r);
+        d_r.store(&mut dgi_r[j..]);
+        d_z.store(&mut dgi_z[j..]);
+        d_n.store(&mut dgi_n[j..]);
+        d_r.store(&mut dgh_r[j..]);
+        d_z.store(&mut dgh_z[j..]);
+        (d_n * r).store(&mut dgh_n[j..]);
+        (z * dh).store(&mut dh_prev[j..]);
     });
 }

@@ -1,14 +1,12 @@
 //! The LSTM cell half: gate pre-activations to `(c', h')` and back, one fused pass per row.
 
 use rayon::prelude::*;
-use wide::f32x8;
 
-use super::rows::{
-    for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
-};
+use super::rows::{for_lane_blocks, narrow, rows_per_task, widen, FORWARD_COST, WIDE_ZEROS};
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
+use crate::simd::{current_isa, dispatch, Kernel, SimdF32};
 
 /// LSTM cell forward from the gate pre-activations, one pass over the gate block.
 ///
@@ -41,19 +39,10 @@ pub fn lstm_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width * FORWARD_COST);
-    let task =
-        |gates_preact: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], cache: &mut [f32]| {
-            let rows = gates_preact
-                .chunks_exact(gate_width)
-                .zip(c_prev.chunks_exact(hidden))
-                .zip(c_next.chunks_exact_mut(hidden))
-                .zip(h_next.chunks_exact_mut(hidden))
-                .zip(cache.chunks_exact_mut(cache_width));
-            for ((((pre, c_prev), c_next), h_next), cache) in rows {
-                forward_row(pre, c_prev, c_next, h_next, cache);
-            }
-        };
+    let (rows, isa) = (rows_per_task(batch, gate_width * FORWARD_COST), current_isa());
+    let task = |pre: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], cache: &mut [f32]| {
+        dispatch(isa, ForwardRows { hidden, pre, c_prev, c_next, h_next, cache })
+    };
     if rows >= batch {
         task(gates_preact, c_prev, c_next, h_next, cache);
     } else {
@@ -70,26 +59,73 @@ pub fn lstm_cell_forward(
     Ok(())
 }
 
+/// The rows of one task of [`lstm_cell_forward`] (`c_prev` of them), as a [`Kernel`].
+struct ForwardRows<'a, 'o> {
+    hidden: usize,
+    pre: &'a [f32],
+    c_prev: &'a [f32],
+    c_next: &'o mut [f32],
+    h_next: &'o mut [f32],
+    cache: &'o mut [f32],
+}
+
+impl Kernel for ForwardRows<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let hidden = self.hidden;
+        let rows = self
+            .pre
+            .chunks_exact(LSTM_GATES * hidden)
+            .zip(self.c_prev.chunks_exact(hidden))
+            .zip(self.c_next.chunks_exact_mut(hidden))
+            .zip(self.h_next.chunks_exact_mut(hidden))
+            .zip(self.cache.chunks_exact_mut(LSTM_CACHE_WIDTH * hidden));
+        for ((((pre, c_prev), c_next), h_next), cache) in rows {
+            forward_row::<V>(pre, c_prev, c_next, h_next, cache);
+        }
+    }
+}
+
 /// One batch row of [`lstm_cell_forward`]; `c_prev.len()` is `hidden`.
-#[inline]
-fn forward_row(pre: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f32], cache: &mut [f32]) {
-    let hidden = c_prev.len();
-    if hidden < LANES {
+#[inline(always)]
+fn forward_row<V: SimdF32>(
+    pre: &[f32],
+    c_prev: &[f32],
+    c_next: &mut [f32],
+    h_next: &mut [f32],
+    cache: &mut [f32],
+) {
+    let (hidden, lanes) = (c_prev.len(), V::LANES);
+    if hidden < lanes {
         // Narrower than a vector: run the row padded to one vector per gate block.
         let [mut c, mut h, mut saved] = [WIDE_ZEROS; 3];
-        let (pre_wide, c_prev_wide) = (widen(pre, hidden), widen(c_prev, hidden));
-        forward_row(
-            &pre_wide[..4 * LANES],
-            &c_prev_wide[..LANES],
-            &mut c[..LANES],
-            &mut h[..LANES],
-            &mut saved,
+        let (pre_wide, c_prev_wide) = (widen(pre, hidden, lanes), widen(c_prev, hidden, lanes));
+        forward_blocks::<V>(
+            &pre_wide[..4 * lanes],
+            &c_prev_wide[..lanes],
+            &mut c[..lanes],
+            &mut h[..lanes],
+            &mut saved[..5 * lanes],
         );
-        narrow(&c, hidden, c_next);
-        narrow(&h, hidden, h_next);
-        narrow(&saved, hidden, cache);
-        return;
+        narrow(&c, hidden, lanes, c_next);
+        narrow(&h, hidden, lanes, h_next);
+        narrow(&saved, hidden, lanes, cache);
+    } else {
+        forward_blocks::<V>(pre, c_prev, c_next, h_next, cache);
     }
+}
+
+/// [`forward_row`] on a row at least one vector wide.
+#[inline(always)]
+fn forward_blocks<V: SimdF32>(
+    pre: &[f32],
+    c_prev: &[f32],
+    c_next: &mut [f32],
+    h_next: &mut [f32],
+    cache: &mut [f32],
+) {
+    let hidden = c_prev.len();
     let (pre_i, rest) = pre.split_at(hidden);
     let (pre_f, rest) = rest.split_at(hidden);
     let (pre_g, pre_o) = rest.split_at(hidden);
@@ -97,21 +133,21 @@ fn forward_row(pre: &[f32], c_prev: &[f32], c_next: &mut [f32], h_next: &mut [f3
     let (cache_f, rest) = rest.split_at_mut(hidden);
     let (cache_g, rest) = rest.split_at_mut(hidden);
     let (cache_o, cache_tanh_c) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, |j| {
-        let i = sigmoid(load(&pre_i[j..]));
-        let f = sigmoid(load(&pre_f[j..]));
-        let g = tanh(load(&pre_g[j..]));
-        let o = sigmoid(load(&pre_o[j..]));
+    for_lane_blocks(hidden, V::LANES, |j| {
+        let i = sigmoid(V::load(&pre_i[j..]));
+        let f = sigmoid(V::load(&pre_f[j..]));
+        let g = tanh(V::load(&pre_g[j..]));
+        let o = sigmoid(V::load(&pre_o[j..]));
         // c' = f⊙c + i⊙g,  h' = o⊙tanh(c').
-        let c = f.mul_add(load(&c_prev[j..]), i * g);
+        let c = f.mul_add(V::load(&c_prev[j..]), i * g);
         let tanh_c = tanh(c);
-        store(c, &mut c_next[j..]);
-        store(o * tanh_c, &mut h_next[j..]);
-        store(i, &mut cache_i[j..]);
-        store(f, &mut cache_f[j..]);
-        store(g, &mut cache_g[j..]);
-        store(o, &mut cache_o[j..]);
-        store(tanh_c, &mut cache_tanh_c[j..]);
+        c.store(&mut c_next[j..]);
+        (o * tanh_c).store(&mut h_next[j..]);
+        i.store(&mut cache_i[j..]);
+        f.store(&mut cache_f[j..]);
+        g.store(&mut cache_g[j..]);
+        o.store(&mut cache_o[j..]);
+        tanh_c.store(&mut cache_tanh_c[j..]);
     });
 }
 
@@ -153,24 +189,15 @@ pub fn lstm_cell_backward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width);
+    let (rows, isa) = (rows_per_task(batch, gate_width), current_isa());
     let task = |first_row: usize,
                 cache: &[f32],
                 c_prev: &[f32],
                 dh_next: &[f32],
                 dgates: &mut [f32],
                 dc_prev: &mut [f32]| {
-        let rows = cache
-            .chunks_exact(cache_width)
-            .zip(c_prev.chunks_exact(hidden))
-            .zip(dh_next.chunks_exact(hidden))
-            .zip(dgates.chunks_exact_mut(gate_width))
-            .zip(dc_prev.chunks_exact_mut(hidden));
-        for (row, ((((cache, c_prev), dh_next), dgates), dc_prev)) in rows.enumerate() {
-            let start = (first_row + row) * hidden;
-            let dc_next = dc_next.map(|dc_next| &dc_next[start..start + hidden]);
-            backward_row(cache, c_prev, dh_next, dc_next, dgates, dc_prev);
-        }
+        let dc_next = dc_next.map(|dc_next| &dc_next[first_row * hidden..first_row * hidden + c_prev.len()]);
+        dispatch(isa, BackwardRows { hidden, cache, c_prev, dh_next, dc_next, dgates, dc_prev })
     };
     if rows >= batch {
         task(0, cache, c_prev, dh_next, dgates, dc_prev);
@@ -191,9 +218,73 @@ pub fn lstm_cell_backward(
     Ok(())
 }
 
+/// The rows of one task of [`lstm_cell_backward`] (`c_prev` of them, `dc_next` the same
+/// rows of it), as a [`Kernel`].
+struct BackwardRows<'a, 'o> {
+    hidden: usize,
+    cache: &'a [f32],
+    c_prev: &'a [f32],
+    dh_next: &'a [f32],
+    dc_next: Option<&'a [f32]>,
+    dgates: &'o mut [f32],
+    dc_prev: &'o mut [f32],
+}
+
+impl Kernel for BackwardRows<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let hidden = self.hidden;
+        let rows = self
+            .cache
+            .chunks_exact(LSTM_CACHE_WIDTH * hidden)
+            .zip(self.c_prev.chunks_exact(hidden))
+            .zip(self.dh_next.chunks_exact(hidden))
+            .zip(self.dgates.chunks_exact_mut(LSTM_GATES * hidden))
+            .zip(self.dc_prev.chunks_exact_mut(hidden));
+        for (row, ((((cache, c_prev), dh_next), dgates), dc_prev)) in rows.enumerate() {
+            let dc_next = self.dc_next.map(|dc_next| &dc_next[row * hidden..(row + 1) * hidden]);
+            backward_row::<V>(cache, c_prev, dh_next, dc_next, dgates, dc_prev);
+        }
+    }
+}
+
 /// One batch row of [`lstm_cell_backward`]; `c_prev.len()` is `hidden`.
-#[inline]
-fn backward_row(
+#[inline(always)]
+fn backward_row<V: SimdF32>(
+    cache: &[f32],
+    c_prev: &[f32],
+    dh_next: &[f32],
+    dc_next: Option<&[f32]>,
+    dgates: &mut [f32],
+    dc_prev: &mut [f32],
+) {
+    let (hidden, lanes) = (c_prev.len(), V::LANES);
+    if hidden < lanes {
+        // Narrower than a vector: run the row padded to one vector per gate block.
+        let [mut d_pre, mut d_c] = [WIDE_ZEROS; 2];
+        let (cache_wide, c_prev_wide, dh_wide) =
+            (widen(cache, hidden, lanes), widen(c_prev, hidden, lanes), widen(dh_next, hidden, lanes));
+        let dc_wide = dc_next.map(|dc_next| widen(dc_next, hidden, lanes));
+        let dc_wide = dc_wide.as_ref().map(|dc| &dc[..lanes]);
+        backward_blocks::<V>(
+            &cache_wide[..5 * lanes],
+            &c_prev_wide[..lanes],
+            &dh_wide[..lanes],
+            dc_wide,
+            &mut d_pre[..4 * lanes],
+            &mut d_c[..lanes],
+        );
+        narrow(&d_pre, hidden, lanes, dgates);
+        narrow(&d_c, hidden, lanes, dc_prev);
+    } else {
+        backward_blocks::<V>(cache, c_prev, dh_next, dc_next, dgates, dc_prev);
+    }
+}
+
+/// [`backward_row`] on a row at least one vector wide.
+#[inline(always)]
+fn backward_blocks<V: SimdF32>(
     cache: &[f32],
     c_prev: &[f32],
     dh_next: &[f32],
@@ -202,25 +293,6 @@ fn backward_row(
     dc_prev: &mut [f32],
 ) {
     let hidden = c_prev.len();
-    if hidden < LANES {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut d_pre, mut d_c] = [WIDE_ZEROS; 2];
-        let (cache_wide, c_prev_wide, dh_wide) =
-            (widen(cache, hidden), widen(c_prev, hidden), widen(dh_next, hidden));
-        let dc_wide = dc_next.map(|dc_next| widen(dc_next, hidden));
-        let dc_wide = dc_wide.as_ref().map(|dc| &dc[..LANES]);
-        backward_row(
-            &cache_wide,
-            &c_prev_wide[..LANES],
-            &dh_wide[..LANES],
-            dc_wide,
-            &mut d_pre[..4 * LANES],
-            &mut d_c[..LANES],
-        );
-        narrow(&d_pre, hidden, dgates);
-        narrow(&d_c, hidden, dc_prev);
-        return;
-    }
     let (i_all, rest) = cache.split_at(hidden);
     let (f_all, rest) = rest.split_at(hidden);
     let (g_all, rest) = rest.split_at(hidden);
@@ -228,22 +300,22 @@ fn backward_row(
     let (d_i, rest) = dgates.split_at_mut(hidden);
     let (d_f, rest) = rest.split_at_mut(hidden);
     let (d_g, d_o) = rest.split_at_mut(hidden);
-    let one = f32x8::ONE;
-    for_lane_blocks(hidden, |j| {
-        let i = load(&i_all[j..]);
-        let f = load(&f_all[j..]);
-        let g = load(&g_all[j..]);
-        let o = load(&o_all[j..]);
-        let tanh_c = load(&tanh_c_all[j..]);
-        let dh = load(&dh_next[j..]);
+    let one = V::splat(1.0);
+    for_lane_blocks(hidden, V::LANES, |j| {
+        let i = V::load(&i_all[j..]);
+        let f = V::load(&f_all[j..]);
+        let g = V::load(&g_all[j..]);
+        let o = V::load(&o_all[j..]);
+        let tanh_c = V::load(&tanh_c_all[j..]);
+        let dh = V::load(&dh_next[j..]);
         // dc = dc' + dh'⊙o⊙(1 - tanh²(c')): the direct path plus the path through h'.
-        let dc_direct = dc_next.map_or(f32x8::ZERO, |dc_next| load(&dc_next[j..]));
+        let dc_direct = dc_next.map_or(V::splat(0.0), |dc_next| V::load(&dc_next[j..]));
         let dc = (dh * o).mul_add(one - tanh_c * tanh_c, dc_direct);
         // Each gate's gradient times its activation's derivative (σ' = s(1-s), tanh' = 1-t²).
-        store(dc * g * i * (one - i), &mut d_i[j..]);
-        store(dc * load(&c_prev[j..]) * f * (one - f), &mut d_f[j..]);
-        store(dc * i * (one - g * g), &mut d_g[j..]);
-        store(dh * tanh_c * o * (one - o), &mut d_o[j..]);
-        store(dc * f, &mut dc_prev[j..]);
+        (dc * g * i * (one - i)).store(&mut d_i[j..]);
+        (dc * V::load(&c_prev[j..]) * f * (one - f)).store(&mut d_f[j..]);
+        (dc * i * (one - g * g)).store(&mut d_g[j..]);
+        (dh * tanh_c * o * (one - o)).store(&mut d_o[j..]);
+        (dc * f).store(&mut dc_prev[j..]);
     });
 }
