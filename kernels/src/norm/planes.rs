@@ -3,10 +3,12 @@
 //! for every [`SimdF32`] and run on the instruction set of [`current_isa`].
 //!
 //! Sums: channel `k` holds the `m = n·spatial` values `x[i][k][s]`; planes `i = 0..n` are
-//! visited in turn, element `s` of a plane's whole vectors goes into f64 lane `s mod LANES`
-//! and the `spatial mod LANES` tail elements into a separate f64 scalar; at the end each
-//! half's lanes are added in a fixed order, then the tail. The order depends on the vector
-//! width only: the same bits on any number of threads, for a given instruction set.
+//! visited in turn, element `s` of a plane's whole vectors goes into f64 lane
+//! `s mod 2·LANES` (two vectors' worth of accumulators, so that two add chains run side by
+//! side; an odd last vector goes to the first) and the `spatial mod LANES` tail elements into
+//! a separate f64 scalar; at the end the lanes are added in a fixed order, then the tail. The
+//! order depends on the vector width only: the same bits on any number of threads, for a
+//! given instruction set.
 //!
 //! Passes: chunks of whole planes, in parallel above the threshold; each plane runs one
 //! [`serial_pass`] (the zero-padded tail through the same body).
@@ -75,11 +77,21 @@ impl<T: Terms<R>, const R: usize> Kernel for ChannelSums<'_, '_, T, R> {
     fn run<V: SimdF32>(self) -> [f64; R] {
         let Self { terms, c, spatial, k, a, b, .. } = self;
         let zero = <V::F64 as SimdF64>::splat(0.0);
-        let mut lanes = [[zero; 2]; R];
+        // Per term, four f64 accumulators: the two halves of an even vector, then of an odd
+        // one (two independent add chains per half).
+        let mut lanes = [[zero; 4]; R];
         let mut tail = [0.0f64; R];
         let mut add_to_tail = |u: f32, v: f32| {
             for (t, term) in tail.iter_mut().zip(terms.terms(f64::from(u), f64::from(v))) {
                 *t += term;
+            }
+        };
+        let add_vector = |lanes: &mut [[V::F64; 4]; R], first: usize, pa: &[f32], pb: &[f32]| {
+            let (wa, wb) = (V::load(pa).widen(), V::load(pb).widen());
+            for half in 0..2 {
+                for (lane, term) in lanes.iter_mut().zip(terms.terms(wa[half], wb[half])) {
+                    lane[first + half] = lane[first + half] + term;
+                }
             }
         };
         if spatial == 1 {
@@ -88,23 +100,27 @@ impl<T: Terms<R>, const R: usize> Kernel for ChannelSums<'_, '_, T, R> {
                 add_to_tail(a[j], b[j]);
             }
         } else {
+            let step = 2 * V::LANES;
             let body = spatial - spatial % V::LANES;
+            let pairs = body - body % step;
             for start in (k * spatial..a.len()).step_by(c * spatial) {
                 let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
-                for at in (0..body).step_by(V::LANES) {
-                    let (wa, wb) = (V::load(&pa[at..]).widen(), V::load(&pb[at..]).widen());
-                    for half in 0..2 {
-                        for (lane, term) in lanes.iter_mut().zip(terms.terms(wa[half], wb[half])) {
-                            lane[half] = lane[half] + term;
-                        }
-                    }
+                for at in (0..pairs).step_by(step) {
+                    add_vector(&mut lanes, 0, &pa[at..], &pb[at..]);
+                    add_vector(&mut lanes, 2, &pa[at + V::LANES..], &pb[at + V::LANES..]);
+                }
+                if pairs < body {
+                    add_vector(&mut lanes, 0, &pa[pairs..], &pb[pairs..]);
                 }
                 for j in body..spatial {
                     add_to_tail(pa[j], pb[j]);
                 }
             }
         }
-        core::array::from_fn(|q| lanes[q][0].reduce_add() + lanes[q][1].reduce_add() + tail[q])
+        core::array::from_fn(|q| {
+            let [even_low, even_high, odd_low, odd_high] = lanes[q].map(SimdF64::reduce_add);
+            ((even_low + even_high) + (odd_low + odd_high)) + tail[q]
+        })
     }
 }
 
