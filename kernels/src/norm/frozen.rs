@@ -4,7 +4,7 @@
 //! `dx = dy·γ·s`, `dγ = Σ dy·(x - r_μ)·s`, `dβ = Σ dy`.
 //!
 //! The channel sums are reduced in f64 in a fixed order (samples in turn, one f64 lane per
-//! vector lane within a plane, see [`super::planes`]), channels in parallel above the
+//! vector lane within a plane, two add chains), channels in parallel above the
 //! threshold, so the result is the same on any number of threads (for a given instruction
 //! set); `dx` runs over groups of whole planes. Both on the instruction set of
 //! [`current_isa`]; `dx` (a product) is the same bits on all of them.

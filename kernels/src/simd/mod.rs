@@ -1,5 +1,6 @@
 //! Run-time instruction-set dispatch for the element-wise kernels: activations, softmax and
-//! the losses, optimizer updates, gradient scaling and clipping.
+//! the losses, optimizer updates, gradient scaling and clipping, batch norm (statistics and
+//! element-wise passes) and dropout, the LSTM/GRU cell passes, global average pooling.
 //!
 //! One mechanism, three parts:
 //! - `SimdF32`, a small vector trait with one implementation per instruction set: AVX-512F
@@ -8,7 +9,8 @@
 //!   `#[inline(always)]`.
 //! - Kernel bodies written once, generic over `V: SimdF32`: the math in `math` (exp,
 //!   sigmoid, tanh, ln(1 + x)), the per-vector rules of the element-wise passes (`Pass`, or the
-//!   one-liners of `Map1` / `Map2`) and the row bodies of softmax and the losses.
+//!   one-liners of `Map1` / `Map2`) and the row bodies of softmax and the losses; `SimdF64`
+//!   (from `SimdF32::widen`) for sums kept in f64, such as the batch-norm statistics.
 //! - `dispatch`, which runs a `Kernel` (one parallel chunk's worth of such a body) inside
 //!   a `#[target_feature]` function of the chosen instruction set that instantiates it for
 //!   its vector type: the `#[inline(always)]` chain puts the whole loop inside that function,
@@ -201,7 +203,8 @@ pub fn current_isa() -> Isa {
 }
 
 /// Runs `f` with the element-wise kernels (activations, softmax and losses, optimizer
-/// updates, gradient scaling and clipping) called **on this thread** running on `isa`, then restores the previous
+/// updates, gradient scaling and clipping, batch norm, dropout, the LSTM/GRU cells, global
+/// average pooling) called **on this thread** running on `isa`, then restores the previous
 /// choice (also when `f` panics). The choice is made when a kernel is entered, so its
 /// parallel chunks follow it; wrap the closure given to `pool.install`, not the other way
 /// round, since `install` runs it on a pool thread. For tests and benches.

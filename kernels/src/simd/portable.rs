@@ -1,6 +1,6 @@
 //! [`SimdF32`] on `wide::f32x8`: runs anywhere, with the instructions the compile-time
-//! target allows (two SSE2 halves in a default x86-64 build, AVX with `-C target-cpu=native`).
-//! Also the vector type of the LSTM/GRU cells, which call [`super::math`] on it directly.
+//! target allows (two SSE2 halves in a default x86-64 build, AVX with `-C target-cpu=native`),
+//! with `wide::f64x4` as its [`SimdF64`].
 
 use wide::bytemuck::cast;
 use wide::{f32x8, f64x4, i32x8};
