@@ -1,13 +1,11 @@
 //! The GRU cell half: input and hidden pre-activations to `h'` and back, one fused pass per
 //! row.
 
-use rayon::prelude::*;
-
-use super::rows::{for_lane_blocks, narrow, rows_per_task, widen, FORWARD_COST, WIDE_ZEROS};
+use super::rows::{for_lane_blocks, run_rows, CellRow, FORWARD_COST};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
-use crate::simd::{current_isa, dispatch, Kernel, SimdF32};
+use crate::simd::SimdF32;
 
 /// GRU cell forward from the two pre-activation blocks, one pass over them.
 ///
@@ -41,101 +39,48 @@ pub fn gru_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let (rows, isa) = (rows_per_task(batch, gate_width * FORWARD_COST), current_isa());
-    let task = |gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]| {
-        dispatch(isa, ForwardRows { hidden, gi, gh, h_prev, h_next, cache })
-    };
-    if rows >= batch {
-        task(gi, gh, h_prev, h_next, cache);
-    } else {
-        (
-            gi.par_chunks(rows * gate_width),
-            gh.par_chunks(rows * gate_width),
-            h_prev.par_chunks(rows * hidden),
-            h_next.par_chunks_mut(rows * hidden),
-            cache.par_chunks_mut(rows * cache_width),
-        )
-            .into_par_iter()
-            .for_each(|(gi, gh, h_prev, h_next, cache)| task(gi, gh, h_prev, h_next, cache));
-    }
+    let shape = (batch, hidden, gate_width * FORWARD_COST);
+    run_rows(
+        &Forward,
+        shape,
+        [(gi, GRU_GATES), (gh, GRU_GATES), (h_prev, 1)],
+        [(h_next, 1), (cache, GRU_CACHE_WIDTH)],
+    );
     Ok(())
 }
 
-/// The rows of one task of [`gru_cell_forward`] (`h_prev` of them), as a [`Kernel`].
-struct ForwardRows<'a, 'o> {
-    hidden: usize,
-    gi: &'a [f32],
-    gh: &'a [f32],
-    h_prev: &'a [f32],
-    h_next: &'o mut [f32],
-    cache: &'o mut [f32],
-}
+/// One row of [`gru_cell_forward`].
+struct Forward;
 
-impl Kernel for ForwardRows<'_, '_> {
-    type Output = ();
+impl CellRow<3, 2> for Forward {
     #[inline(always)]
-    fn run<V: SimdF32>(self) {
-        let hidden = self.hidden;
-        let rows = self
-            .gi
-            .chunks_exact(GRU_GATES * hidden)
-            .zip(self.gh.chunks_exact(GRU_GATES * hidden))
-            .zip(self.h_prev.chunks_exact(hidden))
-            .zip(self.h_next.chunks_exact_mut(hidden))
-            .zip(self.cache.chunks_exact_mut(GRU_CACHE_WIDTH * hidden));
-        for ((((gi, gh), h_prev), h_next), cache) in rows {
-            forward_row::<V>(gi, gh, h_prev, h_next, cache);
-        }
+    fn row<V: SimdF32>(
+        &self,
+        hidden: usize,
+        [gi, gh, h_prev]: [&[f32]; 3],
+        [h_next, cache]: [&mut [f32]; 2],
+    ) {
+        let (gi_r, rest) = gi.split_at(hidden);
+        let (gi_z, gi_n) = rest.split_at(hidden);
+        let (gh_r, rest) = gh.split_at(hidden);
+        let (gh_z, gh_n) = rest.split_at(hidden);
+        let (cache_r, rest) = cache.split_at_mut(hidden);
+        let (cache_z, rest) = rest.split_at_mut(hidden);
+        let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
+        for_lane_blocks(hidden, V::LANES, |j| {
+            let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
+            let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
+            let hidden_n = V::load(&gh_n[j..]);
+            let n = tanh(r.mul_add(hidden_n, V::load(&gi_n[j..])));
+            // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
+            let h = V::load(&h_prev[j..]);
+            z.mul_add(h - n, n).store(&mut h_next[j..]);
+            r.store(&mut cache_r[j..]);
+            z.store(&mut cache_z[j..]);
+            n.store(&mut cache_n[j..]);
+            hidden_n.store(&mut cache_gh_n[j..]);
+        });
     }
-}
-
-/// One batch row of [`gru_cell_forward`]; `h_prev.len()` is `hidden`.
-#[inline(always)]
-fn forward_row<V: SimdF32>(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
-    let (hidden, lanes) = (h_prev.len(), V::LANES);
-    if hidden < lanes {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut h, mut saved] = [WIDE_ZEROS; 2];
-        let (gi_wide, gh_wide, h_prev_wide) =
-            (widen(gi, hidden, lanes), widen(gh, hidden, lanes), widen(h_prev, hidden, lanes));
-        forward_blocks::<V>(
-            &gi_wide[..3 * lanes],
-            &gh_wide[..3 * lanes],
-            &h_prev_wide[..lanes],
-            &mut h[..lanes],
-            &mut saved[..4 * lanes],
-        );
-        narrow(&h, hidden, lanes, h_next);
-        narrow(&saved, hidden, lanes, cache);
-    } else {
-        forward_blocks::<V>(gi, gh, h_prev, h_next, cache);
-    }
-}
-
-/// [`forward_row`] on a row at least one vector wide.
-#[inline(always)]
-fn forward_blocks<V: SimdF32>(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
-    let hidden = h_prev.len();
-    let (gi_r, rest) = gi.split_at(hidden);
-    let (gi_z, gi_n) = rest.split_at(hidden);
-    let (gh_r, rest) = gh.split_at(hidden);
-    let (gh_z, gh_n) = rest.split_at(hidden);
-    let (cache_r, rest) = cache.split_at_mut(hidden);
-    let (cache_z, rest) = rest.split_at_mut(hidden);
-    let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, V::LANES, |j| {
-        let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
-        let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
-        let hidden_n = V::load(&gh_n[j..]);
-        let n = tanh(r.mul_add(hidden_n, V::load(&gi_n[j..])));
-        // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
-        let h = V::load(&h_prev[j..]);
-        z.mul_add(h - n, n).store(&mut h_next[j..]);
-        r.store(&mut cache_r[j..]);
-        z.store(&mut cache_z[j..]);
-        n.store(&mut cache_n[j..]);
-        hidden_n.store(&mut cache_gh_n[j..]);
-    });
 }
 
 /// GRU cell backward to the two pre-activation blocks, one pass over the cache.
@@ -175,131 +120,51 @@ pub fn gru_cell_backward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let (rows, isa) = (rows_per_task(batch, gate_width), current_isa());
-    let task = |cache: &[f32],
-                h_prev: &[f32],
-                dh_next: &[f32],
-                dgi: &mut [f32],
-                dgh: &mut [f32],
-                dh_prev: &mut [f32]| {
-        dispatch(isa, BackwardRows { hidden, cache, h_prev, dh_next, dgi, dgh, dh_prev })
-    };
-    if rows >= batch {
-        task(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-    } else {
-        (
-            cache.par_chunks(rows * cache_width),
-            h_prev.par_chunks(rows * hidden),
-            dh_next.par_chunks(rows * hidden),
-            dgi.par_chunks_mut(rows * gate_width),
-            dgh.par_chunks_mut(rows * gate_width),
-            dh_prev.par_chunks_mut(rows * hidden),
-        )
-            .into_par_iter()
-            .for_each(|(cache, h_prev, dh_next, dgi, dgh, dh_prev)| {
-                task(cache, h_prev, dh_next, dgi, dgh, dh_prev)
-            });
-    }
+    run_rows(
+        &Backward,
+        (batch, hidden, gate_width),
+        [(cache, GRU_CACHE_WIDTH), (h_prev, 1), (dh_next, 1)],
+        [(dgi, GRU_GATES), (dgh, GRU_GATES), (dh_prev, 1)],
+    );
     Ok(())
 }
 
-/// The rows of one task of [`gru_cell_backward`] (`h_prev` of them), as a [`Kernel`].
-struct BackwardRows<'a, 'o> {
-    hidden: usize,
-    cache: &'a [f32],
-    h_prev: &'a [f32],
-    dh_next: &'a [f32],
-    dgi: &'o mut [f32],
-    dgh: &'o mut [f32],
-    dh_prev: &'o mut [f32],
-}
+/// One row of [`gru_cell_backward`].
+struct Backward;
 
-impl Kernel for BackwardRows<'_, '_> {
-    type Output = ();
+impl CellRow<3, 3> for Backward {
     #[inline(always)]
-    fn run<V: SimdF32>(self) {
-        let hidden = self.hidden;
-        let rows = self
-            .cache
-            .chunks_exact(GRU_CACHE_WIDTH * hidden)
-            .zip(self.h_prev.chunks_exact(hidden))
-            .zip(self.dh_next.chunks_exact(hidden))
-            .zip(self.dgi.chunks_exact_mut(GRU_GATES * hidden))
-            .zip(self.dgh.chunks_exact_mut(GRU_GATES * hidden))
-            .zip(self.dh_prev.chunks_exact_mut(hidden));
-        for (((((cache, h_prev), dh_next), dgi), dgh), dh_prev) in rows {
-            backward_row::<V>(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-        }
+    fn row<V: SimdF32>(
+        &self,
+        hidden: usize,
+        [cache, h_prev, dh_next]: [&[f32]; 3],
+        [dgi, dgh, dh_prev]: [&mut [f32]; 3],
+    ) {
+        let (r_all, rest) = cache.split_at(hidden);
+        let (z_all, rest) = rest.split_at(hidden);
+        let (n_all, gh_n_all) = rest.split_at(hidden);
+        let (dgi_r, rest) = dgi.split_at_mut(hidden);
+        let (dgi_z, dgi_n) = rest.split_at_mut(hidden);
+        let (dgh_r, rest) = dgh.split_at_mut(hidden);
+        let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
+        let one = V::splat(1.0);
+        for_lane_blocks(hidden, V::LANES, |j| {
+            let r = V::load(&r_all[j..]);
+            let z = V::load(&z_all[j..]);
+            let n = V::load(&n_all[j..]);
+            let dh = V::load(&dh_next[j..]);
+            // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
+            let d_n = dh * (one - z) * (one - n * n);
+            let d_z = dh * (V::load(&h_prev[j..]) - n) * z * (one - z);
+            // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
+            let d_r = d_n * V::load(&gh_n_all[j..]) * r * (one - r);
+            d_r.store(&mut dgi_r[j..]);
+            d_z.store(&mut dgi_z[j..]);
+            d_n.store(&mut dgi_n[j..]);
+            d_r.store(&mut dgh_r[j..]);
+            d_z.store(&mut dgh_z[j..]);
+            (d_n * r).store(&mut dgh_n[j..]);
+            (z * dh).store(&mut dh_prev[j..]);
+        });
     }
-}
-
-/// One batch row of [`gru_cell_backward`]; `h_prev.len()` is `hidden`.
-#[inline(always)]
-fn backward_row<V: SimdF32>(
-    cache: &[f32],
-    h_prev: &[f32],
-    dh_next: &[f32],
-    dgi: &mut [f32],
-    dgh: &mut [f32],
-    dh_prev: &mut [f32],
-) {
-    let (hidden, lanes) = (h_prev.len(), V::LANES);
-    if hidden < lanes {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut d_i, mut d_h, mut d_prev] = [WIDE_ZEROS; 3];
-        let (cache_wide, h_prev_wide, dh_wide) =
-            (widen(cache, hidden, lanes), widen(h_prev, hidden, lanes), widen(dh_next, hidden, lanes));
-        backward_blocks::<V>(
-            &cache_wide[..4 * lanes],
-            &h_prev_wide[..lanes],
-            &dh_wide[..lanes],
-            &mut d_i[..3 * lanes],
-            &mut d_h[..3 * lanes],
-            &mut d_prev[..lanes],
-        );
-        narrow(&d_i, hidden, lanes, dgi);
-        narrow(&d_h, hidden, lanes, dgh);
-        narrow(&d_prev, hidden, lanes, dh_prev);
-    } else {
-        backward_blocks::<V>(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-    }
-}
-
-/// [`backward_row`] on a row at least one vector wide.
-#[inline(always)]
-fn backward_blocks<V: SimdF32>(
-    cache: &[f32],
-    h_prev: &[f32],
-    dh_next: &[f32],
-    dgi: &mut [f32],
-    dgh: &mut [f32],
-    dh_prev: &mut [f32],
-) {
-    let hidden = h_prev.len();
-    let (r_all, rest) = cache.split_at(hidden);
-    let (z_all, rest) = rest.split_at(hidden);
-    let (n_all, gh_n_all) = rest.split_at(hidden);
-    let (dgi_r, rest) = dgi.split_at_mut(hidden);
-    let (dgi_z, dgi_n) = rest.split_at_mut(hidden);
-    let (dgh_r, rest) = dgh.split_at_mut(hidden);
-    let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
-    let one = V::splat(1.0);
-    for_lane_blocks(hidden, V::LANES, |j| {
-        let r = V::load(&r_all[j..]);
-        let z = V::load(&z_all[j..]);
-        let n = V::load(&n_all[j..]);
-        let dh = V::load(&dh_next[j..]);
-        // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
-        let d_n = dh * (one - z) * (one - n * n);
-        let d_z = dh * (V::load(&h_prev[j..]) - n) * z * (one - z);
-        // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
-        let d_r = d_n * V::load(&gh_n_all[j..]) * r * (one - r);
-        d_r.store(&mut dgi_r[j..]);
-        d_z.store(&mut dgi_z[j..]);
-        d_n.store(&mut dgi_n[j..]);
-        d_r.store(&mut dgh_r[j..]);
-        d_z.store(&mut dgh_z[j..]);
-        (d_n * r).store(&mut dgh_n[j..]);
-        (z * dh).store(&mut dh_prev[j..]);
-    });
 }
