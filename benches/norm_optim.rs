@@ -17,7 +17,8 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{mse, mse_backward, mse_forward};
 use keel::kernels::gemm::Isa;
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
@@ -56,6 +57,13 @@ fn keel_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
 /// Batch-norm shapes `(n, c, h, w)`: LeNet's first conv output and conv shape C's.
 const BATCHNORM_SHAPES: [(usize, usize, usize, usize); 2] = [(64, 6, 28, 28), (32, 64, 32, 32)];
 
+/// Benches `f` in `group` on every instruction set of the CPU on 1 and 2 threads.
+fn bench_keel(group: &mut BenchmarkGroup<'_, WallTime>, mut f: impl FnMut() + Send) {
+    for (id, isa, pool) in keel_runs() {
+        group.bench_function(id, |bench| pool.install(|| with_isa(isa, || bench.iter(&mut f)).unwrap()));
+    }
+}
+
 fn bench_batchnorm(criterion: &mut Criterion) {
     for (n, c, h, w) in BATCHNORM_SHAPES {
         let spatial = h * w;
@@ -73,33 +81,24 @@ fn bench_batchnorm(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("batchnorm_forward_train/{n}x{c}x{h}x{w}"));
         group.throughput(Throughput::Bytes(2 * F32 * len as u64)); // read x, write y
         group.sample_size(20);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| {
-                            norm::batchnorm_forward_train(
-                                n,
-                                c,
-                                spatial,
-                                black_box(&x),
-                                &gamma,
-                                &beta,
-                                1e-5,
-                                0.1,
-                                &mut rm,
-                                &mut rv,
-                                &mut y,
-                                &mut save_mean,
-                                &mut save_invstd,
-                            )
-                            .unwrap()
-                        })
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || {
+            norm::batchnorm_forward_train(
+                n,
+                c,
+                spatial,
+                black_box(&x),
+                &gamma,
+                &beta,
+                1e-5,
+                0.1,
+                &mut rm,
+                &mut rv,
+                &mut y,
+                &mut save_mean,
+                &mut save_invstd,
+            )
+            .unwrap()
+        });
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| {
                 norm::reference::batchnorm_forward_train(
@@ -124,30 +123,10 @@ fn bench_batchnorm(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("batchnorm_forward_eval/{n}x{c}x{h}x{w}"));
         group.throughput(Throughput::Bytes(2 * F32 * len as u64)); // read x, write y
         group.sample_size(20);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| {
-                            norm::batchnorm_forward_eval(
-                                n,
-                                c,
-                                spatial,
-                                black_box(&x),
-                                &gamma,
-                                &beta,
-                                &rm,
-                                &rv,
-                                1e-5,
-                                &mut y,
-                            )
-                            .unwrap()
-                        })
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || {
+            norm::batchnorm_forward_eval(n, c, spatial, black_box(&x), &gamma, &beta, &rm, &rv, 1e-5, &mut y)
+                .unwrap()
+        });
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| {
                 norm::reference::batchnorm_forward_eval(
@@ -169,32 +148,23 @@ fn bench_batchnorm(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("batchnorm_backward/{n}x{c}x{h}x{w}"));
         group.throughput(Throughput::Bytes(3 * F32 * len as u64)); // read x, dy, write dx
         group.sample_size(20);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| {
-                            norm::batchnorm_backward(
-                                n,
-                                c,
-                                spatial,
-                                black_box(&x),
-                                black_box(&dy),
-                                &gamma,
-                                &save_mean,
-                                &save_invstd,
-                                &mut workspace,
-                                &mut dx,
-                                &mut dgamma,
-                                &mut dbeta,
-                            )
-                            .unwrap()
-                        })
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || {
+            norm::batchnorm_backward(
+                n,
+                c,
+                spatial,
+                black_box(&x),
+                black_box(&dy),
+                &gamma,
+                &save_mean,
+                &save_invstd,
+                &mut workspace,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+            .unwrap()
+        });
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| {
                 norm::reference::batchnorm_backward(
@@ -224,18 +194,9 @@ fn bench_dropout(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("dropout_forward/{label}"));
         group.throughput(Throughput::Bytes((2 * F32 + 1) * len as u64)); // read x, write y and the u8 mask
         group.sample_size(10);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| {
-                            norm::dropout_forward(0.5, 7, 0, black_box(&x), &mut y, &mut mask).unwrap()
-                        })
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || {
+            norm::dropout_forward(0.5, 7, 0, black_box(&x), &mut y, &mut mask).unwrap()
+        });
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| norm::reference::dropout_forward(0.5, 7, 0, black_box(&x), &mut y, &mut mask))
         });
@@ -244,16 +205,7 @@ fn bench_dropout(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("dropout_backward/{label}"));
         group.throughput(Throughput::Bytes((2 * F32 + 1) * len as u64)); // read dy and the mask, write dx
         group.sample_size(10);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| norm::dropout_backward(0.5, &mask, black_box(&x), &mut y).unwrap())
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || norm::dropout_backward(0.5, &mask, black_box(&x), &mut y).unwrap());
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| norm::reference::dropout_backward(0.5, &mask, black_box(&x), &mut y))
         });
@@ -373,32 +325,23 @@ fn bench_frozen_batchnorm(criterion: &mut Criterion) {
         let mut group = criterion.benchmark_group(format!("batchnorm_backward_eval/{n}x{c}x{h}x{w}"));
         group.throughput(Throughput::Bytes(3 * F32 * len as u64)); // read x, dy, write dx
         group.sample_size(20);
-        for (id, isa, pool) in keel_runs() {
-            group.bench_function(id, |bench| {
-                pool.install(|| {
-                    with_isa(isa, || {
-                        bench.iter(|| {
-                            batchnorm_backward_eval(
-                                n,
-                                c,
-                                spatial,
-                                black_box(&x),
-                                &dy,
-                                &gamma,
-                                &mean,
-                                &var,
-                                1e-5,
-                                &mut dx,
-                                &mut dgamma,
-                                &mut dbeta,
-                            )
-                            .unwrap()
-                        })
-                    })
-                    .unwrap()
-                })
-            });
-        }
+        bench_keel(&mut group, || {
+            batchnorm_backward_eval(
+                n,
+                c,
+                spatial,
+                black_box(&x),
+                &dy,
+                &gamma,
+                &mean,
+                &var,
+                1e-5,
+                &mut dx,
+                &mut dgamma,
+                &mut dbeta,
+            )
+            .unwrap()
+        });
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| {
                 frozen::reference::batchnorm_backward_eval(
