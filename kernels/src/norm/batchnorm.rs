@@ -15,7 +15,7 @@
 use rayon::prelude::*;
 
 use super::planes::{
-    channel_sums, for_each_channel, for_each_plane, ChannelPlanes, GradSums, PlaneBody, Squares, Sum,
+    channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody, Squares, Sum,
 };
 use crate::error::{argument_error, check_len, check_min_len, shape_error, Result};
 use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
@@ -94,7 +94,7 @@ struct TrainRow<'a> {
 impl Pass<5, 1> for TrainRow<'_> {
     #[inline(always)]
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 5], outputs: &mut [&mut [f32]; 1]) {
-        let [x, mean, gamma, invstd, beta] = inputs.map(|s| V::load(&s[at..]));
+        let [x, mean, gamma, invstd, beta] = loads::<V, 5>(inputs, at);
         ((x - mean) * (gamma * invstd) + beta).store(&mut outputs[0][at..]);
     }
 }
@@ -118,7 +118,7 @@ struct EvalRow<'a> {
 impl Pass<5, 1> for EvalRow<'_> {
     #[inline(always)]
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 5], outputs: &mut [&mut [f32]; 1]) {
-        let [x, mean, gamma, var, beta] = inputs.map(|s| V::load(&s[at..]));
+        let [x, mean, gamma, var, beta] = loads::<V, 5>(inputs, at);
         ((x - mean) * (gamma / (var + V::splat(self.eps)).sqrt()) + beta).store(&mut outputs[0][at..]);
     }
 }
@@ -141,7 +141,7 @@ struct BackwardPlane {
 impl Pass<2, 1> for BackwardPlane {
     #[inline(always)]
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 2], outputs: &mut [&mut [f32]; 1]) {
-        let [dy, x] = inputs.map(|s| V::load(&s[at..]));
+        let [dy, x] = loads::<V, 2>(inputs, at);
         let (mean_dy, mean) = (V::splat(self.mean_dy), V::splat(self.mean));
         let dx = V::splat(self.scale) * ((dy - mean_dy) - (x - mean) * V::splat(self.slope));
         dx.store(&mut outputs[0][at..]);
@@ -160,7 +160,7 @@ struct BackwardRow<'a> {
 impl Pass<7, 1> for BackwardRow<'_> {
     #[inline(always)]
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 7], outputs: &mut [&mut [f32]; 1]) {
-        let [dy, x, mean, gamma, invstd, mean_dy, slope] = inputs.map(|s| V::load(&s[at..]));
+        let [dy, x, mean, gamma, invstd, mean_dy, slope] = loads::<V, 7>(inputs, at);
         ((gamma * invstd) * ((dy - mean_dy) - (x - mean) * slope)).store(&mut outputs[0][at..]);
     }
 }

@@ -97,18 +97,24 @@ fn check_p(p: f32) -> Result<()> {
 /// zero-padded copies.
 #[inline(always)]
 fn apply_mask<V: SimdF32>(x: &[f32], mask: &[u8], scale: f32, y: &mut [f32]) {
-    let (zero, scale) = (V::splat(0.0), V::splat(scale));
-    let masked = |x: V, m: V| x * V::select(m.gt(zero), scale, zero);
+    let scale = V::splat(scale);
     let body = x.len() - x.len() % V::LANES;
     for at in (0..body).step_by(V::LANES) {
-        masked(V::load(&x[at..]), V::load_u8(&mask[at..])).store(&mut y[at..]);
+        masked(V::load(&x[at..]), V::load_u8(&mask[at..]), scale).store(&mut y[at..]);
     }
     if body < x.len() {
         let mut tail_mask = [0u8; MAX_LANES];
         tail_mask[..x.len() - body].copy_from_slice(&mask[body..]);
-        let v = masked(load_padded(&x[body..], 0.0), V::load_u8(&tail_mask));
+        let v = masked(load_padded(&x[body..], 0.0), V::load_u8(&tail_mask), scale);
         store_partial(v, &mut y[body..]);
     }
+}
+
+/// `x·scale` where the mask value `m` is non-zero, `x·0` elsewhere.
+#[inline(always)]
+fn masked<V: SimdF32>(x: V, m: V, scale: V) -> V {
+    let zero = V::splat(0.0);
+    x * V::select(m.gt(zero), scale, zero)
 }
 
 /// One chunk of [`dropout_forward`]: the mask of counters `first..`, then `y`, as a

@@ -11,7 +11,9 @@
 
 use rayon::prelude::*;
 
-use super::planes::{channel_sums, for_each_channel, for_each_plane, ChannelPlanes, GradSums, PlaneBody};
+use super::planes::{
+    channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody,
+};
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
 
@@ -106,7 +108,7 @@ struct ScaleRow<'a> {
 impl Pass<3, 1> for ScaleRow<'_> {
     #[inline(always)]
     fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 3], outputs: &mut [&mut [f32]; 1]) {
-        let [dy, gamma, var] = inputs.map(|s| V::load(&s[at..]));
+        let [dy, gamma, var] = loads::<V, 3>(inputs, at);
         (dy * (gamma / (var + V::splat(self.eps)).sqrt())).store(&mut outputs[0][at..]);
     }
 }

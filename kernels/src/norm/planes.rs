@@ -76,28 +76,14 @@ impl<T: Terms<R>, const R: usize> Kernel for ChannelSums<'_, '_, T, R> {
     #[inline(always)]
     fn run<V: SimdF32>(self) -> [f64; R] {
         let Self { terms, c, spatial, k, a, b, .. } = self;
-        let zero = <V::F64 as SimdF64>::splat(0.0);
         // Per term, four f64 accumulators: the two halves of an even vector, then of an odd
         // one (two independent add chains per half).
-        let mut lanes = [[zero; 4]; R];
+        let mut lanes = [[<V::F64 as SimdF64>::splat(0.0); 4]; R];
         let mut tail = [0.0f64; R];
-        let mut add_to_tail = |u: f32, v: f32| {
-            for (t, term) in tail.iter_mut().zip(terms.terms(f64::from(u), f64::from(v))) {
-                *t += term;
-            }
-        };
-        let add_vector = |lanes: &mut [[V::F64; 4]; R], first: usize, pa: &[f32], pb: &[f32]| {
-            let (wa, wb) = (V::load(pa).widen(), V::load(pb).widen());
-            for half in 0..2 {
-                for (lane, term) in lanes.iter_mut().zip(terms.terms(wa[half], wb[half])) {
-                    lane[first + half] = lane[first + half] + term;
-                }
-            }
-        };
         if spatial == 1 {
             // Every element is a tail element: the order below, without slicing planes of one.
             for j in (k..a.len()).step_by(c) {
-                add_to_tail(a[j], b[j]);
+                add_scalar(terms, &mut tail, a[j], b[j]);
             }
         } else {
             let step = 2 * V::LANES;
@@ -106,21 +92,55 @@ impl<T: Terms<R>, const R: usize> Kernel for ChannelSums<'_, '_, T, R> {
             for start in (k * spatial..a.len()).step_by(c * spatial) {
                 let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
                 for at in (0..pairs).step_by(step) {
-                    add_vector(&mut lanes, 0, &pa[at..], &pb[at..]);
-                    add_vector(&mut lanes, 2, &pa[at + V::LANES..], &pb[at + V::LANES..]);
+                    add_vector::<V, T, R>(terms, &mut lanes, 0, &pa[at..], &pb[at..]);
+                    add_vector::<V, T, R>(terms, &mut lanes, 2, &pa[at + V::LANES..], &pb[at + V::LANES..]);
                 }
                 if pairs < body {
-                    add_vector(&mut lanes, 0, &pa[pairs..], &pb[pairs..]);
+                    add_vector::<V, T, R>(terms, &mut lanes, 0, &pa[pairs..], &pb[pairs..]);
                 }
                 for j in body..spatial {
-                    add_to_tail(pa[j], pb[j]);
+                    add_scalar(terms, &mut tail, pa[j], pb[j]);
                 }
             }
         }
-        core::array::from_fn(|q| {
-            let [even_low, even_high, odd_low, odd_high] = lanes[q].map(SimdF64::reduce_add);
-            ((even_low + even_high) + (odd_low + odd_high)) + tail[q]
-        })
+        // Plain loops, no closures: a closure would be compiled without the instruction set
+        // of the dispatched body and could not inline its intrinsics.
+        let mut sums = [0.0f64; R];
+        for q in 0..R {
+            let [even_low, even_high, odd_low, odd_high] = lanes[q];
+            let even = even_low.reduce_add() + even_high.reduce_add();
+            let odd = odd_low.reduce_add() + odd_high.reduce_add();
+            sums[q] = (even + odd) + tail[q];
+        }
+        sums
+    }
+}
+
+/// Adds the terms of one vector of `a` and `b` (the first `V::LANES` values of each) to the
+/// accumulators `first` (low half) and `first + 1` (high half) of every term.
+#[inline(always)]
+fn add_vector<V: SimdF32, T: Terms<R>, const R: usize>(
+    terms: &T,
+    lanes: &mut [[V::F64; 4]; R],
+    first: usize,
+    a: &[f32],
+    b: &[f32],
+) {
+    let (wa, wb) = (V::load(a).widen(), V::load(b).widen());
+    for half in 0..2 {
+        let t = terms.terms(wa[half], wb[half]);
+        for q in 0..R {
+            lanes[q][first + half] = lanes[q][first + half] + t[q];
+        }
+    }
+}
+
+/// Adds the terms of one element pair to the scalar tail sums.
+#[inline(always)]
+fn add_scalar<T: Terms<R>, const R: usize>(terms: &T, tail: &mut [f64; R], a: f32, b: f32) {
+    let t = terms.terms(f64::from(a), f64::from(b));
+    for q in 0..R {
+        tail[q] += t[q];
     }
 }
 
@@ -150,6 +170,17 @@ pub(super) fn for_each_channel<T: Send>(
         // order on the calling thread, without entering the pool.
         items.with_min_len(usize::MAX).enumerate().for_each(|(k, item)| f(k, item));
     }
+}
+
+/// The vectors at `at` of every input of a pass, in a plain loop (array `map` takes a
+/// closure, which would be compiled without the instruction set of the dispatched body).
+#[inline(always)]
+pub(super) fn loads<V: SimdF32, const I: usize>(inputs: &[&[f32]; I], at: usize) -> [V; I] {
+    let mut vectors = [V::splat(0.0); I];
+    for k in 0..I {
+        vectors[k] = V::load(&inputs[k][at..]);
+    }
+    vectors
 }
 
 /// The element-wise work on one plane of `T` input tensors and one output tensor.

@@ -37,7 +37,10 @@ impl Kernel for PlaneMeans<'_, '_> {
         let plane = self.plane;
         let body = plane - plane % V::LANES;
         for (xp, out) in self.x.chunks_exact(plane).zip(self.y.iter_mut()) {
-            let sum = (0..body).step_by(V::LANES).fold(V::splat(0.0), |acc, at| acc + V::load(&xp[at..]));
+            let mut sum = V::splat(0.0);
+            for at in (0..body).step_by(V::LANES) {
+                sum = sum + V::load(&xp[at..]);
+            }
             let tail: f32 = xp[body..].iter().sum();
             *out = (sum.reduce_add() + tail) / plane as f32;
         }

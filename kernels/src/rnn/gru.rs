@@ -1,7 +1,7 @@
 //! The GRU cell half: input and hidden pre-activations to `h'` and back, one fused pass per
 //! row.
 
-use super::rows::{for_lane_blocks, run_rows, CellRow, FORWARD_COST};
+use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
@@ -67,7 +67,7 @@ impl CellRow<3, 2> for Forward {
         let (cache_r, rest) = cache.split_at_mut(hidden);
         let (cache_z, rest) = rest.split_at_mut(hidden);
         let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
-        for_lane_blocks(hidden, V::LANES, |j| {
+        for j in lane_blocks(hidden, V::LANES) {
             let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
             let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
             let hidden_n = V::load(&gh_n[j..]);
@@ -79,7 +79,7 @@ impl CellRow<3, 2> for Forward {
             z.store(&mut cache_z[j..]);
             n.store(&mut cache_n[j..]);
             hidden_n.store(&mut cache_gh_n[j..]);
-        });
+        }
     }
 }
 
@@ -148,7 +148,7 @@ impl CellRow<3, 3> for Backward {
         let (dgh_r, rest) = dgh.split_at_mut(hidden);
         let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
         let one = V::splat(1.0);
-        for_lane_blocks(hidden, V::LANES, |j| {
+        for j in lane_blocks(hidden, V::LANES) {
             let r = V::load(&r_all[j..]);
             let z = V::load(&z_all[j..]);
             let n = V::load(&n_all[j..]);
@@ -165,6 +165,6 @@ impl CellRow<3, 3> for Backward {
             d_z.store(&mut dgh_z[j..]);
             (d_n * r).store(&mut dgh_n[j..]);
             (z * dh).store(&mut dh_prev[j..]);
-        });
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The LSTM cell half: gate pre-activations to `(c', h')` and back, one fused pass per row.
 
-use super::rows::{for_lane_blocks, run_rows, CellRow, FORWARD_COST};
+use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
@@ -65,7 +65,7 @@ impl CellRow<2, 3> for Forward {
         let (cache_f, rest) = rest.split_at_mut(hidden);
         let (cache_g, rest) = rest.split_at_mut(hidden);
         let (cache_o, cache_tanh_c) = rest.split_at_mut(hidden);
-        for_lane_blocks(hidden, V::LANES, |j| {
+        for j in lane_blocks(hidden, V::LANES) {
             let i = sigmoid(V::load(&pre_i[j..]));
             let f = sigmoid(V::load(&pre_f[j..]));
             let g = tanh(V::load(&pre_g[j..]));
@@ -80,7 +80,7 @@ impl CellRow<2, 3> for Forward {
             g.store(&mut cache_g[j..]);
             o.store(&mut cache_o[j..]);
             tanh_c.store(&mut cache_tanh_c[j..]);
-        });
+        }
     }
 }
 
@@ -152,7 +152,7 @@ impl CellRow<4, 2> for Backward {
         let (d_f, rest) = rest.split_at_mut(hidden);
         let (d_g, d_o) = rest.split_at_mut(hidden);
         let one = V::splat(1.0);
-        for_lane_blocks(hidden, V::LANES, |j| {
+        for j in lane_blocks(hidden, V::LANES) {
             let i = V::load(&i_all[j..]);
             let f = V::load(&f_all[j..]);
             let g = V::load(&g_all[j..]);
@@ -168,6 +168,6 @@ impl CellRow<4, 2> for Backward {
             (dc * i * (one - g * g)).store(&mut d_g[j..]);
             (dh * tanh_c * o * (one - o)).store(&mut d_o[j..]);
             (dc * f).store(&mut dc_prev[j..]);
-        });
+        }
     }
 }

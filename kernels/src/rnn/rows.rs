@@ -30,23 +30,16 @@ fn rows_per_task(batch: usize, row_work: usize) -> usize {
     (chunk_len(batch * row_work, row_work) / row_work).max(1)
 }
 
-/// Calls `body(j)` for vector blocks `j..j + lanes` covering `0..len` (`len >= lanes`):
+/// The starts `j` of the vector blocks `j..j + lanes` covering `0..len` (`len >= lanes`):
 /// the full blocks, then, if `len` is not a multiple of `lanes`, one block ending at `len`
 /// that overlaps the one before. Every lane is computed on its own from the same inputs, and
 /// outputs never alias inputs, so the overlapped lanes are recomputed with the same values.
-/// `body` has a single call site, so it is inlined into the loop.
+/// An iterator rather than a loop taking a closure body: a closure would be compiled without
+/// the instruction set of the dispatched body and could not inline its intrinsics.
 #[inline(always)]
-pub(super) fn for_lane_blocks(len: usize, lanes: usize, mut body: impl FnMut(usize)) {
+pub(super) fn lane_blocks(len: usize, lanes: usize) -> impl Iterator<Item = usize> {
     debug_assert!(len >= lanes);
-    let last = len - lanes;
-    let mut j = 0;
-    loop {
-        body(j.min(last));
-        if j >= last {
-            break;
-        }
-        j += lanes;
-    }
+    (0..len).step_by(lanes).map(move |j| j.min(len - lanes))
 }
 
 /// Copies a row of `src.len() / hidden` blocks of `hidden < lanes` values into a
