@@ -2,8 +2,9 @@
 //! pools beside the scalar reference. Max and average pool 2x2 stride 2 (forward, and
 //! forward + backward as in a training step) on LeNet-5's two pools at batch 64
 //! ((64, 6, 28, 28) and (64, 16, 10, 10)) and on the (64, 64, 32, 32) activations of a small
-//! CNN; global average pool forward and backward on the latter. Max and average pool also
-//! run on 1 thread on every other instruction set the CPU has (`keel-avx2`, ...).
+//! CNN; global average pool forward and backward on the latter. Max and average pool and
+//! global average pool forward also run on 1 thread on every other instruction set the CPU
+//! has (`keel-avx2`, ...).
 //!
 //! `cargo bench --bench pool`
 
@@ -12,6 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{selected_isa, Isa};
 use keel::kernels::pool::{self, reference, Pool2dShape};
+use keel::kernels::simd::with_isa;
 
 const F32: u64 = 4;
 
@@ -138,13 +140,19 @@ fn bench_pool(criterion: &mut Criterion) {
     let x = filled(n * c * h * w, 1);
     let dg = filled(n * c, 3);
     let out = &mut Outputs { y: vec![0.0; n * c], argmax: Vec::new(), dx: vec![0.0; n * c * h * w] };
+    // The forward dispatches at run time (`with_isa` forces the other instruction sets).
+    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != selected_isa()).collect();
     group(
         criterion,
         "global_avgpool_forward/64x64x32x32",
         xb + planes,
         out,
-        &[],
-        |_, o| pool::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y).unwrap(),
+        &isas,
+        |isa, o| {
+            with_isa(isa, || pool::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y))
+                .unwrap()
+                .unwrap()
+        },
         |o| reference::global_avgpool_forward(n, c, h, w, black_box(&x), &mut o.y),
     );
     group(

@@ -1,6 +1,7 @@
 //! LSTM and GRU: whole sequences (gate GEMMs + fused cells, per step) in FLOP/s of the GEMMs,
 //! and the fused cell kernels alone in bytes/s, keel on 1- and 2-thread pools beside the
-//! scalar reference (reference cell + reference GEMM) in each group.
+//! scalar reference (reference cell + reference GEMM) in each group. The cell groups run keel
+//! on every instruction set of the CPU (`keel_avx512`, `keel_avx2`, `keel_portable`).
 //!
 //! Shape: PEERS "small" LSTM, seq 50, batch 32, input 64, hidden 128; the sequence is
 //! many-to-one (the loss reads the last `h`), so backward carries `dh` (and `dc`) back
@@ -9,7 +10,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keel::kernels::gemm::Isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
+use keel::kernels::simd::with_isa;
 
 const SEQ: usize = 50;
 const BATCH: usize = 32;
@@ -239,6 +242,18 @@ fn pools() -> Vec<(usize, rayon::ThreadPool)> {
     [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
 }
 
+/// `(id, isa, pool)` for every instruction set of the CPU on 1 and 2 threads: the cells
+/// dispatch at run time, and `keel_portable` is the `wide::f32x8` code of a default build.
+fn isa_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
+    let mut runs = Vec::new();
+    for isa in Isa::available() {
+        for (threads, pool) in pools() {
+            runs.push((BenchmarkId::new(format!("keel_{}", isa.name()), format!("T{threads}")), isa, pool));
+        }
+    }
+    runs
+}
+
 /// Sequence groups: forward, and forward + backward, keel T1/T2 beside the reference.
 fn bench_sequences(criterion: &mut Criterion) {
     let pools = pools();
@@ -274,7 +289,7 @@ fn bench_sequences(criterion: &mut Criterion) {
 
 /// The fused cells alone on one step, bytes read + written per call.
 fn bench_cells(criterion: &mut Criterion) {
-    let pools = pools();
+    let runs = isa_runs();
     let bytes = |floats_per_row_per_hidden: usize| (4 * floats_per_row_per_hidden * BH) as u64;
 
     // LSTM forward reads gates (4H) and c (H), writes c', h' and the cache (5H): 12H a row.
@@ -283,21 +298,24 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut c_next, mut h_next, mut cache) = (vec![0.0; BH], vec![0.0; BH], vec![0.0; 5 * BH]);
     let mut group = criterion.benchmark_group(format!("lstm_cell/forward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(12)));
-    for (threads, pool) in &pools {
-        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+    for (id, isa, pool) in &runs {
+        group.bench_function(id.clone(), |bench| {
             pool.install(|| {
-                bench.iter(|| {
-                    rnn::lstm_cell_forward(
-                        BATCH,
-                        HIDDEN,
-                        black_box(&gates),
-                        &c_prev,
-                        &mut c_next,
-                        &mut h_next,
-                        &mut cache,
-                    )
-                    .unwrap()
+                with_isa(*isa, || {
+                    bench.iter(|| {
+                        rnn::lstm_cell_forward(
+                            BATCH,
+                            HIDDEN,
+                            black_box(&gates),
+                            &c_prev,
+                            &mut c_next,
+                            &mut h_next,
+                            &mut cache,
+                        )
+                        .unwrap()
+                    })
                 })
+                .unwrap()
             })
         });
     }
@@ -322,22 +340,25 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut dgates, mut dc_prev) = (vec![0.0; 4 * BH], vec![0.0; BH]);
     let mut group = criterion.benchmark_group(format!("lstm_cell/backward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(13)));
-    for (threads, pool) in &pools {
-        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+    for (id, isa, pool) in &runs {
+        group.bench_function(id.clone(), |bench| {
             pool.install(|| {
-                bench.iter(|| {
-                    rnn::lstm_cell_backward(
-                        BATCH,
-                        HIDDEN,
-                        black_box(&cache),
-                        &c_prev,
-                        &dh,
-                        Some(&dc),
-                        &mut dgates,
-                        &mut dc_prev,
-                    )
-                    .unwrap()
+                with_isa(*isa, || {
+                    bench.iter(|| {
+                        rnn::lstm_cell_backward(
+                            BATCH,
+                            HIDDEN,
+                            black_box(&cache),
+                            &c_prev,
+                            &dh,
+                            Some(&dc),
+                            &mut dgates,
+                            &mut dc_prev,
+                        )
+                        .unwrap()
+                    })
                 })
+                .unwrap()
             })
         });
     }
@@ -364,21 +385,24 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut h_next, mut cache) = (vec![0.0; BH], vec![0.0; 4 * BH]);
     let mut group = criterion.benchmark_group(format!("gru_cell/forward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(12)));
-    for (threads, pool) in &pools {
-        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+    for (id, isa, pool) in &runs {
+        group.bench_function(id.clone(), |bench| {
             pool.install(|| {
-                bench.iter(|| {
-                    rnn::gru_cell_forward(
-                        BATCH,
-                        HIDDEN,
-                        black_box(&gi),
-                        &gh,
-                        &h_prev,
-                        &mut h_next,
-                        &mut cache,
-                    )
-                    .unwrap()
+                with_isa(*isa, || {
+                    bench.iter(|| {
+                        rnn::gru_cell_forward(
+                            BATCH,
+                            HIDDEN,
+                            black_box(&gi),
+                            &gh,
+                            &h_prev,
+                            &mut h_next,
+                            &mut cache,
+                        )
+                        .unwrap()
+                    })
                 })
+                .unwrap()
             })
         });
     }
@@ -393,22 +417,25 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut dgi, mut dgh, mut dh_prev) = (vec![0.0; 3 * BH], vec![0.0; 3 * BH], vec![0.0; BH]);
     let mut group = criterion.benchmark_group(format!("gru_cell/backward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(13)));
-    for (threads, pool) in &pools {
-        group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
+    for (id, isa, pool) in &runs {
+        group.bench_function(id.clone(), |bench| {
             pool.install(|| {
-                bench.iter(|| {
-                    rnn::gru_cell_backward(
-                        BATCH,
-                        HIDDEN,
-                        black_box(&cache),
-                        &h_prev,
-                        &dh,
-                        &mut dgi,
-                        &mut dgh,
-                        &mut dh_prev,
-                    )
-                    .unwrap()
+                with_isa(*isa, || {
+                    bench.iter(|| {
+                        rnn::gru_cell_backward(
+                            BATCH,
+                            HIDDEN,
+                            black_box(&cache),
+                            &h_prev,
+                            &dh,
+                            &mut dgi,
+                            &mut dgh,
+                            &mut dh_prev,
+                        )
+                        .unwrap()
+                    })
                 })
+                .unwrap()
             })
         });
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::norm::{batchnorm_backward_eval, frozen};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
@@ -32,31 +32,18 @@ fn case(n: usize, c: usize, spatial: usize, seed: u64) -> Case {
     }
 }
 
-/// Tolerances: `dx` is the same f32 expression as the reference (exact); the parameter
-/// gradients are f64 sums in the same order, rounded once (exact too), plus the starting
-/// values they accumulate onto.
+/// Tolerances, on every instruction set of the CPU: `dx` is the same f32 expression as the
+/// reference (exact). The parameter gradients are f64 sums in another order (one lane per
+/// vector lane, 8 or 16 lanes): they differ by about m·2⁻⁵³·Σ|terms| for m values per
+/// channel, far below an f32 ulp, but the rounding to f32 (and the add onto the starting
+/// value) can still land on the neighbouring float: 2 ulp relative, and 1e-6 absolute for
+/// sums that nearly cancel.
 fn check(n: usize, c: usize, spatial: usize, seed: u64) {
     let Case { x, dy, gamma, mean, var } = case(n, c, spatial, seed);
     let total = n * c * spatial;
-    let (mut dx, mut dx_ref) = (vec![f32::NAN; total], vec![0.0; total]);
     let start = uniform(c, seed ^ 5, -1.0, 1.0);
-    let (mut dgamma, mut dbeta) = (start.clone(), start.clone());
+    let mut dx_ref = vec![0.0; total];
     let (mut dgamma_ref, mut dbeta_ref) = (start.clone(), start.clone());
-    batchnorm_backward_eval(
-        n,
-        c,
-        spatial,
-        &x,
-        &dy,
-        &gamma,
-        &mean,
-        &var,
-        1e-5,
-        &mut dx,
-        &mut dgamma,
-        &mut dbeta,
-    )
-    .unwrap();
     frozen::reference::batchnorm_backward_eval(
         n,
         c,
@@ -71,9 +58,28 @@ fn check(n: usize, c: usize, spatial: usize, seed: u64) {
         &mut dgamma_ref,
         &mut dbeta_ref,
     );
-    assert_close("dx", &dx, &dx_ref, 0.0, 0.0);
-    assert_close("dgamma", &dgamma, &dgamma_ref, 0.0, 0.0);
-    assert_close("dbeta", &dbeta, &dbeta_ref, 0.0, 0.0);
+    for_each_isa(|| {
+        let mut dx = vec![f32::NAN; total];
+        let (mut dgamma, mut dbeta) = (start.clone(), start.clone());
+        batchnorm_backward_eval(
+            n,
+            c,
+            spatial,
+            &x,
+            &dy,
+            &gamma,
+            &mean,
+            &var,
+            1e-5,
+            &mut dx,
+            &mut dgamma,
+            &mut dbeta,
+        )
+        .unwrap();
+        assert_close("dx", &dx, &dx_ref, 0.0, 0.0);
+        assert_close("dgamma", &dgamma, &dgamma_ref, 2.4e-7, 1e-6);
+        assert_close("dbeta", &dbeta, &dbeta_ref, 2.4e-7, 1e-6);
+    });
 }
 
 proptest! {
@@ -81,7 +87,7 @@ proptest! {
 
     #[test]
     fn frozen_backward_matches_reference(
-        n in edge_size(9), c in edge_size(17), spatial in edge_size(33), seed in any::<u64>(),
+        n in edge_size(9), c in edge_size(17), spatial in edge_size(65), seed in any::<u64>(),
     ) {
         check(n, c, spatial, seed);
     }

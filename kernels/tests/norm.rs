@@ -4,16 +4,21 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::norm::{
     batchnorm_backward, batchnorm_backward_workspace_len, batchnorm_forward_eval, batchnorm_forward_train,
     dropout_backward, dropout_forward, dropout_scale, reference,
 };
+use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
-fn pool(threads: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+/// Runs `f` on a pool of `threads` threads on this thread's instruction set (`install`
+/// runs `f` on a pool thread, where the choice of `with_isa` must be made again).
+fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    let isa = current_isa();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| with_isa(isa, f).unwrap())
 }
 
 /// A batch-norm problem: `x` `(n, c, spatial)` with values `shift + [-1, 1)` (far from zero
@@ -156,8 +161,11 @@ fn backward_ref(p: &Bn, t: &Train, dy: &[f32]) -> Grads {
     g
 }
 
-// Tolerances fast vs reference. Both reduce in f64 (in different orders), so the saved
-// statistics agree to the last f32 bit or so; y differs by a few ulp from the order of the
+// Tolerances fast vs reference, on every instruction set of the CPU (the fast path's f64
+// sums run one lane per vector lane, so their order follows the vector width: 8 or 16
+// lanes). Both reduce in f64 (in different orders: a difference of about m·2⁻⁵³ relative
+// for m values per channel, far below an f32 ulp), so the saved statistics agree to the
+// last f32 bit or so; y differs by a few ulp from the order of the
 // products (`(x-μ)·(γ·invstd)` vs `(x-μ)·invstd·γ`); dx is computed in f32 from f32
 // coefficients by the kernel and in f64 by the reference: a few ulp of γ·invstd·|dy| ≈ 4.
 fn assert_train_close(fast: &Train, reference: &Train) {
@@ -184,21 +192,23 @@ proptest! {
         // Training needs two values per channel.
         let spatial = if n * spatial < 2 { 2 } else { spatial };
         let p = problem(n, c, spatial, seed, shift);
-        let fast = train_fast(&p);
         let slow = train_ref(&p);
-        assert_train_close(&fast, &slow);
-        // Every output was written (NaN pre-fill) and is finite.
-        prop_assert!(fast.y.iter().chain(&fast.save_invstd).all(|v| v.is_finite()));
-
         let dy = uniform(p.x.len(), seed ^ 3, -1.0, 1.0);
-        assert_grads_close(&backward_fast(&p, &fast, &dy), &backward_ref(&p, &fast, &dy));
+        for_each_isa(|| {
+            let fast = train_fast(&p);
+            assert_train_close(&fast, &slow);
+            // Every output was written (NaN pre-fill) and is finite.
+            assert!(fast.y.iter().chain(&fast.save_invstd).all(|v| v.is_finite()));
 
-        let mut y = vec![f32::NAN; p.x.len()];
-        let mut y_ref = vec![f32::NAN; p.x.len()];
-        batchnorm_forward_eval(n, c, spatial, &p.x, &p.gamma, &p.beta, &fast.running_mean, &fast.running_var, 1e-5, &mut y).unwrap();
-        reference::batchnorm_forward_eval(n, c, spatial, &p.x, &p.gamma, &p.beta, &fast.running_mean, &fast.running_var, 1e-5, &mut y_ref);
-        // Eval: `(x-r)·(γ/√(v+ε))` vs `(x-r)/√(v+ε)·γ`, a few ulp of values up to ~100.
-        assert_close("eval y", &y, &y_ref, 1e-5, 1e-4);
+            assert_grads_close(&backward_fast(&p, &fast, &dy), &backward_ref(&p, &fast, &dy));
+
+            let mut y = vec![f32::NAN; p.x.len()];
+            let mut y_ref = vec![f32::NAN; p.x.len()];
+            batchnorm_forward_eval(n, c, spatial, &p.x, &p.gamma, &p.beta, &fast.running_mean, &fast.running_var, 1e-5, &mut y).unwrap();
+            reference::batchnorm_forward_eval(n, c, spatial, &p.x, &p.gamma, &p.beta, &fast.running_mean, &fast.running_var, 1e-5, &mut y_ref);
+            // Eval: `(x-r)·(γ/√(v+ε))` vs `(x-r)/√(v+ε)·γ`, a few ulp of values up to ~100.
+            assert_close("eval y", &y, &y_ref, 1e-5, 1e-4);
+        });
     }
 }
 
@@ -210,18 +220,20 @@ fn batchnorm_parallel_path_is_thread_count_independent() {
         let p = problem(n, c, spatial, 42, 3.0);
         let dy = uniform(p.x.len(), 43, -1.0, 1.0);
         let run = |threads| {
-            pool(threads).install(|| {
+            on_pool(threads, || {
                 let t = train_fast(&p);
                 let g = backward_fast(&p, &t, &dy);
                 (t, g)
             })
         };
-        let (t1, g1) = run(1);
-        let (t2, g2) = run(2);
-        assert_eq!(t1, t2, "training forward differs between 1 and 2 threads");
-        assert_eq!(g1, g2, "backward differs between 1 and 2 threads");
-        assert_train_close(&t1, &train_ref(&p));
-        assert_grads_close(&g1, &backward_ref(&p, &t1, &dy));
+        for_each_isa(|| {
+            let (t1, g1) = run(1);
+            let (t2, g2) = run(2);
+            assert_eq!(t1, t2, "training forward differs between 1 and 2 threads");
+            assert_eq!(g1, g2, "backward differs between 1 and 2 threads");
+            assert_train_close(&t1, &train_ref(&p));
+            assert_grads_close(&g1, &backward_ref(&p, &t1, &dy));
+        });
     }
 }
 
@@ -496,20 +508,24 @@ proptest! {
     #[test]
     fn dropout_matches_reference(len in edge_size(300), p in 0.0f32..1.0, seed in any::<u64>(), offset in any::<u64>()) {
         let x = uniform(len, seed, -2.0, 2.0);
-        let (mut y, mut mask) = (vec![f32::NAN; len], vec![7u8; len]);
         let (mut y_ref, mut mask_ref) = (vec![0.0; len], vec![0u8; len]);
-        dropout_forward(p, seed, offset, &x, &mut y, &mut mask).unwrap();
         reference::dropout_forward(p, seed, offset, &x, &mut y_ref, &mut mask_ref);
-        // The same product x·scale (or x·0) on both paths: bit for bit.
-        prop_assert_eq!(&mask, &mask_ref);
-        assert_close("y", &y, &y_ref, 0.0, 0.0);
-        prop_assert!(mask.iter().all(|&m| m <= 1));
-
         let dy = uniform(len, seed ^ 5, -1.0, 1.0);
-        let (mut dx, mut dx_ref) = (vec![f32::NAN; len], vec![0.0; len]);
-        dropout_backward(p, &mask, &dy, &mut dx).unwrap();
-        reference::dropout_backward(p, &mask, &dy, &mut dx_ref);
-        assert_close("dx", &dx, &dx_ref, 0.0, 0.0);
+        let mut dx_ref = vec![0.0; len];
+        reference::dropout_backward(p, &mask_ref, &dy, &mut dx_ref);
+        // On every instruction set: the same product x·scale (or x·0) on both paths, bit
+        // for bit.
+        for_each_isa(|| {
+            let (mut y, mut mask) = (vec![f32::NAN; len], vec![7u8; len]);
+            dropout_forward(p, seed, offset, &x, &mut y, &mut mask).unwrap();
+            assert_eq!(&mask, &mask_ref);
+            assert_close("y", &y, &y_ref, 0.0, 0.0);
+            assert!(mask.iter().all(|&m| m <= 1));
+
+            let mut dx = vec![f32::NAN; len];
+            dropout_backward(p, &mask, &dy, &mut dx).unwrap();
+            assert_close("dx", &dx, &dx_ref, 0.0, 0.0);
+        });
     }
 }
 
@@ -518,16 +534,19 @@ fn dropout_mask_is_independent_of_threads_and_chunking() {
     let len = (1 << 18) + 3;
     let x = uniform(len, 1, -1.0, 1.0);
     let run = |threads| {
-        pool(threads).install(|| {
+        on_pool(threads, || {
             let (mut y, mut mask) = (vec![0.0; len], vec![0u8; len]);
             dropout_forward(0.4, 2024, 1000, &x, &mut y, &mut mask).unwrap();
             (y, mask)
         })
     };
     let (y1, m1) = run(1);
-    let (y2, m2) = run(2);
-    assert_eq!(m1, m2, "mask differs between 1 and 2 threads");
-    assert_close("y 1 vs 2 threads", &y2, &y1, 0.0, 0.0);
+    // The same bits on 1 and 2 threads, on every instruction set.
+    for_each_isa(|| {
+        let (y2, m2) = run(2);
+        assert_eq!(m1, m2, "mask differs between 1 and 2 threads");
+        assert_close("y 1 vs 2 threads", &y2, &y1, 0.0, 0.0);
+    });
     // Two calls on the halves with the offset advanced give the same mask as one call.
     let half = len / 2 + 1;
     let (mut y_parts, mut m_parts) = (vec![0.0; len], vec![0u8; len]);

@@ -4,16 +4,19 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
+use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
 // Tolerances.
-// - Cell forward: the vector σ and tanh differ from libm's by at most 2·10⁻⁷ and 5·10⁻⁷
-//   relative (a few ulp), and the fast path fuses `f⊙c + i⊙g` into one mul_add; outputs are
-//   in [-1, 1] (c' up to |c| + 1), so an absolute 1e-6 plus a relative 1e-5 covers a handful
-//   of ulp through the chain.
+// The cell parity tests run on every instruction set of the CPU (AVX-512, AVX2 with FMA,
+// portable): the same bounds hold on each.
+// - Cell forward: the vector σ and tanh (`simd::math`, with FMA where the instruction set
+//   has it) differ from libm's by at most 2·10⁻⁷ and 5·10⁻⁷ relative (a few ulp), and the
+//   fast path fuses `f⊙c + i⊙g` into one mul_add; outputs are in [-1, 1] (c' up to |c| + 1),
+//   so an absolute 1e-6 plus a relative 1e-5 covers a handful of ulp through the chain.
 const CELL_FWD: (f32, f32) = (1e-5, 1e-6);
 // - Cell backward: only products and a mul_add of the same cached values, so the only
 //   differences are the rounding of one fused multiply-add: a few ulp of each product.
@@ -96,25 +99,27 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn lstm_cell_forward_matches_reference(batch in edge_size(33), hidden in edge_size(33), seed in any::<u64>()) {
+    fn lstm_cell_forward_matches_reference(batch in edge_size(33), hidden in edge_size(65), seed in any::<u64>()) {
         let (bh, b4h, b5h) = (batch * hidden, batch * 4 * hidden, batch * 5 * hidden);
         let gates = uniform(b4h, seed, -6.0, 6.0);
         let c_prev = uniform(bh, seed + 1, -3.0, 3.0);
-        let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(b5h));
-        rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
         let (mut c_ref, mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; bh], vec![0.0; b5h]);
         reference::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_ref, &mut h_ref, &mut cache_ref);
-        let (rtol, atol) = CELL_FWD;
         assert_exercised("h_next", &h_ref);
-        assert_close("c_next", &c_next, &c_ref, rtol, atol);
-        assert_close("h_next", &h_next, &h_ref, rtol, atol);
-        assert_close("cache", &cache, &cache_ref, rtol, atol);
+        for_each_isa(|| {
+            let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(b5h));
+            rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
+            let (rtol, atol) = CELL_FWD;
+            assert_close("c_next", &c_next, &c_ref, rtol, atol);
+            assert_close("h_next", &h_next, &h_ref, rtol, atol);
+            assert_close("cache", &cache, &cache_ref, rtol, atol);
+        });
     }
 
     #[test]
     fn lstm_cell_backward_matches_reference(
         batch in edge_size(33),
-        hidden in edge_size(33),
+        hidden in edge_size(65),
         with_dc in any::<bool>(),
         seed in any::<u64>(),
     ) {
@@ -126,34 +131,38 @@ proptest! {
         let dh = uniform(bh, seed + 2, -1.0, 1.0);
         let dc = uniform(bh, seed + 3, -1.0, 1.0);
         let dc = with_dc.then_some(dc.as_slice());
-        let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
-        rnn::lstm_cell_backward(batch, hidden, &cache, &c_prev, &dh, dc, &mut dgates, &mut dc_prev).unwrap();
         let (mut dgates_ref, mut dc_prev_ref) = (vec![0.0; b4h], vec![0.0; bh]);
         reference::lstm_cell_backward(batch, hidden, &cache, &c_prev, &dh, dc, &mut dgates_ref, &mut dc_prev_ref);
-        let (rtol, atol) = CELL_BWD;
         assert_exercised("dgates", &dgates_ref);
-        assert_close("dgates", &dgates, &dgates_ref, rtol, atol);
-        assert_close("dc_prev", &dc_prev, &dc_prev_ref, rtol, atol);
+        for_each_isa(|| {
+            let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
+            rnn::lstm_cell_backward(batch, hidden, &cache, &c_prev, &dh, dc, &mut dgates, &mut dc_prev).unwrap();
+            let (rtol, atol) = CELL_BWD;
+            assert_close("dgates", &dgates, &dgates_ref, rtol, atol);
+            assert_close("dc_prev", &dc_prev, &dc_prev_ref, rtol, atol);
+        });
     }
 
     #[test]
-    fn gru_cell_forward_matches_reference(batch in edge_size(33), hidden in edge_size(33), seed in any::<u64>()) {
+    fn gru_cell_forward_matches_reference(batch in edge_size(33), hidden in edge_size(65), seed in any::<u64>()) {
         let (bh, b3h, b4h) = (batch * hidden, batch * 3 * hidden, batch * 4 * hidden);
         let gi = uniform(b3h, seed, -4.0, 4.0);
         let gh = uniform(b3h, seed + 1, -4.0, 4.0);
         let h_prev = uniform(bh, seed + 2, -1.0, 1.0);
-        let (mut h_next, mut cache) = (nan(bh), nan(b4h));
-        rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
         let (mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; b4h]);
         reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
-        let (rtol, atol) = CELL_FWD;
         assert_exercised("h_next", &h_ref);
-        assert_close("h_next", &h_next, &h_ref, rtol, atol);
-        assert_close("cache", &cache, &cache_ref, rtol, atol);
+        for_each_isa(|| {
+            let (mut h_next, mut cache) = (nan(bh), nan(b4h));
+            rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
+            let (rtol, atol) = CELL_FWD;
+            assert_close("h_next", &h_next, &h_ref, rtol, atol);
+            assert_close("cache", &cache, &cache_ref, rtol, atol);
+        });
     }
 
     #[test]
-    fn gru_cell_backward_matches_reference(batch in edge_size(33), hidden in edge_size(33), seed in any::<u64>()) {
+    fn gru_cell_backward_matches_reference(batch in edge_size(33), hidden in edge_size(65), seed in any::<u64>()) {
         let (bh, b3h, b4h) = (batch * hidden, batch * 3 * hidden, batch * 4 * hidden);
         let gi = uniform(b3h, seed, -3.0, 3.0);
         let gh = uniform(b3h, seed + 1, -3.0, 3.0);
@@ -161,15 +170,17 @@ proptest! {
         let (mut h_next, mut cache) = (vec![0.0; bh], vec![0.0; b4h]);
         reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache);
         let dh = uniform(bh, seed + 3, -1.0, 1.0);
-        let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
         let (mut dgi_ref, mut dgh_ref, mut dh_prev_ref) = (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; bh]);
         reference::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi_ref, &mut dgh_ref, &mut dh_prev_ref);
-        let (rtol, atol) = CELL_BWD;
         assert_exercised("dgi", &dgi_ref);
-        assert_close("dgi", &dgi, &dgi_ref, rtol, atol);
-        assert_close("dgh", &dgh, &dgh_ref, rtol, atol);
-        assert_close("dh_prev", &dh_prev, &dh_prev_ref, rtol, atol);
+        for_each_isa(|| {
+            let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
+            rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
+            let (rtol, atol) = CELL_BWD;
+            assert_close("dgi", &dgi, &dgi_ref, rtol, atol);
+            assert_close("dgh", &dgh, &dgh_ref, rtol, atol);
+            assert_close("dh_prev", &dh_prev, &dh_prev_ref, rtol, atol);
+        });
     }
 
     #[test]
@@ -479,80 +490,90 @@ fn gru_step_gradients_match_central_differences() {
 // Threads, saturation, semantics.
 
 /// Runs `f` on a rayon pool of `threads` threads.
+/// Runs `f` on a pool of `threads` threads on this thread's instruction set (`install`
+/// runs `f` on a pool thread, where the choice of `with_isa` must be made again).
 fn on_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    let isa = current_isa();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(|| with_isa(isa, f).unwrap())
 }
 
 #[test]
 fn cells_split_over_threads_give_the_same_bits() {
-    // 90 rows x 3·257 gate elements = 69390 > MIN_PARALLEL_ELEMENTS (GRU; LSTM has 4·257):
-    // on two threads every pass splits its rows into several tasks, and rows are
-    // independent, so the bits must not change. hidden = 257 also ends each row with an
-    // overlapping vector block.
-    let (batch, hidden) = (90, 257);
-    let (bh, b4h) = (batch * hidden, batch * 4 * hidden);
-    let gates = uniform(b4h, 40, -5.0, 5.0);
-    let c_prev = uniform(bh, 41, -2.0, 2.0);
-    let dh = uniform(bh, 42, -1.0, 1.0);
-    let dc = uniform(bh, 43, -1.0, 1.0);
-    let lstm = |threads| {
-        on_pool(threads, || {
-            let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(5 * bh));
-            rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache)
+    // On every instruction set of the CPU.
+    for_each_isa(|| {
+        // 90 rows x 3·257 gate elements = 69390 > MIN_PARALLEL_ELEMENTS (GRU; LSTM has 4·257):
+        // on two threads every pass splits its rows into several tasks, and rows are
+        // independent, so the bits must not change. hidden = 257 also ends each row with an
+        // overlapping vector block.
+        let (batch, hidden) = (90, 257);
+        let (bh, b4h) = (batch * hidden, batch * 4 * hidden);
+        let gates = uniform(b4h, 40, -5.0, 5.0);
+        let c_prev = uniform(bh, 41, -2.0, 2.0);
+        let dh = uniform(bh, 42, -1.0, 1.0);
+        let dc = uniform(bh, 43, -1.0, 1.0);
+        let lstm = |threads| {
+            on_pool(threads, || {
+                let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(5 * bh));
+                rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache)
+                    .unwrap();
+                let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
+                rnn::lstm_cell_backward(
+                    batch,
+                    hidden,
+                    &cache,
+                    &c_prev,
+                    &dh,
+                    Some(&dc),
+                    &mut dgates,
+                    &mut dc_prev,
+                )
                 .unwrap();
-            let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
-            rnn::lstm_cell_backward(
-                batch,
-                hidden,
-                &cache,
-                &c_prev,
-                &dh,
-                Some(&dc),
-                &mut dgates,
-                &mut dc_prev,
-            )
-            .unwrap();
-            [c_next, h_next, cache, dgates, dc_prev]
-        })
-    };
-    let (one, two) = (lstm(1), lstm(2));
-    assert_eq!(one, two, "lstm: 1 and 2 threads differ");
-    let (mut c_ref, mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; bh], vec![0.0; 5 * bh]);
-    reference::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_ref, &mut h_ref, &mut cache_ref);
-    let (mut dgates_ref, mut dc_prev_ref) = (vec![0.0; b4h], vec![0.0; bh]);
-    reference::lstm_cell_backward(
-        batch,
-        hidden,
-        &cache_ref,
-        &c_prev,
-        &dh,
-        Some(&dc),
-        &mut dgates_ref,
-        &mut dc_prev_ref,
-    );
-    assert_close("lstm h_next", &two[1], &h_ref, CELL_FWD.0, CELL_FWD.1);
-    // Backward from each path's own cache: the forward differences (CELL_FWD) carry over.
-    assert_close("lstm dgates", &two[3], &dgates_ref, CELL_BWD.0, 1e-5);
+                [c_next, h_next, cache, dgates, dc_prev]
+            })
+        };
+        let (one, two) = (lstm(1), lstm(2));
+        assert_eq!(one, two, "lstm: 1 and 2 threads differ");
+        let (mut c_ref, mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; bh], vec![0.0; 5 * bh]);
+        reference::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_ref, &mut h_ref, &mut cache_ref);
+        let (mut dgates_ref, mut dc_prev_ref) = (vec![0.0; b4h], vec![0.0; bh]);
+        reference::lstm_cell_backward(
+            batch,
+            hidden,
+            &cache_ref,
+            &c_prev,
+            &dh,
+            Some(&dc),
+            &mut dgates_ref,
+            &mut dc_prev_ref,
+        );
+        assert_close("lstm h_next", &two[1], &h_ref, CELL_FWD.0, CELL_FWD.1);
+        // Backward from each path's own cache: the forward differences (CELL_FWD) carry over.
+        assert_close("lstm dgates", &two[3], &dgates_ref, CELL_BWD.0, 1e-5);
 
-    let b3h = batch * 3 * hidden;
-    let gi = uniform(b3h, 44, -4.0, 4.0);
-    let gh = uniform(b3h, 45, -4.0, 4.0);
-    let h_prev = uniform(bh, 46, -1.0, 1.0);
-    let gru = |threads| {
-        on_pool(threads, || {
-            let (mut h_next, mut cache) = (nan(bh), nan(4 * bh));
-            rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
-            let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-            rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev)
-                .unwrap();
-            [h_next, cache, dgi, dgh, dh_prev]
-        })
-    };
-    let (one, two) = (gru(1), gru(2));
-    assert_eq!(one, two, "gru: 1 and 2 threads differ");
-    let (mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; 4 * bh]);
-    reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
-    assert_close("gru h_next", &two[0], &h_ref, CELL_FWD.0, CELL_FWD.1);
+        let b3h = batch * 3 * hidden;
+        let gi = uniform(b3h, 44, -4.0, 4.0);
+        let gh = uniform(b3h, 45, -4.0, 4.0);
+        let h_prev = uniform(bh, 46, -1.0, 1.0);
+        let gru = |threads| {
+            on_pool(threads, || {
+                let (mut h_next, mut cache) = (nan(bh), nan(4 * bh));
+                rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
+                let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
+                rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev)
+                    .unwrap();
+                [h_next, cache, dgi, dgh, dh_prev]
+            })
+        };
+        let (one, two) = (gru(1), gru(2));
+        assert_eq!(one, two, "gru: 1 and 2 threads differ");
+        let (mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; 4 * bh]);
+        reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
+        assert_close("gru h_next", &two[0], &h_ref, CELL_FWD.0, CELL_FWD.1);
+    });
 }
 
 /// Pre-activations at and beyond every saturation threshold of exp/tanh, both signs.
@@ -575,76 +596,82 @@ fn assert_finite(what: &str, values: &[f32]) {
 
 #[test]
 fn cells_saturate_without_nan() {
-    // |pre-activations| up to 1e4: exp overflows to +inf or underflows to 0 inside σ, tanh
-    // must clamp to ±1; nothing may become NaN, and saturated gates are exactly 0 or 1.
-    // hidden = 13: a full SIMD block and a tail of 5.
-    let (batch, hidden) = (4, 13);
-    let (bh, b4h) = (batch * hidden, batch * 4 * hidden);
-    let gates = saturating(b4h);
-    let c_prev: Vec<f32> = saturating(bh + 5)[5..].to_vec();
-    let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(5 * bh));
-    rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
-    for (what, values) in [("c_next", &c_next), ("h_next", &h_next), ("cache", &cache)] {
-        assert_finite(what, values);
-    }
-    let (mut c_ref, mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; bh], vec![0.0; 5 * bh]);
-    reference::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_ref, &mut h_ref, &mut cache_ref);
-    assert_close("saturated h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
-    assert_close("saturated c_next", &c_next, &c_ref, CELL_FWD.0, CELL_FWD.1);
-    assert_close("saturated cache", &cache, &cache_ref, CELL_FWD.0, CELL_FWD.1);
-    // The i gate of row 0 sees 1e4 at j = 0 and -1e4 at j = 12; the g gate of row 0 (k = 26..39)
-    // sees -1e4 at k = 36 (j = 10).
-    assert_eq!((cache[0], cache[12]), (1.0, 0.0), "σ(±1e4)");
-    assert_eq!(cache[2 * hidden + 10], -1.0, "tanh(-1e4)");
-    assert!(cache.iter().all(|v| v.abs() <= 1.0), "an activation left [-1, 1]");
-    let dh = uniform(bh, 50, -1.0, 1.0);
-    let dc = uniform(bh, 51, -1.0, 1.0);
-    let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
-    rnn::lstm_cell_backward(batch, hidden, &cache, &c_prev, &dh, Some(&dc), &mut dgates, &mut dc_prev)
-        .unwrap();
-    assert_finite("dgates", &dgates);
-    assert_finite("dc_prev", &dc_prev);
+    // On every instruction set of the CPU (hidden = 13 is a padded row on AVX-512).
+    for_each_isa(|| {
+        // |pre-activations| up to 1e4: exp overflows to +inf or underflows to 0 inside σ, tanh
+        // must clamp to ±1; nothing may become NaN, and saturated gates are exactly 0 or 1.
+        // hidden = 13: a full SIMD block and a tail of 5.
+        let (batch, hidden) = (4, 13);
+        let (bh, b4h) = (batch * hidden, batch * 4 * hidden);
+        let gates = saturating(b4h);
+        let c_prev: Vec<f32> = saturating(bh + 5)[5..].to_vec();
+        let (mut c_next, mut h_next, mut cache) = (nan(bh), nan(bh), nan(5 * bh));
+        rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
+        for (what, values) in [("c_next", &c_next), ("h_next", &h_next), ("cache", &cache)] {
+            assert_finite(what, values);
+        }
+        let (mut c_ref, mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; bh], vec![0.0; 5 * bh]);
+        reference::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_ref, &mut h_ref, &mut cache_ref);
+        assert_close("saturated h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
+        assert_close("saturated c_next", &c_next, &c_ref, CELL_FWD.0, CELL_FWD.1);
+        assert_close("saturated cache", &cache, &cache_ref, CELL_FWD.0, CELL_FWD.1);
+        // The i gate of row 0 sees 1e4 at j = 0 and -1e4 at j = 12; the g gate of row 0 (k = 26..39)
+        // sees -1e4 at k = 36 (j = 10).
+        assert_eq!((cache[0], cache[12]), (1.0, 0.0), "σ(±1e4)");
+        assert_eq!(cache[2 * hidden + 10], -1.0, "tanh(-1e4)");
+        assert!(cache.iter().all(|v| v.abs() <= 1.0), "an activation left [-1, 1]");
+        let dh = uniform(bh, 50, -1.0, 1.0);
+        let dc = uniform(bh, 51, -1.0, 1.0);
+        let (mut dgates, mut dc_prev) = (nan(b4h), nan(bh));
+        rnn::lstm_cell_backward(batch, hidden, &cache, &c_prev, &dh, Some(&dc), &mut dgates, &mut dc_prev)
+            .unwrap();
+        assert_finite("dgates", &dgates);
+        assert_finite("dc_prev", &dc_prev);
 
-    let b3h = batch * 3 * hidden;
-    let gi = saturating(b3h);
-    let gh: Vec<f32> = saturating(b3h + 7)[7..].to_vec();
-    let h_prev = uniform(bh, 52, -1.0, 1.0);
-    let (mut h_next, mut cache) = (nan(bh), nan(4 * bh));
-    rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
-    assert_finite("gru h_next", &h_next);
-    assert_finite("gru cache", &cache);
-    let (mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; 4 * bh]);
-    reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
-    assert_close("saturated gru h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
-    assert_close("saturated gru cache", &cache, &cache_ref, CELL_FWD.0, CELL_FWD.1);
-    let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-    rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
-    for (what, values) in [("dgi", &dgi), ("dgh", &dgh), ("dh_prev", &dh_prev)] {
-        assert_finite(what, values);
-    }
+        let b3h = batch * 3 * hidden;
+        let gi = saturating(b3h);
+        let gh: Vec<f32> = saturating(b3h + 7)[7..].to_vec();
+        let h_prev = uniform(bh, 52, -1.0, 1.0);
+        let (mut h_next, mut cache) = (nan(bh), nan(4 * bh));
+        rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
+        assert_finite("gru h_next", &h_next);
+        assert_finite("gru cache", &cache);
+        let (mut h_ref, mut cache_ref) = (vec![0.0; bh], vec![0.0; 4 * bh]);
+        reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
+        assert_close("saturated gru h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
+        assert_close("saturated gru cache", &cache, &cache_ref, CELL_FWD.0, CELL_FWD.1);
+        let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
+        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev)
+            .unwrap();
+        for (what, values) in [("dgi", &dgi), ("dgh", &dgh), ("dh_prev", &dh_prev)] {
+            assert_finite(what, values);
+        }
+    });
 }
 
 #[test]
 fn nan_propagates_through_the_cells() {
-    // A NaN pre-activation must give NaN in its own lane (the clamps inside exp keep NaN) and
-    // leave the other lanes alone; one NaN per gate block in different lanes.
-    let (batch, hidden) = (1, 9);
-    let mut gates = uniform(4 * hidden, 80, -2.0, 2.0);
-    gates[2 * hidden + 3] = f32::NAN; // g of lane 3
-    let c_prev = uniform(hidden, 81, -1.0, 1.0);
-    let (mut c_next, mut h_next, mut cache) = (nan(hidden), nan(hidden), nan(5 * hidden));
-    rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
-    for (j, h) in h_next.iter().enumerate() {
-        assert_eq!(h.is_nan(), j == 3, "lstm h_next[{j}] = {h}");
-    }
-    let mut gi = uniform(3 * hidden, 82, -2.0, 2.0);
-    gi[hidden + 8] = f32::NAN; // z of lane 8 (the overlapping last block)
-    let gh = uniform(3 * hidden, 83, -2.0, 2.0);
-    let (mut h_next, mut cache) = (nan(hidden), nan(4 * hidden));
-    rnn::gru_cell_forward(batch, hidden, &gi, &gh, &c_prev, &mut h_next, &mut cache).unwrap();
-    for (j, h) in h_next.iter().enumerate() {
-        assert_eq!(h.is_nan(), j == 8, "gru h_next[{j}] = {h}");
-    }
+    for_each_isa(|| {
+        // A NaN pre-activation must give NaN in its own lane (the clamps inside exp keep NaN) and
+        // leave the other lanes alone; one NaN per gate block in different lanes.
+        let (batch, hidden) = (1, 9);
+        let mut gates = uniform(4 * hidden, 80, -2.0, 2.0);
+        gates[2 * hidden + 3] = f32::NAN; // g of lane 3
+        let c_prev = uniform(hidden, 81, -1.0, 1.0);
+        let (mut c_next, mut h_next, mut cache) = (nan(hidden), nan(hidden), nan(5 * hidden));
+        rnn::lstm_cell_forward(batch, hidden, &gates, &c_prev, &mut c_next, &mut h_next, &mut cache).unwrap();
+        for (j, h) in h_next.iter().enumerate() {
+            assert_eq!(h.is_nan(), j == 3, "lstm h_next[{j}] = {h}");
+        }
+        let mut gi = uniform(3 * hidden, 82, -2.0, 2.0);
+        gi[hidden + 8] = f32::NAN; // z of lane 8 (the overlapping last block)
+        let gh = uniform(3 * hidden, 83, -2.0, 2.0);
+        let (mut h_next, mut cache) = (nan(hidden), nan(4 * hidden));
+        rnn::gru_cell_forward(batch, hidden, &gi, &gh, &c_prev, &mut h_next, &mut cache).unwrap();
+        for (j, h) in h_next.iter().enumerate() {
+            assert_eq!(h.is_nan(), j == 8, "gru h_next[{j}] = {h}");
+        }
+    });
 }
 
 #[test]

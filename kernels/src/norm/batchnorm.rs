@@ -2,17 +2,23 @@
 //! of a sequence) and `BatchNorm2d` (`spatial = h·w`).
 //!
 //! Channel `k` holds the `m = n·spatial` values `x[i][k][s]`; its statistics are reduced in
-//! f64 over a fixed order (sample by sample, eight f64 lanes within a plane), two
-//! passes for the variance (`Σ(x - mean)²` after the mean), so the result is accurate for
-//! data far from zero and the same on any number of threads. Channels run in parallel and
-//! the element-wise passes run over groups of `(i, k)` planes (of whole rows when
-//! `spatial = 1`), above the threshold.
+//! f64 over a fixed order (sample by sample, one f64 lane per vector lane within a plane,
+//! see [`super::planes`]), two passes for the variance (`Σ(x - mean)²` after the mean), so
+//! the result is accurate for data far from zero and the same on any number of threads.
+//! Channels run in parallel and the element-wise passes run over groups of `(i, k)` planes
+//! (of whole rows when `spatial = 1`), above the threshold; all of it on the instruction
+//! set of [`current_isa`]. The element-wise passes use only `+ - * /` and `sqrt` (no fused
+//! multiply-add), so given the statistics `y` and `dx` are the same bits on every
+//! instruction set; the f64 statistics themselves may differ in their last bits between
+//! instruction sets (the summation order follows the vector width).
 
 use rayon::prelude::*;
-use wide::{f32x8, f64x4};
 
+use super::planes::{
+    channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody, Squares, Sum,
+};
 use crate::error::{argument_error, check_len, check_min_len, shape_error, Result};
-use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
+use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
 
 /// `n·c·spatial`, or a shape error when it overflows.
 fn element_count(n: usize, c: usize, spatial: usize) -> Result<usize> {
@@ -60,118 +66,110 @@ fn check_tensors(n: usize, c: usize, spatial: usize, slices: &[(&str, usize)]) -
     Ok(total)
 }
 
-/// Eight floats widened to f64, in two vectors of four.
-fn widen(v: &[f32]) -> [f64x4; 2] {
-    let v = &v[..8];
-    [
-        f64x4::from(core::array::from_fn::<f64, 4, _>(|j| f64::from(v[j]))),
-        f64x4::from(core::array::from_fn::<f64, 4, _>(|j| f64::from(v[4 + j]))),
-    ]
+/// `y = (x - mean)·scale + shift`, one channel's plane in the forward passes.
+struct Affine {
+    mean: f32,
+    scale: f32,
+    shift: f32,
 }
 
-/// Per-channel f64 sums `Σ f(a, b)` (`f` element-wise on four lanes) over channel `k` of two
-/// `(n, c, spatial)` tensors, in a fixed order: planes `i = 0..n` in turn; within a plane,
-/// element `s` of the whole vectors into lane `s mod 8`, the `spatial mod 8` tail elements
-/// into a separate scalar; at the end the eight lanes, then the tail, are added.
-fn channel_sums<const R: usize>(
-    c: usize,
-    spatial: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
-    f: impl Fn(f64x4, f64x4) -> [f64x4; R],
-) -> [f64; R] {
-    let mut lanes = [[f64x4::splat(0.0); 2]; R];
-    let mut tail = [0.0f64; R];
-    let mut add_to_tail = |u: f32, v: f32| {
-        let terms = f(f64x4::splat(f64::from(u)), f64x4::splat(f64::from(v)));
-        for (t, term) in tail.iter_mut().zip(terms) {
-            *t += term.to_array()[0];
-        }
-    };
-    if spatial == 1 {
-        // Every element is a tail element: the order below, without slicing planes of one.
-        for j in (k..a.len()).step_by(c) {
-            add_to_tail(a[j], b[j]);
-        }
-    } else {
-        let body = spatial - spatial % 8;
-        for start in (k * spatial..a.len()).step_by(c * spatial) {
-            let (pa, pb) = (&a[start..start + spatial], &b[start..start + spatial]);
-            for base in (0..body).step_by(8) {
-                let (wa, wb) = (widen(&pa[base..]), widen(&pb[base..]));
-                for half in 0..2 {
-                    let terms = f(wa[half], wb[half]);
-                    for q in 0..R {
-                        lanes[q][half] += terms[q];
-                    }
-                }
-            }
-            for j in body..spatial {
-                add_to_tail(pa[j], pb[j]);
-            }
-        }
-    }
-    core::array::from_fn(|q| {
-        let [lo, hi] = lanes[q].map(f64x4::to_array);
-        lo.iter().chain(&hi).sum::<f64>() + tail[q]
-    })
-}
-
-/// Runs `f(channel, ...)` for every channel, in parallel when the tensor is big enough.
-fn for_each_channel<T: Send>(
-    total: usize,
-    items: impl IndexedParallelIterator<Item = T>,
-    f: impl Fn(usize, T) + Sync + Send,
-) {
-    if total >= MIN_PARALLEL_ELEMENTS {
-        items.enumerate().for_each(|(k, item)| f(k, item));
-    } else {
-        // A minimum piece length of usize::MAX never splits: rayon then folds the items in
-        // order on the calling thread, without entering the pool.
-        items.with_min_len(usize::MAX).enumerate().for_each(|(k, item)| f(k, item));
+impl Pass<1, 1> for Affine {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 1], outputs: &mut [&mut [f32]; 1]) {
+        let x = V::load(&inputs[0][at..]);
+        let y = (x - V::splat(self.mean)) * V::splat(self.scale) + V::splat(self.shift);
+        y.store(&mut outputs[0][at..]);
     }
 }
 
-/// Runs `f(plane, out, a, b)` over the `(i, k)` planes (`plane = i·c + k`) of `(n, c,
-/// spatial)` tensors, in parallel groups of whole planes above the threshold.
-fn for_each_plane(
-    spatial: usize,
-    out: &mut [f32],
-    a: &[f32],
-    b: &[f32],
-    f: impl Fn(usize, &mut [f32], &[f32], &[f32]) + Sync,
-) {
-    let total = out.len();
-    let run = |first_plane: usize, out: &mut [f32], a: &[f32], b: &[f32]| {
-        let planes = out.chunks_mut(spatial).zip(a.chunks(spatial).zip(b.chunks(spatial)));
-        for (q, (o, (pa, pb))) in planes.enumerate() {
-            f(first_plane + q, o, pa, pb);
-        }
-    };
-    // A multiple of `spatial` (or everything), so chunks hold whole planes.
-    let chunk = chunk_len(total, spatial);
-    if chunk >= total {
-        run(0, out, a, b);
-    } else {
-        out.par_chunks_mut(chunk)
-            .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
-            .enumerate()
-            .for_each(|(i, (o, (pa, pb)))| run(i * chunk / spatial, o, pa, pb));
+/// A `(n, c)` row of the training forward (`spatial = 1`), where the per-channel slices
+/// run along the row: `y = (x - μ)·(γ·invstd) + β`.
+struct TrainRow<'a> {
+    mean: &'a [f32],
+    gamma: &'a [f32],
+    invstd: &'a [f32],
+    beta: &'a [f32],
+}
+
+impl Pass<5, 1> for TrainRow<'_> {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 5], outputs: &mut [&mut [f32]; 1]) {
+        let [x, mean, gamma, invstd, beta] = loads::<V, 5>(inputs, at);
+        ((x - mean) * (gamma * invstd) + beta).store(&mut outputs[0][at..]);
     }
 }
 
-/// `y = (x - mean)·scale + shift` over one plane.
-fn affine_plane(x: &[f32], y: &mut [f32], mean: f32, scale: f32, shift: f32) {
-    let (m8, s8, b8) = (f32x8::splat(mean), f32x8::splat(scale), f32x8::splat(shift));
-    let mut ys = y.chunks_exact_mut(8);
-    let mut xs = x.chunks_exact(8);
-    for (yv, xv) in (&mut ys).zip(&mut xs) {
-        let v = (f32x8::new(core::array::from_fn(|j| xv[j])) - m8) * s8 + b8;
-        yv.copy_from_slice(&v.to_array());
+impl PlaneBody<1> for TrainRow<'_> {
+    #[inline(always)]
+    fn plane<V: SimdF32>(&self, _: usize, y: &mut [f32], [x]: [&[f32]; 1]) {
+        serial_pass::<V, _, 5, 1>(self, [x, self.mean, self.gamma, self.invstd, self.beta], [y]);
     }
-    for (yv, &xv) in ys.into_remainder().iter_mut().zip(xs.remainder()) {
-        *yv = (xv - mean) * scale + shift;
+}
+
+/// A `(n, c)` row of the evaluation forward: `y = (x - r_μ)·(γ/√(r_σ² + eps)) + β`.
+struct EvalRow<'a> {
+    mean: &'a [f32],
+    gamma: &'a [f32],
+    var: &'a [f32],
+    beta: &'a [f32],
+    eps: f32,
+}
+
+impl Pass<5, 1> for EvalRow<'_> {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 5], outputs: &mut [&mut [f32]; 1]) {
+        let [x, mean, gamma, var, beta] = loads::<V, 5>(inputs, at);
+        ((x - mean) * (gamma / (var + V::splat(self.eps)).sqrt()) + beta).store(&mut outputs[0][at..]);
+    }
+}
+
+impl PlaneBody<1> for EvalRow<'_> {
+    #[inline(always)]
+    fn plane<V: SimdF32>(&self, _: usize, y: &mut [f32], [x]: [&[f32]; 1]) {
+        serial_pass::<V, _, 5, 1>(self, [x, self.mean, self.gamma, self.var, self.beta], [y]);
+    }
+}
+
+/// `dx = scale·((dy - mean_dy) - (x - mean)·slope)`, one channel's plane of the backward.
+struct BackwardPlane {
+    scale: f32,
+    mean_dy: f32,
+    slope: f32,
+    mean: f32,
+}
+
+impl Pass<2, 1> for BackwardPlane {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 2], outputs: &mut [&mut [f32]; 1]) {
+        let [dy, x] = loads::<V, 2>(inputs, at);
+        let (mean_dy, mean) = (V::splat(self.mean_dy), V::splat(self.mean));
+        let dx = V::splat(self.scale) * ((dy - mean_dy) - (x - mean) * V::splat(self.slope));
+        dx.store(&mut outputs[0][at..]);
+    }
+}
+
+/// A `(n, c)` row of the backward: `dx = (γ·invstd)·((dy - mean_dy) - (x - μ)·slope)`.
+struct BackwardRow<'a> {
+    mean: &'a [f32],
+    gamma: &'a [f32],
+    invstd: &'a [f32],
+    mean_dy: &'a [f32],
+    slope: &'a [f32],
+}
+
+impl Pass<7, 1> for BackwardRow<'_> {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 7], outputs: &mut [&mut [f32]; 1]) {
+        let [dy, x, mean, gamma, invstd, mean_dy, slope] = loads::<V, 7>(inputs, at);
+        ((gamma * invstd) * ((dy - mean_dy) - (x - mean) * slope)).store(&mut outputs[0][at..]);
+    }
+}
+
+impl PlaneBody<2> for BackwardRow<'_> {
+    #[inline(always)]
+    fn plane<V: SimdF32>(&self, _: usize, dx: &mut [f32], [dy, x]: [&[f32]; 2]) {
+        let inputs = [dy, x, self.mean, self.gamma, self.invstd, self.mean_dy, self.slope];
+        serial_pass::<V, _, 7, 1>(self, inputs, [dx]);
     }
 }
 
@@ -223,15 +221,15 @@ pub fn batchnorm_forward_train(
         return Err(argument_error("momentum", "0 <= momentum <= 1", momentum));
     }
     let (mf, mom) = (m as f64, f64::from(momentum));
+    let isa = current_isa();
     let stats = save_mean
         .par_iter_mut()
         .zip(save_invstd.par_iter_mut())
         .zip(running_mean.par_iter_mut().zip(running_var.par_iter_mut()));
     for_each_channel(total, stats, |k, ((mean_out, invstd_out), (run_mean, run_var))| {
-        let [sum] = channel_sums(c, spatial, k, x, x, |v, _| [v]);
+        let [sum] = channel_sums(isa, (c, spatial, k), x, x, &Sum);
         let mean = sum / mf;
-        let mean4 = f64x4::splat(mean);
-        let [squares] = channel_sums(c, spatial, k, x, x, |v, _| [(v - mean4) * (v - mean4)]);
+        let [squares] = channel_sums(isa, (c, spatial, k), x, x, &Squares(mean));
         let var = squares / mf;
         *mean_out = mean as f32;
         *invstd_out = (1.0 / (var + f64::from(eps)).sqrt()) as f32;
@@ -244,18 +242,13 @@ pub fn batchnorm_forward_train(
     let (save_mean, save_invstd) = (&*save_mean, &*save_invstd);
     if spatial == 1 {
         // One element per plane: run along the rows instead, where the per-channel
-        // coefficients are contiguous too (a loop the compiler vectorises).
-        for_each_plane(c, y, x, x, |_, y, x, _| {
-            let coefficients = save_mean.iter().zip(gamma.iter().zip(save_invstd)).zip(beta);
-            for ((y, &x), ((&mean, (&g, &invstd)), &b)) in y.iter_mut().zip(x).zip(coefficients) {
-                *y = (x - mean) * (g * invstd) + b;
-            }
-        });
+        // coefficients are contiguous too.
+        let row = TrainRow { mean: save_mean, gamma, invstd: save_invstd, beta };
+        for_each_plane(c, y, [x], &row);
     } else {
-        for_each_plane(spatial, y, x, x, |plane, y, x, _| {
-            let k = plane % c;
-            affine_plane(x, y, save_mean[k], gamma[k] * save_invstd[k], beta[k]);
-        });
+        let pass_of =
+            |k: usize| Affine { mean: save_mean[k], scale: gamma[k] * save_invstd[k], shift: beta[k] };
+        for_each_plane(spatial, y, [x], &ChannelPlanes { c, pass_of });
     }
     Ok(())
 }
@@ -296,17 +289,15 @@ pub fn batchnorm_forward_eval(
     }
     if spatial == 1 {
         // Along the rows, as in the training forward.
-        for_each_plane(c, y, x, x, |_, y, x, _| {
-            let coefficients = running_mean.iter().zip(gamma.iter().zip(running_var)).zip(beta);
-            for ((y, &x), ((&mean, (&g, &var)), &b)) in y.iter_mut().zip(x).zip(coefficients) {
-                *y = (x - mean) * (g / (var + eps).sqrt()) + b;
-            }
-        });
+        let row = EvalRow { mean: running_mean, gamma, var: running_var, beta, eps };
+        for_each_plane(c, y, [x], &row);
     } else {
-        for_each_plane(spatial, y, x, x, |plane, y, x, _| {
-            let k = plane % c;
-            affine_plane(x, y, running_mean[k], gamma[k] / (running_var[k] + eps).sqrt(), beta[k]);
-        });
+        let pass_of = |k: usize| Affine {
+            mean: running_mean[k],
+            scale: gamma[k] / (running_var[k] + eps).sqrt(),
+            shift: beta[k],
+        };
+        for_each_plane(spatial, y, [x], &ChannelPlanes { c, pass_of });
     }
     Ok(())
 }
@@ -361,6 +352,7 @@ pub fn batchnorm_backward(
         return Ok(());
     }
     let mf = m as f64;
+    let isa = current_isa();
     // mean_dy[k] = mean(dy), slope[k] = invstd·mean(dy·x̂): dx is then
     // γ·invstd·((dy - mean_dy[k]) - (x - μ)·slope[k]).
     let (mean_dy, slope) = workspace[..needed].split_at_mut(c);
@@ -368,8 +360,7 @@ pub fn batchnorm_backward(
         mean_dy.par_iter_mut().zip(slope.par_iter_mut()).zip(dgamma.par_iter_mut().zip(dbeta.par_iter_mut()));
     for_each_channel(total, coefficients, |k, ((mean_dy, slope), (dgamma, dbeta))| {
         let (mean, invstd) = (f64::from(save_mean[k]), f64::from(save_invstd[k]));
-        let mean4 = f64x4::splat(mean);
-        let [sum_dy, sum_dy_xc] = channel_sums(c, spatial, k, dy, x, |g, v| [g, g * (v - mean4)]);
+        let [sum_dy, sum_dy_xc] = channel_sums(isa, (c, spatial, k), dy, x, &GradSums(mean));
         let sum_dy_xhat = sum_dy_xc * invstd;
         *dbeta += sum_dy as f32;
         *dgamma += sum_dy_xhat as f32;
@@ -379,32 +370,16 @@ pub fn batchnorm_backward(
     let (mean_dy, slope) = (&*mean_dy, &*slope);
     if spatial == 1 {
         // Along the rows, as in the forward.
-        for_each_plane(c, dx, dy, x, |_, dx, dy, x| {
-            let coefficients =
-                save_mean.iter().zip(gamma.iter().zip(save_invstd)).zip(mean_dy.iter().zip(slope));
-            for ((o, (&g, &v)), ((&mean, (&gm, &invstd)), (&md, &sl))) in
-                dx.iter_mut().zip(dy.iter().zip(x)).zip(coefficients)
-            {
-                *o = (gm * invstd) * ((g - md) - (v - mean) * sl);
-            }
-        });
-        return Ok(());
+        let row = BackwardRow { mean: save_mean, gamma, invstd: save_invstd, mean_dy, slope };
+        for_each_plane(c, dx, [dy, x], &row);
+    } else {
+        let pass_of = |k: usize| BackwardPlane {
+            scale: gamma[k] * save_invstd[k],
+            mean_dy: mean_dy[k],
+            slope: slope[k],
+            mean: save_mean[k],
+        };
+        for_each_plane(spatial, dx, [dy, x], &ChannelPlanes { c, pass_of });
     }
-    for_each_plane(spatial, dx, dy, x, |plane, dx, dy, x| {
-        let k = plane % c;
-        let (scale, mean_dy, slope, mean) = (gamma[k] * save_invstd[k], mean_dy[k], slope[k], save_mean[k]);
-        let (s8, d8, l8, m8) =
-            (f32x8::splat(scale), f32x8::splat(mean_dy), f32x8::splat(slope), f32x8::splat(mean));
-        let mut dxs = dx.chunks_exact_mut(8);
-        let (mut dys, mut xs) = (dy.chunks_exact(8), x.chunks_exact(8));
-        for (o, (g, v)) in (&mut dxs).zip((&mut dys).zip(&mut xs)) {
-            let g = f32x8::new(core::array::from_fn(|j| g[j]));
-            let v = f32x8::new(core::array::from_fn(|j| v[j]));
-            o.copy_from_slice(&(s8 * ((g - d8) - (v - m8) * l8)).to_array());
-        }
-        for (o, (&g, &v)) in dxs.into_remainder().iter_mut().zip(dys.remainder().iter().zip(xs.remainder())) {
-            *o = scale * ((g - mean_dy) - (v - mean) * slope);
-        }
-    });
     Ok(())
 }

@@ -6,17 +6,20 @@
 //! depends only on `(seed, e)`, never on the order in which elements are visited, so the
 //! mask is the same for any thread count and chunking, and a tensor may be processed in
 //! pieces by advancing `offset`. One 64-bit draw serves two neighbouring elements, which
-//! halves the cost of the generator, the bulk of this kernel's work.
+//! halves the cost of the generator, the bulk of this kernel's work. Each parallel chunk
+//! (mask, then `x·mask·scale`) runs on the instruction set of [`current_isa`]; the output
+//! is a single product per element, the same bits on all of them.
 
 use rayon::prelude::*;
-use wide::f32x8;
 
 use crate::error::{argument_error, check_len, Result};
 use crate::parallel::chunk_len;
+use crate::simd::{current_isa, dispatch, load_padded, store_partial, Kernel, SimdF32, MAX_LANES};
 
 /// SplitMix64's increment (2⁶⁴/φ) and output mix (Steele, Lea, Flood 2014).
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
+#[inline(always)]
 fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -47,7 +50,9 @@ fn draw(key: u64, pair: u64) -> u64 {
 }
 
 /// Fills `mask` (counters `first..`) with 1 (kept) or 0, one draw per aligned pair of
-/// counters; the decisions are those of [`dropout_keep`].
+/// counters; the decisions are those of [`dropout_keep`]. Inlined into the dispatched
+/// chunk, where the compiler may vectorise the draws for the chosen instruction set.
+#[inline(always)]
 fn fill_mask(key: u64, threshold: u64, first: u64, mask: &mut [u8]) {
     let high = |d: u64| u8::from(d >> 32 >= threshold);
     let low = |d: u64| u8::from(d & 0xFFFF_FFFF >= threshold);
@@ -87,19 +92,65 @@ fn check_p(p: f32) -> Result<()> {
     }
 }
 
-/// `y = x·(mask ≠ 0)·scale` with `f32x8` (a product, as PyTorch's `x * noise`, so a NaN or
-/// infinite `x` gives NaN even where dropped).
-fn apply_mask(x: &[f32], mask: &[u8], scale: f32, y: &mut [f32]) {
-    let factor = |m: u8| if m != 0 { scale } else { 0.0 };
-    let mut ys = y.chunks_exact_mut(8);
-    let (mut xs, mut ms) = (x.chunks_exact(8), mask.chunks_exact(8));
-    for (yv, (xv, mv)) in (&mut ys).zip((&mut xs).zip(&mut ms)) {
-        let f = f32x8::new(core::array::from_fn(|j| factor(mv[j])));
-        let v = f32x8::new(core::array::from_fn(|j| xv[j])) * f;
-        yv.copy_from_slice(&v.to_array());
+/// `y = x·(mask ≠ 0)·scale` (a product, as PyTorch's `x * noise`, so a NaN or infinite `x`
+/// gives NaN even where dropped): whole vectors, then the tail through the same body on
+/// zero-padded copies.
+#[inline(always)]
+fn apply_mask<V: SimdF32>(x: &[f32], mask: &[u8], scale: f32, y: &mut [f32]) {
+    let scale = V::splat(scale);
+    let body = x.len() - x.len() % V::LANES;
+    for at in (0..body).step_by(V::LANES) {
+        masked(V::load(&x[at..]), V::load_u8(&mask[at..]), scale).store(&mut y[at..]);
     }
-    for (yv, (&xv, &mv)) in ys.into_remainder().iter_mut().zip(xs.remainder().iter().zip(ms.remainder())) {
-        *yv = xv * factor(mv);
+    if body < x.len() {
+        let mut tail_mask = [0u8; MAX_LANES];
+        tail_mask[..x.len() - body].copy_from_slice(&mask[body..]);
+        let v = masked(load_padded(&x[body..], 0.0), V::load_u8(&tail_mask), scale);
+        store_partial(v, &mut y[body..]);
+    }
+}
+
+/// `x·scale` where the mask value `m` is non-zero, `x·0` elsewhere.
+#[inline(always)]
+fn masked<V: SimdF32>(x: V, m: V, scale: V) -> V {
+    let zero = V::splat(0.0);
+    x * V::select(m.gt(zero), scale, zero)
+}
+
+/// One chunk of [`dropout_forward`]: the mask of counters `first..`, then `y`, as a
+/// [`Kernel`] (so that both loops are compiled for the chosen instruction set).
+struct ForwardChunk<'a, 'o> {
+    key: u64,
+    threshold: u64,
+    first: u64,
+    scale: f32,
+    x: &'a [f32],
+    y: &'o mut [f32],
+    mask: &'o mut [u8],
+}
+
+impl Kernel for ForwardChunk<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        fill_mask(self.key, self.threshold, self.first, self.mask);
+        apply_mask::<V>(self.x, self.mask, self.scale, self.y);
+    }
+}
+
+/// One chunk of [`dropout_backward`], as a [`Kernel`].
+struct BackwardChunk<'a, 'o> {
+    scale: f32,
+    dy: &'a [f32],
+    mask: &'a [u8],
+    dx: &'o mut [f32],
+}
+
+impl Kernel for BackwardChunk<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        apply_mask::<V>(self.dy, self.mask, self.scale, self.dx);
     }
 }
 
@@ -126,12 +177,11 @@ pub fn dropout_forward(
     let len = x.len();
     check_len(|| format!("y (x len {len})"), len, y.len())?;
     check_len(|| format!("mask (x len {len})"), len, mask.len())?;
-    let (key, threshold, scale) = (mix64(seed), threshold(p), dropout_scale(p));
+    let (key, threshold, scale, isa) = (mix64(seed), threshold(p), dropout_scale(p), current_isa());
     let run = |first: u64, x: &[f32], y: &mut [f32], mask: &mut [u8]| {
-        fill_mask(key, threshold, first, mask);
-        apply_mask(x, mask, scale, y);
+        dispatch(isa, ForwardChunk { key, threshold, first, scale, x, y, mask });
     };
-    let chunk = chunk_len(len, 8);
+    let chunk = chunk_len(len, MAX_LANES);
     if chunk >= len {
         run(offset, x, y, mask);
     } else {
@@ -153,14 +203,15 @@ pub fn dropout_backward(p: f32, mask: &[u8], dy: &[f32], dx: &mut [f32]) -> Resu
     let len = mask.len();
     check_len(|| format!("dy (mask len {len})"), len, dy.len())?;
     check_len(|| format!("dx (mask len {len})"), len, dx.len())?;
-    let scale = dropout_scale(p);
-    let chunk = chunk_len(len, 8);
+    let (scale, isa) = (dropout_scale(p), current_isa());
+    let run = |dy: &[f32], mask: &[u8], dx: &mut [f32]| dispatch(isa, BackwardChunk { scale, dy, mask, dx });
+    let chunk = chunk_len(len, MAX_LANES);
     if chunk >= len {
-        apply_mask(dy, mask, scale, dx);
+        run(dy, mask, dx);
     } else {
         dy.par_chunks(chunk)
             .zip(mask.par_chunks(chunk).zip(dx.par_chunks_mut(chunk)))
-            .for_each(|(dy, (mask, dx))| apply_mask(dy, mask, scale, dx));
+            .for_each(|(dy, (mask, dx))| run(dy, mask, dx));
     }
     Ok(())
 }

@@ -3,14 +3,19 @@
 //! affine map `y = γ·(x - r_μ)·s + β`, `s = 1/√(r_σ² + eps)`:
 //! `dx = dy·γ·s`, `dγ = Σ dy·(x - r_μ)·s`, `dβ = Σ dy`.
 //!
-//! The channel sums are reduced in f64 in a fixed order (samples in turn, each plane left to
-//! right), channels in parallel above the threshold, so the result is the same on any number
-//! of threads; `dx` runs over groups of whole planes.
+//! The channel sums are reduced in f64 in a fixed order (samples in turn, one f64 lane per
+//! vector lane within a plane, two add chains), channels in parallel above the
+//! threshold, so the result is the same on any number of threads (for a given instruction
+//! set); `dx` runs over groups of whole planes. Both on the instruction set of
+//! [`current_isa`]; `dx` (a product) is the same bits on all of them.
 
 use rayon::prelude::*;
 
+use super::planes::{
+    channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody,
+};
 use crate::error::{argument_error, check_len, shape_error, Result};
-use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
+use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
 
 /// `γ/√(var + eps)`, the eval-mode scale of one channel.
 fn scale(gamma: f32, var: f32, eps: f32) -> f32 {
@@ -64,51 +69,55 @@ pub fn batchnorm_backward_eval(
         return Ok(());
     }
     // Parameter gradients: one channel per task, its planes in sample order.
-    let channel = |k: usize, (dgamma, dbeta): (&mut f32, &mut f32)| {
-        let (mean, s) = (f64::from(running_mean[k]), f64::from(1.0 / (running_var[k] + eps).sqrt()));
-        let (mut sum_dy, mut sum_dy_xc) = (0.0f64, 0.0f64);
-        for start in (k * spatial..total).step_by(c * spatial) {
-            for (&g, &v) in dy[start..start + spatial].iter().zip(&x[start..start + spatial]) {
-                sum_dy += f64::from(g);
-                sum_dy_xc += f64::from(g) * (f64::from(v) - mean);
-            }
-        }
+    let isa = current_isa();
+    let grads = dgamma.par_iter_mut().zip(dbeta.par_iter_mut());
+    for_each_channel(total, grads, |k, (dgamma, dbeta)| {
+        let mean = f64::from(running_mean[k]);
+        let [sum_dy, sum_dy_xc] = channel_sums(isa, (c, spatial, k), dy, x, &GradSums(mean));
         *dbeta += sum_dy as f32;
-        *dgamma += (sum_dy_xc * s) as f32;
-    };
-    let grads = dgamma.par_iter_mut().zip(dbeta.par_iter_mut()).enumerate();
-    if total >= MIN_PARALLEL_ELEMENTS {
-        grads.for_each(|(k, g)| channel(k, g));
-    } else {
-        // A minimum piece length of usize::MAX keeps the fold on the calling thread.
-        grads.with_min_len(usize::MAX).for_each(|(k, g)| channel(k, g));
-    }
+        *dgamma += (sum_dy_xc * f64::from(1.0 / (running_var[k] + eps).sqrt())) as f32;
+    });
     // Input gradient: whole planes per chunk (a plane shares one scale); with `spatial = 1`,
     // whole rows, where the channel scales run along the row.
-    let plane = if spatial == 1 { c } else { spatial };
-    let run = |first_plane: usize, dx: &mut [f32], dy: &[f32]| {
-        for (q, (o, g)) in dx.chunks_mut(plane).zip(dy.chunks(plane)).enumerate() {
-            if spatial == 1 {
-                for (k, (o, &g)) in o.iter_mut().zip(g).enumerate() {
-                    *o = g * scale(gamma[k], running_var[k], eps);
-                }
-            } else {
-                let k = (first_plane + q) % c;
-                let s = scale(gamma[k], running_var[k], eps);
-                o.iter_mut().zip(g).for_each(|(o, &g)| *o = g * s);
-            }
-        }
-    };
-    let chunk = chunk_len(total, plane);
-    if chunk >= total {
-        run(0, dx, dy);
+    if spatial == 1 {
+        for_each_plane(c, dx, [dy], &ScaleRow { gamma, var: running_var, eps });
     } else {
-        dx.par_chunks_mut(chunk)
-            .zip(dy.par_chunks(chunk))
-            .enumerate()
-            .for_each(|(i, (dx, dy))| run(i * chunk / plane, dx, dy));
+        let pass_of = |k: usize| ScalePlane(scale(gamma[k], running_var[k], eps));
+        for_each_plane(spatial, dx, [dy], &ChannelPlanes { c, pass_of });
     }
     Ok(())
+}
+
+/// `dx = dy·scale`, one channel's plane.
+struct ScalePlane(f32);
+
+impl Pass<1, 1> for ScalePlane {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 1], outputs: &mut [&mut [f32]; 1]) {
+        (V::load(&inputs[0][at..]) * V::splat(self.0)).store(&mut outputs[0][at..]);
+    }
+}
+
+/// A `(n, c)` row (`spatial = 1`): `dx = dy·(γ/√(r_σ² + eps))`, the scales along the row.
+struct ScaleRow<'a> {
+    gamma: &'a [f32],
+    var: &'a [f32],
+    eps: f32,
+}
+
+impl Pass<3, 1> for ScaleRow<'_> {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 3], outputs: &mut [&mut [f32]; 1]) {
+        let [dy, gamma, var] = loads::<V, 3>(inputs, at);
+        (dy * (gamma / (var + V::splat(self.eps)).sqrt())).store(&mut outputs[0][at..]);
+    }
+}
+
+impl PlaneBody<1> for ScaleRow<'_> {
+    #[inline(always)]
+    fn plane<V: SimdF32>(&self, _: usize, dx: &mut [f32], [dy]: [&[f32]; 1]) {
+        serial_pass::<V, _, 3, 1>(self, [dy, self.gamma, self.var], [dx]);
+    }
 }
 
 /// Scalar reference for [`batchnorm_backward_eval`]: the formulas element by element, sums in

@@ -23,6 +23,7 @@
 mod batchnorm;
 mod dropout;
 pub mod frozen;
+mod planes;
 pub mod reference;
 
 pub use batchnorm::{

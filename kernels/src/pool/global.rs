@@ -1,10 +1,10 @@
 //! Global average pool: `(n, c, h, w)` → `(n, c)` and back.
 
 use rayon::prelude::*;
-use wide::f32x8;
 
-use super::{planes_per_task, LANES};
+use super::planes_per_task;
 use crate::error::{check_len, shape_error, Result};
+use crate::simd::{current_isa, dispatch, Kernel, SimdF32};
 
 /// Checks `h, w >= 1` and the lengths of the `(n, c, h, w)` and `(n, c)` slices.
 fn check(n: usize, c: usize, h: usize, w: usize, big: (&str, usize), small: (&str, usize)) -> Result<usize> {
@@ -23,9 +23,35 @@ fn check(n: usize, c: usize, h: usize, w: usize, big: (&str, usize), small: (&st
     Ok(planes)
 }
 
+/// The means of whole planes of `plane` elements, `x` to `y`, as a [`Kernel`].
+struct PlaneMeans<'a, 'o> {
+    plane: usize,
+    x: &'a [f32],
+    y: &'o mut [f32],
+}
+
+impl Kernel for PlaneMeans<'_, '_> {
+    type Output = ();
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let plane = self.plane;
+        let body = plane - plane % V::LANES;
+        for (xp, out) in self.x.chunks_exact(plane).zip(self.y.iter_mut()) {
+            let mut sum = V::splat(0.0);
+            for at in (0..body).step_by(V::LANES) {
+                sum = sum + V::load(&xp[at..]);
+            }
+            let tail: f32 = xp[body..].iter().sum();
+            *out = (sum.reduce_add() + tail) / plane as f32;
+        }
+    }
+}
+
 /// Global average pool forward: `y[n, c]` (**overwritten**, `(n, c)`) is the mean of plane
-/// `x[n, c, :, :]` (`x` is `(n, c, h, w)`), summed in 8 `f32` lanes then reduced.
-/// `h` and `w` must be at least 1; `n·c = 0` is a no-op.
+/// `x[n, c, :, :]` (`x` is `(n, c, h, w)`), summed in the lanes of the vectors of
+/// [`current_isa`] (16 on AVX-512, 8 otherwise), then the lanes in a fixed order, then the
+/// `h·w mod lanes` tail: the same bits on any number of threads for a given instruction
+/// set. `h` and `w` must be at least 1; `n·c = 0` is a no-op.
 pub fn global_avgpool_forward(
     n: usize,
     c: usize,
@@ -38,15 +64,8 @@ pub fn global_avgpool_forward(
     if planes == 0 {
         return Ok(());
     }
-    let plane = h * w;
-    let run = |x: &[f32], y: &mut [f32]| {
-        for (xp, out) in x.chunks_exact(plane).zip(y.iter_mut()) {
-            let lanes = xp.chunks_exact(LANES);
-            let tail: f32 = lanes.remainder().iter().sum();
-            let sum = lanes.fold(f32x8::ZERO, |acc, v| acc + f32x8::new(core::array::from_fn(|l| v[l])));
-            *out = (sum.reduce_add() + tail) / plane as f32;
-        }
-    };
+    let (plane, isa) = (h * w, current_isa());
+    let run = |x: &[f32], y: &mut [f32]| dispatch(isa, PlaneMeans { plane, x, y });
     let per_task = planes_per_task(planes, plane + 1);
     if per_task >= planes {
         run(x, y);

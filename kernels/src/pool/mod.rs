@@ -30,7 +30,8 @@
 //!   the mask (data-dependent addresses).
 //!
 //! Max and average pool give the same bits as [`reference`](mod@reference) on every path
-//! (same operations in the same order); global average pool sums in 8 lanes.
+//! (same operations in the same order); global average pool sums in the vector lanes of
+//! [`current_isa`](crate::simd::current_isa) (run-time dispatch: 16 lanes on AVX-512).
 
 mod avg;
 mod global;

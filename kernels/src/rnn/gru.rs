@@ -1,15 +1,11 @@
 //! The GRU cell half: input and hidden pre-activations to `h'` and back, one fused pass per
 //! row.
 
-use rayon::prelude::*;
-use wide::f32x8;
-
-use super::rows::{
-    for_lane_blocks, load, narrow, rows_per_task, store, widen, FORWARD_COST, LANES, WIDE_ZEROS,
-};
+use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid, tanh};
+use crate::simd::SimdF32;
 
 /// GRU cell forward from the two pre-activation blocks, one pass over them.
 ///
@@ -43,73 +39,48 @@ pub fn gru_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width * FORWARD_COST);
-    let task = |gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]| {
-        let rows = gi
-            .chunks_exact(gate_width)
-            .zip(gh.chunks_exact(gate_width))
-            .zip(h_prev.chunks_exact(hidden))
-            .zip(h_next.chunks_exact_mut(hidden))
-            .zip(cache.chunks_exact_mut(cache_width));
-        for ((((gi, gh), h_prev), h_next), cache) in rows {
-            forward_row(gi, gh, h_prev, h_next, cache);
-        }
-    };
-    if rows >= batch {
-        task(gi, gh, h_prev, h_next, cache);
-    } else {
-        (
-            gi.par_chunks(rows * gate_width),
-            gh.par_chunks(rows * gate_width),
-            h_prev.par_chunks(rows * hidden),
-            h_next.par_chunks_mut(rows * hidden),
-            cache.par_chunks_mut(rows * cache_width),
-        )
-            .into_par_iter()
-            .for_each(|(gi, gh, h_prev, h_next, cache)| task(gi, gh, h_prev, h_next, cache));
-    }
+    let shape = (batch, hidden, gate_width * FORWARD_COST);
+    run_rows(
+        &Forward,
+        shape,
+        [(gi, GRU_GATES), (gh, GRU_GATES), (h_prev, 1)],
+        [(h_next, 1), (cache, GRU_CACHE_WIDTH)],
+    );
     Ok(())
 }
 
-/// One batch row of [`gru_cell_forward`]; `h_prev.len()` is `hidden`.
-#[inline]
-fn forward_row(gi: &[f32], gh: &[f32], h_prev: &[f32], h_next: &mut [f32], cache: &mut [f32]) {
-    let hidden = h_prev.len();
-    if hidden < LANES {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut h, mut saved] = [WIDE_ZEROS; 2];
-        let (gi_wide, gh_wide, h_prev_wide) = (widen(gi, hidden), widen(gh, hidden), widen(h_prev, hidden));
-        forward_row(
-            &gi_wide[..3 * LANES],
-            &gh_wide[..3 * LANES],
-            &h_prev_wide[..LANES],
-            &mut h[..LANES],
-            &mut saved[..4 * LANES],
-        );
-        narrow(&h, hidden, h_next);
-        narrow(&saved, hidden, cache);
-        return;
+/// One row of [`gru_cell_forward`].
+struct Forward;
+
+impl CellRow<3, 2> for Forward {
+    #[inline(always)]
+    fn row<V: SimdF32>(
+        &self,
+        hidden: usize,
+        [gi, gh, h_prev]: [&[f32]; 3],
+        [h_next, cache]: [&mut [f32]; 2],
+    ) {
+        let (gi_r, rest) = gi.split_at(hidden);
+        let (gi_z, gi_n) = rest.split_at(hidden);
+        let (gh_r, rest) = gh.split_at(hidden);
+        let (gh_z, gh_n) = rest.split_at(hidden);
+        let (cache_r, rest) = cache.split_at_mut(hidden);
+        let (cache_z, rest) = rest.split_at_mut(hidden);
+        let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
+        for j in lane_blocks(hidden, V::LANES) {
+            let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
+            let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
+            let hidden_n = V::load(&gh_n[j..]);
+            let n = tanh(r.mul_add(hidden_n, V::load(&gi_n[j..])));
+            // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
+            let h = V::load(&h_prev[j..]);
+            z.mul_add(h - n, n).store(&mut h_next[j..]);
+            r.store(&mut cache_r[j..]);
+            z.store(&mut cache_z[j..]);
+            n.store(&mut cache_n[j..]);
+            hidden_n.store(&mut cache_gh_n[j..]);
+        }
     }
-    let (gi_r, rest) = gi.split_at(hidden);
-    let (gi_z, gi_n) = rest.split_at(hidden);
-    let (gh_r, rest) = gh.split_at(hidden);
-    let (gh_z, gh_n) = rest.split_at(hidden);
-    let (cache_r, rest) = cache.split_at_mut(hidden);
-    let (cache_z, rest) = rest.split_at_mut(hidden);
-    let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
-    for_lane_blocks(hidden, |j| {
-        let r = sigmoid(load(&gi_r[j..]) + load(&gh_r[j..]));
-        let z = sigmoid(load(&gi_z[j..]) + load(&gh_z[j..]));
-        let hidden_n = load(&gh_n[j..]);
-        let n = tanh(r.mul_add(hidden_n, load(&gi_n[j..])));
-        // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
-        let h = load(&h_prev[j..]);
-        store(z.mul_add(h - n, n), &mut h_next[j..]);
-        store(r, &mut cache_r[j..]);
-        store(z, &mut cache_z[j..]);
-        store(n, &mut cache_n[j..]);
-        store(hidden_n, &mut cache_gh_n[j..]);
-    });
 }
 
 /// GRU cell backward to the two pre-activation blocks, one pass over the cache.
@@ -149,96 +120,51 @@ pub fn gru_cell_backward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let rows = rows_per_task(batch, gate_width);
-    let task = |cache: &[f32],
-                h_prev: &[f32],
-                dh_next: &[f32],
-                dgi: &mut [f32],
-                dgh: &mut [f32],
-                dh_prev: &mut [f32]| {
-        let rows = cache
-            .chunks_exact(cache_width)
-            .zip(h_prev.chunks_exact(hidden))
-            .zip(dh_next.chunks_exact(hidden))
-            .zip(dgi.chunks_exact_mut(gate_width))
-            .zip(dgh.chunks_exact_mut(gate_width))
-            .zip(dh_prev.chunks_exact_mut(hidden));
-        for (((((cache, h_prev), dh_next), dgi), dgh), dh_prev) in rows {
-            backward_row(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-        }
-    };
-    if rows >= batch {
-        task(cache, h_prev, dh_next, dgi, dgh, dh_prev);
-    } else {
-        (
-            cache.par_chunks(rows * cache_width),
-            h_prev.par_chunks(rows * hidden),
-            dh_next.par_chunks(rows * hidden),
-            dgi.par_chunks_mut(rows * gate_width),
-            dgh.par_chunks_mut(rows * gate_width),
-            dh_prev.par_chunks_mut(rows * hidden),
-        )
-            .into_par_iter()
-            .for_each(|(cache, h_prev, dh_next, dgi, dgh, dh_prev)| {
-                task(cache, h_prev, dh_next, dgi, dgh, dh_prev)
-            });
-    }
+    run_rows(
+        &Backward,
+        (batch, hidden, gate_width),
+        [(cache, GRU_CACHE_WIDTH), (h_prev, 1), (dh_next, 1)],
+        [(dgi, GRU_GATES), (dgh, GRU_GATES), (dh_prev, 1)],
+    );
     Ok(())
 }
 
-/// One batch row of [`gru_cell_backward`]; `h_prev.len()` is `hidden`.
-#[inline]
-fn backward_row(
-    cache: &[f32],
-    h_prev: &[f32],
-    dh_next: &[f32],
-    dgi: &mut [f32],
-    dgh: &mut [f32],
-    dh_prev: &mut [f32],
-) {
-    let hidden = h_prev.len();
-    if hidden < LANES {
-        // Narrower than a vector: run the row padded to one vector per gate block.
-        let [mut d_i, mut d_h, mut d_prev] = [WIDE_ZEROS; 3];
-        let (cache_wide, h_prev_wide, dh_wide) =
-            (widen(cache, hidden), widen(h_prev, hidden), widen(dh_next, hidden));
-        backward_row(
-            &cache_wide[..4 * LANES],
-            &h_prev_wide[..LANES],
-            &dh_wide[..LANES],
-            &mut d_i[..3 * LANES],
-            &mut d_h[..3 * LANES],
-            &mut d_prev[..LANES],
-        );
-        narrow(&d_i, hidden, dgi);
-        narrow(&d_h, hidden, dgh);
-        narrow(&d_prev, hidden, dh_prev);
-        return;
+/// One row of [`gru_cell_backward`].
+struct Backward;
+
+impl CellRow<3, 3> for Backward {
+    #[inline(always)]
+    fn row<V: SimdF32>(
+        &self,
+        hidden: usize,
+        [cache, h_prev, dh_next]: [&[f32]; 3],
+        [dgi, dgh, dh_prev]: [&mut [f32]; 3],
+    ) {
+        let (r_all, rest) = cache.split_at(hidden);
+        let (z_all, rest) = rest.split_at(hidden);
+        let (n_all, gh_n_all) = rest.split_at(hidden);
+        let (dgi_r, rest) = dgi.split_at_mut(hidden);
+        let (dgi_z, dgi_n) = rest.split_at_mut(hidden);
+        let (dgh_r, rest) = dgh.split_at_mut(hidden);
+        let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
+        let one = V::splat(1.0);
+        for j in lane_blocks(hidden, V::LANES) {
+            let r = V::load(&r_all[j..]);
+            let z = V::load(&z_all[j..]);
+            let n = V::load(&n_all[j..]);
+            let dh = V::load(&dh_next[j..]);
+            // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
+            let d_n = dh * (one - z) * (one - n * n);
+            let d_z = dh * (V::load(&h_prev[j..]) - n) * z * (one - z);
+            // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
+            let d_r = d_n * V::load(&gh_n_all[j..]) * r * (one - r);
+            d_r.store(&mut dgi_r[j..]);
+            d_z.store(&mut dgi_z[j..]);
+            d_n.store(&mut dgi_n[j..]);
+            d_r.store(&mut dgh_r[j..]);
+            d_z.store(&mut dgh_z[j..]);
+            (d_n * r).store(&mut dgh_n[j..]);
+            (z * dh).store(&mut dh_prev[j..]);
+        }
     }
-    let (r_all, rest) = cache.split_at(hidden);
-    let (z_all, rest) = rest.split_at(hidden);
-    let (n_all, gh_n_all) = rest.split_at(hidden);
-    let (dgi_r, rest) = dgi.split_at_mut(hidden);
-    let (dgi_z, dgi_n) = rest.split_at_mut(hidden);
-    let (dgh_r, rest) = dgh.split_at_mut(hidden);
-    let (dgh_z, dgh_n) = rest.split_at_mut(hidden);
-    let one = f32x8::ONE;
-    for_lane_blocks(hidden, |j| {
-        let r = load(&r_all[j..]);
-        let z = load(&z_all[j..]);
-        let n = load(&n_all[j..]);
-        let dh = load(&dh_next[j..]);
-        // h' = n + z⊙(h - n): ∂h'/∂n = 1 - z, ∂h'/∂z = h - n, ∂h'/∂h = z (direct part).
-        let d_n = dh * (one - z) * (one - n * n);
-        let d_z = dh * (load(&h_prev[j..]) - n) * z * (one - z);
-        // n's pre-activation is gi_n + r⊙gh_n: ∂/∂r = gh_n, ∂/∂gh_n = r.
-        let d_r = d_n * load(&gh_n_all[j..]) * r * (one - r);
-        store(d_r, &mut dgi_r[j..]);
-        store(d_z, &mut dgi_z[j..]);
-        store(d_n, &mut dgi_n[j..]);
-        store(d_r, &mut dgh_r[j..]);
-        store(d_z, &mut dgh_z[j..]);
-        store(d_n * r, &mut dgh_n[j..]);
-        store(z * dh, &mut dh_prev[j..]);
-    });
 }

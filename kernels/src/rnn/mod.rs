@@ -74,15 +74,19 @@
 //! compute (the affine backward still zeroes a non-empty `dx` when `hidden = 0`), and
 //! `input = 0` is allowed (the input contributes nothing).
 //!
-//! The cell passes run one SIMD pass per batch row (`wide::f32x8`), split over batch rows on
-//! the rayon pool above [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward
-//! gate element counts 4: it costs about four memory-speed elements); rows are independent,
-//! so results do not depend on the thread count. There is no scalar tail: when
-//! `hidden` is not a multiple of 8 the last vector block of a row overlaps the one before
-//! (lanes are computed independently, so overlapped lanes get the same values again), and
-//! rows with `hidden < 8` run on a zero-padded copy; every element therefore goes through
-//! the same vector math. The vector σ and tanh are the activation module's
-//! (`simd::math`), shared with the element-wise kernels. [`reference`](mod@reference) holds the scalar ground truth.
+//! The cell passes run one SIMD pass per batch row, on the instruction set of
+//! [`current_isa`](crate::simd::current_isa) (run-time dispatch: 16 lanes on AVX-512, 8 on
+//! AVX2 or portable), split over batch rows on the rayon pool above
+//! [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward gate element counts 4:
+//! it costs about four memory-speed elements); rows are independent, so results do not
+//! depend on the thread count. There is no scalar tail: when `hidden` is not a multiple of
+//! the lane count the last vector block of a row overlaps the one before (lanes are computed
+//! independently, so overlapped lanes get the same values again), and rows narrower than a
+//! vector run on a zero-padded copy; every element therefore goes through the same vector
+//! math. The vector σ and tanh are the activation module's (`simd::math`), shared with the
+//! element-wise kernels; they use fused multiply-adds where the instruction set has them, so
+//! results may differ in the last bits between instruction sets.
+//! [`reference`](mod@reference) holds the scalar ground truth.
 
 mod gru;
 mod lstm;

@@ -4,7 +4,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::{Kernel, SimdF32};
+use super::{Kernel, SimdF32, SimdF64};
 
 /// Eight `f32` lanes in a `__m256`. Private to this module: values exist only inside
 /// [`run`], which requires AVX2 and FMA.
@@ -151,9 +151,64 @@ impl SimdF32 for F32x8 {
         })
     }
     #[inline(always)]
+    fn load_u8(s: &[u8]) -> Self {
+        assert!(s.len() >= Self::LANES);
+        F32x8(avx2!(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().cast())))))
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n = avx2!(_mm256_sub_epi32(_mm256_castps_si256(self.0), _mm256_set1_epi32(bias)));
         F32x8(avx2!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(n))))
+    }
+
+    type F64 = F64x4;
+    #[inline(always)]
+    fn widen(self) -> [F64x4; 2] {
+        let high = avx2!(_mm256_extractf128_ps::<1>(self.0));
+        [F64x4(avx2!(_mm256_cvtps_pd(_mm256_castps256_ps128(self.0)))), F64x4(avx2!(_mm256_cvtps_pd(high)))]
+    }
+}
+
+/// Four `f64` lanes in a `__m256d`, from [`F32x8::widen`]; private like it.
+#[derive(Clone, Copy)]
+struct F64x4(__m256d);
+
+impl Add for F64x4 {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        F64x4(avx2!(_mm256_add_pd(self.0, other.0)))
+    }
+}
+
+impl Sub for F64x4 {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        F64x4(avx2!(_mm256_sub_pd(self.0, other.0)))
+    }
+}
+
+impl Mul for F64x4 {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        F64x4(avx2!(_mm256_mul_pd(self.0, other.0)))
+    }
+}
+
+impl SimdF64 for F64x4 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        F64x4(avx2!(_mm256_set1_pd(v)))
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        // (lo + hi) halves, then the last two lanes.
+        avx2!({
+            let s = _mm_add_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
+            _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
+        })
     }
 }
 

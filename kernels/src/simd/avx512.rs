@@ -4,7 +4,7 @@
 use core::arch::x86_64::*;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use super::{Kernel, SimdF32};
+use super::{Kernel, SimdF32, SimdF64};
 
 /// Sixteen `f32` lanes in a `__m512`. Private to this module: values exist only inside
 /// [`run`], which requires AVX-512F.
@@ -145,9 +145,64 @@ impl SimdF32 for F32x16 {
         avx512!(_mm512_reduce_max_ps(self.0))
     }
     #[inline(always)]
+    fn load_u8(s: &[u8]) -> Self {
+        assert!(s.len() >= Self::LANES);
+        F32x16(avx512!(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(s.as_ptr().cast())))))
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n = avx512!(_mm512_sub_epi32(_mm512_castps_si512(self.0), _mm512_set1_epi32(bias)));
         F32x16(avx512!(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(n))))
+    }
+
+    type F64 = F64x8;
+    #[inline(always)]
+    fn widen(self) -> [F64x8; 2] {
+        // The high eight lanes through the f64 view (extracting f32 halves needs AVX-512DQ).
+        let high = avx512!(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0))));
+        [
+            F64x8(avx512!(_mm512_cvtps_pd(_mm512_castps512_ps256(self.0)))),
+            F64x8(avx512!(_mm512_cvtps_pd(high))),
+        ]
+    }
+}
+
+/// Eight `f64` lanes in a `__m512d`, from [`F32x16::widen`]; private like it.
+#[derive(Clone, Copy)]
+struct F64x8(__m512d);
+
+impl Add for F64x8 {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, other: Self) -> Self {
+        F64x8(avx512!(_mm512_add_pd(self.0, other.0)))
+    }
+}
+
+impl Sub for F64x8 {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, other: Self) -> Self {
+        F64x8(avx512!(_mm512_sub_pd(self.0, other.0)))
+    }
+}
+
+impl Mul for F64x8 {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, other: Self) -> Self {
+        F64x8(avx512!(_mm512_mul_pd(self.0, other.0)))
+    }
+}
+
+impl SimdF64 for F64x8 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        F64x8(avx512!(_mm512_set1_pd(v)))
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        avx512!(_mm512_reduce_add_pd(self.0))
     }
 }
 

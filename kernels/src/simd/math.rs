@@ -1,6 +1,5 @@
 //! Vector math written once for every [`SimdF32`]: `exp`, `sigmoid`, `tanh`, `ln(1 + x)` on
-//! `[0, 1]`, shared by the activation and loss kernels and by the LSTM/GRU gates (which call
-//! it on `wide::f32x8`).
+//! `[0, 1]`, shared by the activation and loss kernels and by the LSTM/GRU gates.
 //!
 //! NaN in gives NaN out for every function here; ±inf gives the limit of the function.
 //! Accuracy (measured against f64 by the activation tests, on every instruction set): exp

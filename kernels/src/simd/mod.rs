@@ -1,5 +1,6 @@
 //! Run-time instruction-set dispatch for the element-wise kernels: activations, softmax and
-//! the losses, optimizer updates, gradient scaling and clipping.
+//! the losses, optimizer updates, gradient scaling and clipping, batch norm (statistics and
+//! element-wise passes) and dropout, the LSTM/GRU cell passes, global average pooling.
 //!
 //! One mechanism, three parts:
 //! - `SimdF32`, a small vector trait with one implementation per instruction set: AVX-512F
@@ -8,7 +9,8 @@
 //!   `#[inline(always)]`.
 //! - Kernel bodies written once, generic over `V: SimdF32`: the math in `math` (exp,
 //!   sigmoid, tanh, ln(1 + x)), the per-vector rules of the element-wise passes (`Pass`, or the
-//!   one-liners of `Map1` / `Map2`) and the row bodies of softmax and the losses.
+//!   one-liners of `Map1` / `Map2`) and the row bodies of softmax and the losses; `SimdF64`
+//!   (from `SimdF32::widen`) for sums kept in f64, such as the batch-norm statistics.
 //! - `dispatch`, which runs a `Kernel` (one parallel chunk's worth of such a body) inside
 //!   a `#[target_feature]` function of the chosen instruction set that instantiates it for
 //!   its vector type: the `#[inline(always)]` chain puts the whole loop inside that function,
@@ -43,7 +45,7 @@ mod portable;
 use core::cell::Cell;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, Map1, Map2, Pass, Scale};
+pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale};
 
 use crate::error::Result;
 use crate::gemm::{selected_isa, Isa};
@@ -100,10 +102,38 @@ pub(crate) trait SimdF32:
     fn reduce_add(self) -> f32;
     /// The largest lane (NaN may or may not win).
     fn reduce_max(self) -> f32;
+    /// Loads the first [`Self::LANES`] bytes of `s` (panics if `s` is shorter) as the
+    /// values `0.0 ..= 255.0` (a byte mask, e.g. dropout's, for [`SimdF32::gt`]).
+    fn load_u8(s: &[u8]) -> Self;
     /// `2ⁿ` from an integer `n` held in the low mantissa bits of `self`: the bits of `self`
     /// as an `i32`, minus `bias`, shifted left by 23 into the exponent field (`bias` is
     /// chosen so that the result is `n + 127`, a normal exponent, before the shift).
     fn pow2_of_low_bits(self, bias: i32) -> Self;
+
+    /// The `f64` vector of half as many lanes that [`SimdF32::widen`] fills.
+    type F64: SimdF64;
+    /// The lanes converted exactly to `f64`: lanes `0..LANES/2`, then the rest.
+    fn widen(self) -> [Self::F64; 2];
+}
+
+/// Packed `f64`s for sums that must not lose f32 precision (batch-norm statistics): what
+/// [`SimdF32::widen`] gives. `f64` itself is the one-lane case, for tails.
+pub(crate) trait SimdF64: Copy + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> {
+    /// Every lane set to `v`.
+    fn splat(v: f64) -> Self;
+    /// The sum of the lanes, in a fixed order.
+    fn reduce_add(self) -> f64;
+}
+
+impl SimdF64 for f64 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        self
+    }
 }
 
 /// A kernel body written once, generic over the vector type; [`dispatch`] runs it on one
@@ -173,7 +203,8 @@ pub fn current_isa() -> Isa {
 }
 
 /// Runs `f` with the element-wise kernels (activations, softmax and losses, optimizer
-/// updates, gradient scaling and clipping) called **on this thread** running on `isa`, then restores the previous
+/// updates, gradient scaling and clipping, batch norm, dropout, the LSTM/GRU cells, global
+/// average pooling) called **on this thread** running on `isa`, then restores the previous
 /// choice (also when `f` panics). The choice is made when a kernel is entered, so its
 /// parallel chunks follow it; wrap the closure given to `pool.install`, not the other way
 /// round, since `install` runs it on a pool thread. For tests and benches.

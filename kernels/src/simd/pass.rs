@@ -27,9 +27,10 @@ fn pass_len<const I: usize, const O: usize>(inputs: &[&[f32]; I], outputs: &[&mu
 
 /// Runs `pass` over one chunk with vectors `V`: whole vectors, then the tail (fewer than
 /// `V::LANES` elements) through the same body on zero-padded copies, of which only the real
-/// lanes are copied back.
+/// lanes are copied back. Also the driver of passes that a kernel runs itself, inside its
+/// own [`Kernel`] (e.g. one pass per batch-norm plane with that plane's coefficients).
 #[inline(always)]
-fn serial<V: SimdF32, P: Pass<I, O>, const I: usize, const O: usize>(
+pub(crate) fn serial_pass<V: SimdF32, P: Pass<I, O>, const I: usize, const O: usize>(
     pass: &P,
     inputs: [&[f32]; I],
     mut outputs: [&mut [f32]; O],
@@ -85,7 +86,7 @@ impl<P: Pass<I, O>, const I: usize, const O: usize> Kernel for Chunk<'_, '_, '_,
     type Output = ();
     #[inline(always)]
     fn run<V: SimdF32>(self) {
-        serial::<V, P, I, O>(self.pass, self.inputs, self.outputs);
+        serial_pass::<V, P, I, O>(self.pass, self.inputs, self.outputs);
     }
 }
 

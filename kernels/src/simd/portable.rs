@@ -1,11 +1,11 @@
 //! [`SimdF32`] on `wide::f32x8`: runs anywhere, with the instructions the compile-time
-//! target allows (two SSE2 halves in a default x86-64 build, AVX with `-C target-cpu=native`).
-//! Also the vector type of the LSTM/GRU cells, which call [`super::math`] on it directly.
+//! target allows (two SSE2 halves in a default x86-64 build, AVX with `-C target-cpu=native`),
+//! with `wide::f64x4` as its [`SimdF64`].
 
 use wide::bytemuck::cast;
-use wide::{f32x8, i32x8};
+use wide::{f32x8, f64x4, i32x8};
 
-use super::SimdF32;
+use super::{SimdF32, SimdF64};
 
 impl SimdF32 for f32x8 {
     const LANES: usize = 8;
@@ -81,8 +81,30 @@ impl SimdF32 for f32x8 {
         self.as_array().iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
     }
     #[inline(always)]
+    fn load_u8(s: &[u8]) -> Self {
+        f32x8::new(core::array::from_fn(|l| f32::from(s[l])))
+    }
+    #[inline(always)]
     fn pow2_of_low_bits(self, bias: i32) -> Self {
         let n: i32x8 = cast(self);
         cast((n - i32x8::splat(bias)) << 23)
+    }
+
+    type F64 = f64x4;
+    #[inline(always)]
+    fn widen(self) -> [f64x4; 2] {
+        let lanes = self.as_array();
+        [0, 4].map(|half| f64x4::new(core::array::from_fn(|l| f64::from(lanes[half + l]))))
+    }
+}
+
+impl SimdF64 for f64x4 {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        f64x4::splat(v)
+    }
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        f64x4::reduce_add(self)
     }
 }
