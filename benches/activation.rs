@@ -18,7 +18,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
-use keel::kernels::gemm::Isa;
+use keel::kernels::isa::Isa;
 use keel::kernels::simd::with_isa;
 use keel::kernels::Result;
 

@@ -16,9 +16,10 @@ use rayon::prelude::*;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{
-    reference::sgemm_reference, selected_isa, sgemm_fused_isa, sgemm_isa, sgemm_native,
-    sgemm_strided_batched, Activation, Bias, Epilogue, GemmShape, Isa, Transpose,
+    reference::sgemm_reference, sgemm_fused_isa, sgemm_isa, sgemm_native, sgemm_strided_batched, Activation,
+    Bias, Epilogue, GemmShape, Transpose,
 };
+use keel::kernels::isa::{selected_isa, Isa};
 use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
 /// Square sizes and the network shapes of PEERS.md: (m, n, k).

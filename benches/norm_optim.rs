@@ -20,7 +20,7 @@ use std::hint::black_box;
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{mse, mse_backward, mse_forward};
-use keel::kernels::gemm::Isa;
+use keel::kernels::isa::Isa;
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
 use keel::kernels::optim::{self, grad_scale, scale, AdamConfig, SgdConfig};
 use keel::kernels::simd::with_isa;

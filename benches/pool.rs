@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::gemm::{selected_isa, Isa};
+use keel::kernels::isa::{selected_isa, Isa};
 use keel::kernels::pool::{self, reference, Pool2dShape};
 use keel::kernels::simd::with_isa;
 

@@ -10,7 +10,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::gemm::Isa;
+use keel::kernels::isa::Isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
 use keel::kernels::simd::with_isa;
 

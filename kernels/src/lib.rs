@@ -20,6 +20,7 @@ pub mod activation;
 pub mod conv;
 pub mod error;
 pub mod gemm;
+pub mod isa;
 pub mod norm;
 pub mod optim;
 pub mod parallel;

@@ -9,7 +9,7 @@ mod common;
 
 use common::{assert_close, cpu_isas, edge_size, for_each_isa, uniform};
 use keel_kernels::activation::{self as act, reference};
-use keel_kernels::gemm::Isa;
+use keel_kernels::isa::Isa;
 use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;

@@ -6,9 +6,8 @@ mod gemm_problem;
 
 use common::{assert_close, uniform};
 use gemm_problem::{error_bound, problem, problem_with, Problem};
-use keel_kernels::gemm::{
-    reference::sgemm_reference, selected_isa, sgemm_isa, sgemm_native, GemmShape, Isa, Transpose,
-};
+use keel_kernels::gemm::{reference::sgemm_reference, sgemm_isa, sgemm_native, GemmShape, Transpose};
+use keel_kernels::isa::{selected_isa, Isa};
 use keel_kernels::{sgemm, KernelError};
 use proptest::prelude::*;
 

@@ -10,8 +10,9 @@ use common::uniform;
 use gemm_problem::problem_with;
 use keel_kernels::gemm::{
     reference::{sgemm_fused_reference, sgemm_reference},
-    selected_isa, sgemm_fused_isa, sgemm_strided_batched, Activation, Bias, Epilogue, GemmShape, Transpose,
+    sgemm_fused_isa, sgemm_strided_batched, Activation, Bias, Epilogue, GemmShape, Transpose,
 };
+use keel_kernels::isa::selected_isa;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

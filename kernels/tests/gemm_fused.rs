@@ -10,8 +10,9 @@ use common::uniform;
 use gemm_problem::{problem, problem_with, Problem};
 use keel_kernels::gemm::{
     reference::{sgemm_fused_reference, sgemm_reference},
-    sgemm_fused, sgemm_fused_isa, Activation, Bias, Epilogue, GemmShape, Isa, Transpose,
+    sgemm_fused, sgemm_fused_isa, Activation, Bias, Epilogue, GemmShape, Transpose,
 };
+use keel_kernels::isa::Isa;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

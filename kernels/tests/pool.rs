@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
-use keel_kernels::gemm::Isa;
+use keel_kernels::isa::Isa;
 use keel_kernels::pool::{self, reference, Pool2dShape};
 use keel_kernels::KernelError;
 use proptest::prelude::*;

@@ -23,7 +23,8 @@ use super::rows::lane_range;
 use super::shape::Conv2dShape;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::activate_avx512;
-use crate::gemm::{selected_isa, Activation, Isa};
+use crate::gemm::Activation;
+use crate::isa::{selected_isa, Isa};
 
 /// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
 /// output column still reads inside the scratch.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::rows::{Avx512Moves, PortableMoves, RowMoves};
 use super::shape::Conv2dShape;
 use crate::error::{check_len, Result};
-use crate::gemm::selected_isa;
+use crate::isa::selected_isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 
 /// `col = im2col(x)` for one group of one image: row `(ci·kh + ki)·kw + kj`, column

@@ -12,7 +12,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use crate::gemm::Isa;
+use crate::isa::Isa;
 
 /// The two row moves, each over a block of rows that share their column range, so an
 /// implementation can prepare its masks once per block. The callers (im2col, col2im) are

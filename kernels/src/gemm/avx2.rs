@@ -9,7 +9,8 @@
 use std::arch::x86_64::*;
 
 use super::epilogue::{Activation, TileBias, TileEpilogue};
-use super::microkernel::{via_scratch, Isa, Microkernel};
+use super::microkernel::{via_scratch, Microkernel};
+use crate::isa::Isa;
 
 /// The AVX2+FMA kernel (see the module docs).
 pub(crate) struct Avx2;

@@ -27,7 +27,8 @@
 use std::arch::x86_64::*;
 
 use super::epilogue::{Activation, TileBias, TileEpilogue};
-use super::microkernel::{Isa, Microkernel};
+use super::microkernel::Microkernel;
+use crate::isa::Isa;
 
 /// The AVX-512F kernel (see the module docs).
 pub(crate) struct Avx512;

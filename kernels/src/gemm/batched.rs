@@ -17,8 +17,8 @@ use rayon::prelude::*;
 
 use super::driver::{sgemm_isa_unchecked, threads_for};
 use super::epilogue::Epilogue;
-use super::microkernel::selected_isa;
 use super::GemmShape;
+use crate::isa::selected_isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
 /// The element strides between consecutive matrices of a strided batch.

@@ -41,11 +41,12 @@ use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC};
 use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
-use super::microkernel::{Isa, Microkernel};
+use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
 use super::{GemmShape, Transpose};
+use crate::isa::Isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
 /// Packing buffers of one kind, shared by every thread: each part of a GEMM takes one and

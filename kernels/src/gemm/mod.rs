@@ -41,12 +41,12 @@ mod portable;
 pub mod reference;
 
 use crate::error::{check_min_len, shape_error, Result};
+use crate::isa::{selected_isa, Isa};
 use driver::threads_for;
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::activate as activate_avx512;
 pub use epilogue::{Activation, Bias, Epilogue};
-pub use microkernel::{selected_isa, Isa};
 pub use native::sgemm_native_unchecked;
 
 /// Whether an operand is used as stored or transposed.

@@ -3,8 +3,8 @@
 
 use super::driver::{sgemm_isa_unchecked, threads_for};
 use super::epilogue::Epilogue;
-use super::microkernel::selected_isa;
 use super::GemmShape;
+use crate::isa::selected_isa;
 
 /// [`super::sgemm_native`] without the argument checks.
 ///

@@ -2,8 +2,8 @@
 //! streams through (see the contract in `microkernel.rs`), zero-padding partial panels so
 //! the microkernel always runs full tiles.
 
-use super::microkernel::Isa;
 use super::Transpose;
+use crate::isa::Isa;
 
 /// A matrix as stored, row-major with leading dimension `ld`, seen through `op`.
 #[derive(Clone, Copy)]

@@ -3,7 +3,8 @@
 //! too, and is the path every other kernel is measured against in the tests.
 
 use super::epilogue::TileEpilogue;
-use super::microkernel::{via_scratch, Isa, Microkernel};
+use super::microkernel::{via_scratch, Microkernel};
+use crate::isa::Isa;
 
 /// The portable kernel (see the module docs).
 pub(crate) struct Portable;

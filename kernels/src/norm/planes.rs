@@ -17,7 +17,7 @@ use core::marker::PhantomData;
 
 use rayon::prelude::*;
 
-use crate::gemm::Isa;
+use crate::isa::Isa;
 use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
 use crate::simd::{current_isa, dispatch, serial_pass, Kernel, Pass, SimdF32, SimdF64};
 

@@ -7,7 +7,7 @@ use super::shape::{block_starts, Geometry};
 use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::Result;
-use crate::gemm::{selected_isa, Isa};
+use crate::isa::{selected_isa, Isa};
 
 /// Average pool forward (PyTorch `avg_pool2d`, no `divisor_override`).
 ///

@@ -7,7 +7,7 @@ use super::shape::{block_starts, Geometry};
 use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::{argument_error, Result};
-use crate::gemm::{selected_isa, Isa};
+use crate::isa::{selected_isa, Isa};
 
 /// Max pool forward (PyTorch `max_pool2d_with_indices`).
 ///

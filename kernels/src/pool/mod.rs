@@ -46,7 +46,7 @@ pub use max::{maxpool2d_backward, maxpool2d_backward_isa, maxpool2d_forward, max
 pub use shape::Pool2dShape;
 
 #[cfg(doc)]
-use crate::gemm::selected_isa;
+use crate::isa::selected_isa;
 use crate::parallel::chunk_len;
 
 /// How many planes of `work_per_plane` elements (read + written) one task takes: all of them

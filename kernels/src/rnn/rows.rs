@@ -3,7 +3,7 @@
 //! rows narrower than a vector on padded copies; plus the lane blocks of a row. Lane counts
 //! are those of the vector type `V: SimdF32` the pass runs on (8 or 16).
 
-use crate::gemm::Isa;
+use crate::isa::Isa;
 use crate::parallel::chunk_len;
 use crate::simd::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};
 

@@ -51,7 +51,7 @@ use core::ops::{Add, Div, Mul, Neg, Sub};
 pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale};
 
 use crate::error::Result;
-use crate::gemm::{selected_isa, Isa};
+use crate::isa::{selected_isa, Isa};
 
 /// The widest vector of any implementation, in lanes: chunk boundaries are multiples of it
 /// and tail buffers hold it.

@@ -3,7 +3,7 @@
 //! parallel chunks, on the instruction set of [`current_isa`](super::current_isa); plus the
 //! [`Map1`] / [`Map2`] shorthands of the activations.
 
-use crate::gemm::Isa;
+use crate::isa::Isa;
 use crate::parallel::chunk_len;
 
 use super::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};

@@ -2,7 +2,7 @@
 //! closeness checks that report the first mismatch.
 #![allow(dead_code)] // each test file uses its own subset
 
-use keel_kernels::gemm::Isa;
+use keel_kernels::isa::Isa;
 use keel_kernels::simd::{current_isa, with_isa};
 use proptest::prelude::*;
 

@@ -32,7 +32,8 @@ use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
 use super::conv2d::{add_bias_gradient, add_into, flip_weight, wanted_slots};
 use super::shape::{saturating_product, Conv2dShape};
-use crate::gemm::{selected_isa, Activation, Isa};
+use crate::gemm::Activation;
+use crate::isa::{selected_isa, Isa};
 
 /// Lane groups whose weight gradient is summed in one sweep of the register blocks: their
 /// layouts (4 x 366 KiB for LeNet-5's first layer) stay in L2 while the blocks run over them.

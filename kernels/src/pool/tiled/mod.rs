@@ -26,7 +26,7 @@ mod avx512;
 mod portable;
 
 use super::Pool2dShape;
-use crate::gemm::Isa;
+use crate::isa::Isa;
 
 /// The geometry of a tiled pool (see the [module docs](self)).
 #[derive(Debug, Clone, Copy)]
