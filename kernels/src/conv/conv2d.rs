@@ -1,4 +1,6 @@
-//! Convolution forward, backward-data and backward-weight as im2col + GEMM.
+//! Convolution forward, backward-data and backward-weight: the checked entry points, which
+//! pick the images-in-lanes (`lanes/`) or direct (`direct.rs`) path where it applies and the
+//! workspace holds it, and otherwise run im2col + GEMM as below.
 //!
 //! Per image and group `g` (`K = (c_in/groups)·kh·kw`, `P = out_h·out_w`, `W_g` the
 //! `(c_out/groups, K)` rows of the weight, `col` the `(K, P)` im2col of the group's input):

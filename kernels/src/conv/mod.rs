@@ -9,8 +9,15 @@
 //! - [`conv2d_forward`] overwrites `y`; [`conv2d_backward_data`] overwrites `dx`;
 //!   [`conv2d_backward_weight`] **accumulates** into `dweight` and `dbias` (parameter
 //!   gradients: zero them once per step).
-//! - All three unfold windows with [`im2col`] / [`col2im`] and multiply with the checked
-//!   [`crate::gemm::sgemm`]; 1x1 convolutions with stride 1 and no padding skip the unfolding.
+//! - Paths, fastest first, each chosen per shape and workspace (`conv2d.rs` decides):
+//!   - images in lanes (`lanes/`): 16 images per AVX-512 vector, for small planes with
+//!     stride 1, dilation 1, one group and at least 16 images;
+//!   - direct (`direct.rs`): stride-1 forwards summed in registers per image, their
+//!     backward-data as the forward of the transposed shape with the flipped weight, and
+//!     the weight gradient of layers with up to 16 output channels;
+//!   - otherwise windows unfolded with [`im2col`] / [`col2im`] and multiplied with
+//!     [`crate::gemm::sgemm`]; 1x1 convolutions with stride 1 and no padding skip the
+//!     unfolding.
 //! - Callers pass the scratch: [`conv2d_workspace_len`] says how much (one column buffer per
 //!   thread when the batch is split across the pool).
 //! - [`reference`](mod@reference) holds the direct 7-loop convolution and plain im2col/col2im the fast paths
