@@ -14,11 +14,13 @@
 //!
 //! `cargo bench --bench activation`
 
+mod common;
+
 use std::hint::black_box;
 
+use common::isa_runs;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
-use keel::kernels::isa::Isa;
 use keel::kernels::simd::with_isa;
 use keel::kernels::Result;
 
@@ -37,43 +39,6 @@ fn filled(len: usize, seed: u32, lo: f32, hi: f32) -> Vec<f32> {
             lo + (hi - lo) * unit
         })
         .collect()
-}
-
-fn pools() -> Vec<(usize, rayon::ThreadPool)> {
-    [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
-}
-
-/// One keel run of a group: on an instruction set, on a pool.
-struct KeelRun {
-    /// `keel_<isa>`.
-    name: String,
-    /// `T<threads>`.
-    threads: String,
-    isa: Isa,
-    pool: rayon::ThreadPool,
-}
-
-impl KeelRun {
-    /// The run's id, with `suffix` after the name (`keel_avx512_forward/T1`, ...).
-    fn id(&self, suffix: &str) -> BenchmarkId {
-        BenchmarkId::new(format!("{}{suffix}", self.name), &self.threads)
-    }
-}
-
-/// Every instruction set of the CPU on 1 and 2 threads.
-fn keel_runs() -> Vec<KeelRun> {
-    let mut runs = Vec::new();
-    for isa in Isa::available() {
-        for (threads, pool) in pools() {
-            runs.push(KeelRun {
-                name: format!("keel_{}", isa.name()),
-                threads: format!("T{threads}"),
-                isa,
-                pool,
-            });
-        }
-    }
-    runs
 }
 
 type Forward = fn(&[f32], &mut [f32]) -> Result<()>;
@@ -101,7 +66,7 @@ fn bench_elementwise(criterion: &mut Criterion) {
 
 /// The element-wise groups on `len` floats.
 fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
-    let runs = keel_runs();
+    let runs = isa_runs();
     let x = filled(len, 1, -6.0, 6.0);
     let dy = filled(len, 2, -1.0, 1.0);
     let mut y = vec![0.0f32; len];
@@ -156,7 +121,7 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
 }
 
 fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
-    let runs = keel_runs();
+    let runs = isa_runs();
     for (batch, classes) in [(256usize, 10usize), (64, 1000)] {
         let len = batch * classes;
         let logits = filled(len, 4, -5.0, 5.0);

@@ -15,12 +15,14 @@
 //!
 //! `cargo bench --bench norm_optim`
 
+mod common;
+
 use std::hint::black_box;
 
+use common::{isa_runs, pools};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{mse, mse_backward, mse_forward};
-use keel::kernels::isa::Isa;
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
 use keel::kernels::optim::{self, grad_scale, scale, AdamConfig, SgdConfig};
 use keel::kernels::simd::with_isa;
@@ -36,30 +38,13 @@ fn filled(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-fn pools() -> Vec<(usize, rayon::ThreadPool)> {
-    [1usize, 2]
-        .into_iter()
-        .map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()))
-        .collect()
-}
-
-/// `(id, isa, pool)` for every instruction set of the CPU on 1 and 2 threads.
-fn keel_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
-    let mut runs = Vec::new();
-    for isa in Isa::available() {
-        for (threads, pool) in pools() {
-            runs.push((BenchmarkId::new(format!("keel_{}", isa.name()), format!("T{threads}")), isa, pool));
-        }
-    }
-    runs
-}
-
 /// Batch-norm shapes `(n, c, h, w)`: LeNet's first conv output and conv shape C's.
 const BATCHNORM_SHAPES: [(usize, usize, usize, usize); 2] = [(64, 6, 28, 28), (32, 64, 32, 32)];
 
 /// Benches `f` in `group` on every instruction set of the CPU on 1 and 2 threads.
 fn bench_keel(group: &mut BenchmarkGroup<'_, WallTime>, mut f: impl FnMut() + Send) {
-    for (id, isa, pool) in keel_runs() {
+    for run in isa_runs() {
+        let (id, isa, pool) = (run.id(""), run.isa, run.pool);
         group.bench_function(id, |bench| pool.install(|| with_isa(isa, || bench.iter(&mut f)).unwrap()));
     }
 }
@@ -225,7 +210,8 @@ fn bench_optimizers(criterion: &mut Criterion) {
         // read param, grad, m, v; write param, m, v
         group.throughput(Throughput::Bytes(7 * F32 * len as u64));
         group.sample_size(10);
-        for (id, isa, pool) in keel_runs() {
+        for run in isa_runs() {
+            let (id, isa, pool) = (run.id(""), run.isa, run.pool);
             group.bench_function(id, |bench| {
                 pool.install(|| {
                     with_isa(isa, || {
@@ -266,7 +252,8 @@ fn bench_optimizers(criterion: &mut Criterion) {
         // read param, grad, buffer; write param, buffer
         group.throughput(Throughput::Bytes(5 * F32 * len as u64));
         group.sample_size(10);
-        for (id, isa, pool) in keel_runs() {
+        for run in isa_runs() {
+            let (id, isa, pool) = (run.id(""), run.isa, run.pool);
             group.bench_function(id, |bench| {
                 pool.install(|| {
                     with_isa(isa, || {
@@ -371,7 +358,8 @@ fn bench_grad_scale(criterion: &mut Criterion) {
     group.throughput(Throughput::Bytes(2 * F32 * len as u64)); // read and write grad
     group.sample_size(10);
     // A factor of -1 keeps the values bounded over any number of iterations.
-    for (id, isa, pool) in keel_runs() {
+    for run in isa_runs() {
+        let (id, isa, pool) = (run.id(""), run.isa, run.pool);
         group.bench_function(id, |bench| {
             pool.install(|| {
                 with_isa(isa, || bench.iter(|| grad_scale(black_box(&mut grad), -1.0).unwrap())).unwrap()

@@ -7,10 +7,12 @@
 //! many-to-one (the loss reads the last `h`), so backward carries `dh` (and `dc`) back
 //! through every step. `cargo bench --bench rnn`.
 
+mod common;
+
 use std::hint::black_box;
 
+use common::{isa_runs, pools};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::isa::Isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
 use keel::kernels::simd::with_isa;
 
@@ -238,22 +240,6 @@ impl Gru {
     }
 }
 
-fn pools() -> Vec<(usize, rayon::ThreadPool)> {
-    [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
-}
-
-/// `(id, isa, pool)` for every instruction set of the CPU on 1 and 2 threads: the cells
-/// dispatch at run time, and `keel_portable` is the `wide::f32x8` code of a default build.
-fn isa_runs() -> Vec<(BenchmarkId, Isa, rayon::ThreadPool)> {
-    let mut runs = Vec::new();
-    for isa in Isa::available() {
-        for (threads, pool) in pools() {
-            runs.push((BenchmarkId::new(format!("keel_{}", isa.name()), format!("T{threads}")), isa, pool));
-        }
-    }
-    runs
-}
-
 /// Sequence groups: forward, and forward + backward, keel T1/T2 beside the reference.
 fn bench_sequences(criterion: &mut Criterion) {
     let pools = pools();
@@ -298,7 +284,8 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut c_next, mut h_next, mut cache) = (vec![0.0; BH], vec![0.0; BH], vec![0.0; 5 * BH]);
     let mut group = criterion.benchmark_group(format!("lstm_cell/forward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(12)));
-    for (id, isa, pool) in &runs {
+    for run in &runs {
+        let (id, isa, pool) = (run.id(""), &run.isa, &run.pool);
         group.bench_function(id.clone(), |bench| {
             pool.install(|| {
                 with_isa(*isa, || {
@@ -340,7 +327,8 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut dgates, mut dc_prev) = (vec![0.0; 4 * BH], vec![0.0; BH]);
     let mut group = criterion.benchmark_group(format!("lstm_cell/backward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(13)));
-    for (id, isa, pool) in &runs {
+    for run in &runs {
+        let (id, isa, pool) = (run.id(""), &run.isa, &run.pool);
         group.bench_function(id.clone(), |bench| {
             pool.install(|| {
                 with_isa(*isa, || {
@@ -385,7 +373,8 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut h_next, mut cache) = (vec![0.0; BH], vec![0.0; 4 * BH]);
     let mut group = criterion.benchmark_group(format!("gru_cell/forward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(12)));
-    for (id, isa, pool) in &runs {
+    for run in &runs {
+        let (id, isa, pool) = (run.id(""), &run.isa, &run.pool);
         group.bench_function(id.clone(), |bench| {
             pool.install(|| {
                 with_isa(*isa, || {
@@ -417,7 +406,8 @@ fn bench_cells(criterion: &mut Criterion) {
     let (mut dgi, mut dgh, mut dh_prev) = (vec![0.0; 3 * BH], vec![0.0; 3 * BH], vec![0.0; BH]);
     let mut group = criterion.benchmark_group(format!("gru_cell/backward/b{BATCH}h{HIDDEN}"));
     group.throughput(Throughput::Bytes(bytes(13)));
-    for (id, isa, pool) in &runs {
+    for run in &runs {
+        let (id, isa, pool) = (run.id(""), &run.isa, &run.pool);
         group.bench_function(id.clone(), |bench| {
             pool.install(|| {
                 with_isa(*isa, || {
