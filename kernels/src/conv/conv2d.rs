@@ -102,7 +102,7 @@ fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
 /// and its own `slot_len` floats of `scratch`. Runs execute in parallel (halving with
 /// `rayon::join`); the caller sized `scratch` for `images.div_ceil(per)` slots.
 #[allow(clippy::too_many_arguments)]
-fn run_slots<F>(
+pub(super) fn run_slots<F>(
     first: usize,
     images: usize,
     per: usize,
@@ -174,7 +174,8 @@ pub fn conv2d_forward_fused(
     check_y(shape, "y", y.len())?;
     check_workspace(shape, workspace.len())?;
     if shape.n == 0
-        || (lanes::forward_applies(shape) && lanes::forward(shape, x, weight, bias, activation, y, workspace))
+        || (lanes::forward_applies(shape)
+            && lanes::forward(shape, x, weight, bias, activation, y, workspace)?)
     {
         return Ok(());
     }
@@ -259,7 +260,7 @@ pub fn conv2d_backward_data(
     check_x(shape, "dx", dx.len())?;
     check_workspace(shape, workspace.len())?;
     if shape.n == 0
-        || (lanes::backward_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace))
+        || (lanes::backward_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace)?)
     {
         return Ok(());
     }
@@ -391,7 +392,7 @@ pub fn conv2d_backward_weight(
         return Ok(());
     }
     if lanes::backward_applies(shape)
-        && lanes::backward_weight(shape, x, dy, dweight, dbias.as_deref_mut(), workspace)
+        && lanes::backward_weight(shape, x, dy, dweight, dbias.as_deref_mut(), workspace)?
     {
         return Ok(());
     }
@@ -417,14 +418,8 @@ pub fn conv2d_backward_weight(
         backward_weight_run(shape, x_run, dy_run, pw, with_bias.then_some(&mut *pb), col, false)
     };
     run_slots(0, shape.n, per, &mut [], 0, workspace, slot_len, &task)?;
-    // Reduce the partials in slot order.
-    for slot in workspace.chunks_exact(slot_len).take(shape.n.div_ceil(per)) {
-        let (pw, pb) = slot[col_len..].split_at(weight_len);
-        add_into(dweight, pw);
-        if let Some(dbias) = dbias.as_deref_mut() {
-            add_into(dbias, pb);
-        }
-    }
+    let partials = workspace.chunks_exact(slot_len).take(shape.n.div_ceil(per));
+    add_slot_partials(partials.map(|slot| &slot[col_len..]), dweight, dbias);
     Ok(())
 }
 
@@ -462,7 +457,24 @@ pub(super) fn add_bias_gradient(shape: &Conv2dShape, dy: &[f32], dbias: &mut [f3
     }
 }
 
-pub(super) fn add_into(acc: &mut [f32], part: &[f32]) {
+/// Adds each slot's partial gradients (`dweight`'s length, then `dbias`'s, at the start of
+/// each item) to `dweight` and `dbias`, in slot order: the rounding then depends on the slot
+/// count, never on which thread finished first.
+pub(super) fn add_slot_partials<'a>(
+    partials: impl Iterator<Item = &'a [f32]>,
+    dweight: &mut [f32],
+    mut dbias: Option<&mut [f32]>,
+) {
+    for partial in partials {
+        let (pw, pb) = partial.split_at(dweight.len());
+        add_into(dweight, pw);
+        if let Some(dbias) = dbias.as_deref_mut() {
+            add_into(dbias, &pb[..dbias.len()]);
+        }
+    }
+}
+
+fn add_into(acc: &mut [f32], part: &[f32]) {
     for (a, &p) in acc.iter_mut().zip(part) {
         *a += p;
     }

@@ -26,12 +26,11 @@
 mod kernels;
 mod layout;
 
-use rayon::prelude::*;
-
 use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
-use super::conv2d::{add_bias_gradient, add_into, flip_weight, wanted_slots};
+use super::conv2d::{add_bias_gradient, add_slot_partials, flip_weight, run_slots, wanted_slots};
 use super::shape::{saturating_product, Conv2dShape};
+use crate::error::Result;
 use crate::gemm::Activation;
 use crate::isa::{selected_isa, Isa};
 
@@ -109,11 +108,15 @@ fn input_gradient_plane(shape: &Conv2dShape) -> Plane {
 /// every vector load and store of the kernels (an unaligned vector spans two cache lines).
 const ALIGN_SLACK: usize = LANES;
 
-/// `slot` from its first float on a 64-byte boundary (from its start where the platform
-/// cannot tell).
-fn aligned(slot: &mut [f32]) -> &mut [f32] {
+/// The index of `slot`'s first float on a 64-byte boundary (0 where the platform cannot
+/// tell).
+fn aligned_start(slot: &[f32]) -> usize {
     let offset = slot.as_ptr().align_offset(64);
-    &mut slot[if offset < ALIGN_SLACK { offset } else { 0 }..]
+    if offset < ALIGN_SLACK {
+        offset
+    } else {
+        0
+    }
 }
 
 fn forward_slot_len(shape: &Conv2dShape) -> usize {
@@ -156,34 +159,6 @@ fn groups_per_slot(shape: &Conv2dShape, len: usize, slot_len: usize) -> Option<u
     (slots > 0).then(|| lane_groups(shape).div_ceil(slots))
 }
 
-/// Runs `task(first_group, batch_part, out_part, slot)` for each run of `per` lane groups, in
-/// parallel when there are several: `batch` and `out` are NCHW batches (`batch_image` and
-/// `out_image` floats per image), cut at the runs' first images.
-#[allow(clippy::too_many_arguments)]
-fn for_each_slot<F>(
-    per: usize,
-    batch: &[f32],
-    batch_image: usize,
-    out: &mut [f32],
-    out_image: usize,
-    workspace: &mut [f32],
-    slot_len: usize,
-    task: F,
-) where
-    F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync,
-{
-    let images = per * LANES;
-    if batch.len() <= images * batch_image {
-        task(batch, out, aligned(&mut workspace[..slot_len]));
-        return;
-    }
-    batch
-        .par_chunks(images * batch_image)
-        .zip(out.par_chunks_mut((images * out_image).max(1)))
-        .zip(workspace.par_chunks_mut(slot_len))
-        .for_each(|((batch, out), slot)| task(batch, out, aligned(slot)));
-}
-
 /// The lane groups of a run of `images` whole images: `(first image offset, Images)` each.
 fn groups_of(images: usize, image_len: usize) -> impl Iterator<Item = (usize, Images)> {
     (0..images)
@@ -217,12 +192,12 @@ pub(super) fn forward(
     activation: Activation,
     y: &mut [f32],
     workspace: &mut [f32],
-) -> bool {
+) -> Result<bool> {
     let slot_len = forward_slot_len(shape);
-    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return false };
+    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return Ok(false) };
     let pass = Correlate { input: input_plane(shape), output: output_plane(shape), weight, bias, activation };
-    pass.run(shape, per, x, y, workspace, slot_len);
-    true
+    pass.run(shape, per, x, y, workspace, slot_len)?;
+    Ok(true)
 }
 
 /// Backward to the input, as `conv2d_backward_data` documents it, for a shape where
@@ -234,10 +209,10 @@ pub(super) fn backward_data(
     weight: &[f32],
     dx: &mut [f32],
     workspace: &mut [f32],
-) -> bool {
+) -> Result<bool> {
     let slot_len = backward_data_slot_len(shape);
-    let Some(room) = workspace.len().checked_sub(shape.weight_len()) else { return false };
-    let Some(per) = groups_per_slot(shape, room, slot_len) else { return false };
+    let Some(room) = workspace.len().checked_sub(shape.weight_len()) else { return Ok(false) };
+    let Some(per) = groups_per_slot(shape, room, slot_len) else { return Ok(false) };
     let (flipped, slots) = workspace.split_at_mut(shape.weight_len());
     flip_weight(shape, weight, flipped);
     let pass = Correlate {
@@ -247,8 +222,8 @@ pub(super) fn backward_data(
         bias: None,
         activation: Activation::Identity,
     };
-    pass.run(shape, per, dy, dx, slots, slot_len);
-    true
+    pass.run(shape, per, dy, dx, slots, slot_len)?;
+    Ok(true)
 }
 
 /// A correlation of NCHW batches through the layout: `input` (padded) to `output`.
@@ -271,15 +246,18 @@ impl Correlate<'_> {
         dst: &mut [f32],
         slots: &mut [f32],
         slot_len: usize,
-    ) {
+    ) -> Result<()> {
         let (input, output) = (&self.input, &self.output);
         let sizes = sizes(input, output.channels, shape.kh, shape.kw);
         let (src_image, dst_image) =
             (input.channels * input.h * input.w, output.channels * output.h * output.w);
-        for_each_slot(per, src, src_image, dst, dst_image, slots, slot_len, |src, dst, slot| {
+        let task = |first: usize, images: usize, dst: &mut [f32], slot: &mut [f32]| -> Result<()> {
+            let src = &src[first * src_image..(first + images) * src_image];
+            let start = aligned_start(slot);
+            let slot = &mut slot[start..];
             let (inp, out) = slot.split_at_mut(input.len());
             let out = &mut out[..output.len()];
-            for (offset, images) in groups_of(src.len() / src_image, src_image) {
+            for (offset, images) in groups_of(images, src_image) {
                 let dst_images = Images { image_len: dst_image, ..images };
                 // SAFETY: `computes` holds, so AVX-512F was selected, which happens only on a
                 // CPU that has it. The slices hold the group's images and the layouts' lengths.
@@ -289,7 +267,9 @@ impl Correlate<'_> {
                     layout::deinterleave(out, output, dst_images, &mut dst[offset / src_image * dst_image..]);
                 }
             }
-        });
+            Ok(())
+        };
+        run_slots(0, shape.n, per * LANES, dst, dst_image, slots, slot_len, &task)
     }
 }
 
@@ -303,9 +283,9 @@ pub(super) fn backward_weight(
     dweight: &mut [f32],
     dbias: Option<&mut [f32]>,
     workspace: &mut [f32],
-) -> bool {
+) -> Result<bool> {
     let slot_len = backward_weight_slot_len(shape);
-    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return false };
+    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return Ok(false) };
     let (input, gradient) = (input_plane(shape), output_plane(shape));
     let sizes = sizes(&input, shape.c_out, shape.kh, shape.kw);
     let (x_image, dy_image) =
@@ -342,28 +322,32 @@ pub(super) fn backward_weight(
         };
     let slot_images = per * LANES;
     if shape.n <= slot_images {
-        run(x, dy, aligned(&mut workspace[..slot_len]), dweight, dbias);
-        return true;
+        let slot = &mut workspace[..slot_len];
+        let start = aligned_start(slot);
+        run(x, dy, &mut slot[start..], dweight, dbias);
+        return Ok(true);
     }
     let with_bias = dbias.is_some();
-    x.par_chunks(slot_images * x_image)
-        .zip(dy.par_chunks(slot_images * dy_image))
-        .zip(workspace.par_chunks_mut(slot_len))
-        .for_each(|((x, dy), slot)| {
-            let (groups, partial) = aligned(slot).split_at_mut(GROUPS_PER_PASS * group_len);
-            let (pw, pb) = partial.split_at_mut(weight_len);
-            pw.fill(0.0);
-            pb.fill(0.0);
-            run(x, dy, groups, pw, with_bias.then_some(pb));
-        });
-    // Reduce the partials in slot order.
-    let mut dbias = dbias;
-    for slot in workspace.chunks_exact_mut(slot_len).take(shape.n.div_ceil(slot_images)) {
-        let (pw, pb) = aligned(slot)[GROUPS_PER_PASS * group_len..].split_at(weight_len);
-        add_into(dweight, pw);
-        if let Some(dbias) = dbias.as_deref_mut() {
-            add_into(dbias, pb);
-        }
-    }
-    true
+    // Each slot zeroes its partial gradients, then accumulates its images into them.
+    let task = |first: usize, images: usize, _: &mut [f32], slot: &mut [f32]| -> Result<()> {
+        let start = aligned_start(slot);
+        let (groups, partial) = slot[start..].split_at_mut(GROUPS_PER_PASS * group_len);
+        let (pw, pb) = partial.split_at_mut(weight_len);
+        pw.fill(0.0);
+        pb.fill(0.0);
+        let (x, dy) = (
+            &x[first * x_image..(first + images) * x_image],
+            &dy[first * dy_image..(first + images) * dy_image],
+        );
+        run(x, dy, groups, pw, with_bias.then_some(pb));
+        Ok(())
+    };
+    run_slots(0, shape.n, slot_images, &mut [], 0, workspace, slot_len, &task)?;
+    let partials = workspace.chunks_exact(slot_len).take(shape.n.div_ceil(slot_images));
+    add_slot_partials(
+        partials.map(|slot| &slot[aligned_start(slot) + GROUPS_PER_PASS * group_len..]),
+        dweight,
+        dbias,
+    );
+    Ok(true)
 }
