@@ -258,3 +258,32 @@ fn bad_input_is_rejected_with_named_errors() {
     let message = sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 3).unwrap_err().to_string();
     assert!(message.contains("ldc >= max(1, 4)") && message.contains("got 3"), "{message}");
 }
+
+/// Row parts share one packed B̃ and column parts one packed Ã, each panel packed by the
+/// first part that needs it (`gemm/shared.rs`). Many such calls at once, from inside rayon
+/// tasks on 2 and 3 threads (so parts of one call also run one after the other on one
+/// thread, or wait on a panel another part is packing), give the bits of one thread.
+#[test]
+fn parts_sharing_a_packed_operand_match_one_thread() {
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    // (m, n, k): cut by rows (B̃ shared; parts of 300 rows pack B), then by columns (Ã
+    // shared; parts 15 tiles wide), both over three blocks of k.
+    for &(m, n, k) in &[(600, 64, 700), (40, 900, 700)] {
+        let a = uniform(m * k, 11, -1.0, 1.0);
+        let b = uniform(k * n, 12, -1.0, 1.0);
+        let product = || {
+            let mut c = vec![f32::NAN; m * n];
+            sgemm_native(Transpose::No, Transpose::No, m, n, k, 1.0, &a, k, &b, n, 0.0, &mut c, n).unwrap();
+            c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+        };
+        let one_thread = pool(1).install(product);
+        for threads in [2, 3] {
+            use rayon::prelude::*;
+            let results: Vec<Vec<u32>> =
+                pool(threads).install(|| (0..6).into_par_iter().map(|_| product()).collect());
+            for bits in results {
+                assert!(bits == one_thread, "{m}x{n}x{k} on {threads} threads differs from one thread");
+            }
+        }
+    }
+}

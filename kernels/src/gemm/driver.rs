@@ -2,7 +2,9 @@
 //! with the work split across the rayon pool.
 //!
 //! Threads: C is cut into one part per thread (whole tiles, along rows or columns, see
-//! `split`), each part running the whole loop nest below on its own.
+//! `split`), each part running the whole loop nest below on its own, except that the operand
+//! every part would pack whole (B̃ for row parts, Ã for column parts) is packed once and
+//! shared, panel by panel, by whichever part needs a panel first (`shared.rs`).
 //!
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
 //! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
@@ -45,6 +47,7 @@ use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
+use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
@@ -157,11 +160,13 @@ unsafe fn gemm_packed<K: Microkernel>(
     let (row_part, col_part) = split::<K>(shape, threads);
     let row_parts = m.div_ceil(row_part);
     let parts = row_parts * n.div_ceil(col_part);
+    let shared = shared_operand::<K>(shape, row_part, col_part, parts);
     let run = |part: usize| {
         let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
         let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
+        let sweep = Sweep { shared: &shared, part, parts };
         // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
-        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue) };
+        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue, &sweep) };
     };
     if parts == 1 {
         run(0);
@@ -170,12 +175,84 @@ unsafe fn gemm_packed<K: Microkernel>(
     }
 }
 
+/// The operand the parts of a call share (see `shared.rs`), if any. Measured interleaved on
+/// two threads against each part packing its own: 1.0x-1.1x at 512³ (the host's noise
+/// spans that range), about 1.02x on 64x128x784 with Bᵀ and on 256³ with Bᵀ, 1.0x at
+/// 128x64x128 and 1024³.
+enum Shared {
+    /// Each part packs its own blocks: one part, B read in place, an operand over
+    /// [`MAX_SHARED_FLOATS`], or column parts one tile wide.
+    None,
+    /// Row parts share all of B̃.
+    B(SharedPanels),
+    /// Column parts share all of Ã, when each part is more than one tile wide. A part one
+    /// tile wide reads each Ã panel once, straight from the other core's cache, and the
+    /// microkernel stalls on it (Ã is not prefetched, as it stays in L1 once read):
+    /// 0.87x at 128x64x128 cut by columns, where packing its own copy overlaps better.
+    A(SharedPanels),
+}
+
+/// What a part shares with the others, and where its sweeps over the shared panels start:
+/// part `part` of `parts` starts at panel `part·panels / parts` and wraps around, so the
+/// parts pack different panels rather than queueing for the same one.
+struct Sweep<'a> {
+    shared: &'a Shared,
+    part: usize,
+    parts: usize,
+}
+
+impl Sweep<'_> {
+    /// The first of `panels` panels this part visits.
+    fn first(&self, panels: usize) -> usize {
+        self.part * panels / self.parts
+    }
+}
+
+/// The indices `0..count` starting at `first` and wrapping around.
+fn rotated(count: usize, first: usize) -> impl Iterator<Item = usize> {
+    (first..count).chain(0..first.min(count))
+}
+
+/// The operand that `parts` parts of `row_part` rows (all rows when C is cut by columns)
+/// would each pack whole: B̃ when C is cut by rows and B is packed, Ã when it is cut by
+/// columns; packed once and shared if it fits [`MAX_SHARED_FLOATS`].
+fn shared_operand<K: Microkernel>(
+    shape: &GemmShape,
+    row_part: usize,
+    col_part: usize,
+    parts: usize,
+) -> Shared {
+    let GemmShape { m, n, k, .. } = *shape;
+    if parts <= 1 {
+        return Shared::None;
+    }
+    let kc_step = kc_step(k);
+    let by_rows = row_part < m;
+    if by_rows && !reads_b_in_place::<K>(shape, row_part) && fits_shared(k, n, K::NR) {
+        Shared::B(SharedPanels::new(k, kc_step, n.div_ceil(K::NR), K::NR))
+    } else if !by_rows && col_part > K::NR && fits_shared(k, m, K::MR) {
+        Shared::A(SharedPanels::new(k, kc_step, m.div_ceil(K::MR), K::MR))
+    } else {
+        Shared::None
+    }
+}
+
+/// Whether an operand `k` deep and `width` wide, packed in panels of `panel_width`, is small
+/// enough to share (see [`MAX_SHARED_FLOATS`]).
+fn fits_shared(k: usize, width: usize, panel_width: usize) -> bool {
+    width.div_ceil(panel_width).saturating_mul(panel_width).saturating_mul(k) <= MAX_SHARED_FLOATS
+}
+
 /// The `(rows, columns)` of the part of C each of `threads` threads computes: C is cut along
 /// one side, in whole tiles, whichever side gives the largest part the least work: its
 /// tiles' multiply-adds (128 rows of 12-row tiles split 72 + 56, while 64 columns split
 /// 32 + 32) plus its packing (a row part packs all of B unless it reads B in place, a
 /// column part packs all of A); on a tie, along the longer side. One parallel region per
 /// call: each part runs the whole loop nest on its own, with no barrier per block.
+///
+/// The packing counts the shared operand whole for every part, as before it was shared: a
+/// model that counted each part's share of it (so mostly the tiles decided) picked columns
+/// for 128x64x128 and 256³ with Bᵀ, measured about 0.6x and 0.9x of rows.
 fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     let GemmShape { m, n, k, .. } = *shape;
     if threads <= 1 {
@@ -244,11 +321,19 @@ unsafe fn loop_nest<K: Microkernel>(
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
     epilogue: &Epilogue,
+    sweep: &Sweep,
 ) {
-    let GemmShape { k, ldc, .. } = *shape;
+    let GemmShape { n, k, ldc, .. } = *shape;
+    let shared_b = match sweep.shared {
+        Shared::B(panels) => Some(panels),
+        _ => None,
+    };
     let direct_b = reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
-    let mut packed_b = take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR);
+    let mut packed_b = match shared_b {
+        Some(_) => Vec::new(),
+        None => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
+    };
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
@@ -257,7 +342,9 @@ unsafe fn loop_nest<K: Microkernel>(
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
-            let b_block = if direct_b {
+            let b_block = if let Some(panels) = shared_b {
+                BPanels::Shared { panels, b: b_op, n, isa: K::ISA }
+            } else if direct_b {
                 // Only the last, ragged panel is packed (zero-padded to NR columns).
                 let full = nc / K::NR * K::NR;
                 let tail = &mut packed_b[..kc * K::NR];
@@ -276,10 +363,12 @@ unsafe fn loop_nest<K: Microkernel>(
             let block = Block { b: &b_block, pc, kc, jc, epilogue: block_epilogue };
             // SAFETY: rows x (jc..jc + nc) lies inside this call's part of C; A and B are
             // covered by the caller's contract.
-            unsafe { run_part::<K>(a_op, &block, &part, alpha, beta_block, c, ldc) };
+            unsafe { run_part::<K>(a_op, &block, &part, alpha, beta_block, c, ldc, sweep) };
         }
     }
-    return_buffer(&PACKED_B, packed_b);
+    if shared_b.is_none() {
+        return_buffer(&PACKED_B, packed_b);
+    }
 }
 
 /// Where the microkernel finds the B̃ micro-panels of one (jc, pc) block.
@@ -289,6 +378,9 @@ enum BPanels<'a> {
     /// Read in place from B (not transposed), except the columns from `full` on (relative
     /// to jc), packed in `tail`.
     Direct { b: Operand<'a>, full: usize, tail: &'a [f32] },
+    /// Packed once for all parts, each panel by the first part that needs it; `n` is the
+    /// width of op(B).
+    Shared { panels: &'a SharedPanels, b: Operand<'a>, n: usize, isa: Isa },
 }
 
 impl BPanels<'_> {
@@ -302,6 +394,11 @@ impl BPanels<'_> {
                 // Rows pc..pc + kc, columns jc + jr..jc + jr + nr of B all exist (jr < full).
                 let start = pc * b.ld + jc + jr;
                 (b.data[start..start + (kc - 1) * b.ld + nr].as_ptr(), b.ld)
+            }
+            BPanels::Shared { panels, b, n, isa } => {
+                let col0 = jc + jr;
+                let pack = |out: &mut [f32]| pack_b(*b, pc, kc, col0, nr.min(n - col0), nr, *isa, out);
+                (panels.panel(pc, kc, col0 / nr, pack).as_ptr(), nr)
             }
         }
     }
@@ -337,22 +434,46 @@ unsafe fn run_part<K: Microkernel>(
     beta: f32,
     c: SharedMut,
     ldc: usize,
+    sweep: &Sweep,
 ) {
     let Block { b: b_block, pc, kc, jc, epilogue } = *block;
-    let mut packed_a =
-        take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC);
+    let shared_a = match sweep.shared {
+        Shared::A(panels) => Some(panels),
+        _ => None,
+    };
+    let mut packed_a = match shared_a {
+        Some(_) => Vec::new(),
+        None => take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC),
+    };
+    // A shared Ã is packed already (or on demand): one block of all the part's rows.
+    let block_rows = if shared_a.is_some() { part.rows.len() } else { MC };
+    let col_tiles = part.cols.len().div_ceil(K::NR);
     // Loop 3: blocks of MC rows.
-    for ic in part.rows.clone().step_by(MC) {
-        let mc = MC.min(part.rows.end - ic);
-        pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
+    for ic in part.rows.clone().step_by(block_rows) {
+        let mc = block_rows.min(part.rows.end - ic);
+        if shared_a.is_none() {
+            pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
+        }
         // Loop 2: micro-panels of Ã (MR rows), each staying in L1 while loop 1 streams the
         // B̃ block past it.
-        for ir in (0..mc).step_by(K::MR) {
+        let row_tiles = mc.div_ceil(K::MR);
+        for ir in rotated(row_tiles, if shared_a.is_some() { sweep.first(row_tiles) } else { 0 }) {
+            let ir = ir * K::MR;
             let rows = K::MR.min(mc - ir);
-            let a_panel = &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR];
+            let a_panel = match shared_a {
+                Some(panels) => {
+                    let row0 = ic + ir;
+                    let pack = |out: &mut [f32]| pack_a(a_op, row0, rows, pc, kc, K::MR, K::ISA, out);
+                    panels.panel(pc, kc, row0 / K::MR, pack)
+                }
+                None => &packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR],
+            };
             // Loop 1: micro-panels of B̃ (NR columns), read from L2 (the microkernel
             // prefetches its rows ahead).
-            for jr in part.cols.clone().step_by(K::NR) {
+            let first_col_tile =
+                if matches!(b_block, BPanels::Shared { .. }) { sweep.first(col_tiles) } else { 0 };
+            for jr in rotated(col_tiles, first_col_tile) {
+                let jr = part.cols.start + jr * K::NR;
                 let cols = K::NR.min(part.cols.end - jr);
                 let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
                 let tile_epilogue = match epilogue {
@@ -383,5 +504,7 @@ unsafe fn run_part<K: Microkernel>(
             }
         }
     }
-    return_buffer(&PACKED_A, packed_a);
+    if shared_a.is_none() {
+        return_buffer(&PACKED_A, packed_a);
+    }
 }

@@ -39,6 +39,7 @@ mod native;
 mod pack;
 mod portable;
 pub mod reference;
+mod shared;
 
 use crate::error::{check_min_len, shape_error, Result};
 use crate::isa::{selected_isa, Isa};
