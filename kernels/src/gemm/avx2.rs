@@ -24,6 +24,8 @@ impl Microkernel for Avx2 {
         kc: usize,
         alpha: f32,
         a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
         b: *const f32,
         b_rs: usize,
         beta: f32,
@@ -37,32 +39,37 @@ impl Microkernel for Avx2 {
         // SAFETY: the caller guarantees the pointer ranges of the trait contract and that the
         // CPU has AVX2 and FMA; an edge tile goes through a full scratch tile.
         unsafe {
+            let packed = a_rs == 1 && a_cs == Self::MR;
+            let run = |beta, c, ldc, epilogue| match packed {
+                true => tile_avx2::<true>(kc, alpha, (a, a_rs, a_cs), b, b_rs, beta, c, ldc, epilogue),
+                false => tile_avx2::<false>(kc, alpha, (a, a_rs, a_cs), b, b_rs, beta, c, ldc, epilogue),
+            };
             if rows == Self::MR && cols == Self::NR {
-                tile_avx2(kc, alpha, a, b, b_rs, beta, c, ldc, epilogue)
+                run(beta, c, ldc, epilogue)
             } else {
-                let full =
-                    |scratch| tile_avx2(kc, alpha, a, b, b_rs, 0.0, scratch, Self::NR, &TileEpilogue::NONE);
+                let full = |scratch| run(0.0, scratch, Self::NR, &TileEpilogue::NONE);
                 via_scratch(Self::MR, Self::NR, full, beta, c, ldc, rows, cols, epilogue)
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
+            "Isa::Avx2 is never selected off x86_64: {kc} {alpha} {a:?} {a_rs} {a_cs} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
         )
     }
 }
 
-/// The full 6 x 16 tile update, epilogue included.
+/// The full 6 x 16 tile update, epilogue included; `a` is Ã's first element and its row
+/// and column strides, which a packed Ã (`PACKED_A`) has as constants.
 ///
 /// # Safety
 /// The trait contract for a full tile (`rows = 6`, `cols = 16`), on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx2(
+unsafe fn tile_avx2<const PACKED_A: bool>(
     kc: usize,
     alpha: f32,
-    a: *const f32,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
     b: *const f32,
     b_rs: usize,
     beta: f32,
@@ -71,6 +78,7 @@ unsafe fn tile_avx2(
     epilogue: &TileEpilogue,
 ) {
     const MR: usize = 6;
+    let (a_rs, a_cs) = if PACKED_A { (1, MR) } else { (a_rs, a_cs) };
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for p in 0..kc {
         // SAFETY: p < kc, so B̃ row p and Ã column p lie inside the contract's panels.
@@ -78,9 +86,9 @@ unsafe fn tile_avx2(
             let b_row = b.add(p * b_rs);
             let b0 = _mm256_loadu_ps(b_row);
             let b1 = _mm256_loadu_ps(b_row.add(8));
-            let a_col = a.add(p * MR);
+            let a_col = a.add(p * a_cs);
             for (i, acc_row) in acc.iter_mut().enumerate() {
-                let a_i = _mm256_set1_ps(*a_col.add(i));
+                let a_i = _mm256_set1_ps(*a_col.add(i * a_rs));
                 acc_row[0] = _mm256_fmadd_ps(a_i, b0, acc_row[0]);
                 acc_row[1] = _mm256_fmadd_ps(a_i, b1, acc_row[1]);
             }

@@ -19,6 +19,10 @@
 //! the FMAs, and the last vector's lanes past the edge are masked off in the loads and
 //! stores of C (and of a per-column bias).
 //!
+//! Ã is read packed (its layout fixed at compile time) or in place from A (row and column
+//! strides given at run time: see `driver.rs`, for products one tile wide), one instance
+//! each.
+//!
 //! The epilogue (bias, activation) is applied to the accumulators between the `α`/`β`
 //! scaling and the one store of each vector, so it costs a few instructions per vector
 //! and no second pass over C.
@@ -50,6 +54,8 @@ impl Microkernel for Avx512 {
         kc: usize,
         alpha: f32,
         a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
         b: *const f32,
         b_rs: usize,
         beta: f32,
@@ -62,14 +68,18 @@ impl Microkernel for Avx512 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees the pointer ranges of the trait contract for the
         // `rows x cols` tile and that the CPU has AVX-512F; each instance below touches only
-        // R = rows rows and V vectors covering `cols` (masked past it).
+        // R = rows rows and V vectors covering `cols` (masked past it), and reads Ã with the
+        // strides given (the packed instance: the same strides, as constants).
         unsafe {
+            let a = (a, a_rs, a_cs);
             macro_rules! by_rows {
                 ($($r:literal)*) => {
-                    match (rows, cols <= 16) {
+                    match (rows, cols <= 16, a_rs == 1 && a_cs == MR) {
                         $(
-                            ($r, true) => tile_avx512::<$r, 1>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
-                            ($r, false) => tile_avx512::<$r, 2>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
+                            ($r, true, true) => tile_avx512::<$r, 1, true>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
+                            ($r, false, true) => tile_avx512::<$r, 2, true>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
+                            ($r, true, false) => tile_avx512::<$r, 1, false>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
+                            ($r, false, false) => tile_avx512::<$r, 2, false>(kc, alpha, a, b, b_rs, beta, c, ldc, cols, epilogue),
                         )*
                         _ => unreachable!("tile of {rows} rows: the contract allows 1..={MR}"),
                     }
@@ -79,23 +89,24 @@ impl Microkernel for Avx512 {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
+            "Isa::Avx512 is never selected off x86_64: {kc} {alpha} {a:?} {a_rs} {a_cs} {b:?} {b_rs} {beta} {c:?} {ldc} {rows} {cols} {epilogue:?}"
         )
     }
 }
 
 /// The tile update for `R` rows and `V` vectors of 16 columns, of which the first `cols`
-/// are valid (`16·(V - 1) < cols <= 16·V`), epilogue included.
+/// are valid (`16·(V - 1) < cols <= 16·V`), epilogue included; `a` is Ã's first element and
+/// its row and column strides, which a packed Ã (`PACKED_A`) has as constants.
 ///
 /// # Safety
 /// The trait contract for a `R x cols` tile, on a CPU with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile_avx512<const R: usize, const V: usize>(
+unsafe fn tile_avx512<const R: usize, const V: usize, const PACKED_A: bool>(
     kc: usize,
     alpha: f32,
-    a: *const f32,
+    (a, a_rs, a_cs): (*const f32, usize, usize),
     b: *const f32,
     b_rs: usize,
     beta: f32,
@@ -104,6 +115,7 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
     cols: usize,
     epilogue: &TileEpilogue,
 ) {
+    let (a_rs, a_cs) = if PACKED_A { (1, MR) } else { (a_rs, a_cs) };
     let mut acc = [[_mm512_setzero_ps(); V]; R];
     if beta != 0.0 {
         // C is read after the k loop: start fetching its rows now, so the loads at the end
@@ -123,16 +135,17 @@ unsafe fn tile_avx512<const R: usize, const V: usize>(
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(16 * v) as *const i8);
         }
         // SAFETY: p < kc, so B̃ row p (V·16 <= NR floats at b + p·b_rs) and Ã column p
-        // (R <= MR floats at a + p·MR) lie inside the panels the contract makes readable.
+        // (R <= MR floats at a + p·a_cs, a_rs apart) lie inside the panels the contract makes
+        // readable.
         unsafe {
             let b_row = b.add(p * b_rs);
             let mut b_vec = [_mm512_setzero_ps(); V];
             for (v, b_v) in b_vec.iter_mut().enumerate() {
                 *b_v = _mm512_loadu_ps(b_row.add(16 * v));
             }
-            let a_col = a.add(p * MR);
+            let a_col = a.add(p * a_cs);
             for (i, acc_row) in acc.iter_mut().enumerate() {
-                let a_i = _mm512_set1_ps(*a_col.add(i));
+                let a_i = _mm512_set1_ps(*a_col.add(i * a_rs));
                 for (sum, &b_v) in acc_row.iter_mut().zip(&b_vec) {
                     *sum = _mm512_fmadd_ps(a_i, b_v, *sum);
                 }

@@ -13,9 +13,10 @@ use super::epilogue::TileEpilogue;
 /// of a [`TileEpilogue`] ([`TileEpilogue::NONE`]: nothing) on the registers, before the store.
 ///
 /// Contract:
-/// - `a` points at a packed micro-panel of `Ã`: `kc` columns of `MR` values each, column
-///   after column (`a[p·MR + i] = A[i, p]`); rows from `rows` on may hold anything (the
-///   packing zero-pads them);
+/// - `a` points at a micro-panel of `Ã`, `MR` rows by `kc` columns, `a_rs` apart along the
+///   rows and `a_cs` along the columns (`a[i·a_rs + p·a_cs] = A[i, p]`): packed, column after
+///   column (`a_rs = 1`, `a_cs = MR`), or read in place from A (`lda, 1`, or `1, lda` for
+///   Aᵀ); rows from `rows` on may hold anything (the packing zero-pads them);
 /// - `b` points at a micro-panel of `B̃`: `kc` rows of `NR` contiguous values, `b_rs` apart
 ///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place;
 /// - `c` points at the tile's top-left element, rows `ldc` apart; only the `rows x cols`
@@ -34,7 +35,8 @@ pub(crate) trait Microkernel {
     /// The tile update described in the trait docs.
     ///
     /// # Safety
-    /// `a` must be readable for `kc·MR` floats, `b` for `kc` rows of `NR` floats `b_rs`
+    /// `a` must be readable at `i·a_rs + p·a_cs` for every `i < MR`, `p < kc`, `b` for `kc`
+    /// rows of `NR` floats `b_rs`
     /// apart, `c` readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats
     /// `ldc` apart, `1 <= rows <= MR`, `1 <= cols <= NR`, the epilogue's bias as in the
     /// trait docs, and the CPU must support [`Self::ISA`].
@@ -43,6 +45,8 @@ pub(crate) trait Microkernel {
         kc: usize,
         alpha: f32,
         a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
         b: *const f32,
         b_rs: usize,
         beta: f32,

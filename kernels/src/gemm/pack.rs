@@ -13,6 +13,29 @@ pub(crate) struct Operand<'a> {
     pub trans: Transpose,
 }
 
+impl<'a> Operand<'a> {
+    /// The block `rows x cols` of op(X) from `(row0, col0)`, read in place: the slice from its
+    /// first element to its last, and its row and column strides.
+    ///
+    /// # Panics
+    /// If the block is empty or not inside the data.
+    pub(crate) fn in_place(
+        &self,
+        row0: usize,
+        rows: usize,
+        col0: usize,
+        cols: usize,
+    ) -> (&'a [f32], usize, usize) {
+        let (row_stride, col_stride) = match self.trans {
+            Transpose::No => (self.ld, 1),
+            Transpose::Yes => (1, self.ld),
+        };
+        let start = row0 * row_stride + col0 * col_stride;
+        let last = start + (rows - 1) * row_stride + (cols - 1) * col_stride;
+        (&self.data[start..=last], row_stride, col_stride)
+    }
+}
+
 /// Packs rows `row0..row0 + rows` and columns `p0..p0 + kc` of op(A) into `out` as
 /// `ceil(rows / mr)` micro-panels of `kc x mr` (column after column), zero-padded.
 #[allow(clippy::too_many_arguments)]

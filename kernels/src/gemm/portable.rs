@@ -21,6 +21,8 @@ impl Microkernel for Portable {
         kc: usize,
         alpha: f32,
         a: *const f32,
+        a_rs: usize,
+        a_cs: usize,
         b: *const f32,
         b_rs: usize,
         beta: f32,
@@ -35,19 +37,35 @@ impl Microkernel for Portable {
             // corner the caller's contract covers is combined with C.
             unsafe {
                 let full = |scratch| {
-                    Self::tile(kc, alpha, a, b, b_rs, 0.0, scratch, NR, MR, NR, &TileEpilogue::NONE)
+                    Self::tile(
+                        kc,
+                        alpha,
+                        a,
+                        a_rs,
+                        a_cs,
+                        b,
+                        b_rs,
+                        0.0,
+                        scratch,
+                        NR,
+                        MR,
+                        NR,
+                        &TileEpilogue::NONE,
+                    )
                 };
                 via_scratch(MR, NR, full, beta, c, ldc, rows, cols, epilogue)
             };
             return;
         }
-        // SAFETY: the contract makes a readable for kc·MR floats.
-        let a = unsafe { std::slice::from_raw_parts(a, kc * MR) };
         let mut acc = [[0.0f32; NR]; MR];
-        for (p, a_col) in a.chunks_exact(MR).enumerate() {
-            // SAFETY: p < kc: the contract makes row p of B̃ (NR floats at b + p·b_rs) readable.
-            let b_row = unsafe { std::slice::from_raw_parts(b.add(p * b_rs), NR) };
-            for (acc_row, &a_i) in acc.iter_mut().zip(a_col) {
+        for p in 0..kc {
+            // SAFETY: p < kc: the contract makes row p of B̃ (NR floats at b + p·b_rs) and
+            // Ã's column p (MR floats at a + p·a_cs, a_rs apart) readable.
+            let (b_row, a_col) = unsafe {
+                let b_row = std::slice::from_raw_parts(b.add(p * b_rs), NR);
+                (b_row, std::array::from_fn::<f32, MR, _>(|i| *a.add(i * a_rs + p * a_cs)))
+            };
+            for (acc_row, &a_i) in acc.iter_mut().zip(&a_col) {
                 for (sum, &b_j) in acc_row.iter_mut().zip(b_row) {
                     // A separate multiply and add: `mul_add` is a libm call where the target lacks FMA.
                     *sum += a_i * b_j;
