@@ -19,6 +19,7 @@ impl Microkernel for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
     const ISA: Isa = Isa::Avx2;
+    const EXACT_EDGES: bool = false;
 
     unsafe fn tile(
         kc: usize,
@@ -41,8 +42,8 @@ impl Microkernel for Avx2 {
         unsafe {
             let packed = a_rs == 1 && a_cs == Self::MR;
             let run = |beta, c, ldc, epilogue| match packed {
-                true => tile_avx2::<true>(kc, alpha, (a, a_rs, a_cs), b, b_rs, beta, c, ldc, epilogue),
-                false => tile_avx2::<false>(kc, alpha, (a, a_rs, a_cs), b, b_rs, beta, c, ldc, epilogue),
+                true => tile_avx2::<true>(kc, alpha, a, a_rs, a_cs, b, b_rs, beta, c, ldc, epilogue),
+                false => tile_avx2::<false>(kc, alpha, a, a_rs, a_cs, b, b_rs, beta, c, ldc, epilogue),
             };
             if rows == Self::MR && cols == Self::NR {
                 run(beta, c, ldc, epilogue)
@@ -58,8 +59,8 @@ impl Microkernel for Avx2 {
     }
 }
 
-/// The full 6 x 16 tile update, epilogue included; `a` is Ã's first element and its row
-/// and column strides, which a packed Ã (`PACKED_A`) has as constants.
+/// The full 6 x 16 tile update, epilogue included; Ã's row and column strides are
+/// constants for a packed Ã (`PACKED_A`).
 ///
 /// # Safety
 /// The trait contract for a full tile (`rows = 6`, `cols = 16`), on a CPU with AVX2 and FMA.
@@ -69,7 +70,9 @@ impl Microkernel for Avx2 {
 unsafe fn tile_avx2<const PACKED_A: bool>(
     kc: usize,
     alpha: f32,
-    (a, a_rs, a_cs): (*const f32, usize, usize),
+    a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     b_rs: usize,
     beta: f32,

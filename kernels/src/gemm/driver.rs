@@ -333,9 +333,11 @@ unsafe fn loop_nest<K: Microkernel>(
     };
     let direct_b = reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
-    let mut packed_b = match shared_b {
-        Some(_) => Vec::new(),
-        None => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
+    // B̃ needs a buffer unless shared, or read in place by a kernel that needs no padded tail.
+    let packs_b = shared_b.is_none() && !(direct_b && K::EXACT_EDGES);
+    let mut packed_b = match packs_b {
+        true => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
+        false => Vec::new(),
     };
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
@@ -348,9 +350,10 @@ unsafe fn loop_nest<K: Microkernel>(
             let b_block = if let Some(panels) = shared_b {
                 BPanels::Shared { panels, b: b_op, n, isa: K::ISA }
             } else if direct_b {
-                // Only the last, ragged panel is packed (zero-padded to NR columns).
-                let full = nc / K::NR * K::NR;
-                let tail = &mut packed_b[..kc * K::NR];
+                // Only the last, ragged panel is packed (zero-padded to NR columns), unless
+                // the kernel reads only its valid columns.
+                let full = if K::EXACT_EDGES { nc } else { nc / K::NR * K::NR };
+                let tail = &mut packed_b[..if full < nc { kc * K::NR } else { 0 }];
                 if full < nc {
                     pack_b(b_op, pc, kc, jc + full, nc - full, K::NR, K::ISA, tail);
                 }
@@ -369,7 +372,7 @@ unsafe fn loop_nest<K: Microkernel>(
             unsafe { run_part::<K>(a_op, &block, &part, alpha, beta_block, c, ldc, sweep) };
         }
     }
-    if shared_b.is_none() {
+    if packs_b {
         return_buffer(&PACKED_B, packed_b);
     }
 }
@@ -379,7 +382,7 @@ enum BPanels<'a> {
     /// All packed, panel after panel.
     Packed(&'a [f32]),
     /// Read in place from B (not transposed), except the columns from `full` on (relative
-    /// to jc), packed in `tail`.
+    /// to jc), packed in `tail` (all of them in place for a kernel with exact edges).
     Direct { b: Operand<'a>, full: usize, tail: &'a [f32] },
     /// Packed once for all parts, each panel by the first part that needs it; `n` is the
     /// width of op(B).
@@ -393,9 +396,10 @@ impl BPanels<'_> {
         match self {
             BPanels::Packed(block) => (block[(jr / nr) * kc * nr..][..kc * nr].as_ptr(), nr),
             BPanels::Direct { b, full, tail } if jr >= *full => (tail[..kc * nr].as_ptr(), nr),
-            BPanels::Direct { b, .. } => {
-                // Rows pc..pc + kc, columns jc + jr..jc + jr + nr of B all exist (jr < full).
-                let (panel, b_rs, _) = b.in_place(pc, kc, jc + jr, nr);
+            BPanels::Direct { b, full, .. } => {
+                // Rows pc..pc + kc and columns jc + jr.. of B exist up to the panel's width or
+                // `full` (jr < full), and the kernel reads no further (see `Microkernel`).
+                let (panel, b_rs, _) = b.in_place(pc, kc, jc + jr, nr.min(full - jr));
                 (panel.as_ptr(), b_rs)
             }
             BPanels::Shared { panels, b, n, isa } => {
@@ -445,9 +449,16 @@ unsafe fn run_part<K: Microkernel>(
         _ if reads_a_in_place::<K>(a_op, part.cols.len()) => ASource::Direct,
         _ => ASource::Packed,
     };
-    let mut packed_a = match source {
-        ASource::Shared(_) => Vec::new(),
-        _ => take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC),
+    // Ã needs a buffer when packed, or for a ragged last panel read in place by a kernel
+    // that needs it padded.
+    let packs_a = match source {
+        ASource::Packed => true,
+        ASource::Shared(_) => false,
+        ASource::Direct => !K::EXACT_EDGES,
+    };
+    let mut packed_a = match packs_a {
+        true => take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC),
+        false => Vec::new(),
     };
     // Only a packed Ã is made block by block; otherwise one block holds all the part's rows.
     let block_rows = if matches!(source, ASource::Packed) { MC } else { part.rows.len() };
@@ -471,9 +482,10 @@ unsafe fn run_part<K: Microkernel>(
                     let pack = |out: &mut [f32]| pack_a(a_op, row0, rows, pc, kc, K::MR, K::ISA, out);
                     (panels.panel(pc, kc, row0 / K::MR, pack), 1, K::MR)
                 }
-                ASource::Direct if rows == K::MR => a_op.in_place(row0, rows, pc, kc),
+                ASource::Direct if rows == K::MR || K::EXACT_EDGES => a_op.in_place(row0, rows, pc, kc),
                 ASource::Direct => {
-                    // The ragged last panel is packed (zero-padded to MR rows).
+                    // The ragged last panel is packed (zero-padded to MR rows) for a kernel
+                    // that reads all MR rows.
                     let tail = &mut packed_a[..kc * K::MR];
                     pack_a(a_op, row0, rows, pc, kc, K::MR, K::ISA, tail);
                     (&*tail, 1, K::MR)
@@ -519,7 +531,7 @@ unsafe fn run_part<K: Microkernel>(
             }
         }
     }
-    if !matches!(source, ASource::Shared(_)) {
+    if packs_a {
         return_buffer(&PACKED_A, packed_a);
     }
 }
@@ -531,7 +543,7 @@ enum ASource<'a> {
     /// Packed once for all the column parts of the call (see [`Shared::A`]).
     Shared(&'a SharedPanels),
     /// Read in place from A (see [`reads_a_in_place`]), except a ragged last panel, which is
-    /// packed.
+    /// packed for a kernel without exact edges.
     Direct,
 }
 

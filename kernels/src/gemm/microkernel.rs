@@ -16,9 +16,11 @@ use super::epilogue::TileEpilogue;
 /// - `a` points at a micro-panel of `Ã`, `MR` rows by `kc` columns, `a_rs` apart along the
 ///   rows and `a_cs` along the columns (`a[i·a_rs + p·a_cs] = A[i, p]`): packed, column after
 ///   column (`a_rs = 1`, `a_cs = MR`), or read in place from A (`lda, 1`, or `1, lda` for
-///   Aᵀ); rows from `rows` on may hold anything (the packing zero-pads them);
+///   Aᵀ); rows from `rows` on may hold anything (the packing zero-pads them), and need not
+///   exist at all for a kernel with [`Microkernel::EXACT_EDGES`];
 /// - `b` points at a micro-panel of `B̃`: `kc` rows of `NR` contiguous values, `b_rs` apart
-///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place;
+///   (`b[p·b_rs + j] = B[p, j]`): `b_rs = NR` when packed, `ldb` when read in place; columns
+///   from `cols` on likewise;
 /// - `c` points at the tile's top-left element, rows `ldc` apart; only the `rows x cols`
 ///   corner is read or written (edge tiles need no scratch, and C may end right after it);
 /// - with `β = 0`, `C` is not read (NaN in it does not leak); `kc` may be 0 (then `C = β·C`);
@@ -31,12 +33,17 @@ pub(crate) trait Microkernel {
     const NR: usize;
     /// The instruction set this kernel needs.
     const ISA: Isa;
+    /// Whether the kernel reads only the rows `< rows` of Ã and the columns `< cols` of B̃
+    /// (masked loads, one instance per row count), so that a ragged last panel read in place
+    /// need not be packed and padded first.
+    const EXACT_EDGES: bool;
 
     /// The tile update described in the trait docs.
     ///
     /// # Safety
-    /// `a` must be readable at `i·a_rs + p·a_cs` for every `i < MR`, `p < kc`, `b` for `kc`
-    /// rows of `NR` floats `b_rs`
+    /// `a` must be readable at `i·a_rs + p·a_cs` for every `i < MR` (`i < rows` with
+    /// [`Self::EXACT_EDGES`]), `p < kc`, `b` for `kc` rows of `NR` floats (`cols` floats
+    /// with [`Self::EXACT_EDGES`]) `b_rs`
     /// apart, `c` readable (when `β ≠ 0`) and writable for `rows` rows of `cols` floats
     /// `ldc` apart, `1 <= rows <= MR`, `1 <= cols <= NR`, the epilogue's bias as in the
     /// trait docs, and the CPU must support [`Self::ISA`].

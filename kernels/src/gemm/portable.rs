@@ -16,6 +16,7 @@ impl Microkernel for Portable {
     const MR: usize = MR;
     const NR: usize = NR;
     const ISA: Isa = Isa::Portable;
+    const EXACT_EDGES: bool = false;
 
     unsafe fn tile(
         kc: usize,
