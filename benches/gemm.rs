@@ -8,7 +8,10 @@
 //! layer's 128x256x784, bias per column; a convolution's 16x6400x150, bias per row), and the
 //! `sgemm_strided_batched` group a batch of small per-image products against a loop of GEMMs.
 //!
-//! `cargo bench --bench gemm` (unset OPENBLAS_CORETYPE for a fair BLAS figure).
+//! `OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=1 cargo bench --features blas --bench
+//! gemm`: Debian's OpenBLAS 0.3.21 does not know the reference CPU (an Intel Xeon, model
+//! 207) and, left to pick, runs its Prescott (SSE3) kernels, at about a fifth of its AVX-512
+//! ones; the `blas` row runs on OPENBLAS_NUM_THREADS threads.
 
 use std::hint::black_box;
 

@@ -37,3 +37,11 @@ pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
 /// on misses that a streaming copy overlaps. A taller C cut into parts of MR rows by the
 /// thread split keeps packing: 16x6400x150 on two threads was 0.7x with such parts in place.
 pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;
+
+/// A part of C reads its block of A (rows x one block of k) in place when the block holds at
+/// most this many floats (256 KiB, within L2): see `reads_a_in_place` in `driver.rs`.
+pub(crate) const DIRECT_A_MAX_FLOATS: usize = 1 << 16;
+
+/// ... and when the part is at most this many columns wide (8 tiles of the AVX-512 kernel):
+/// a wider part reuses each packed panel enough to pay for the copy.
+pub(crate) const DIRECT_A_MAX_COLS: usize = 256;

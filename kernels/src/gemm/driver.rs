@@ -15,9 +15,9 @@
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã,
-//!   unless the part is one tile wide and A is not transposed: then each Ã panel would
-//!   serve one microkernel call, and the microkernel reads A's rows in place (1.16x-1.24x
-//!   on 256x10x64, 256x10x784 and 64x16x500, measured interleaved);
+//!   unless A is not transposed and the part is one tile wide (each Ã panel would serve one
+//!   microkernel call) or its block of A is small: then the microkernel reads A's rows in
+//!   place (see `reads_a_in_place`);
 //! - loop 2: `ir` over the block's rows in steps of MR (one Ã micro-panel, in L1);
 //! - loop 1: `jr` over the part's columns in steps of NR: one microkernel call per tile,
 //!   its B̃ micro-panel streamed from L2 (where the B̃ block stays).
@@ -44,7 +44,9 @@ use rayon::prelude::*;
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC};
+use super::blocking::{
+    DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC,
+};
 use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
 use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
@@ -163,7 +165,7 @@ unsafe fn gemm_packed<K: Microkernel>(
     let (row_part, col_part) = split::<K>(shape, threads);
     let row_parts = m.div_ceil(row_part);
     let parts = row_parts * n.div_ceil(col_part);
-    let shared = shared_operand::<K>(shape, row_part, col_part, parts);
+    let shared = shared_operand::<K>(shape, a_op, row_part, col_part, parts);
     let run = |part: usize| {
         let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
         let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
@@ -183,8 +185,9 @@ unsafe fn gemm_packed<K: Microkernel>(
 /// spans that range), about 1.02x on 64x128x784 with Bᵀ and on 256³ with Bᵀ, 1.0x at
 /// 128x64x128 and 1024³.
 enum Shared {
-    /// Each part packs its own blocks: one part, B read in place, an operand over
-    /// [`MAX_SHARED_FLOATS`], or column parts one tile wide.
+    /// Each part packs (or reads in place) its own blocks: one part, B read in place, an
+    /// operand over [`MAX_SHARED_FLOATS`], column parts one tile wide, or a block of A small
+    /// enough to read in place.
     None,
     /// Row parts share all of B̃.
     B(SharedPanels),
@@ -221,6 +224,7 @@ fn rotated(count: usize, first: usize) -> impl Iterator<Item = usize> {
 /// columns; packed once and shared if it fits [`MAX_SHARED_FLOATS`].
 fn shared_operand<K: Microkernel>(
     shape: &GemmShape,
+    a_op: Operand,
     row_part: usize,
     col_part: usize,
     parts: usize,
@@ -233,7 +237,11 @@ fn shared_operand<K: Microkernel>(
     let by_rows = row_part < m;
     if by_rows && !reads_b_in_place::<K>(shape, row_part) && fits_shared(k, n, K::NR) {
         Shared::B(SharedPanels::new(k, kc_step, n.div_ceil(K::NR), K::NR))
-    } else if !by_rows && col_part > K::NR && fits_shared(k, m, K::MR) {
+    } else if !by_rows
+        && col_part > K::NR
+        && fits_shared(k, m, K::MR)
+        && !reads_a_in_place::<K>(a_op, m, col_part, kc_step)
+    {
         Shared::A(SharedPanels::new(k, kc_step, m.div_ceil(K::MR), K::MR))
     } else {
         Shared::None
@@ -446,7 +454,7 @@ unsafe fn run_part<K: Microkernel>(
     let Block { b: b_block, pc, kc, jc, epilogue } = *block;
     let source = match sweep.shared {
         Shared::A(panels) => ASource::Shared(panels),
-        _ if reads_a_in_place::<K>(a_op, part.cols.len()) => ASource::Direct,
+        _ if reads_a_in_place::<K>(a_op, part.rows.len(), part.cols.len(), kc) => ASource::Direct,
         _ => ASource::Packed,
     };
     // Ã needs a buffer when packed, or for a ragged last panel read in place by a kernel
@@ -547,11 +555,22 @@ enum ASource<'a> {
     Direct,
 }
 
-/// Whether a part `cols` wide reads A in place rather than packing it: when it is one tile
-/// wide, each Ã panel serves one microkernel call per block of k, and packing it would be a
-/// copy for nothing (as for B when C is one row of tiles). The kernel then broadcasts from
-/// MR rows of A, each read sequentially. Only A not transposed: Aᵀ in place would read one
-/// line per step of k, `lda` apart (not measured).
-fn reads_a_in_place<K: Microkernel>(a: Operand, cols: usize) -> bool {
-    a.trans == Transpose::No && cols <= K::NR
+/// Whether a part of `rows x cols` reads its block of A (`rows x kc`) in place rather than
+/// packing it; the kernel then broadcasts from MR rows of A, each read sequentially. Only A
+/// not transposed (Aᵀ in place would read one line per step of k, `lda` apart; not
+/// measured), and:
+/// - when the part is one tile wide, each Ã panel serves one microkernel call per block of
+///   k, and packing it would be a copy for nothing (as for B when C is one row of tiles):
+///   1.16x-1.24x on 256x10x64, 256x10x784 and 64x16x500, measured interleaved;
+/// - when the block of A holds at most [`DIRECT_A_MAX_FLOATS`], the part is at most
+///   [`DIRECT_A_MAX_COLS`] wide, and A's rows are not a multiple of 4 KiB apart: the copy
+///   then costs more than the in-place panel's address arithmetic (constants in the packed
+///   kernel). Measured interleaved: 128x64x128 1.16x, 64³ 1.17x, 100³ 1.08x, 64x128x784
+///   1.08x, 128x128x256 1.08x, 256³ 1.05x (blocks up to 64 Ki floats), 512³ unchanged
+///   (bigger blocks); but 0.95x for 64x32768x576 on two threads (each panel serves 512
+///   tiles), and 0.94x-0.96x with rows 4 KiB apart (`lda` a multiple of 1024, all in one
+///   L1 set) on 48x1024x4096, 64x256x1024 and 24x512x2048.
+fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: usize) -> bool {
+    let small_block = rows * kc <= DIRECT_A_MAX_FLOATS && cols <= DIRECT_A_MAX_COLS && a.ld % 1024 != 0;
+    a.trans == Transpose::No && (cols <= K::NR || small_block)
 }
