@@ -571,6 +571,7 @@ enum ASource<'a> {
 ///   tiles), and 0.94x-0.96x with rows 4 KiB apart (`lda` a multiple of 1024, all in one
 ///   L1 set) on 48x1024x4096, 64x256x1024 and 24x512x2048.
 fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: usize) -> bool {
-    let small_block = rows * kc <= DIRECT_A_MAX_FLOATS && cols <= DIRECT_A_MAX_COLS && a.ld % 1024 != 0;
+    let small_block =
+        rows * kc <= DIRECT_A_MAX_FLOATS && cols <= DIRECT_A_MAX_COLS && !a.ld.is_multiple_of(1024);
     a.trans == Transpose::No && (cols <= K::NR || small_block)
 }
