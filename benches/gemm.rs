@@ -25,29 +25,10 @@ use keel::kernels::gemm::{
 use keel::kernels::isa::{selected_isa, Isa};
 use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
-/// Square sizes and the network shapes of PEERS.md: (m, n, k).
-const SHAPES: &[(usize, usize, usize)] = &[
-    (64, 64, 64),
-    (256, 256, 256),
-    (512, 512, 512),
-    (1024, 1024, 1024),
-    (2048, 2048, 2048),
-    (64, 128, 784),
-    (128, 64, 128),
-    (256, 10, 64),
-    (16, 6400, 150),
-    (64, 32768, 576),
-    (128, 25088, 1152),
-];
+#[path = "common/gemm_shapes.rs"]
+mod gemm_shapes;
 
-fn filled(len: usize, seed: u32) -> Vec<f32> {
-    // A cheap deterministic fill with both signs (benches must not run on zeros).
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5
-        })
-        .collect()
-}
+use gemm_shapes::{filled, SHAPES};
 
 /// FLOPs of one call of [`fma_peak`].
 const PEAK_FLOPS: u64 = 12 * 16 * 2 * 100_000;

@@ -16,20 +16,11 @@ use std::time::Instant;
 
 use keel::kernels::gemm::{sgemm_native, Transpose};
 
-/// The shapes of `../shared/perf/PEERS.md`: squares, then network products.
-const DEFAULT_SHAPES: [(usize, usize, usize); 11] = [
-    (64, 64, 64),
-    (256, 256, 256),
-    (512, 512, 512),
-    (1024, 1024, 1024),
-    (2048, 2048, 2048),
-    (64, 128, 784),
-    (128, 64, 128),
-    (256, 10, 64),
-    (16, 6400, 150),
-    (64, 32768, 576),
-    (128, 25088, 1152),
-];
+// The square and network shapes of `PEERS.md`, and the operand fill, as in `benches/gemm.rs`.
+#[path = "../benches/common/gemm_shapes.rs"]
+mod gemm_shapes;
+
+use gemm_shapes::{filled, SHAPES};
 
 /// Each timing repeats the product for at least this long.
 const MIN_SECONDS: f64 = 0.03;
@@ -136,13 +127,12 @@ fn main() {
     let shape_args = args.iter().filter(|arg| arg.contains('x'));
     let mut shapes: Vec<(usize, usize, usize)> = shape_args.map(|arg| parse_shape(arg)).collect();
     if shapes.is_empty() {
-        shapes = DEFAULT_SHAPES.to_vec();
+        shapes = SHAPES.to_vec();
     }
     let contenders = contenders();
     println!("{rounds} interleaved rounds: median GFLOP/s, and medians over rounds of the ratios\n");
     for (m, n, k) in shapes {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let (a, b) = (filled(m * k, 1), filled(k * n, 2));
         let mut c = vec![0.0f32; m * n];
         let flops = 2.0 * (m * n * k) as f64;
         // Repetitions per timing, from one warm-up call of keel.

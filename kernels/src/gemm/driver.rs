@@ -471,6 +471,7 @@ unsafe fn run_part<K: Microkernel>(
     // Only a packed Ã is made block by block; otherwise one block holds all the part's rows.
     let block_rows = if matches!(source, ASource::Packed) { MC } else { part.rows.len() };
     let col_tiles = part.cols.len().div_ceil(K::NR);
+    let first_col_tile = if matches!(b_block, BPanels::Shared { .. }) { sweep.first(col_tiles) } else { 0 };
     // Loop 3: blocks of MC rows.
     for ic in part.rows.clone().step_by(block_rows) {
         let mc = block_rows.min(part.rows.end - ic);
@@ -502,8 +503,6 @@ unsafe fn run_part<K: Microkernel>(
             };
             // Loop 1: micro-panels of B̃ (NR columns), read from L2 (the microkernel
             // prefetches its rows ahead).
-            let first_col_tile =
-                if matches!(b_block, BPanels::Shared { .. }) { sweep.first(col_tiles) } else { 0 };
             for jr in rotated(col_tiles, first_col_tile) {
                 let jr = part.cols.start + jr * K::NR;
                 let cols = K::NR.min(part.cols.end - jr);

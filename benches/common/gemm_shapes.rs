@@ -1,0 +1,27 @@
+//! The GEMM shapes and operand fill shared by `benches/gemm.rs` and
+//! `examples/gemm_interleaved.rs` (each includes this file by path).
+
+/// Square sizes and the network shapes of PEERS.md: (m, n, k).
+pub const SHAPES: &[(usize, usize, usize)] = &[
+    (64, 64, 64),
+    (256, 256, 256),
+    (512, 512, 512),
+    (1024, 1024, 1024),
+    (2048, 2048, 2048),
+    (64, 128, 784),
+    (128, 64, 128),
+    (256, 10, 64),
+    (16, 6400, 150),
+    (64, 32768, 576),
+    (128, 25088, 1152),
+];
+
+/// `len` floats in [-0.5, 0.5), a cheap deterministic fill with both signs (a product must
+/// not run on zeros), different for each `seed`.
+pub fn filled(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
