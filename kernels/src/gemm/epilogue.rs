@@ -127,6 +127,11 @@ impl TileEpilogue {
     /// Nothing to apply (every block of k but the last).
     pub const NONE: TileEpilogue = TileEpilogue { bias: TileBias::None, activation: Activation::Identity };
 
+    /// Whether there is nothing to apply.
+    pub(crate) fn is_none(&self) -> bool {
+        matches!(self.bias, TileBias::None) && self.activation == Activation::Identity
+    }
+
     /// The epilogue of element `(i, j)` of the tile applied to `value`.
     ///
     /// # Safety
