@@ -48,6 +48,7 @@ use super::blocking::{
     DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC,
 };
 use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
+use super::gemv::sgemv;
 use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -124,6 +125,10 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     epilogue: &Epilogue,
     threads: usize,
 ) {
+    if shape.m.min(shape.n) == 1 && alpha != 0.0 && sgemv(isa, shape, alpha, a, b, beta, c, threads) {
+        apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
+        return;
+    }
     // SAFETY: forwarded from the caller.
     unsafe {
         match isa {

@@ -34,6 +34,7 @@ mod blas;
 mod blocking;
 mod driver;
 mod epilogue;
+mod gemv;
 mod microkernel;
 mod native;
 mod pack;

@@ -1,0 +1,261 @@
+//! Matrix-vector products: the GEMMs whose C is one row (`m = 1`) or one column (`n = 1`),
+//! such as a dense layer or an RNN step on a batch of one.
+//!
+//! The packed loop nest suits them badly: a one-row tile keeps 2 accumulators, so the
+//! microkernel waits on the FMA latency, and a transposed operand would be packed for one
+//! use. Here every operand is read where it lies, in one of two forms:
+//!
+//! - **rows**: `y = Σ_p x[p]·M[p, ..]`, a combination of the rows of a matrix M (`k` rows,
+//!   contiguous, `ld` apart), for `m = 1` with B as stored (M = B) and for `n = 1` with Aᵀ
+//!   (M = the stored A). Outputs go 8 vectors at a time (128 floats with AVX-512), each a
+//!   chain of `k` FMAs, so 8 chains hide the FMA latency;
+//! - **dots**: `y[i] = M[i, ..]·x`, dot products of the rows of M with a contiguous x, for
+//!   `n = 1` with A as stored (M = A) and for `m = 1` with Bᵀ (M = the stored B). Rows go
+//!   4 at a time, each with 2 vector accumulators over k (8 chains), reduced across lanes at
+//!   the end.
+//!
+//! Then `y = α·y + β·y₀` (y₀ not read when `β = 0`). Outputs are split across threads in
+//! chunks; every output is computed by the same operations wherever its chunk starts (a
+//! lane of a rows block follows the same chain in a block of 8 vectors, of 1, or in the
+//! padded last vector; a dot the same in a group of 4 rows or alone), so the bits do not
+//! depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::{GemmShape, Transpose};
+use crate::isa::Isa;
+use crate::parallel::MIN_PARALLEL_MULADDS;
+use crate::simd::{dispatch, load_padded, to_array, Kernel, SimdF32, MAX_LANES};
+
+/// Vectors per block of the rows form (8 chains of FMAs in flight).
+const ROWS_BLOCK_VECTORS: usize = 8;
+/// Rows per group of the dots form (each with 2 accumulators: 8 chains).
+const DOTS_GROUP_ROWS: usize = 4;
+
+/// A vector `len` long whose element `i` is `data[i·stride]`.
+#[derive(Clone, Copy)]
+struct Strided<'a> {
+    data: &'a [f32],
+    stride: usize,
+}
+
+/// A product with one row or column of C, as the form that computes it.
+enum Gemv<'a> {
+    /// `y[j] = Σ_p x[p]·matrix[p·ld + j]` for `j < len`, `p < depth`.
+    Rows { x: Strided<'a>, matrix: &'a [f32], ld: usize },
+    /// `y[i] = Σ_p matrix[i·ld + p]·x[p]` for `i < len`, `p < depth`.
+    Dots { x: &'a [f32], matrix: &'a [f32], ld: usize },
+}
+
+/// The matrix-vector form of the product `shape`, if it has one (C one row or one column,
+/// and the operands laid out for one of the forms; `k >= 1`), and the stride of y in C.
+fn plan<'a>(shape: &GemmShape, a: &'a [f32], b: &'a [f32]) -> Option<(Gemv<'a>, usize)> {
+    let GemmShape { transa, transb, m, n, k, lda, ldb, ldc } = *shape;
+    // op(A)'s row 0 and op(B)'s column 0, as strided vectors.
+    let a_row = Strided { data: a, stride: if transa == Transpose::No { 1 } else { lda } };
+    let b_col = Strided { data: b, stride: if transb == Transpose::No { ldb } else { 1 } };
+    if k == 0 {
+        return None;
+    }
+    if n == 1 && transa == Transpose::No && b_col.stride == 1 {
+        Some((Gemv::Dots { x: &b[..k], matrix: a, ld: lda }, ldc))
+    } else if m == 1 && transb == Transpose::Yes && a_row.stride == 1 {
+        Some((Gemv::Dots { x: &a[..k], matrix: b, ld: ldb }, 1))
+    } else if m == 1 && transb == Transpose::No {
+        Some((Gemv::Rows { x: a_row, matrix: b, ld: ldb }, 1))
+    } else if n == 1 && transa == Transpose::Yes {
+        Some((Gemv::Rows { x: b_col, matrix: a, ld: lda }, ldc))
+    } else {
+        None
+    }
+}
+
+/// Computes `C = α·op(A)·op(B) + β·C` as a matrix-vector product when the shape allows it
+/// (see the module docs; `false`: it does not, and nothing was done), on `isa`'s vectors,
+/// split over at most `threads` threads.
+///
+/// The slices must cover the shape (as [`GemmShape::check`] verifies); a slice too short
+/// panics, it is never read out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sgemv(
+    isa: Isa,
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    threads: usize,
+) -> bool {
+    let Some((form, y_stride)) = plan(shape, a, b) else {
+        return false;
+    };
+    let (len, depth) = (shape.m.max(shape.n), shape.k);
+    // Chunks of outputs per thread: whole blocks of the rows form (of the widest vectors),
+    // whole groups of the dots form.
+    let unit = match form {
+        Gemv::Rows { .. } => ROWS_BLOCK_VECTORS * MAX_LANES,
+        Gemv::Dots { .. } => DOTS_GROUP_ROWS,
+    };
+    let parallel = threads > 1 && len.saturating_mul(depth) >= MIN_PARALLEL_MULADDS;
+    let chunk = if parallel { len.div_ceil(threads).div_ceil(unit) * unit } else { len };
+    let y_len = (len - 1) * y_stride + 1;
+    let run = |(index, y): (usize, &mut [f32])| {
+        let first = index * chunk;
+        let outputs = first..(first + chunk).min(len);
+        dispatch(isa, GemvChunk { form: &form, depth, outputs, alpha, beta, y, y_stride });
+    };
+    let y = &mut c[..y_len];
+    if parallel {
+        y.par_chunks_mut(chunk * y_stride).enumerate().for_each(run);
+    } else {
+        run((0, y));
+    }
+    true
+}
+
+/// The outputs `outputs` of a matrix-vector product, written to `y` (which starts at the
+/// first of them, `y_stride` apart).
+struct GemvChunk<'a, 'y> {
+    form: &'a Gemv<'a>,
+    depth: usize,
+    outputs: std::ops::Range<usize>,
+    alpha: f32,
+    beta: f32,
+    y: &'y mut [f32],
+    y_stride: usize,
+}
+
+impl Kernel for GemvChunk<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<V: SimdF32>(self) {
+        let GemvChunk { form, depth, outputs, alpha, beta, y, y_stride } = self;
+        let first = outputs.start;
+        // Scalar only (see `dot_rows` on closures).
+        let mut out = |j: usize, sum: f32| {
+            let old = &mut y[(j - first) * y_stride];
+            *old = if beta == 0.0 { alpha * sum } else { alpha * sum + beta * *old };
+        };
+        match *form {
+            Gemv::Rows { x, matrix, ld } => {
+                let block = ROWS_BLOCK_VECTORS * V::LANES;
+                let mut j = outputs.start;
+                while j + block <= outputs.end {
+                    let sums = combine_rows::<V, ROWS_BLOCK_VECTORS>(x, matrix, ld, depth, j);
+                    for (v, sum) in sums.into_iter().enumerate() {
+                        for (lane, &s) in to_array(sum)[..V::LANES].iter().enumerate() {
+                            out(j + v * V::LANES + lane, s);
+                        }
+                    }
+                    j += block;
+                }
+                while j + V::LANES <= outputs.end {
+                    let [sum] = combine_rows::<V, 1>(x, matrix, ld, depth, j);
+                    for (lane, &s) in to_array(sum)[..V::LANES].iter().enumerate() {
+                        out(j + lane, s);
+                    }
+                    j += V::LANES;
+                }
+                if j < outputs.end {
+                    let sum = combine_rows_tail::<V>(x, matrix, ld, depth, j, outputs.end - j);
+                    for (lane, &s) in to_array(sum)[..outputs.end - j].iter().enumerate() {
+                        out(j + lane, s);
+                    }
+                }
+            }
+            Gemv::Dots { x, matrix, ld } => {
+                let mut i = outputs.start;
+                while i + DOTS_GROUP_ROWS <= outputs.end {
+                    let sums = dot_rows::<V, DOTS_GROUP_ROWS>(x, matrix, ld, i);
+                    for (r, &s) in sums.iter().enumerate() {
+                        out(i + r, s);
+                    }
+                    i += DOTS_GROUP_ROWS;
+                }
+                for i in i..outputs.end {
+                    let [sum] = dot_rows::<V, 1>(x, matrix, ld, i);
+                    out(i, sum);
+                }
+            }
+        }
+    }
+}
+
+/// `Σ_p x[p]·matrix[p·ld + j ..][..W·LANES]` for `p < depth`, as `W` vectors: one chain
+/// of FMAs per vector.
+#[inline(always)]
+fn combine_rows<V: SimdF32, const W: usize>(
+    x: Strided,
+    matrix: &[f32],
+    ld: usize,
+    depth: usize,
+    j: usize,
+) -> [V; W] {
+    let mut sums = [V::splat(0.0); W];
+    for p in 0..depth {
+        let scale = V::splat(x.data[p * x.stride]);
+        let row = &matrix[p * ld + j..][..W * V::LANES];
+        for (v, sum) in sums.iter_mut().enumerate() {
+            *sum = scale.mul_add(V::load(&row[v * V::LANES..]), *sum);
+        }
+    }
+    sums
+}
+
+/// [`combine_rows`] for one vector of which only the first `width` (< LANES) columns exist:
+/// the same chain per lane, on rows padded with zeros.
+#[inline(always)]
+fn combine_rows_tail<V: SimdF32>(
+    x: Strided,
+    matrix: &[f32],
+    ld: usize,
+    depth: usize,
+    j: usize,
+    width: usize,
+) -> V {
+    let mut sum = V::splat(0.0);
+    for p in 0..depth {
+        let scale = V::splat(x.data[p * x.stride]);
+        sum = scale.mul_add(load_padded::<V>(&matrix[p * ld + j..][..width], 0.0), sum);
+    }
+    sum
+}
+
+/// The dot products of rows `i..i + R` of `matrix` (`ld` apart) with `x`: per row, two
+/// accumulators over alternate vectors of k (and the odd last vector in the first), added
+/// and reduced across lanes, then the last `k mod LANES` products added one by one.
+#[inline(always)]
+fn dot_rows<V: SimdF32, const R: usize>(x: &[f32], matrix: &[f32], ld: usize, i: usize) -> [f32; R] {
+    let (depth, lanes) = (x.len(), V::LANES);
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &matrix[(i + r) * ld..][..depth]);
+    let mut even = [V::splat(0.0); R];
+    let mut odd = [V::splat(0.0); R];
+    let mut p = 0;
+    while p + 2 * lanes <= depth {
+        let (x0, x1) = (V::load(&x[p..]), V::load(&x[p + lanes..]));
+        for r in 0..R {
+            even[r] = V::load(&rows[r][p..]).mul_add(x0, even[r]);
+            odd[r] = V::load(&rows[r][p + lanes..]).mul_add(x1, odd[r]);
+        }
+        p += 2 * lanes;
+    }
+    if p + lanes <= depth {
+        let x0 = V::load(&x[p..]);
+        for r in 0..R {
+            even[r] = V::load(&rows[r][p..]).mul_add(x0, even[r]);
+        }
+        p += lanes;
+    }
+    // A loop, not `array::from_fn`: vector methods called in a closure are compiled without
+    // the target features of the caller (see `crate::simd`).
+    let mut sums = [0.0; R];
+    for r in 0..R {
+        sums[r] = (even[r] + odd[r]).reduce_add();
+        for q in p..depth {
+            sums[r] += rows[r][q] * x[q];
+        }
+    }
+    sums
+}
