@@ -16,21 +16,32 @@
 //!
 //! Then `y = α·y + β·y₀` (y₀ not read when `β = 0`). Outputs are split across threads in
 //! chunks; every output is computed by the same operations wherever its chunk starts (a
-//! lane of a rows block follows the same chain in a block of 8 vectors, of 1, or in the
-//! padded last vector; a dot the same in a group of 4 rows or alone), so the bits do not
-//! depend on the thread count.
+//! lane of the rows form follows the same chain in a block of any width, in a masked last
+//! vector or not; a dot the same in a group of 4 rows or alone), so the bits do not depend
+//! on the thread count.
+//!
+//! Measured interleaved against the packed path (one thread, AVX-512): 1x1024x256 1.5x (level
+//! with OpenBLAS), 1x1024x1024 1.2x (B from L3: 2.3x OpenBLAS), 1x256x1024 with Bᵀ 3.6x and
+//! 256x1x1024 4.2x (1.06x-1.08x OpenBLAS). Two variants of the rows form were slower:
+//! sums kept in L1 while each row streams past (2 loads and a store per FMA: 0.7x at
+//! 1x100x100), and prefetching the rows 8 ahead (0.85x-0.95x).
 
 use rayon::prelude::*;
 
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 use crate::parallel::MIN_PARALLEL_MULADDS;
-use crate::simd::{dispatch, load_padded, to_array, Kernel, SimdF32, MAX_LANES};
+use crate::simd::{dispatch, Kernel, SimdF32, MAX_LANES};
 
 /// Vectors per block of the rows form (8 chains of FMAs in flight).
 const ROWS_BLOCK_VECTORS: usize = 8;
 /// Rows per group of the dots form (each with 2 accumulators: 8 chains).
 const DOTS_GROUP_ROWS: usize = 4;
+
+/// The sums of one block of the rows form, aligned to cache lines (so that no vector is
+/// stored across two).
+#[repr(align(64))]
+struct Block([f32; ROWS_BLOCK_VECTORS * MAX_LANES]);
 
 /// A vector `len` long whose element `i` is `data[i·stride]`.
 #[derive(Clone, Copy)]
@@ -91,10 +102,10 @@ pub(super) fn sgemv(
         return false;
     };
     let (len, depth) = (shape.m.max(shape.n), shape.k);
-    // Chunks of outputs per thread: whole blocks of the rows form (of the widest vectors),
+    // Chunks of outputs per thread: whole vectors of the rows form (of the widest ones),
     // whole groups of the dots form.
     let unit = match form {
-        Gemv::Rows { .. } => ROWS_BLOCK_VECTORS * MAX_LANES,
+        Gemv::Rows { .. } => MAX_LANES,
         Gemv::Dots { .. } => DOTS_GROUP_ROWS,
     };
     let parallel = threads > 1 && len.saturating_mul(depth) >= MIN_PARALLEL_MULADDS;
@@ -141,27 +152,20 @@ impl Kernel for GemvChunk<'_, '_> {
         match *form {
             Gemv::Rows { x, matrix, ld } => {
                 let block = ROWS_BLOCK_VECTORS * V::LANES;
-                let mut j = outputs.start;
-                while j + block <= outputs.end {
-                    let sums = combine_rows::<V, ROWS_BLOCK_VECTORS>(x, matrix, ld, depth, j);
-                    for (v, sum) in sums.into_iter().enumerate() {
-                        for (lane, &s) in to_array(sum)[..V::LANES].iter().enumerate() {
-                            out(j + v * V::LANES + lane, s);
-                        }
-                    }
-                    j += block;
-                }
-                while j + V::LANES <= outputs.end {
-                    let [sum] = combine_rows::<V, 1>(x, matrix, ld, depth, j);
-                    for (lane, &s) in to_array(sum)[..V::LANES].iter().enumerate() {
-                        out(j + lane, s);
-                    }
-                    j += V::LANES;
-                }
-                if j < outputs.end {
-                    let sum = combine_rows_tail::<V>(x, matrix, ld, depth, j, outputs.end - j);
-                    for (lane, &s) in to_array(sum)[..outputs.end - j].iter().enumerate() {
-                        out(j + lane, s);
+                for j in outputs.clone().step_by(block) {
+                    let width = block.min(outputs.end - j);
+                    let sums = match width.div_ceil(V::LANES) {
+                        8 => to_lanes(combine_rows::<V, 8>(x, matrix, ld, depth, j, width)),
+                        7 => to_lanes(combine_rows::<V, 7>(x, matrix, ld, depth, j, width)),
+                        6 => to_lanes(combine_rows::<V, 6>(x, matrix, ld, depth, j, width)),
+                        5 => to_lanes(combine_rows::<V, 5>(x, matrix, ld, depth, j, width)),
+                        4 => to_lanes(combine_rows::<V, 4>(x, matrix, ld, depth, j, width)),
+                        3 => to_lanes(combine_rows::<V, 3>(x, matrix, ld, depth, j, width)),
+                        2 => to_lanes(combine_rows::<V, 2>(x, matrix, ld, depth, j, width)),
+                        _ => to_lanes(combine_rows::<V, 1>(x, matrix, ld, depth, j, width)),
+                    };
+                    for (offset, &sum) in sums.0[..width].iter().enumerate() {
+                        out(j + offset, sum);
                     }
                 }
             }
@@ -183,8 +187,9 @@ impl Kernel for GemvChunk<'_, '_> {
     }
 }
 
-/// `Σ_p x[p]·matrix[p·ld + j ..][..W·LANES]` for `p < depth`, as `W` vectors: one chain
-/// of FMAs per vector.
+/// `Σ_p x[p]·matrix[p·ld + j ..][..width]` for `p < depth`, as `W` vectors (`width` in
+/// `16·(W - 1) + 1 ..= 16·W`): one chain of FMAs per vector, in registers; the last vector
+/// of each row is read masked to `width` (its lanes past it come out 0).
 #[inline(always)]
 fn combine_rows<V: SimdF32, const W: usize>(
     x: Strided,
@@ -192,35 +197,31 @@ fn combine_rows<V: SimdF32, const W: usize>(
     ld: usize,
     depth: usize,
     j: usize,
+    width: usize,
 ) -> [V; W] {
+    let lanes = V::LANES;
     let mut sums = [V::splat(0.0); W];
     for p in 0..depth {
         let scale = V::splat(x.data[p * x.stride]);
-        let row = &matrix[p * ld + j..][..W * V::LANES];
-        for (v, sum) in sums.iter_mut().enumerate() {
-            *sum = scale.mul_add(V::load(&row[v * V::LANES..]), *sum);
+        let row = &matrix[p * ld + j..][..width];
+        for v in 0..W - 1 {
+            sums[v] = scale.mul_add(V::load(&row[v * lanes..]), sums[v]);
         }
+        let last = &row[(W - 1) * lanes..];
+        let last = if last.len() == lanes { V::load(last) } else { V::load_prefix(last) };
+        sums[W - 1] = scale.mul_add(last, sums[W - 1]);
     }
     sums
 }
 
-/// [`combine_rows`] for one vector of which only the first `width` (< LANES) columns exist:
-/// the same chain per lane, on rows padded with zeros.
+/// The lanes of `W` vectors, in order, in a buffer of one block.
 #[inline(always)]
-fn combine_rows_tail<V: SimdF32>(
-    x: Strided,
-    matrix: &[f32],
-    ld: usize,
-    depth: usize,
-    j: usize,
-    width: usize,
-) -> V {
-    let mut sum = V::splat(0.0);
-    for p in 0..depth {
-        let scale = V::splat(x.data[p * x.stride]);
-        sum = scale.mul_add(load_padded::<V>(&matrix[p * ld + j..][..width], 0.0), sum);
+fn to_lanes<V: SimdF32, const W: usize>(sums: [V; W]) -> Block {
+    let mut lanes = Block([0.0; ROWS_BLOCK_VECTORS * MAX_LANES]);
+    for (v, sum) in sums.into_iter().enumerate() {
+        sum.store(&mut lanes.0[v * V::LANES..]);
     }
-    sum
+    lanes
 }
 
 /// The dot products of rows `i..i + R` of `matrix` (`ld` apart) with `x`: per row, two

@@ -86,6 +86,17 @@ impl SimdF32 for F32x8 {
         avx2!(_mm256_storeu_ps(s.as_mut_ptr(), self.0))
     }
     #[inline(always)]
+    fn load_prefix(s: &[f32]) -> Self {
+        assert!(s.len() <= Self::LANES);
+        // Lane i is loaded where the sign bit of its mask is set (i < len); the others are
+        // not read (nor can they fault).
+        let mask = avx2!(_mm256_cmpgt_epi32(
+            _mm256_set1_epi32(s.len() as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+        ));
+        F32x8(avx2!(_mm256_maskload_ps(s.as_ptr(), mask)))
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         F32x8(avx2!(_mm256_fmadd_ps(self.0, b.0, c.0)))
     }

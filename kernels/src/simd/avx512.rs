@@ -88,6 +88,13 @@ impl SimdF32 for F32x16 {
         avx512!(_mm512_storeu_ps(s.as_mut_ptr(), self.0))
     }
     #[inline(always)]
+    fn load_prefix(s: &[f32]) -> Self {
+        assert!(s.len() <= Self::LANES);
+        let mask = ((1u32 << s.len()) - 1) as __mmask16;
+        // The masked-off lanes are not read (nor can they fault).
+        F32x16(avx512!(_mm512_maskz_loadu_ps(mask, s.as_ptr())))
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         F32x16(avx512!(_mm512_fmadd_ps(self.0, b.0, c.0)))
     }

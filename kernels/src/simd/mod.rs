@@ -77,6 +77,10 @@ pub(crate) trait SimdF32:
     fn load(s: &[f32]) -> Self;
     /// Stores into the first [`Self::LANES`] values of `s` (panics if `s` is shorter).
     fn store(self, s: &mut [f32]);
+    /// Loads all of `s` (at most [`Self::LANES`] values, else panics) into the first lanes,
+    /// zeros in the rest; nothing past `s` is read (a masked load where the instruction set
+    /// has one).
+    fn load_prefix(s: &[f32]) -> Self;
     /// `self·b + c`, with one rounding where the instruction set has FMA.
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `c - self·b`, with one rounding where the instruction set has FMA.

@@ -25,6 +25,12 @@ impl SimdF32 for f32x8 {
         s[..8].copy_from_slice(self.as_array());
     }
     #[inline(always)]
+    fn load_prefix(s: &[f32]) -> Self {
+        let mut lanes = [0.0; 8];
+        lanes[..s.len()].copy_from_slice(s);
+        f32x8::new(lanes)
+    }
+    #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
         f32x8::mul_add(self, b, c)
     }
