@@ -1,7 +1,8 @@
 //! The GEMM shapes and operand fill shared by `benches/gemm.rs` and
 //! `examples/gemm_interleaved.rs` (each includes this file by path).
 
-/// Square sizes and the network shapes of PEERS.md: (m, n, k).
+/// Square sizes, the network shapes of PEERS.md, and two dense layers on a batch of one
+/// (matrix-vector products): (m, n, k).
 pub const SHAPES: &[(usize, usize, usize)] = &[
     (64, 64, 64),
     (256, 256, 256),
@@ -14,6 +15,8 @@ pub const SHAPES: &[(usize, usize, usize)] = &[
     (16, 6400, 150),
     (64, 32768, 576),
     (128, 25088, 1152),
+    (1, 1024, 256),
+    (1, 4096, 1024),
 ];
 
 /// `len` floats in [-0.5, 0.5), a cheap deterministic fill with both signs (a product must

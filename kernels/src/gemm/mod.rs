@@ -12,7 +12,9 @@
 //! own packed GEMM (BLIS's loop nest, packed panels, one register-blocked microkernel per
 //! instruction set: AVX-512F 12x32 with masked edges, AVX2+FMA 6x16, portable 4x8) on
 //! [`selected_isa`], the best instruction set the CPU has (or the one `KEEL_ISA` forces),
-//! with C split across the rayon pool. [`sgemm_isa`] runs it on a given instruction set
+//! with C split across the rayon pool; a product whose C is one row or one column (a batch
+//! of one) goes through matrix-vector kernels instead, which read every operand in place.
+//! [`sgemm_isa`] runs it on a given instruction set
 //! (tests and benches run every one the CPU has). `matrixmultiply` is no longer used here:
 //! it is only the `gemm` bench's baseline.
 //! [`reference::sgemm_reference`] is the plain triple loop the tests compare every path with.
