@@ -138,9 +138,12 @@ unsafe fn tile_avx512<const R: usize, const V: usize, const FULL_LAST: bool, con
     let last_lanes = cols - 16 * (V - 1);
     let last_mask: __mmask16 = if last_lanes >= 16 { !0 } else { (1u16 << last_lanes) - 1 };
     let mut acc = [[_mm512_setzero_ps(); V]; R];
-    if beta != 0.0 {
-        // C is read after the k loop: start fetching its rows now, so the loads at the end
-        // hit L1 (prefetches never fault, whatever the address).
+    if beta != 0.0 || kc >= 2 {
+        // C is read (β ≠ 0) or written after the k loop: start fetching its rows now, so the
+        // loads and stores at the end hit L1 (prefetches never fault, whatever the address).
+        // For β = 0 it pays where the tile's stores weigh most, at small k: 1.05x-1.25x on
+        // 256x256xk for k = 2 to 8 and 1024x1024x4, 0.75x at k = 1 (nothing to overlap
+        // with), 1.0x at 64³ and 512³ (interleaved).
         for i in 0..R {
             for v in 0..V {
                 _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 16 * v) as *const i8);
