@@ -78,6 +78,15 @@ proptest! {
         }
     }
 
+    /// 13 to 16 rows of C, B as stored: the AVX-512 path with the vector along the rows
+    /// (`gemm/small_m.rs`), across its tiles of 24 columns and their ragged last tile.
+    #[test]
+    fn every_isa_matches_reference_with_13_to_16_rows(p in problem_with((13usize..=16, 48usize..=200, 32usize..=300))) {
+        for isa in Isa::available() {
+            check_against_reference(&p, on_isa(isa));
+        }
+    }
+
     #[test]
     fn native_is_deterministic(p in problem(200)) {
         let mut first = p.c0.clone();
@@ -285,5 +294,27 @@ fn parts_sharing_a_packed_operand_match_one_thread() {
                 assert!(bits == one_thread, "{m}x{n}x{k} on {threads} threads differs from one thread");
             }
         }
+    }
+}
+
+/// The path for 13 to 16 rows (`gemm/small_m.rs`) splits C's columns across threads in whole
+/// tiles: 2 and 3 threads give the bits of one.
+#[test]
+fn products_of_16_rows_match_one_thread() {
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let (m, n, k) = (16, 6400, 150);
+    let a = uniform(m * k, 21, -1.0, 1.0);
+    let b = uniform(k * n, 22, -1.0, 1.0);
+    let product = || {
+        let mut c = uniform(m * n, 23, -1.0, 1.0);
+        sgemm_native(Transpose::No, Transpose::No, m, n, k, 0.5, &a, k, &b, n, 0.25, &mut c, n).unwrap();
+        c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+    };
+    let one_thread = pool(1).install(product);
+    for threads in [2, 3] {
+        assert!(
+            pool(threads).install(product) == one_thread,
+            "{m}x{n}x{k} on {threads} threads differs from one thread"
+        );
     }
 }

@@ -87,7 +87,7 @@ fn tight_len(rows: usize, cols: usize, ld: usize) -> usize {
 fn no_path_reads_or_writes_past_its_operands() {
     let transposes = [Transpose::No, Transpose::Yes];
     let ms = [1, 5, 12, 13, 40];
-    let ns = [1, 10, 16, 17, 32, 33];
+    let ns = [1, 10, 16, 17, 32, 33, 50];
     let ks = [1, 7, 64];
     for isa in Isa::available() {
         for at_end in [true, false] {

@@ -54,6 +54,7 @@ use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
 use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
+use super::small_m::{sgemm_small_m, takes_small_m};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
@@ -65,19 +66,19 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 /// allocated again whenever parts first ran on a new thread or side by side.) A part that
 /// waits inside rayon may run a stolen task that starts another GEMM: that one takes (or
 /// makes) the next buffer.
-struct Spares {
+pub(super) struct Spares {
     free: Vec<Vec<f32>>,
     made: usize,
 }
 
 /// Spare packed Ã blocks.
-static PACKED_A: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
+pub(super) static PACKED_A: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
 /// Spare packed B̃ blocks.
 static PACKED_B: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
 
 /// Takes a spare buffer, at least `len` long. Buffers are sized for the largest block
 /// (`max_len`) when made, so later calls with other shapes do not grow them.
-fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> Vec<f32> {
+pub(super) fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> Vec<f32> {
     let mut spares = spares.lock().unwrap_or_else(PoisonError::into_inner);
     if spares.free.is_empty() {
         let missing = current_num_threads().saturating_sub(spares.made).max(1);
@@ -92,7 +93,7 @@ fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> Vec<f32> {
 }
 
 /// Gives a buffer back to the spares.
-fn return_buffer(spares: &Mutex<Spares>, buffer: Vec<f32>) {
+pub(super) fn return_buffer(spares: &Mutex<Spares>, buffer: Vec<f32>) {
     spares.lock().unwrap_or_else(PoisonError::into_inner).free.push(buffer);
 }
 
@@ -126,6 +127,12 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     threads: usize,
 ) {
     if shape.m.min(shape.n) == 1 && alpha != 0.0 && sgemv(isa, shape, alpha, a, b, beta, c, threads) {
+        apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
+        return;
+    }
+    if alpha != 0.0 && takes_small_m(isa, shape) {
+        // SAFETY: forwarded from the caller; the path is taken only on AVX-512.
+        unsafe { sgemm_small_m(shape, alpha, a, b, beta, c, threads) };
         apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
         return;
     }

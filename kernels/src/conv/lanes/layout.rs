@@ -170,7 +170,7 @@ pub(super) unsafe fn deinterleave(_: &[f32], _: &Plane, _: Images, _: &mut [f32]
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-pub(super) fn transpose(rows: [__m512; LANES]) -> [__m512; LANES] {
+pub(crate) fn transpose(rows: [__m512; LANES]) -> [__m512; LANES] {
     // Round 1: t[2i] has, in 128-bit lane L, rows 2i, 2i+1 at columns 4L, 4L+1 (interleaved);
     // t[2i+1] the same at columns 4L+2, 4L+3.
     let mut t = [_mm512_setzero_ps(); LANES];

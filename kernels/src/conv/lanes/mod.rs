@@ -25,6 +25,8 @@
 
 mod kernels;
 mod layout;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use layout::transpose as transpose16;
 
 use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
