@@ -25,8 +25,8 @@
 //! strides given at run time: see `driver.rs`, for products one tile wide), one instance
 //! each.
 //!
-//! The epilogue (bias, activation) is applied right after the tile's store, to the tile
-//! still in L1: a second pass over the tile, not over C.
+//! The epilogue (bias, activation) is a second pass over the tile, staged in a local array
+//! (in L1) between the `α`/`β` scaling and the one store of each vector: no pass over C.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
