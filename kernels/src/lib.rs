@@ -27,6 +27,8 @@ pub mod parallel;
 pub mod pool;
 pub mod rnn;
 pub mod simd;
+#[cfg(target_arch = "x86_64")]
+mod transpose16;
 
 pub use error::{KernelError, Result};
 pub use gemm::{sgemm, Transpose};

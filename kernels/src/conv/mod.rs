@@ -27,8 +27,6 @@ mod conv2d;
 mod direct;
 mod im2col;
 mod lanes;
-#[cfg(target_arch = "x86_64")]
-pub(crate) use lanes::transpose16;
 pub mod reference;
 mod rows;
 mod shape;

@@ -234,10 +234,10 @@ unsafe fn interleave_avx512(
 }
 
 /// Writes 16 steps of 16 lines (`src[j·ld + q]`, j, q < 16) as 16 steps of a panel
-/// (`dst[q·width + j]`): the 16x16 transpose in four rounds of shuffles (pairs of floats,
-/// pairs of pairs, then 128-bit lanes twice), 64 shuffles for 256 floats. Only the lines
-/// whose bit is set in `read` are loaded (the others are zeros), and only the lanes set in
-/// `write` stored.
+/// (`dst[q·width + j]`): the lines loaded into registers, transposed there
+/// ([`crate::transpose16`]: 64 shuffles for 256 floats) and stored. Only the lines whose bit
+/// is set in `read` are loaded (the others are zeros), and only the lanes set in `write`
+/// stored.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `src` must be readable at `j·ld + q` for the lines `j` in
@@ -246,38 +246,14 @@ unsafe fn interleave_avx512(
 #[target_feature(enable = "avx512f")]
 unsafe fn transpose16(src: *const f32, ld: usize, read: u16, dst: *mut f32, width: usize, write: u16) {
     use std::arch::x86_64::*;
-    let mut r = [_mm512_setzero_ps(); 16];
-    for (j, row) in r.iter_mut().enumerate() {
+    let mut lines = [_mm512_setzero_ps(); 16];
+    for (j, line) in lines.iter_mut().enumerate() {
         if read & (1 << j) != 0 {
             // SAFETY: line j is in `read`: 16 floats readable (caller's contract).
-            *row = unsafe { _mm512_loadu_ps(src.wrapping_add(j * ld)) };
+            *line = unsafe { _mm512_loadu_ps(src.wrapping_add(j * ld)) };
         }
     }
-    let mut t = [_mm512_setzero_ps(); 16];
-    // Round 1: interleave the floats of line pairs (2i, 2i + 1).
-    for i in 0..8 {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    // Round 2: combine pairs into quads of lines, within each 128-bit lane.
-    for g in (0..16).step_by(4) {
-        r[g] = _mm512_shuffle_ps::<0x44>(t[g], t[g + 2]);
-        r[g + 1] = _mm512_shuffle_ps::<0xEE>(t[g], t[g + 2]);
-        r[g + 2] = _mm512_shuffle_ps::<0x44>(t[g + 1], t[g + 3]);
-        r[g + 3] = _mm512_shuffle_ps::<0xEE>(t[g + 1], t[g + 3]);
-    }
-    // Rounds 3 and 4: move the 128-bit lanes (quads of lines) into place.
-    for h in (0..16).step_by(8) {
-        for i in 0..4 {
-            t[h + i] = _mm512_shuffle_f32x4::<0x88>(r[h + i], r[h + i + 4]);
-            t[h + i + 4] = _mm512_shuffle_f32x4::<0xDD>(r[h + i], r[h + i + 4]);
-        }
-    }
-    for i in 0..8 {
-        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[i + 8]);
-        r[i + 8] = _mm512_shuffle_f32x4::<0xDD>(t[i], t[i + 8]);
-    }
-    for (q, step) in r.iter().enumerate() {
+    for (q, step) in crate::transpose16::transpose16(lines).iter().enumerate() {
         // SAFETY: step q < 16 of the panel, the lanes in `write` (caller's contract; masked-off
         // lanes are not written).
         unsafe { _mm512_mask_storeu_ps(dst.add(q * width), write, *step) };

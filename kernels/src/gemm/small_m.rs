@@ -201,7 +201,7 @@ unsafe fn tile<const NB: usize>(
                 *column = acc[group + j];
             }
         }
-        let tile_rows = crate::conv::transpose16(columns);
+        let tile_rows = crate::transpose16::transpose16(columns);
         let mask: __mmask16 = if width == 16 { !0 } else { (1u16 << width) - 1 };
         for (i, &row) in tile_rows.iter().enumerate().take(rows) {
             // SAFETY: row i < rows, columns group..group + width < NB of the tile: inside

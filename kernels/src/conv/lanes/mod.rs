@@ -25,8 +25,6 @@
 
 mod kernels;
 mod layout;
-#[cfg(target_arch = "x86_64")]
-pub(crate) use layout::transpose as transpose16;
 
 use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
