@@ -1,6 +1,6 @@
 //! The 16x16 transpose of AVX-512 vectors, in registers: the move of images into and out
 //! of lanes (`conv::lanes`), the packing of transposed GEMM operands (`gemm::pack`), and the
-//! store of the 13-16-row GEMM kernel (`gemm::small_m`).
+//! store of the GEMM kernels with C's rows in lanes (`gemm::rows_in_lanes`).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

@@ -79,9 +79,18 @@ proptest! {
     }
 
     /// 13 to 16 rows of C, B as stored: the AVX-512 path with the vector along the rows
-    /// (`gemm/small_m.rs`), across its tiles of 24 columns and their ragged last tile.
+    /// (`gemm/rows_in_lanes.rs`), across its tiles of 24 columns and their ragged last tile.
     #[test]
     fn every_isa_matches_reference_with_13_to_16_rows(p in problem_with((13usize..=16, 48usize..=200, 32usize..=300))) {
+        for isa in Isa::available() {
+            check_against_reference(&p, on_isa(isa));
+        }
+    }
+
+    /// At most 12 columns of C, k up to 128: the AVX-512 path with two vectors of rows per
+    /// tile (`gemm/rows_in_lanes.rs`), both transposes, ragged last panels of 32 rows.
+    #[test]
+    fn every_isa_matches_reference_with_at_most_12_columns(p in problem_with((32usize..=300, 1usize..=12, 16usize..=128))) {
         for isa in Isa::available() {
             check_against_reference(&p, on_isa(isa));
         }
@@ -297,12 +306,18 @@ fn parts_sharing_a_packed_operand_match_one_thread() {
     }
 }
 
-/// The path for 13 to 16 rows (`gemm/small_m.rs`) splits C's columns across threads in whole
-/// tiles: 2 and 3 threads give the bits of one.
+/// The paths with C's rows in lanes (`gemm/rows_in_lanes.rs`) split C across threads in whole
+/// tiles (columns for 16 rows, panels of 32 rows for 10 columns): 2 and 3 threads give the
+/// bits of one.
 #[test]
-fn products_of_16_rows_match_one_thread() {
+fn products_with_rows_in_lanes_match_one_thread() {
+    for (m, n, k) in [(16, 6400, 150), (3000, 10, 128)] {
+        rows_in_lanes_match_one_thread(m, n, k);
+    }
+}
+
+fn rows_in_lanes_match_one_thread(m: usize, n: usize, k: usize) {
     let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-    let (m, n, k) = (16, 6400, 150);
     let a = uniform(m * k, 21, -1.0, 1.0);
     let b = uniform(k * n, 22, -1.0, 1.0);
     let product = || {

@@ -53,8 +53,8 @@ use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
+use super::rows_in_lanes::{sgemm_few_columns, sgemm_few_rows, takes_few_columns, takes_few_rows};
 use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
-use super::small_m::{sgemm_small_m, takes_small_m};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
@@ -130,9 +130,15 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
         apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
         return;
     }
-    if alpha != 0.0 && takes_small_m(isa, shape) {
-        // SAFETY: forwarded from the caller; the path is taken only on AVX-512.
-        unsafe { sgemm_small_m(shape, alpha, a, b, beta, c, threads) };
+    if alpha != 0.0 && (takes_few_rows(isa, shape) || takes_few_columns(isa, shape)) {
+        // SAFETY: forwarded from the caller; these paths are taken only on AVX-512.
+        unsafe {
+            if takes_few_rows(isa, shape) {
+                sgemm_few_rows(shape, alpha, a, b, beta, c, threads)
+            } else {
+                sgemm_few_columns(shape, alpha, a, b, beta, c, threads)
+            }
+        };
         apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
         return;
     }

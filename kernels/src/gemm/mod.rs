@@ -14,8 +14,8 @@
 //! [`selected_isa`], the best instruction set the CPU has (or the one `KEEL_ISA` forces),
 //! with C split across the rayon pool; a product whose C is one row or one column (a batch
 //! of one) goes through matrix-vector kernels instead, which read every operand in place,
-//! and one with 13 to 16 rows through an AVX-512 kernel whose vector runs along the rows,
-//! which reads B in place once (`small_m.rs`).
+//! and one with 13 to 16 rows, or at most 12 columns and a short k, through AVX-512 kernels
+//! whose vectors run along the rows of C, reading B in place (`rows_in_lanes.rs`).
 //! [`sgemm_isa`] runs it on a given instruction set
 //! (tests and benches run every one the CPU has). `matrixmultiply` is no longer used here:
 //! it is only the `gemm` bench's baseline.
@@ -44,8 +44,8 @@ mod native;
 mod pack;
 mod portable;
 pub mod reference;
+mod rows_in_lanes;
 mod shared;
-mod small_m;
 
 use crate::error::{check_min_len, shape_error, Result};
 use crate::isa::{selected_isa, Isa};
