@@ -53,7 +53,7 @@ use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
 use super::portable::Portable;
-use super::rows_in_lanes::{sgemm_few_columns, sgemm_few_rows, takes_few_columns, takes_few_rows};
+use super::rows_in_lanes::sgemm_rows_in_lanes;
 use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
@@ -126,19 +126,13 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     epilogue: &Epilogue,
     threads: usize,
 ) {
-    if shape.m.min(shape.n) == 1 && alpha != 0.0 && sgemv(isa, shape, alpha, a, b, beta, c, threads) {
-        apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
-        return;
-    }
-    if alpha != 0.0 && (takes_few_rows(isa, shape) || takes_few_columns(isa, shape)) {
-        // SAFETY: forwarded from the caller; these paths are taken only on AVX-512.
-        unsafe {
-            if takes_few_rows(isa, shape) {
-                sgemm_few_rows(shape, alpha, a, b, beta, c, threads)
-            } else {
-                sgemm_few_columns(shape, alpha, a, b, beta, c, threads)
-            }
-        };
+    // Products with one row or column of C, or few rows or columns, have paths that read
+    // the operands in place (the degenerate α = 0 is left to the loop nest's `scale_c`).
+    // SAFETY: forwarded from the caller.
+    if alpha != 0.0
+        && (sgemv(isa, shape, alpha, a, b, beta, c, threads)
+            || unsafe { sgemm_rows_in_lanes(isa, shape, alpha, a, b, beta, c, threads) })
+    {
         apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
         return;
     }
@@ -191,6 +185,12 @@ unsafe fn gemm_packed<K: Microkernel>(
         // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
         unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue, &sweep) };
     };
+    run_parts(parts, run);
+}
+
+/// Runs `run(part)` for every part in `0..parts`: on the calling thread when there is one,
+/// else as tasks of the rayon pool.
+pub(super) fn run_parts(parts: usize, run: impl Fn(usize) + Sync + Send) {
     if parts == 1 {
         run(0);
     } else {

@@ -65,7 +65,7 @@ fn plan<'a>(shape: &GemmShape, a: &'a [f32], b: &'a [f32]) -> Option<(Gemv<'a>, 
     // op(A)'s row 0 and op(B)'s column 0, as strided vectors.
     let a_row = Strided { data: a, stride: if transa == Transpose::No { 1 } else { lda } };
     let b_col = Strided { data: b, stride: if transb == Transpose::No { ldb } else { 1 } };
-    if k == 0 {
+    if k == 0 || m.min(n) != 1 {
         return None;
     }
     if n == 1 && transa == Transpose::No && b_col.stride == 1 {

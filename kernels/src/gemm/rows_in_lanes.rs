@@ -22,10 +22,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use rayon::prelude::*;
-
 use super::blocking::DIRECT_B_MAX_SPAN;
-use super::driver::{return_buffer, take_buffer, PACKED_A};
+use super::driver::{return_buffer, run_parts, take_buffer, PACKED_A};
 use super::native::SharedMut;
 use super::pack::{pack_a, Operand};
 use super::{GemmShape, Transpose};
@@ -57,11 +55,45 @@ const FEW_COLUMNS_DEPTH: std::ops::RangeInclusive<usize> = 16..=128;
 /// 14x2048x256, 16x784x150); 2 and 4 were 0.76x-0.98x of 8, 32 and 48 0.83x-0.99x of 16.
 const B_PREFETCH_ROWS: usize = 8;
 
+/// Computes `C = α·op(A)·op(B) + β·C` on one of this module's paths when the product takes
+/// one (few rows or few columns; `false`: it does not, and nothing was done), over at most
+/// `threads` threads.
+///
+/// # Safety
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and the CPU
+/// must support `isa`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn sgemm_rows_in_lanes(
+    isa: Isa,
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    b: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    threads: usize,
+) -> bool {
+    let few_rows = takes_few_rows(isa, shape);
+    if !few_rows && !takes_few_columns(isa, shape) {
+        return false;
+    }
+    // SAFETY: the caller's contract, and both paths are taken only on AVX-512, which the CPU
+    // then has.
+    unsafe {
+        if few_rows {
+            sgemm_few_rows(shape, alpha, a, b, beta, c, threads)
+        } else {
+            sgemm_few_columns(shape, alpha, a, b, beta, c, threads)
+        }
+    };
+    true
+}
+
 /// Whether the product `shape` takes the few-rows path on `isa`: AVX-512, 13 to 16 rows, B
 /// as stored, and B's rows close enough together that reading a tile's part of each row is
 /// not latency-bound (the span rule of `DIRECT_B_MAX_SPAN`: 8x25088x1152, which spans
 /// 29 Mi floats, ran at 0.5x the packed path).
-pub(super) fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
+fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
     isa == Isa::Avx512
         && (FEW_ROWS_MIN..=FEW_ROWS_MAX).contains(&shape.m)
         && shape.transb == Transpose::No
@@ -72,18 +104,23 @@ pub(super) fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
 
 /// Whether the product `shape` takes the few-columns path on `isa`: AVX-512, at most 12
 /// columns, at least two vectors of rows, k in [`FEW_COLUMNS_DEPTH`]; either transpose.
-pub(super) fn takes_few_columns(isa: Isa, shape: &GemmShape) -> bool {
+fn takes_few_columns(isa: Isa, shape: &GemmShape) -> bool {
     isa == Isa::Avx512 && shape.n <= FEW_COLUMNS_MAX && shape.m >= 32 && FEW_COLUMNS_DEPTH.contains(&shape.k)
+}
+
+/// Calls `each` on at most `threads` contiguous ranges that cover `0..items` (`items >= 1`),
+/// as parts run by [`run_parts`].
+fn for_each_range(items: usize, threads: usize, each: impl Fn(std::ops::Range<usize>) + Sync + Send) {
+    let per_part = items.div_ceil(threads.max(1));
+    run_parts(items.div_ceil(per_part), |part| each(part * per_part..((part + 1) * per_part).min(items)));
 }
 
 /// `C = α·op(A)·B + β·C` for a product that [`takes_few_rows`], over at most `threads`
 /// threads (whole tiles of columns each).
 ///
 /// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and take this
-/// path ([`takes_few_rows`], so the CPU has AVX-512F).
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm_few_rows(
+/// As [`sgemm_rows_in_lanes`], for a product that [`takes_few_rows`].
+unsafe fn sgemm_few_rows(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
@@ -95,36 +132,20 @@ pub(super) unsafe fn sgemm_few_rows(
     let GemmShape { m, n, k, lda, ldb, ldc, transa, .. } = *shape;
     let mut packed = take_buffer(&PACKED_A, k * FEW_ROWS_MAX, k * FEW_ROWS_MAX);
     let packed_a = &mut packed[..k * FEW_ROWS_MAX];
-    for (p, step) in packed_a.chunks_exact_mut(FEW_ROWS_MAX).enumerate() {
-        for (i, value) in step.iter_mut().enumerate() {
-            *value = match (i < m, transa) {
-                (false, _) => 0.0,
-                (true, Transpose::No) => a[i * lda + p],
-                (true, Transpose::Yes) => a[p * lda + i],
-            };
-        }
-    }
-    let tiles = n.div_ceil(TILE_ACCUMULATORS);
-    let tiles_per_part = tiles.div_ceil(threads.max(1));
-    let c_shared = SharedMut(c.as_mut_ptr());
+    // One panel of 16 rows: step p holds column p of op(A), zeros past row m.
+    pack_a(Operand { data: a, ld: lda, trans: transa }, 0, m, 0, k, FEW_ROWS_MAX, Isa::Avx512, packed_a);
     let packed_a = &*packed_a;
-    let run = |part: usize| {
-        for tile in part * tiles_per_part..((part + 1) * tiles_per_part).min(tiles) {
-            let col0 = tile * TILE_ACCUMULATORS;
+    let tile = Tile { k, b_rs: ldb, b_cs: 1, alpha, beta, ldc, rows: m };
+    let c_shared = SharedMut(c.as_mut_ptr());
+    for_each_range(n.div_ceil(TILE_ACCUMULATORS), threads, |tiles| {
+        for col0 in tiles.map(|tile| tile * TILE_ACCUMULATORS) {
             let cols = TILE_ACCUMULATORS.min(n - col0);
-            let tile = Tile { k, b_rs: ldb, b_cs: 1, alpha, beta, ldc, rows: m };
             // SAFETY: the tile's columns col0..col0 + cols < n of rows p < k of B lie inside
             // `b` (checked shape: (k - 1)·ldb + n <= b.len()), and of rows i < m of C inside
             // `c`; parts take disjoint tiles; the CPU has AVX-512F (caller's contract).
             unsafe { tile.run(1, cols, packed_a.as_ptr(), b.as_ptr().add(col0), c_shared.get().add(col0)) };
         }
-    };
-    let parts = tiles.div_ceil(tiles_per_part);
-    if parts == 1 {
-        run(0);
-    } else {
-        (0..parts).into_par_iter().for_each(run);
-    }
+    });
     return_buffer(&PACKED_A, packed);
 }
 
@@ -132,9 +153,8 @@ pub(super) unsafe fn sgemm_few_rows(
 /// `threads` threads (whole panels of 32 rows each).
 ///
 /// # Safety
-/// As [`sgemm_few_rows`], for [`takes_few_columns`].
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm_few_columns(
+/// As [`sgemm_rows_in_lanes`], for a product that [`takes_few_columns`].
+unsafe fn sgemm_few_columns(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
@@ -148,14 +168,11 @@ pub(super) unsafe fn sgemm_few_columns(
     let a_op = Operand { data: a, ld: lda, trans: transa };
     // op(B)[p, j] = b[p·b_rs + j·b_cs].
     let (b_rs, b_cs) = if transb == Transpose::No { (ldb, 1) } else { (1, ldb) };
-    let panels = m.div_ceil(PANEL_ROWS);
-    let panels_per_part = panels.div_ceil(threads.max(1));
     let c_shared = SharedMut(c.as_mut_ptr());
-    let run = |part: usize| {
+    for_each_range(m.div_ceil(PANEL_ROWS), threads, |panels| {
         let mut packed = take_buffer(&PACKED_A, PANEL_ROWS * k, PANEL_ROWS * k);
         let packed_a = &mut packed[..PANEL_ROWS * k];
-        for panel in part * panels_per_part..((part + 1) * panels_per_part).min(panels) {
-            let row0 = panel * PANEL_ROWS;
+        for row0 in panels.map(|panel| panel * PANEL_ROWS) {
             let rows = PANEL_ROWS.min(m - row0);
             pack_a(a_op, row0, rows, 0, k, PANEL_ROWS, Isa::Avx512, packed_a);
             let tile = Tile { k, b_rs, b_cs, alpha, beta, ldc, rows };
@@ -165,13 +182,7 @@ pub(super) unsafe fn sgemm_few_columns(
             unsafe { tile.run(2, n, packed_a.as_ptr(), b.as_ptr(), c_shared.get().add(row0 * ldc)) };
         }
         return_buffer(&PACKED_A, packed);
-    };
-    let parts = panels.div_ceil(panels_per_part);
-    if parts == 1 {
-        run(0);
-    } else {
-        (0..parts).into_par_iter().for_each(run);
-    }
+    });
 }
 
 /// What every tile of a call shares: the depth, op(B)'s strides (`op(B)[p, j]` at
