@@ -87,6 +87,31 @@ proptest! {
         }
     }
 
+    /// 13 to 16 rows with B's first element anywhere in a 32-byte line and its rows a
+    /// multiple of 8 floats apart: the few-rows path then narrows its first tile so that the
+    /// others start on a line boundary.
+    #[test]
+    fn every_isa_matches_reference_with_13_to_16_rows_and_b_anywhere_in_a_line(
+        p in problem_with((13usize..=16, 48usize..=200, 32usize..=100)),
+        offset in 0usize..8,
+    ) {
+        let mut p = p;
+        p.shape.transb = Transpose::No;
+        p.shape.ldb = p.shape.n.next_multiple_of(8);
+        p.b = uniform(p.shape.k * p.shape.ldb, 7, -1.0, 1.0);
+        let mut storage = vec![0.0f32; p.b.len() + 8];
+        let start = (offset + 8 - (storage.as_ptr() as usize / size_of::<f32>()) % 8) % 8;
+        storage[start..start + p.b.len()].copy_from_slice(&p.b);
+        let b = &storage[start..start + p.b.len()];
+        for isa in Isa::available() {
+            check_against_reference(&p, |p, c| {
+                let s = p.shape;
+                sgemm_isa(isa, s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, b, s.ldb, p.beta, c, s.ldc)
+                    .unwrap();
+            });
+        }
+    }
+
     /// At most 12 columns of C, k up to 128: the AVX-512 path with two vectors of rows per
     /// tile (`gemm/rows_in_lanes.rs`), both transposes, ragged last panels of 32 rows.
     #[test]
