@@ -49,6 +49,7 @@ use super::blocking::{
 };
 use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
 use super::gemv::sgemv;
+use super::line_aligned::LineAligned;
 use super::microkernel::Microkernel;
 use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
@@ -67,7 +68,7 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 /// waits inside rayon may run a stolen task that starts another GEMM: that one takes (or
 /// makes) the next buffer.
 pub(super) struct Spares {
-    free: Vec<Vec<f32>>,
+    free: Vec<LineAligned>,
     made: usize,
 }
 
@@ -78,22 +79,22 @@ static PACKED_B: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 }
 
 /// Takes a spare buffer, at least `len` long. Buffers are sized for the largest block
 /// (`max_len`) when made, so later calls with other shapes do not grow them.
-pub(super) fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> Vec<f32> {
+pub(super) fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> LineAligned {
     let mut spares = spares.lock().unwrap_or_else(PoisonError::into_inner);
     if spares.free.is_empty() {
         let missing = current_num_threads().saturating_sub(spares.made).max(1);
-        spares.free.extend((0..missing).map(|_| vec![0.0; max_len]));
+        spares.free.extend((0..missing).map(|_| LineAligned::zeroed(max_len)));
         spares.made += missing;
     }
     let mut buffer = spares.free.pop().unwrap_or_default();
     if buffer.len() < len {
-        buffer.resize(len.max(max_len), 0.0);
+        buffer.grow_to(len.max(max_len));
     }
     buffer
 }
 
 /// Gives a buffer back to the spares.
-pub(super) fn return_buffer(spares: &Mutex<Spares>, buffer: Vec<f32>) {
+pub(super) fn return_buffer(spares: &Mutex<Spares>, buffer: LineAligned) {
     spares.lock().unwrap_or_else(PoisonError::into_inner).free.push(buffer);
 }
 
@@ -363,7 +364,7 @@ unsafe fn loop_nest<K: Microkernel>(
     let packs_b = shared_b.is_none() && !(direct_b && K::EXACT_EDGES);
     let mut packed_b = match packs_b {
         true => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
-        false => Vec::new(),
+        false => LineAligned::default(),
     };
     // Loop 5: blocks of NC columns of C.
     for jc in cols.clone().step_by(NC) {
@@ -484,7 +485,7 @@ unsafe fn run_part<K: Microkernel>(
     };
     let mut packed_a = match packs_a {
         true => take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC),
-        false => Vec::new(),
+        false => LineAligned::default(),
     };
     // Only a packed Ã is made block by block; otherwise one block holds all the part's rows.
     let block_rows = if matches!(source, ASource::Packed) { MC } else { part.rows.len() };

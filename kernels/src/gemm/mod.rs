@@ -39,6 +39,7 @@ mod blocking;
 mod driver;
 mod epilogue;
 mod gemv;
+mod line_aligned;
 mod microkernel;
 mod native;
 mod pack;

@@ -15,6 +15,7 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use super::line_aligned::LineAligned;
 use super::native::SharedMut;
 
 /// The largest shared operand, in floats (8 MiB): larger ones (B̃ of 2048³ and up, where a
@@ -30,7 +31,7 @@ const PACKED: u8 = 2;
 
 /// The memory of one shared operand: its floats and a state per micro-panel.
 pub(crate) struct SharedStore {
-    floats: Vec<f32>,
+    floats: LineAligned,
     states: Vec<AtomicU8>,
 }
 
@@ -56,10 +57,8 @@ impl SharedPanels {
         let floats = k * panels * width;
         let blocks = k.div_ceil(kc_step);
         let popped = SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut store = popped.unwrap_or(SharedStore { floats: Vec::new(), states: Vec::new() });
-        if store.floats.len() < floats {
-            store.floats.resize(floats, 0.0);
-        }
+        let mut store = popped.unwrap_or(SharedStore { floats: LineAligned::default(), states: Vec::new() });
+        store.floats.grow_to(floats);
         if store.states.len() < blocks * panels {
             store.states.resize_with(blocks * panels, || AtomicU8::new(UNPACKED));
         }
@@ -97,8 +96,10 @@ impl SharedPanels {
 
 impl Drop for SharedPanels {
     fn drop(&mut self) {
-        let store =
-            std::mem::replace(&mut self.store, SharedStore { floats: Vec::new(), states: Vec::new() });
+        let store = std::mem::replace(
+            &mut self.store,
+            SharedStore { floats: LineAligned::default(), states: Vec::new() },
+        );
         SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner).push(store);
     }
 }

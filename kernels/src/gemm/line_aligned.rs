@@ -1,0 +1,75 @@
+//! Packing buffers whose floats start on a cache line.
+//!
+//! A `Vec<f32>` of a packed block comes from the system allocator 16 bytes past a 64-byte
+//! line (glibc puts its header there), so every 16-float vector of a packed row straddles
+//! two lines, and every load of it is a split load. Measured interleaved against such
+//! buffers: 1.02x-1.06x at 512³, 1024³ and on the im2col products on one thread.
+
+use std::ops::{Deref, DerefMut, Range};
+
+/// Floats per 64-byte cache line.
+const LINE_FLOATS: usize = 64 / size_of::<f32>();
+
+/// A float buffer whose contents start on a 64-byte boundary: a `Vec` with up to a line of
+/// slack in front, of which it shows only the aligned part.
+#[derive(Default)]
+pub(crate) struct LineAligned {
+    floats: Vec<f32>,
+}
+
+impl LineAligned {
+    /// A buffer of `len` zeros.
+    pub(crate) fn zeroed(len: usize) -> Self {
+        LineAligned { floats: vec![0.0; len + LINE_FLOATS - 1] }
+    }
+
+    /// Grows the buffer to at least `len` floats (their values unspecified).
+    pub(crate) fn grow_to(&mut self, len: usize) {
+        if self.len() < len {
+            self.floats.resize(len + LINE_FLOATS - 1, 0.0);
+        }
+    }
+
+    /// Where the aligned contents lie in `floats`.
+    fn contents(&self) -> Range<usize> {
+        if self.floats.is_empty() {
+            return 0..0;
+        }
+        let past_line = (self.floats.as_ptr() as usize / size_of::<f32>()) % LINE_FLOATS;
+        let start = (LINE_FLOATS - past_line) % LINE_FLOATS;
+        start..start + self.floats.len() - (LINE_FLOATS - 1)
+    }
+}
+
+impl Deref for LineAligned {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.floats[self.contents()]
+    }
+}
+
+impl DerefMut for LineAligned {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        let contents = self.contents();
+        &mut self.floats[contents]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_start_on_a_line_and_keep_their_length() {
+        for len in [0, 1, 15, 16, 17, 1000, 300_000] {
+            let mut buffer = LineAligned::zeroed(len);
+            assert_eq!(buffer.len(), len);
+            assert_eq!(buffer.as_ptr() as usize % 64, 0, "len {len}");
+            buffer.grow_to(2 * len + 1);
+            assert_eq!(buffer.len(), 2 * len + 1);
+            assert_eq!(buffer.as_ptr() as usize % 64, 0, "grown from {len}");
+        }
+        assert_eq!(LineAligned::default().len(), 0);
+    }
+}
