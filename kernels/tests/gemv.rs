@@ -66,7 +66,8 @@ fn split_products_match_one_thread() {
         .map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())
         .collect();
     let transposes = [Transpose::No, Transpose::Yes];
-    for (m, n, k) in [(1, 3001, 701), (2999, 1, 703)] {
+    // 600 outputs: streamed rows on one thread, register blocks on two and three.
+    for (m, n, k) in [(1, 3001, 701), (2999, 1, 703), (1, 600, 1800), (600, 1, 1800)] {
         for (transa, transb) in transposes.into_iter().flat_map(|ta| transposes.map(|tb| (ta, tb))) {
             let shape = GemmShape {
                 transa,

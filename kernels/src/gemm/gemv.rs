@@ -7,8 +7,12 @@
 //!
 //! - **rows**: `y = Σ_p x[p]·M[p, ..]`, a combination of the rows of a matrix M (`k` rows,
 //!   contiguous, `ld` apart), for `m = 1` with B as stored (M = B) and for `n = 1` with Aᵀ
-//!   (M = the stored A). Outputs go 8 vectors at a time (128 floats with AVX-512), each a
-//!   chain of `k` FMAs, so 8 chains hide the FMA latency;
+//!   (M = the stored A). Up to [`STREAM_MIN_OUTPUTS`] outputs go 8 vectors at a time (128
+//!   floats with AVX-512), each a chain of `k` FMAs in a register, so 8 chains hide the FMA
+//!   latency. More outputs go in panels of [`STREAM_PANEL`] sums kept in L1, past which the
+//!   rows stream 4 at a time, whole: reading 128 floats of each row in turn jumps a row
+//!   (often a page) every 512 bytes, which the hardware prefetchers do not follow, while 4
+//!   long runs they do;
 //! - **dots**: `y[i] = M[i, ..]·x`, dot products of the rows of M with a contiguous x, for
 //!   `n = 1` with A as stored (M = A) and for `m = 1` with Bᵀ (M = the stored B). Rows go
 //!   4 at a time, each with 2 vector accumulators over k (8 chains), reduced across lanes at
@@ -22,9 +26,11 @@
 //!
 //! Measured interleaved against the packed path (one thread, AVX-512): 1x1024x256 1.5x (level
 //! with OpenBLAS), 1x1024x1024 1.2x (B from L3: 2.3x OpenBLAS), 1x256x1024 with Bᵀ 3.6x and
-//! 256x1x1024 4.2x (1.06x-1.08x OpenBLAS). Two variants of the rows form were slower:
-//! sums kept in L1 while each row streams past (2 loads and a store per FMA: 0.7x at
-//! 1x100x100), and prefetching the rows 8 ahead (0.85x-0.95x).
+//! 256x1x1024 4.2x (1.06x-1.08x OpenBLAS). The streamed panels, against the register blocks:
+//! 1.1x-1.3x for 1x512x512 up to 1x4096x1024 (level with MKL where B is read from L3, 0.85x
+//! of it from L2), but 0.85x at 1x256x256, and 0.7x with one row per pass (2 loads and a
+//! store per FMA) at 1x100x100, hence the threshold. Prefetching the rows 8 ahead in the
+//! register blocks was slower (0.85x-0.95x); so were 2 or 8 rows per pass (0.8x-1.0x of 4).
 
 use rayon::prelude::*;
 
@@ -37,11 +43,21 @@ use crate::simd::{dispatch, Kernel, SimdF32, MAX_LANES};
 const ROWS_BLOCK_VECTORS: usize = 8;
 /// Rows per group of the dots form (each with 2 accumulators: 8 chains).
 const DOTS_GROUP_ROWS: usize = 4;
+/// Outputs of a chunk from which the rows form streams the rows past sums in L1.
+const STREAM_MIN_OUTPUTS: usize = 512;
+/// Sums per panel of the streamed rows form (8 KiB, in L1 beside the 4 rows' lines).
+const STREAM_PANEL: usize = 2048;
+/// Rows per pass over a panel of sums.
+const STREAM_ROWS: usize = 4;
 
 /// The sums of one block of the rows form, aligned to cache lines (so that no vector is
 /// stored across two).
 #[repr(align(64))]
 struct Block([f32; ROWS_BLOCK_VECTORS * MAX_LANES]);
+
+/// The sums of one panel of the streamed rows form, aligned to cache lines.
+#[repr(align(64))]
+struct Panel([f32; STREAM_PANEL]);
 
 /// A vector `len` long whose element `i` is `data[i·stride]`.
 #[derive(Clone, Copy)]
@@ -150,6 +166,16 @@ impl Kernel for GemvChunk<'_, '_> {
             *old = if beta == 0.0 { alpha * sum } else { alpha * sum + beta * *old };
         };
         match *form {
+            Gemv::Rows { x, matrix, ld } if outputs.len() >= STREAM_MIN_OUTPUTS => {
+                let mut panel = Panel([0.0; STREAM_PANEL]);
+                for j in outputs.clone().step_by(STREAM_PANEL) {
+                    let sums = &mut panel.0[..STREAM_PANEL.min(outputs.end - j)];
+                    stream_rows::<V>(x, matrix, ld, depth, j, sums);
+                    for (offset, &sum) in sums.iter().enumerate() {
+                        out(j + offset, sum);
+                    }
+                }
+            }
             Gemv::Rows { x, matrix, ld } => {
                 let block = ROWS_BLOCK_VECTORS * V::LANES;
                 for j in outputs.clone().step_by(block) {
@@ -212,6 +238,55 @@ fn combine_rows<V: SimdF32, const W: usize>(
         sums[W - 1] = scale.mul_add(last, sums[W - 1]);
     }
     sums
+}
+
+/// `sums[q] = Σ_p x[p]·matrix[p·ld + j + q]` for `p < depth`, `q < sums.len()`: the rows
+/// pass over the sums [`STREAM_ROWS`] at a time. Each sum is the same chain of FMAs, in the
+/// same order, as a lane of [`combine_rows`], so the two give the same bits.
+#[inline(always)]
+fn stream_rows<V: SimdF32>(x: Strided, matrix: &[f32], ld: usize, depth: usize, j: usize, sums: &mut [f32]) {
+    sums.fill(0.0);
+    let mut p = 0;
+    while p + STREAM_ROWS <= depth {
+        add_rows::<V, STREAM_ROWS>(x, matrix, ld, p, j, sums);
+        p += STREAM_ROWS;
+    }
+    for p in p..depth {
+        add_rows::<V, 1>(x, matrix, ld, p, j, sums);
+    }
+}
+
+/// `sums[q] += x[p + r]·matrix[(p + r)·ld + j + q]` for `r = 0, 1, .., R - 1` in turn: one
+/// load and store of each sum per `R` rows.
+#[inline(always)]
+fn add_rows<V: SimdF32, const R: usize>(
+    x: Strided,
+    matrix: &[f32],
+    ld: usize,
+    p: usize,
+    j: usize,
+    sums: &mut [f32],
+) {
+    let (lanes, width) = (V::LANES, sums.len());
+    let mut scales = [0.0; R];
+    let mut rows: [&[f32]; R] = [&[]; R];
+    for r in 0..R {
+        scales[r] = x.data[(p + r) * x.stride];
+        rows[r] = &matrix[(p + r) * ld + j..][..width];
+    }
+    let whole = width / lanes * lanes;
+    for q in (0..whole).step_by(lanes) {
+        let mut sum = V::load(&sums[q..]);
+        for r in 0..R {
+            sum = V::splat(scales[r]).mul_add(V::load(&rows[r][q..]), sum);
+        }
+        sum.store(&mut sums[q..]);
+    }
+    for q in whole..width {
+        for r in 0..R {
+            sums[q] = scales[r].mul_add(rows[r][q], sums[q]);
+        }
+    }
 }
 
 /// The lanes of `W` vectors, in order, in a buffer of one block.
