@@ -20,6 +20,8 @@ fn main() {
         return;
     }
     let lib = std::env::var("KEEL_BLAS_LIB").unwrap_or_else(|_| "openblas".to_owned());
+    // Benches and examples name the library they compare with.
+    println!("cargo:rustc-env=KEEL_BLAS_NAME={lib}");
     let statik = std::env::var("KEEL_BLAS_STATIC").is_ok_and(|v| v == "1");
     if let Ok(dir) = std::env::var("KEEL_BLAS_LIB_DIR") {
         println!("cargo:rustc-link-search=native={dir}");
