@@ -10,13 +10,14 @@
 //! Debian's OpenBLAS 0.3.21 needs `OPENBLAS_CORETYPE=SkylakeX` on the reference CPU (left to
 //! pick, it runs its SSE3 kernels).
 //!
-//! Against MKL (PyTorch's GEMM) in the same process: Intel publishes it on PyPI, so
+//! Against MKL (PyTorch's GEMM) in the same process (Intel publishes it on PyPI; its sequential
+//! layer, since a threaded one, even on one thread, left threads that slowed keel's T2):
 //!
 //! ```sh
 //! pip download mkl --no-deps -d /tmp/mkl && unzip -q -d /tmp/mkl /tmp/mkl/mkl-*.whl
 //! LIB=$(dirname $(find /tmp/mkl -name libmkl_rt.so.3)) && ln -sf libmkl_rt.so.3 $LIB/libmkl_rt.so
 //! KEEL_BLAS_LIB=mkl_rt KEEL_BLAS_LIB_DIR=$LIB cargo build --release --features blas --example gemm_interleaved
-//! LD_LIBRARY_PATH=$LIB MKL_THREADING_LAYER=GNU MKL_NUM_THREADS=1 target/release/examples/gemm_interleaved
+//! LD_LIBRARY_PATH=$LIB MKL_THREADING_LAYER=SEQUENTIAL target/release/examples/gemm_interleaved
 //! ```
 //!
 //! Defaults: 15 rounds over the square and network shapes of `PEERS.md`.
