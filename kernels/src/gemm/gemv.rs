@@ -30,7 +30,8 @@
 //! 1.1x-1.3x for 1x512x512 up to 1x4096x1024 (level with MKL where B is read from L3, 0.85x
 //! of it from L2), but 0.85x at 1x256x256, and 0.7x with one row per pass (2 loads and a
 //! store per FMA) at 1x100x100, hence the threshold. Prefetching the rows 8 ahead in the
-//! register blocks was slower (0.85x-0.95x); so were 2 or 8 rows per pass (0.8x-1.0x of 4).
+//! register blocks was slower (0.85x-0.95x); 2 or 8 rows per pass measured within noise of 4
+//! (0.91x-1.07x).
 
 use rayon::prelude::*;
 

@@ -156,7 +156,8 @@ unsafe fn sgemm_few_rows(
 /// allocator starts 16 bytes past one), and the third line is neither prefetched nor
 /// shared with a neighbour. So when the rows all share an offset (`ldb` a multiple of 8),
 /// the first tile is narrowed to end on a boundary. Measured interleaved with B 16 bytes
-/// past a line: 16x6400x150 1.25x-1.47x on one thread, 1.5x on two; no change when aligned.
+/// past a line: 16x6400x150 1.25x-1.52x on one thread and 1.2x-1.5x on two, 14x2048x256 and
+/// 16x1024x1024 1.3x; no change when B starts on a line.
 struct ColumnTiles {
     n: usize,
     /// Width of the first tile; the others are `TILE_ACCUMULATORS` wide, the last ragged.
