@@ -193,26 +193,29 @@ fn bench_gemm(criterion: &mut Criterion) {
             });
         }
         #[cfg(feature = "blas")]
-        group.bench_function(BenchmarkId::new("blas", "OPENBLAS_NUM_THREADS"), |bench| {
-            bench.iter(|| {
-                keel::kernels::sgemm(
-                    Transpose::No,
-                    Transpose::No,
-                    m,
-                    n,
-                    k,
-                    1.0,
-                    black_box(&a),
-                    k,
-                    black_box(&b),
-                    n,
-                    0.0,
-                    &mut c,
-                    n,
-                )
-                .unwrap()
-            })
-        });
+        group.bench_function(
+            BenchmarkId::new(concat!("blas-", env!("KEEL_BLAS_NAME")), "threads-from-env"),
+            |bench| {
+                bench.iter(|| {
+                    keel::kernels::sgemm(
+                        Transpose::No,
+                        Transpose::No,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        black_box(&a),
+                        k,
+                        black_box(&b),
+                        n,
+                        0.0,
+                        &mut c,
+                        n,
+                    )
+                    .unwrap()
+                })
+            },
+        );
         if m * n * k <= 1 << 21 {
             let shape =
                 GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n };
