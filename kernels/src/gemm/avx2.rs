@@ -15,6 +15,9 @@ use crate::isa::Isa;
 /// The AVX2+FMA kernel (see the module docs).
 pub(crate) struct Avx2;
 
+/// How many steps of k ahead the kernel prefetches the rows of B̃ (as the AVX-512 kernel).
+const B_PREFETCH_STEPS: usize = 16;
+
 impl Microkernel for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
@@ -83,7 +86,25 @@ unsafe fn tile_avx2<const PACKED_A: bool>(
     const MR: usize = 6;
     let (a_rs, a_cs) = if PACKED_A { (1, MR) } else { (a_rs, a_cs) };
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    // As in the AVX-512 kernel: C's rows are fetched before the k loop (it is read, or written
+    // after more than one step), and B̃'s rows `B_PREFETCH_STEPS` ahead, with the second line
+    // of a row of B read in place off a cache line. Measured interleaved on this kernel:
+    // 1.02x-1.09x at 512³, 1024³, 16x6400x150 and 64x32768x576; prefetching only the first
+    // line of a straddling row was slower (64x128x784 0.87x), both lines 1.035x.
+    if beta != 0.0 || kc >= 2 {
+        for i in 0..MR {
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 15) as *const i8);
+        }
+    }
+    let rows_straddle = !(b as usize).is_multiple_of(64) || !b_rs.is_multiple_of(16);
     for p in 0..kc {
+        // Prefetches never fault, whatever the address (past the panel's end).
+        let ahead = b.wrapping_add((p + B_PREFETCH_STEPS) * b_rs);
+        _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+        if rows_straddle {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(15) as *const i8);
+        }
         // SAFETY: p < kc, so B̃ row p and Ã column p lie inside the contract's panels.
         unsafe {
             let b_row = b.add(p * b_rs);
