@@ -9,6 +9,8 @@
 use std::arch::x86_64::*;
 
 use super::epilogue::{Activation, TileBias, TileEpilogue};
+#[cfg(target_arch = "x86_64")]
+use super::line_aligned::rows_off_lines;
 use super::microkernel::{via_scratch, Microkernel};
 use crate::isa::Isa;
 
@@ -97,7 +99,7 @@ unsafe fn tile_avx2<const PACKED_A: bool>(
             _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 15) as *const i8);
         }
     }
-    let rows_straddle = !(b as usize).is_multiple_of(64) || !b_rs.is_multiple_of(16);
+    let rows_straddle = rows_off_lines(b, b_rs);
     for p in 0..kc {
         // Prefetches never fault, whatever the address (past the panel's end).
         let ahead = b.wrapping_add((p + B_PREFETCH_STEPS) * b_rs);

@@ -32,6 +32,8 @@
 use std::arch::x86_64::*;
 
 use super::epilogue::{Activation, TileBias, TileEpilogue};
+#[cfg(target_arch = "x86_64")]
+use super::line_aligned::rows_off_lines;
 use super::microkernel::Microkernel;
 use crate::isa::Isa;
 
@@ -155,7 +157,7 @@ unsafe fn tile_avx512<const R: usize, const V: usize, const FULL_LAST: bool, con
     // a line (a `Vec` from the allocator starts 16 bytes past one), and then spans V + 1
     // lines: the last one is fetched too. Measured interleaved with B 16 bytes past a line:
     // 6x6400x150 1.38x, 64x128x784 1.1x; 1.0x where B's rows are in L1 or L2 anyway.
-    let rows_straddle = !(b as usize).is_multiple_of(64) || !b_rs.is_multiple_of(16);
+    let rows_straddle = rows_off_lines(b, b_rs);
     for p in 0..kc {
         // The B̃ micro-panel streams from L2 (see `driver.rs`): fetch the row
         // `B_PREFETCH_STEPS` ahead into L1 (past the panel's end, the start of the next

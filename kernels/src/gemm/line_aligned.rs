@@ -1,4 +1,5 @@
-//! Packing buffers whose floats start on a cache line.
+//! Where floats fall on cache lines: packing buffers whose floats start on one, and the
+//! offsets the kernels read operands at.
 //!
 //! A `Vec<f32>` of a packed block comes from the system allocator 16 bytes past a 64-byte
 //! line (glibc puts its header there), so every 16-float vector of a packed row straddles
@@ -9,7 +10,20 @@
 use std::ops::{Deref, DerefMut, Range};
 
 /// Floats per 64-byte cache line.
-const LINE_FLOATS: usize = 64 / size_of::<f32>();
+pub(crate) const LINE_FLOATS: usize = 64 / size_of::<f32>();
+
+/// How many floats `ptr` lies past a boundary every `boundary_floats` floats (a power of
+/// two dividing [`LINE_FLOATS`]: a line, half a line).
+pub(crate) fn floats_past(ptr: *const f32, boundary_floats: usize) -> usize {
+    (ptr as usize / size_of::<f32>()) % boundary_floats
+}
+
+/// Whether some of the rows starting at `ptr`, `stride` floats apart, start off a cache line
+/// (and so a row of 16·V floats spans V + 1 lines).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn rows_off_lines(ptr: *const f32, stride: usize) -> bool {
+    floats_past(ptr, LINE_FLOATS) != 0 || !stride.is_multiple_of(LINE_FLOATS)
+}
 
 /// A float buffer whose contents start on a 64-byte boundary: a `Vec` with up to a line of
 /// slack in front, of which it shows only the aligned part.
@@ -36,7 +50,7 @@ impl LineAligned {
         if self.floats.is_empty() {
             return 0..0;
         }
-        let past_line = (self.floats.as_ptr() as usize / size_of::<f32>()) % LINE_FLOATS;
+        let past_line = floats_past(self.floats.as_ptr(), LINE_FLOATS);
         let start = (LINE_FLOATS - past_line) % LINE_FLOATS;
         start..start + self.floats.len() - (LINE_FLOATS - 1)
     }

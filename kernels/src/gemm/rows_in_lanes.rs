@@ -24,6 +24,7 @@ use std::arch::x86_64::*;
 
 use super::blocking::DIRECT_B_MAX_SPAN;
 use super::driver::{return_buffer, run_parts, take_buffer, PACKED_A};
+use super::line_aligned::{floats_past, LINE_FLOATS};
 use super::native::SharedMut;
 use super::pack::{pack_a, Operand};
 use super::{GemmShape, Transpose};
@@ -167,8 +168,8 @@ struct ColumnTiles {
 impl ColumnTiles {
     /// Tiles over the `n` columns (`n >= TILE_ACCUMULATORS`) of B at `b`, rows `ldb` apart.
     fn new(n: usize, b: *const f32, ldb: usize) -> Self {
-        const BOUNDARY_FLOATS: usize = 32 / size_of::<f32>();
-        let past_boundary = (b as usize / size_of::<f32>()) % BOUNDARY_FLOATS;
+        const BOUNDARY_FLOATS: usize = LINE_FLOATS / 2;
+        let past_boundary = floats_past(b, BOUNDARY_FLOATS);
         let first = if past_boundary == 0 || !ldb.is_multiple_of(BOUNDARY_FLOATS) {
             TILE_ACCUMULATORS
         } else {
