@@ -3,7 +3,7 @@
 //! number of bytes (the bandwidth yardstick: a memory-bound kernel cannot beat it).
 //!
 //! The element-wise kernels run on every instruction set the CPU has (`keel_avx512`,
-//! `keel_avx2`, `keel_portable`, forced with `keel::kernels::simd::with_isa`);
+//! `keel_avx2`, `keel_portable`, forced with `keel::kernels::isa::with_isa`);
 //! `keel_portable` is the `wide::f32x8` code every build ran before run-time dispatch (two
 //! SSE halves in a default build): the "before" of the dispatched paths.
 //!
@@ -21,7 +21,7 @@ use std::hint::black_box;
 use common::isa_runs;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
-use keel::kernels::simd::with_isa;
+use keel::kernels::isa::with_isa;
 use keel::kernels::Result;
 
 const LEN: usize = 16 << 20;

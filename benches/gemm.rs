@@ -19,10 +19,10 @@ use rayon::prelude::*;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::gemm::{
-    reference::sgemm_reference, sgemm_fused_isa, sgemm_isa, sgemm_native, sgemm_strided_batched, Activation,
-    Bias, Epilogue, GemmShape, Transpose,
+    native, reference::sgemm_reference, sgemm_strided_batched, Activation, BatchStrides, Bias, Epilogue,
+    GemmShape, Transpose,
 };
-use keel::kernels::isa::{selected_isa, Isa};
+use keel::kernels::isa::{current_isa, with_isa, Isa};
 use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 
 #[path = "common/gemm_shapes.rs"]
@@ -140,20 +140,22 @@ fn bench_gemm(criterion: &mut Criterion) {
             group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
                 pool.install(|| {
                     bench.iter(|| {
-                        sgemm_native(
-                            Transpose::No,
-                            Transpose::No,
-                            m,
-                            n,
-                            k,
+                        native::sgemm(
+                            &GemmShape {
+                                transa: Transpose::No,
+                                transb: Transpose::No,
+                                m,
+                                n,
+                                k,
+                                lda: k,
+                                ldb: n,
+                                ldc: n,
+                            },
                             1.0,
                             black_box(&a),
-                            k,
                             black_box(&b),
-                            n,
                             0.0,
                             &mut c,
-                            n,
                         )
                         .unwrap()
                     })
@@ -163,25 +165,29 @@ fn bench_gemm(criterion: &mut Criterion) {
         // keel's packed GEMM on the other instruction sets the CPU has ("keel" above runs it
         // on the selected one), up to 1024³ (beyond, the portable kernel takes seconds a call).
         let other_isas = if m * n * k <= 1 << 30 { Isa::available() } else { Vec::new() };
-        for isa in other_isas.into_iter().filter(|&isa| isa != selected_isa()) {
+        for isa in other_isas.into_iter().filter(|&isa| isa != current_isa()) {
             group.bench_function(BenchmarkId::new(format!("keel-packed-{}", isa.name()), "T1"), |bench| {
                 bench.iter(|| {
-                    sgemm_isa(
-                        isa,
-                        Transpose::No,
-                        Transpose::No,
-                        m,
-                        n,
-                        k,
-                        1.0,
-                        black_box(&a),
-                        k,
-                        black_box(&b),
-                        n,
-                        0.0,
-                        &mut c,
-                        n,
-                    )
+                    with_isa(isa, || {
+                        native::sgemm(
+                            &GemmShape {
+                                transa: Transpose::No,
+                                transb: Transpose::No,
+                                m,
+                                n,
+                                k,
+                                lda: k,
+                                ldb: n,
+                                ldc: n,
+                            },
+                            1.0,
+                            black_box(&a),
+                            black_box(&b),
+                            0.0,
+                            &mut c,
+                        )
+                    })
+                    .unwrap()
                     .unwrap()
                 })
             });
@@ -198,19 +204,21 @@ fn bench_gemm(criterion: &mut Criterion) {
             |bench| {
                 bench.iter(|| {
                     keel::kernels::sgemm(
-                        Transpose::No,
-                        Transpose::No,
-                        m,
-                        n,
-                        k,
+                        &GemmShape {
+                            transa: Transpose::No,
+                            transb: Transpose::No,
+                            m,
+                            n,
+                            k,
+                            lda: k,
+                            ldb: n,
+                            ldc: n,
+                        },
                         1.0,
                         black_box(&a),
-                        k,
                         black_box(&b),
-                        n,
                         0.0,
                         &mut c,
-                        n,
                     )
                     .unwrap()
                 })
@@ -263,23 +271,17 @@ fn bench_fused(criterion: &mut Criterion) {
                     // keel's own kernels on both sides (under `--features blas`, `sgemm_fused`
                     // would run OpenBLAS and then one pass).
                     bench.iter(|| {
-                        sgemm_fused_isa(
-                            selected_isa(),
-                            Transpose::No,
-                            transb,
-                            m,
-                            n,
-                            k,
-                            1.0,
-                            black_box(&a),
-                            k,
-                            black_box(&b),
-                            ldb,
-                            0.0,
-                            &mut c,
-                            n,
-                            &epilogue,
-                        )
+                        {
+                            native::sgemm_fused(
+                                &GemmShape { transa: Transpose::No, transb, m, n, k, lda: k, ldb, ldc: n },
+                                1.0,
+                                black_box(&a),
+                                black_box(&b),
+                                0.0,
+                                &mut c,
+                                &epilogue,
+                            )
+                        }
                         .unwrap()
                     })
                 })
@@ -287,20 +289,13 @@ fn bench_fused(criterion: &mut Criterion) {
             group.bench_function(BenchmarkId::new("gemm+pass", format!("T{threads}")), |bench| {
                 pool.install(|| {
                     bench.iter(|| {
-                        sgemm_native(
-                            Transpose::No,
-                            transb,
-                            m,
-                            n,
-                            k,
+                        native::sgemm(
+                            &GemmShape { transa: Transpose::No, transb, m, n, k, lda: k, ldb, ldc: n },
                             1.0,
                             black_box(&a),
-                            k,
                             black_box(&b),
-                            ldb,
                             0.0,
                             &mut c,
-                            n,
                         )
                         .unwrap();
                         bias_relu_pass(&mut c, n, &bias);
@@ -327,23 +322,23 @@ fn bench_batched(criterion: &mut Criterion) {
             pool.install(|| {
                 bench.iter(|| {
                     sgemm_strided_batched(
-                        Transpose::No,
-                        Transpose::No,
-                        m,
-                        n,
-                        k,
+                        &GemmShape {
+                            transa: Transpose::No,
+                            transb: Transpose::No,
+                            m,
+                            n,
+                            k,
+                            lda: k,
+                            ldb: n,
+                            ldc: n,
+                        },
+                        batch,
+                        BatchStrides { a: 0, b: k * n, c: m * n },
                         1.0,
                         black_box(&weight),
-                        k,
-                        0,
                         black_box(&cols),
-                        n,
-                        k * n,
                         0.0,
                         &mut c,
-                        n,
-                        m * n,
-                        batch,
                         &Epilogue::NONE,
                     )
                     .unwrap()
@@ -354,20 +349,22 @@ fn bench_batched(criterion: &mut Criterion) {
             pool.install(|| {
                 bench.iter(|| {
                     for (col, c_i) in cols.chunks(k * n).zip(c.chunks_mut(m * n)) {
-                        sgemm_native(
-                            Transpose::No,
-                            Transpose::No,
-                            m,
-                            n,
-                            k,
+                        native::sgemm(
+                            &GemmShape {
+                                transa: Transpose::No,
+                                transb: Transpose::No,
+                                m,
+                                n,
+                                k,
+                                lda: k,
+                                ldb: n,
+                                ldc: n,
+                            },
                             1.0,
                             black_box(&weight),
-                            k,
                             black_box(col),
-                            n,
                             0.0,
                             c_i,
-                            n,
                         )
                         .unwrap()
                     }

@@ -6,7 +6,7 @@
 //!
 //! The dispatched kernels (batch norm, dropout, Adam, SGD, `grad_scale`) run on
 //! every instruction set the CPU has (`keel_avx512`, `keel_avx2`, `keel_portable`, forced
-//! with `keel::kernels::simd::with_isa`); `keel_portable` is the `wide::f32x8` code every
+//! with `keel::kernels::isa::with_isa`); `keel_portable` is the `wide::f32x8` code every
 //! build ran before run-time dispatch (two SSE halves in a default build): the "before".
 //!
 //! Shapes: batch norm on LeNet's first activations (64, 6, 28, 28) and conv shape C's
@@ -23,9 +23,9 @@ use common::{isa_runs, pools};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{mse, mse_backward, mse_forward};
+use keel::kernels::isa::with_isa;
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
 use keel::kernels::optim::{self, grad_scale, scale, AdamConfig, SgdConfig};
-use keel::kernels::simd::with_isa;
 
 const F32: u64 = 4;
 

@@ -11,9 +11,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::isa::{selected_isa, Isa};
+use keel::kernels::isa::{current_isa, with_isa, Isa};
 use keel::kernels::pool::{self, reference, Pool2dShape};
-use keel::kernels::simd::with_isa;
 
 const F32: u64 = 4;
 
@@ -50,7 +49,7 @@ fn group(
     for threads in [1usize, 2] {
         let threads_pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-            threads_pool.install(|| bench.iter(|| keel(selected_isa(), out)))
+            threads_pool.install(|| bench.iter(|| keel(current_isa(), out)))
         });
     }
     for &isa in other_isas {
@@ -70,7 +69,7 @@ fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
     let dy = filled(yl, 2);
     let out = &mut Outputs { y: vec![0.0; yl], argmax: vec![0; yl], dx: vec![0.0; xl] };
     // The tiled fast path's other instruction sets ("keel" runs the selected one).
-    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != selected_isa()).collect();
+    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != current_isa()).collect();
 
     // Forward reads x, writes y and the mask; backward reads dy and the mask, writes dx.
     let (fwd, bwd) = (xb + 2 * yb, 2 * yb + xb);
@@ -80,7 +79,11 @@ fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
         fwd,
         out,
         &isas,
-        |isa, o| pool::maxpool2d_forward_isa(isa, &shape, black_box(&x), &mut o.y, &mut o.argmax).unwrap(),
+        |isa, o| {
+            with_isa(isa, || pool::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax))
+                .unwrap()
+                .unwrap()
+        },
         |o| reference::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax),
     );
     group(
@@ -90,8 +93,12 @@ fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
         out,
         &isas,
         |isa, o| {
-            pool::maxpool2d_forward_isa(isa, &shape, black_box(&x), &mut o.y, &mut o.argmax).unwrap();
-            pool::maxpool2d_backward_isa(isa, &shape, black_box(&dy), &o.argmax, &mut o.dx).unwrap()
+            with_isa(isa, || pool::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax))
+                .unwrap()
+                .unwrap();
+            with_isa(isa, || pool::maxpool2d_backward(&shape, black_box(&dy), &o.argmax, &mut o.dx))
+                .unwrap()
+                .unwrap()
         },
         |o| {
             reference::maxpool2d_forward(&shape, black_box(&x), &mut o.y, &mut o.argmax);
@@ -107,7 +114,9 @@ fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
         fwd,
         out,
         &isas,
-        |isa, o| pool::avgpool2d_forward_isa(isa, &shape, true, black_box(&x), &mut o.y).unwrap(),
+        |isa, o| {
+            with_isa(isa, || pool::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y)).unwrap().unwrap()
+        },
         |o| reference::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y),
     );
     group(
@@ -117,8 +126,12 @@ fn bench_pooling(criterion: &mut Criterion, shape: Pool2dShape, label: &str) {
         out,
         &isas,
         |isa, o| {
-            pool::avgpool2d_forward_isa(isa, &shape, true, black_box(&x), &mut o.y).unwrap();
-            pool::avgpool2d_backward_isa(isa, &shape, true, black_box(&dy), &mut o.dx).unwrap()
+            with_isa(isa, || pool::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y))
+                .unwrap()
+                .unwrap();
+            with_isa(isa, || pool::avgpool2d_backward(&shape, true, black_box(&dy), &mut o.dx))
+                .unwrap()
+                .unwrap()
         },
         |o| {
             reference::avgpool2d_forward(&shape, true, black_box(&x), &mut o.y);
@@ -141,7 +154,7 @@ fn bench_pool(criterion: &mut Criterion) {
     let dg = filled(n * c, 3);
     let out = &mut Outputs { y: vec![0.0; n * c], argmax: Vec::new(), dx: vec![0.0; n * c * h * w] };
     // The forward dispatches at run time (`with_isa` forces the other instruction sets).
-    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != selected_isa()).collect();
+    let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != current_isa()).collect();
     group(
         criterion,
         "global_avgpool_forward/64x64x32x32",

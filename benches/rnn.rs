@@ -13,8 +13,8 @@ use std::hint::black_box;
 
 use common::{isa_runs, pools};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use keel::kernels::isa::with_isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
-use keel::kernels::simd::with_isa;
 
 const SEQ: usize = 50;
 const BATCH: usize = 32;

@@ -2,7 +2,7 @@
 //! path on every transpose, α/β and leading-dimension combination.
 #![cfg(feature = "blas")]
 
-use keel::kernels::gemm::{sgemm_native, Transpose};
+use keel::kernels::gemm::{native, sgemm, GemmShape, Transpose};
 use keel::kernels::sgemm;
 
 /// Deterministic values in [-1, 1) with both signs.
@@ -37,9 +37,24 @@ fn blas_agrees_with_native() {
                         blas.fill(f32::NAN); // β = 0: C is not read
                         native.fill(f32::NAN);
                     }
-                    sgemm_native(transa, transb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut native, ldc)
-                        .unwrap();
-                    sgemm(transa, transb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut blas, ldc).unwrap();
+                    native::sgemm(
+                        &GemmShape { transa, transb, m, n, k, lda, ldb, ldc },
+                        alpha,
+                        &a,
+                        &b,
+                        beta,
+                        &mut native,
+                    )
+                    .unwrap();
+                    sgemm(
+                        &GemmShape { transa, transb, m, n, k, lda, ldb, ldc },
+                        alpha,
+                        &a,
+                        &b,
+                        beta,
+                        &mut blas,
+                    )
+                    .unwrap();
                     for i in 0..m {
                         for j in 0..n {
                             let (x, y) = (native[i * ldc + j], blas[i * ldc + j]);

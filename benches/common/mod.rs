@@ -10,7 +10,7 @@ pub fn pools() -> Vec<(usize, rayon::ThreadPool)> {
     [1, 2].into_iter().map(|t| (t, rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap())).collect()
 }
 
-/// One keel run of a group: an instruction set (forced with `simd::with_isa` by the bench) on
+/// One keel run of a group: an instruction set (forced with `isa::with_isa` by the bench) on
 /// a pool.
 pub struct IsaRun {
     pub isa: Isa,

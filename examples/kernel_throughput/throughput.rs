@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use keel::kernels::gemm::{sgemm_native, Transpose};
+use keel::kernels::gemm::{native, GemmShape, Transpose};
 
 /// What a row's throughput counts.
 #[derive(Clone, Copy)]
@@ -90,20 +90,22 @@ pub fn gemm_rows() -> Vec<Row> {
             let b = filled(k * n, 2);
             let mut c = vec![0.0f32; m * n];
             let keel = median_time(|| {
-                sgemm_native(
-                    Transpose::No,
-                    Transpose::No,
-                    m,
-                    n,
-                    k,
+                native::sgemm(
+                    &GemmShape {
+                        transa: Transpose::No,
+                        transb: Transpose::No,
+                        m,
+                        n,
+                        k,
+                        lda: k,
+                        ldb: n,
+                        ldc: n,
+                    },
                     1.0,
                     black_box(&a),
-                    k,
                     &b,
-                    n,
                     0.0,
                     &mut c,
-                    n,
                 )
                 .expect("shapes are consistent")
             });

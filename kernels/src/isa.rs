@@ -1,12 +1,31 @@
-//! The instruction sets keel's kernels are written for, and the one chosen once at run time.
+//! The instruction sets keel's kernels are written for, and the one every kernel call runs on.
 //!
 //! A plain `cargo build --release` targets baseline x86-64, so the fast paths are compiled
-//! per instruction set under `#[target_feature]` and picked here: [`selected_isa`] is the best
-//! the CPU has (or the one `KEEL_ISA` names), decided on first use and cached. The GEMM
-//! microkernels, the direct and images-in-lanes convolutions, the tiled pools and the
-//! element-wise passes of [`crate::simd`] all follow it; their `*_isa` entry points take an
-//! [`Isa`] explicitly, checked with [`Isa::check_supported`].
+//! per instruction set under `#[target_feature]` and picked at run time. One rule decides
+//! the instruction set of a call, [`current_isa`]:
+//!
+//! 1. the one [`with_isa`] forces on the calling thread, if any (tests and benches run every
+//!    instruction set the CPU has this way);
+//! 2. else the one the environment variable `KEEL_ISA` names (`avx512`, `avx2`, `portable`),
+//!    when the CPU has it;
+//! 3. else the best the CPU has.
+//!
+//! Every public kernel entry point (GEMM, convolution, pooling, element-wise passes, losses,
+//! RNN cells, normalisation, optimizer updates) resolves it **once**, on the calling thread,
+//! and passes it down explicitly, to its own SIMD code and to the work it hands to rayon
+//! threads, so a forced instruction set reaches every path of every family.
+//!
+//! ```
+//! use keel_kernels::isa::{current_isa, with_isa, Isa};
+//!
+//! // Every instruction set this CPU has, best first; the portable one runs anywhere.
+//! for isa in Isa::available() {
+//!     let seen = with_isa(isa, current_isa).unwrap();
+//!     assert_eq!(seen, isa);
+//! }
+//! ```
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use crate::error::{argument_error, Result};
@@ -29,7 +48,7 @@ impl Isa {
     }
 
     /// `Ok` if this CPU can run the instruction set, else an argument error naming `isa` and
-    /// the sets it has (the check of every `*_isa` entry point).
+    /// the sets it has (the check of [`with_isa`]).
     pub fn check_supported(self) -> Result<()> {
         if self.is_supported() {
             Ok(())
@@ -62,19 +81,19 @@ impl Isa {
         }
     }
 
-    fn from_name(name: &str) -> Option<Isa> {
+    /// The instruction set `KEEL_ISA` names this way, if any.
+    pub fn from_name(name: &str) -> Option<Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().find(|isa| isa.name() == name.trim())
     }
 }
 
-/// The instruction set every kernel runs on (GEMM, convolution, pooling, the element-wise
-/// passes): the best this CPU has, or the one the
-/// environment variable `KEEL_ISA` names (`avx512`, `avx2`, `portable`) when the CPU has it
-/// (a name the CPU cannot run, or an unknown one, falls back to the best, with a warning on
-/// stderr). Decided on the first call and cached.
-pub fn selected_isa() -> Isa {
-    static SELECTED: OnceLock<Isa> = OnceLock::new();
-    *SELECTED.get_or_init(|| {
+/// The instruction set of calls with nothing forced: the one `KEEL_ISA` names (`avx512`,
+/// `avx2`, `portable`) when the CPU has it (a name the CPU cannot run, or an unknown one,
+/// falls back to the best, with a warning on stderr), else the best this CPU has. Decided
+/// on the first call and cached.
+fn default_isa() -> Isa {
+    static DEFAULT: OnceLock<Isa> = OnceLock::new();
+    *DEFAULT.get_or_init(|| {
         let best = Isa::available()[0];
         match std::env::var("KEEL_ISA") {
             Err(_) => best,
@@ -90,4 +109,35 @@ pub fn selected_isa() -> Isa {
             },
         }
     })
+}
+
+thread_local! {
+    /// The instruction set [`with_isa`] forces on this thread, if any.
+    static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
+}
+
+/// The instruction set a kernel called on this thread runs on (the rule of the
+/// [module docs](self)): the one [`with_isa`] forces, else `KEEL_ISA`'s, else the best.
+pub fn current_isa() -> Isa {
+    FORCED.with(Cell::get).unwrap_or_else(default_isa)
+}
+
+/// Runs `f` with every kernel called **on this thread** running on `isa` (GEMM,
+/// convolution, pooling, element-wise passes, losses, RNN cells, normalisation, optimizer
+/// updates, and the parts of them that run on other rayon threads), then restores the
+/// previous choice (also when `f` panics). Wrap the closure given to `pool.install`, not
+/// the other way round, since `install` runs it on a pool thread.
+///
+/// Errors: `isa` is not an instruction set this CPU has (`f` is not run).
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
+    isa.check_supported()?;
+    /// Puts the previous choice back when dropped.
+    struct Restore(Option<Isa>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|forced| forced.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(isa))));
+    Ok(f())
 }

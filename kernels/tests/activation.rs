@@ -1,5 +1,5 @@
 //! Activation and loss kernels, on every instruction set the CPU has (forced with
-//! `simd::with_isa`; `every_instruction_set_of_the_cpu_is_tested` fails if keel's detection
+//! `isa::with_isa`; `every_instruction_set_of_the_cpu_is_tested` fails if keel's detection
 //! misses one the CPU reports): parity of the fast paths with the scalar references (serial
 //! and parallel lengths, both signs, magnitudes up to 1e4), measured accuracy of the vector
 //! exp/sigmoid/tanh against f64, every backward against central differences in f64,
@@ -10,7 +10,7 @@ mod common;
 use common::{assert_close, cpu_isas, edge_size, for_each_isa, uniform};
 use keel_kernels::activation::{self as act, reference};
 use keel_kernels::isa::Isa;
-use keel_kernels::simd::{current_isa, with_isa};
+use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

@@ -4,27 +4,23 @@
 mod common;
 mod gemm_problem;
 
-use common::{assert_close, uniform};
+use common::{assert_close, on_isa, uniform};
 use gemm_problem::{error_bound, problem, problem_with, Problem};
-use keel_kernels::gemm::{reference::sgemm_reference, sgemm_isa, sgemm_native, GemmShape, Transpose};
-use keel_kernels::isa::{selected_isa, Isa};
+use keel_kernels::gemm::{native, reference::sgemm_reference, GemmShape, Transpose};
+use keel_kernels::isa::{current_isa, Isa};
 use keel_kernels::{sgemm, KernelError};
 use proptest::prelude::*;
 
 fn run_native(p: &Problem, c: &mut [f32]) {
     let s = p.shape;
-    sgemm_native(s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc)
-        .unwrap();
+    native::sgemm(&s, p.alpha, &p.a, &p.b, p.beta, c).unwrap();
 }
 
 /// Runs the problem on one instruction set.
-fn on_isa(isa: Isa) -> impl Fn(&Problem, &mut [f32]) {
+fn run_on(isa: Isa) -> impl Fn(&Problem, &mut [f32]) {
     move |p, c| {
         let s = p.shape;
-        sgemm_isa(
-            isa, s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc,
-        )
-        .unwrap();
+        on_isa(isa, || native::sgemm(&s, p.alpha, &p.a, &p.b, p.beta, c)).unwrap();
     }
 }
 
@@ -57,7 +53,7 @@ proptest! {
     #[test]
     fn every_isa_matches_reference_on_edge_sizes(p in problem(70)) {
         for isa in Isa::available() {
-            check_against_reference(&p, on_isa(isa));
+            check_against_reference(&p, run_on(isa));
         }
     }
 
@@ -67,14 +63,14 @@ proptest! {
     #[test]
     fn every_isa_matches_reference_on_every_tile_edge(p in problem_with((1usize..=40, 1usize..=70, 1usize..=20))) {
         for isa in Isa::available() {
-            check_against_reference(&p, on_isa(isa));
+            check_against_reference(&p, run_on(isa));
         }
     }
 
     #[test]
     fn every_isa_matches_reference_across_blocks(p in problem(300)) {
         for isa in Isa::available() {
-            check_against_reference(&p, on_isa(isa));
+            check_against_reference(&p, run_on(isa));
         }
     }
 
@@ -83,7 +79,7 @@ proptest! {
     #[test]
     fn every_isa_matches_reference_with_13_to_16_rows(p in problem_with((13usize..=16, 48usize..=200, 32usize..=300))) {
         for isa in Isa::available() {
-            check_against_reference(&p, on_isa(isa));
+            check_against_reference(&p, run_on(isa));
         }
     }
 
@@ -106,7 +102,7 @@ proptest! {
         for isa in Isa::available() {
             check_against_reference(&p, |p, c| {
                 let s = p.shape;
-                sgemm_isa(isa, s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, b, s.ldb, p.beta, c, s.ldc)
+                on_isa(isa, || native::sgemm(&s, p.alpha, &p.a, b, p.beta, c))
                     .unwrap();
             });
         }
@@ -117,7 +113,7 @@ proptest! {
     #[test]
     fn every_isa_matches_reference_with_at_most_12_columns(p in problem_with((32usize..=300, 1usize..=12, 16usize..=128))) {
         for isa in Isa::available() {
-            check_against_reference(&p, on_isa(isa));
+            check_against_reference(&p, run_on(isa));
         }
     }
 
@@ -149,7 +145,8 @@ fn large_products_pass_the_random_vector_check() {
         let lda = if transa == Transpose::No { k } else { m };
         let ldb = if transb == Transpose::No { n } else { k };
         let mut c = c0.clone();
-        sgemm_native(transa, transb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut c, n).unwrap();
+        native::sgemm(&GemmShape { transa, transb, m, n, k, lda, ldb, ldc: n }, alpha, &a, &b, beta, &mut c)
+            .unwrap();
         let a_at = |i: usize, p: usize| {
             f64::from(if transa == Transpose::No { a[i * lda + p] } else { a[p * lda + i] })
         };
@@ -208,7 +205,7 @@ fn every_isa_matches_reference_across_cache_blocks() {
                     b: uniform(k * n, 22, -1.0, 1.0),
                     c0: uniform(m * n, 23, -1.0, 1.0),
                 };
-                check_against_reference(&p, on_isa(isa));
+                check_against_reference(&p, run_on(isa));
             }
         }
     }
@@ -221,8 +218,8 @@ fn every_isa_matches_reference_across_cache_blocks() {
 fn the_best_isa_is_selected_and_tested() {
     let available = Isa::available();
     match std::env::var("KEEL_ISA") {
-        Ok(name) => assert_eq!(selected_isa().name(), name.trim(), "KEEL_ISA={name} was not honoured"),
-        Err(_) => assert_eq!(selected_isa(), available[0]),
+        Ok(name) => assert_eq!(current_isa().name(), name.trim(), "KEEL_ISA={name} was not honoured"),
+        Err(_) => assert_eq!(current_isa(), available[0]),
     }
     assert!(available.contains(&Isa::Portable));
     #[cfg(target_arch = "x86_64")]
@@ -240,19 +237,50 @@ fn the_best_isa_is_selected_and_tested() {
 fn empty_and_degenerate_products() {
     // m = 0 or n = 0: nothing to do, C untouched.
     let mut c = vec![7.0f32; 4];
-    sgemm(Transpose::No, Transpose::No, 0, 4, 3, 1.0, &[], 3, &[0.0; 12], 4, 0.0, &mut c, 4).unwrap();
+    sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::No, m: 0, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        1.0,
+        &[],
+        &[0.0; 12],
+        0.0,
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(c, [7.0; 4]);
     // k = 0: C = β·C, and with β = 0 zeros without reading C (NaN does not leak).
     let mut c = vec![f32::NAN, 2.0, f32::NAN, 4.0];
-    sgemm(Transpose::No, Transpose::No, 2, 2, 0, 1.0, &[], 1, &[], 2, 0.0, &mut c, 2).unwrap();
+    sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::No, m: 2, n: 2, k: 0, lda: 1, ldb: 2, ldc: 2 },
+        1.0,
+        &[],
+        &[],
+        0.0,
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(c, [0.0; 4]);
     let mut c = vec![1.0f32, 2.0, 3.0, 4.0];
-    sgemm(Transpose::No, Transpose::No, 2, 2, 0, 1.0, &[], 1, &[], 2, 0.5, &mut c, 2).unwrap();
+    sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::No, m: 2, n: 2, k: 0, lda: 1, ldb: 2, ldc: 2 },
+        1.0,
+        &[],
+        &[],
+        0.5,
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
     // α = 0 with β = 0 is zeros even when A or B hold NaN (BLAS convention: A, B not used).
     let mut c = vec![f32::NAN; 4];
-    sgemm(Transpose::No, Transpose::No, 2, 2, 1, 0.0, &[f32::NAN; 2], 1, &[1.0; 2], 2, 0.0, &mut c, 2)
-        .unwrap();
+    sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::No, m: 2, n: 2, k: 1, lda: 1, ldb: 2, ldc: 2 },
+        0.0,
+        &[f32::NAN; 2],
+        &[1.0; 2],
+        0.0,
+        &mut c,
+    )
+    .unwrap();
     assert_eq!(c, [0.0; 4]);
 }
 
@@ -261,7 +289,15 @@ fn nan_in_operands_propagates() {
     let a = [1.0f32, f32::NAN, 3.0, 4.0];
     let b = [1.0f32, 0.0, 0.0, 1.0];
     let mut c = [0.0f32; 4];
-    sgemm(Transpose::No, Transpose::No, 2, 2, 2, 1.0, &a, 2, &b, 2, 0.0, &mut c, 2).unwrap();
+    sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::No, m: 2, n: 2, k: 2, lda: 2, ldb: 2, ldc: 2 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+    )
+    .unwrap();
     assert!(c[0].is_nan() && c[1].is_nan(), "row 0 touches the NaN: {c:?}");
     assert_close("row 1", &c[2..], &[3.0, 4.0], 0.0, 0.0);
 }
@@ -288,17 +324,112 @@ fn bad_input_is_rejected_with_named_errors() {
     let (a, b, mut c) = (vec![0.0f32; 6], vec![0.0f32; 12], vec![0.0f32; 8]);
     let no = Transpose::No;
     // (2x3)·(3x4) fits exactly.
-    sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 4).unwrap();
-    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a[..5], 3, &b, 4, 0.0, &mut c, 4), "a", 6, 5);
-    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b[..11], 4, 0.0, &mut c, 4), "b", 12, 11);
-    expect_length_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c[..7], 4), "c", 8, 7);
+    sgemm(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+    )
+    .unwrap();
+    expect_length_error(
+        sgemm(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            1.0,
+            &a[..5],
+            &b,
+            0.0,
+            &mut c,
+        ),
+        "a",
+        6,
+        5,
+    );
+    expect_length_error(
+        sgemm(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            1.0,
+            &a,
+            &b[..11],
+            0.0,
+            &mut c,
+        ),
+        "b",
+        12,
+        11,
+    );
+    expect_length_error(
+        sgemm(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            &mut c[..7],
+        ),
+        "c",
+        8,
+        7,
+    );
     // Transposed A is stored (k, m) = (3, 2): lda must be >= 2, the slice (3-1)·lda + 2 long.
-    expect_length_error(sgemm(Transpose::Yes, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 4), "a", 8, 6);
-    expect_shape_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 2, &b, 4, 0.0, &mut c, 4), "lda");
-    expect_shape_error(sgemm(no, Transpose::Yes, 2, 4, 3, 1.0, &a, 3, &b, 2, 0.0, &mut c, 4), "ldb");
-    expect_shape_error(sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 3), "ldc");
+    expect_length_error(
+        sgemm(
+            &GemmShape { transa: Transpose::Yes, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            &mut c,
+        ),
+        "a",
+        8,
+        6,
+    );
+    expect_shape_error(
+        sgemm(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 2, ldb: 4, ldc: 4 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            &mut c,
+        ),
+        "lda",
+    );
+    expect_shape_error(
+        sgemm(
+            &GemmShape { transa: no, transb: Transpose::Yes, m: 2, n: 4, k: 3, lda: 3, ldb: 2, ldc: 4 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            &mut c,
+        ),
+        "ldb",
+    );
+    expect_shape_error(
+        sgemm(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 3 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            &mut c,
+        ),
+        "ldc",
+    );
     // The message says what was expected and what came.
-    let message = sgemm(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, &mut c, 3).unwrap_err().to_string();
+    let message = sgemm(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 3 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(message.contains("ldc >= max(1, 4)") && message.contains("got 3"), "{message}");
 }
 
@@ -316,7 +447,15 @@ fn parts_sharing_a_packed_operand_match_one_thread() {
         let b = uniform(k * n, 12, -1.0, 1.0);
         let product = || {
             let mut c = vec![f32::NAN; m * n];
-            sgemm_native(Transpose::No, Transpose::No, m, n, k, 1.0, &a, k, &b, n, 0.0, &mut c, n).unwrap();
+            native::sgemm(
+                &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
+                1.0,
+                &a,
+                &b,
+                0.0,
+                &mut c,
+            )
+            .unwrap();
             c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
         };
         let one_thread = pool(1).install(product);
@@ -347,7 +486,15 @@ fn rows_in_lanes_match_one_thread(m: usize, n: usize, k: usize) {
     let b = uniform(k * n, 22, -1.0, 1.0);
     let product = || {
         let mut c = uniform(m * n, 23, -1.0, 1.0);
-        sgemm_native(Transpose::No, Transpose::No, m, n, k, 0.5, &a, k, &b, n, 0.25, &mut c, n).unwrap();
+        native::sgemm(
+            &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
+            0.5,
+            &a,
+            &b,
+            0.25,
+            &mut c,
+        )
+        .unwrap();
         c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
     };
     let one_thread = pool(1).install(product);

@@ -6,13 +6,13 @@
 mod common;
 mod gemm_problem;
 
-use common::uniform;
+use common::{on_isa, uniform};
 use gemm_problem::problem_with;
 use keel_kernels::gemm::{
     reference::{sgemm_fused_reference, sgemm_reference},
-    sgemm_fused_isa, sgemm_strided_batched, Activation, Bias, Epilogue, GemmShape, Transpose,
+    sgemm_fused, sgemm_strided_batched, Activation, BatchStrides, Bias, Epilogue, GemmShape, Transpose,
 };
-use keel_kernels::isa::selected_isa;
+use keel_kernels::isa::current_isa;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -89,23 +89,14 @@ fn run_batched(p: &Batch, c: &mut [f32]) {
     let s = p.shape;
     let [sa, sb, sc] = p.strides;
     sgemm_strided_batched(
-        s.transa,
-        s.transb,
-        s.m,
-        s.n,
-        s.k,
+        &s,
+        p.batch,
+        BatchStrides { a: sa, b: sb, c: sc },
         p.alpha,
         &p.a,
-        s.lda,
-        sa,
         &p.b,
-        s.ldb,
-        sb,
         p.beta,
         c,
-        s.ldc,
-        sc,
-        p.batch,
         &epilogue(p),
     )
     .unwrap();
@@ -116,23 +107,9 @@ fn run_loop(p: &Batch, c: &mut [f32]) {
     let s = p.shape;
     let [sa, sb, sc] = p.strides;
     for i in 0..p.batch {
-        sgemm_fused_isa(
-            selected_isa(),
-            s.transa,
-            s.transb,
-            s.m,
-            s.n,
-            s.k,
-            p.alpha,
-            &p.a[i * sa..],
-            s.lda,
-            &p.b[i * sb..],
-            s.ldb,
-            p.beta,
-            &mut c[i * sc..],
-            s.ldc,
-            &epilogue(p),
-        )
+        on_isa(current_isa(), || {
+            sgemm_fused(&s, p.alpha, &p.a[i * sa..], &p.b[i * sb..], p.beta, &mut c[i * sc..], &epilogue(p))
+        })
         .unwrap();
     }
 }
@@ -273,10 +250,31 @@ fn bad_batches_are_rejected_with_named_errors() {
     let none = &Epilogue::NONE;
     // 3 products of (2x3)·(3x4): A 6 apart, B shared, C 8 apart.
     let (a, b, mut c) = (vec![1.0f32; 18], vec![1.0f32; 12], vec![0.0f32; 24]);
-    sgemm_strided_batched(no, no, 2, 4, 3, 1.0, &a, 3, 6, &b, 4, 0, 0.0, &mut c, 4, 8, 3, none).unwrap();
+    sgemm_strided_batched(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        3,
+        BatchStrides { a: 6, b: 0, c: 8 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+        none,
+    )
+    .unwrap();
     assert_eq!(c, [3.0; 24]);
     let call = |a: &[f32], stride_a: usize, c: &mut [f32], stride_c: usize| {
-        sgemm_strided_batched(no, no, 2, 4, 3, 1.0, a, 3, stride_a, &b, 4, 0, 0.0, c, 4, stride_c, 3, none)
+        sgemm_strided_batched(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            3,
+            BatchStrides { a: stride_a, b: 0, c: stride_c },
+            1.0,
+            a,
+            &b,
+            0.0,
+            c,
+            none,
+        )
     };
     expect_length_error(
         call(&a[..17], 6, &mut c, 8),
@@ -298,17 +296,60 @@ fn bad_batches_are_rejected_with_named_errors() {
     expect_length_error(call(&a, usize::MAX / 2, &mut c, 8), "a (3 matrices", usize::MAX, 18);
     // The bias is checked as in sgemm_fused.
     let wrong_bias = Epilogue { bias: Bias::PerColumn(&[0.0; 3]), activation: Activation::Identity };
-    match sgemm_strided_batched(no, no, 2, 4, 3, 1.0, &a, 3, 6, &b, 4, 0, 0.0, &mut c, 4, 8, 3, &wrong_bias) {
+    match sgemm_strided_batched(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        3,
+        BatchStrides { a: 6, b: 0, c: 8 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+        &wrong_bias,
+    ) {
         Err(KernelError::Length { what, .. }) => assert!(what.starts_with("bias"), "{what}"),
         other => panic!("expected a bias length error, got {other:?}"),
     }
     // batch = 0: a no-op on empty slices; one product may overlap nothing, so stride_c is free.
-    sgemm_strided_batched(no, no, 2, 4, 3, 1.0, &[], 3, 6, &[], 4, 0, 0.0, &mut [], 4, 8, 0, none).unwrap();
+    sgemm_strided_batched(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        0,
+        BatchStrides { a: 6, b: 0, c: 8 },
+        1.0,
+        &[],
+        &[],
+        0.0,
+        &mut [],
+        none,
+    )
+    .unwrap();
     let mut one = vec![f32::NAN; 8];
-    sgemm_strided_batched(no, no, 2, 4, 3, 1.0, &a, 3, 0, &b, 4, 0, 0.0, &mut one, 4, 0, 1, none).unwrap();
+    sgemm_strided_batched(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+        1,
+        BatchStrides { a: 0, b: 0, c: 0 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut one,
+        none,
+    )
+    .unwrap();
     assert_eq!(one, [3.0; 8]);
     // k = 0 with empty A and B: C_i = β·C_i for every i.
     let mut c = vec![2.0f32; 24];
-    sgemm_strided_batched(no, no, 2, 4, 0, 1.0, &[], 1, 5, &[], 4, 5, 0.5, &mut c, 4, 8, 3, none).unwrap();
+    sgemm_strided_batched(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 0, lda: 1, ldb: 4, ldc: 4 },
+        3,
+        BatchStrides { a: 5, b: 5, c: 8 },
+        1.0,
+        &[],
+        &[],
+        0.5,
+        &mut c,
+        none,
+    )
+    .unwrap();
     assert_eq!(c, [1.0; 24]);
 }

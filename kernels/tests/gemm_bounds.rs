@@ -12,8 +12,8 @@
 
 mod common;
 
-use common::uniform;
-use keel_kernels::gemm::{sgemm_fused_isa, Activation, Bias, Epilogue, Transpose};
+use common::{on_isa, uniform};
+use keel_kernels::gemm::{sgemm_fused, Activation, Bias, Epilogue, GemmShape, Transpose};
 use keel_kernels::isa::Isa;
 
 /// Floats in a mapping with inaccessible pages on both sides, placed flush against the
@@ -111,23 +111,17 @@ fn no_path_reads_or_writes_past_its_operands() {
                     for (bias, beta) in biases.into_iter().zip([0.0, 0.5, 1.0]) {
                         let mut c = Guarded::new(&uniform(tight_len(m, n, ldc), 5, -1.0, 1.0), at_end);
                         let epilogue = Epilogue { bias, activation: Activation::Relu };
-                        sgemm_fused_isa(
-                            isa,
-                            transa,
-                            transb,
-                            m,
-                            n,
-                            k,
-                            1.0,
-                            a.as_ref(),
-                            lda,
-                            b.as_ref(),
-                            ldb,
-                            beta,
-                            c.as_mut(),
-                            ldc,
-                            &epilogue,
-                        )
+                        on_isa(isa, || {
+                            sgemm_fused(
+                                &GemmShape { transa, transb, m, n, k, lda, ldb, ldc },
+                                1.0,
+                                a.as_ref(),
+                                b.as_ref(),
+                                beta,
+                                c.as_mut(),
+                                &epilogue,
+                            )
+                        })
                         .unwrap();
                     }
                 }

@@ -6,11 +6,11 @@
 mod common;
 mod gemm_problem;
 
-use common::uniform;
+use common::{on_isa, uniform};
 use gemm_problem::{problem, problem_with, Problem};
 use keel_kernels::gemm::{
     reference::{sgemm_fused_reference, sgemm_reference},
-    sgemm_fused, sgemm_fused_isa, Activation, Bias, Epilogue, GemmShape, Transpose,
+    sgemm_fused, Activation, Bias, Epilogue, GemmShape, Transpose,
 };
 use keel_kernels::isa::Isa;
 use keel_kernels::KernelError;
@@ -86,20 +86,13 @@ type Run<'a> = &'a dyn Fn(&Problem, &mut [f32], &Epilogue);
 fn run_isa(isa: Isa) -> impl Fn(&Problem, &mut [f32], &Epilogue) {
     move |p, c, epilogue| {
         let s = p.shape;
-        sgemm_fused_isa(
-            isa, s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc,
-            epilogue,
-        )
-        .unwrap();
+        on_isa(isa, || sgemm_fused(&s, p.alpha, &p.a, &p.b, p.beta, c, epilogue)).unwrap();
     }
 }
 
 fn run_selected(p: &Problem, c: &mut [f32], epilogue: &Epilogue) {
     let s = p.shape;
-    sgemm_fused(
-        s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc, epilogue,
-    )
-    .unwrap();
+    sgemm_fused(&s, p.alpha, &p.a, &p.b, p.beta, c, epilogue).unwrap();
 }
 
 /// Compares one fused run with the reference GEMM followed by the bias and activation.
@@ -209,7 +202,16 @@ fn degenerate_products_still_apply_the_epilogue() {
     let bias = [1.0f32, -2.0];
     let relu_row = Epilogue { bias: Bias::PerRow(&bias), activation: Activation::Relu };
     let mut c = vec![f32::NAN; 6];
-    sgemm_fused(no, no, 2, 3, 0, 1.0, &[], 1, &[], 3, 0.0, &mut c, 3, &relu_row).unwrap();
+    sgemm_fused(
+        &GemmShape { transa: no, transb: no, m: 2, n: 3, k: 0, lda: 1, ldb: 3, ldc: 3 },
+        1.0,
+        &[],
+        &[],
+        0.0,
+        &mut c,
+        &relu_row,
+    )
+    .unwrap();
     assert_eq!(c, [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]);
     let mut c = vec![1.0f32, -1.0, 4.0, 3.0, 2.0, 1.0];
     let leaky_col =
@@ -217,41 +219,28 @@ fn degenerate_products_still_apply_the_epilogue() {
     for isa in Isa::available() {
         let mut out = c.clone();
         // α = 0: A and B are not used (NaN there does not matter).
-        sgemm_fused_isa(
-            isa,
-            no,
-            no,
-            2,
-            3,
-            1,
-            0.0,
-            &[f32::NAN; 2],
-            1,
-            &[f32::NAN; 3],
-            3,
-            2.0,
-            &mut out,
-            3,
-            &leaky_col,
-        )
+        on_isa(isa, || {
+            sgemm_fused(
+                &GemmShape { transa: no, transb: no, m: 2, n: 3, k: 1, lda: 1, ldb: 3, ldc: 3 },
+                0.0,
+                &[f32::NAN; 2],
+                &[f32::NAN; 3],
+                2.0,
+                &mut out,
+                &leaky_col,
+            )
+        })
         .unwrap();
         assert_eq!(out, [2.5, -0.75, -1.0, 6.5, 4.5, -4.0], "{isa:?}");
     }
     // m = 0: nothing at all, and an empty per-row bias fits.
     sgemm_fused(
-        no,
-        no,
-        0,
-        3,
-        2,
+        &GemmShape { transa: no, transb: no, m: 0, n: 3, k: 2, lda: 2, ldb: 3, ldc: 3 },
         1.0,
         &[],
-        2,
         &[0.0; 6],
-        3,
         0.0,
         &mut c,
-        3,
         &Epilogue { bias: Bias::PerRow(&[]), activation: Activation::Relu },
     )
     .unwrap();
@@ -270,7 +259,18 @@ fn nan_propagates_through_the_epilogue() {
         let epilogue = Epilogue { bias: Bias::PerColumn(&bias), activation };
         for isa in Isa::available() {
             let mut c = [0.0f32; 4];
-            sgemm_fused_isa(isa, no, no, 2, 2, 2, 1.0, &a, 2, &b, 2, 0.0, &mut c, 2, &epilogue).unwrap();
+            on_isa(isa, || {
+                sgemm_fused(
+                    &GemmShape { transa: no, transb: no, m: 2, n: 2, k: 2, lda: 2, ldb: 2, ldc: 2 },
+                    1.0,
+                    &a,
+                    &b,
+                    0.0,
+                    &mut c,
+                    &epilogue,
+                )
+            })
+            .unwrap();
             assert!(c[0].is_nan() && c[1].is_nan() && c[3].is_nan(), "{isa:?} {activation:?}: {c:?}");
             let expected = activation_of(activation, -3.0);
             assert_eq!(c[2], expected, "{isa:?} {activation:?}");
@@ -297,7 +297,15 @@ fn bad_epilogues_are_rejected_with_named_errors() {
     let no = Transpose::No;
     let (a, b, mut c) = (vec![0.0f32; 6], vec![0.0f32; 12], vec![0.0f32; 8]);
     let run = |epilogue: &Epilogue, c: &mut [f32]| {
-        sgemm_fused(no, no, 2, 4, 3, 1.0, &a, 3, &b, 4, 0.0, c, 4, epilogue)
+        sgemm_fused(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
+            1.0,
+            &a,
+            &b,
+            0.0,
+            c,
+            epilogue,
+        )
     };
     let expect_bias_error =
         |result: keel_kernels::Result<()>, names: &str, expected: usize, actual: usize| match result {
@@ -321,29 +329,29 @@ fn bad_epilogues_are_rejected_with_named_errors() {
         }
     }
     // The GEMM checks still come first and name their argument.
-    match sgemm_fused(no, no, 2, 4, 3, 1.0, &a, 2, &b, 4, 0.0, &mut c, 4, &per_row(&[0.0; 2])) {
+    match sgemm_fused(
+        &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 2, ldb: 4, ldc: 4 },
+        1.0,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+        &per_row(&[0.0; 2]),
+    ) {
         Err(KernelError::Shape { what, .. }) => assert_eq!(what, "lda"),
         other => panic!("expected a shape error on lda, got {other:?}"),
     }
     // An instruction set the CPU lacks is an error on the fused entry point too.
     if !Isa::Avx512.is_supported() {
-        assert!(sgemm_fused_isa(
-            Isa::Avx512,
-            no,
-            no,
-            2,
-            4,
-            3,
+        assert!(on_isa(Isa::Avx512, || sgemm_fused(
+            &GemmShape { transa: no, transb: no, m: 2, n: 4, k: 3, lda: 3, ldb: 4, ldc: 4 },
             1.0,
             &a,
-            3,
             &b,
-            4,
             0.0,
             &mut c,
-            4,
             &Epilogue::NONE
-        )
+        ))
         .is_err());
     }
 }

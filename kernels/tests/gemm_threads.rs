@@ -9,7 +9,7 @@ mod common;
 
 use common::uniform;
 use keel_kernels::activation::mse_forward;
-use keel_kernels::gemm::{sgemm_native, Transpose};
+use keel_kernels::gemm::{native, GemmShape, Transpose};
 use keel_kernels::parallel::{
     chunk_len, current_num_threads, max_threads, set_max_threads, MIN_PARALLEL_ELEMENTS,
 };
@@ -29,7 +29,15 @@ fn product() -> Vec<f32> {
     let a = uniform(m * k, 1, -1.0, 1.0);
     let b = uniform(k * n, 2, -1.0, 1.0);
     let mut c = vec![f32::NAN; m * n];
-    sgemm_native(Transpose::No, Transpose::Yes, m, n, k, 0.5, &a, k, &b, k, 0.0, &mut c, n).unwrap();
+    native::sgemm(
+        &GemmShape { transa: Transpose::No, transb: Transpose::Yes, m, n, k, lda: k, ldb: k, ldc: n },
+        0.5,
+        &a,
+        &b,
+        0.0,
+        &mut c,
+    )
+    .unwrap();
     c
 }
 

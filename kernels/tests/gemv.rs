@@ -5,9 +5,9 @@
 mod common;
 mod gemm_problem;
 
-use common::{edge_size, uniform};
+use common::{edge_size, on_isa, uniform};
 use gemm_problem::{error_bound, problem_with, Problem};
-use keel_kernels::gemm::{reference::sgemm_reference, sgemm_isa, GemmShape, Transpose};
+use keel_kernels::gemm::{native, reference::sgemm_reference, GemmShape, Transpose};
 use keel_kernels::isa::Isa;
 use proptest::prelude::*;
 
@@ -23,8 +23,7 @@ fn gemv_dims() -> impl Strategy<Value = (usize, usize, usize)> {
 
 fn run_on(isa: Isa, p: &Problem, c: &mut [f32]) {
     let s = p.shape;
-    sgemm_isa(isa, s.transa, s.transb, s.m, s.n, s.k, p.alpha, &p.a, s.lda, &p.b, s.ldb, p.beta, c, s.ldc)
-        .unwrap();
+    on_isa(isa, || native::sgemm(&s, p.alpha, &p.a, &p.b, p.beta, c)).unwrap();
 }
 
 proptest! {

@@ -5,11 +5,11 @@
 mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
+use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::norm::{
     batchnorm_backward, batchnorm_backward_workspace_len, batchnorm_forward_eval, batchnorm_forward_train,
     dropout_backward, dropout_forward, dropout_scale, reference,
 };
-use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

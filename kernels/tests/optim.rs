@@ -7,11 +7,11 @@
 mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
+use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::optim::{
     adam_update, clip_grad_norm, clip_grad_value, grad_scale, reference, rmsprop_update, scale, sgd_update,
     AdamConfig, RmspropConfig, SgdConfig,
 };
-use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

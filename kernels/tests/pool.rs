@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, edge_size, for_each_isa, uniform};
+use common::{assert_close, edge_size, for_each_isa, on_isa, uniform};
 use keel_kernels::isa::Isa;
 use keel_kernels::pool::{self, reference, Pool2dShape};
 use keel_kernels::KernelError;
@@ -637,7 +637,7 @@ fn data(len: usize, kind: u8, seed: u64) -> Vec<f32> {
 fn check_all_passes(isa: Isa, shape: &Pool2dShape, x: &[f32], dy: &[f32]) {
     let mut y = vec![f32::NAN; shape.out_len()];
     let mut argmax = vec![u32::MAX; shape.out_len()];
-    pool::maxpool2d_forward_isa(isa, shape, x, &mut y, &mut argmax).unwrap();
+    on_isa(isa, || pool::maxpool2d_forward(shape, x, &mut y, &mut argmax)).unwrap();
     let mut y_ref = vec![0.0; shape.out_len()];
     let mut argmax_ref = vec![0; shape.out_len()];
     reference::maxpool2d_forward(shape, x, &mut y_ref, &mut argmax_ref);
@@ -645,18 +645,18 @@ fn check_all_passes(isa: Isa, shape: &Pool2dShape, x: &[f32], dy: &[f32]) {
     assert_eq!(argmax, argmax_ref, "{isa:?} argmax {shape:?}");
 
     let mut dx = vec![f32::NAN; shape.in_len()];
-    pool::maxpool2d_backward_isa(isa, shape, dy, &argmax, &mut dx).unwrap();
+    on_isa(isa, || pool::maxpool2d_backward(shape, dy, &argmax, &mut dx)).unwrap();
     let mut dx_ref = vec![f32::NAN; shape.in_len()];
     reference::maxpool2d_backward(shape, dy, &argmax, &mut dx_ref);
     assert_same_bits(&format!("{isa:?} max dx"), &dx, &dx_ref);
 
     for cip in [false, true] {
         y.fill(f32::NAN);
-        pool::avgpool2d_forward_isa(isa, shape, cip, x, &mut y).unwrap();
+        on_isa(isa, || pool::avgpool2d_forward(shape, cip, x, &mut y)).unwrap();
         reference::avgpool2d_forward(shape, cip, x, &mut y_ref);
         assert_same_bits(&format!("{isa:?} avg y"), &y, &y_ref);
         dx.fill(f32::NAN);
-        pool::avgpool2d_backward_isa(isa, shape, cip, dy, &mut dx).unwrap();
+        on_isa(isa, || pool::avgpool2d_backward(shape, cip, dy, &mut dx)).unwrap();
         reference::avgpool2d_backward(shape, cip, dy, &mut dx_ref);
         assert_same_bits(&format!("{isa:?} avg dx"), &dx, &dx_ref);
     }
@@ -736,7 +736,7 @@ fn tiled_ties_and_nan_on_every_isa() {
         for isa in isas() {
             let mut y = vec![0.0; shape.out_len()];
             let mut argmax = vec![0; shape.out_len()];
-            pool::maxpool2d_forward_isa(isa, &shape, &x, &mut y, &mut argmax).unwrap();
+            on_isa(isa, || pool::maxpool2d_forward(&shape, &x, &mut y, &mut argmax)).unwrap();
             for (o, &(index, nan)) in expected.iter().enumerate() {
                 assert_eq!(argmax[o], index, "{isa:?} w {w} output {o}");
                 assert_eq!(y[o].is_nan(), nan, "{isa:?} w {w} output {o}");
@@ -761,7 +761,7 @@ fn tiled_backward_with_foreign_indices_matches_reference() {
         reference::maxpool2d_backward(&shape, &dy, &argmax, &mut dx_ref);
         for isa in isas() {
             let mut dx = vec![f32::NAN; shape.in_len()];
-            pool::maxpool2d_backward_isa(isa, &shape, &dy, &argmax, &mut dx).unwrap();
+            on_isa(isa, || pool::maxpool2d_backward(&shape, &dy, &argmax, &mut dx)).unwrap();
             assert_same_bits(&format!("{isa:?} dx"), &dx, &dx_ref);
         }
     }
@@ -775,10 +775,10 @@ fn unsupported_isa_is_rejected() {
     let (x, mut y, mut a, mut dx) = (vec![1.0; 16], vec![0.0; 4], vec![0u32; 4], vec![0.0; 16]);
     for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
         let results = [
-            pool::maxpool2d_forward_isa(isa, &shape, &x, &mut y, &mut a),
-            pool::maxpool2d_backward_isa(isa, &shape, &y.clone(), &a.clone(), &mut dx),
-            pool::avgpool2d_forward_isa(isa, &shape, true, &x, &mut y),
-            pool::avgpool2d_backward_isa(isa, &shape, true, &y.clone(), &mut dx),
+            on_isa(isa, || pool::maxpool2d_forward(&shape, &x, &mut y, &mut a)),
+            on_isa(isa, || pool::maxpool2d_backward(&shape, &y.clone(), &a.clone(), &mut dx)),
+            on_isa(isa, || pool::avgpool2d_forward(&shape, true, &x, &mut y)),
+            on_isa(isa, || pool::avgpool2d_backward(&shape, true, &y.clone(), &mut dx)),
         ];
         for result in results {
             if isa.is_supported() {

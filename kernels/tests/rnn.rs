@@ -5,8 +5,8 @@
 mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
+use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
-use keel_kernels::simd::{current_isa, with_isa};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 

@@ -7,7 +7,7 @@
 //! place after), and backward multiplies by `f'` (from the output) before the products: one
 //! layer and one pass fewer than a separate `Activation`.
 
-use keel_kernels::gemm::{sgemm_fused, Bias, Epilogue};
+use keel_kernels::gemm::{sgemm_fused, Bias, Epilogue, GemmShape};
 use keel_kernels::{sgemm, Transpose};
 use rand::rngs::StdRng;
 
@@ -92,19 +92,21 @@ impl Layer for Dense {
         let (x, w) = (input.data(), self.weight.value.data());
         let y = self.output.data_mut();
         sgemm_fused(
-            Transpose::No,
-            Transpose::Yes,
-            batch,
-            outf,
-            inf,
+            &GemmShape {
+                transa: Transpose::No,
+                transb: Transpose::Yes,
+                m: batch,
+                n: outf,
+                k: inf,
+                lda: inf,
+                ldb: inf,
+                ldc: outf,
+            },
             1.0,
             x,
-            inf,
             w,
-            inf,
             0.0,
             y,
-            outf,
             &epilogue,
         )?;
         if let Some(activation) = after {
@@ -132,19 +134,21 @@ impl Layer for Dense {
         let x = input.data();
         // dW += dyᵀ·x  (out, in)
         sgemm(
-            Transpose::Yes,
-            Transpose::No,
-            outf,
-            inf,
-            batch,
+            &GemmShape {
+                transa: Transpose::Yes,
+                transb: Transpose::No,
+                m: outf,
+                n: inf,
+                k: batch,
+                lda: outf,
+                ldb: inf,
+                ldc: inf,
+            },
             1.0,
             dy,
-            outf,
             x,
-            inf,
             1.0,
             self.weight.grad.data_mut(),
-            inf,
         )?;
         // db += column sums of dy
         let db = self.bias.grad.data_mut();
@@ -159,19 +163,21 @@ impl Layer for Dense {
         self.grad_input.resize(&[batch, inf]);
         let w = self.weight.value.data();
         sgemm(
-            Transpose::No,
-            Transpose::No,
-            batch,
-            inf,
-            outf,
+            &GemmShape {
+                transa: Transpose::No,
+                transb: Transpose::No,
+                m: batch,
+                n: inf,
+                k: outf,
+                lda: outf,
+                ldb: inf,
+                ldc: inf,
+            },
             1.0,
             dy,
-            outf,
             w,
-            inf,
             0.0,
             self.grad_input.data_mut(),
-            inf,
         )?;
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! Element-wise activations: forward (out of place and in place) and backward from the
 //! saved output, each a single SIMD pass on the instruction set of
-//! [`current_isa`](crate::simd::current_isa) (see the [module docs](super) for NaN and accuracy).
+//! [`current_isa`](crate::isa::current_isa) (see the [module docs](super) for NaN and accuracy).
 
 use crate::error::{argument_error, check_len, Result};
+use crate::isa::current_isa;
 use crate::simd::{map_binary, map_inplace, map_unary, math, Map1, Map2, SimdF32};
 
 /// Checks that an output or gradient slice has the length of the slice it pairs with.
@@ -111,13 +112,13 @@ impl Map2 for LeakyReluBackward {
 /// `y = σ(x) = 1/(1 + e⁻ˣ)`; `x` and `y` of any equal length `n`, `y` **overwritten**.
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, &Sigmoid);
+    map_unary(current_isa(), x, y, &Sigmoid);
     Ok(())
 }
 
 /// `x = σ(x)` in place (e.g. on LSTM/GRU gate blocks).
 pub fn sigmoid_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, &Sigmoid);
+    map_inplace(current_isa(), x, &Sigmoid);
 }
 
 /// `dx = dy·y·(1 - y)` from the saved output `y = σ(z)`; `y`, `dy`, `dx` of equal length,
@@ -125,40 +126,40 @@ pub fn sigmoid_forward_inplace(x: &mut [f32]) {
 pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, &SigmoidBackward);
+    map_binary(current_isa(), y, dy, dx, &SigmoidBackward);
     Ok(())
 }
 
 /// `y = tanh(x)`; `x` and `y` of any equal length, `y` **overwritten**.
 pub fn tanh_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, &Tanh);
+    map_unary(current_isa(), x, y, &Tanh);
     Ok(())
 }
 
 /// `x = tanh(x)` in place.
 pub fn tanh_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, &Tanh);
+    map_inplace(current_isa(), x, &Tanh);
 }
 
 /// `dx = dy·(1 - y²)` from the saved output `y = tanh(z)`; `dx` **overwritten**.
 pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, &TanhBackward);
+    map_binary(current_isa(), y, dy, dx, &TanhBackward);
     Ok(())
 }
 
 /// `y = max(x, 0)`; `x` and `y` of any equal length, `y` **overwritten**; NaN stays NaN.
 pub fn relu_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, &Relu);
+    map_unary(current_isa(), x, y, &Relu);
     Ok(())
 }
 
 /// `x = max(x, 0)` in place.
 pub fn relu_forward_inplace(x: &mut [f32]) {
-    map_inplace(x, &Relu);
+    map_inplace(current_isa(), x, &Relu);
 }
 
 /// `dx = dy·[y > 0]` from the saved output `y = relu(z)` (`y > 0 ⟺ z > 0`); `dx`
@@ -166,7 +167,7 @@ pub fn relu_forward_inplace(x: &mut [f32]) {
 pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, &ReluBackward);
+    map_binary(current_isa(), y, dy, dx, &ReluBackward);
     Ok(())
 }
 
@@ -175,14 +176,14 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
 pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
     check_same("y", "x", x.len(), y.len())?;
-    map_unary(x, y, &LeakyRelu(slope));
+    map_unary(current_isa(), x, y, &LeakyRelu(slope));
     Ok(())
 }
 
 /// Leaky ReLU in place; `slope` as in [`leaky_relu_forward`].
 pub fn leaky_relu_forward_inplace(slope: f32, x: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
-    map_inplace(x, &LeakyRelu(slope));
+    map_inplace(current_isa(), x, &LeakyRelu(slope));
     Ok(())
 }
 
@@ -192,6 +193,6 @@ pub fn leaky_relu_backward(slope: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) ->
     check_slope(slope)?;
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
-    map_binary(y, dy, dx, &LeakyReluBackward(slope));
+    map_binary(current_isa(), y, dy, dx, &LeakyReluBackward(slope));
     Ok(())
 }

@@ -10,11 +10,11 @@
 use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp};
 use super::sum::sum_over_chunks;
 use crate::error::{argument_error, check_len, shape_error, Result};
+use crate::isa::current_isa;
 use crate::parallel;
 use crate::simd::math::{exp, ln_1p_unit};
 use crate::simd::{
-    current_isa, dispatch, load_padded, map_binary, map_unary, store_partial, to_array, Kernel, Map2, Scale,
-    SimdF32,
+    dispatch, load_padded, map_binary, map_unary, store_partial, to_array, Kernel, Map2, Scale, SimdF32,
 };
 
 /// A mean needs at least one term.
@@ -154,7 +154,7 @@ pub fn softmax_cross_entropy_backward(
     check_matrix("probs", ("batch", "classes"), batch, classes, probs.len())?;
     check_matrix("dlogits", ("batch", "classes"), batch, classes, dlogits.len())?;
     let inv_batch = 1.0 / batch as f32;
-    map_unary(probs, dlogits, &Scale(inv_batch));
+    map_unary(current_isa(), probs, dlogits, &Scale(inv_batch));
     // The one-hot part touches one element per row.
     for (r, &t) in targets.iter().enumerate() {
         let i = r * classes + t as usize;
@@ -298,6 +298,6 @@ pub fn bce_with_logits_backward(probs: &[f32], targets: &[f32], dlogits: &mut [f
     check_nonempty("n = probs.len()", n)?;
     check_len(|| "targets (same length as probs)".to_string(), n, targets.len())?;
     check_len(|| "dlogits (same length as probs)".to_string(), n, dlogits.len())?;
-    map_binary(probs, targets, dlogits, &ScaledDifference(1.0 / n as f32));
+    map_binary(current_isa(), probs, targets, dlogits, &ScaledDifference(1.0 / n as f32));
     Ok(())
 }

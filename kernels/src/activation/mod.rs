@@ -27,7 +27,7 @@
 //!   sigmoid within 2.3 ulp (libm's `1/(1 + e⁻ˣ)`: the same); tanh within 1.3 ulp.
 //!
 //! Performance: every kernel body is written once over [`crate::simd`]'s vector trait and
-//! runs on the instruction set of [`current_isa`](crate::simd::current_isa), chosen at run
+//! runs on the instruction set of [`current_isa`](crate::isa::current_isa), chosen at run
 //! time: AVX-512F (16 lanes), AVX2 + FMA (8 lanes) or portable `wide::f32x8` (whatever the
 //! build targets: SSE2 by default), so a plain `cargo build --release` uses the best the CPU
 //! has. Rayon over chunks of [`crate::parallel::chunk_len`] (element-wise) or whole rows

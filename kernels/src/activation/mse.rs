@@ -2,14 +2,15 @@
 //! `pred - target`, backward turns it into `2·(pred - target)/n` in one pass.
 //!
 //! The sum runs in vector lanes (on the instruction set of
-//! [`crate::simd::current_isa`]) over blocks of 1024 elements, each block total
+//! [`crate::isa::current_isa`]) over blocks of 1024 elements, each block total
 //! added in `f64`, over fixed chunks in a fixed tree (as the BCE loss), so the loss is
 //! deterministic for a given thread count.
 
 use super::sum::sum_over_chunks;
 use crate::error::{check_len, shape_error, Result};
+use crate::isa::current_isa;
 use crate::parallel;
-use crate::simd::{current_isa, dispatch, load_padded, map_unary, store_partial, Kernel, Scale, SimdF32};
+use crate::simd::{dispatch, load_padded, map_unary, store_partial, Kernel, Scale, SimdF32};
 
 /// Elements summed in `f32` lanes before the running total takes them in `f64`.
 const MSE_BLOCK: usize = 1024;
@@ -87,7 +88,7 @@ pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) -> Result<()> {
         return Err(shape_error("n = diff.len()", "n >= 1 (the loss is a mean over it)", n));
     }
     check_len(|| "dpred (same length as diff)".to_string(), n, dpred.len())?;
-    map_unary(diff, dpred, &Scale((2.0 / n as f64) as f32));
+    map_unary(current_isa(), diff, dpred, &Scale((2.0 / n as f64) as f32));
     Ok(())
 }
 

@@ -7,9 +7,10 @@
 use rayon::prelude::*;
 
 use crate::error::{check_len, shape_error, Result};
+use crate::isa::current_isa;
 use crate::parallel;
 use crate::simd::math::exp;
-use crate::simd::{current_isa, dispatch, load_padded, store_partial, to_array, Kernel, SimdF32, MAX_LANES};
+use crate::simd::{dispatch, load_padded, store_partial, to_array, Kernel, SimdF32, MAX_LANES};
 
 /// `rows·cols`, or a shape error if it overflows `usize`.
 pub(super) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: usize) -> Result<usize> {

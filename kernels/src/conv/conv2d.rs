@@ -17,43 +17,56 @@
 //! channels and leaves the GEMM its own threading. Slot count and split depend only on the
 //! shape, the pool size and the workspace length, so results are deterministic for them.
 
+use super::bias::add_bias_gradient;
 use super::direct;
 use super::im2col::{col2im_unchecked, im2col_unchecked};
 use super::lanes;
+use super::plan::{plan, ConvPass, ConvPath};
 use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
+use super::slots::{add_slot_partials, images_per_slot, run_slots, wanted_slots};
+use super::transposed::{direct_data_slot_len, flip_weight, transposed};
 use crate::error::{check_min_len, Result};
-use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, Transpose};
-use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
+use crate::gemm::{sgemm_fused_on, Activation, Bias, Epilogue, GemmShape, Transpose};
+use crate::isa::{current_isa, Isa};
 
 /// Scratch length for any of the three conv kernels on `shape`, sized for the current rayon
-/// pool (call it inside the pool you will run the kernels in).
+/// pool and instruction set (call it where you will run the kernels: inside the same pool,
+/// under the same [`crate::isa::with_isa`]).
 ///
 /// On one thread (or a batch too small to split) this is one column buffer of
 /// `(c_in/groups)·kh·kw · out_h·out_w` floats (0 for a pointwise convolution). Otherwise it
 /// is `min(n, threads)` slots, each a column buffer plus a partial weight and bias gradient
 /// (`c_out·(c_in/groups)·kh·kw + c_out` floats), so that images run in parallel. Where the
-/// direct backward-data or the images-in-lanes paths apply, it is at least what they need.
+/// direct or the images-in-lanes paths apply, it is at least what they need.
 /// Kernels accept any workspace at least one column buffer long and use as many slots (and
-/// the fastest path) it holds. Returns a meaningless length for a shape that fails
-/// [`Conv2dShape::check`] (the kernels reject it).
+/// the fastest path, see [`plan`](super::plan)) it holds. Returns a meaningless length for
+/// a shape that fails [`Conv2dShape::check`] (the kernels reject it).
+///
+/// ```
+/// use keel_kernels::conv::{conv2d_workspace_len, Conv2dShape};
+///
+/// let shape = Conv2dShape::new(1, 3, 8, 8, 4, 3, 3);
+/// // At least one column buffer: (3·3·3, 6·6) floats.
+/// assert!(conv2d_workspace_len(&shape) >= 27 * 36);
+/// ```
 pub fn conv2d_workspace_len(shape: &Conv2dShape) -> usize {
+    let isa = current_isa();
     let slots = wanted_slots(shape);
-    let direct_data = transposed(shape).filter(direct::applies).map_or(0, |t| direct_data_slot_len(&t));
+    let direct_data =
+        transposed(shape).filter(|t| direct::applies(t, isa)).map_or(0, |t| direct_data_slot_len(&t));
+    let forward = if direct::applies(shape, isa) { direct::forward_slot_len(shape) } else { col_len(shape) };
     let per_image = if slots <= 1 {
-        col_scratch_len(shape).max(direct_data)
+        forward.max(direct_data)
     } else {
-        slots.saturating_mul(weight_slot_len(shape).max(direct_data))
+        slots.saturating_mul(weight_slot_len(shape).max(direct_data).max(forward))
     };
-    per_image.max(lanes::workspace_len(shape))
+    per_image.max(lanes::workspace_len(shape, isa))
 }
 
-/// Scratch of one slot: a column buffer (none for pointwise convolutions), or the padded
-/// image of the direct forward if that is longer.
-fn col_scratch_len(shape: &Conv2dShape) -> usize {
+/// The column buffer of one image (none for pointwise convolutions).
+fn col_len(shape: &Conv2dShape) -> usize {
     if shape.is_pointwise() {
         0
-    } else if direct::applies(shape) {
-        shape.col_len().max(direct::scratch_len(shape))
     } else {
         shape.col_len()
     }
@@ -61,26 +74,7 @@ fn col_scratch_len(shape: &Conv2dShape) -> usize {
 
 /// A backward-weight slot: column buffer, partial `dweight`, partial `dbias`.
 fn weight_slot_len(shape: &Conv2dShape) -> usize {
-    col_scratch_len(shape).saturating_add(shape.weight_len()).saturating_add(shape.c_out)
-}
-
-/// Slots worth running: one per thread (at most one per image) when the whole pass has
-/// enough multiply-adds to pay for the split, else 1.
-pub(super) fn wanted_slots(shape: &Conv2dShape) -> usize {
-    let threads = current_num_threads();
-    if shape.n < 2 || threads < 2 || shape.muladds() < MIN_PARALLEL_MULADDS {
-        1
-    } else {
-        shape.n.min(threads)
-    }
-}
-
-/// Images per slot, given a workspace of `workspace_len` and slots of `slot_len` floats.
-/// With `per` images per slot there are `n.div_ceil(per)` slots, none of them empty.
-fn images_per_slot(shape: &Conv2dShape, workspace_len: usize, slot_len: usize) -> usize {
-    let fit = workspace_len.checked_div(slot_len).unwrap_or(usize::MAX);
-    let slots = wanted_slots(shape).min(fit).max(1);
-    shape.n.div_ceil(slots).max(1)
+    col_len(shape).saturating_add(shape.weight_len()).saturating_add(shape.c_out)
 }
 
 fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
@@ -88,45 +82,12 @@ fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
     check_min_len(
         || {
             format!(
-                "workspace (at least one column buffer (c_in/groups·kh·kw, out_h·out_w) = ({rows}, {cols}), \
-                 or the direct forward's padded image if longer)"
+                "workspace (at least one column buffer (c_in/groups·kh·kw, out_h·out_w) = ({rows}, {cols}))"
             )
         },
-        col_scratch_len(shape),
+        col_len(shape),
         len,
     )
-}
-
-/// Runs `task(first_image, images, out, slot)` over the batch `first..first + images`, in
-/// runs of `per` images: each run gets its own part of `out` (`out_image` floats per image)
-/// and its own `slot_len` floats of `scratch`. Runs execute in parallel (halving with
-/// `rayon::join`); the caller sized `scratch` for `images.div_ceil(per)` slots.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run_slots<F>(
-    first: usize,
-    images: usize,
-    per: usize,
-    out: &mut [f32],
-    out_image: usize,
-    scratch: &mut [f32],
-    slot_len: usize,
-    task: &F,
-) -> Result<()>
-where
-    F: Fn(usize, usize, &mut [f32], &mut [f32]) -> Result<()> + Sync,
-{
-    if images <= per {
-        return task(first, images, out, &mut scratch[..slot_len]);
-    }
-    let left_slots = images.div_ceil(per) / 2;
-    let left = left_slots * per;
-    let (out_left, out_right) = out.split_at_mut(left * out_image);
-    let (scratch_left, scratch_right) = scratch.split_at_mut(left_slots * slot_len);
-    let (a, b) = rayon::join(
-        || run_slots(first, left, per, out_left, out_image, scratch_left, slot_len, task),
-        || run_slots(first + left, images - left, per, out_right, out_image, scratch_right, slot_len, task),
-    );
-    a.and(b)
 }
 
 /// Convolution forward: `y = conv(x, weight) + bias`.
@@ -135,11 +96,21 @@ where
 /// `bias (c_out)` or `None`, `y (n, c_out, out_h, out_w)` **overwritten** (never read).
 /// `workspace`: scratch (contents ignored) of at least one column buffer, none for a pointwise
 /// convolution; with room for more, runs of images go to parallel slots, one buffer each
-/// (see [`conv2d_workspace_len`]). With stride 1 and dilation 1 on an AVX-512 CPU the
-/// forward is a direct convolution (see `direct.rs`), whose padded image may need a little
-/// more than a column buffer for tiny outputs: size the workspace with
-/// [`conv2d_workspace_len`]. `n = 0` is a no-op. Errors if the shape fails its check
-/// or a slice length does not match.
+/// (see [`conv2d_workspace_len`]); the path is [`plan`](super::plan)'s for
+/// [`ConvPass::Forward`](super::ConvPass::Forward). `n = 0` is a no-op. Errors if the shape
+/// fails its check or a slice length does not match.
+///
+/// ```
+/// use keel_kernels::conv::{conv2d_forward, conv2d_workspace_len, Conv2dShape};
+///
+/// // One 3x3 image, one channel, a 2x2 kernel of ones: each output sums a window.
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let mut y = [0.0; 4];
+/// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
+/// conv2d_forward(&shape, &x, &[1.0; 4], Some(&[0.5]), &mut y, &mut workspace).unwrap();
+/// assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
+/// ```
 pub fn conv2d_forward(
     shape: &Conv2dShape,
     x: &[f32],
@@ -173,62 +144,148 @@ pub fn conv2d_forward_fused(
     }
     check_y(shape, "y", y.len())?;
     check_workspace(shape, workspace.len())?;
-    if shape.n == 0
-        || (lanes::forward_applies(shape)
-            && lanes::forward(shape, x, weight, bias, activation, y, workspace)?)
-    {
+    if shape.n == 0 {
         return Ok(());
     }
-    let slot_len = col_scratch_len(shape);
+    let isa = current_isa();
+    let path = plan(shape, ConvPass::Forward, isa, workspace.len());
+    if path == ConvPath::ImagesInLanes {
+        return lanes::forward(shape, x, weight, bias, activation, y, workspace);
+    }
+    let slot_len = if path == ConvPath::Direct { direct::forward_slot_len(shape) } else { col_len(shape) };
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
-    let single = per >= shape.n;
+    let image = PerImage { isa, path, parallel: per >= shape.n };
     let task = |first: usize, images: usize, y_run: &mut [f32], col: &mut [f32]| -> Result<()> {
         let x_run = &x[first * x_image..(first + images) * x_image];
         for (xi, yi) in x_run.chunks_exact(x_image).zip(y_run.chunks_exact_mut(y_image)) {
-            forward_image(shape, xi, weight, bias, activation, yi, col, single)?;
+            image.forward(shape, xi, weight, bias, activation, yi, col)?;
         }
         Ok(())
     };
     run_slots(0, shape.n, per, y, y_image, workspace, slot_len, &task)
 }
 
-/// Forward of one image `x (c_in, h, w)` into `y (c_out, P)`.
-#[allow(clippy::too_many_arguments)]
-fn forward_image(
-    shape: &Conv2dShape,
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    activation: Activation,
-    y: &mut [f32],
-    col: &mut [f32],
+/// How each image of a per-image pass runs: on `isa`, on `path` (direct, pointwise or
+/// im2col + GEMM), and whether im2col/col2im may split channels across threads (when the
+/// images are not already run in parallel).
+#[derive(Clone, Copy)]
+struct PerImage {
+    isa: Isa,
+    path: ConvPath,
     parallel: bool,
-) -> Result<()> {
-    let (cg, cog, k, p) = group_dims(shape);
-    let x_group = cg * shape.h * shape.w;
-    let direct = direct::applies(shape);
-    for g in 0..shape.groups {
-        let xg = &x[g * x_group..(g + 1) * x_group];
-        let wg = &weight[g * cog * k..(g + 1) * cog * k];
-        let yg = &mut y[g * cog * p..(g + 1) * cog * p];
-        let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
-        if direct {
-            direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
-            continue;
+}
+
+impl PerImage {
+    /// Forward of one image `x (c_in, h, w)` into `y (c_out, P)`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        self,
+        shape: &Conv2dShape,
+        x: &[f32],
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        activation: Activation,
+        y: &mut [f32],
+        col: &mut [f32],
+    ) -> Result<()> {
+        let (cg, cog, k, p) = group_dims(shape);
+        let x_group = cg * shape.h * shape.w;
+        for g in 0..shape.groups {
+            let xg = &x[g * x_group..(g + 1) * x_group];
+            let wg = &weight[g * cog * k..(g + 1) * cog * k];
+            let yg = &mut y[g * cog * p..(g + 1) * cog * p];
+            let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
+            if self.path == ConvPath::Direct {
+                direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
+                continue;
+            }
+            let cols = self.columns(shape, xg, col);
+            // The bias (one per output channel, a row of y) and the activation go in the
+            // GEMM's epilogue, while each tile is in registers.
+            let epilogue = Epilogue { bias: bias_g.map_or(Bias::None, Bias::PerRow), activation };
+            sgemm_fused_on(self.isa, &GemmShape::new(cog, p, k), 1.0, wg, cols, 0.0, yg, &epilogue)?;
         }
-        let cols: &[f32] = if shape.is_pointwise() {
+        Ok(())
+    }
+
+    /// The column matrix `(K, P)` of one group's input `xg`: `xg` itself for a pointwise
+    /// convolution, else its im2col in `col`.
+    fn columns<'a>(self, shape: &Conv2dShape, xg: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
+        if shape.is_pointwise() {
             xg
         } else {
-            im2col_unchecked(shape, xg, &mut col[..k * p], parallel);
-            &col[..k * p]
-        };
-        // The bias (one per output channel, a row of y) and the activation go in the GEMM's
-        // epilogue, while each tile is in registers.
-        let epilogue = Epilogue { bias: bias_g.map_or(Bias::None, Bias::PerRow), activation };
-        sgemm_fused(Transpose::No, Transpose::No, cog, p, k, 1.0, wg, k, cols, p, 0.0, yg, p, &epilogue)?;
+            let len = shape.col_len();
+            im2col_unchecked(self.isa, shape, xg, &mut col[..len], self.parallel);
+            &col[..len]
+        }
     }
-    Ok(())
+
+    /// Backward-data of one image: `dy (c_out, P)` into `dx (c_in, h, w)`, by GEMM (and
+    /// col2im unless pointwise).
+    fn backward_data(
+        self,
+        shape: &Conv2dShape,
+        dy: &[f32],
+        weight: &[f32],
+        dx: &mut [f32],
+        col: &mut [f32],
+    ) -> Result<()> {
+        let (cg, cog, k, p) = group_dims(shape);
+        let x_group = cg * shape.h * shape.w;
+        // W_g is stored (cog, K); its transpose (K, cog) times dy_g (cog, P) is the column
+        // gradient (K, P). Pointwise: that is dx_g itself.
+        let gemm = GemmShape::new(k, p, cog).transposed(Transpose::Yes, Transpose::No);
+        for g in 0..shape.groups {
+            let wg = &weight[g * cog * k..(g + 1) * cog * k];
+            let dyg = &dy[g * cog * p..(g + 1) * cog * p];
+            let dxg = &mut dx[g * x_group..(g + 1) * x_group];
+            if shape.is_pointwise() {
+                sgemm_fused_on(self.isa, &gemm, 1.0, wg, dyg, 0.0, dxg, &Epilogue::NONE)?;
+            } else {
+                let col = &mut col[..k * p];
+                sgemm_fused_on(self.isa, &gemm, 1.0, wg, dyg, 0.0, col, &Epilogue::NONE)?;
+                col2im_unchecked(self.isa, shape, col, dxg, self.parallel);
+            }
+        }
+        Ok(())
+    }
+
+    /// Backward-weight of a run of whole images `x`, `dy`, accumulating into `dweight` and
+    /// `dbias`: direct (see `direct.rs`) or image by image through im2col + GEMM.
+    fn backward_weight(
+        self,
+        shape: &Conv2dShape,
+        x: &[f32],
+        dy: &[f32],
+        dweight: &mut [f32],
+        dbias: Option<&mut [f32]>,
+        col: &mut [f32],
+    ) -> Result<()> {
+        let (x_image, y_image) = image_lens(shape);
+        if self.path == ConvPath::Direct {
+            direct::backward_weight_run(shape, x, dy, dweight);
+        } else {
+            let (cg, cog, k, p) = group_dims(shape);
+            let x_group = cg * shape.h * shape.w;
+            // dy_g (cog, P) times colᵀ (P, K), added to dW_g (cog, K).
+            let gemm = GemmShape::new(cog, k, p).transposed(Transpose::No, Transpose::Yes);
+            for (xi, dyi) in x.chunks_exact(x_image).zip(dy.chunks_exact(y_image)) {
+                for g in 0..shape.groups {
+                    let cols = self.columns(shape, &xi[g * x_group..(g + 1) * x_group], col);
+                    let dyg = &dyi[g * cog * p..(g + 1) * cog * p];
+                    let dwg = &mut dweight[g * cog * k..(g + 1) * cog * k];
+                    sgemm_fused_on(self.isa, &gemm, 1.0, dyg, cols, 1.0, dwg, &Epilogue::NONE)?;
+                }
+            }
+        }
+        if let Some(dbias) = dbias {
+            for dyi in dy.chunks_exact(y_image) {
+                add_bias_gradient(shape, dyi, dbias);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Lengths of one image of `x` and of `y`: `(c_in·h·w, c_out·out_h·out_w)`.
@@ -259,20 +316,21 @@ pub fn conv2d_backward_data(
     check_weight(shape, "weight", weight.len())?;
     check_x(shape, "dx", dx.len())?;
     check_workspace(shape, workspace.len())?;
-    if shape.n == 0
-        || (lanes::backward_applies(shape) && lanes::backward_data(shape, dy, weight, dx, workspace)?)
-    {
+    if shape.n == 0 {
         return Ok(());
     }
-    // Where the backward is a correlation the direct forward computes, and the workspace
-    // holds the flipped weight besides the direct forward's scratch, it runs as that forward
-    // (measured 1.1x to 1.9x faster than GEMM + col2im, 1.5x on conv C).
-    let direct =
-        transposed(shape).filter(|t| direct::applies(t) && workspace.len() >= direct_data_slot_len(t));
-    let slot_len = direct.as_ref().map_or(col_scratch_len(shape), direct_data_slot_len);
+    let isa = current_isa();
+    let path = plan(shape, ConvPass::BackwardData, isa, workspace.len());
+    if path == ConvPath::ImagesInLanes {
+        return lanes::backward_data(shape, dy, weight, dx, workspace);
+    }
+    // On the direct path the backward is the direct forward of the transposed shape with the
+    // flipped weight (measured 1.1x to 1.9x faster than GEMM + col2im, 1.5x on conv C).
+    let direct = transposed(shape).filter(|_| path == ConvPath::Direct);
+    let slot_len = direct.as_ref().map_or(col_len(shape), direct_data_slot_len);
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
-    let single = per >= shape.n;
+    let image = PerImage { isa, path, parallel: per >= shape.n };
     let task = |first: usize, images: usize, dx_run: &mut [f32], col: &mut [f32]| -> Result<()> {
         let dy_run = &dy[first * y_image..(first + images) * y_image];
         let images = dy_run.chunks_exact(y_image).zip(dx_run.chunks_exact_mut(x_image));
@@ -280,86 +338,16 @@ pub fn conv2d_backward_data(
             let (flipped, scratch) = col.split_at_mut(shape.weight_len());
             flip_weight(shape, weight, flipped);
             for (dyi, dxi) in images {
-                forward_image(t, dyi, flipped, None, Activation::Identity, dxi, scratch, single)?;
+                image.forward(t, dyi, flipped, None, Activation::Identity, dxi, scratch)?;
             }
             return Ok(());
         }
         for (dyi, dxi) in images {
-            backward_data_image(shape, dyi, weight, dxi, col, single)?;
+            image.backward_data(shape, dyi, weight, dxi, col)?;
         }
         Ok(())
     };
     run_slots(0, shape.n, per, dx, x_image, workspace, slot_len, &task)
-}
-
-/// A backward-data slot on the direct path, for the [`transposed`] shape `t`: the flipped
-/// weight and the direct forward's scratch.
-fn direct_data_slot_len(t: &Conv2dShape) -> usize {
-    t.weight_len() + direct::scratch_len(t)
-}
-
-/// The convolution whose forward is the backward to the input of `shape`, where that is a
-/// correlation: stride 1, dilation 1 and `pad < k` on both axes. It reads `dy` as `c_out`
-/// channels of `out_h x out_w`, padded by `k - 1 - pad`, and writes `c_in` channels of
-/// `h x w`, with the weight [`flip_weight`] makes: `dx[ci, iy, ix] = Σ dy[co, iy + ki - pad',
-/// ix + kj - pad'] · weight[co, ci, kh - 1 - ki, kw - 1 - kj]`.
-pub(super) fn transposed(shape: &Conv2dShape) -> Option<Conv2dShape> {
-    let unit = shape.stride_h == 1 && shape.stride_w == 1 && shape.dilation_h == 1 && shape.dilation_w == 1;
-    (unit && shape.pad_h < shape.kh && shape.pad_w < shape.kw).then(|| Conv2dShape {
-        c_in: shape.c_out,
-        h: shape.out_h(),
-        w: shape.out_w(),
-        c_out: shape.c_in,
-        pad_h: shape.kh - 1 - shape.pad_h,
-        pad_w: shape.kw - 1 - shape.pad_w,
-        ..*shape
-    })
-}
-
-/// The weight of [`transposed`]`(shape)`, `flipped (c_in, c_out/groups, kh, kw)` **overwritten**
-/// from `weight (c_out, c_in/groups, kh, kw)`: within each group, input and output channels
-/// swapped and both kernel axes reversed.
-pub(super) fn flip_weight(shape: &Conv2dShape, weight: &[f32], flipped: &mut [f32]) {
-    let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
-    let (kh, kw) = (shape.kh, shape.kw);
-    let taps = kh * kw;
-    // flipped[g·cg + ci, co, ki, kj] = weight[g·cog + co, ci, kh - 1 - ki, kw - 1 - kj].
-    for (row, out) in flipped[..shape.weight_len()].chunks_exact_mut(taps).enumerate() {
-        let (co, ci_all) = (row % cog, row / cog);
-        let (g, ci) = (ci_all / cg, ci_all % cg);
-        let source = &weight[((g * cog + co) * cg + ci) * taps..][..taps];
-        for (value, &w) in out.iter_mut().zip(source.iter().rev()) {
-            *value = w;
-        }
-    }
-}
-
-/// Backward-data of one image: `dy (c_out, P)` into `dx (c_in, h, w)`.
-fn backward_data_image(
-    shape: &Conv2dShape,
-    dy: &[f32],
-    weight: &[f32],
-    dx: &mut [f32],
-    col: &mut [f32],
-    parallel: bool,
-) -> Result<()> {
-    let (cg, cog, k, p) = group_dims(shape);
-    let x_group = cg * shape.h * shape.w;
-    for g in 0..shape.groups {
-        let wg = &weight[g * cog * k..(g + 1) * cog * k];
-        let dyg = &dy[g * cog * p..(g + 1) * cog * p];
-        let dxg = &mut dx[g * x_group..(g + 1) * x_group];
-        // W_g is stored (cog, K); its transpose (K, cog) times dy_g (cog, P) is the column
-        // gradient (K, P). Pointwise: that is dx_g itself.
-        if shape.is_pointwise() {
-            sgemm(Transpose::Yes, Transpose::No, k, p, cog, 1.0, wg, k, dyg, p, 0.0, dxg, p)?;
-        } else {
-            let col = &mut col[..k * p];
-            sgemm(Transpose::Yes, Transpose::No, k, p, cog, 1.0, wg, k, dyg, p, 0.0, col, p)?;
-            col2im_unchecked(shape, col, dxg, parallel);
-        }
-    }
-    Ok(())
 }
 
 /// Convolution backward to the parameters: `dweight += Σ_images dy × im2col(x)ᵀ` and
@@ -377,7 +365,7 @@ pub fn conv2d_backward_weight(
     x: &[f32],
     dy: &[f32],
     dweight: &mut [f32],
-    mut dbias: Option<&mut [f32]>,
+    dbias: Option<&mut [f32]>,
     workspace: &mut [f32],
 ) -> Result<()> {
     shape.check()?;
@@ -391,135 +379,34 @@ pub fn conv2d_backward_weight(
     if shape.n == 0 {
         return Ok(());
     }
-    if lanes::backward_applies(shape)
-        && lanes::backward_weight(shape, x, dy, dweight, dbias.as_deref_mut(), workspace)?
-    {
-        return Ok(());
+    let isa = current_isa();
+    let path = plan(shape, ConvPass::BackwardWeight, isa, workspace.len());
+    if path == ConvPath::ImagesInLanes {
+        return lanes::backward_weight(shape, x, dy, dweight, dbias, workspace);
     }
     let slot_len = weight_slot_len(shape);
     let per = images_per_slot(shape, workspace.len(), slot_len);
-    let (x_image, y_image) = image_lens(shape);
-    let images = |first: usize, count: usize| {
-        (&x[first * x_image..(first + count) * x_image], &dy[first * y_image..(first + count) * y_image])
-    };
     if per >= shape.n {
         // One slot: accumulate straight into the caller's gradients.
-        return backward_weight_run(shape, x, dy, dweight, dbias, workspace, true);
+        let image = PerImage { isa, path, parallel: true };
+        return image.backward_weight(shape, x, dy, dweight, dbias, workspace);
     }
-    let (col_len, weight_len) = (col_scratch_len(shape), shape.weight_len());
+    let (x_image, y_image) = image_lens(shape);
+    let (col_len, weight_len) = (col_len(shape), shape.weight_len());
     let with_bias = dbias.is_some();
+    let image = PerImage { isa, path, parallel: false };
     // Each slot zeroes its partial gradients, then accumulates its images into them.
     let task = |first: usize, count: usize, _: &mut [f32], slot: &mut [f32]| -> Result<()> {
         let (col, partial) = slot.split_at_mut(col_len);
         let (pw, pb) = partial.split_at_mut(weight_len);
         pw.fill(0.0);
         pb.fill(0.0);
-        let (x_run, dy_run) = images(first, count);
-        backward_weight_run(shape, x_run, dy_run, pw, with_bias.then_some(&mut *pb), col, false)
+        let x_run = &x[first * x_image..(first + count) * x_image];
+        let dy_run = &dy[first * y_image..(first + count) * y_image];
+        image.backward_weight(shape, x_run, dy_run, pw, with_bias.then_some(&mut *pb), col)
     };
     run_slots(0, shape.n, per, &mut [], 0, workspace, slot_len, &task)?;
     let partials = workspace.chunks_exact(slot_len).take(shape.n.div_ceil(per));
     add_slot_partials(partials.map(|slot| &slot[col_len..]), dweight, dbias);
     Ok(())
-}
-
-/// Backward-weight of a run of whole images `x`, `dy`, accumulating into `dweight` and
-/// `dbias`: direct (see `direct.rs`) where it applies, else image by image through im2col.
-fn backward_weight_run(
-    shape: &Conv2dShape,
-    x: &[f32],
-    dy: &[f32],
-    dweight: &mut [f32],
-    mut dbias: Option<&mut [f32]>,
-    col: &mut [f32],
-    parallel: bool,
-) -> Result<()> {
-    let (x_image, y_image) = image_lens(shape);
-    if direct::weight_gradient_applies(shape) {
-        direct::backward_weight_run(shape, x, dy, dweight);
-        if let Some(dbias) = dbias {
-            for dyi in dy.chunks_exact(y_image) {
-                add_bias_gradient(shape, dyi, dbias);
-            }
-        }
-        return Ok(());
-    }
-    for (xi, dyi) in x.chunks_exact(x_image).zip(dy.chunks_exact(y_image)) {
-        backward_weight_image(shape, xi, dyi, dweight, dbias.as_deref_mut(), col, parallel)?;
-    }
-    Ok(())
-}
-
-/// `dbias[c] += Σ_positions dy[c, ·]` for one image `dy (c_out, out_h·out_w)`.
-pub(super) fn add_bias_gradient(shape: &Conv2dShape, dy: &[f32], dbias: &mut [f32]) {
-    for (db, row) in dbias.iter_mut().zip(dy.chunks_exact(shape.col_cols())) {
-        *db += lane_sum(row);
-    }
-}
-
-/// Adds each slot's partial gradients (`dweight`'s length, then `dbias`'s, at the start of
-/// each item) to `dweight` and `dbias`, in slot order: the rounding then depends on the slot
-/// count, never on which thread finished first.
-pub(super) fn add_slot_partials<'a>(
-    partials: impl Iterator<Item = &'a [f32]>,
-    dweight: &mut [f32],
-    mut dbias: Option<&mut [f32]>,
-) {
-    for partial in partials {
-        let (pw, pb) = partial.split_at(dweight.len());
-        add_into(dweight, pw);
-        if let Some(dbias) = dbias.as_deref_mut() {
-            add_into(dbias, &pb[..dbias.len()]);
-        }
-    }
-}
-
-fn add_into(acc: &mut [f32], part: &[f32]) {
-    for (a, &p) in acc.iter_mut().zip(part) {
-        *a += p;
-    }
-}
-
-/// Backward-weight of one image, accumulating into `dweight` and `dbias`.
-fn backward_weight_image(
-    shape: &Conv2dShape,
-    x: &[f32],
-    dy: &[f32],
-    dweight: &mut [f32],
-    dbias: Option<&mut [f32]>,
-    col: &mut [f32],
-    parallel: bool,
-) -> Result<()> {
-    let (cg, cog, k, p) = group_dims(shape);
-    let x_group = cg * shape.h * shape.w;
-    for g in 0..shape.groups {
-        let xg = &x[g * x_group..(g + 1) * x_group];
-        let cols: &[f32] = if shape.is_pointwise() {
-            xg
-        } else {
-            im2col_unchecked(shape, xg, &mut col[..k * p], parallel);
-            &col[..k * p]
-        };
-        let dyg = &dy[g * cog * p..(g + 1) * cog * p];
-        let dwg = &mut dweight[g * cog * k..(g + 1) * cog * k];
-        // dy_g (cog, P) times colᵀ (P, K), added to dW_g (cog, K).
-        sgemm(Transpose::No, Transpose::Yes, cog, k, p, 1.0, dyg, p, cols, p, 1.0, dwg, k)?;
-    }
-    if let Some(dbias) = dbias {
-        add_bias_gradient(shape, dy, dbias);
-    }
-    Ok(())
-}
-
-/// `Σ row` in 16 interleaved partial sums (so it vectorises), added up at the end: a fixed
-/// order, so the same bits on every run.
-fn lane_sum(row: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let mut chunks = row.chunks_exact(16);
-    for chunk in &mut chunks {
-        for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
-        }
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }

@@ -24,7 +24,7 @@ use super::shape::Conv2dShape;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::activate_avx512;
 use crate::gemm::Activation;
-use crate::isa::{selected_isa, Isa};
+use crate::isa::Isa;
 
 /// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
 /// output column still reads inside the scratch.
@@ -37,16 +37,19 @@ const CHANNELS: usize = 16;
 /// [`CHANNELS`] for strips of two vectors.
 const CHANNELS_WIDE: usize = 12;
 
-/// Whether [`forward_group`] computes the forward of `shape`: stride 1, dilation 1, not a
-/// pointwise convolution (those are a plain GEMM), with AVX-512F selected (which
-/// [`selected_isa`] only ever is on a CPU that runs it).
-pub(super) fn applies(shape: &Conv2dShape) -> bool {
+/// Whether [`forward_group`] computes the forward of `shape` on `isa`: AVX-512, stride 1,
+/// dilation 1, not a pointwise convolution (those are a plain GEMM).
+pub(super) fn applies(shape: &Conv2dShape, isa: Isa) -> bool {
+    isa == Isa::Avx512 && computes(shape)
+}
+
+/// Whether the direct loops compute the forward of `shape` (on a CPU with AVX-512F).
+fn computes(shape: &Conv2dShape) -> bool {
     shape.stride_h == 1
         && shape.stride_w == 1
         && shape.dilation_h == 1
         && shape.dilation_w == 1
         && !shape.is_pointwise()
-        && selected_isa() == Isa::Avx512
 }
 
 /// Output channels per group up to which the weight gradient runs direct
@@ -56,16 +59,27 @@ pub(super) fn applies(shape: &Conv2dShape) -> bool {
 /// layer (conv C) that was 1.45x slower.
 const GRAD_MAX_CHANNELS: usize = 16;
 
-/// Whether [`backward_weight_run`] computes the weight gradient of `shape`: [`applies`],
-/// and at most [`GRAD_MAX_CHANNELS`] output channels per group.
-pub(super) fn weight_gradient_applies(shape: &Conv2dShape) -> bool {
-    applies(shape) && shape.c_out / shape.groups.max(1) <= GRAD_MAX_CHANNELS
+/// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:
+/// [`applies`], and at most [`GRAD_MAX_CHANNELS`] output channels per group.
+pub(super) fn weight_gradient_applies(shape: &Conv2dShape, isa: Isa) -> bool {
+    applies(shape, isa) && computes_weight_gradient(shape)
+}
+
+/// Whether the direct loops compute the weight gradient of `shape` (on a CPU with AVX-512F).
+fn computes_weight_gradient(shape: &Conv2dShape) -> bool {
+    computes(shape) && shape.c_out / shape.groups.max(1) <= GRAD_MAX_CHANNELS
 }
 
 /// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`].
 pub(super) fn scratch_len(shape: &Conv2dShape) -> usize {
     let (hp, wp) = padded_dims(shape);
     (shape.c_in / shape.groups.max(1)).saturating_mul(hp).saturating_mul(wp).saturating_add(SLACK)
+}
+
+/// Workspace floats of one image's forward slot on the direct path: the padded image, and
+/// at least a column buffer (so the slot layout is the im2col path's).
+pub(super) fn forward_slot_len(shape: &Conv2dShape) -> usize {
+    shape.col_len().max(scratch_len(shape))
 }
 
 fn padded_dims(shape: &Conv2dShape) -> (usize, usize) {
@@ -78,7 +92,7 @@ fn padded_dims(shape: &Conv2dShape) -> (usize, usize) {
 /// `scratch` holds at least [`scratch_len`] floats (contents ignored).
 ///
 /// Panics on slices of other lengths (the caller checked the shape and the slices), and
-/// unless [`applies`] holds for `shape`.
+/// unless [`applies`] holds for `shape` on AVX-512 and the CPU has it.
 pub(super) fn forward_group(
     shape: &Conv2dShape,
     x: &[f32],
@@ -88,7 +102,10 @@ pub(super) fn forward_group(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
-    assert!(applies(shape), "direct convolution on an unsupported shape or CPU");
+    assert!(
+        computes(shape) && Isa::Avx512.is_supported(),
+        "direct convolution on an unsupported shape or CPU"
+    );
     let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
     let (hp, wp) = padded_dims(shape);
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
@@ -119,7 +136,7 @@ pub(super) fn forward_group(
         }
         let w_block = &weight[co0 * taps..(co0 + rows) * taps];
         let y_block = &mut y[co0 * out_h * out_w..(co0 + rows) * out_h * out_w];
-        // SAFETY: `applies` checked that the CPU has AVX-512F; the slices have the lengths
+        // SAFETY: the CPU has AVX-512F (asserted above); the slices have the lengths
         // asserted above, which is what `channels_avx512` relies on.
         unsafe { channels_avx512(&geometry, padded, w_block, &row_bias, y_block, rows) };
     }
@@ -276,17 +293,20 @@ const GRAD_TAPS: usize = 5;
 /// across its lanes once and added to `dweight`: a fixed order, so the same bits on every
 /// run. No im2col and no scratch.
 ///
-/// Panics unless [`weight_gradient_applies`] holds for `shape` and the slices hold whole
-/// images.
+/// Panics unless [`weight_gradient_applies`] holds for `shape` on AVX-512, the CPU has it,
+/// and the slices hold whole images.
 pub(super) fn backward_weight_run(shape: &Conv2dShape, x: &[f32], dy: &[f32], dweight: &mut [f32]) {
-    assert!(weight_gradient_applies(shape), "direct weight gradient on an unsupported shape or CPU");
+    assert!(
+        computes_weight_gradient(shape) && Isa::Avx512.is_supported(),
+        "direct weight gradient on an unsupported shape or CPU"
+    );
     let (x_image, dy_image) = (shape.c_in * shape.h * shape.w, shape.c_out * shape.out_h() * shape.out_w());
     let images = x.len() / x_image.max(1);
     assert!(
         x.len() == images * x_image && dy.len() == images * dy_image && dweight.len() == shape.weight_len(),
         "direct weight gradient slices do not match the shape"
     );
-    // SAFETY: `applies` (through `weight_gradient_applies`) checked that the CPU has AVX-512F;
+    // SAFETY: the CPU has AVX-512F (asserted above);
     // the lengths were checked above.
     unsafe { backward_weight_avx512(shape, images, x, dy, dweight) };
 }

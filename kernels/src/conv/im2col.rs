@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::rows::{Avx512Moves, PortableMoves, RowMoves};
 use super::shape::Conv2dShape;
 use crate::error::{check_len, Result};
-use crate::isa::selected_isa;
+use crate::isa::{current_isa, Isa};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 
 /// `col = im2col(x)` for one group of one image: row `(ci·kh + ki)·kw + kj`, column
@@ -28,7 +28,7 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 /// used. Errors if `shape` fails [`Conv2dShape::check`] or a slice length does not match.
 pub fn im2col(shape: &Conv2dShape, x: &[f32], col: &mut [f32]) -> Result<()> {
     check_plane_args(shape, x.len(), col.len())?;
-    im2col_unchecked(shape, x, col, true);
+    im2col_unchecked(current_isa(), shape, x, col, true);
     Ok(())
 }
 
@@ -39,7 +39,7 @@ pub fn im2col(shape: &Conv2dShape, x: &[f32], col: &mut [f32]) -> Result<()> {
 /// **overwritten** with the sum (zeroed first, never read). Errors as [`im2col`].
 pub fn col2im(shape: &Conv2dShape, col: &[f32], x: &mut [f32]) -> Result<()> {
     check_plane_args(shape, x.len(), col.len())?;
-    col2im_unchecked(shape, col, x, true);
+    col2im_unchecked(current_isa(), shape, col, x, true);
     Ok(())
 }
 
@@ -113,14 +113,14 @@ fn split_channels(allowed: bool, len: usize) -> bool {
     allowed && len >= MIN_PARALLEL_ELEMENTS && current_num_threads() > 1
 }
 
-/// [`im2col`] without the checks: `x` and `col` must have the lengths it checks. Channels
+/// [`im2col`] without the checks, on `isa`: `x` and `col` must have the lengths it checks. Channels
 /// are independent (each fills its own `kh·kw` rows), so they run in parallel when
 /// `parallel` is set and the matrix is big enough.
-pub(super) fn im2col_unchecked(shape: &Conv2dShape, x: &[f32], col: &mut [f32], parallel: bool) {
+pub(super) fn im2col_unchecked(isa: Isa, shape: &Conv2dShape, x: &[f32], col: &mut [f32], parallel: bool) {
     let rows_per_channel = shape.kh * shape.kw * shape.col_cols();
     let plane = shape.h * shape.w;
     let (ay, ax) = (Axis::rows(shape), Axis::cols(shape));
-    let avx512 = Avx512Moves::new(selected_isa());
+    let avx512 = Avx512Moves::new(isa);
     let fill = |(rows, xc): (&mut [f32], &[f32])| match avx512 {
         // SAFETY: an `Avx512Moves` exists only when the CPU has AVX-512F.
         Some(moves) => unsafe { im2col_channel_avx512(shape, ay, ax, moves, xc, rows) },
@@ -189,15 +189,15 @@ fn im2col_channel<M: RowMoves>(
     }
 }
 
-/// [`col2im`] without the checks: `col` and `x` must have the lengths it checks. Each input
+/// [`col2im`] without the checks, on `isa`: `col` and `x` must have the lengths it checks. Each input
 /// channel receives only its own `kh·kw` rows, so channels run in parallel when `parallel`
 /// is set and the matrix is big enough; within a channel the sum runs in a fixed order
 /// (taps, then output rows), whatever the thread count.
-pub(super) fn col2im_unchecked(shape: &Conv2dShape, col: &[f32], x: &mut [f32], parallel: bool) {
+pub(super) fn col2im_unchecked(isa: Isa, shape: &Conv2dShape, col: &[f32], x: &mut [f32], parallel: bool) {
     let rows_per_channel = shape.kh * shape.kw * shape.col_cols();
     let plane = shape.h * shape.w;
     let (ay, ax) = (Axis::rows(shape), Axis::cols(shape));
-    let avx512 = Avx512Moves::new(selected_isa());
+    let avx512 = Avx512Moves::new(isa);
     let add = |(xc, rows): (&mut [f32], &[f32])| match avx512 {
         // SAFETY: an `Avx512Moves` exists only when the CPU has AVX-512F.
         Some(moves) => unsafe { col2im_channel_avx512(shape, ay, ax, moves, rows, xc) },

@@ -9,7 +9,8 @@
 //! - [`conv2d_forward`] overwrites `y`; [`conv2d_backward_data`] overwrites `dx`;
 //!   [`conv2d_backward_weight`] **accumulates** into `dweight` and `dbias` (parameter
 //!   gradients: zero them once per step).
-//! - Paths, fastest first, each chosen per shape and workspace (`conv2d.rs` decides):
+//! - Paths, fastest first, each chosen per pass, shape, instruction set and workspace by
+//!   [`plan`] (a [`ConvPath`]), which the entry points compute and run:
 //!   - images in lanes (`lanes/`): 16 images per AVX-512 vector, for small planes with
 //!     stride 1, dilation 1, one group and at least 16 images;
 //!   - direct (`direct.rs`): stride-1 forwards summed in registers per image, their
@@ -23,16 +24,21 @@
 //! - [`reference`](mod@reference) holds the direct 7-loop convolution and plain im2col/col2im the fast paths
 //!   are tested against.
 
+mod bias;
 mod conv2d;
 mod direct;
 mod im2col;
 mod lanes;
+mod plan;
 pub mod reference;
 mod rows;
 mod shape;
+mod slots;
+mod transposed;
 
 pub use conv2d::{
     conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused, conv2d_workspace_len,
 };
 pub use im2col::{col2im, im2col};
+pub use plan::{plan, ConvPass, ConvPath};
 pub use shape::Conv2dShape;

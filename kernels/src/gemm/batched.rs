@@ -15,28 +15,22 @@
 
 use rayon::prelude::*;
 
-use super::driver::{sgemm_isa_unchecked, threads_for};
 use super::epilogue::Epilogue;
-use super::GemmShape;
-use crate::isa::selected_isa;
+use super::parts::threads_for;
+use super::plan::{execute, plan_native};
+use super::{BatchStrides, GemmShape};
+use crate::isa::Isa;
 use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
-
-/// The element strides between consecutive matrices of a strided batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Strides {
-    pub a: usize,
-    pub b: usize,
-    pub c: usize,
-}
 
 /// The batch on the native path (see the module docs).
 ///
 /// # Safety
 /// `shape.check_batched(batch, strides, ...)` must pass for the lengths of `a`, `b`, `c`,
-/// `epilogue.check(m, n)` too, and `strides.c` must be at least the span of one C when
-/// `batch > 1` and C is not empty (so the C_i do not overlap).
+/// `epilogue.check(m, n)` too, `strides.c` must be at least the span of one C when
+/// `batch > 1` and C is not empty (so the C_i do not overlap), and the CPU must support `isa`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sgemm_batched_unchecked(
+pub(super) unsafe fn sgemm_batched_unchecked(
+    isa: Isa,
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
@@ -44,37 +38,38 @@ pub(crate) unsafe fn sgemm_batched_unchecked(
     beta: f32,
     c: &mut [f32],
     batch: usize,
-    strides: Strides,
+    strides: BatchStrides,
     epilogue: &Epilogue,
 ) {
     if batch == 0 || shape.m == 0 || shape.n == 0 {
         return;
     }
-    let isa = selected_isa();
+    let path = plan_native(shape, alpha, isa);
     let product_threads = threads_for(shape);
-    // One product on the calling thread: its A, B and C start at `i·stride`.
-    let product = |i: usize, c_i: &mut [f32], threads: usize| {
+    // One product (over its own threads, or on one): its A, B and C start at `i·stride`.
+    let product = |i: usize, c_i: &mut [f32], single_thread: bool| {
         // An empty matrix (k = 0) may have an empty slice, with nothing at i·stride.
         let a_i = a.get(i * strides.a..).unwrap_or(&[]);
         let b_i = b.get(i * strides.b..).unwrap_or(&[]);
         // SAFETY: the caller's checks make the i-th matrix of each operand fit in its slice
-        // from i·stride on, and `c_i` starts at C_i; `selected_isa` is supported.
-        unsafe { sgemm_isa_unchecked(isa, shape, alpha, a_i, b_i, beta, c_i, epilogue, threads) }
+        // from i·stride on, and `c_i` starts at C_i; `path` is the native plan on `isa`, which
+        // the CPU supports.
+        unsafe { execute(path, isa, shape, alpha, a_i, b_i, beta, c_i, epilogue, single_thread) }
     };
     let muladds = shape.m.saturating_mul(shape.n).saturating_mul(shape.k);
     let threads = current_num_threads();
     if batch == 1 {
-        product(0, c, product_threads);
+        product(0, c, false);
     } else if product_threads == 1 && threads > 1 && muladds.saturating_mul(batch) >= MIN_PARALLEL_MULADDS {
         // strides.c >= the span of one C (caller's contract): chunk i holds all of C_i.
         c.par_chunks_mut(strides.c)
             .take(batch)
             .enumerate()
             .with_min_len(batch.div_ceil(threads))
-            .for_each(|(i, c_i)| product(i, c_i, 1));
+            .for_each(|(i, c_i)| product(i, c_i, true));
     } else {
         for (i, c_i) in c.chunks_mut(strides.c).take(batch).enumerate() {
-            product(i, c_i, product_threads);
+            product(i, c_i, false);
         }
     }
 }

@@ -12,23 +12,30 @@ fn cblas_transpose(trans: Transpose) -> cblas_sys::CBLAS_TRANSPOSE {
     }
 }
 
-/// `cblas_sgemm` on a checked shape, or `false` (nothing done) when a dimension does not
-/// fit BLAS's 32-bit integers. BLAS needs leading dimensions of at least 1 even for empty
-/// matrices, which `GemmShape::check` guarantees.
-pub(super) fn sgemm_blas(
-    shape: &GemmShape,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-) -> bool {
+/// The dimensions of `shape` as BLAS's 32-bit integers `[m, n, k, lda, ldb, ldc]`, if they
+/// all fit.
+fn blas_dims(shape: &GemmShape) -> Option<[i32; 6]> {
     let dims = [shape.m, shape.n, shape.k, shape.lda, shape.ldb, shape.ldc].map(i32::try_from);
     let [Ok(m), Ok(n), Ok(k), Ok(lda), Ok(ldb), Ok(ldc)] = dims else {
-        return false;
+        return None;
+    };
+    Some([m, n, k, lda, ldb, ldc])
+}
+
+/// Whether `cblas_sgemm` can take the product: every dimension fits a 32-bit integer.
+pub(super) fn fits(shape: &GemmShape) -> bool {
+    blas_dims(shape).is_some()
+}
+
+/// `cblas_sgemm` on a checked shape that [`fits`] (any other does nothing). BLAS needs
+/// leading dimensions of at least 1 even for empty matrices, which `GemmShape::check`
+/// guarantees.
+pub(super) fn sgemm_blas(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) {
+    let Some([m, n, k, lda, ldb, ldc]) = blas_dims(shape) else {
+        return;
     };
     if m == 0 || n == 0 {
-        return true;
+        return;
     }
     // SAFETY: `GemmShape::check` verified that each slice covers its strided matrix, which
     // is exactly what cblas_sgemm reads and writes.
@@ -50,5 +57,4 @@ pub(super) fn sgemm_blas(
             ldc,
         );
     }
-    true
 }

@@ -38,85 +38,30 @@
 //! whatever the thread count (parts start on whole tiles, so every element stays in the
 //! same tile shape), so the bits do not depend on the number of threads.
 
-use std::sync::{Mutex, PoisonError};
-
-use rayon::prelude::*;
-
 use super::avx2::Avx2;
 use super::avx512::Avx512;
 use super::blocking::{
     DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC,
 };
-use super::epilogue::{apply_pass, Epilogue, TileEpilogue};
-use super::gemv::sgemv;
+use super::buffers::{return_buffer, take_buffer, PACKED_A, PACKED_B};
+use super::epilogue::{Epilogue, TileEpilogue};
 use super::line_aligned::LineAligned;
 use super::microkernel::Microkernel;
-use super::native::{scale_c, SharedMut};
 use super::pack::{pack_a, pack_b, Operand};
+use super::parts::{run_parts, SharedMut};
 use super::portable::Portable;
-use super::rows_in_lanes::sgemm_rows_in_lanes;
 use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
-use crate::parallel::{current_num_threads, MIN_PARALLEL_MULADDS};
 
-/// Packing buffers of one kind, shared by every thread: each part of a GEMM takes one and
-/// gives it back. The first time one is missing, one per pool thread is made, so parts on
-/// every thread at once find theirs and steady-state calls allocate nothing, whichever
-/// threads rayon runs the parts on. (Buffers owned per thread, or made one at a time, were
-/// allocated again whenever parts first ran on a new thread or side by side.) A part that
-/// waits inside rayon may run a stolen task that starts another GEMM: that one takes (or
-/// makes) the next buffer.
-pub(super) struct Spares {
-    free: Vec<LineAligned>,
-    made: usize,
-}
-
-/// Spare packed Ã blocks.
-pub(super) static PACKED_A: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
-/// Spare packed B̃ blocks.
-static PACKED_B: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), made: 0 });
-
-/// Takes a spare buffer, at least `len` long. Buffers are sized for the largest block
-/// (`max_len`) when made, so later calls with other shapes do not grow them.
-pub(super) fn take_buffer(spares: &Mutex<Spares>, len: usize, max_len: usize) -> LineAligned {
-    let mut spares = spares.lock().unwrap_or_else(PoisonError::into_inner);
-    if spares.free.is_empty() {
-        let missing = current_num_threads().saturating_sub(spares.made).max(1);
-        spares.free.extend((0..missing).map(|_| LineAligned::zeroed(max_len)));
-        spares.made += missing;
-    }
-    let mut buffer = spares.free.pop().unwrap_or_default();
-    if buffer.len() < len {
-        buffer.grow_to(len.max(max_len));
-    }
-    buffer
-}
-
-/// Gives a buffer back to the spares.
-pub(super) fn return_buffer(spares: &Mutex<Spares>, buffer: LineAligned) {
-    spares.lock().unwrap_or_else(PoisonError::into_inner).free.push(buffer);
-}
-
-/// The threads a product of `shape` splits over: the effective thread count of the pool
-/// (see [`crate::parallel`]), or 1 below [`MIN_PARALLEL_MULADDS`].
-pub(crate) fn threads_for(shape: &GemmShape) -> usize {
-    let muladds = shape.m.saturating_mul(shape.n).saturating_mul(shape.k);
-    if muladds < MIN_PARALLEL_MULADDS {
-        1
-    } else {
-        current_num_threads()
-    }
-}
-
-/// keel's packed GEMM on a given instruction set, `C = epilogue(α·op(A)·op(B) + β·C)`, with
-/// C split over at most `threads` threads.
+/// keel's packed GEMM (the loop nest of the module docs) on the microkernel of `isa`,
+/// `C = epilogue(α·op(A)·op(B) + β·C)`, with C split over at most `threads` threads.
 ///
 /// # Safety
 /// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, `epilogue`
-/// [`Epilogue::check`] for `(m, n)`, and the CPU must support `isa`.
+/// [`Epilogue::check`] for `(m, n)`, `m, n, k >= 1`, `α ≠ 0`, and the CPU must support `isa`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sgemm_isa_unchecked(
+pub(super) unsafe fn sgemm_packed(
     isa: Isa,
     shape: &GemmShape,
     alpha: f32,
@@ -127,16 +72,6 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
     epilogue: &Epilogue,
     threads: usize,
 ) {
-    // Products with one row or column of C, or few rows or columns, have paths that read
-    // the operands in place (the degenerate α = 0 is left to the loop nest's `scale_c`).
-    // SAFETY: forwarded from the caller.
-    if alpha != 0.0
-        && (sgemv(isa, shape, alpha, a, b, beta, c, threads)
-            || unsafe { sgemm_rows_in_lanes(isa, shape, alpha, a, b, beta, c, threads) })
-    {
-        apply_pass(shape.m, shape.n, shape.ldc, epilogue, c);
-        return;
-    }
     // SAFETY: forwarded from the caller.
     unsafe {
         match isa {
@@ -150,7 +85,7 @@ pub(crate) unsafe fn sgemm_isa_unchecked(
 /// The loop nest of the module docs on microkernel `K`.
 ///
 /// # Safety
-/// As [`sgemm_isa_unchecked`] for `K::ISA`.
+/// As [`sgemm_packed`] for `K::ISA`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_packed<K: Microkernel>(
     shape: &GemmShape,
@@ -164,14 +99,7 @@ unsafe fn gemm_packed<K: Microkernel>(
 ) {
     debug_assert!(K::ISA.is_supported(), "{:?} kernel run on a CPU without it", K::ISA);
     let GemmShape { m, n, k, .. } = *shape;
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 || alpha == 0.0 {
-        scale_c(shape, beta, c);
-        apply_pass(m, n, shape.ldc, epilogue, c);
-        return;
-    }
+    debug_assert!(m >= 1 && n >= 1 && k >= 1 && alpha != 0.0, "a product the plan gives ScaleOnly");
     let a_op = Operand { data: a, ld: shape.lda, trans: shape.transa };
     let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
     let c_shared = SharedMut(c.as_mut_ptr());
@@ -187,16 +115,6 @@ unsafe fn gemm_packed<K: Microkernel>(
         unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue, &sweep) };
     };
     run_parts(parts, run);
-}
-
-/// Runs `run(part)` for every part in `0..parts`: on the calling thread when there is one,
-/// else as tasks of the rayon pool.
-pub(super) fn run_parts(parts: usize, run: impl Fn(usize) + Sync + Send) {
-    if parts == 1 {
-        run(0);
-    } else {
-        (0..parts).into_par_iter().for_each(run);
-    }
 }
 
 /// The operand the parts of a call share (see `shared.rs`), if any. Measured interleaved on
@@ -338,7 +256,7 @@ fn kc_step(k: usize) -> usize {
 /// Loops 5 to 1 over the part `rows x cols` of C, on the calling thread.
 ///
 /// # Safety
-/// As [`sgemm_isa_unchecked`] for `K::ISA`, with `k >= 1` and the part inside C; no other
+/// As [`sgemm_packed`] for `K::ISA`, with `k >= 1` and the part inside C; no other
 /// task may touch the part during the call.
 #[allow(clippy::too_many_arguments)]
 unsafe fn loop_nest<K: Microkernel>(

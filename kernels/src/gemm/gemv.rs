@@ -75,32 +75,63 @@ enum Gemv<'a> {
     Dots { x: &'a [f32], matrix: &'a [f32], ld: usize },
 }
 
-/// The matrix-vector form of the product `shape`, if it has one (C one row or one column,
-/// and the operands laid out for one of the forms; `k >= 1`), and the stride of y in C.
-fn plan<'a>(shape: &GemmShape, a: &'a [f32], b: &'a [f32]) -> Option<(Gemv<'a>, usize)> {
-    let GemmShape { transa, transb, m, n, k, lda, ldb, ldc } = *shape;
-    // op(A)'s row 0 and op(B)'s column 0, as strided vectors.
-    let a_row = Strided { data: a, stride: if transa == Transpose::No { 1 } else { lda } };
-    let b_col = Strided { data: b, stride: if transb == Transpose::No { ldb } else { 1 } };
+/// Which operand is the matrix and which the vector, for a product with a matrix-vector form.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `n = 1`, A as stored, op(B)'s column contiguous: dots of A's rows with it.
+    DotsA,
+    /// `m = 1`, Bᵀ, op(A)'s row contiguous: dots of B's rows with it.
+    DotsB,
+    /// `m = 1`, B as stored: a combination of B's rows.
+    RowsB,
+    /// `n = 1`, Aᵀ: a combination of A's rows.
+    RowsA,
+}
+
+/// The matrix-vector layout of the product `shape`, if it has one (C one row or one
+/// column, and the operands laid out for one of the forms; `k >= 1`).
+fn layout(shape: &GemmShape) -> Option<Layout> {
+    let GemmShape { transa, transb, m, n, k, .. } = *shape;
+    // Whether op(A)'s row 0 and op(B)'s column 0 are contiguous.
+    let a_row_contiguous = transa == Transpose::No || shape.lda == 1;
+    let b_col_contiguous = transb == Transpose::Yes || shape.ldb == 1;
     if k == 0 || m.min(n) != 1 {
-        return None;
-    }
-    if n == 1 && transa == Transpose::No && b_col.stride == 1 {
-        Some((Gemv::Dots { x: &b[..k], matrix: a, ld: lda }, ldc))
-    } else if m == 1 && transb == Transpose::Yes && a_row.stride == 1 {
-        Some((Gemv::Dots { x: &a[..k], matrix: b, ld: ldb }, 1))
+        None
+    } else if n == 1 && transa == Transpose::No && b_col_contiguous {
+        Some(Layout::DotsA)
+    } else if m == 1 && transb == Transpose::Yes && a_row_contiguous {
+        Some(Layout::DotsB)
     } else if m == 1 && transb == Transpose::No {
-        Some((Gemv::Rows { x: a_row, matrix: b, ld: ldb }, 1))
+        Some(Layout::RowsB)
     } else if n == 1 && transa == Transpose::Yes {
-        Some((Gemv::Rows { x: b_col, matrix: a, ld: lda }, ldc))
+        Some(Layout::RowsA)
     } else {
         None
     }
 }
 
-/// Computes `C = α·op(A)·op(B) + β·C` as a matrix-vector product when the shape allows it
-/// (see the module docs; `false`: it does not, and nothing was done), on `isa`'s vectors,
-/// split over at most `threads` threads.
+/// Whether the product `shape` has a matrix-vector form (see the module docs).
+pub(super) fn takes_matrix_vector(shape: &GemmShape) -> bool {
+    layout(shape).is_some()
+}
+
+/// The form computing the product `shape` on the slices `a` and `b`, and the stride of y
+/// in C, if it [`takes_matrix_vector`].
+fn form<'a>(shape: &GemmShape, a: &'a [f32], b: &'a [f32]) -> Option<(Gemv<'a>, usize)> {
+    let GemmShape { transa, transb, k, lda, ldb, ldc, .. } = *shape;
+    // op(A)'s row 0 and op(B)'s column 0, as strided vectors.
+    let a_row = Strided { data: a, stride: if transa == Transpose::No { 1 } else { lda } };
+    let b_col = Strided { data: b, stride: if transb == Transpose::No { ldb } else { 1 } };
+    Some(match layout(shape)? {
+        Layout::DotsA => (Gemv::Dots { x: b.get(..k)?, matrix: a, ld: lda }, ldc),
+        Layout::DotsB => (Gemv::Dots { x: a.get(..k)?, matrix: b, ld: ldb }, 1),
+        Layout::RowsB => (Gemv::Rows { x: a_row, matrix: b, ld: ldb }, 1),
+        Layout::RowsA => (Gemv::Rows { x: b_col, matrix: a, ld: lda }, ldc),
+    })
+}
+
+/// Computes `C = α·op(A)·op(B) + β·C` for a product that [`takes_matrix_vector`] (any
+/// other does nothing), on `isa`'s vectors, split over at most `threads` threads.
 ///
 /// The slices must cover the shape (as [`GemmShape::check`] verifies); a slice too short
 /// panics, it is never read out of bounds.
@@ -114,9 +145,10 @@ pub(super) fn sgemv(
     beta: f32,
     c: &mut [f32],
     threads: usize,
-) -> bool {
-    let Some((form, y_stride)) = plan(shape, a, b) else {
-        return false;
+) {
+    let Some((form, y_stride)) = form(shape, a, b) else {
+        debug_assert!(false, "sgemv called on a product without a matrix-vector form");
+        return;
     };
     let (len, depth) = (shape.m.max(shape.n), shape.k);
     // Chunks of outputs per thread: whole vectors of the rows form (of the widest ones),
@@ -139,7 +171,6 @@ pub(super) fn sgemv(
     } else {
         run((0, y));
     }
-    true
 }
 
 /// The outputs `outputs` of a matrix-vector product, written to `y` (which starts at the

@@ -1,51 +1,35 @@
-//! The native GEMM path: keel's packed GEMM (`driver.rs`) on the instruction set
-//! [`selected_isa`] picks, split across the rayon pool.
+//! keel's own GEMM paths, whatever the features: with the `blas` feature, [`sgemm`](super::sgemm)
+//! calls `cblas_sgemm`, and these functions are the comparison point (the benches' "keel").
 
-use super::driver::{sgemm_isa_unchecked, threads_for};
-use super::epilogue::Epilogue;
-use super::GemmShape;
-use crate::isa::selected_isa;
+use super::plan::plan_native;
+use super::{checked_run, Epilogue, GemmPath, GemmShape};
+use crate::error::Result;
+use crate::isa::{current_isa, Isa};
 
-/// [`super::sgemm_native`] without the argument checks.
-///
-/// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`.
-pub unsafe fn sgemm_native_unchecked(
+/// The native path a product of `shape` with this `α` takes on `isa`:
+/// [`GemmPath::ScaleOnly`] when there is nothing to multiply, else
+/// [`GemmPath::MatrixVector`] when it has a matrix-vector form, else the few-rows or
+/// few-columns kernel when one applies on `isa`, else [`GemmPath::Packed`]. Never
+/// [`GemmPath::Blas`].
+pub fn plan(shape: &GemmShape, alpha: f32, isa: Isa) -> GemmPath {
+    plan_native(shape, alpha, isa)
+}
+
+/// [`super::sgemm`] on the path [`plan`] gives, whatever the features.
+pub fn sgemm(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Result<()> {
+    checked_run(current_isa(), plan_native, shape, alpha, a, b, beta, c, &Epilogue::NONE)
+}
+
+/// [`super::sgemm_fused`] on the path [`plan`] gives, whatever the features (the epilogue in
+/// registers on the packed path, where the `blas` build makes a pass over C).
+pub fn sgemm_fused(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
     b: &[f32],
     beta: f32,
     c: &mut [f32],
-) {
-    // SAFETY: forwarded from the caller; `selected_isa` only returns an instruction set the
-    // CPU supports.
-    unsafe {
-        sgemm_isa_unchecked(selected_isa(), shape, alpha, a, b, beta, c, &Epilogue::NONE, threads_for(shape))
-    };
-}
-
-/// A pointer that may be shared between tasks that write disjoint parts of its target.
-#[derive(Clone, Copy)]
-pub(super) struct SharedMut(pub(super) *mut f32);
-// SAFETY: only used for disjoint writes (the parts of C in `driver.rs`).
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
-impl SharedMut {
-    pub(super) fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `C = β·C` for the degenerate products (`k = 0` or `α = 0`); `β = 0` writes zeros
-/// without reading C.
-pub(super) fn scale_c(shape: &GemmShape, beta: f32, c: &mut [f32]) {
-    for row in c.chunks_mut(shape.ldc).take(shape.m) {
-        let row = &mut row[..shape.n];
-        if beta == 0.0 {
-            row.fill(0.0);
-        } else {
-            row.iter_mut().for_each(|x| *x *= beta);
-        }
-    }
+    epilogue: &Epilogue,
+) -> Result<()> {
+    checked_run(current_isa(), plan_native, shape, alpha, a, b, beta, c, epilogue)
 }

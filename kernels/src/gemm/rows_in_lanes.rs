@@ -23,10 +23,10 @@
 use std::arch::x86_64::*;
 
 use super::blocking::DIRECT_B_MAX_SPAN;
-use super::driver::{return_buffer, run_parts, take_buffer, PACKED_A};
+use super::buffers::{return_buffer, take_buffer, PACKED_A};
 use super::line_aligned::{floats_past, LINE_FLOATS};
-use super::native::SharedMut;
 use super::pack::{pack_a, Operand};
+use super::parts::{run_parts, SharedMut};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 
@@ -56,45 +56,11 @@ const FEW_COLUMNS_DEPTH: std::ops::RangeInclusive<usize> = 16..=128;
 /// 14x2048x256, 16x784x150); 2 and 4 were 0.76x-0.98x of 8, 32 and 48 0.83x-0.99x of 16.
 const B_PREFETCH_ROWS: usize = 8;
 
-/// Computes `C = α·op(A)·op(B) + β·C` on one of this module's paths when the product takes
-/// one (few rows or few columns; `false`: it does not, and nothing was done), over at most
-/// `threads` threads.
-///
-/// # Safety
-/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, and the CPU
-/// must support `isa`.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm_rows_in_lanes(
-    isa: Isa,
-    shape: &GemmShape,
-    alpha: f32,
-    a: &[f32],
-    b: &[f32],
-    beta: f32,
-    c: &mut [f32],
-    threads: usize,
-) -> bool {
-    let few_rows = takes_few_rows(isa, shape);
-    if !few_rows && !takes_few_columns(isa, shape) {
-        return false;
-    }
-    // SAFETY: the caller's contract, and both paths are taken only on AVX-512, which the CPU
-    // then has.
-    unsafe {
-        if few_rows {
-            sgemm_few_rows(shape, alpha, a, b, beta, c, threads)
-        } else {
-            sgemm_few_columns(shape, alpha, a, b, beta, c, threads)
-        }
-    };
-    true
-}
-
 /// Whether the product `shape` takes the few-rows path on `isa`: AVX-512, 13 to 16 rows, B
 /// as stored, and B's rows close enough together that reading a tile's part of each row is
 /// not latency-bound (the span rule of `DIRECT_B_MAX_SPAN`: 8x25088x1152, which spans
 /// 29 Mi floats, ran at 0.5x the packed path).
-fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
+pub(super) fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
     isa == Isa::Avx512
         && (FEW_ROWS_MIN..=FEW_ROWS_MAX).contains(&shape.m)
         && shape.transb == Transpose::No
@@ -105,7 +71,7 @@ fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
 
 /// Whether the product `shape` takes the few-columns path on `isa`: AVX-512, at most 12
 /// columns, at least two vectors of rows, k in [`FEW_COLUMNS_DEPTH`]; either transpose.
-fn takes_few_columns(isa: Isa, shape: &GemmShape) -> bool {
+pub(super) fn takes_few_columns(isa: Isa, shape: &GemmShape) -> bool {
     isa == Isa::Avx512 && shape.n <= FEW_COLUMNS_MAX && shape.m >= 32 && FEW_COLUMNS_DEPTH.contains(&shape.k)
 }
 
@@ -120,8 +86,9 @@ fn for_each_range(items: usize, threads: usize, each: impl Fn(std::ops::Range<us
 /// threads (whole tiles of columns each).
 ///
 /// # Safety
-/// As [`sgemm_rows_in_lanes`], for a product that [`takes_few_rows`].
-unsafe fn sgemm_few_rows(
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, the product
+/// must [`takes_few_rows`] on AVX-512, and the CPU must have AVX-512F.
+pub(super) unsafe fn sgemm_few_rows(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
@@ -198,8 +165,9 @@ impl ColumnTiles {
 /// `threads` threads (whole panels of 32 rows each).
 ///
 /// # Safety
-/// As [`sgemm_rows_in_lanes`], for a product that [`takes_few_columns`].
-unsafe fn sgemm_few_columns(
+/// `shape` must pass [`GemmShape::check`] for the lengths of `a`, `b` and `c`, the product
+/// must [`takes_few_columns`] on AVX-512, and the CPU must have AVX-512F.
+pub(super) unsafe fn sgemm_few_columns(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],

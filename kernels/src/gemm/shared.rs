@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::line_aligned::LineAligned;
-use super::native::SharedMut;
+use super::parts::SharedMut;
 
 /// The largest shared operand, in floats (8 MiB): larger ones (B̃ of 2048³ and up, where a
 /// second copy costs under 0.1% of the arithmetic) are packed per part, block by block.

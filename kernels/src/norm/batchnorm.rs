@@ -18,7 +18,8 @@ use super::planes::{
     channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody, Squares, Sum,
 };
 use crate::error::{argument_error, check_len, check_min_len, shape_error, Result};
-use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
+use crate::isa::current_isa;
+use crate::simd::{serial_pass, Pass, SimdF32};
 
 /// `n·c·spatial`, or a shape error when it overflows.
 fn element_count(n: usize, c: usize, spatial: usize) -> Result<usize> {

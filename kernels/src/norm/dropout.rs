@@ -13,8 +13,9 @@
 use rayon::prelude::*;
 
 use crate::error::{argument_error, check_len, Result};
+use crate::isa::current_isa;
 use crate::parallel::chunk_len;
-use crate::simd::{current_isa, dispatch, load_padded, store_partial, Kernel, SimdF32, MAX_LANES};
+use crate::simd::{dispatch, load_padded, store_partial, Kernel, SimdF32, MAX_LANES};
 
 /// SplitMix64's increment (2⁶⁴/φ) and output mix (Steele, Lea, Flood 2014).
 const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -15,7 +15,8 @@ use super::planes::{
     channel_sums, for_each_channel, for_each_plane, loads, ChannelPlanes, GradSums, PlaneBody,
 };
 use crate::error::{argument_error, check_len, shape_error, Result};
-use crate::simd::{current_isa, serial_pass, Pass, SimdF32};
+use crate::isa::current_isa;
+use crate::simd::{serial_pass, Pass, SimdF32};
 
 /// `γ/√(var + eps)`, the eval-mode scale of one channel.
 fn scale(gamma: f32, var: f32, eps: f32) -> f32 {

@@ -17,9 +17,10 @@ use core::marker::PhantomData;
 
 use rayon::prelude::*;
 
+use crate::isa::current_isa;
 use crate::isa::Isa;
 use crate::parallel::{chunk_len, MIN_PARALLEL_ELEMENTS};
-use crate::simd::{current_isa, dispatch, serial_pass, Kernel, Pass, SimdF32, SimdF64};
+use crate::simd::{dispatch, serial_pass, Kernel, Pass, SimdF32, SimdF64};
 
 /// The `R` terms a channel sum adds per element pair `(a, b)` of two tensors, on f64
 /// vectors of any width (`F = f64` for tail elements). Every term must be the same

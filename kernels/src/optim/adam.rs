@@ -4,6 +4,7 @@
 use super::config::AdamConfig;
 use super::{check_slices, check_step};
 use crate::error::Result;
+use crate::isa::current_isa;
 use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one Adam step, broadcast to every element.
@@ -108,6 +109,6 @@ pub fn adam_update(
         bias_correction2_sqrt: bias_correction2.sqrt() as f32,
         amsgrad: cfg.amsgrad,
     };
-    run_pass(&rule, [grad], [param, exp_avg, exp_avg_sq, max_exp_avg_sq]);
+    run_pass(current_isa(), &rule, [grad], [param, exp_avg, exp_avg_sq, max_exp_avg_sq]);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! `clip_grad_value_`).
 
 use crate::error::{argument_error, Result};
+use crate::isa::current_isa;
 use crate::parallel::MIN_PARALLEL_ELEMENTS;
 use crate::simd::{map_inplace, Map1, Scale, SimdF32};
 
@@ -104,7 +105,7 @@ pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -
     let clip_coef = max_norm / (total + 1e-6);
     if clip_coef < 1.0 {
         for g in grads.iter_mut() {
-            map_inplace(g, &Scale(clip_coef));
+            map_inplace(current_isa(), g, &Scale(clip_coef));
         }
     }
     Ok(total)
@@ -120,7 +121,7 @@ pub fn clip_grad_value(grads: &mut [&mut [f32]], clip_value: f32) -> Result<()> 
     }
     let clamp = Clamp { lo: -clip_value, hi: clip_value };
     for g in grads.iter_mut() {
-        map_inplace(g, &clamp);
+        map_inplace(current_isa(), g, &clamp);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //! Each update reads the gradient once and updates the parameter and its state slices in
 //! place, in one pass: a rule written once over [`crate::simd`]'s vector trait, run on the
-//! instruction set of [`current_isa`](crate::simd::current_isa) (AVX-512F, AVX2 or
+//! instruction set of [`current_isa`](crate::isa::current_isa) (AVX-512F, AVX2 or
 //! portable), the tail through the same rule on a padded copy, and rayon chunks
 //! ([`crate::parallel::chunk_len`]) above the threshold. The rules use only correctly
 //! rounded operations (`+ - * /`, `sqrt`, compares and selects; no fused multiply-add), so

@@ -4,6 +4,7 @@
 use super::check_slices;
 use super::config::RmspropConfig;
 use crate::error::Result;
+use crate::isa::current_isa;
 use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one RMSprop step, broadcast to every element.
@@ -93,6 +94,6 @@ pub fn rmsprop_update(
         momentum: cfg.momentum as f32,
         centered: cfg.centered,
     };
-    run_pass(&rule, [grad], [param, square_avg, momentum_buf, grad_avg]);
+    run_pass(current_isa(), &rule, [grad], [param, square_avg, momentum_buf, grad_avg]);
     Ok(())
 }

@@ -4,11 +4,12 @@
 //! shared coefficient `max_norm/(total + 1e-6)`).
 
 use crate::error::{argument_error, Result};
+use crate::isa::current_isa;
 use crate::simd::{map_inplace, Scale};
 
 /// Multiplies every element of `grad` (any length, **updated in place**) by `factor`, in
 /// parallel chunks above the threshold, on the instruction set of
-/// [`current_isa`](crate::simd::current_isa) (one correctly rounded product per element, so
+/// [`current_isa`](crate::isa::current_isa) (one correctly rounded product per element, so
 /// the same bits on any instruction set and thread count).
 ///
 /// Errors: `factor` not finite. An empty `grad` is a no-op.
@@ -16,7 +17,7 @@ pub fn grad_scale(grad: &mut [f32], factor: f32) -> Result<()> {
     if !factor.is_finite() {
         return Err(argument_error("factor", "a finite factor", factor));
     }
-    map_inplace(grad, &Scale(factor));
+    map_inplace(current_isa(), grad, &Scale(factor));
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use super::config::SgdConfig;
 use super::{check_slices, check_step};
 use crate::error::Result;
+use crate::isa::current_isa;
 use crate::simd::{run_pass, Pass, SimdF32};
 
 /// The constants of one SGD step, broadcast to every element.
@@ -68,6 +69,6 @@ pub fn sgd_update(
         nesterov: cfg.nesterov,
         first_step: step == 1,
     };
-    run_pass(&rule, [grad], [param, momentum_buf]);
+    run_pass(current_isa(), &rule, [grad], [param, momentum_buf]);
     Ok(())
 }

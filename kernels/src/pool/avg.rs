@@ -3,11 +3,12 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
+use super::plan::{plan, PoolPass, PoolPath};
 use super::shape::{block_starts, Geometry};
 use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::Result;
-use crate::isa::{selected_isa, Isa};
+use crate::isa::current_isa;
 
 /// Average pool forward (PyTorch `avg_pool2d`, no `divisor_override`).
 ///
@@ -24,20 +25,6 @@ pub fn avgpool2d_forward(
     x: &[f32],
     y: &mut [f32],
 ) -> Result<()> {
-    avgpool2d_forward_isa(selected_isa(), shape, count_include_pad, x, y)
-}
-
-/// [`avgpool2d_forward`] with the tiled fast path on instruction set `isa` (tests and benches
-/// run every one the CPU has; [`selected_isa()`] is the best): the same results on every
-/// one. Errors if the CPU cannot run `isa`, or on the same argument errors.
-pub fn avgpool2d_forward_isa(
-    isa: Isa,
-    shape: &Pool2dShape,
-    count_include_pad: bool,
-    x: &[f32],
-    y: &mut [f32],
-) -> Result<()> {
-    isa.check_supported()?;
     shape.check()?;
     shape.check_in_len("x", x.len())?;
     shape.check_out_len("y", y.len())?;
@@ -47,9 +34,10 @@ pub fn avgpool2d_forward_isa(
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
     // Tiled windows have no padding and no clipping: the divisor is k² either way.
-    let tiles = Tiles::new(shape);
+    let path = plan(shape, PoolPass::AvgForward, current_isa());
+    let tiles = Tiles::new(shape).filter(|_| path != PoolPath::Windows);
     let run = |x: &[f32], y: &mut [f32]| match tiles {
-        Some(tiles) => tiles.avg_forward(isa, x, y),
+        Some(tiles) => tiles.avg_forward(path, x, y),
         None => {
             for (xp, yp) in x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)) {
                 with_stride!(g.cols.s, forward_plane(&g, count_include_pad, xp, yp));
@@ -109,19 +97,6 @@ pub fn avgpool2d_backward(
     dy: &[f32],
     dx: &mut [f32],
 ) -> Result<()> {
-    avgpool2d_backward_isa(selected_isa(), shape, count_include_pad, dy, dx)
-}
-
-/// [`avgpool2d_backward`] with the tiled fast path on instruction set `isa` (see
-/// [`avgpool2d_forward_isa`]). Errors if the CPU cannot run `isa`, or on the same errors.
-pub fn avgpool2d_backward_isa(
-    isa: Isa,
-    shape: &Pool2dShape,
-    count_include_pad: bool,
-    dy: &[f32],
-    dx: &mut [f32],
-) -> Result<()> {
-    isa.check_supported()?;
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;
     shape.check_in_len("dx", dx.len())?;
@@ -130,9 +105,10 @@ pub fn avgpool2d_backward_isa(
         return Ok(());
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    let tiles = Tiles::new(shape);
+    let path = plan(shape, PoolPass::AvgBackward, current_isa());
+    let tiles = Tiles::new(shape).filter(|_| path != PoolPath::Windows);
     let run = |dy: &[f32], dx: &mut [f32]| match tiles {
-        Some(tiles) => tiles.avg_backward(isa, dy, dx),
+        Some(tiles) => tiles.avg_backward(path, dy, dx),
         None => {
             for (dyp, dxp) in dy.chunks_exact(pout).zip(dx.chunks_exact_mut(pin)) {
                 with_stride!(g.cols.s, backward_plane(&g, count_include_pad, dyp, dxp));

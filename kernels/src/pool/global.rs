@@ -4,7 +4,8 @@ use rayon::prelude::*;
 
 use super::planes_per_task;
 use crate::error::{check_len, shape_error, Result};
-use crate::simd::{current_isa, dispatch, Kernel, SimdF32};
+use crate::isa::current_isa;
+use crate::simd::{dispatch, Kernel, SimdF32};
 
 /// Checks `h, w >= 1` and the lengths of the `(n, c, h, w)` and `(n, c)` slices.
 fn check(n: usize, c: usize, h: usize, w: usize, big: (&str, usize), small: (&str, usize)) -> Result<usize> {

@@ -3,11 +3,12 @@
 use rayon::prelude::*;
 use wide::u32x8;
 
+use super::plan::{plan, PoolPass, PoolPath};
 use super::shape::{block_starts, Geometry};
 use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};
 use crate::error::{argument_error, Result};
-use crate::isa::{selected_isa, Isa};
+use crate::isa::current_isa;
 
 /// Max pool forward (PyTorch `max_pool2d_with_indices`).
 ///
@@ -20,20 +21,6 @@ use crate::isa::{selected_isa, Isa};
 /// Indices are `u32` (PyTorch uses `i64`): a plane holds at most 2^32 elements, which
 /// [`Pool2dShape::check`] enforces (a 16 GiB plane), and the mask costs half the bytes.
 pub fn maxpool2d_forward(shape: &Pool2dShape, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
-    maxpool2d_forward_isa(selected_isa(), shape, x, y, argmax)
-}
-
-/// [`maxpool2d_forward`] with the tiled fast path on instruction set `isa` (tests and benches
-/// run every one the CPU has; [`selected_isa()`] is the best): the same results on every
-/// one. Errors if the CPU cannot run `isa`, or on the same argument errors.
-pub fn maxpool2d_forward_isa(
-    isa: Isa,
-    shape: &Pool2dShape,
-    x: &[f32],
-    y: &mut [f32],
-    argmax: &mut [u32],
-) -> Result<()> {
-    isa.check_supported()?;
     shape.check()?;
     shape.check_in_len("x", x.len())?;
     shape.check_out_len("y", y.len())?;
@@ -43,9 +30,10 @@ pub fn maxpool2d_forward_isa(
         return Ok(());
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    let tiles = Tiles::new(shape);
+    let path = plan(shape, PoolPass::MaxForward, current_isa());
+    let tiles = Tiles::new(shape).filter(|_| path != PoolPath::Windows);
     let run = |x: &[f32], y: &mut [f32], argmax: &mut [u32]| match tiles {
-        Some(tiles) => tiles.max_forward(isa, x, y, argmax),
+        Some(tiles) => tiles.max_forward(path, x, y, argmax),
         None => {
             for ((xp, yp), ap) in
                 x.chunks_exact(pin).zip(y.chunks_exact_mut(pout)).zip(argmax.chunks_exact_mut(pout))
@@ -144,19 +132,6 @@ fn max_block<const STRIDE: usize>(
 /// then unspecified). Indices inside the plane but outside their window are not detected
 /// (they are added where they point, like any other).
 pub fn maxpool2d_backward(shape: &Pool2dShape, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
-    maxpool2d_backward_isa(selected_isa(), shape, dy, argmax, dx)
-}
-
-/// [`maxpool2d_backward`] with the tiled fast path on instruction set `isa` (see
-/// [`maxpool2d_forward_isa`]). Errors if the CPU cannot run `isa`, or on the same errors.
-pub fn maxpool2d_backward_isa(
-    isa: Isa,
-    shape: &Pool2dShape,
-    dy: &[f32],
-    argmax: &[u32],
-    dx: &mut [f32],
-) -> Result<()> {
-    isa.check_supported()?;
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;
     shape.check_out_len("argmax", argmax.len())?;
@@ -166,12 +141,13 @@ pub fn maxpool2d_backward_isa(
         return Ok(());
     }
     let (pin, pout) = (g.in_plane(), g.out_plane());
-    let tiles = Tiles::new(shape);
+    let path = plan(shape, PoolPass::MaxBackward, current_isa());
+    let tiles = Tiles::new(shape).filter(|_| path != PoolPath::Windows);
     // Writes `dx` for the planes of one task; the first bad (position in the task, index) if
     // any. Tiled windows write `dx` directly when every index is inside its window, else
     // (and for other shapes) zero fill then scatter.
     let run = |dy: &[f32], argmax: &[u32], dx: &mut [f32]| -> Option<(usize, u32)> {
-        if tiles.is_some_and(|tiles| tiles.max_backward(isa, dy, argmax, dx)) {
+        if tiles.is_some_and(|tiles| tiles.max_backward(path, dy, argmax, dx)) {
             return None;
         }
         for (p, ((dyp, ap), dxp)) in

@@ -16,9 +16,9 @@
 //! split (so results do not depend on the thread count).
 //!
 //! - Tiled windows (`k x k`, stride `k`, no padding, none clipped: LeNet's and most CNNs'
-//!   2x2 pools) take a dedicated path on the instruction set [`selected_isa`] picks at run
-//!   time (AVX-512F, AVX2, else portable; `KEEL_ISA` forces one, the `*_isa` functions take
-//!   one): 2x2 windows gather even and odd columns of two input rows with permutes, 16 (8)
+//!   2x2 pools) take a tiled path for the instruction set of the call
+//!   ([`current_isa`](crate::isa::current_isa): AVX-512F, AVX2, else portable; [`plan`] says
+//!   which, a [`PoolPath`]): 2x2 windows gather even and odd columns of two input rows with permutes, 16 (8)
 //!   outputs per vector, masked row tails, short rows two per vector; 3x3 windows and the
 //!   portable build run plain loops. Windows do not overlap, so the backward passes write
 //!   each `dx` element once, without a zero fill (max pool backward through a mask whose
@@ -31,22 +31,22 @@
 //!
 //! Max and average pool give the same bits as [`reference`](mod@reference) on every path
 //! (same operations in the same order); global average pool sums in the vector lanes of
-//! [`current_isa`](crate::simd::current_isa) (run-time dispatch: 16 lanes on AVX-512).
+//! [`current_isa`](crate::isa::current_isa) (run-time dispatch: 16 lanes on AVX-512).
 
 mod avg;
 mod global;
 mod max;
+mod plan;
 pub mod reference;
 mod shape;
 mod tiled;
 
-pub use avg::{avgpool2d_backward, avgpool2d_backward_isa, avgpool2d_forward, avgpool2d_forward_isa};
+pub use avg::{avgpool2d_backward, avgpool2d_forward};
 pub use global::{global_avgpool_backward, global_avgpool_forward};
-pub use max::{maxpool2d_backward, maxpool2d_backward_isa, maxpool2d_forward, maxpool2d_forward_isa};
+pub use max::{maxpool2d_backward, maxpool2d_forward};
+pub use plan::{plan, PoolPass, PoolPath};
 pub use shape::Pool2dShape;
 
-#[cfg(doc)]
-use crate::isa::selected_isa;
 use crate::parallel::chunk_len;
 
 /// How many planes of `work_per_plane` elements (read + written) one task takes: all of them

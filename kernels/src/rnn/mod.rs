@@ -75,7 +75,7 @@
 //! `input = 0` is allowed (the input contributes nothing).
 //!
 //! The cell passes run one SIMD pass per batch row, on the instruction set of
-//! [`current_isa`](crate::simd::current_isa) (run-time dispatch: 16 lanes on AVX-512, 8 on
+//! [`current_isa`](crate::isa::current_isa) (run-time dispatch: 16 lanes on AVX-512, 8 on
 //! AVX2 or portable), split over batch rows on the rayon pool above
 //! [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward gate element counts 4:
 //! it costs about four memory-speed elements); rows are independent, so results do not

@@ -4,7 +4,7 @@
 use super::{check_matrix, check_weight_grads, check_weights, product, RnnWeightGrads, RnnWeights};
 use super::{GRU_GATES, LSTM_GATES};
 use crate::error::Result;
-use crate::gemm::{sgemm, Transpose};
+use crate::gemm::{sgemm, GemmShape, Transpose};
 
 /// LSTM gate pre-activations `gates = x·W_ihᵀ + h_prev·W_hhᵀ + b_ih + b_hh`.
 ///
@@ -166,7 +166,9 @@ fn affine_forward(
 ) -> Result<()> {
     // Leading dimensions of empty matrices must still be >= 1 for sgemm.
     let (ld_x, ld_y) = (cols.max(1), width.max(1));
-    sgemm(Transpose::No, Transpose::Yes, rows, width, cols, 1.0, x, ld_x, w, ld_x, beta, y, ld_y)?;
+    let shape =
+        GemmShape::new(rows, width, cols).transposed(Transpose::No, Transpose::Yes).with_ld(ld_x, ld_x, ld_y);
+    sgemm(&shape, 1.0, x, w, beta, y)?;
     if width > 0 {
         for row in y.chunks_exact_mut(width) {
             row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
@@ -191,21 +193,9 @@ fn affine_backward(
 ) -> Result<()> {
     let (ld_x, ld_y) = (cols.max(1), width.max(1));
     // dW (width, cols) += dyᵀ (width, rows) · x (rows, cols).
-    sgemm(
-        Transpose::Yes,
-        Transpose::No,
-        width,
-        cols,
-        rows,
-        1.0,
-        dy,
-        ld_y,
-        x,
-        ld_x,
-        1.0,
-        grads.dweight,
-        ld_x,
-    )?;
+    let dweight_shape =
+        GemmShape::new(width, cols, rows).transposed(Transpose::Yes, Transpose::No).with_ld(ld_y, ld_x, ld_x);
+    sgemm(&dweight_shape, 1.0, dy, x, 1.0, grads.dweight)?;
     // db += column sums of dy, row after row: a fixed order, whatever the thread count.
     if width > 0 {
         for row in dy.chunks_exact(width) {
@@ -213,5 +203,5 @@ fn affine_backward(
         }
     }
     // dx (rows, cols) = dy (rows, width) · w (width, cols) + β·dx.
-    sgemm(Transpose::No, Transpose::No, rows, cols, width, 1.0, dy, ld_y, w, ld_x, beta, dx, ld_x)
+    sgemm(&GemmShape::new(rows, cols, width).with_ld(ld_y, ld_x, ld_x), 1.0, dy, w, beta, dx)
 }

@@ -3,9 +3,10 @@
 //! rows narrower than a vector on padded copies; plus the lane blocks of a row. Lane counts
 //! are those of the vector type `V: SimdF32` the pass runs on (8 or 16).
 
+use crate::isa::current_isa;
 use crate::isa::Isa;
 use crate::parallel::chunk_len;
-use crate::simd::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};
+use crate::simd::{dispatch, Kernel, SimdF32, MAX_LANES};
 
 /// Most gate-sized blocks in one row of any cell buffer (the LSTM cache: i, f, g, o, tanh(c')).
 const MAX_BLOCKS: usize = 5;

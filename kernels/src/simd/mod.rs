@@ -21,9 +21,8 @@
 //!   Element-wise passes go through `run_pass`, the one slice driver: it splits the slices
 //!   into [`crate::parallel::chunk_len`] chunks across the rayon pool and dispatches each.
 //!
-//! The instruction set is [`current_isa`]: the GEMM's [`selected_isa`] (the best the CPU has,
-//! or the one `KEEL_ISA` names), unless [`with_isa`] overrides it on the calling thread (tests
-//! and benches run every instruction set the CPU has this way).
+//! The instruction set is the one the kernel's entry point resolved with
+//! [`crate::isa::current_isa`], passed down to `dispatch` and `run_pass`.
 //!
 //! Tails go through the same vector body on a zero-padded copy (the padding lanes are
 //! dropped), and chunks are multiples of `MAX_LANES`, so every element gets the same math
@@ -45,13 +44,11 @@ pub(crate) mod math;
 mod pass;
 mod portable;
 
-use core::cell::Cell;
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
 pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale};
 
-use crate::error::Result;
-use crate::isa::{selected_isa, Isa};
+use crate::isa::Isa;
 
 /// The widest vector of any implementation, in lanes: chunk boundaries are multiples of it
 /// and tail buffers hold it.
@@ -196,36 +193,4 @@ pub(crate) fn to_array<V: SimdF32>(v: V) -> [f32; MAX_LANES] {
     let mut lanes = [0.0; MAX_LANES];
     v.store(&mut lanes);
     lanes
-}
-
-thread_local! {
-    /// The instruction set [`with_isa`] forces on this thread, if any.
-    static FORCED: Cell<Option<Isa>> = const { Cell::new(None) };
-}
-
-/// The instruction set the element-wise kernels called on this thread run on: the one
-/// [`with_isa`] forces, else [`selected_isa`] (the best the CPU has, or `KEEL_ISA`'s).
-pub fn current_isa() -> Isa {
-    FORCED.with(Cell::get).unwrap_or_else(selected_isa)
-}
-
-/// Runs `f` with the element-wise kernels (activations, softmax and losses, optimizer
-/// updates, gradient scaling and clipping, batch norm, dropout, the LSTM/GRU cells, global
-/// average pooling) called **on this thread** running on `isa`, then restores the previous
-/// choice (also when `f` panics). The choice is made when a kernel is entered, so its
-/// parallel chunks follow it; wrap the closure given to `pool.install`, not the other way
-/// round, since `install` runs it on a pool thread. For tests and benches.
-///
-/// Errors: `isa` is not an instruction set this CPU has (`f` is not run).
-pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
-    isa.check_supported()?;
-    /// Puts the previous choice back when dropped.
-    struct Restore(Option<Isa>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            FORCED.with(|forced| forced.set(self.0));
-        }
-    }
-    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(isa))));
-    Ok(f())
 }

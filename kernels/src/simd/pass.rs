@@ -1,12 +1,12 @@
 //! The one driver of the element-wise passes: [`run_pass`] applies a [`Pass`] (a body
 //! generic over the vector type) to every element of a set of equal-length slices, in
-//! parallel chunks, on the instruction set of [`current_isa`](super::current_isa); plus the
+//! parallel chunks, on the instruction set its caller resolved; plus the
 //! [`Map1`] / [`Map2`] shorthands of the activations.
 
 use crate::isa::Isa;
 use crate::parallel::chunk_len;
 
-use super::{current_isa, dispatch, Kernel, SimdF32, MAX_LANES};
+use super::{dispatch, Kernel, SimdF32, MAX_LANES};
 
 /// One element-wise step on `V::LANES` elements: reads `inputs`, reads and/or writes
 /// `outputs` (a body that only writes an output never uses its old value, so NaN in it does
@@ -131,10 +131,11 @@ fn split_recursive<P: Pass<I, O>, const I: usize, const O: usize>(
 }
 
 /// Applies `pass` to every element of `inputs` and `outputs` (each of one common length, or
-/// empty) on the instruction set of [`current_isa`](super::current_isa), in parallel chunks
+/// empty) on the instruction set `isa` (which the CPU must have), in parallel chunks
 /// of [`chunk_len`] above the threshold. Chunk boundaries are multiples of [`MAX_LANES`]
 /// and the tail goes through the same body, so the result does not depend on the split.
 pub(crate) fn run_pass<P: Pass<I, O>, const I: usize, const O: usize>(
+    isa: Isa,
     pass: &P,
     inputs: [&[f32]; I],
     outputs: [&mut [f32]; O],
@@ -143,7 +144,7 @@ pub(crate) fn run_pass<P: Pass<I, O>, const I: usize, const O: usize>(
     if len == 0 {
         return;
     }
-    split_recursive(current_isa(), pass, chunk_len(len, MAX_LANES), len, inputs, outputs);
+    split_recursive(isa, pass, chunk_len(len, MAX_LANES), len, inputs, outputs);
 }
 
 /// A one-operand element-wise function, `y = f(x)`.
@@ -190,21 +191,21 @@ impl<F: Map2> Pass<2, 1> for Binary<'_, F> {
 }
 
 /// `y[i] = f(x[i])`; `x` and `y` of the same length (checked by the caller), `y` not read.
-pub(crate) fn map_unary(x: &[f32], y: &mut [f32], f: &impl Map1) {
+pub(crate) fn map_unary(isa: Isa, x: &[f32], y: &mut [f32], f: &impl Map1) {
     debug_assert_eq!(x.len(), y.len());
-    run_pass(&Unary(f), [x], [y]);
+    run_pass(isa, &Unary(f), [x], [y]);
 }
 
 /// `x[i] = f(x[i])` in place.
-pub(crate) fn map_inplace(x: &mut [f32], f: &impl Map1) {
-    run_pass(&InPlace(f), [], [x]);
+pub(crate) fn map_inplace(isa: Isa, x: &mut [f32], f: &impl Map1) {
+    run_pass(isa, &InPlace(f), [], [x]);
 }
 
 /// `out[i] = f(a[i], b[i])`; the three of the same length (checked by the caller), `out`
 /// not read.
-pub(crate) fn map_binary(a: &[f32], b: &[f32], out: &mut [f32], f: &impl Map2) {
+pub(crate) fn map_binary(isa: Isa, a: &[f32], b: &[f32], out: &mut [f32], f: &impl Map2) {
     debug_assert!(a.len() == out.len() && b.len() == out.len());
-    run_pass(&Binary(f), [a, b], [out]);
+    run_pass(isa, &Binary(f), [a, b], [out]);
 }
 
 /// `x·c`: gradient scaling, clipping by norm, the `1/batch` of the loss gradients.

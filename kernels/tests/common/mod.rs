@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 use keel_kernels::isa::Isa;
-use keel_kernels::simd::{current_isa, with_isa};
+use keel_kernels::isa::{current_isa, with_isa};
 use proptest::prelude::*;
 
 /// Deterministic values uniform in `[lo, hi)` from a seed (SplitMix64), both signs when
@@ -72,4 +72,10 @@ pub fn for_each_isa(f: impl Fn()) {
         })
         .unwrap();
     }
+}
+
+/// Runs `f` with `isa` forced on this thread ([`with_isa`], which must accept it).
+#[track_caller]
+pub fn on_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    with_isa(isa, f).unwrap()
 }

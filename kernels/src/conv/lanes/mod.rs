@@ -28,11 +28,13 @@ mod layout;
 
 use self::kernels::Sizes;
 use self::layout::{Images, Plane, LANES};
-use super::conv2d::{add_bias_gradient, add_slot_partials, flip_weight, run_slots, wanted_slots};
+use super::bias::add_bias_gradient;
 use super::shape::{saturating_product, Conv2dShape};
+use super::slots::{add_slot_partials, run_slots, wanted_slots};
+use super::transposed::flip_weight;
 use crate::error::Result;
 use crate::gemm::Activation;
-use crate::isa::{selected_isa, Isa};
+use crate::isa::Isa;
 
 /// Lane groups whose weight gradient is summed in one sweep of the register blocks: their
 /// layouts (4 x 366 KiB for LeNet-5's first layer) stay in L2 while the blocks run over them.
@@ -42,15 +44,15 @@ const GROUPS_PER_PASS: usize = 4;
 /// `(c_in, hp, wp, 16)` and `(c_out, out_h, out_w, 16)` together in 1 MiB.
 const MAX_GROUP_FLOATS: usize = 1 << 18;
 
-/// Whether this module can compute the passes of `shape` (see the module docs).
-fn computes(shape: &Conv2dShape) -> bool {
+/// Whether this module computes the passes of `shape` on `isa` (see the module docs).
+fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
     // A group's two layouts, `(c_in·hp·wp + c_out·out_h·out_w)·16` floats (saturating: this
     // may be asked of any shape).
     let (hp, wp) = (shape.h.saturating_add(2 * shape.pad_h), shape.w.saturating_add(2 * shape.pad_w));
     let group_floats = saturating_product(&[shape.c_in, hp, wp, LANES])
         .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), LANES]));
     cfg!(target_arch = "x86_64")
-        && selected_isa() == Isa::Avx512
+        && isa == Isa::Avx512
         && shape.stride_h == 1
         && shape.stride_w == 1
         && shape.dilation_h == 1
@@ -69,17 +71,35 @@ fn computes(shape: &Conv2dShape) -> bool {
 /// for LeNet-5's 6 -> 16 layer (rows of 10 outputs fill 10 of 16 lanes), but 0.7x for its
 /// 1 -> 6 layer (rows of 28 fill 28 of 32), where moving six 28x28 output planes per image
 /// out of the layout costs more than the lanes it fills.
-pub(super) fn forward_applies(shape: &Conv2dShape) -> bool {
+pub(super) fn forward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     let out_w = shape.out_w();
-    computes(shape) && 5 * out_w < 4 * out_w.next_multiple_of(LANES)
+    computes(shape, isa) && 5 * out_w < 4 * out_w.next_multiple_of(LANES)
 }
 
 /// Whether the two backward passes of `shape` run here: wherever [`computes`] holds. The
 /// per-image backward to the input is a GEMM plus col2im, and the per-image weight gradient
 /// reads every row through unaligned, masked loads. Measured (as above) on LeNet-5's layers:
 /// backward to the input 2.1x to 2.8x, weight gradient 1.2x (1 -> 6) to 2.2x (6 -> 16).
-pub(super) fn backward_applies(shape: &Conv2dShape) -> bool {
-    computes(shape)
+pub(super) fn backward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
+    computes(shape, isa)
+}
+
+/// Whether a workspace of `len` floats holds one slot of the forward.
+pub(super) fn forward_fits(shape: &Conv2dShape, len: usize) -> bool {
+    groups_per_slot(shape, len, forward_slot_len(shape)).is_some()
+}
+
+/// Whether a workspace of `len` floats holds the flipped weight and one slot of the
+/// backward to the input.
+pub(super) fn backward_data_fits(shape: &Conv2dShape, len: usize) -> bool {
+    len.checked_sub(shape.weight_len())
+        .and_then(|room| groups_per_slot(shape, room, backward_data_slot_len(shape)))
+        .is_some()
+}
+
+/// Whether a workspace of `len` floats holds one slot of the backward to the weight.
+pub(super) fn backward_weight_fits(shape: &Conv2dShape, len: usize) -> bool {
+    groups_per_slot(shape, len, backward_weight_slot_len(shape)).is_some()
 }
 
 /// The input's layout, padded as the forward reads it.
@@ -139,16 +159,16 @@ fn lane_groups(shape: &Conv2dShape) -> usize {
     shape.n.div_ceil(LANES)
 }
 
-/// Workspace for the passes of `shape` that run here, with one slot per thread (see
-/// `conv2d_workspace_len`); 0 where none does.
-pub(super) fn workspace_len(shape: &Conv2dShape) -> usize {
+/// Workspace for the passes of `shape` that run here on `isa`, with one slot per thread
+/// (see `conv2d_workspace_len`); 0 where none does.
+pub(super) fn workspace_len(shape: &Conv2dShape, isa: Isa) -> usize {
     let slots = wanted_slots(shape).min(lane_groups(shape));
-    if !computes(shape) {
+    if !computes(shape, isa) {
         return 0;
     }
     let data = shape.weight_len() + slots * backward_data_slot_len(shape);
     let weight = slots * backward_weight_slot_len(shape);
-    let forward = if forward_applies(shape) { slots * forward_slot_len(shape) } else { 0 };
+    let forward = if forward_applies(shape, isa) { slots * forward_slot_len(shape) } else { 0 };
     data.max(weight).max(forward)
 }
 
@@ -182,8 +202,9 @@ fn sizes(input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
 }
 
 /// Forward, as `conv2d_forward_fused` documents it, for a shape where [`forward_applies`]
-/// holds and checked slices; `false` (nothing written) when `workspace` is too short for one
-/// slot.
+/// holds on AVX-512, checked slices and a workspace that [`forward_fits`].
+///
+/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
 pub(super) fn forward(
     shape: &Conv2dShape,
     x: &[f32],
@@ -192,27 +213,30 @@ pub(super) fn forward(
     activation: Activation,
     y: &mut [f32],
     workspace: &mut [f32],
-) -> Result<bool> {
+) -> Result<()> {
+    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
     let slot_len = forward_slot_len(shape);
-    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return Ok(false) };
+    let per = groups_per_slot(shape, workspace.len(), slot_len).expect("the plan checked the workspace");
     let pass = Correlate { input: input_plane(shape), output: output_plane(shape), weight, bias, activation };
-    pass.run(shape, per, x, y, workspace, slot_len)?;
-    Ok(true)
+    pass.run(shape, per, x, y, workspace, slot_len)
 }
 
 /// Backward to the input, as `conv2d_backward_data` documents it, for a shape where
-/// [`backward_applies`] holds and checked slices; `false` (nothing written) when
-/// `workspace` is too short for the flipped weight and one slot.
+/// [`backward_applies`] holds on AVX-512, checked slices and a workspace that
+/// [`backward_data_fits`].
+///
+/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
 pub(super) fn backward_data(
     shape: &Conv2dShape,
     dy: &[f32],
     weight: &[f32],
     dx: &mut [f32],
     workspace: &mut [f32],
-) -> Result<bool> {
+) -> Result<()> {
+    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
     let slot_len = backward_data_slot_len(shape);
-    let Some(room) = workspace.len().checked_sub(shape.weight_len()) else { return Ok(false) };
-    let Some(per) = groups_per_slot(shape, room, slot_len) else { return Ok(false) };
+    let room = workspace.len().checked_sub(shape.weight_len()).expect("the plan checked the workspace");
+    let per = groups_per_slot(shape, room, slot_len).expect("the plan checked the workspace");
     let (flipped, slots) = workspace.split_at_mut(shape.weight_len());
     flip_weight(shape, weight, flipped);
     let pass = Correlate {
@@ -222,8 +246,7 @@ pub(super) fn backward_data(
         bias: None,
         activation: Activation::Identity,
     };
-    pass.run(shape, per, dy, dx, slots, slot_len)?;
-    Ok(true)
+    pass.run(shape, per, dy, dx, slots, slot_len)
 }
 
 /// A correlation of NCHW batches through the layout: `input` (padded) to `output`.
@@ -259,8 +282,8 @@ impl Correlate<'_> {
             let out = &mut out[..output.len()];
             for (offset, images) in groups_of(images, src_image) {
                 let dst_images = Images { image_len: dst_image, ..images };
-                // SAFETY: `computes` holds, so AVX-512F was selected, which happens only on a
-                // CPU that has it. The slices hold the group's images and the layouts' lengths.
+                // SAFETY: the CPU has AVX-512F (asserted by the entry). The slices hold the
+                // group's images and the layouts' lengths.
                 unsafe {
                     layout::interleave(&src[offset..], images, input, inp);
                     kernels::correlate(&sizes, self.activation, inp, self.weight, self.bias, out);
@@ -274,8 +297,10 @@ impl Correlate<'_> {
 }
 
 /// Backward to the weight and bias, as `conv2d_backward_weight` documents it, for a shape
-/// where [`backward_applies`] holds and checked slices; `false` (nothing added) when `workspace` is
-/// too short for one slot.
+/// where [`backward_applies`] holds on AVX-512, checked slices and a workspace that
+/// [`backward_weight_fits`].
+///
+/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
 pub(super) fn backward_weight(
     shape: &Conv2dShape,
     x: &[f32],
@@ -283,9 +308,10 @@ pub(super) fn backward_weight(
     dweight: &mut [f32],
     dbias: Option<&mut [f32]>,
     workspace: &mut [f32],
-) -> Result<bool> {
+) -> Result<()> {
+    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
     let slot_len = backward_weight_slot_len(shape);
-    let Some(per) = groups_per_slot(shape, workspace.len(), slot_len) else { return Ok(false) };
+    let per = groups_per_slot(shape, workspace.len(), slot_len).expect("the plan checked the workspace");
     let (input, gradient) = (input_plane(shape), output_plane(shape));
     let sizes = sizes(&input, shape.c_out, shape.kh, shape.kw);
     let (x_image, dy_image) =
@@ -325,7 +351,7 @@ pub(super) fn backward_weight(
         let slot = &mut workspace[..slot_len];
         let start = aligned_start(slot);
         run(x, dy, &mut slot[start..], dweight, dbias);
-        return Ok(true);
+        return Ok(());
     }
     let with_bias = dbias.is_some();
     // Each slot zeroes its partial gradients, then accumulates its images into them.
@@ -349,5 +375,5 @@ pub(super) fn backward_weight(
         dweight,
         dbias,
     );
-    Ok(true)
+    Ok(())
 }

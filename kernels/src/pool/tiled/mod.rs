@@ -14,7 +14,7 @@
 //! backward passes write `0.0 + g` (the reference's zero fill plus one add: `-0.0` becomes
 //! `+0.0`).
 //!
-//! Bodies per instruction set ([`Isa`], chosen at run time): AVX-512F and AVX2 for `k = 2`
+//! Bodies per path ([`PoolPath`], planned per instruction set): AVX-512F and AVX2 for `k = 2`
 //! (16 and 8 outputs per vector, see `Units`), portable Rust for `k = 2, 3` (the
 //! compiler's auto-vectorisation for the build target) and for `k = 3` on every ISA; max
 //! pool backward without a SIMD body keeps the general zero fill and scatter.
@@ -25,8 +25,8 @@ mod avx2;
 mod avx512;
 mod portable;
 
+use super::plan::PoolPath;
 use super::Pool2dShape;
-use crate::isa::Isa;
 
 /// The geometry of a tiled pool (see the [module docs](self)).
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +53,11 @@ impl Tiles {
         tiled.then_some(Self { k, h: shape.h, w: shape.w, out_h, out_w })
     }
 
+    /// Window size and stride (2 or 3).
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
     fn in_plane(&self) -> usize {
         self.h * self.w
     }
@@ -61,21 +66,21 @@ impl Tiles {
         self.out_h * self.out_w
     }
 
-    /// Max pool forward on whole planes: `x` is `(planes, h, w)`, `y` and `argmax`
-    /// `(planes, out_h, out_w)`, overwritten. `isa` must be supported by the CPU.
-    pub(crate) fn max_forward(&self, isa: Isa, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    /// Max pool forward on whole planes on `path` (the plan's, a tiled one): `x` is
+    /// `(planes, h, w)`, `y` and `argmax` `(planes, out_h, out_w)`, overwritten.
+    pub(crate) fn max_forward(&self, path: PoolPath, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
         assert_eq!(argmax.len(), y.len());
-        match (isa, self.k) {
+        match (path, self.k) {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the caller checked that the CPU supports `isa` (AVX-512F); `units`
+            // SAFETY: the plan gives this path only on AVX-512, which the CPU has; `units`
             // asserts that the slices hold the whole planes it covers (and `argmax` is as
             // long as `y`, asserted above).
-            (Isa::Avx512, 2) => unsafe {
+            (PoolPath::TiledAvx512, 2) => unsafe {
                 avx512::max_forward(self.units(x.len(), y.len(), 16), self.w, x, y, argmax)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX2.
-            (Isa::Avx2, 2) => unsafe {
+            (PoolPath::TiledAvx2, 2) => unsafe {
                 avx2::max_forward(self.units(x.len(), y.len(), 8), self.w, x, y, argmax)
             },
             (_, 2) => portable::max_forward::<2>(self, x, y, argmax),
@@ -85,22 +90,22 @@ impl Tiles {
 
     /// Max pool backward on whole planes by the SIMD bodies (`k = 2`): `dy`, `argmax` are
     /// `(planes, out_h, out_w)`, `dx` `(planes, h, w)` is overwritten with `dy[o] + 0.0` at
-    /// `argmax[o]` and zeros elsewhere. Returns false when it did not write `dx`: no body
-    /// for this ISA and `k` (see [`portable`]), or an index outside its window (`dx` is then
-    /// unspecified). The caller then zero fills and scatters, which also adds such indices
+    /// `argmax[o]` and zeros elsewhere, on `path` (the plan's). Returns false when it did
+    /// not write `dx`: a path without a body (see [`portable`]), or an index outside its
+    /// window (`dx` is then unspecified). The caller then zero fills and scatters, which also adds such indices
     /// where they point.
     #[must_use]
-    pub(crate) fn max_backward(&self, isa: Isa, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> bool {
+    pub(crate) fn max_backward(&self, path: PoolPath, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> bool {
         assert_eq!(argmax.len(), dy.len());
-        let written = match (isa, self.k) {
+        let written = match (path, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx512, 2) => unsafe {
+            (PoolPath::TiledAvx512, 2) => unsafe {
                 avx512::max_backward(self.units(dx.len(), dy.len(), 16), self.w, dy, argmax, dx)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe {
+            (PoolPath::TiledAvx2, 2) => unsafe {
                 avx2::max_backward(self.units(dx.len(), dy.len(), 8), self.w, dy, argmax, dx)
             },
             _ => false,
@@ -114,16 +119,18 @@ impl Tiles {
     /// Average pool forward on whole planes: `x` is `(planes, h, w)`, `y`
     /// `(planes, out_h, out_w)` overwritten with each window's sum (from `0.0`, in window
     /// order) divided by `k²`.
-    pub(crate) fn avg_forward(&self, isa: Isa, x: &[f32], y: &mut [f32]) {
-        match (isa, self.k) {
+    pub(crate) fn avg_forward(&self, path: PoolPath, x: &[f32], y: &mut [f32]) {
+        match (path, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx512, 2) => unsafe {
+            (PoolPath::TiledAvx512, 2) => unsafe {
                 avx512::avg_forward(self.units(x.len(), y.len(), 16), self.w, x, y)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe { avx2::avg_forward(self.units(x.len(), y.len(), 8), self.w, x, y) },
+            (PoolPath::TiledAvx2, 2) => unsafe {
+                avx2::avg_forward(self.units(x.len(), y.len(), 8), self.w, x, y)
+            },
             (_, 2) => portable::avg_forward::<2>(self, x, y),
             _ => portable::avg_forward::<3>(self, x, y),
         }
@@ -131,16 +138,16 @@ impl Tiles {
 
     /// Average pool backward on whole planes: `dy` is `(planes, out_h, out_w)`, `dx`
     /// `(planes, h, w)` overwritten with `dy[o] / k² + 0.0` over window `o`, zeros elsewhere.
-    pub(crate) fn avg_backward(&self, isa: Isa, dy: &[f32], dx: &mut [f32]) {
-        match (isa, self.k) {
+    pub(crate) fn avg_backward(&self, path: PoolPath, dy: &[f32], dx: &mut [f32]) {
+        match (path, self.k) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx512, 2) => unsafe {
+            (PoolPath::TiledAvx512, 2) => unsafe {
                 avx512::avg_backward(self.units(dx.len(), dy.len(), 16), self.w, dy, dx)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in `max_forward`.
-            (Isa::Avx2, 2) => unsafe {
+            (PoolPath::TiledAvx2, 2) => unsafe {
                 avx2::avg_backward(self.units(dx.len(), dy.len(), 8), self.w, dy, dx)
             },
             (_, 2) => portable::avg_backward::<2>(self, dy, dx),
