@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 use crate::error::{argument_error, Result};
 
 /// The instruction sets keel has kernels for, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// 512-bit FMA (AVX-512F): 16 lanes, 32 vector registers.
     Avx512,

@@ -52,16 +52,26 @@ pub struct GemmShape {
 
 impl GemmShape {
     /// `(m, k) x (k, n)`, neither operand transposed, every matrix dense (`lda = k`,
-    /// `ldb = ldc = n`).
+    /// `ldb = ldc = n`, or 1 where that is 0, as leading dimensions are at least 1).
     pub fn new(m: usize, n: usize, k: usize) -> Self {
-        GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n }
+        GemmShape {
+            transa: Transpose::No,
+            transb: Transpose::No,
+            m,
+            n,
+            k,
+            lda: k.max(1),
+            ldb: n.max(1),
+            ldc: n.max(1),
+        }
     }
 
     /// The same product with `A` and `B` used as `transa` and `transb` say, the leading
-    /// dimensions those of dense matrices as stored (`lda` = `m` for a transposed A, ...).
+    /// dimensions those of dense matrices as stored (`lda` = `m` for a transposed A, ...; at
+    /// least 1).
     pub fn transposed(self, transa: Transpose, transb: Transpose) -> Self {
-        let lda = stored_dims(transa, self.m, self.k).1;
-        let ldb = stored_dims(transb, self.k, self.n).1;
+        let lda = stored_dims(transa, self.m, self.k).1.max(1);
+        let ldb = stored_dims(transb, self.k, self.n).1.max(1);
         GemmShape { transa, transb, lda, ldb, ..self }
     }
 
