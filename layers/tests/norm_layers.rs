@@ -3,7 +3,7 @@
 //! formulas and central differences, determinism of dropout masks, and shape errors that
 //! name the layer.
 
-use keel_layers::gradcheck::gradcheck;
+use keel_layers::gradcheck;
 use keel_layers::kernels::optim::RmspropConfig;
 use keel_layers::{
     clip_grad_norm, clip_grad_value, Activation, ActivationKind, BatchNorm, BceWithLogits, Dense, Dropout,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use super::history::{EpochMetrics, History};
 use crate::error::{LayerError, Result};
-use crate::train::{EpochMetrics, History};
 
 const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
 const DEV_COLOR: RGBColor = RGBColor(255, 127, 14);

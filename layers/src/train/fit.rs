@@ -1,19 +1,19 @@
-//! The training loop: [`fit`] a model by mini-batch descent with a progress bar, a log line
-//! per epoch, an optional learning-rate schedule and early stopping; [`evaluate`] it.
+//! [`fit`]: mini-batch descent with a progress bar, a log line per epoch, an optional
+//! learning-rate schedule and early stopping.
 
 use std::fmt;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::batches::Batches;
-use crate::data::Dataset;
+use super::evaluate::evaluate_batches;
+use super::history::{EpochMetrics, History};
+use crate::data::{Batches, Dataset};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
 use crate::loss::SoftmaxCrossEntropy;
 use crate::metrics::count_correct;
-use crate::optim::{zero_grad, Optimizer};
-use crate::schedule::LrSchedule;
+use crate::nn::{Layer, Mode};
+use crate::optim::{zero_grad, LrSchedule, Optimizer};
 
 /// How [`fit`] trains.
 pub struct FitConfig {
@@ -51,53 +51,6 @@ impl fmt::Debug for FitConfig {
             .field("quiet", &self.quiet)
             .finish()
     }
-}
-
-/// The metrics of one epoch: train figures are means over the epoch's mini-batches (as the
-/// weights moved), dev figures are measured in eval mode after the epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochMetrics {
-    /// The epoch, from 1.
-    pub epoch: usize,
-    /// Mean training loss, weighted by batch size.
-    pub train_loss: f64,
-    /// Fraction of training samples classified right during the epoch.
-    pub train_accuracy: f64,
-    /// Dev-set loss after the epoch.
-    pub dev_loss: f64,
-    /// Dev-set accuracy after the epoch.
-    pub dev_accuracy: f64,
-    /// The learning rate used during the epoch.
-    pub lr: f64,
-    /// Training throughput (forward, backward and step), samples per second.
-    pub samples_per_sec: f64,
-}
-
-impl fmt::Display for EpochMetrics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | dev loss {:.4} acc {:.2}% | lr {:.2e} | {:.0} samples/s",
-            self.epoch,
-            self.train_loss,
-            100.0 * self.train_accuracy,
-            self.dev_loss,
-            100.0 * self.dev_accuracy,
-            self.lr,
-            self.samples_per_sec,
-        )
-    }
-}
-
-/// What [`fit`] did, epoch by epoch.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct History {
-    /// One entry per epoch trained, in order.
-    pub epochs: Vec<EpochMetrics>,
-    /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
-    pub best_epoch: usize,
-    /// Whether early stopping ended training before `epochs`.
-    pub stopped_early: bool,
 }
 
 /// Trains `model` on `train` and measures it on `dev` after every epoch.
@@ -246,35 +199,4 @@ fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
         .progress_chars("=> ");
     bar.set_style(style);
     bar
-}
-
-/// Mean loss and accuracy of `model` over `data` in [`Mode::Eval`], in batches of
-/// `batch_size` (batch losses weighted by batch size: the mean over samples).
-/// Errors on an empty set or a batch size of 0.
-pub fn evaluate(
-    model: &mut dyn Layer,
-    loss: &mut SoftmaxCrossEntropy,
-    data: &Dataset,
-    batch_size: usize,
-) -> Result<(f64, f64)> {
-    if data.is_empty() {
-        return Err(LayerError::Data("evaluate needs at least one sample".into()));
-    }
-    evaluate_batches(model, loss, &mut Batches::sequential(data, batch_size)?)
-}
-
-fn evaluate_batches(
-    model: &mut dyn Layer,
-    loss: &mut SoftmaxCrossEntropy,
-    batches: &mut Batches,
-) -> Result<(f64, f64)> {
-    batches.start_epoch();
-    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-    while let Some((x, y)) = batches.next_batch() {
-        model.forward(x, Mode::Eval)?;
-        loss_sum += f64::from(loss.forward(model.output(), y)?) * y.len() as f64;
-        correct += count_correct(model.output(), y)?;
-        seen += y.len();
-    }
-    Ok((loss_sum / seen as f64, correct as f64 / seen as f64))
 }

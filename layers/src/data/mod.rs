@@ -1,0 +1,12 @@
+//! Data: labelled samples ([`Dataset`]) read from the bundled CSV files or MNIST's IDX
+//! files ([`idx`]), mini-batches over them ([`Batches`]) and a seeded
+//! [`train_dev_test_split`].
+
+mod batches;
+mod dataset;
+pub mod idx;
+mod split;
+
+pub use batches::Batches;
+pub use dataset::Dataset;
+pub use split::train_dev_test_split;
