@@ -11,15 +11,18 @@
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
 //!   [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`],
 //!   [`GlobalAvgPool2d`], [`Flatten`], chained by [`Sequential`]; weight inits [`Init`].
-//! - [`loss`]: [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
+//! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
+//!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
 //!   ([`clip_grad_norm`], [`clip_grad_value`]); learning-rate schedules ([`LrSchedule`]).
-//! - [`data`]: [`Dataset`] (the bundled CSV files, MNIST's IDX files in [`data::idx`]),
-//!   [`Batches`] (seeded, shuffled mini-batches) and [`train_dev_test_split`].
-//! - [`metrics`]: [`accuracy`], [`ConfusionMatrix`] (precision, recall, F1),
-//!   [`BiasVariance`].
-//! - [`train`]: [`fit`] (progress bar, per-epoch log, learning-rate schedule, early
-//!   stopping) and [`evaluate`], the [`History`] `fit` returns and its curves
+//! - [`data`]: [`Dataset`] (samples labelled by class indices or by rows of values, see
+//!   [`Labels`]; the bundled CSV files, MNIST's IDX files in [`data::idx`]), [`Batches`]
+//!   (seeded, shuffled mini-batches) and [`train_dev_test_split`].
+//! - [`metrics`]: what losses report ([`Accuracy`]; [`Regression`]: MAE and R²),
+//!   [`accuracy`], [`ConfusionMatrix`] (precision, recall, F1), [`BiasVariance`].
+//! - [`train`]: [`fit`] (any [`Loss`]; progress bar, per-epoch log, learning-rate schedule,
+//!   early stopping) and [`evaluate`] (an [`Evaluation`]: the loss and the loss's metrics),
+//!   the [`History`] `fit` returns and its curves
 //!   ([`plot_curves`], SVG); [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`]).
 //! - [`models`]: ready-made networks, [`lenet5`].
@@ -38,11 +41,11 @@ pub mod optim;
 pub mod tensor;
 pub mod train;
 
-pub use data::{train_dev_test_split, Batches, Dataset};
+pub use data::{train_dev_test_split, Batches, Dataset, Labels};
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;
-pub use loss::{BceWithLogits, Mse, SoftmaxCrossEntropy};
-pub use metrics::{accuracy, BiasVariance, ConfusionMatrix};
+pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
+pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
 pub use models::lenet5;
 pub use nn::{
     Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Flatten,
@@ -55,5 +58,5 @@ pub use optim::{
 pub use tensor::Tensor;
 pub use train::{
     evaluate, fit, gradcheck, load_safetensors, plot_curves, relative_error, save_safetensors, EpochMetrics,
-    FitConfig, GradcheckReport, History,
+    Evaluation, FitConfig, GradcheckReport, History,
 };

@@ -7,8 +7,8 @@ use keel_layers::gradcheck;
 use keel_layers::kernels::optim::AdamConfig;
 use keel_layers::{
     lenet5, zero_grad, Activation, ActivationKind, Adam, AvgPool2d, Conv2d, Conv2dConfig, Dataset, Dense,
-    Flatten, GlobalAvgPool2d, Init, Layer, LayerError, MaxPool2d, Mode, Optimizer, PoolWindow, Sequential,
-    SoftmaxCrossEntropy, Tensor,
+    Flatten, GlobalAvgPool2d, Init, Layer, LayerError, Loss, MaxPool2d, Mode, Optimizer, PoolWindow,
+    Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -4,8 +4,8 @@
 use keel_layers::kernels::optim::AdamConfig;
 use keel_layers::{gradcheck, relative_error};
 use keel_layers::{
-    zero_grad, Activation, ActivationKind, Adam, Dataset, Dense, Init, Layer, LayerError, Mode, Optimizer,
-    Sequential, SoftmaxCrossEntropy, Tensor,
+    zero_grad, Activation, ActivationKind, Adam, Dataset, Dense, Init, Layer, LayerError, Loss, Mode,
+    Optimizer, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;

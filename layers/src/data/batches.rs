@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::Dataset;
+use super::{Dataset, Labels};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -12,54 +12,46 @@ use crate::tensor::Tensor;
 /// first full batch has been made, later batches allocate nothing.
 ///
 /// A sample is a row of `features` (shape `(samples, ...)`: any trailing shape, e.g. NCHW
-/// images); a batch has shape `(batch, ...)` and the last one of an epoch may be smaller.
+/// images) and its label; a batch has shape `(batch, ...)` and the last one of an epoch may
+/// be smaller.
 /// A shuffling loader draws a new order at each [`Batches::start_epoch`] from its seeded
 /// generator, so the sequence of epochs is reproducible from the seed.
 #[derive(Debug)]
-pub struct Batches<'a> {
-    data: &'a Dataset,
+pub struct Batches<'a, L = Vec<u32>> {
+    data: &'a Dataset<L>,
     batch_size: usize,
     rng: Option<StdRng>,
     order: Vec<usize>,
     cursor: usize,
-    batch_shape: Vec<usize>,
     features: Tensor,
-    labels: Vec<u32>,
+    labels: L,
 }
 
-impl<'a> Batches<'a> {
+impl<'a, L: Labels> Batches<'a, L> {
     /// A loader that visits the samples in a new random order each epoch, drawn from a
     /// generator seeded with `seed`; errors if `batch_size` is 0.
-    pub fn shuffled(data: &'a Dataset, batch_size: usize, seed: u64) -> Result<Self> {
+    pub fn shuffled(data: &'a Dataset<L>, batch_size: usize, seed: u64) -> Result<Self> {
         Self::new(data, batch_size, Some(StdRng::seed_from_u64(seed)))
     }
 
     /// A loader that visits the samples in order (evaluation); errors if `batch_size` is 0.
-    pub fn sequential(data: &'a Dataset, batch_size: usize) -> Result<Self> {
+    pub fn sequential(data: &'a Dataset<L>, batch_size: usize) -> Result<Self> {
         Self::new(data, batch_size, None)
     }
 
-    fn new(data: &'a Dataset, batch_size: usize, rng: Option<StdRng>) -> Result<Self> {
+    fn new(data: &'a Dataset<L>, batch_size: usize, rng: Option<StdRng>) -> Result<Self> {
         if batch_size == 0 {
             return Err(LayerError::Data("batch size must be at least 1".into()));
         }
-        let shape = data.features.shape();
-        if shape.first() != Some(&data.len()) {
-            return Err(LayerError::Shape {
-                layer: "batches".into(),
-                expected: format!("features ({}, ...), one row per label", data.len()),
-                actual: shape.to_vec(),
-            });
-        }
+        data.check_rows("batches")?;
         let mut loader = Batches {
             data,
             batch_size,
             rng,
             order: (0..data.len()).collect(),
             cursor: 0,
-            batch_shape: shape.to_vec(),
             features: Tensor::default(),
-            labels: Vec::with_capacity(batch_size),
+            labels: L::default(),
         };
         loader.start_epoch();
         Ok(loader)
@@ -94,24 +86,17 @@ impl<'a> Batches<'a> {
         }
     }
 
-    /// The next batch of the epoch as (features `(batch, ...)`, labels `batch`), or `None`
-    /// once every sample has been visited. Both are overwritten by the next call.
-    pub fn next_batch(&mut self) -> Option<(&Tensor, &[u32])> {
+    /// The next batch of the epoch as (features `(batch, ...)`, labels of `batch` samples),
+    /// or `None` once every sample has been visited. Both are overwritten by the next call.
+    pub fn next_batch(&mut self) -> Option<(&Tensor, &L::Batch)> {
         let end = (self.cursor + self.batch_size).min(self.order.len());
         if self.cursor >= end {
             return None;
         }
         let indices = &self.order[self.cursor..end];
         self.cursor = end;
-        let width = self.data.features.len() / self.data.len();
-        self.batch_shape[0] = indices.len();
-        self.features.resize(&self.batch_shape);
-        self.labels.clear();
-        let source = self.data.features.data();
-        for (row, &index) in self.features.data_mut().chunks_exact_mut(width).zip(indices) {
-            row.copy_from_slice(&source[index * width..(index + 1) * width]);
-            self.labels.push(self.data.labels[index]);
-        }
-        Some((&self.features, &self.labels))
+        self.data.features.gather_rows(indices, &mut self.features);
+        self.data.labels.gather(indices, &mut self.labels);
+        Some((&self.features, self.labels.as_batch()))
     }
 }

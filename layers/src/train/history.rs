@@ -1,50 +1,68 @@
-//! What [`fit`](super::fit) reports: the metrics of each epoch.
+//! What [`fit`](super::fit) and [`evaluate`](super::evaluate) report: a loss with the
+//! loss's metrics, per data set and per epoch.
 
 use std::fmt;
 
-/// The metrics of one epoch: train figures are means over the epoch's mini-batches (as the
+use crate::metrics::{Accuracy, Metrics};
+
+/// The mean loss over a set of samples and the loss's metrics over them (e.g. [`Accuracy`]
+/// for classification, [`Regression`](crate::metrics::Regression) for MSE).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation<M = Accuracy> {
+    /// The mean loss per sample (batch losses weighted by batch size).
+    pub loss: f64,
+    /// The loss's metrics.
+    pub metrics: M,
+}
+
+impl<M: Metrics> fmt::Display for Evaluation<M> {
+    /// `loss 0.1234 acc 97.10%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "loss {:.4} {}", self.loss, self.metrics)
+    }
+}
+
+/// The figures of one epoch: train figures are means over the epoch's mini-batches (as the
 /// weights moved), dev figures are measured in eval mode after the epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochMetrics {
+pub struct EpochMetrics<M = Accuracy> {
     /// The epoch, from 1.
     pub epoch: usize,
-    /// Mean training loss, weighted by batch size.
-    pub train_loss: f64,
-    /// Fraction of training samples classified right during the epoch.
-    pub train_accuracy: f64,
-    /// Dev-set loss after the epoch.
-    pub dev_loss: f64,
-    /// Dev-set accuracy after the epoch.
-    pub dev_accuracy: f64,
+    /// Training loss and metrics during the epoch.
+    pub train: Evaluation<M>,
+    /// Dev-set loss and metrics after the epoch.
+    pub dev: Evaluation<M>,
     /// The learning rate used during the epoch.
     pub lr: f64,
     /// Training throughput (forward, backward and step), samples per second.
     pub samples_per_sec: f64,
 }
 
-impl fmt::Display for EpochMetrics {
+impl<M: Metrics> fmt::Display for EpochMetrics<M> {
+    /// `epoch   3: train loss 0.1234 acc 97.10% | dev loss ... | lr 1.00e-3 | 5000 samples/s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | dev loss {:.4} acc {:.2}% | lr {:.2e} | {:.0} samples/s",
-            self.epoch,
-            self.train_loss,
-            100.0 * self.train_accuracy,
-            self.dev_loss,
-            100.0 * self.dev_accuracy,
-            self.lr,
-            self.samples_per_sec,
+            "epoch {:>3}: train {} | dev {} | lr {:.2e} | {:.0} samples/s",
+            self.epoch, self.train, self.dev, self.lr, self.samples_per_sec,
         )
     }
 }
 
-/// What [`fit`] did, epoch by epoch.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct History {
+/// What [`fit`](super::fit) did, epoch by epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History<M = Accuracy> {
     /// One entry per epoch trained, in order.
-    pub epochs: Vec<EpochMetrics>,
+    pub epochs: Vec<EpochMetrics<M>>,
     /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
     pub best_epoch: usize,
     /// Whether early stopping ended training before `epochs`.
     pub stopped_early: bool,
+}
+
+impl<M> Default for History<M> {
+    /// No epoch.
+    fn default() -> Self {
+        History { epochs: Vec::new(), best_epoch: 0, stopped_early: false }
+    }
 }

@@ -15,4 +15,4 @@ pub use curves::plot_curves;
 pub use evaluate::evaluate;
 pub use fit::{fit, FitConfig};
 pub use gradcheck::{gradcheck, relative_error, GradcheckReport};
-pub use history::{EpochMetrics, History};
+pub use history::{EpochMetrics, Evaluation, History};
