@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    lenet5, zero_grad, ActivationKind, Adam, Dense, Init, Layer, Mode, Optimizer, Sequential,
+    lenet5, zero_grad, ActivationKind, Adam, Dense, Init, Layer, Loss, Mode, Optimizer, Sequential,
     SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;

@@ -78,9 +78,10 @@ fn main() -> keel::layers::Result<()> {
     }
 
     // Errors measured in eval mode (no dropout) with the kept weights.
-    let (_, train_accuracy) = evaluate(&mut model, &mut loss, &train, 256)?;
-    let (_, dev_accuracy) = evaluate(&mut model, &mut loss, &dev, 256)?;
-    let (test_loss, test_accuracy) = evaluate(&mut model, &mut loss, &test, 256)?;
+    let train_accuracy = evaluate(&mut model, &mut loss, &train, 256)?.metrics.accuracy;
+    let dev_accuracy = evaluate(&mut model, &mut loss, &dev, 256)?.metrics.accuracy;
+    let test_figures = evaluate(&mut model, &mut loss, &test, 256)?;
+    let (test_loss, test_accuracy) = (test_figures.loss, test_figures.metrics.accuracy);
     println!(
         "train accuracy {:.2}%, dev accuracy {:.2}%, test accuracy {:.2}% (test loss {test_loss:.4})",
         100.0 * train_accuracy,

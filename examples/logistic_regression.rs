@@ -23,7 +23,8 @@
 use keel::kernels::optim::SgdConfig;
 use keel::layers::metrics::ConfusionMatrix;
 use keel::layers::{
-    train_dev_test_split, zero_grad, BceWithLogits, Dataset, Dense, Init, Layer, Mode, Optimizer, Sgd, Tensor,
+    train_dev_test_split, zero_grad, BceWithLogits, Dataset, Dense, Init, Layer, Loss, Mode, Optimizer, Sgd,
+    Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;

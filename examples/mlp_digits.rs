@@ -44,9 +44,10 @@ fn main() -> keel::layers::Result<()> {
     };
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;
 
-    let (_, train_accuracy) = evaluate(&mut model, &mut loss, &train, 256)?;
-    let (_, dev_accuracy) = evaluate(&mut model, &mut loss, &dev, 256)?;
-    let (test_loss, test_accuracy) = evaluate(&mut model, &mut loss, &test, 256)?;
+    let train_accuracy = evaluate(&mut model, &mut loss, &train, 256)?.metrics.accuracy;
+    let dev_accuracy = evaluate(&mut model, &mut loss, &dev, 256)?.metrics.accuracy;
+    let test_figures = evaluate(&mut model, &mut loss, &test, 256)?;
+    let (test_loss, test_accuracy) = (test_figures.loss, test_figures.metrics.accuracy);
     println!("test loss {test_loss:.4}, test accuracy {:.2}%", 100.0 * test_accuracy);
 
     // Per-class view of the test set and what to improve next (human error on digits ~ 0.5%).

@@ -32,8 +32,8 @@ fn main() -> keel::layers::Result<()> {
     let config = FitConfig { epochs: 20, batch_size: 32, seed: 1, ..FitConfig::default() };
     fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;
 
-    let (test_loss, test_accuracy) = evaluate(&mut model, &mut loss, &test, 256)?;
-    println!("test loss {test_loss:.4}, test accuracy {:.2}%", 100.0 * test_accuracy);
+    let evaluation = evaluate(&mut model, &mut loss, &test, 256)?;
+    println!("test {evaluation}");
 
     model.forward(&test.features, Mode::Eval)?;
     let confusion = ConfusionMatrix::from_scores(model.output(), &test.labels)?;

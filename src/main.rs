@@ -74,7 +74,8 @@ fn main() -> keel::layers::Result<()> {
     let start = Instant::now();
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &test, &config)?;
     let seconds = start.elapsed().as_secs_f64();
-    let (test_loss, test_accuracy) = evaluate(&mut model, &mut loss, &test, 500)?;
+    let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
+    let (test_loss, test_accuracy) = (evaluation.loss, evaluation.metrics.accuracy);
     let images = (train.len() * history.epochs.len()) as f64;
     println!(
         "test accuracy {:.2}% (loss {test_loss:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",

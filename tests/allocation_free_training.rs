@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Init, Layer, Mode, Optimizer, Sequential,
-    SoftmaxCrossEntropy, Tensor,
+    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Init, Layer, Loss, Mode, Optimizer,
+    Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -80,4 +80,27 @@ impl Tensor {
         }
         self.data.resize(shape.iter().product(), 0.0);
     }
+
+    /// Overwrites `out` with the rows (first-dimension slices) `indices` of `self`, in that
+    /// order: `self` `(samples, ...)` gives `out` `(indices.len(), ...)`, keeping `out`'s
+    /// allocation when it is large enough (what makes mini-batches allocation-free).
+    /// Every index must be below `samples` (callers hold valid indices).
+    pub(crate) fn gather_rows(&self, indices: &[usize], out: &mut Tensor) {
+        out.shape.clear();
+        out.shape.extend_from_slice(&self.shape);
+        let width = match out.shape.first_mut() {
+            Some(rows) if *rows > 0 => {
+                let width = self.data.len() / *rows;
+                *rows = indices.len();
+                width
+            }
+            _ => 0,
+        };
+        out.data.resize(indices.len() * width, 0.0);
+        if width > 0 {
+            for (row, &index) in out.data.chunks_exact_mut(width).zip(indices) {
+                row.copy_from_slice(&self.data[index * width..(index + 1) * width]);
+            }
+        }
+    }
 }

@@ -3,12 +3,12 @@
 //! formulas; shape errors that name the layer; LeNet-5's shape and parameter names; and a
 //! short training run of a CNN on the bundled 8x8 digits.
 
-use keel_layers::gradcheck::gradcheck;
+use keel_layers::gradcheck;
 use keel_layers::kernels::optim::AdamConfig;
 use keel_layers::{
     lenet5, zero_grad, Activation, ActivationKind, Adam, AvgPool2d, Conv2d, Conv2dConfig, Dataset, Dense,
-    Flatten, GlobalAvgPool2d, Init, Layer, LayerError, MaxPool2d, Mode, Optimizer, PoolWindow, Sequential,
-    SoftmaxCrossEntropy, Tensor,
+    Flatten, GlobalAvgPool2d, Init, Layer, LayerError, Loss, MaxPool2d, Mode, Optimizer, PoolWindow,
+    Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -89,7 +89,7 @@ fn conv(config: Conv2dConfig, seed: u64) -> Conv2d {
     layer
 }
 
-fn names(report: &keel_layers::gradcheck::GradcheckReport) -> Vec<&str> {
+fn names(report: &keel_layers::GradcheckReport) -> Vec<&str> {
     report.params.iter().map(|(name, _)| name.as_str()).collect()
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use keel_layers::idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use keel_layers::data::idx::{IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 use keel_layers::{Dataset, LayerError};
 
 /// 3 images of 2x3 pixels with distinct bytes (0 and 255 included), and their labels.

@@ -1,11 +1,11 @@
 //! Layer tests: gradient checks of every layer (and of a model), shape errors that name the
 //! layer, parameter naming, and a short real training run on the bundled digits.
 
-use keel_layers::gradcheck::{gradcheck, relative_error};
 use keel_layers::kernels::optim::AdamConfig;
+use keel_layers::{gradcheck, relative_error};
 use keel_layers::{
-    zero_grad, Activation, ActivationKind, Adam, Dataset, Dense, Init, Layer, LayerError, Mode, Optimizer,
-    Sequential, SoftmaxCrossEntropy, Tensor,
+    zero_grad, Activation, ActivationKind, Adam, Dataset, Dense, Init, Layer, LayerError, Loss, Mode,
+    Optimizer, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;

@@ -3,12 +3,12 @@
 //! formulas and central differences, determinism of dropout masks, and shape errors that
 //! name the layer.
 
-use keel_layers::gradcheck::gradcheck;
+use keel_layers::gradcheck;
 use keel_layers::kernels::optim::RmspropConfig;
 use keel_layers::{
     clip_grad_norm, clip_grad_value, Activation, ActivationKind, BatchNorm, BceWithLogits, Dense, Dropout,
-    ExponentialDecay, Init, InverseTimeDecay, Layer, LayerError, LrSchedule, Mode, Mse, Optimizer, Param,
-    RmsProp, Sequential, StepDecay, Tensor,
+    ExponentialDecay, Init, InverseTimeDecay, Layer, LayerError, Loss, LrSchedule, Mode, Mse, Optimizer,
+    Param, RmsProp, Sequential, StepDecay, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -291,7 +291,7 @@ fn mse_matches_the_f64_formula_and_its_derivative() {
     let value = mse.forward(&pred, &targets).unwrap();
     // Residuals rounded once in f32, summed in f32 lanes: 1e-6 relative.
     assert!((f64::from(value) - loss(&p)).abs() < 1e-6 * loss(&p), "{value} vs {}", loss(&p));
-    let grad = mse.backward().unwrap();
+    let grad = mse.backward(&targets).unwrap();
     for (i, (&g, n)) in grad.data().iter().zip(numeric_gradient(&p, &loss)).enumerate() {
         assert!((f64::from(g) - n).abs() < 1e-6, "dpred[{i}]: {g} vs {n}");
     }
@@ -308,7 +308,7 @@ fn loss_shape_errors_name_the_loss() {
         other => panic!("{other:?}"),
     }
     let mut mse = Mse::new();
-    assert!(matches!(mse.backward(), Err(LayerError::State(_))));
+    assert!(matches!(mse.backward(&Tensor::zeros(&[2, 3])), Err(LayerError::State(_))));
     match mse.forward(&Tensor::zeros(&[0, 3]), &Tensor::zeros(&[0, 3])) {
         Err(LayerError::Shape { layer, .. }) => assert_eq!(layer, "mse"),
         other => panic!("{other:?}"),

@@ -5,8 +5,8 @@
 use keel_layers::kernels::optim::{AdamConfig, SgdConfig};
 use keel_layers::metrics::{accuracy, count_correct, BiasVariance, ClassScores, ConfusionMatrix, Focus};
 use keel_layers::{
-    evaluate, fit, plot_curves, train_dev_test_split, Activation, ActivationKind, Adam, Batches, Dataset,
-    Dense, FitConfig, History, Init, LayerError, Sequential, Sgd, SoftmaxCrossEntropy, Tensor,
+    evaluate, fit, plot_curves, train_dev_test_split, Accuracy, Activation, ActivationKind, Adam, Batches,
+    Dataset, Dense, FitConfig, History, Init, LayerError, Sequential, Sgd, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -194,7 +194,7 @@ fn learning_figures(history: &History) -> Vec<[f64; 5]> {
     history
         .epochs
         .iter()
-        .map(|m| [m.train_loss, m.train_accuracy, m.dev_loss, m.dev_accuracy, m.lr])
+        .map(|m| [m.train.loss, m.train.metrics.accuracy, m.dev.loss, m.dev.metrics.accuracy, m.lr])
         .collect()
 }
 
@@ -213,16 +213,16 @@ fn fit_learns_the_digits_deterministically() {
             ..quiet(12, 11)
         };
         let history = fit(&mut model, &mut adam, &mut loss, &train, &dev, &config).unwrap();
-        let (test_loss, test_accuracy) = evaluate(&mut model, &mut loss, &test, 100).unwrap();
-        (history, test_loss, test_accuracy)
+        let test = evaluate(&mut model, &mut loss, &test, 100).unwrap();
+        (history, test.loss, test.metrics.accuracy)
     };
     let (history, test_loss, test_accuracy) = run();
     assert_eq!(history.epochs.len(), 12);
     assert!(!history.stopped_early);
     let last = history.epochs.last().unwrap();
-    assert!(last.dev_accuracy > 0.95, "dev accuracy {}", last.dev_accuracy);
+    assert!(last.dev.metrics.accuracy > 0.95, "dev accuracy {}", last.dev.metrics.accuracy);
     assert!(test_accuracy > 0.93, "test accuracy {test_accuracy}");
-    assert!(last.train_loss < 0.5 * history.epochs[0].train_loss, "{history:?}");
+    assert!(last.train.loss < 0.5 * history.epochs[0].train.loss, "{history:?}");
     assert!(test_loss.is_finite() && last.samples_per_sec > 0.0);
     assert_eq!(history.epochs.iter().map(|m| m.lr).collect::<Vec<_>>()[4..6], [3e-3, 1.5e-3]);
     let (again, again_loss, _) = run();
@@ -234,7 +234,7 @@ fn fit_learns_the_digits_deterministically() {
     assert_eq!(written, path);
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("accuracy") && svg.contains("<polyline"), "{svg:.200}");
-    assert!(plot_curves(&History::default(), &path).is_err());
+    assert!(plot_curves(&History::<Accuracy>::default(), &path).is_err());
 }
 
 /// Dev = the training samples with every label shifted by one: learning the training set
@@ -252,11 +252,11 @@ fn early_stopping_restores_the_best_weights() {
     let history = fit(&mut model, &mut adam, &mut loss, &train, &dev, &config).unwrap();
     assert!(history.stopped_early, "{history:?}");
     assert_eq!(history.epochs.len(), history.best_epoch + 2);
-    let best = history.epochs[history.best_epoch - 1].dev_loss;
-    let last = history.epochs.last().unwrap().dev_loss;
+    let best = history.epochs[history.best_epoch - 1].dev.loss;
+    let last = history.epochs.last().unwrap().dev.loss;
     assert!(last > best, "{history:?}");
-    let (restored, _) = evaluate(&mut model, &mut loss, &dev, 32).unwrap();
-    assert_eq!(restored, best);
+    let restored = evaluate(&mut model, &mut loss, &dev, 32).unwrap();
+    assert_eq!(restored.loss, best);
 }
 
 #[test]

@@ -6,8 +6,8 @@
 use keel_kernels::activation as kernels;
 use keel_kernels::gemm::Activation as EpilogueActivation;
 
+use super::layer::{Layer, Mode};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
 use crate::tensor::Tensor;
 
 /// Which function an [`Activation`] layer applies.

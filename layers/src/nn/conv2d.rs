@@ -15,10 +15,10 @@ use keel_kernels::conv::{
 };
 use rand::rngs::StdRng;
 
-use crate::activation::{grad_before_activation, ActivationKind};
+use super::activation::{grad_before_activation, ActivationKind};
+use super::init::Init;
+use super::layer::{Layer, Mode, Param};
 use crate::error::{LayerError, Result};
-use crate::init::Init;
-use crate::layer::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// The hyper-parameters of a [`Conv2d`]: `[height, width]` pairs for the kernel, stride,

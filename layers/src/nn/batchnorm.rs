@@ -21,8 +21,8 @@ use keel_kernels::norm::{
     batchnorm_forward_train,
 };
 
+use super::layer::{Layer, Mode, Param};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// Which PyTorch layer a [`BatchNorm`] stands for: the accepted input ranks.

@@ -13,8 +13,8 @@
 
 use keel_kernels::norm::{dropout_backward, dropout_forward};
 
+use super::layer::{Layer, Mode};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
 use crate::tensor::Tensor;
 
 /// Inverted dropout (see the module docs).

@@ -1,7 +1,7 @@
 //! `Sequential`: layers applied one after the other.
 
+use super::layer::{Layer, Mode, Param};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// What an empty chain shows as its output and input gradient.

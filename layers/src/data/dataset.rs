@@ -1,20 +1,24 @@
-//! Data sets: the bundled CSV files (`data/digits.csv.gz`, `data/mnist_5k.csv.gz`).
+//! [`Dataset`]: features and labels, one row each per sample; the bundled CSV files
+//! (`data/digits.csv.gz`, `data/mnist_5k.csv.gz`).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use flate2::read::GzDecoder;
 
+use super::Labels;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
-/// Labelled samples: features `(samples, features)` and one class index per sample.
+/// Labelled samples: features `(samples, ...)` (e.g. `(samples, features)` or NCHW images)
+/// and a label per sample: `L = Vec<u32>` (the default) holds class indices, `L = Tensor`
+/// `(samples, ...)` rows of values (binary or regression targets); see [`Labels`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// `(samples, features)`, row-major.
+pub struct Dataset<L = Vec<u32>> {
+    /// `(samples, ...)`, row-major.
     pub features: Tensor,
-    /// Class index of each sample.
-    pub labels: Vec<u32>,
+    /// The label of each sample.
+    pub labels: L,
 }
 
 impl Dataset {
@@ -67,10 +71,32 @@ impl Dataset {
         let features = Tensor::from_vec(&[labels.len(), width - 1], values)?;
         Ok(Dataset { features, labels })
     }
+}
+
+impl<L: Labels> Dataset<L> {
+    /// A data set of `features` `(samples, ...)` and their `labels`; errors unless there is
+    /// one label per row of features.
+    pub fn new(features: Tensor, labels: L) -> Result<Self> {
+        let data = Dataset { features, labels };
+        data.check_rows("dataset")?;
+        Ok(data)
+    }
+
+    /// Errors unless `features` has one row per label (`what` names the caller).
+    pub(crate) fn check_rows(&self, what: &str) -> Result<()> {
+        if self.features.shape().first() != Some(&self.len()) {
+            return Err(LayerError::Shape {
+                layer: what.into(),
+                expected: format!("features ({}, ...), one row per label", self.len()),
+                actual: self.features.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
 
     /// Views each sample as `sample_shape` (e.g. `[1, 28, 28]` for MNIST images, so the
     /// features become NCHW); errors if the sizes differ.
-    pub fn with_sample_shape(mut self, sample_shape: &[usize]) -> Result<Dataset> {
+    pub fn with_sample_shape(mut self, sample_shape: &[usize]) -> Result<Self> {
         let mut shape = vec![self.len()];
         shape.extend_from_slice(sample_shape);
         self.features = std::mem::take(&mut self.features).reshape(&shape)?;
@@ -96,24 +122,29 @@ impl Dataset {
 
     /// The number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.labels.samples()
     }
 
     /// Whether there are no samples.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
     }
 
     /// Samples `range` as a new data set (e.g. a train/test split of a shuffled set).
-    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Dataset> {
-        let width = self.features.shape()[1];
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Self> {
         if range.start > range.end || range.end > self.len() {
             return Err(LayerError::Data(format!("samples {range:?} of a set of {}", self.len())));
         }
-        let values = self.features.data()[range.start * width..range.end * width].to_vec();
-        Ok(Dataset {
-            features: Tensor::from_vec(&[range.len(), width], values)?,
-            labels: self.labels[range].to_vec(),
-        })
+        self.check_rows("dataset slice")?;
+        Ok(self.gather(&range.collect::<Vec<_>>()))
+    }
+
+    /// The samples at `indices` (all below [`Self::len`], features with one row per label),
+    /// in that order, as a new data set.
+    pub(crate) fn gather(&self, indices: &[usize]) -> Self {
+        let mut subset = Dataset { features: Tensor::default(), labels: L::default() };
+        self.features.gather_rows(indices, &mut subset.features);
+        self.labels.gather(indices, &mut subset.labels);
+        subset
     }
 }

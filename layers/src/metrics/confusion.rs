@@ -1,69 +1,8 @@
-//! Classification metrics: accuracy, the confusion matrix with per-class precision, recall
-//! and F1 (and their macro averages), and the bias/variance diagnosis from train, dev and
-//! human-level error.
-//!
-//! Scores are `(n, classes)` row-major (logits or probabilities: only the arg-max matters,
-//! ties going to the lowest class); labels are `n` class indices. Mismatched lengths and
-//! out-of-range labels are errors, never panics.
+//! The confusion matrix, with per-class precision, recall and F1 and their macro averages.
 
-use std::fmt;
-
+use super::{argmax, check_labels, check_scores};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
-
-/// `(n, classes)` of `scores`, checked against `labels` (one per row, each `< classes`).
-fn check_scores(what: &str, scores: &Tensor, labels: &[u32]) -> Result<(usize, usize)> {
-    let (n, classes) = match *scores.shape() {
-        [n, classes] if classes >= 1 && n == labels.len() => (n, classes),
-        _ => {
-            return Err(LayerError::Shape {
-                layer: what.into(),
-                expected: format!("scores ({}, classes >= 1) for {} labels", labels.len(), labels.len()),
-                actual: scores.shape().to_vec(),
-            })
-        }
-    };
-    check_labels(what, labels, classes)?;
-    Ok((n, classes))
-}
-
-fn check_labels(what: &str, labels: &[u32], classes: usize) -> Result<()> {
-    match labels.iter().position(|&label| label as usize >= classes) {
-        Some(index) => Err(LayerError::Data(format!(
-            "{what}: label {} of sample {index} is not a class index below {classes}",
-            labels[index]
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// The class with the highest score in a row (the first one on ties).
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (class, &score) in row.iter().enumerate() {
-        if score > row[best] {
-            best = class;
-        }
-    }
-    best
-}
-
-/// The number of rows of `scores` `(n, classes)` whose arg-max is the label.
-pub fn count_correct(scores: &Tensor, labels: &[u32]) -> Result<usize> {
-    let (_, classes) = check_scores("accuracy", scores, labels)?;
-    Ok(scores
-        .data()
-        .chunks_exact(classes)
-        .zip(labels)
-        .filter(|(row, &label)| argmax(row) == label as usize)
-        .count())
-}
-
-/// The fraction of rows of `scores` `(n, classes)` whose arg-max is the label; 0 for n = 0.
-pub fn accuracy(scores: &Tensor, labels: &[u32]) -> Result<f64> {
-    let correct = count_correct(scores, labels)?;
-    Ok(if labels.is_empty() { 0.0 } else { correct as f64 / labels.len() as f64 })
-}
 
 /// `numerator / denominator`, 0 when the denominator is 0 (scikit-learn's
 /// `zero_division=0`: a class never predicted has precision 0).
@@ -219,70 +158,5 @@ impl std::fmt::Display for ConfusionMatrix {
             }
         }
         Ok(())
-    }
-}
-
-/// What to work on next, from [`BiasVariance`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
-    /// Avoidable bias is the larger gap: a bigger model, longer training, a better optimizer.
-    Bias,
-    /// Variance is the larger gap: more data, regularisation, early stopping.
-    Variance,
-}
-
-/// The bias/variance diagnosis from error rates (fractions in [0, 1]):
-/// avoidable bias = train - human, variance = dev - train; work on the larger one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BiasVariance {
-    /// Human-level (proxy for Bayes) error.
-    pub human_error: f64,
-    /// Error on the training set.
-    pub train_error: f64,
-    /// Error on the dev set.
-    pub dev_error: f64,
-}
-
-impl BiasVariance {
-    /// The report for the given error rates.
-    pub fn new(human_error: f64, train_error: f64, dev_error: f64) -> Self {
-        BiasVariance { human_error, train_error, dev_error }
-    }
-
-    /// `train_error - human_error`.
-    pub fn avoidable_bias(&self) -> f64 {
-        self.train_error - self.human_error
-    }
-
-    /// `dev_error - train_error`.
-    pub fn variance(&self) -> f64 {
-        self.dev_error - self.train_error
-    }
-
-    /// The larger gap (bias on a tie: fix underfitting first).
-    pub fn focus(&self) -> Focus {
-        if self.variance() > self.avoidable_bias() {
-            Focus::Variance
-        } else {
-            Focus::Bias
-        }
-    }
-}
-
-impl fmt::Display for BiasVariance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let advice = match self.focus() {
-            Focus::Bias => "reduce bias (bigger model, train longer, better optimizer)",
-            Focus::Variance => "reduce variance (more data, regularisation, early stopping)",
-        };
-        write!(
-            f,
-            "human {:.2}%, train {:.2}%, dev {:.2}%: avoidable bias {:.2}%, variance {:.2}% -> {advice}",
-            100.0 * self.human_error,
-            100.0 * self.train_error,
-            100.0 * self.dev_error,
-            100.0 * self.avoidable_bias(),
-            100.0 * self.variance(),
-        )
     }
 }

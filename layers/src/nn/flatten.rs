@@ -7,8 +7,8 @@
 //! buffer, both reused across calls (no allocation on a fixed batch shape). The copies cost
 //! one read and one write of the activations, small beside the layers around it.
 
+use super::layer::{Layer, Mode};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
 use crate::tensor::Tensor;
 
 /// Flattens every dimension after the batch (see the module docs).

@@ -13,7 +13,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{LayerError, Result};
-use crate::layer::Layer;
+use crate::nn::Layer;
 use crate::tensor::Tensor;
 
 fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerError {

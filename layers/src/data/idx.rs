@@ -12,7 +12,7 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 
-use crate::data::Dataset;
+use super::Dataset;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -87,7 +87,7 @@ fn check_length(path: &Path, bytes: &[u8], header_len: usize, body_len: usize, b
 }
 
 impl Dataset {
-    /// Reads an MNIST-style pair of IDX files (see the [module docs](crate::idx)), each plain
+    /// Reads an MNIST-style pair of IDX files (see the [module docs](crate::data::idx)), each plain
     /// or gzip-compressed (detected from its first bytes, not its name): features
     /// `(n, rows·cols)` holding each pixel byte divided by `scale` (255 brings them into
     /// [0, 1]), labels the `n` label bytes. View the images as NCHW with

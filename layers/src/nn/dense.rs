@@ -11,10 +11,10 @@ use keel_kernels::gemm::{sgemm_fused, Bias, Epilogue, GemmShape};
 use keel_kernels::{sgemm, Transpose};
 use rand::rngs::StdRng;
 
-use crate::activation::{grad_before_activation, ActivationKind};
+use super::activation::{grad_before_activation, ActivationKind};
+use super::init::Init;
+use super::layer::{Layer, Mode, Param};
 use crate::error::{LayerError, Result};
-use crate::init::Init;
-use crate::layer::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// A fully connected layer (see the module docs).

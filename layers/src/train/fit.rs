@@ -1,19 +1,18 @@
-//! The training loop: [`fit`] a model by mini-batch descent with a progress bar, a log line
-//! per epoch, an optional learning-rate schedule and early stopping; [`evaluate`] it.
+//! [`fit`]: mini-batch descent with a progress bar, a log line per epoch, an optional
+//! learning-rate schedule and early stopping.
 
 use std::fmt;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::batches::Batches;
-use crate::data::Dataset;
+use super::evaluate::{evaluate_batches, Totals};
+use super::history::{EpochMetrics, History};
+use crate::data::{Batches, Dataset, Labels};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
-use crate::loss::SoftmaxCrossEntropy;
-use crate::metrics::count_correct;
-use crate::optim::{zero_grad, Optimizer};
-use crate::schedule::LrSchedule;
+use crate::loss::{Loss, LossMetrics};
+use crate::nn::{Layer, Mode};
+use crate::optim::{zero_grad, LrSchedule, Optimizer};
 
 /// How [`fit`] trains.
 pub struct FitConfig {
@@ -53,61 +52,19 @@ impl fmt::Debug for FitConfig {
     }
 }
 
-/// The metrics of one epoch: train figures are means over the epoch's mini-batches (as the
-/// weights moved), dev figures are measured in eval mode after the epoch.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EpochMetrics {
-    /// The epoch, from 1.
-    pub epoch: usize,
-    /// Mean training loss, weighted by batch size.
-    pub train_loss: f64,
-    /// Fraction of training samples classified right during the epoch.
-    pub train_accuracy: f64,
-    /// Dev-set loss after the epoch.
-    pub dev_loss: f64,
-    /// Dev-set accuracy after the epoch.
-    pub dev_accuracy: f64,
-    /// The learning rate used during the epoch.
-    pub lr: f64,
-    /// Training throughput (forward, backward and step), samples per second.
-    pub samples_per_sec: f64,
-}
-
-impl fmt::Display for EpochMetrics {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "epoch {:>3}: train loss {:.4} acc {:.2}% | dev loss {:.4} acc {:.2}% | lr {:.2e} | {:.0} samples/s",
-            self.epoch,
-            self.train_loss,
-            100.0 * self.train_accuracy,
-            self.dev_loss,
-            100.0 * self.dev_accuracy,
-            self.lr,
-            self.samples_per_sec,
-        )
-    }
-}
-
-/// What [`fit`] did, epoch by epoch.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct History {
-    /// One entry per epoch trained, in order.
-    pub epochs: Vec<EpochMetrics>,
-    /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
-    pub best_epoch: usize,
-    /// Whether early stopping ended training before `epochs`.
-    pub stopped_early: bool,
-}
-
 /// Trains `model` on `train` and measures it on `dev` after every epoch.
 ///
 /// Training never reads the gradient of the data, so `fit` first turns the model's input
 /// gradient off ([`Layer::set_input_grad`]`(false)`); turn it back on to differentiate with
 /// respect to inputs afterwards.
 ///
-/// Each step on a mini-batch `x` `(batch, ...)`, `y` `batch`: zero the gradients, forward
-/// in [`Mode::Train`], loss forward and backward, model backward, optimizer step. With
+/// `train` and `dev` are labelled with what `loss` takes as targets: class indices for
+/// [`SoftmaxCrossEntropy`](crate::SoftmaxCrossEntropy), a tensor `(samples, ...)` shaped
+/// like the model's output for [`BceWithLogits`](crate::BceWithLogits) and
+/// [`Mse`](crate::Mse); the history carries the loss's metrics ([`LossMetrics`]).
+///
+/// Each step on a mini-batch `x` `(batch, ...)` with targets `y`: zero the gradients, forward
+/// in [`Mode::Train`], loss forward, tally and backward, model backward, optimizer step. With
 /// `config.patience`, training stops once the dev loss has not improved for that many
 /// epochs, and the model ends with the parameter values of the best epoch (kept in one
 /// buffer, copied without allocating after the first time).
@@ -115,14 +72,18 @@ pub struct History {
 /// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; [`LayerError::NonFiniteLoss`]
 /// naming the epoch and step as soon as a loss is NaN or infinite; any layer, loss or
 /// optimizer error.
-pub fn fit(
+pub fn fit<L, T>(
     model: &mut dyn Layer,
     optimizer: &mut dyn Optimizer,
-    loss: &mut SoftmaxCrossEntropy,
-    train: &Dataset,
-    dev: &Dataset,
+    loss: &mut L,
+    train: &Dataset<T>,
+    dev: &Dataset<T>,
     config: &FitConfig,
-) -> Result<History> {
+) -> Result<History<LossMetrics<L>>>
+where
+    L: Loss,
+    T: Labels<Batch = L::Target>,
+{
     if train.is_empty() || dev.is_empty() {
         return Err(LayerError::Data(format!(
             "fit needs samples to train and evaluate on, got {} train and {} dev",
@@ -140,6 +101,7 @@ pub fn fit(
     let mut history = History::default();
     let mut best_loss = f64::INFINITY;
     let mut best_params = Vec::new();
+    let (mut train_totals, mut dev_totals) = (Totals::default(), Totals::default());
     for index in 0..config.epochs {
         let epoch = index + 1;
         if let Some(schedule) = &config.lr_schedule {
@@ -152,7 +114,7 @@ pub fn fit(
         bar.set_message("");
         bar.reset();
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        train_totals.reset();
         let mut step = 0;
         while let Some((x, y)) = batches.next_batch() {
             step += 1;
@@ -163,31 +125,23 @@ pub fn fit(
                 bar.abandon();
                 return Err(LayerError::NonFiniteLoss { epoch, step, loss: batch_loss });
             }
-            correct += count_correct(model.output(), y)?;
-            seen += y.len();
-            loss_sum += f64::from(batch_loss) * y.len() as f64;
+            train_totals.add(loss, batch_loss, model.output(), y)?;
             let grad = loss.backward(y)?;
             model.backward(x, grad)?;
             optimizer.step(model)?;
             bar.inc(1);
             if !bar.is_hidden() {
-                let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.2}% {rate:.0} samples/s",
-                    loss_sum / seen as f64,
-                    100.0 * correct as f64 / seen as f64
-                ));
+                let rate = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("{} {rate:.0} samples/s", train_totals.evaluation()));
             }
         }
-        let samples_per_sec = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        let (dev_loss, dev_accuracy) = evaluate_batches(model, loss, &mut dev_batches)?;
+        let samples_per_sec = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        let dev_figures = evaluate_batches(model, loss, &mut dev_batches, &mut dev_totals)?;
         bar.finish_and_clear();
         let metrics = EpochMetrics {
             epoch,
-            train_loss: loss_sum / seen as f64,
-            train_accuracy: correct as f64 / seen as f64,
-            dev_loss,
-            dev_accuracy,
+            train: train_totals.evaluation(),
+            dev: dev_figures,
             lr: optimizer.learning_rate(),
             samples_per_sec,
         };
@@ -195,8 +149,8 @@ pub fn fit(
             println!("{metrics}");
         }
         history.epochs.push(metrics);
-        if dev_loss < best_loss {
-            best_loss = dev_loss;
+        if dev_figures.loss < best_loss {
+            best_loss = dev_figures.loss;
             history.best_epoch = epoch;
             if config.patience.is_some() {
                 snapshot(model, &mut best_params);
@@ -236,7 +190,7 @@ fn restore(model: &mut dyn Layer, buffer: &[f32]) {
     });
 }
 
-/// A bar of `steps` per epoch showing the epoch, running loss, accuracy and throughput;
+/// A bar of `steps` per epoch showing the epoch, running loss, metrics and throughput;
 /// hidden when `quiet` or when standard error is not a terminal.
 fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
     let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
@@ -246,35 +200,4 @@ fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
         .progress_chars("=> ");
     bar.set_style(style);
     bar
-}
-
-/// Mean loss and accuracy of `model` over `data` in [`Mode::Eval`], in batches of
-/// `batch_size` (batch losses weighted by batch size: the mean over samples).
-/// Errors on an empty set or a batch size of 0.
-pub fn evaluate(
-    model: &mut dyn Layer,
-    loss: &mut SoftmaxCrossEntropy,
-    data: &Dataset,
-    batch_size: usize,
-) -> Result<(f64, f64)> {
-    if data.is_empty() {
-        return Err(LayerError::Data("evaluate needs at least one sample".into()));
-    }
-    evaluate_batches(model, loss, &mut Batches::sequential(data, batch_size)?)
-}
-
-fn evaluate_batches(
-    model: &mut dyn Layer,
-    loss: &mut SoftmaxCrossEntropy,
-    batches: &mut Batches,
-) -> Result<(f64, f64)> {
-    batches.start_epoch();
-    let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-    while let Some((x, y)) = batches.next_batch() {
-        model.forward(x, Mode::Eval)?;
-        loss_sum += f64::from(loss.forward(model.output(), y)?) * y.len() as f64;
-        correct += count_correct(model.output(), y)?;
-        seen += y.len();
-    }
-    Ok((loss_sum / seen as f64, correct as f64 / seen as f64))
 }

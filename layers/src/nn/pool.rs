@@ -11,8 +11,8 @@ use keel_kernels::pool::{
     maxpool2d_backward, maxpool2d_forward, Pool2dShape,
 };
 
+use super::layer::{Layer, Mode};
 use crate::error::{LayerError, Result};
-use crate::layer::{Layer, Mode};
 use crate::tensor::Tensor;
 
 /// The window of a [`MaxPool2d`] or [`AvgPool2d`]: `[height, width]` pairs. The stride

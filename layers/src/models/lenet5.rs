@@ -1,15 +1,9 @@
-//! Ready-made models built from the layers.
+//! Ready-made models built from the layers: LeNet-5.
 
 use rand::rngs::StdRng;
 
-use crate::activation::ActivationKind;
-use crate::conv2d::{Conv2d, Conv2dConfig};
-use crate::dense::Dense;
 use crate::error::Result;
-use crate::flatten::Flatten;
-use crate::init::Init;
-use crate::pool::MaxPool2d;
-use crate::sequential::Sequential;
+use crate::nn::{ActivationKind, Conv2d, Conv2dConfig, Dense, Flatten, Init, MaxPool2d, Sequential};
 
 /// LeNet-5 (ReLU and max-pool variant) for `(n, 1, 28, 28)` images, giving `(n, 10)` logits,
 /// with each ReLU fused into the layer before it:

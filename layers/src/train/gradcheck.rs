@@ -6,7 +6,7 @@
 //! `‖g - g̃‖ / (‖g‖ + ‖g̃‖)` per tensor, as the course defines it (0 when both are 0).
 
 use crate::error::Result;
-use crate::layer::{Layer, Mode, Param};
+use crate::nn::{Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// Relative errors of one gradient check.

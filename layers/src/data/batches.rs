@@ -1,0 +1,102 @@
+//! Mini-batches over a [`Dataset`], shuffled from a seed or in order.
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::{Dataset, Labels};
+use crate::error::{LayerError, Result};
+use crate::tensor::Tensor;
+
+/// Mini-batches of a data set, copied into two tensors the loader owns and reuses: once the
+/// first full batch has been made, later batches allocate nothing.
+///
+/// A sample is a row of `features` (shape `(samples, ...)`: any trailing shape, e.g. NCHW
+/// images) and its label; a batch has shape `(batch, ...)` and the last one of an epoch may
+/// be smaller.
+/// A shuffling loader draws a new order at each [`Batches::start_epoch`] from its seeded
+/// generator, so the sequence of epochs is reproducible from the seed.
+#[derive(Debug)]
+pub struct Batches<'a, L = Vec<u32>> {
+    data: &'a Dataset<L>,
+    batch_size: usize,
+    rng: Option<StdRng>,
+    order: Vec<usize>,
+    cursor: usize,
+    features: Tensor,
+    labels: L,
+}
+
+impl<'a, L: Labels> Batches<'a, L> {
+    /// A loader that visits the samples in a new random order each epoch, drawn from a
+    /// generator seeded with `seed`; errors if `batch_size` is 0.
+    pub fn shuffled(data: &'a Dataset<L>, batch_size: usize, seed: u64) -> Result<Self> {
+        Self::new(data, batch_size, Some(StdRng::seed_from_u64(seed)))
+    }
+
+    /// A loader that visits the samples in order (evaluation); errors if `batch_size` is 0.
+    pub fn sequential(data: &'a Dataset<L>, batch_size: usize) -> Result<Self> {
+        Self::new(data, batch_size, None)
+    }
+
+    fn new(data: &'a Dataset<L>, batch_size: usize, rng: Option<StdRng>) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(LayerError::Data("batch size must be at least 1".into()));
+        }
+        data.check_rows("batches")?;
+        let mut loader = Batches {
+            data,
+            batch_size,
+            rng,
+            order: (0..data.len()).collect(),
+            cursor: 0,
+            features: Tensor::default(),
+            labels: L::default(),
+        };
+        loader.start_epoch();
+        Ok(loader)
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the data set has no samples (then there are no batches).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The number of batches per epoch: `ceil(samples / batch_size)`.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.len().div_ceil(self.batch_size)
+    }
+
+    /// The sample indices of the current epoch, in visiting order.
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Starts an epoch: rewinds and, for a shuffling loader, draws a new order (a fresh
+    /// loader has already started its first epoch).
+    pub fn start_epoch(&mut self) {
+        self.cursor = 0;
+        if let Some(rng) = &mut self.rng {
+            self.order.shuffle(rng);
+        }
+    }
+
+    /// The next batch of the epoch as (features `(batch, ...)`, labels of `batch` samples),
+    /// or `None` once every sample has been visited. Both are overwritten by the next call.
+    pub fn next_batch(&mut self) -> Option<(&Tensor, &L::Batch)> {
+        let end = (self.cursor + self.batch_size).min(self.order.len());
+        if self.cursor >= end {
+            return None;
+        }
+        let indices = &self.order[self.cursor..end];
+        self.cursor = end;
+        self.data.features.gather_rows(indices, &mut self.features);
+        self.data.labels.gather(indices, &mut self.labels);
+        Some((&self.features, self.labels.as_batch()))
+    }
+}

@@ -1,0 +1,69 @@
+//! Softmax + cross-entropy over class indices (multi-class classification).
+
+use keel_kernels::activation::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+
+use super::Loss;
+use crate::error::{LayerError, Result};
+use crate::metrics::{count_correct, AccuracyTally};
+use crate::tensor::Tensor;
+
+/// Softmax followed by cross-entropy, averaged over the batch (PyTorch's
+/// `nn.CrossEntropyLoss`): logits `(batch, classes)`, targets `batch` class indices.
+/// Backward gives `∂loss/∂logits = (softmax(logits) - onehot(targets))/batch`; the metric
+/// is the accuracy of the arg-max of the logits (the first maximum on ties).
+#[derive(Debug, Clone, Default)]
+pub struct SoftmaxCrossEntropy {
+    probs: Tensor,
+    grad: Tensor,
+}
+
+impl SoftmaxCrossEntropy {
+    /// A loss with empty buffers (sized on the first call).
+    pub fn new() -> Self {
+        SoftmaxCrossEntropy::default()
+    }
+
+    fn dims(logits: &Tensor) -> Result<(usize, usize)> {
+        match *logits.shape() {
+            [batch, classes] if batch >= 1 && classes >= 1 => Ok((batch, classes)),
+            _ => Err(LayerError::Shape {
+                layer: "softmax_cross_entropy".into(),
+                expected: "(batch >= 1, classes >= 1)".into(),
+                actual: logits.shape().to_vec(),
+            }),
+        }
+    }
+
+    /// The softmax probabilities of the last forward, `(batch, classes)`.
+    pub fn probs(&self) -> &Tensor {
+        &self.probs
+    }
+}
+
+impl Loss for SoftmaxCrossEntropy {
+    /// `batch` class indices, each below `classes`.
+    type Target = [u32];
+    type Tally = AccuracyTally;
+
+    /// The mean loss of logits `(batch, classes)`; keeps the probabilities for
+    /// [`Loss::backward`] and [`SoftmaxCrossEntropy::probs`].
+    fn forward(&mut self, logits: &Tensor, targets: &[u32]) -> Result<f32> {
+        let (batch, classes) = Self::dims(logits)?;
+        self.probs.resize(logits.shape());
+        Ok(softmax_cross_entropy_forward(batch, classes, logits.data(), targets, self.probs.data_mut())?)
+    }
+
+    /// `∂loss/∂logits` `(batch, classes)` for the last forward.
+    fn backward(&mut self, targets: &[u32]) -> Result<&Tensor> {
+        let (batch, classes) = Self::dims(&self.probs)?;
+        self.grad.resize(self.probs.shape());
+        softmax_cross_entropy_backward(batch, classes, self.probs.data(), targets, self.grad.data_mut())?;
+        Ok(&self.grad)
+    }
+
+    /// Counts the rows of `logits` whose arg-max is the target.
+    fn tally(&self, logits: &Tensor, targets: &[u32], tally: &mut AccuracyTally) -> Result<()> {
+        tally.add(count_correct(logits, targets)?, targets.len());
+        Ok(())
+    }
+}

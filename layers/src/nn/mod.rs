@@ -1,0 +1,25 @@
+//! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
+//! (dense, convolution, pooling, batch norm, dropout, activation, flatten), [`Sequential`]
+//! to chain them, and weight [`Init`].
+
+mod activation;
+mod batchnorm;
+mod conv2d;
+mod dense;
+mod dropout;
+mod flatten;
+mod init;
+mod layer;
+mod pool;
+mod sequential;
+
+pub use activation::{Activation, ActivationKind};
+pub use batchnorm::BatchNorm;
+pub use conv2d::{Conv2d, Conv2dConfig};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use init::Init;
+pub use layer::{Layer, Mode, Param};
+pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
+pub use sequential::Sequential;

@@ -1,0 +1,63 @@
+//! Optimizers over a model's parameters, each step one fused kernel pass per parameter;
+//! gradient clipping over a model; learning-rate schedules.
+//!
+//! **L2 regularisation** is the optimizers' `weight_decay` (PyTorch's): the course adds
+//! `λ/(2m)·Σ‖W‖²` to the cost, whose gradient `λ/m·W` is what `weight_decay = λ/m` adds to
+//! every gradient before the update (with [`Sgd`], [`RmsProp`], and [`Adam`] in its L2 form;
+//! AdamW's decoupled decay is a different rule). As in PyTorch, the decay applies to every
+//! parameter the optimizer updates, biases and batch-norm γ, β included, where the course
+//! penalises the weights only.
+
+mod adam;
+mod clip;
+mod rmsprop;
+mod schedule;
+mod sgd;
+
+pub use adam::Adam;
+pub use clip::{clip_grad_norm, clip_grad_value};
+pub use rmsprop::RmsProp;
+pub use schedule::{ExponentialDecay, InverseTimeDecay, LrSchedule, StepDecay};
+pub use sgd::Sgd;
+
+use crate::error::Result;
+use crate::nn::{Layer, Param};
+
+/// An update rule over a model's parameters: what a training loop drives.
+pub trait Optimizer {
+    /// One update of every trainable parameter from its accumulated gradient.
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()>;
+    /// The current learning rate.
+    fn learning_rate(&self) -> f64;
+    /// Sets the learning rate (schedules call this between epochs).
+    fn set_learning_rate(&mut self, lr: f64);
+}
+
+/// Runs `update` on each trainable parameter of `model` with its optimizer state: `states`
+/// follows the visiting order, a parameter's state is made by `init` the first time it is
+/// seen, frozen parameters keep theirs untouched, and the first error stops the updates.
+fn update_each_param<S>(
+    model: &mut dyn Layer,
+    states: &mut Vec<S>,
+    init: impl Fn(&Param) -> S,
+    mut update: impl FnMut(&mut Param, &mut S) -> Result<()>,
+) -> Result<()> {
+    let mut index = 0;
+    let mut outcome = Ok(());
+    model.visit_params(&mut |_, param: &mut Param| {
+        if states.len() <= index {
+            states.push(init(param));
+        }
+        let state = &mut states[index];
+        index += 1;
+        if !param.frozen && outcome.is_ok() {
+            outcome = update(param, state);
+        }
+    });
+    outcome
+}
+
+/// Clears every parameter gradient of `model` (before a step's backward pass).
+pub fn zero_grad(model: &mut dyn Layer) {
+    model.visit_params(&mut |_, param| param.zero_grad());
+}

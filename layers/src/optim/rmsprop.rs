@@ -1,0 +1,62 @@
+//! RMSprop.
+
+use keel_kernels::optim::{rmsprop_update, RmspropConfig};
+
+use super::{update_each_param, Optimizer};
+use crate::error::Result;
+use crate::nn::{Layer, Param};
+use crate::tensor::Tensor;
+
+/// RMSprop (`torch.optim.RMSprop` semantics, with optional momentum and centring; see
+/// [`RmspropConfig`]). Its state (squared-gradient average, and the momentum buffer and
+/// gradient average when enabled) follows the model's parameter order; frozen parameters
+/// are skipped.
+#[derive(Debug, Clone)]
+pub struct RmsProp {
+    /// Hyper-parameters; `lr` may be changed between steps.
+    pub config: RmspropConfig,
+    /// Per parameter: `square_avg`, `momentum_buf` (empty until momentum is used),
+    /// `grad_avg` (empty until centring is used).
+    state: Vec<[Tensor; 3]>,
+}
+
+impl RmsProp {
+    /// An optimizer with no state yet (created on the first step).
+    pub fn new(config: RmspropConfig) -> Self {
+        RmsProp { config, state: Vec::new() }
+    }
+}
+
+impl Optimizer for RmsProp {
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
+        self.config.check()?;
+        let config = &self.config;
+        let init = |param: &Param| [Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()];
+        update_each_param(model, &mut self.state, init, |param, [square_avg, momentum_buf, grad_avg]| {
+            // Buffers start at zero the first time their option is on (PyTorch creates them
+            // with the parameter's state).
+            if config.momentum > 0.0 && momentum_buf.is_empty() {
+                *momentum_buf = Tensor::zeros(param.value.shape());
+            }
+            if config.centered && grad_avg.is_empty() {
+                *grad_avg = Tensor::zeros(param.value.shape());
+            }
+            Ok(rmsprop_update(
+                config,
+                param.value.data_mut(),
+                param.grad.data(),
+                square_avg.data_mut(),
+                momentum_buf.data_mut(),
+                grad_avg.data_mut(),
+            )?)
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! Stochastic gradient descent with momentum.
+
+use keel_kernels::optim::{sgd_update, SgdConfig};
+
+use super::{update_each_param, Optimizer};
+use crate::error::Result;
+use crate::nn::{Layer, Param};
+use crate::tensor::Tensor;
+
+/// SGD with momentum, dampening and Nesterov (`torch.optim.SGD` semantics; see
+/// [`SgdConfig`]); frozen parameters are skipped.
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    /// Hyper-parameters; `lr` may be changed between steps.
+    pub config: SgdConfig,
+    step: u64,
+    velocity: Vec<Tensor>,
+}
+
+impl Sgd {
+    /// An optimizer with no state yet.
+    pub fn new(config: SgdConfig) -> Self {
+        Sgd { config, step: 0, velocity: Vec::new() }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn learning_rate(&self) -> f64 {
+        self.config.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.config.lr = lr;
+    }
+
+    fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
+        self.config.check()?;
+        self.step += 1;
+        let (config, step) = (&self.config, self.step);
+        let init = |param: &Param| Tensor::zeros(param.value.shape());
+        update_each_param(model, &mut self.velocity, init, |param, buffer| {
+            Ok(sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut())?)
+        })
+    }
+}

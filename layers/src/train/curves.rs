@@ -1,0 +1,92 @@
+//! Learning curves: train and dev loss and each of the loss's metrics per epoch, drawn to an
+//! SVG file.
+//!
+//! Only plotters' SVG backend is used: text is written as SVG `<text>` elements for the
+//! viewer to render, so no system font library is needed.
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::history::{EpochMetrics, History};
+use crate::error::{LayerError, Result};
+use crate::metrics::Metrics;
+
+const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+const DEV_COLOR: RGBColor = RGBColor(255, 127, 14);
+
+/// Writes one chart per figure of `history`, side by side, to the SVG file `path`: the loss,
+/// then each metric (e.g. accuracy; MAE and R²), 450x400 pixels each, train in blue, dev in
+/// orange; returns the path. Errors if the history is empty or the file cannot be written.
+pub fn plot_curves<M: Metrics>(history: &History<M>, path: impl AsRef<Path>) -> Result<PathBuf> {
+    let path = path.as_ref();
+    if history.epochs.is_empty() {
+        return Err(LayerError::Data(format!("{}: no epochs to plot", path.display())));
+    }
+    draw(history, path).map_err(|e| LayerError::Data(format!("{}: {e}", path.display())))?;
+    Ok(path.to_path_buf())
+}
+
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// The metric at `index` in [`Metrics::named`] order (0 if there is none).
+fn metric<M: Metrics>(metrics: &M, index: usize) -> f64 {
+    metrics.named().nth(index).map_or(0.0, |(_, value)| value)
+}
+
+fn draw<M: Metrics>(history: &History<M>, path: &Path) -> DrawResult {
+    let names: Vec<&str> = history.epochs[0].train.metrics.named().map(|(name, _)| name).collect();
+    let width = 450 * (1 + names.len() as u32);
+    let root = SVGBackend::new(path, (width, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((1, 1 + names.len()));
+    let loss = |m: &EpochMetrics<M>| (m.train.loss, m.dev.loss);
+    panel(&areas[0], "loss", history, loss)?;
+    for (index, (area, name)) in areas[1..].iter().zip(&names).enumerate() {
+        panel(area, name, history, |m| (metric(&m.train.metrics, index), metric(&m.dev.metrics, index)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// One chart titled `title`: epochs on x (from 1), the train and dev series that `pick`
+/// takes from each epoch on y, from `min(0, lowest)` to a margin above the highest.
+fn panel<M>(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    history: &History<M>,
+    pick: impl Fn(&EpochMetrics<M>) -> (f64, f64),
+) -> DrawResult {
+    let points: Vec<(f64, f64, f64)> = history
+        .epochs
+        .iter()
+        .map(|m| {
+            let (train, dev) = pick(m);
+            (m.epoch as f64, train, dev)
+        })
+        .collect();
+    let values = points.iter().flat_map(|&(_, train, dev)| [train, dev]).filter(|v| v.is_finite());
+    let (low, high) = values.fold((0.0f64, 1e-3f64), |(low, high), v| (low.min(v), high.max(v)));
+    let margin = 0.05 * (high - low);
+    let y_range = if low < 0.0 { low - margin } else { 0.0 }..high + margin;
+    let train: Vec<(f64, f64)> = points.iter().map(|&(epoch, train, _)| (epoch, train)).collect();
+    let dev: Vec<(f64, f64)> = points.iter().map(|&(epoch, _, dev)| (epoch, dev)).collect();
+    let last_epoch = train.last().map_or(1.0, |point| point.0).max(2.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(45)
+        .build_cartesian_2d(1.0..last_epoch, y_range)?;
+    chart.configure_mesh().x_desc("epoch").max_light_lines(0).draw()?;
+    chart
+        .draw_series(LineSeries::new(train, TRAIN_COLOR.stroke_width(2)))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], TRAIN_COLOR.stroke_width(2)));
+    chart
+        .draw_series(LineSeries::new(dev, DEV_COLOR.stroke_width(2)))?
+        .label("dev")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], DEV_COLOR.stroke_width(2)));
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! [`evaluate`]: a model's mean loss and metrics over a data set, in eval mode.
+
+use super::history::Evaluation;
+use crate::data::{Batches, Dataset, Labels};
+use crate::error::{LayerError, Result};
+use crate::loss::{Loss, LossMetrics};
+use crate::metrics::Tally;
+use crate::nn::{Layer, Mode};
+use crate::tensor::Tensor;
+
+/// The mean loss and metrics of `model` over `data` in [`Mode::Eval`], in batches of
+/// `batch_size` (batch losses weighted by batch size: the mean over samples); `data`'s
+/// labels are what `loss` takes as targets (class indices for [`SoftmaxCrossEntropy`],
+/// a tensor `(samples, ...)` shaped like the output for [`BceWithLogits`] and [`Mse`]).
+/// Errors on an empty set or a batch size of 0, and as the model and loss do.
+///
+/// [`SoftmaxCrossEntropy`]: crate::SoftmaxCrossEntropy
+/// [`BceWithLogits`]: crate::BceWithLogits
+/// [`Mse`]: crate::Mse
+pub fn evaluate<L, T>(
+    model: &mut dyn Layer,
+    loss: &mut L,
+    data: &Dataset<T>,
+    batch_size: usize,
+) -> Result<Evaluation<LossMetrics<L>>>
+where
+    L: Loss,
+    T: Labels<Batch = L::Target>,
+{
+    if data.is_empty() {
+        return Err(LayerError::Data("evaluate needs at least one sample".into()));
+    }
+    let mut totals = Totals::default();
+    evaluate_batches(model, loss, &mut Batches::sequential(data, batch_size)?, &mut totals)
+}
+
+/// The mean loss and metrics over every batch of `batches` (rewound first), summed in
+/// `totals` (reset first, kept so that its buffers are reused).
+pub(super) fn evaluate_batches<L, T>(
+    model: &mut dyn Layer,
+    loss: &mut L,
+    batches: &mut Batches<T>,
+    totals: &mut Totals<L::Tally>,
+) -> Result<Evaluation<LossMetrics<L>>>
+where
+    L: Loss,
+    T: Labels<Batch = L::Target>,
+{
+    batches.start_epoch();
+    totals.reset();
+    while let Some((x, y)) = batches.next_batch() {
+        model.forward(x, Mode::Eval)?;
+        let batch_loss = loss.forward(model.output(), y)?;
+        totals.add(loss, batch_loss, model.output(), y)?;
+    }
+    Ok(totals.evaluation())
+}
+
+/// The loss summed over samples and the loss's metric tally, batch by batch.
+#[derive(Debug, Default)]
+pub(super) struct Totals<T> {
+    loss_sum: f64,
+    samples: usize,
+    tally: T,
+}
+
+impl<T: Tally> Totals<T> {
+    /// Back to nothing added.
+    pub(super) fn reset(&mut self) {
+        self.loss_sum = 0.0;
+        self.samples = 0;
+        self.tally.reset();
+    }
+
+    /// Adds a batch: its mean loss `batch_loss` from `loss`'s last forward on `output`
+    /// `(batch, ...)` against `target`, weighted by `batch`.
+    pub(super) fn add<L: Loss<Tally = T>>(
+        &mut self,
+        loss: &L,
+        batch_loss: f32,
+        output: &Tensor,
+        target: &L::Target,
+    ) -> Result<()> {
+        let batch = output.shape().first().copied().unwrap_or(0);
+        self.loss_sum += f64::from(batch_loss) * batch as f64;
+        self.samples += batch;
+        loss.tally(output, target, &mut self.tally)
+    }
+
+    /// The samples added so far.
+    pub(super) fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The mean loss per sample and the metrics of what was added.
+    pub(super) fn evaluation(&self) -> Evaluation<T::Metrics> {
+        Evaluation { loss: self.loss_sum / self.samples as f64, metrics: self.tally.metrics() }
+    }
+}

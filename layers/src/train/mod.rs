@@ -1,0 +1,18 @@
+//! Training: [`fit`] a model (progress bar, per-epoch log, learning-rate schedule, early
+//! stopping) and [`evaluate`] it; what `fit` reports ([`History`]) and its learning
+//! curves ([`plot_curves`]); [`gradcheck`](gradcheck::gradcheck) for any layer or model;
+//! safetensors checkpoints.
+
+mod checkpoint;
+mod curves;
+mod evaluate;
+mod fit;
+mod gradcheck;
+mod history;
+
+pub use checkpoint::{load_safetensors, save_safetensors};
+pub use curves::plot_curves;
+pub use evaluate::evaluate;
+pub use fit::{fit, FitConfig};
+pub use gradcheck::{gradcheck, relative_error, GradcheckReport};
+pub use history::{EpochMetrics, Evaluation, History};
