@@ -36,8 +36,27 @@ pub(crate) struct SharedStore {
 }
 
 /// Spare stores: a call takes one for its parallel region and gives it back, so steady-state
-/// calls allocate nothing (a store grows to the largest operand it has held).
-static SPARE_STORES: Mutex<Vec<SharedStore>> = Mutex::new(Vec::new());
+/// calls allocate nothing. As with the packing buffers (`buffers.rs`), every store has the
+/// size of the largest operand any call has shared: spare stores grow when that grows, taken
+/// ones when given back, so no store grows again once a workload's shapes have been seen.
+static SPARE_STORES: Mutex<Spares> = Mutex::new(Spares { free: Vec::new(), floats: 0, states: 0 });
+
+/// The spare stores and the size they all have.
+struct Spares {
+    free: Vec<SharedStore>,
+    floats: usize,
+    states: usize,
+}
+
+impl SharedStore {
+    /// Grows the store to at least `floats` floats and `states` panel states.
+    fn grow_to(&mut self, floats: usize, states: usize) {
+        self.floats.grow_to(floats);
+        if self.states.len() < states {
+            self.states.resize_with(states, || AtomicU8::new(UNPACKED));
+        }
+    }
+}
 
 /// One operand of a GEMM call, packed on demand by its parts: `blocks` blocks of k (the block
 /// starting at `pc` is `kc` deep), each of `panels` micro-panels of `kc x width` floats, block
@@ -56,12 +75,21 @@ impl SharedPanels {
     pub(crate) fn new(k: usize, kc_step: usize, panels: usize, width: usize) -> Self {
         let floats = k * panels * width;
         let blocks = k.div_ceil(kc_step);
-        let popped = SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut store = popped.unwrap_or(SharedStore { floats: LineAligned::default(), states: Vec::new() });
-        store.floats.grow_to(floats);
-        if store.states.len() < blocks * panels {
-            store.states.resize_with(blocks * panels, || AtomicU8::new(UNPACKED));
-        }
+        let mut store = {
+            let mut spares = SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner);
+            if floats > spares.floats || blocks * panels > spares.states {
+                spares.floats = spares.floats.max(floats);
+                spares.states = spares.states.max(blocks * panels);
+                let (floats, states) = (spares.floats, spares.states);
+                spares.free.iter_mut().for_each(|store| store.grow_to(floats, states));
+            }
+            let mut store = spares
+                .free
+                .pop()
+                .unwrap_or(SharedStore { floats: LineAligned::default(), states: Vec::new() });
+            store.grow_to(spares.floats, spares.states);
+            store
+        };
         store.states[..blocks * panels].iter_mut().for_each(|state| *state.get_mut() = UNPACKED);
         let data = SharedMut(store.floats.as_mut_ptr());
         SharedPanels { store, data, panels, width, kc_step }
@@ -96,10 +124,12 @@ impl SharedPanels {
 
 impl Drop for SharedPanels {
     fn drop(&mut self) {
-        let store = std::mem::replace(
+        let mut store = std::mem::replace(
             &mut self.store,
             SharedStore { floats: LineAligned::default(), states: Vec::new() },
         );
-        SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner).push(store);
+        let mut spares = SPARE_STORES.lock().unwrap_or_else(PoisonError::into_inner);
+        store.grow_to(spares.floats, spares.states);
+        spares.free.push(store);
     }
 }
