@@ -22,6 +22,8 @@ use common::isa_runs;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
 use keel::kernels::isa::with_isa;
+use keel::kernels::loss;
+use keel::kernels::loss::reference as loss_reference;
 use keel::kernels::Result;
 
 const LEN: usize = 16 << 20;
@@ -138,7 +140,7 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
                 run.pool.install(|| {
                     with_isa(run.isa, || {
                         bench.iter(|| {
-                            act::softmax_cross_entropy_forward(
+                            loss::softmax_cross_entropy_forward(
                                 batch,
                                 classes,
                                 black_box(&logits),
@@ -155,7 +157,7 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
                 run.pool.install(|| {
                     with_isa(run.isa, || {
                         bench.iter(|| {
-                            act::softmax_cross_entropy_backward(
+                            loss::softmax_cross_entropy_backward(
                                 batch,
                                 classes,
                                 black_box(&probs),
@@ -171,12 +173,22 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
         }
         group.bench_function(BenchmarkId::new("reference_forward", "T1"), |bench| {
             bench.iter(|| {
-                reference::softmax_cross_entropy_forward(classes, black_box(&logits), &targets, &mut probs)
+                loss_reference::softmax_cross_entropy_forward(
+                    classes,
+                    black_box(&logits),
+                    &targets,
+                    &mut probs,
+                )
             })
         });
         group.bench_function(BenchmarkId::new("reference_backward", "T1"), |bench| {
             bench.iter(|| {
-                reference::softmax_cross_entropy_backward(classes, black_box(&probs), &targets, &mut dlogits)
+                loss_reference::softmax_cross_entropy_backward(
+                    classes,
+                    black_box(&probs),
+                    &targets,
+                    &mut dlogits,
+                )
             })
         });
         group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {

@@ -22,8 +22,9 @@ use std::hint::black_box;
 use common::{isa_runs, pools};
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
-use keel::kernels::activation::{mse, mse_backward, mse_forward};
 use keel::kernels::isa::with_isa;
+use keel::kernels::loss::reference as loss_reference;
+use keel::kernels::loss::{mse_backward, mse_forward};
 use keel::kernels::norm::{self, batchnorm_backward_eval, batchnorm_backward_workspace_len, frozen};
 use keel::kernels::optim::{self, grad_scale, scale, AdamConfig, SgdConfig};
 
@@ -293,8 +294,8 @@ fn bench_mse(criterion: &mut Criterion) {
     }
     group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
         bench.iter(|| {
-            let loss = mse::reference::mse_forward(black_box(&pred), &target, &mut diff);
-            mse::reference::mse_backward(&diff, &mut dpred);
+            let loss = loss_reference::mse_forward(black_box(&pred), &target, &mut diff);
+            loss_reference::mse_backward(&diff, &mut dpred);
             loss
         })
     });

@@ -226,9 +226,9 @@ pub fn pool_rows() -> Vec<Row> {
 /// Element-wise activations on 16M floats and the fused softmax + cross-entropy, against
 /// the scalar libm loops.
 pub fn activation_rows() -> Vec<Row> {
-    use keel::kernels::activation::{
-        reference, sigmoid_forward, softmax_cross_entropy_forward, tanh_forward,
-    };
+    use keel::kernels::activation::{reference, sigmoid_forward, tanh_forward};
+    use keel::kernels::loss::reference as loss_reference;
+    use keel::kernels::loss::softmax_cross_entropy_forward;
     let len = 1 << 24;
     let x: Vec<f32> = filled(len, 7).into_iter().map(|v| 16.0 * v).collect();
     let (mut y, mut y_reference) = (vec![0.0f32; len], vec![0.0f32; len]);
@@ -272,7 +272,7 @@ pub fn activation_rows() -> Vec<Row> {
         },
         "scalar libm",
         || {
-            black_box(reference::softmax_cross_entropy_forward(
+            black_box(loss_reference::softmax_cross_entropy_forward(
                 classes,
                 &logits,
                 &targets,

@@ -21,6 +21,7 @@ pub mod conv;
 pub mod error;
 pub mod gemm;
 pub mod isa;
+pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod parallel;

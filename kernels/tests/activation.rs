@@ -11,6 +11,8 @@ use common::{assert_close, cpu_isas, edge_size, for_each_isa, uniform};
 use keel_kernels::activation::{self as act, reference};
 use keel_kernels::isa::Isa;
 use keel_kernels::isa::{current_isa, with_isa};
+use keel_kernels::loss;
+use keel_kernels::loss::reference as loss_reference;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -156,7 +158,7 @@ fn vector_math_accuracy_against_f64_on_isa() {
         .iter()
         .step_by(7)
         .map(|&z| {
-            let loss = act::bce_with_logits_forward(&[z], &[0.0], &mut [0.0]).unwrap();
+            let loss = loss::bce_with_logits_forward(&[z], &[0.0], &mut [0.0]).unwrap();
             let z = f64::from(z);
             ulp_error(loss, z.max(0.0) + (-z.abs()).exp().ln_1p())
         })
@@ -382,15 +384,15 @@ fn mse_matches_reference_on_every_isa() {
             let target = uniform(len, 190 + i as u64, -3.0, 3.0);
             let (mut diff, mut diff_ref) = (nan_vec(len), nan_vec(len));
             let loss = two_threads()
-                .install(|| with_isa(isa, || act::mse_forward(&pred, &target, &mut diff)))
+                .install(|| with_isa(isa, || loss::mse_forward(&pred, &target, &mut diff)))
                 .unwrap()
                 .unwrap();
-            let loss_ref = act::mse::reference::mse_forward(&pred, &target, &mut diff_ref);
+            let loss_ref = loss_reference::mse_forward(&pred, &target, &mut diff_ref);
             assert_close(&format!("mse diff len {len} on {isa:?}"), &diff, &diff_ref, 0.0, 0.0);
             assert_close(&format!("mse loss len {len} on {isa:?}"), &[loss], &[loss_ref], 1e-4, 0.0);
             let (mut dpred, mut dpred_ref) = (nan_vec(len), nan_vec(len));
-            act::mse_backward(&diff, &mut dpred).unwrap();
-            act::mse::reference::mse_backward(&diff_ref, &mut dpred_ref);
+            loss::mse_backward(&diff, &mut dpred).unwrap();
+            loss_reference::mse_backward(&diff_ref, &mut dpred_ref);
             assert_close(&format!("mse dpred len {len} on {isa:?}"), &dpred, &dpred_ref, 0.0, 0.0);
         }
     });
@@ -440,15 +442,15 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
     // f32 operations as the reference apart from the exp and the sum order.
     let targets: Vec<u32> = uniform(rows, seed ^ 0x7A, 0.0, cols as f32).iter().map(|&t| t as u32).collect();
     let mut probs = nan_vec(len);
-    let loss = act::softmax_cross_entropy_forward(rows, cols, &x, &targets, &mut probs).unwrap();
+    let loss = loss::softmax_cross_entropy_forward(rows, cols, &x, &targets, &mut probs).unwrap();
     let mut probs_ref = nan_vec(len);
-    let loss_ref = reference::softmax_cross_entropy_forward(cols, &x, &targets, &mut probs_ref);
+    let loss_ref = loss_reference::softmax_cross_entropy_forward(cols, &x, &targets, &mut probs_ref);
     assert_close(&format!("softmax_ce loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
     assert_close(&format!("softmax_ce probs on {:?}", current_isa()), &probs, &probs_ref, 2e-6, 1e-30);
     let mut dlogits = nan_vec(len);
-    act::softmax_cross_entropy_backward(rows, cols, &probs, &targets, &mut dlogits).unwrap();
+    loss::softmax_cross_entropy_backward(rows, cols, &probs, &targets, &mut dlogits).unwrap();
     let mut dlogits_ref = nan_vec(len);
-    reference::softmax_cross_entropy_backward(cols, &probs, &targets, &mut dlogits_ref);
+    loss_reference::softmax_cross_entropy_backward(cols, &probs, &targets, &mut dlogits_ref);
     // p·(1/batch) vs p/batch: one rounding apart.
     assert_close(&format!("softmax_ce dlogits on {:?}", current_isa()), &dlogits, &dlogits_ref, 4e-7, 1e-30);
 
@@ -458,11 +460,11 @@ fn check_rowwise(rows: usize, cols: usize, seed: u64, mag: f32) {
         let s: f32 = row.iter().sum();
         row.iter_mut().for_each(|t| *t /= s);
     }
-    let loss = act::softmax_cross_entropy_soft_forward(rows, cols, &x, &soft, &mut probs).unwrap();
-    let loss_ref = reference::softmax_cross_entropy_soft_forward(cols, &x, &soft, &mut probs_ref);
+    let loss = loss::softmax_cross_entropy_soft_forward(rows, cols, &x, &soft, &mut probs).unwrap();
+    let loss_ref = loss_reference::softmax_cross_entropy_soft_forward(cols, &x, &soft, &mut probs_ref);
     assert_close(&format!("softmax_ce_soft loss on {:?}", current_isa()), &[loss], &[loss_ref], 1e-5, 1e-6);
-    act::softmax_cross_entropy_soft_backward(rows, cols, &probs, &soft, &mut dlogits).unwrap();
-    reference::softmax_cross_entropy_soft_backward(cols, &probs, &soft, &mut dlogits_ref);
+    loss::softmax_cross_entropy_soft_backward(rows, cols, &probs, &soft, &mut dlogits).unwrap();
+    loss_reference::softmax_cross_entropy_soft_backward(cols, &probs, &soft, &mut dlogits_ref);
     // Σ t summed in lanes vs in order, times p, minus t: a few ulps of 1/batch.
     assert_close(
         &format!("softmax_ce_soft dlogits on {:?}", current_isa()),
@@ -478,17 +480,17 @@ fn check_bce(len: usize, seed: u64, mag: f32) {
     // Soft targets in [0, 1] exercise the z·y term beyond the 0/1 labels.
     let y = uniform(len, seed ^ 0xB, 0.0, 1.0);
     let mut p = nan_vec(len);
-    let loss = act::bce_with_logits_forward(&z, &y, &mut p).unwrap();
+    let loss = loss::bce_with_logits_forward(&z, &y, &mut p).unwrap();
     let mut p_ref = nan_vec(len);
-    let loss_ref = reference::bce_with_logits_forward(&z, &y, &mut p_ref);
+    let loss_ref = loss_reference::bce_with_logits_forward(&z, &y, &mut p_ref);
     // f32 block sums vs an f64 running sum: ~1e-6 relative for these lengths.
     assert_close(&format!("bce loss (len {len}, mag {mag})"), &[loss], &[loss_ref], 1e-5, 1e-7);
     // σ from e^{-|z|}: within 3 ulp of libm's 1/(1 + e^{-z}).
     assert_close("bce probs", &p, &p_ref, 6e-7, 1e-30);
     let mut dz = nan_vec(len);
-    act::bce_with_logits_backward(&p, &y, &mut dz).unwrap();
+    loss::bce_with_logits_backward(&p, &y, &mut dz).unwrap();
     let mut dz_ref = nan_vec(len);
-    reference::bce_with_logits_backward(&p, &y, &mut dz_ref);
+    loss_reference::bce_with_logits_backward(&p, &y, &mut dz_ref);
     // (p - y)·(1/n) vs (p - y)/n: one rounding; atol for p - y cancelling.
     assert_close("bce dlogits", &dz, &dz_ref, 4e-7, 1e-30);
 }
@@ -521,8 +523,8 @@ fn losses_deterministic_on_isa() {
             with_isa(isa, || {
                 let mut probs = nan_vec(batch * classes);
                 let ce =
-                    act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
-                let bce = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
+                    loss::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
+                let bce = loss::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
                 (ce, bce)
             })
             .unwrap()
@@ -635,15 +637,15 @@ fn loss_backward_matches_central_differences_on_isa() {
     // dlogits are O(1/batch); f32 probs carry ~1e-7 absolute error.
     let (rtol, atol) = (1e-4, 1e-6);
 
-    act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
-    act::softmax_cross_entropy_backward(batch, classes, &probs, &targets, &mut dlogits).unwrap();
+    loss::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
+    loss::softmax_cross_entropy_backward(batch, classes, &probs, &targets, &mut dlogits).unwrap();
     let expected = numeric_grad(&x, 1e-6, |x| {
         x.chunks(classes).zip(&targets).map(|(x, &t)| lse64(x) - x[t as usize]).sum::<f64>() / batch as f64
     });
     assert_close("softmax_ce dlogits vs central differences", &dlogits, &expected, rtol, atol);
 
-    act::softmax_cross_entropy_soft_forward(batch, classes, &x, &soft, &mut probs).unwrap();
-    act::softmax_cross_entropy_soft_backward(batch, classes, &probs, &soft, &mut dlogits).unwrap();
+    loss::softmax_cross_entropy_soft_forward(batch, classes, &x, &soft, &mut probs).unwrap();
+    loss::softmax_cross_entropy_soft_backward(batch, classes, &probs, &soft, &mut dlogits).unwrap();
     let expected = numeric_grad(&x, 1e-6, |x| {
         x.chunks(classes)
             .zip(soft.chunks(classes))
@@ -657,8 +659,8 @@ fn loss_backward_matches_central_differences_on_isa() {
     assert_close("softmax_ce_soft dlogits vs central differences", &dlogits, &expected, rtol, atol);
 
     let y = uniform(x.len(), 43, 0.0, 1.0);
-    act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
-    act::bce_with_logits_backward(&probs, &y, &mut dlogits).unwrap();
+    loss::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
+    loss::bce_with_logits_backward(&probs, &y, &mut dlogits).unwrap();
     let n = x.len() as f64;
     let expected = numeric_grad(&x, 1e-6, |z| {
         z.iter()
@@ -684,14 +686,14 @@ fn loss_values_match_f64_on_isa() {
     let x = uniform(batch * classes, 51, -12.0, 12.0);
     let targets = vec![8u32, 0, 4, 4];
     let mut probs = nan_vec(x.len());
-    let loss = act::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
+    let loss = loss::softmax_cross_entropy_forward(batch, classes, &x, &targets, &mut probs).unwrap();
     let xd: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
     let expected: f64 =
         xd.chunks(classes).zip(&targets).map(|(x, &t)| lse64(x) - x[t as usize]).sum::<f64>() / batch as f64;
     assert_close("softmax_ce loss vs f64", &[loss], &[expected as f32], 1e-6, 1e-6);
 
     let y = uniform(x.len(), 52, 0.0, 1.0);
-    let loss = act::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
+    let loss = loss::bce_with_logits_forward(&x, &y, &mut probs).unwrap();
     let expected: f64 = xd
         .iter()
         .zip(&y)
@@ -746,20 +748,20 @@ fn stable_at_large_magnitudes_on_isa() {
 
     // Cross-entropy: confident and right = 0, confident and wrong = 2e4, finite gradients.
     let mut probs = nan_vec(4);
-    let loss = act::softmax_cross_entropy_forward(2, 2, &x2, &[0, 0], &mut probs).unwrap();
+    let loss = loss::softmax_cross_entropy_forward(2, 2, &x2, &[0, 0], &mut probs).unwrap();
     assert_eq!(loss, 1e4); // (0 + 2e4)/2
     let mut dl = nan_vec(4);
-    act::softmax_cross_entropy_backward(2, 2, &probs, &[0, 0], &mut dl).unwrap();
+    loss::softmax_cross_entropy_backward(2, 2, &probs, &[0, 0], &mut dl).unwrap();
     assert_eq!(dl, [0.0, 0.0, -0.5, 0.5]);
 
     // BCE with logits ±1e4: loss max(z,0) - z·y exactly, gradients finite.
     let z = [1e4f32, -1e4, 1e4, -1e4];
     let t = [1.0f32, 0.0, 0.0, 1.0];
     let mut p = nan_vec(4);
-    let loss = act::bce_with_logits_forward(&z, &t, &mut p).unwrap();
+    let loss = loss::bce_with_logits_forward(&z, &t, &mut p).unwrap();
     assert_eq!(loss, 5e3); // (0 + 0 + 1e4 + 1e4)/4
     assert_eq!(p, [1.0, 0.0, 1.0, 0.0]);
-    act::bce_with_logits_backward(&p, &t, &mut dl).unwrap();
+    loss::bce_with_logits_backward(&p, &t, &mut dl).unwrap();
     assert_eq!(dl, [0.0, 0.0, 0.25, -0.25]);
 }
 
@@ -793,9 +795,9 @@ fn nan_propagates_on_isa() {
     act::log_softmax_forward(rows, cols, &x2, &mut y2).unwrap();
     assert!(y2[..cols].iter().all(|v| v.is_finite()) && y2[cols..].iter().all(|v| v.is_nan()));
     let mut probs = vec![0.0; rows * cols];
-    let loss = act::softmax_cross_entropy_forward(rows, cols, &x2, &[3, 3], &mut probs).unwrap();
+    let loss = loss::softmax_cross_entropy_forward(rows, cols, &x2, &[3, 3], &mut probs).unwrap();
     assert!(loss.is_nan());
-    let loss = act::bce_with_logits_forward(&x2, &vec![1.0; rows * cols], &mut probs).unwrap();
+    let loss = loss::bce_with_logits_forward(&x2, &vec![1.0; rows * cols], &mut probs).unwrap();
     assert!(loss.is_nan() && probs[40].is_nan() && probs[39].is_finite());
 }
 
@@ -897,14 +899,14 @@ fn softmax_bad_input() {
 fn loss_bad_input() {
     let x = [0.5f32; 6];
     let mut p = [0.0f32; 6];
-    let ce = act::softmax_cross_entropy_forward;
+    let ce = loss::softmax_cross_entropy_forward;
     assert_error(ce(0, 3, &[], &[], &mut []), true, "batch");
     assert_error(ce(2, 0, &[], &[0, 0], &mut []), true, "classes");
     assert_length_error(ce(2, 3, &x, &[0], &mut p), "targets");
     assert_error(ce(2, 3, &x, &[0, 3], &mut p), false, "targets[1]");
     assert_length_error(ce(2, 3, &x[..5], &[0, 1], &mut p), "logits (batch, classes) = (2, 3)");
     assert_length_error(ce(2, 3, &x, &[0, 1], &mut p[..5]), "probs");
-    let ceb = act::softmax_cross_entropy_backward;
+    let ceb = loss::softmax_cross_entropy_backward;
     assert_error(ceb(0, 3, &[], &[], &mut []), true, "batch");
     assert_error(ceb(2, 0, &[], &[0, 0], &mut []), true, "classes");
     assert_length_error(ceb(2, 3, &x, &[0, 1, 2], &mut p), "targets");
@@ -912,23 +914,23 @@ fn loss_bad_input() {
     assert_length_error(ceb(2, 3, &x[..5], &[0, 1], &mut p), "probs");
     assert_length_error(ceb(2, 3, &x, &[0, 1], &mut p[..5]), "dlogits");
 
-    let soft = act::softmax_cross_entropy_soft_forward;
+    let soft = loss::softmax_cross_entropy_soft_forward;
     assert_error(soft(0, 3, &[], &[], &mut []), true, "batch");
     assert_error(soft(2, 0, &[], &[], &mut []), true, "classes");
     assert_length_error(soft(2, 3, &x[..5], &x, &mut p), "logits");
     assert_length_error(soft(2, 3, &x, &x[..5], &mut p), "targets");
     assert_length_error(soft(2, 3, &x, &x, &mut p[..5]), "probs");
-    let softb = act::softmax_cross_entropy_soft_backward;
+    let softb = loss::softmax_cross_entropy_soft_backward;
     assert_error(softb(0, 3, &[], &[], &mut []), true, "batch");
     assert_error(softb(2, 0, &[], &[], &mut []), true, "classes");
     assert_length_error(softb(2, 3, &x[..5], &x, &mut p), "probs");
     assert_length_error(softb(2, 3, &x, &x[..5], &mut p), "targets");
     assert_length_error(softb(2, 3, &x, &x, &mut p[..5]), "dlogits");
 
-    assert_error(act::bce_with_logits_forward(&[], &[], &mut []), true, "logits");
-    assert_length_error(act::bce_with_logits_forward(&x, &x[..5], &mut p), "targets");
-    assert_length_error(act::bce_with_logits_forward(&x, &x, &mut p[..5]), "probs");
-    assert_error(act::bce_with_logits_backward(&[], &[], &mut []), true, "probs");
-    assert_length_error(act::bce_with_logits_backward(&x, &x[..5], &mut p), "targets");
-    assert_length_error(act::bce_with_logits_backward(&x, &x, &mut p[..5]), "dlogits");
+    assert_error(loss::bce_with_logits_forward(&[], &[], &mut []), true, "logits");
+    assert_length_error(loss::bce_with_logits_forward(&x, &x[..5], &mut p), "targets");
+    assert_length_error(loss::bce_with_logits_forward(&x, &x, &mut p[..5]), "probs");
+    assert_error(loss::bce_with_logits_backward(&[], &[], &mut []), true, "probs");
+    assert_length_error(loss::bce_with_logits_backward(&x, &x[..5], &mut p), "targets");
+    assert_length_error(loss::bce_with_logits_backward(&x, &x, &mut p[..5]), "dlogits");
 }

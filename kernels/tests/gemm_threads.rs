@@ -8,8 +8,8 @@
 mod common;
 
 use common::uniform;
-use keel_kernels::activation::mse_forward;
 use keel_kernels::gemm::{native, GemmShape, Transpose};
+use keel_kernels::loss::mse_forward;
 use keel_kernels::parallel::{
     chunk_len, current_num_threads, max_threads, set_max_threads, MIN_PARALLEL_ELEMENTS,
 };

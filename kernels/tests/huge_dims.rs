@@ -10,12 +10,13 @@
 mod common;
 
 use common::uniform;
-use keel_kernels::activation::{softmax_cross_entropy_forward, softmax_forward};
+use keel_kernels::activation::softmax_forward;
 use keel_kernels::conv::{self, Conv2dShape, ConvPass};
 use keel_kernels::gemm::{
     sgemm, sgemm_fused, sgemm_strided_batched, BatchStrides, Epilogue, GemmShape, Transpose,
 };
 use keel_kernels::isa::{current_isa, Isa};
+use keel_kernels::loss::softmax_cross_entropy_forward;
 use keel_kernels::norm::{batchnorm_forward_eval, batchnorm_forward_train};
 use keel_kernels::pool::{self, Pool2dShape, PoolPass};
 use keel_kernels::rnn::{lstm_cell_forward, lstm_preact_forward, RnnWeights};

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{assert_close, edge_size, uniform};
-use keel_kernels::activation::{mse, mse_backward, mse_forward};
+use keel_kernels::loss::reference as loss_reference;
+use keel_kernels::loss::{mse_backward, mse_forward};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -21,12 +22,12 @@ fn check(len: usize, seed: u64) {
     let target = uniform(len, seed ^ 1, -3.0, 3.0);
     let (mut diff, mut diff_ref) = (vec![f32::NAN; len], vec![0.0; len]);
     let loss = mse_forward(&pred, &target, &mut diff).unwrap();
-    let loss_ref = mse::reference::mse_forward(&pred, &target, &mut diff_ref);
+    let loss_ref = loss_reference::mse_forward(&pred, &target, &mut diff_ref);
     assert_close("diff", &diff, &diff_ref, 0.0, 0.0);
     assert_close("loss", &[loss], &[loss_ref], 1e-4, 0.0);
     let (mut dpred, mut dpred_ref) = (vec![f32::NAN; len], vec![0.0; len]);
     mse_backward(&diff, &mut dpred).unwrap();
-    mse::reference::mse_backward(&diff_ref, &mut dpred_ref);
+    loss_reference::mse_backward(&diff_ref, &mut dpred_ref);
     assert_close("dpred", &dpred, &dpred_ref, 0.0, 0.0);
 }
 

@@ -1,25 +1,21 @@
-//! Fused activations and losses: element-wise sigmoid, tanh, ReLU and leaky ReLU; row-wise
-//! softmax and log-softmax; softmax + cross-entropy, sigmoid + binary cross-entropy and mean
-//! squared error ([`mse`], whose scalar reference is [`mse::reference`]).
+//! Fused activations: element-wise sigmoid, tanh, ReLU and leaky ReLU; row-wise softmax and
+//! log-softmax. (The losses built on them are the family [`crate::loss`].)
 //!
 //! Conventions:
 //! - **Forward** writes `y` (**overwritten**, never read); the element-wise ones also come
 //!   in place (`*_forward_inplace`), as layers and the LSTM/GRU gates apply them.
 //! - **Backward works from the saved output** in one pass, `dx = dy·g'(z)` with `g'` written
 //!   in `y`: `σ' = y(1-y)`, `tanh' = 1-y²`, `relu' = [y > 0]`. `dx` is **overwritten**.
-//! - **Row-wise** kernels take `(rows, cols)` row-major matrices; the losses take
-//!   `(batch, classes)` logits and return the mean over the batch (PyTorch's default), with
-//!   a backward that produces the gradient of that mean, `(Ŷ - Y)/batch`.
-//! - **Zero sizes**: element-wise kernels and softmax on empty input are no-ops; the losses
-//!   need `batch >= 1` (a mean of nothing is an error, not NaN).
+//! - **Row-wise** kernels take `(rows, cols)` row-major matrices.
+//! - **Zero sizes**: element-wise kernels and softmax on empty input are no-ops.
 //!
 //! Numerics:
-//! - **Stable for any finite input**: softmax subtracts the row max, log-softmax and the
-//!   cross-entropy use log-sum-exp, BCE uses `max(z,0) - z·y + ln(1 + e^{-|z|})`; sigmoid
-//!   saturates to exactly 0 and 1, tanh to exactly ±1. Inputs of ±1e4 give no NaN or inf.
+//! - **Stable for any finite input**: softmax subtracts the row max, log-softmax uses
+//!   log-sum-exp; sigmoid saturates to exactly 0 and 1, tanh to exactly ±1. Inputs of ±1e4
+//!   give no NaN or inf.
 //! - **NaN propagates**: a NaN input gives NaN where it is used (the element, or the whole
-//!   row for softmax, the loss for the losses); it never silently becomes 0. ReLU backward
-//!   gives NaN where the saved `y` is NaN.
+//!   row for softmax); it never silently becomes 0. ReLU backward gives NaN where the saved
+//!   `y` is NaN.
 //! - **Accuracy** (measured against `f64` by the tests, on every instruction set): the
 //!   vector `exp` ([`crate::simd`]'s `math`: Cody-Waite reduction + Cephes polynomial) is
 //!   within 1 ulp (0.95 without FMA, 0.99 with) and flushes results below `e^{-86.9}` ≈
@@ -33,25 +29,16 @@
 //! has. Rayon over chunks of [`crate::parallel::chunk_len`] (element-wise) or whole rows
 //! (row-wise) above [`crate::parallel::MIN_PARALLEL_ELEMENTS`]; softmax rows narrower than
 //! 16 go one row per lane. For a given instruction set, outputs and gradients are the same
-//! bits at every thread count; the loss values (a sum over the batch in a fixed tree) are
-//! deterministic for a given thread count.
+//! bits at every thread count.
 //! [`reference`](mod@reference) holds the scalar libm versions used by the tests and benches.
 
 mod elementwise;
-mod loss;
-pub mod mse;
 pub mod reference;
-mod softmax;
-mod sum;
+pub(crate) mod softmax;
 
 pub use elementwise::{
     leaky_relu_backward, leaky_relu_forward, leaky_relu_forward_inplace, relu_backward, relu_forward,
     relu_forward_inplace, sigmoid_backward, sigmoid_forward, sigmoid_forward_inplace, tanh_backward,
     tanh_forward, tanh_forward_inplace,
 };
-pub use loss::{
-    bce_with_logits_backward, bce_with_logits_forward, softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward, softmax_cross_entropy_soft_backward, softmax_cross_entropy_soft_forward,
-};
-pub use mse::{mse_backward, mse_forward};
 pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};

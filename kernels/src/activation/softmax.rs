@@ -13,7 +13,7 @@ use crate::simd::math::exp;
 use crate::simd::{dispatch, load_padded, store_partial, to_array, Kernel, SimdF32, MAX_LANES};
 
 /// `rows·cols`, or a shape error if it overflows `usize`.
-pub(super) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: usize) -> Result<usize> {
+pub(crate) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: usize) -> Result<usize> {
     rows.checked_mul(cols).ok_or_else(|| {
         shape_error(
             format!("({rows_name}, {cols_name})"),
@@ -24,7 +24,7 @@ pub(super) fn matrix_len(rows_name: &str, rows: usize, cols_name: &str, cols: us
 }
 
 /// Checks a `(rows, cols)` matrix argument.
-pub(super) fn check_matrix(
+pub(crate) fn check_matrix(
     what: &str,
     dims: (&str, &str),
     rows: usize,
@@ -72,7 +72,7 @@ fn row_exp_sum_into<V: SimdF32>(x: &[f32], m: f32, out: &mut [f32]) -> f32 {
 
 /// `Σ_j f(a[j], b[j])` with zero padding on the tail (`f(0, 0)` must be 0).
 #[inline(always)]
-pub(super) fn row_sum2<V: SimdF32>(a: &[f32], b: &[f32], f: impl Fn(V, V) -> V) -> f32 {
+pub(crate) fn row_sum2<V: SimdF32>(a: &[f32], b: &[f32], f: impl Fn(V, V) -> V) -> f32 {
     let mut acc = V::splat(0.0);
     let mut as_ = a.chunks_exact(V::LANES);
     let mut bs = b.chunks_exact(V::LANES);
@@ -88,7 +88,7 @@ pub(super) fn row_sum2<V: SimdF32>(a: &[f32], b: &[f32], f: impl Fn(V, V) -> V) 
 
 /// `out[j] = f(a[j], b[j])` over one row.
 #[inline(always)]
-pub(super) fn row_map2<V: SimdF32>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
+pub(crate) fn row_map2<V: SimdF32>(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(V, V) -> V) {
     let mut as_ = a.chunks_exact(V::LANES);
     let mut bs = b.chunks_exact(V::LANES);
     let mut outs = out.chunks_exact_mut(V::LANES);
@@ -104,12 +104,12 @@ pub(super) fn row_map2<V: SimdF32>(a: &[f32], b: &[f32], out: &mut [f32], f: imp
 /// Length of the parallel chunks of a `(rows, cols)` pass: whole rows, and whole groups of
 /// [`MAX_LANES`] rows when they are narrow, so that every row takes the same path
 /// (transposed or not) at every thread count and the results are the same bits.
-pub(super) fn row_chunk_len(len: usize, cols: usize) -> usize {
+pub(crate) fn row_chunk_len(len: usize, cols: usize) -> usize {
     parallel::chunk_len(len, if cols < NARROW_COLS { MAX_LANES * cols } else { cols })
 }
 
 /// A row-wise body: `row(a_row, b_row, out_row)` on vectors `V`.
-pub(super) trait RowOp: Sync {
+pub(crate) trait RowOp: Sync {
     /// The body on one row.
     fn row<V: SimdF32>(&self, a: &[f32], b: &[f32], out: &mut [f32]);
 }
@@ -136,7 +136,7 @@ impl<R: RowOp> Kernel for Rows<'_, '_, '_, R> {
 
 /// Runs `op` on every row of `(rows, cols)` matrices, whole rows per parallel chunk.
 /// `cols >= 1`, lengths checked by the caller.
-pub(super) fn for_each_row(a: &[f32], b: &[f32], out: &mut [f32], cols: usize, op: &impl RowOp) {
+pub(crate) fn for_each_row(a: &[f32], b: &[f32], out: &mut [f32], cols: usize, op: &impl RowOp) {
     let isa = current_isa();
     let chunk = row_chunk_len(out.len(), cols);
     if chunk >= out.len() {
@@ -210,7 +210,7 @@ fn softmax_rows_transposed<V: SimdF32>(
 /// Narrow rows go `V::LANES` at a time through [`softmax_rows_transposed`], the rest one by
 /// one.
 #[inline(always)]
-pub(super) fn softmax_rows<V: SimdF32>(
+pub(crate) fn softmax_rows<V: SimdF32>(
     cols: usize,
     x: &[f32],
     y: &mut [f32],

@@ -1,6 +1,6 @@
 //! Sigmoid + binary cross-entropy (binary or multi-label classification).
 
-use keel_kernels::activation::{bce_with_logits_backward, bce_with_logits_forward};
+use keel_kernels::loss::{bce_with_logits_backward, bce_with_logits_forward};
 
 use super::{check_same_shape, Loss};
 use crate::error::{LayerError, Result};

@@ -1,6 +1,6 @@
 //! Mean squared error (regression).
 
-use keel_kernels::activation::{mse_backward, mse_forward};
+use keel_kernels::loss::{mse_backward, mse_forward};
 
 use super::{check_same_shape, Loss};
 use crate::error::{LayerError, Result};

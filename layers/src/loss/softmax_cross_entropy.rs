@@ -1,6 +1,6 @@
 //! Softmax + cross-entropy over class indices (multi-class classification).
 
-use keel_kernels::activation::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+use keel_kernels::loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
 
 use super::Loss;
 use crate::error::{LayerError, Result};

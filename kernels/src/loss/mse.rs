@@ -91,24 +91,3 @@ pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) -> Result<()> {
     map_unary(current_isa(), diff, dpred, &Scale((2.0 / n as f64) as f32));
     Ok(())
 }
-
-/// Scalar references for [`mse_forward`] and [`mse_backward`] (plain loops, `f64` sum).
-pub mod reference {
-    /// `diff = pred - target`, returns `Σ diff²/n` (summed in `f64`).
-    pub fn mse_forward(pred: &[f32], target: &[f32], diff: &mut [f32]) -> f32 {
-        let mut total = 0.0f64;
-        for ((d, &p), &t) in diff.iter_mut().zip(pred).zip(target) {
-            *d = p - t;
-            total += f64::from(*d) * f64::from(*d);
-        }
-        (total / pred.len() as f64) as f32
-    }
-
-    /// `dpred = 2·diff/n`.
-    pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) {
-        let scale = (2.0 / diff.len() as f64) as f32;
-        for (g, &d) in dpred.iter_mut().zip(diff) {
-            *g = d * scale;
-        }
-    }
-}

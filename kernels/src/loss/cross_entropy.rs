@@ -7,8 +7,10 @@
 //! The batch sum runs over fixed chunks in a fixed tree ([`sum_over_chunks`]) and in `f64`,
 //! so the loss is deterministic for a given thread count.
 
-use super::softmax::{check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp};
 use super::sum::sum_over_chunks;
+use crate::activation::softmax::{
+    check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp,
+};
 use crate::error::{argument_error, check_len, shape_error, Result};
 use crate::isa::current_isa;
 use crate::parallel;
