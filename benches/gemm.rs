@@ -141,16 +141,7 @@ fn bench_gemm(criterion: &mut Criterion) {
                 pool.install(|| {
                     bench.iter(|| {
                         native::sgemm(
-                            &GemmShape {
-                                transa: Transpose::No,
-                                transb: Transpose::No,
-                                m,
-                                n,
-                                k,
-                                lda: k,
-                                ldb: n,
-                                ldc: n,
-                            },
+                            &GemmShape::new(m, n, k),
                             1.0,
                             black_box(&a),
                             black_box(&b),
@@ -170,16 +161,7 @@ fn bench_gemm(criterion: &mut Criterion) {
                 bench.iter(|| {
                     with_isa(isa, || {
                         native::sgemm(
-                            &GemmShape {
-                                transa: Transpose::No,
-                                transb: Transpose::No,
-                                m,
-                                n,
-                                k,
-                                lda: k,
-                                ldb: n,
-                                ldc: n,
-                            },
+                            &GemmShape::new(m, n, k),
                             1.0,
                             black_box(&a),
                             black_box(&b),
@@ -204,16 +186,7 @@ fn bench_gemm(criterion: &mut Criterion) {
             |bench| {
                 bench.iter(|| {
                     keel::kernels::sgemm(
-                        &GemmShape {
-                            transa: Transpose::No,
-                            transb: Transpose::No,
-                            m,
-                            n,
-                            k,
-                            lda: k,
-                            ldb: n,
-                            ldc: n,
-                        },
+                        &GemmShape::new(m, n, k),
                         1.0,
                         black_box(&a),
                         black_box(&b),
@@ -322,16 +295,7 @@ fn bench_batched(criterion: &mut Criterion) {
             pool.install(|| {
                 bench.iter(|| {
                     sgemm_strided_batched(
-                        &GemmShape {
-                            transa: Transpose::No,
-                            transb: Transpose::No,
-                            m,
-                            n,
-                            k,
-                            lda: k,
-                            ldb: n,
-                            ldc: n,
-                        },
+                        &GemmShape::new(m, n, k),
                         batch,
                         BatchStrides { a: 0, b: k * n, c: m * n },
                         1.0,
@@ -350,16 +314,7 @@ fn bench_batched(criterion: &mut Criterion) {
                 bench.iter(|| {
                     for (col, c_i) in cols.chunks(k * n).zip(c.chunks_mut(m * n)) {
                         native::sgemm(
-                            &GemmShape {
-                                transa: Transpose::No,
-                                transb: Transpose::No,
-                                m,
-                                n,
-                                k,
-                                lda: k,
-                                ldb: n,
-                                ldc: n,
-                            },
+                            &GemmShape::new(m, n, k),
                             1.0,
                             black_box(&weight),
                             black_box(col),

@@ -24,7 +24,7 @@
 
 use std::time::Instant;
 
-use keel::kernels::gemm::{native, GemmShape, Transpose};
+use keel::kernels::gemm::{native, GemmShape};
 
 // The square and network shapes of `PEERS.md`, and the operand fill, as in `benches/gemm.rs`.
 #[path = "../benches/common/gemm_shapes.rs"]
@@ -72,15 +72,7 @@ impl Contender {
 }
 
 fn keel(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    native::sgemm(
-        &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
-        1.0,
-        a,
-        b,
-        0.0,
-        c,
-    )
-    .expect("shapes are consistent")
+    native::sgemm(&GemmShape::new(m, n, k), 1.0, a, b, 0.0, c).expect("shapes are consistent")
 }
 
 fn matrixmultiply_single(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
@@ -109,15 +101,7 @@ fn matrixmultiply_single(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: 
 #[cfg(feature = "blas")]
 fn system_blas(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     // With the `blas` feature, `sgemm` calls `cblas_sgemm`.
-    keel::kernels::sgemm(
-        &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
-        1.0,
-        a,
-        b,
-        0.0,
-        c,
-    )
-    .expect("shapes are consistent")
+    keel::kernels::sgemm(&GemmShape::new(m, n, k), 1.0, a, b, 0.0, c).expect("shapes are consistent")
 }
 
 fn contenders() -> Vec<Contender> {

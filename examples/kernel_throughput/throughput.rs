@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use keel::kernels::gemm::{native, GemmShape, Transpose};
+use keel::kernels::gemm::{native, GemmShape};
 
 /// What a row's throughput counts.
 #[derive(Clone, Copy)]
@@ -90,24 +90,8 @@ pub fn gemm_rows() -> Vec<Row> {
             let b = filled(k * n, 2);
             let mut c = vec![0.0f32; m * n];
             let keel = median_time(|| {
-                native::sgemm(
-                    &GemmShape {
-                        transa: Transpose::No,
-                        transb: Transpose::No,
-                        m,
-                        n,
-                        k,
-                        lda: k,
-                        ldb: n,
-                        ldc: n,
-                    },
-                    1.0,
-                    black_box(&a),
-                    &b,
-                    0.0,
-                    &mut c,
-                )
-                .expect("shapes are consistent")
+                native::sgemm(&GemmShape::new(m, n, k), 1.0, black_box(&a), &b, 0.0, &mut c)
+                    .expect("shapes are consistent")
             });
             let baseline = median_time(|| {
                 // SAFETY: a, b, c are contiguous (m, k), (k, n), (m, n) row-major matrices.

@@ -447,15 +447,7 @@ fn parts_sharing_a_packed_operand_match_one_thread() {
         let b = uniform(k * n, 12, -1.0, 1.0);
         let product = || {
             let mut c = vec![f32::NAN; m * n];
-            native::sgemm(
-                &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
-                1.0,
-                &a,
-                &b,
-                0.0,
-                &mut c,
-            )
-            .unwrap();
+            native::sgemm(&GemmShape::new(m, n, k), 1.0, &a, &b, 0.0, &mut c).unwrap();
             c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
         };
         let one_thread = pool(1).install(product);
@@ -486,15 +478,7 @@ fn rows_in_lanes_match_one_thread(m: usize, n: usize, k: usize) {
     let b = uniform(k * n, 22, -1.0, 1.0);
     let product = || {
         let mut c = uniform(m * n, 23, -1.0, 1.0);
-        native::sgemm(
-            &GemmShape { transa: Transpose::No, transb: Transpose::No, m, n, k, lda: k, ldb: n, ldc: n },
-            0.5,
-            &a,
-            &b,
-            0.25,
-            &mut c,
-        )
-        .unwrap();
+        native::sgemm(&GemmShape::new(m, n, k), 0.5, &a, &b, 0.25, &mut c).unwrap();
         c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
     };
     let one_thread = pool(1).install(product);

@@ -3,7 +3,8 @@
 use rayon::prelude::*;
 use wide::u32x8;
 
-use super::plan::{plan, PoolPass, PoolPath};
+use super::path::PoolPath;
+use super::plan::{plan, PoolPass};
 use super::shape::{block_starts, Geometry};
 use super::tiled::Tiles;
 use super::{gather, planes_per_task, with_stride, Pool2dShape, LANES};

@@ -36,6 +36,7 @@
 mod avg;
 mod global;
 mod max;
+mod path;
 mod plan;
 pub mod reference;
 mod shape;
@@ -44,7 +45,8 @@ mod tiled;
 pub use avg::{avgpool2d_backward, avgpool2d_forward};
 pub use global::{global_avgpool_backward, global_avgpool_forward};
 pub use max::{maxpool2d_backward, maxpool2d_forward};
-pub use plan::{plan, PoolPass, PoolPath};
+pub use path::PoolPath;
+pub use plan::{plan, PoolPass};
 pub use shape::Pool2dShape;
 
 use crate::parallel::chunk_len;

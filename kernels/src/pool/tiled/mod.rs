@@ -25,7 +25,7 @@ mod avx2;
 mod avx512;
 mod portable;
 
-use super::plan::PoolPath;
+use super::path::PoolPath;
 use super::Pool2dShape;
 
 /// The geometry of a tiled pool (see the [module docs](self)).
