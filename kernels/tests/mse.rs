@@ -3,15 +3,12 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, edge_size, for_each_isa, nan_vec, two_threads, uniform};
+use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::loss::reference as loss_reference;
 use keel_kernels::loss::{mse_backward, mse_forward};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
-
-fn two_threads() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
-}
 
 /// Fast path against the reference. Tolerances: the residuals and gradients are one f32
 /// subtraction / product each, identical to the reference (exact); the loss sums in f32
@@ -95,4 +92,34 @@ fn mse_rejects_bad_lengths() {
     assert!(matches!(err, KernelError::Shape { ref what, .. } if what.contains("diff")), "{err}");
     let err = mse_backward(&[1.0; 3], &mut diff[..1]).unwrap_err();
     assert!(matches!(err, KernelError::Length { ref what, .. } if what.starts_with("dpred")), "{err}");
+}
+
+/// MSE on every instruction set (the tests above run the selected one): the residual and
+/// gradient are one f32 subtraction / product each, as in the reference (exact); the loss
+/// sums in f32 lanes over blocks of 1024 before f64, within ~1024·2⁻²⁴ relative of the
+/// all-f64 reference (1e-4 is ample). Serial lengths with every kind of tail, and the
+/// parallel path on two threads.
+#[test]
+fn mse_matches_reference_on_every_isa() {
+    for_each_isa(|| {
+        let isa = current_isa();
+        for (i, len) in
+            [1usize, 7, 13, 16, 17, 31, 33, 64, 65, 1023, 1025, 65537, 150_001].into_iter().enumerate()
+        {
+            let pred = uniform(len, 90 + i as u64, -3.0, 3.0);
+            let target = uniform(len, 190 + i as u64, -3.0, 3.0);
+            let (mut diff, mut diff_ref) = (nan_vec(len), nan_vec(len));
+            let loss = two_threads()
+                .install(|| with_isa(isa, || mse_forward(&pred, &target, &mut diff)))
+                .unwrap()
+                .unwrap();
+            let loss_ref = loss_reference::mse_forward(&pred, &target, &mut diff_ref);
+            assert_close(&format!("mse diff len {len} on {isa:?}"), &diff, &diff_ref, 0.0, 0.0);
+            assert_close(&format!("mse loss len {len} on {isa:?}"), &[loss], &[loss_ref], 1e-4, 0.0);
+            let (mut dpred, mut dpred_ref) = (nan_vec(len), nan_vec(len));
+            mse_backward(&diff, &mut dpred).unwrap();
+            loss_reference::mse_backward(&diff_ref, &mut dpred_ref);
+            assert_close(&format!("mse dpred len {len} on {isa:?}"), &dpred, &dpred_ref, 0.0, 0.0);
+        }
+    });
 }

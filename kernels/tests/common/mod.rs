@@ -4,6 +4,7 @@
 
 use keel_kernels::isa::Isa;
 use keel_kernels::isa::{current_isa, with_isa};
+use keel_kernels::KernelError;
 use proptest::prelude::*;
 
 /// Deterministic values uniform in `[lo, hi)` from a seed (SplitMix64), both signs when
@@ -78,4 +79,78 @@ pub fn for_each_isa(f: impl Fn()) {
 #[track_caller]
 pub fn on_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     with_isa(isa, f).unwrap()
+}
+
+/// Lengths around and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
+/// tails of every kind (below 8, between 8 and 16).
+pub fn parallel_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        proptest::sample::select(vec![65535usize, 65536, 65537, 65536 + 13, 65536 + 16 * 1000 + 3]),
+        65536usize..140_000
+    ]
+}
+
+/// Magnitudes of the random inputs: the usual range, saturation, and the ±1e4 extreme.
+pub fn magnitude() -> impl Strategy<Value = f32> {
+    proptest::sample::select(vec![1.0f32, 8.0, 30.0, 100.0, 1e4])
+}
+
+/// A rayon pool of two threads.
+pub fn two_threads() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
+}
+
+/// `len` NaNs: an output buffer whose old contents must not survive.
+pub fn nan_vec(len: usize) -> Vec<f32> {
+    vec![f32::NAN; len]
+}
+
+/// The logistic function in f64.
+pub fn sigmoid64(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// `ln Σ e^{x}` of one row in f64.
+pub fn lse64(x: &[f64]) -> f64 {
+    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    m + x.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+}
+
+/// Central difference of `f` at every coordinate of `x` (f64, step `h`).
+pub fn numeric_grad(x: &[f32], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f32> {
+    let mut xd: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    (0..x.len())
+        .map(|i| {
+            let v = xd[i];
+            xd[i] = v + h;
+            let plus = f(&xd);
+            xd[i] = v - h;
+            let minus = f(&xd);
+            xd[i] = v;
+            ((plus - minus) / (2.0 * h)) as f32
+        })
+        .collect()
+}
+
+/// Asserts a length error naming `what`.
+#[track_caller]
+pub fn assert_length_error<T: std::fmt::Debug>(r: keel_kernels::Result<T>, what: &str) {
+    match r {
+        Err(e @ KernelError::Length { .. }) => {
+            assert!(e.to_string().contains(what), "{e} does not name {what}")
+        }
+        other => panic!("expected a length error naming {what}, got {other:?}"),
+    }
+}
+
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(r: keel_kernels::Result<T>, shape: bool, what: &str) {
+    match r {
+        Err(e @ KernelError::Shape { .. }) if shape => assert!(e.to_string().contains(what), "{e}"),
+        Err(e @ KernelError::Argument { .. }) if !shape => assert!(e.to_string().contains(what), "{e}"),
+        other => panic!(
+            "expected a {} error naming {what}, got {other:?}",
+            if shape { "shape" } else { "argument" }
+        ),
+    }
 }
