@@ -24,7 +24,8 @@
 //!   early stopping) and [`evaluate`] (an [`Evaluation`]: the loss and the loss's metrics),
 //!   the [`History`] `fit` returns and its curves
 //!   ([`plot_curves`], SVG); [`gradcheck`] for any layer or model; safetensors checkpoints
-//!   ([`save_safetensors`], [`load_safetensors`]).
+//!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
+//!   a prefix or a non-strict load).
 //! - [`models`]: ready-made networks, [`lenet5`].
 //!
 //! Each layer resizes its own output, gradient and workspace buffers in place, and the GEMM
@@ -57,6 +58,6 @@ pub use optim::{
 };
 pub use tensor::Tensor;
 pub use train::{
-    evaluate, fit, gradcheck, load_safetensors, plot_curves, relative_error, save_safetensors, EpochMetrics,
-    Evaluation, FitConfig, GradcheckReport, History,
+    evaluate, fit, gradcheck, load_safetensors, load_safetensors_with, plot_curves, relative_error,
+    save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport, History, LoadOptions, LoadReport,
 };

@@ -2,8 +2,8 @@
 //! buffers), and a file that does not match the model is an error naming the tensor.
 
 use keel_layers::{
-    load_safetensors, save_safetensors, zero_grad, ActivationKind, BatchNorm, Conv2d, Conv2dConfig, Dense,
-    Flatten, Init, Layer, LayerError, MaxPool2d, Mode, Sequential, Tensor,
+    load_safetensors, load_safetensors_with, save_safetensors, zero_grad, ActivationKind, BatchNorm, Conv2d,
+    Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, LoadOptions, MaxPool2d, Mode, Sequential, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -75,4 +75,142 @@ fn a_file_that_does_not_match_the_model_is_an_error_naming_the_tensor() {
     std::fs::remove_file(&path).unwrap();
     let missing = detail(load_safetensors(&mut model(1, 8), temp_path("no-such-file")));
     assert!(!missing.is_empty());
+}
+
+/// Every parameter and buffer of a model, by name.
+fn state(model: &mut dyn Layer) -> Vec<(String, Tensor)> {
+    let mut all = Vec::new();
+    model.visit_params(&mut |name, p| all.push((name.to_owned(), p.value.clone())));
+    model.visit_buffers(&mut |name, b| all.push((name.to_owned(), b.clone())));
+    all
+}
+
+#[test]
+fn a_failed_load_leaves_the_model_as_it_was() {
+    let path = temp_path("untouched");
+    save_safetensors(&mut model(1, 8), &path).unwrap();
+    // The first tensors match, "4.weight" does not: nothing may be written, not even "0.weight".
+    let mut target = model(7, 5);
+    let before = state(&mut target);
+    assert!(load_safetensors(&mut target, &path).is_err());
+    assert_eq!(state(&mut target), before);
+    // Strict and a tensor missing (the model has one more layer): the same.
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng));
+    let before = state(&mut bigger);
+    assert!(load_safetensors(&mut bigger, &path).is_err());
+    assert_eq!(state(&mut bigger), before);
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn a_non_strict_load_reports_what_was_missing_and_unexpected() {
+    let path = temp_path("non-strict");
+    let mut saved = model(1, 8);
+    save_safetensors(&mut saved, &path).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng));
+    let extra_before =
+        state(&mut bigger).into_iter().filter(|(n, _)| n.starts_with("6.")).collect::<Vec<_>>();
+    let report = load_safetensors_with(&mut bigger, &path, &LoadOptions::default().non_strict()).unwrap();
+    assert_eq!(report.missing, ["6.weight", "6.bias"]);
+    assert!(report.unexpected.is_empty());
+    assert_eq!(report.loaded.len(), 10);
+    // The loaded part equals the saved model, the rest is untouched.
+    let after = state(&mut bigger);
+    for saved_tensor in state(&mut saved) {
+        assert!(after.contains(&saved_tensor), "{} not loaded", saved_tensor.0);
+    }
+    assert_eq!(after.into_iter().filter(|(n, _)| n.starts_with("6.")).collect::<Vec<_>>(), extra_before);
+    // A smaller model leaves file tensors unused.
+    let mut smaller = Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 4, 3).with_padding(1), Init::He, &mut rng).unwrap());
+    let report = load_safetensors_with(&mut smaller, &path, &LoadOptions::default().non_strict()).unwrap();
+    assert_eq!(report.loaded, ["0.weight", "0.bias"]);
+    assert!(report.unexpected.contains(&"4.weight".to_owned()) && report.missing.is_empty());
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// A backbone (a convolution and its batch norm) nested as child 0 of a classifier, whose
+/// tensors are then named "0.0.weight", "0.1.running_mean", ...
+fn backbone(seed: u64) -> Sequential {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 4, 3).with_padding(1), Init::He, &mut rng).unwrap())
+        .push(BatchNorm::new_2d(4))
+}
+
+fn classifier(seed: u64) -> Sequential {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new().push(backbone(seed)).push(MaxPool2d::new(2)).push(Flatten::new()).push(Dense::new(
+        4 * 3 * 3,
+        3,
+        Init::He,
+        &mut rng,
+    ))
+}
+
+#[test]
+fn a_backbone_loads_into_a_bigger_model_by_prefix_and_back() {
+    // The backbone's own file into the classifier's "0." part; the head stays as it was.
+    let path = temp_path("backbone");
+    let mut saved = backbone(5);
+    saved.forward(&input(4), Mode::Train).unwrap();
+    save_safetensors(&mut saved, &path).unwrap();
+    let mut whole = classifier(9);
+    let before = state(&mut whole);
+    let report =
+        load_safetensors_with(&mut whole, &path, &LoadOptions::default().model_prefix("0.")).unwrap();
+    assert_eq!(
+        report.loaded,
+        ["0.0.weight", "0.0.bias", "0.1.weight", "0.1.bias", "0.1.running_mean", "0.1.running_var"]
+    );
+    assert!(report.missing.is_empty() && report.unexpected.is_empty());
+    for (name, tensor) in state(&mut whole) {
+        match name.strip_prefix("0.") {
+            Some(inner) => {
+                assert_eq!(state(&mut saved).into_iter().find(|(n, _)| n == inner).unwrap().1, tensor)
+            }
+            None => assert!(before.contains(&(name.clone(), tensor)), "{name} changed"),
+        }
+    }
+    // And back: the backbone out of the classifier's file, strictly except for the head.
+    let whole_path = temp_path("whole");
+    save_safetensors(&mut whole, &whole_path).unwrap();
+    let mut fresh = backbone(11);
+    let options = LoadOptions::default().file_prefix("0.").non_strict();
+    let report = load_safetensors_with(&mut fresh, &whole_path, &options).unwrap();
+    assert_eq!(report.unexpected, ["3.bias", "3.weight"]);
+    assert_eq!(state(&mut fresh), state(&mut saved));
+    // Strict, the head's tensors are unexpected: an error, and the backbone is untouched.
+    let mut strict = backbone(12);
+    let untouched = state(&mut strict);
+    assert!(
+        load_safetensors_with(&mut strict, &whole_path, &LoadOptions::default().file_prefix("0.")).is_err()
+    );
+    assert_eq!(state(&mut strict), untouched);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&whole_path).unwrap();
+}
+
+#[test]
+fn a_failed_save_leaves_the_old_file_and_no_temporary() {
+    let dir = std::env::temp_dir().join(format!("keel-{}-atomic", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    save_safetensors(&mut model(1, 8), &path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // A save whose rename cannot happen (the target is now a non-empty directory) fails
+    // and leaves the directory as it was, with no temporary file beside it.
+    let blocked = dir.join("blocked.safetensors");
+    std::fs::create_dir_all(blocked.join("inside")).unwrap();
+    assert!(matches!(save_safetensors(&mut model(2, 8), &blocked), Err(LayerError::Checkpoint { .. })));
+    assert!(blocked.join("inside").is_dir());
+    // A save that succeeds replaces the file whole; the directory holds only the two.
+    save_safetensors(&mut model(2, 8), &path).unwrap();
+    assert_ne!(std::fs::read(&path).unwrap(), before);
+    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["blocked.safetensors", "model.safetensors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,7 +20,9 @@ fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerError {
     LayerError::Checkpoint { path: path.display().to_string(), detail: detail.into() }
 }
 
-/// Writes every parameter and buffer of `model` to `path` (created or replaced).
+/// Writes every parameter and buffer of `model` to `path` (created or replaced), atomically:
+/// the file is written beside `path` under a temporary name, then renamed over it, so a
+/// failed save leaves any previous file at `path` as it was (and no temporary file behind).
 ///
 /// Errors ([`LayerError::Checkpoint`]) if the file cannot be written.
 pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result<()> {
@@ -41,7 +43,88 @@ pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
                 .map_err(|e| checkpoint_error(path, format!("tensor {name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize_to_file(views, None, path).map_err(|e| checkpoint_error(path, e.to_string()))
+    let file_name = path.file_name().ok_or_else(|| checkpoint_error(path, "the path names no file"))?;
+    let mut temporary_name = file_name.to_os_string();
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let written = safetensors::serialize_to_file(views, None, &temporary)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
+    written.map_err(|detail| {
+        // The temporary file may not exist (a failed create): nothing to report then.
+        let _ = std::fs::remove_file(&temporary);
+        checkpoint_error(path, detail)
+    })
+}
+
+/// Which tensors of a file go where: options of [`load_safetensors_with`].
+///
+/// By default (`LoadOptions::default()`) the load is **strict** (every tensor of the model
+/// found in the file, and every tensor of the file used), and a model tensor named `n` is
+/// read from the file's tensor `n`. A name map reads it from another name, or skips it.
+///
+/// ```
+/// use keel_layers::LoadOptions;
+///
+/// // A backbone saved on its own ("0.weight", ...) into the "features." part of a model.
+/// let options = LoadOptions::default().model_prefix("features.").non_strict();
+/// assert_eq!(options.file_name("features.0.weight").as_deref(), Some("0.weight"));
+/// assert_eq!(options.file_name("classifier.0.weight"), None);
+/// ```
+pub struct LoadOptions {
+    strict: bool,
+    map: Box<dyn Fn(&str) -> Option<String>>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { strict: true, map: Box::new(|name| Some(name.to_owned())) }
+    }
+}
+
+impl LoadOptions {
+    /// Loads what matches and reports the rest ([`LoadReport`]) instead of failing on a
+    /// missing or unexpected tensor (a tensor of the wrong type or shape is still an error).
+    pub fn non_strict(self) -> Self {
+        LoadOptions { strict: false, ..self }
+    }
+
+    /// Reads the model tensor `n` from the file tensor `map(n)`, or skips it when `map`
+    /// gives `None` (it then counts neither as loaded nor as missing).
+    pub fn name_map(self, map: impl Fn(&str) -> Option<String> + 'static) -> Self {
+        LoadOptions { map: Box::new(map), ..self }
+    }
+
+    /// Loads only the model tensors whose names start with `prefix`, each from the file
+    /// tensor named without it: a sub-model's file (a backbone) into a bigger model.
+    pub fn model_prefix(self, prefix: &str) -> Self {
+        let prefix = prefix.to_owned();
+        self.name_map(move |name| name.strip_prefix(prefix.as_str()).map(str::to_owned))
+    }
+
+    /// Reads every model tensor `n` from the file tensor `prefix + n`: a sub-model from the
+    /// file of a bigger model (a backbone out of a whole classifier).
+    pub fn file_prefix(self, prefix: &str) -> Self {
+        let prefix = prefix.to_owned();
+        self.name_map(move |name| Some(format!("{prefix}{name}")))
+    }
+
+    /// The file tensor the model tensor `model_name` is read from, if any.
+    pub fn file_name(&self, model_name: &str) -> Option<String> {
+        (self.map)(model_name)
+    }
+}
+
+/// What a [`load_safetensors_with`] did: model tensor names (as the model calls them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Model tensors read from the file.
+    pub loaded: Vec<String>,
+    /// Model tensors the name map sent to the file that the file does not have (left as
+    /// they were; only a non-strict load gets this far with any).
+    pub missing: Vec<String>,
+    /// File tensors no model tensor was read from (file names).
+    pub unexpected: Vec<String>,
 }
 
 /// Reads `path` into the parameters and buffers of `model`, which must match it exactly (as
@@ -50,44 +133,81 @@ pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
 /// as they are.
 ///
 /// Errors ([`LayerError::Checkpoint`]) name the first missing, unexpected, mistyped or
-/// misshapen tensor, or the I/O or format failure; on error the model may be partly loaded.
+/// misshapen tensor, or the I/O or format failure; on error the model is left exactly as it
+/// was (nothing is written to it unless the whole load succeeds).
 pub fn load_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result<()> {
+    load_safetensors_with(model, path, &LoadOptions::default()).map(|_| ())
+}
+
+/// [`load_safetensors`] with [`LoadOptions`]: a name map or prefix, and a non-strict mode
+/// that loads what matches and returns what was missing and unexpected.
+///
+/// Errors as [`load_safetensors`] (a missing or unexpected tensor only when strict); on
+/// error nothing is written to the model.
+pub fn load_safetensors_with(
+    model: &mut dyn Layer,
+    path: impl AsRef<Path>,
+    options: &LoadOptions,
+) -> Result<LoadReport> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
     let file = SafeTensors::deserialize(&bytes).map_err(|e| checkpoint_error(path, e.to_string()))?;
     let mut unused: BTreeSet<String> = file.names().into_iter().map(str::to_owned).collect();
+    // First pass: check every mapped tensor, write nothing.
+    let mut report = LoadReport::default();
     let mut first_error = None;
-    let mut load = |name: &str, tensor: &mut Tensor| {
-        if first_error.is_some() {
-            return;
-        }
-        unused.remove(name);
-        if let Err(detail) = read_tensor(&file, name, tensor) {
-            first_error = Some(checkpoint_error(path, detail));
+    let mut check = |name: &str, tensor: &Tensor| {
+        let Some(file_name) = options.file_name(name) else { return };
+        match file.tensor(&file_name) {
+            Err(_) => report.missing.push(name.to_owned()),
+            Ok(view) => {
+                unused.remove(&file_name);
+                match check_view(&view, &file_name, tensor) {
+                    Ok(()) => report.loaded.push(name.to_owned()),
+                    Err(detail) => {
+                        first_error.get_or_insert(detail);
+                    }
+                }
+            }
         }
     };
-    model.visit_params(&mut |name, param| load(name, &mut param.value));
-    model.visit_buffers(&mut |name, buffer| load(name, buffer));
-    if let Some(error) = first_error {
-        return Err(error);
+    model.visit_params(&mut |name, param| check(name, &param.value));
+    model.visit_buffers(&mut |name, buffer| check(name, buffer));
+    report.unexpected = unused.into_iter().collect();
+    if let Some(detail) = first_error {
+        return Err(checkpoint_error(path, detail));
     }
-    match unused.first() {
-        Some(name) => Err(checkpoint_error(path, format!("tensor {name} is not in the model"))),
-        None => Ok(()),
+    if options.strict {
+        if let Some(name) = report.missing.first() {
+            let file_name = options.file_name(name).unwrap_or_default();
+            return Err(checkpoint_error(path, format!("tensor {file_name} of the model is missing")));
+        }
+        if let Some(name) = report.unexpected.first() {
+            return Err(checkpoint_error(path, format!("tensor {name} is not in the model")));
+        }
     }
+    // Second pass: every tensor checked, copy them in.
+    let mut copy = |name: &str, tensor: &mut Tensor| {
+        let view = options.file_name(name).and_then(|file_name| file.tensor(&file_name).ok());
+        if let Some(view) = view {
+            for (value, bytes) in tensor.data_mut().iter_mut().zip(view.data().chunks_exact(4)) {
+                *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+        }
+    };
+    model.visit_params(&mut |name, param| copy(name, &mut param.value));
+    model.visit_buffers(&mut |name, buffer| copy(name, buffer));
+    Ok(report)
 }
 
-/// Copies tensor `name` of `file` into `tensor`, if it is there as `F32` of the same shape.
-fn read_tensor(file: &SafeTensors, name: &str, tensor: &mut Tensor) -> core::result::Result<(), String> {
-    let view = file.tensor(name).map_err(|_| format!("tensor {name} of the model is missing"))?;
+/// Whether the file tensor `view` (named `name`) can be read into `tensor`: `F32` of the same
+/// shape.
+fn check_view(view: &TensorView<'_>, name: &str, tensor: &Tensor) -> core::result::Result<(), String> {
     if view.dtype() != Dtype::F32 {
         return Err(format!("tensor {name}: expected F32, got {:?}", view.dtype()));
     }
     if view.shape() != tensor.shape() {
         return Err(format!("tensor {name}: expected shape {:?}, got {:?}", tensor.shape(), view.shape()));
-    }
-    for (value, bytes) in tensor.data_mut().iter_mut().zip(view.data().chunks_exact(4)) {
-        *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ mod fit;
 mod gradcheck;
 mod history;
 
-pub use checkpoint::{load_safetensors, save_safetensors};
+pub use checkpoint::{load_safetensors, load_safetensors_with, save_safetensors, LoadOptions, LoadReport};
 pub use curves::plot_curves;
 pub use evaluate::evaluate;
 pub use fit::{fit, FitConfig};
