@@ -73,8 +73,11 @@ pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
 /// ```
 pub struct LoadOptions {
     strict: bool,
-    map: Box<dyn Fn(&str) -> Option<String>>,
+    map: NameMap,
 }
+
+/// From a model tensor's name to the file tensor it is read from (`None`: not read).
+type NameMap = Box<dyn Fn(&str) -> Option<String>>;
 
 impl Default for LoadOptions {
     fn default() -> Self {
@@ -187,7 +190,7 @@ pub fn load_safetensors_with(
         }
     }
     // Second pass: every tensor checked, copy them in.
-    let mut copy = |name: &str, tensor: &mut Tensor| {
+    let copy = |name: &str, tensor: &mut Tensor| {
         let view = options.file_name(name).and_then(|file_name| file.tensor(&file_name).ok());
         if let Some(view) = view {
             for (value, bytes) in tensor.data_mut().iter_mut().zip(view.data().chunks_exact(4)) {
