@@ -3,7 +3,6 @@
 #![cfg(feature = "blas")]
 
 use keel::kernels::gemm::{native, sgemm, GemmShape, Transpose};
-use keel::kernels::sgemm;
 
 /// Deterministic values in [-1, 1) with both signs.
 fn values(len: usize, seed: u32) -> Vec<f32> {
