@@ -3,7 +3,7 @@
 //! each value are in `docs/tuning.md` (section Convolution). The register blocks of the
 //! kernels (output channels, positions, taps per block) belong to each kernel.
 
-/// Lane groups whose weight gradient one sweep sums: their layouts (4 x 366 KiB on LeNet-5's conv1) stay in L2.
+/// Lane groups one weight-gradient sweep sums: their layouts (4 x 366 KiB on LeNet-5 conv1) stay in L2.
 pub(crate) const GROUPS_PER_PASS: usize = 4;
 /// Largest lane group's input and output layouts, in floats (1 MiB): past it they leave L2.
 pub(crate) const MAX_GROUP_FLOATS: usize = 1 << 18;

@@ -19,7 +19,7 @@ pub(crate) const NC: usize = 1024;
 pub(crate) const DIRECT_B_MAX_M: usize = 256;
 /// ... if B's rows are at most this many floats (2 KiB) apart: farther rows each miss the TLB and L1.
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
-/// One row of tiles reads B in place while a block of k spans at most this many floats (4 MiB).
+/// One row of tiles (or few rows) reads B in place while a block of k spans at most this many floats (4 MiB).
 pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;
 /// A part reads its block of A in place when the block holds at most this many floats (256 KiB, in L2) ...
 pub(crate) const DIRECT_A_MAX_FLOATS: usize = 1 << 16;
