@@ -23,7 +23,7 @@ impl PoolPath {
     pub const ALL: [PoolPath; 4] =
         [PoolPath::TiledAvx512, PoolPath::TiledAvx2, PoolPath::TiledPortable, PoolPath::Windows];
 
-    /// Whether [`plan`] can give this path on `isa`.
+    /// Whether [`plan`](super::plan) can give this path on `isa`.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
             PoolPath::TiledAvx512 => isa == Isa::Avx512,
