@@ -21,6 +21,7 @@ use std::arch::x86_64::*;
 
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
+use super::tuning::GRAD_MAX_CHANNELS;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::activate_avx512;
 use crate::gemm::Activation;
@@ -52,15 +53,11 @@ fn computes(shape: &Conv2dShape) -> bool {
         && !shape.is_pointwise()
 }
 
-/// Output channels per group up to which the weight gradient runs direct
-/// ([`backward_weight_run`]). There it is a thin GEMM (`m = c_out/groups`) that im2col and
-/// the transposed packing of the columns dominate. Wider layers are efficient GEMMs, and the
-/// direct loops would re-read every output gradient once per `(ci, ki)`: on a 64 -> 64 3x3
-/// layer (conv C) that was 1.45x slower.
-const GRAD_MAX_CHANNELS: usize = 16;
-
 /// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:
-/// [`applies`], and at most [`GRAD_MAX_CHANNELS`] output channels per group.
+/// [`applies`], and at most [`GRAD_MAX_CHANNELS`] output channels per group. Up to there
+/// the weight gradient is a thin GEMM (`m = c_out/groups`) that im2col and the transposed
+/// packing of the columns dominate; past it, the direct loops' re-reading of every output
+/// gradient once per `(ci, ki)` costs more.
 pub(super) fn weight_gradient_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     applies(shape, isa) && computes_weight_gradient(shape)
 }

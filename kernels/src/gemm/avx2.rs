@@ -12,13 +12,11 @@ use super::epilogue::{Activation, TileBias, TileEpilogue};
 #[cfg(target_arch = "x86_64")]
 use super::line_aligned::rows_off_lines;
 use super::microkernel::{via_scratch, Microkernel};
+use super::tuning::B_PREFETCH_STEPS;
 use crate::isa::Isa;
 
 /// The AVX2+FMA kernel (see the module docs).
 pub(crate) struct Avx2;
-
-/// How many steps of k ahead the kernel prefetches the rows of B̃ (as the AVX-512 kernel).
-const B_PREFETCH_STEPS: usize = 16;
 
 impl Microkernel for Avx2 {
     const MR: usize = 6;
@@ -90,9 +88,8 @@ unsafe fn tile_avx2<const PACKED_A: bool>(
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     // As in the AVX-512 kernel: C's rows are fetched before the k loop (it is read, or written
     // after more than one step), and B̃'s rows `B_PREFETCH_STEPS` ahead, with the second line
-    // of a row of B read in place off a cache line. Measured interleaved on this kernel:
-    // 1.02x-1.09x at 512³, 1024³, 16x6400x150 and 64x32768x576; prefetching only the first
-    // line of a straddling row was slower (64x128x784 0.87x), both lines 1.035x.
+    // of a row of B read in place off a cache line (both lines of a straddling row: the
+    // first alone leaves the second to miss).
     if beta != 0.0 || kc >= 2 {
         for i in 0..MR {
             _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc) as *const i8);

@@ -35,6 +35,7 @@ use super::epilogue::{Activation, TileBias, TileEpilogue};
 #[cfg(target_arch = "x86_64")]
 use super::line_aligned::rows_off_lines;
 use super::microkernel::Microkernel;
+use super::tuning::B_PREFETCH_STEPS;
 use crate::isa::Isa;
 
 /// The AVX-512F kernel (see the module docs).
@@ -42,11 +43,6 @@ pub(crate) struct Avx512;
 
 const MR: usize = 12;
 const NR: usize = 32;
-
-/// How many steps of k ahead the kernel prefetches the rows of B̃: 16 steps are about 200
-/// cycles of FMAs, enough to cover a read from L2 (8 to 24 measured the same, 0 was 5-10%
-/// slower at 1024³).
-const B_PREFETCH_STEPS: usize = 16;
 
 impl Microkernel for Avx512 {
     const MR: usize = MR;
@@ -111,9 +107,9 @@ impl Microkernel for Avx512 {
 
 /// The tile update for `R` rows and `V` vectors of 16 columns, of which the first `cols`
 /// are valid (`16·(V - 1) < cols <= 16·V`, `cols = 16·V` when `FULL_LAST`: then the loads
-/// of B̃ need no mask, which cost 2-3% at 512³), epilogue included; Ã's row and column strides
-/// are constants for a packed Ã (`PACKED_A`). (Ã passed as one tuple of pointer and strides
-/// left the accumulators in memory, stored on every step of k: 0.5x at 512³.)
+/// of B̃ need no mask), epilogue included; Ã's row and column strides are constants for a
+/// packed Ã (`PACKED_A`). (Ã comes as separate pointer and strides: passed as one tuple, it
+/// leaves the accumulators in memory, stored on every step of k.)
 ///
 /// # Safety
 /// The trait contract for a `R x cols` tile, on a CPU with AVX-512F.
@@ -143,9 +139,8 @@ unsafe fn tile_avx512<const R: usize, const V: usize, const FULL_LAST: bool, con
     if beta != 0.0 || kc >= 2 {
         // C is read (β ≠ 0) or written after the k loop: start fetching its rows now, so the
         // loads and stores at the end hit L1 (prefetches never fault, whatever the address).
-        // For β = 0 it pays where the tile's stores weigh most, at small k: 1.05x-1.25x on
-        // 256x256xk for k = 2 to 8 and 1024x1024x4, 0.75x at k = 1 (nothing to overlap
-        // with), 1.0x at 64³ and 512³ (interleaved).
+        // For β = 0 it pays where the tile's stores weigh most, at small k, but not at k = 1
+        // (nothing to overlap with).
         for i in 0..R {
             for v in 0..V {
                 _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * ldc + 16 * v) as *const i8);
@@ -155,8 +150,7 @@ unsafe fn tile_avx512<const R: usize, const V: usize, const FULL_LAST: bool, con
     // A row of B̃ starts on a cache line (packed buffers are line-aligned, rows 16·V floats
     // apart), so its V vectors lie in V lines. A row of B read in place may start anywhere in
     // a line (a `Vec` from the allocator starts 16 bytes past one), and then spans V + 1
-    // lines: the last one is fetched too. Measured interleaved with B 16 bytes past a line:
-    // 6x6400x150 1.38x, 64x128x784 1.1x; 1.0x where B's rows are in L1 or L2 anyway.
+    // lines: the last one is fetched too.
     let rows_straddle = rows_off_lines(b, b_rs);
     for p in 0..kc {
         // The B̃ micro-panel streams from L2 (see `driver.rs`): fetch the row
@@ -192,12 +186,11 @@ unsafe fn tile_avx512<const R: usize, const V: usize, const FULL_LAST: bool, con
     }
     // Two short passes rather than one that does everything: the compiler unrolls short
     // loops whole, so the accumulators stay in registers, while a loop with the whole
-    // epilogue in its body indexed them at run time, which kept them in an array on the
-    // stack, zeroed by a call to `memset` (1.5 KiB) before the k loop: 8% of the time at
-    // 64³. The first pass stores `α·acc + β·C` to C, or, with an epilogue, to a staging
-    // array (not zeroed) that the second pass finishes from: reloading the stored tile from
-    // C instead stalled each masked load on the masked store before it (0.8x on 128x10x128
-    // with bias and ReLU).
+    // epilogue in its body indexes them at run time, which keeps them in an array on the
+    // stack, zeroed by a call to `memset` (1.5 KiB) before the k loop. The first pass stores
+    // `α·acc + β·C` to C, or, with an epilogue, to a staging array (not zeroed) that the
+    // second pass finishes from: reloading the stored tile from C would stall each masked
+    // load on the masked store before it.
     let alpha_v = _mm512_set1_ps(alpha);
     let beta_v = _mm512_set1_ps(beta);
     let mut staged = std::mem::MaybeUninit::<[[__m512; V]; R]>::uninit();

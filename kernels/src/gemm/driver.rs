@@ -25,11 +25,8 @@
 //! Loops 2 and 1 run in this order (BLIS's, for the operand roles here: Ã is broadcast,
 //! B̃ is loaded in vectors) rather than the other way round: the L1-resident micro-panel is
 //! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
-//! streaming past it filled 44 of the 48 KiB of L1 and lost lines to it); the microkernel
-//! prefetches the B̃ rows it streams. Measured interleaved (with the prefetch): 1.2x at
-//! 1024³ and 2048³ while the shared host was busy (the old order then fell to 70-78% of
-//! the FMA peak), 1.0x when it was quiet; 1.0x at 512³; 1.04x-1.2x on the network shapes
-//! of PEERS.md with B packed.
+//! streaming past it fills 44 of the 48 KiB of L1 and loses lines to it); the microkernel
+//! prefetches the B̃ rows it streams.
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
@@ -40,9 +37,6 @@
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{
-    DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MC, NC,
-};
 use super::buffers::{return_buffer, take_buffer, PACKED_A, PACKED_B};
 use super::epilogue::{Epilogue, TileEpilogue};
 use super::line_aligned::LineAligned;
@@ -50,7 +44,11 @@ use super::microkernel::Microkernel;
 use super::pack::{pack_a, pack_b, Operand};
 use super::parts::{run_parts, SharedMut};
 use super::portable::Portable;
-use super::shared::{SharedPanels, MAX_SHARED_FLOATS};
+use super::shared::SharedPanels;
+use super::tuning::{
+    DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC,
+    MAX_SHARED_FLOATS, MC, NC, PACK_A_COST, PACK_B_COST,
+};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 
@@ -117,10 +115,8 @@ unsafe fn gemm_packed<K: Microkernel>(
     run_parts(parts, run);
 }
 
-/// The operand the parts of a call share (see `shared.rs`), if any. Measured interleaved on
-/// two threads against each part packing its own: 1.0x-1.1x at 512³ (the host's noise
-/// spans that range), about 1.02x on 64x128x784 with Bᵀ and on 256³ with Bᵀ, 1.0x at
-/// 128x64x128 and 1024³.
+/// The operand the parts of a call share (see `shared.rs`), if any: packed once instead of
+/// once per part.
 enum Shared {
     /// Each part packs (or reads in place) its own blocks: one part, B read in place, an
     /// operand over [`MAX_SHARED_FLOATS`], column parts one tile wide, or a block of A small
@@ -130,8 +126,8 @@ enum Shared {
     B(SharedPanels),
     /// Column parts share all of Ã, when each part is more than one tile wide. A part one
     /// tile wide reads each Ã panel once, straight from the other core's cache, and the
-    /// microkernel stalls on it (Ã is not prefetched, as it stays in L1 once read):
-    /// 0.87x at 128x64x128 cut by columns, where packing its own copy overlaps better.
+    /// microkernel stalls on it (Ã is not prefetched, as it stays in L1 once read), where
+    /// packing its own copy overlaps better.
     A(SharedPanels),
 }
 
@@ -198,9 +194,8 @@ fn fits_shared(k: usize, width: usize, panel_width: usize) -> bool {
 /// column part packs all of A); on a tie, along the longer side. One parallel region per
 /// call: each part runs the whole loop nest on its own, with no barrier per block.
 ///
-/// The packing counts the shared operand whole for every part, as before it was shared: a
-/// model that counted each part's share of it (so mostly the tiles decided) picked columns
-/// for 128x64x128 and 256³ with Bᵀ, measured about 0.6x and 0.9x of rows.
+/// The packing counts the shared operand whole for every part: counting each part's share of
+/// it (so that mostly the tiles decide) picks the slower side on small products.
 fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     let GemmShape { m, n, k, .. } = *shape;
     if threads <= 1 {
@@ -222,20 +217,8 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     }
 }
 
-/// Packing one float of A costs about as much time as this many multiply-adds in a
-/// microkernel (32 per cycle): A's interleaving (transposes) costs about twice B's (row
-/// copies, or 16x16 transposes for Bᵀ). Fitted so that the split picks the faster side,
-/// measured both ways, on the squares and network shapes of PEERS.md (e.g. rows for 128³
-/// and 256³ with Bᵀ, columns for 64x128x784 with Bᵀ, rows for 128x64x128), when Ã was
-/// packed by 4x4 transposes and B̃ a panel at a time; both got cheaper since (16x16
-/// transposes, 8 rows of B at a time), not refitted: the host was too noisy to tell the
-/// sides apart (at 512³ to 2048³, rows and columns measured within noise of each other).
-const PACK_A_COST: usize = 36;
-/// The same for one float of B (see [`PACK_A_COST`]).
-const PACK_B_COST: usize = 16;
-
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
-/// module docs and `blocking.rs`).
+/// module docs and `tuning.rs`).
 fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
     let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
     // When all of C is one row of tiles, each B̃ panel is used once: packing it would be a
@@ -493,19 +476,13 @@ enum ASource<'a> {
 
 /// Whether a part of `rows x cols` reads its block of A (`rows x kc`) in place rather than
 /// packing it; the kernel then broadcasts from MR rows of A, each read sequentially. Only A
-/// not transposed (Aᵀ in place would read one line per step of k, `lda` apart; not
-/// measured), and:
+/// not transposed (Aᵀ in place would read one line per step of k, `lda` apart), and:
 /// - when the part is one tile wide, each Ã panel serves one microkernel call per block of
-///   k, and packing it would be a copy for nothing (as for B when C is one row of tiles):
-///   1.16x-1.24x on 256x10x64, 256x10x784 and 64x16x500, measured interleaved;
+///   k, and packing it would be a copy for nothing (as for B when C is one row of tiles);
 /// - when the block of A holds at most [`DIRECT_A_MAX_FLOATS`], the part is at most
-///   [`DIRECT_A_MAX_COLS`] wide, and A's rows are not a multiple of 4 KiB apart: the copy
-///   then costs more than the in-place panel's address arithmetic (constants in the packed
-///   kernel). Measured interleaved: 128x64x128 1.16x, 64³ 1.17x, 100³ 1.08x, 64x128x784
-///   1.08x, 128x128x256 1.08x, 256³ 1.05x (blocks up to 64 Ki floats), 512³ unchanged
-///   (bigger blocks); but 0.95x for 64x32768x576 on two threads (each panel serves 512
-///   tiles), and 0.94x-0.96x with rows 4 KiB apart (`lda` a multiple of 1024, all in one
-///   L1 set) on 48x1024x4096, 64x256x1024 and 24x512x2048.
+///   [`DIRECT_A_MAX_COLS`] wide, and A's rows are not a multiple of 4 KiB apart (rows that
+///   far apart all fall in one L1 set): the copy then costs more than the in-place panel's
+///   address arithmetic (constants in the packed kernel).
 fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: usize) -> bool {
     let small_block =
         rows * kc <= DIRECT_A_MAX_FLOATS && cols <= DIRECT_A_MAX_COLS && !a.ld.is_multiple_of(1024);

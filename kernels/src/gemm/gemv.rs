@@ -24,32 +24,16 @@
 //! vector or not; a dot the same in a group of 4 rows or alone), so the bits do not depend
 //! on the thread count.
 //!
-//! Measured interleaved against the packed path (one thread, AVX-512): 1x1024x256 1.5x (level
-//! with OpenBLAS), 1x1024x1024 1.2x (B from L3: 2.3x OpenBLAS), 1x256x1024 with Bᵀ 3.6x and
-//! 256x1x1024 4.2x (1.06x-1.08x OpenBLAS). The streamed panels, against the register blocks:
-//! 1.1x-1.3x for 1x512x512 up to 1x4096x1024 (level with MKL where B is read from L3, 0.85x
-//! of it from L2), but 0.85x at 1x256x256, and 0.7x with one row per pass (2 loads and a
-//! store per FMA) at 1x100x100, hence the threshold. Prefetching the rows 8 ahead in the
-//! register blocks was slower (0.85x-0.95x); 2 or 8 rows per pass measured within noise of 4
-//! (0.91x-1.07x).
+//! Few outputs stay in the register blocks: streaming a few hundred outputs pays less than
+//! the panel's extra loads and stores of the sums.
 
 use rayon::prelude::*;
 
+use super::tuning::{DOTS_GROUP_ROWS, ROWS_BLOCK_VECTORS, STREAM_MIN_OUTPUTS, STREAM_PANEL, STREAM_ROWS};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 use crate::parallel::MIN_PARALLEL_MULADDS;
 use crate::simd::{dispatch, Kernel, SimdF32, MAX_LANES};
-
-/// Vectors per block of the rows form (8 chains of FMAs in flight).
-const ROWS_BLOCK_VECTORS: usize = 8;
-/// Rows per group of the dots form (each with 2 accumulators: 8 chains).
-const DOTS_GROUP_ROWS: usize = 4;
-/// Outputs of a chunk from which the rows form streams the rows past sums in L1.
-const STREAM_MIN_OUTPUTS: usize = 512;
-/// Sums per panel of the streamed rows form (8 KiB, in L1 beside the 4 rows' lines).
-const STREAM_PANEL: usize = 2048;
-/// Rows per pass over a panel of sums.
-const STREAM_ROWS: usize = 4;
 
 /// The sums of one block of the rows form, aligned to cache lines (so that no vector is
 /// stored across two).

@@ -3,9 +3,7 @@
 //!
 //! A `Vec<f32>` of a packed block comes from the system allocator 16 bytes past a 64-byte
 //! line (glibc puts its header there), so every 16-float vector of a packed row straddles
-//! two lines, and every load of it is a split load. Measured interleaved against such
-//! buffers: 1.02x-1.06x at 512³, 1024³ and on the im2col products on one thread (1.0x on
-//! products too small to pack).
+//! two lines, and every load of it is a split load. Buffers starting on a line avoid that.
 
 use std::ops::{Deref, DerefMut, Range};
 

@@ -44,7 +44,6 @@ mod avx512;
 mod batched;
 #[cfg(feature = "blas")]
 mod blas;
-mod blocking;
 mod buffers;
 mod driver;
 mod epilogue;
@@ -60,6 +59,7 @@ pub mod reference;
 mod rows_in_lanes;
 mod shape;
 mod shared;
+mod tuning;
 
 use crate::error::{shape_error, Result};
 use crate::isa::{current_isa, Isa};

@@ -2,6 +2,7 @@
 //! streams through (see the contract in `microkernel.rs`), zero-padding partial panels so
 //! the microkernel always runs full tiles.
 
+use super::tuning::PACK_B_ROWS;
 use super::Transpose;
 use crate::isa::Isa;
 
@@ -102,11 +103,6 @@ pub(crate) fn pack_b(
     }
 }
 
-/// Rows of B packed together (see [`pack_b`]): measured interleaved against one row at a
-/// time, 1.03x at 512³ and 1024³, 1.25x for 64x32768x576 and 1.35x for 16x6400x150, with
-/// 4 to 16 rows about the same, and a whole panel at a time (256) no better than 1.
-const PACK_B_ROWS: usize = 8;
-
 /// Interleaves `valid` lines of `data` (line `first + j` starts at `(first + j)·ld`, and its
 /// elements `p0..p0 + kc` are contiguous) into a panel of `width` lines, `kc` steps:
 /// `panel[p·width + j] = line_j[p0 + p]`, zero for `j >= valid`.
@@ -115,8 +111,8 @@ const PACK_B_ROWS: usize = 8;
 /// wide, and Ã, 12 wide), groups of 16 lines go through 16x16 transposes in registers,
 /// masked to the lines present (loads) and to the panel's width (stores), and the steps
 /// left over through masked gathers (lines past `valid` come out as zeros either way):
-/// faster than the 4x4 transposes below on both (1.0x-1.05x on whole GEMMs for Ã, measured
-/// interleaved, and 16 lines of one 64-byte line each per block keep 12-16 reads in flight).
+/// faster than the 4x4 transposes below on both, as 16 lines of one 64-byte line each per
+/// block keep 12-16 reads in flight.
 /// Elsewhere it is done in 4x4 blocks in SSE registers (4 loads, 8 shuffles and
 /// 4 stores per 16 floats, about a quarter of the cost of moving the floats one by one),
 /// and the lines left over when `valid` or `kc` is not a multiple of 4 are copied one float
@@ -322,7 +318,7 @@ fn copy_rows(
 
 /// [`copy_rows`] for NR = 32 with two 16-float moves per piece. (A plain `copy_from_slice`
 /// of each piece compiles to a call to memcpy, even at a fixed size once merged with the
-/// ragged pieces' copy: 3% of a 512³ product.)
+/// ragged pieces' copy.)
 ///
 /// # Safety
 /// The CPU must have AVX-512F.

@@ -13,7 +13,7 @@
 //! - **Few rows** (13 to 16, B as stored): one vector, tiles of 24 columns, `op(A)` packed
 //!   whole as Ã (`k` steps of 16 floats), B read once, in place, 24 contiguous floats of a
 //!   row per step. The packed loop nest would pack all of B for a handful of rows of A (for
-//!   16x6400x150, LeNet's conv2 as a GEMM, copying B took 44% of the time).
+//!   16x6400x150, LeNet's conv2 as a GEMM, the copy of B dominates).
 //! - **Few columns** (at most 12, short k): two vectors, tiles of 32 rows by all of C's
 //!   columns, Ã packed per 32 rows (16x16 transposes), op(B) read in place as stored or
 //!   transposed. The packed loop nest would run 16-lane tiles for 10 columns (an MLP's
@@ -22,44 +22,28 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::blocking::DIRECT_B_MAX_SPAN;
 use super::buffers::{return_buffer, take_buffer, PACKED_A};
 use super::line_aligned::{floats_past, LINE_FLOATS};
 use super::pack::{pack_a, Operand};
 use super::parts::{run_parts, SharedMut};
+use super::tuning::{
+    B_PREFETCH_ROWS, DIRECT_B_MAX_SPAN, FEW_COLUMNS_DEPTH, FEW_ROWS_MIN, FEW_ROWS_MIN_DEPTH,
+};
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
 
 /// Accumulators per tile (its columns times its vectors of rows): with the Ã vectors and
 /// the broadcasts, within the 32 registers.
 const TILE_ACCUMULATORS: usize = 24;
-/// Few rows: at most one vector's worth.
+/// Few rows: at most one vector's worth (the tile's one vector of rows; the thresholds of
+/// the path are in `tuning.rs`).
 const FEW_ROWS_MAX: usize = 16;
-/// ... and at least: a lane is wasted per missing row, while the packed path does well up
-/// to one row of its tiles (12 rows, B read in place). Measured interleaved: 6 rows 0.4x the
-/// packed path (6x784x25), 12 rows 1.0x (12x6400x576); two vectors for 17 to 32 rows
-/// 0.9x-1.15x.
-const FEW_ROWS_MIN: usize = 13;
-/// Few rows: depth below which a tile's two transposes (128 shuffles) weigh too much
-/// against its `24·k` FMAs.
-const FEW_ROWS_MIN_DEPTH: usize = 32;
 /// Few columns: at most this many (two vectors of rows, 24 accumulators).
 const FEW_COLUMNS_MAX: usize = TILE_ACCUMULATORS / 2;
-/// Few columns: the depths where it was measured faster than the packed path, interleaved
-/// (31 rounds): 1.24x for 256x10x64 with Bᵀ (a dense layer's `X·Wᵀ`), 1.37x for 64x10x84
-/// with Bᵀ, 1.0x for 256x10x64 with B as stored (the packed path reads that B in place);
-/// shorter runs gave 1.1x-1.98x for 128x10x128, 2048x10x128, 256x12x128 and 256x4x64, but
-/// 0.93x-0.99x at k = 256 (256x10x256, 1024x10x256).
-const FEW_COLUMNS_DEPTH: std::ops::RangeInclusive<usize> = 16..=128;
-/// How many rows of B ahead the kernel prefetches its tile's part (2 lines per row).
-/// Measured interleaved against 16: 1.02x-1.2x on one thread (16x6400x150, 16x1024x1024,
-/// 14x2048x256, 16x784x150); 2 and 4 were 0.76x-0.98x of 8, 32 and 48 0.83x-0.99x of 16.
-const B_PREFETCH_ROWS: usize = 8;
 
 /// Whether the product `shape` takes the few-rows path on `isa`: AVX-512, 13 to 16 rows, B
 /// as stored, and B's rows close enough together that reading a tile's part of each row is
-/// not latency-bound (the span rule of `DIRECT_B_MAX_SPAN`: 8x25088x1152, which spans
-/// 29 Mi floats, ran at 0.5x the packed path).
+/// not latency-bound (the span rule of `DIRECT_B_MAX_SPAN`).
 pub(super) fn takes_few_rows(isa: Isa, shape: &GemmShape) -> bool {
     isa == Isa::Avx512
         && (FEW_ROWS_MIN..=FEW_ROWS_MAX).contains(&shape.m)
@@ -123,9 +107,7 @@ pub(super) unsafe fn sgemm_few_rows(
 /// other tile touches three when B's rows start between boundaries (a `Vec` from the system
 /// allocator starts 16 bytes past one), and the third line is neither prefetched nor
 /// shared with a neighbour. So when the rows all share an offset (`ldb` a multiple of 8),
-/// the first tile is narrowed to end on a boundary. Measured interleaved with B 16 bytes
-/// past a line: 16x6400x150 1.25x-1.52x on one thread and 1.2x-1.5x on two, 14x2048x256 and
-/// 16x1024x1024 1.3x; no change when B starts on a line.
+/// the first tile is narrowed to end on a boundary.
 struct ColumnTiles {
     n: usize,
     /// Width of the first tile; the others are `TILE_ACCUMULATORS` wide, the last ragged.

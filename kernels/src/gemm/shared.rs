@@ -18,10 +18,6 @@ use std::sync::{Mutex, PoisonError};
 use super::line_aligned::LineAligned;
 use super::parts::SharedMut;
 
-/// The largest shared operand, in floats (8 MiB): larger ones (B̃ of 2048³ and up, where a
-/// second copy costs under 0.1% of the arithmetic) are packed per part, block by block.
-pub(crate) const MAX_SHARED_FLOATS: usize = 1 << 21;
-
 /// No part has claimed the panel yet.
 const UNPACKED: u8 = 0;
 /// A part is packing the panel.

@@ -7,7 +7,7 @@
 //! The batch sum runs over fixed chunks in a fixed tree ([`sum_over_chunks`]) and in `f64`,
 //! so the loss is deterministic for a given thread count.
 
-use super::sum::sum_over_chunks;
+use super::sum::{sum_over_chunks, SUM_BLOCK};
 use crate::activation::softmax::{
     check_matrix, for_each_row, row_chunk_len, row_map2, row_sum2, softmax_rows, RowOp,
 };
@@ -208,9 +208,6 @@ pub fn softmax_cross_entropy_soft_backward(
     Ok(())
 }
 
-/// Elements summed in `f32` lanes before the running total takes them in `f64`.
-const BCE_BLOCK: usize = 1024;
-
 /// One BCE term and probability per lane, from `e = e^{-|z|}` (never overflows):
 /// `loss = max(z, 0) - z·y + ln(1 + e)`, `σ(z) = 1/(1 + e)` for `z >= 0`, `e/(1 + e)` below.
 #[inline(always)]
@@ -257,7 +254,7 @@ impl Kernel for BceChunk<'_, '_> {
     type Output = f64;
     #[inline(always)]
     fn run<V: SimdF32>(self) -> f64 {
-        let blocks = self.z.chunks(BCE_BLOCK).zip(self.y.chunks(BCE_BLOCK)).zip(self.p.chunks_mut(BCE_BLOCK));
+        let blocks = self.z.chunks(SUM_BLOCK).zip(self.y.chunks(SUM_BLOCK)).zip(self.p.chunks_mut(SUM_BLOCK));
         blocks.map(|((z, y), p)| f64::from(bce_block::<V>(z, y, p))).sum()
     }
 }
@@ -285,7 +282,7 @@ pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32
     check_len(|| "targets (same length as logits)".to_string(), n, targets.len())?;
     check_len(|| "probs (same length as logits)".to_string(), n, probs.len())?;
     let isa = current_isa();
-    let chunk = parallel::chunk_len(n, BCE_BLOCK);
+    let chunk = parallel::chunk_len(n, SUM_BLOCK);
     let total = sum_over_chunks(probs, 1, chunk, 0, &|first, p: &mut [f32]| {
         let (z, y) = (&logits[first..first + p.len()], &targets[first..first + p.len()]);
         dispatch(isa, BceChunk { z, y, p })

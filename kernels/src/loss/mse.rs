@@ -6,14 +6,11 @@
 //! added in `f64`, over fixed chunks in a fixed tree (as the BCE loss), so the loss is
 //! deterministic for a given thread count.
 
-use super::sum::sum_over_chunks;
+use super::sum::{sum_over_chunks, SUM_BLOCK};
 use crate::error::{check_len, shape_error, Result};
 use crate::isa::current_isa;
 use crate::parallel;
 use crate::simd::{dispatch, load_padded, map_unary, store_partial, Kernel, Scale, SimdF32};
-
-/// Elements summed in `f32` lanes before the running total takes them in `f64`.
-const MSE_BLOCK: usize = 1024;
 
 /// Writes `d = p - t` over the blocks of one parallel chunk and returns `Σ d²` (each block
 /// summed in `f32` lanes, the block totals in `f64`; padding lanes are 0 - 0 = 0).
@@ -29,7 +26,7 @@ impl Kernel for MseChunk<'_, '_> {
     fn run<V: SimdF32>(self) -> f64 {
         // A plain loop, not a closure: a closure is compiled without the dispatched
         // instruction set, so the intrinsics in its body would become out-of-line calls.
-        let blocks = self.p.chunks(MSE_BLOCK).zip(self.t.chunks(MSE_BLOCK)).zip(self.d.chunks_mut(MSE_BLOCK));
+        let blocks = self.p.chunks(SUM_BLOCK).zip(self.t.chunks(SUM_BLOCK)).zip(self.d.chunks_mut(SUM_BLOCK));
         let mut sum = 0.0f64;
         for ((p, t), d) in blocks {
             sum += f64::from(mse_block::<V>(p, t, d));
@@ -70,7 +67,7 @@ pub fn mse_forward(pred: &[f32], target: &[f32], diff: &mut [f32]) -> Result<f32
     }
     check_len(|| "target (same length as pred)".to_string(), n, target.len())?;
     check_len(|| "diff (same length as pred)".to_string(), n, diff.len())?;
-    let chunk = parallel::chunk_len(n, MSE_BLOCK);
+    let chunk = parallel::chunk_len(n, SUM_BLOCK);
     let isa = current_isa();
     let total = sum_over_chunks(diff, 1, chunk, 0, &|first, d: &mut [f32]| {
         let (p, t) = (&pred[first..first + d.len()], &target[first..first + d.len()]);

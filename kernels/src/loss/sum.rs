@@ -1,6 +1,10 @@
 //! The batch sums of the losses: chunk totals added in a fixed tree, so that a loss is
 //! deterministic for a given thread count.
 
+/// Elements of an element-wise loss (MSE, BCE) summed in `f32` lanes before the running
+/// total takes them in `f64`.
+pub(crate) const SUM_BLOCK: usize = 1024;
+
 /// Runs `f(first_item, out_chunk)` over `out` (items of `width` values) cut into chunks of
 /// `chunk` values (a multiple of `width`), and sums what the calls return.
 ///

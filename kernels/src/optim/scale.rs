@@ -9,7 +9,7 @@ use crate::simd::{map_inplace, Scale};
 
 /// Multiplies every element of `grad` (any length, **updated in place**) by `factor`, in
 /// parallel chunks above the threshold, on the instruction set of
-/// [`crate::isa::current_isa`] (one correctly rounded product per element, so
+/// [`current_isa`] (one correctly rounded product per element, so
 /// the same bits on any instruction set and thread count).
 ///
 /// Errors: `factor` not finite. An empty `grad` is a no-op.

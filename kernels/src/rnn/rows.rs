@@ -20,7 +20,7 @@ const WIDE_ZEROS: WideRow = [0.0; MAX_BLOCKS * MAX_LANES];
 
 /// Cost of one gate element of a forward cell pass (an `exp`, a division and about fifteen
 /// multiply-adds) in units of the memory-speed element the thresholds of
-/// [`crate::parallel`] count: measured at about 2 ns against 0.5 ns. Backward passes are
+/// [`crate::parallel`] count (about 2 ns against 0.5 ns). Backward passes are
 /// plain arithmetic at memory speed and count 1.
 pub(super) const FORWARD_COST: usize = 4;
 

@@ -17,7 +17,7 @@
 //!   so the intrinsics compile to the real instructions even in a build without `RUSTFLAGS`.
 //!   That chain breaks at a closure: a closure's body is compiled without the target
 //!   features of the function that calls it, so vector methods called inside one become
-//!   out-of-line calls (5x slower LSTM cells were measured). Bodies use plain loops.
+//!   out-of-line calls, several times slower. Bodies use plain loops.
 //!   Element-wise passes go through `run_pass`, the one slice driver: it splits the slices
 //!   into [`crate::parallel::chunk_len`] chunks across the rayon pool and dispatches each.
 //!

@@ -32,17 +32,10 @@ use super::bias::add_bias_gradient;
 use super::shape::{saturating_product, Conv2dShape};
 use super::slots::{add_slot_partials, run_slots, wanted_slots};
 use super::transposed::flip_weight;
+use super::tuning::{DIRECT_MIN_FILL_PERCENT, GROUPS_PER_PASS, MAX_GROUP_FLOATS};
 use crate::error::Result;
 use crate::gemm::Activation;
 use crate::isa::Isa;
-
-/// Lane groups whose weight gradient is summed in one sweep of the register blocks: their
-/// layouts (4 x 366 KiB for LeNet-5's first layer) stay in L2 while the blocks run over them.
-const GROUPS_PER_PASS: usize = 4;
-
-/// Floats of a group's input and output layouts up to which the layout pays: one group's
-/// `(c_in, hp, wp, 16)` and `(c_out, out_h, out_w, 16)` together in 1 MiB.
-const MAX_GROUP_FLOATS: usize = 1 << 18;
 
 /// Whether this module computes the passes of `shape` on `isa` (see the module docs).
 fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
@@ -66,20 +59,17 @@ fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
 }
 
 /// Whether the forward of `shape` runs here: where [`computes`] holds and the per-image
-/// direct loops (`direct.rs`, 16 outputs of a row per vector) would leave more than a fifth
-/// of their lanes empty. Measured (interleaved, 64 images, one thread): 1.8x to 2.4x faster
-/// for LeNet-5's 6 -> 16 layer (rows of 10 outputs fill 10 of 16 lanes), but 0.7x for its
-/// 1 -> 6 layer (rows of 28 fill 28 of 32), where moving six 28x28 output planes per image
-/// out of the layout costs more than the lanes it fills.
+/// direct loops (`direct.rs`, 16 outputs of a row per vector) would fill less than
+/// [`DIRECT_MIN_FILL_PERCENT`] of their lanes (rows of 10 outputs fill 10 of 16). Where they
+/// fill more, moving the output planes out of the layout costs more than the lanes it fills.
 pub(super) fn forward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     let out_w = shape.out_w();
-    computes(shape, isa) && 5 * out_w < 4 * out_w.next_multiple_of(LANES)
+    computes(shape, isa) && 100 * out_w < DIRECT_MIN_FILL_PERCENT * out_w.next_multiple_of(LANES)
 }
 
 /// Whether the two backward passes of `shape` run here: wherever [`computes`] holds. The
 /// per-image backward to the input is a GEMM plus col2im, and the per-image weight gradient
-/// reads every row through unaligned, masked loads. Measured (as above) on LeNet-5's layers:
-/// backward to the input 2.1x to 2.8x, weight gradient 1.2x (1 -> 6) to 2.2x (6 -> 16).
+/// reads every row through unaligned, masked loads: both slower than the lanes' full vectors.
 pub(super) fn backward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     computes(shape, isa)
 }

@@ -1,0 +1,13 @@
+//! Tuning constants of the convolution family, in one table: when the images-in-lanes and
+//! direct paths run, and how much work one of their passes takes. The measurements behind
+//! each value are in `docs/tuning.md` (section Convolution). The register blocks of the
+//! kernels (output channels, positions, taps per block) belong to each kernel.
+
+/// Lane groups one weight-gradient sweep sums: their layouts (4 x 366 KiB on LeNet-5 conv1) stay in L2.
+pub(crate) const GROUPS_PER_PASS: usize = 4;
+/// Largest lane group's input and output layouts, in floats (1 MiB): past it they leave L2.
+pub(crate) const MAX_GROUP_FLOATS: usize = 1 << 18;
+/// The forward takes the lanes path where the direct loops fill less than this share of their lanes.
+pub(crate) const DIRECT_MIN_FILL_PERCENT: usize = 80;
+/// Output channels per group up to which the weight gradient runs direct: wider layers are efficient GEMMs.
+pub(crate) const GRAD_MAX_CHANNELS: usize = 16;
