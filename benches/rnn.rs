@@ -170,13 +170,13 @@ impl Lstm {
 struct Gru {
     params: Params,
     grads: Params,
-    xs: Vec<f32>,     // (seq, batch, input)
-    hs: Vec<f32>,     // (seq + 1, batch, hidden)
-    caches: Vec<f32>, // (seq, batch, 4·hidden)
-    gi: Vec<f32>,     // (batch, 3·hidden) workspace, also dgi
-    gh: Vec<f32>,     // (batch, 3·hidden) workspace, also dgh
-    dxs: Vec<f32>,    // (seq, batch, input)
-    dh: [Vec<f32>; 2],
+    xs: Vec<f32>,      // (seq, batch, input)
+    hs: Vec<f32>,      // (seq + 1, batch, hidden)
+    caches: Vec<f32>,  // (seq, batch, 4·hidden)
+    gi: Vec<f32>,      // (batch, 3·hidden) workspace, also dgi
+    gh: Vec<f32>,      // (batch, 3·hidden) workspace, also dgh
+    dxs: Vec<f32>,     // (seq, batch, input)
+    dh: [Vec<f32>; 3], // dh, dh_prev, dh_direct
 }
 
 impl Gru {
@@ -192,7 +192,7 @@ impl Gru {
             gi: vec![0.0; 3 * BH],
             gh: vec![0.0; 3 * BH],
             dxs: vec![0.0; SEQ * BI],
-            dh: [vec![0.0; BH], vec![0.0; BH]],
+            dh: [vec![0.0; BH], vec![0.0; BH], vec![0.0; BH]],
         }
     }
 
@@ -215,7 +215,7 @@ impl Gru {
     fn backward(&mut self, keel: bool) {
         let weights = self.params.view();
         let mut grads = self.grads.grads();
-        let [dh, dh_prev] = &mut self.dh;
+        let [dh, dh_prev, dh_direct] = &mut self.dh;
         dh.copy_from_slice(&self.hs[..BH]);
         for t in (0..SEQ).rev() {
             let x = &self.xs[t * BI..(t + 1) * BI];
@@ -224,14 +224,15 @@ impl Gru {
             let dx = &mut self.dxs[t * BI..(t + 1) * BI];
             let (dgi, dgh) = (&mut self.gi, &mut self.gh);
             if keel {
-                rnn::gru_cell_backward(BATCH, HIDDEN, cache, h_prev, dh, dgi, dgh, dh_prev).unwrap();
+                rnn::gru_cell_backward(BATCH, HIDDEN, cache, h_prev, dh, dgi, dgh, dh_direct).unwrap();
                 rnn::gru_preact_backward(
-                    BATCH, INPUT, HIDDEN, dgi, dgh, x, h_prev, &weights, &mut grads, dx, dh_prev,
+                    BATCH, INPUT, HIDDEN, dgi, dgh, dh_direct, x, h_prev, &weights, &mut grads, dx, dh_prev,
                 )
                 .unwrap();
             } else {
                 reference::gru_step_backward(
-                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, cache, dh, dgi, dgh, &mut grads, dx, dh_prev,
+                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, cache, dh, dgi, dgh, dh_direct, &mut grads,
+                    dx, dh_prev,
                 );
             }
             std::mem::swap(dh, dh_prev);
