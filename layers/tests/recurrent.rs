@@ -469,3 +469,22 @@ fn wrong_shapes_are_errors_naming_the_layer() {
     assert!(Gru::new(RecurrentConfig::new(3, 0), &mut rng).is_err());
     assert!(Gru::new(RecurrentConfig::new(3, 2).with_dropout(1.0), &mut rng).is_err());
 }
+
+#[test]
+fn safetensors_round_trip_under_pytorch_names() {
+    let config = RecurrentConfig::new(3, 4).with_layers(2).with_bidirectional(true);
+    let path = std::env::temp_dir().join(format!("keel-recurrent-{}.safetensors", std::process::id()));
+    let x = tensor(&[3, 2, 3], 51);
+    for kind in [Kind::Rnn(Nonlinearity::Relu), Kind::Gru, Kind::Lstm] {
+        let mut saved = AnyLayer::new(kind, config, 17);
+        keel_layers::save_safetensors(saved.layer(), &path).unwrap();
+        let mut loaded = AnyLayer::new(kind, config, 18);
+        assert_ne!(loaded.params(), saved.params(), "{kind:?}: the seeds must differ");
+        keel_layers::load_safetensors(loaded.layer(), &path).unwrap();
+        assert_eq!(loaded.params(), saved.params(), "{kind:?}");
+        saved.layer().forward(&x, Mode::Eval).unwrap();
+        loaded.layer().forward(&x, Mode::Eval).unwrap();
+        assert_eq!(loaded.layer().output(), saved.layer().output(), "{kind:?}");
+    }
+    std::fs::remove_file(&path).unwrap();
+}

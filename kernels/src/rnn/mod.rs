@@ -80,8 +80,9 @@
 //! ## Caches
 //! Forward cells write what backward needs into `cache`, so backward evaluates no
 //! transcendental function: LSTM `(batch, 5H)` = `[i | f | g | o | tanh(c')]` per row
-//! (activated gates), GRU `(batch, 4H)` = `[r | z | n | gh_n]` per row. Backward also takes
-//! the previous state (`c` for LSTM, `h` for GRU), which a sequence layer keeps anyway.
+//! (activated gates), GRU `(batch, 4H)` = `[r | z | n | gh_n]` per row; the plain RNN's is its
+//! output `h'` itself. Backward also takes the previous state (`c` for LSTM, `h` for GRU),
+//! which a sequence layer keeps anyway.
 //!
 //! ## Conventions
 //! **One rule for every cell**: outputs and input gradients (`dx`, `dh_prev`, `dc_prev`, and
