@@ -1,6 +1,9 @@
 //! LSTM and GRU: whole sequences (gate GEMMs + fused cells, per step) in FLOP/s of the GEMMs,
 //! and the fused cell kernels alone in bytes/s, keel on 1- and 2-thread pools beside the
-//! scalar reference (reference cell + reference GEMM) in each group. The cell groups run keel
+//! scalar reference (reference cell + reference GEMM) in each group. The sequence groups also
+//! run the layers (`keel_layer`: `keel_layers::{Lstm, Gru, Rnn}`, the input projection of all
+//! steps as one GEMM and the weight gradients batched over time), and `rnn_seq` the plain
+//! RNN layer alone. The cell groups run keel
 //! on every instruction set of the CPU (`keel_avx512`, `keel_avx2`, `keel_portable`).
 //!
 //! Shape: PEERS "small" LSTM, seq 50, batch 32, input 64, hidden 128; the sequence is
@@ -15,6 +18,11 @@ use common::{isa_runs, pools};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::isa::with_isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
+use keel::layers::{
+    Gru as GruLayer, Layer, Lstm as LstmLayer, Mode, RecurrentConfig, Rnn as RnnLayer, RnnConfig, Tensor,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 const SEQ: usize = 50;
 const BATCH: usize = 32;
@@ -241,11 +249,53 @@ impl Gru {
     }
 }
 
+/// A recurrent layer on the benches' shape, with its input and a many-to-one output gradient
+/// (the last step's `h` only, as the per-step sequences above).
+struct LayerRun {
+    layer: Box<dyn Layer>,
+    x: Tensor,
+    grad: Tensor,
+}
+
+impl LayerRun {
+    fn new(layer: Box<dyn Layer>) -> Self {
+        let x = Tensor::from_vec(&[SEQ, BATCH, INPUT], filled(SEQ * BI, 7, 1.0)).unwrap();
+        let mut grad = Tensor::zeros(&[SEQ, BATCH, HIDDEN]);
+        grad.data_mut()[(SEQ - 1) * BH..].copy_from_slice(&filled(BH, 5, 0.5));
+        LayerRun { layer, x, grad }
+    }
+
+    fn run(&mut self, backward: bool) {
+        self.layer.forward(&self.x, Mode::Train).unwrap();
+        if backward {
+            self.layer.backward(&self.x, &self.grad).unwrap();
+        }
+        black_box(self.layer.output());
+    }
+}
+
 /// Sequence groups: forward, and forward + backward, keel T1/T2 beside the reference.
 fn bench_sequences(criterion: &mut Criterion) {
     let pools = pools();
     let mut lstm = Lstm::new();
     let mut gru = Gru::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let config = RecurrentConfig::new(INPUT, HIDDEN);
+    let mut lstm_layer = LayerRun::new(Box::new(LstmLayer::new(config, &mut rng).unwrap()));
+    let mut gru_layer = LayerRun::new(Box::new(GruLayer::new(config, &mut rng).unwrap()));
+    let rnn_config = RnnConfig { recurrent: config, ..RnnConfig::new(INPUT, HIDDEN) };
+    let mut rnn_layer = LayerRun::new(Box::new(RnnLayer::new(rnn_config, &mut rng).unwrap()));
+    for (pass, flops) in [("forward", step_flops(1)), ("forward_backward", 3 * step_flops(1))] {
+        let mut group = criterion.benchmark_group(format!("rnn_seq/{pass}/{SHAPE}"));
+        group.throughput(Throughput::Elements(SEQ as u64 * flops));
+        group.sample_size(10);
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
+                pool.install(|| bench.iter(|| rnn_layer.run(pass != "forward")))
+            });
+        }
+        group.finish();
+    }
     for (cell, gates) in [("lstm", 4), ("gru", 3)] {
         for (pass, flops) in [("forward", step_flops(gates)), ("forward_backward", 3 * step_flops(gates))] {
             let mut group = criterion.benchmark_group(format!("{cell}_seq/{pass}/{SHAPE}"));
@@ -269,6 +319,12 @@ fn bench_sequences(criterion: &mut Criterion) {
                 });
             }
             group.bench_function(BenchmarkId::new("reference", "T1"), |bench| bench.iter(|| run(false)));
+            let layer = if cell == "lstm" { &mut lstm_layer } else { &mut gru_layer };
+            for (threads, pool) in &pools {
+                group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
+                    pool.install(|| bench.iter(|| layer.run(pass != "forward")))
+                });
+            }
             group.finish();
         }
     }
