@@ -975,6 +975,19 @@ fn overflowing_shapes_are_shape_errors() {
     let empty = RnnWeights { weight_ih: &[], weight_hh: &[], bias_ih: &[], bias_hh: &[] };
     // (4·hidden)·input overflows in weight_ih.
     is_shape(rnn::lstm_preact_forward(1, usize::MAX / 8, 4, &[], &[], &empty, &mut []), "weight_ih");
+    // The plain RNN and the projections: batch·hidden, rows·cols and width·cols overflow.
+    is_shape(rnn::rnn_cell_forward(usize::MAX / 2, 3, Nonlinearity::Tanh, &[], &mut []), "rnn batch·hidden");
+    is_shape(rnn::rnn_cell_backward(1 << 40, 1 << 30, Nonlinearity::Relu, &[], &[], &mut []), "rnn backward");
+    is_shape(rnn::rnn_preact_forward(1, usize::MAX / 2, 3, &[], &[], &empty, &mut []), "rnn weight_ih");
+    is_shape(rnn::projection_forward(1 << 40, 1 << 30, 1, &[], &[], &[0.0], false, &mut []), "projection x");
+    is_shape(
+        rnn::projection_backward_data(0, 1 << 40, 1 << 30, &[], &[], false, &mut []),
+        "projection weight",
+    );
+    is_shape(
+        rnn::projection_backward_weight(1 << 40, 1, 1 << 30, &[], &[], &mut [], &mut []),
+        "projection dy",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
