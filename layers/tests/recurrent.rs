@@ -88,6 +88,14 @@ impl AnyLayer {
         }
     }
 
+    fn set_grad_final_state(&mut self, dh_n: Option<Tensor>, dc_n: Option<Tensor>) {
+        match self {
+            AnyLayer::Rnn(layer) => layer.set_grad_final_state(dh_n),
+            AnyLayer::Gru(layer) => layer.set_grad_final_state(dh_n),
+            AnyLayer::Lstm(layer) => layer.set_grad_final_state(dh_n, dc_n),
+        }
+    }
+
     /// `(h_n, c_n)`, `c_n` empty but for the LSTM.
     fn final_state(&self) -> (Tensor, Tensor) {
         match self {
@@ -224,6 +232,51 @@ fn initial_state_gradients_match_central_differences() {
         } else {
             assert!(dc0.is_empty());
         }
+    }
+}
+
+#[test]
+fn final_state_gradients_reach_the_input() {
+    // L = Σ y·u + Σ h_n·v (+ Σ c_n·w): the input gradient with the final states' gradients
+    // given, against central differences of L.
+    let (seq, batch) = (3, 2);
+    let config = RecurrentConfig::new(3, 4).with_layers(2).with_bidirectional(true).with_batch_first(true);
+    for kind in [Kind::Rnn(Nonlinearity::Tanh), Kind::Gru, Kind::Lstm] {
+        let shape = state_shape(&config, batch);
+        let (v, w) = (tensor(&shape, 61), tensor(&shape, 62));
+        let u = tensor(&[batch, seq, 2 * config.hidden_size], 63);
+        let x = tensor(&input_shape(&config, seq, batch), 64);
+        let mut layer = AnyLayer::new(kind, config, 19);
+        let dot = |a: &Tensor, b: &Tensor| -> f64 {
+            a.data().iter().zip(b.data()).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
+        };
+        let loss = |layer: &mut AnyLayer, x: &Tensor| -> f64 {
+            layer.layer().forward(x, Mode::Train).unwrap();
+            let (h_n, c_n) = layer.final_state();
+            let cell = if kind == Kind::Lstm { dot(&c_n, &w) } else { 0.0 };
+            dot(layer.layer().output(), &u) + dot(&h_n, &v) + cell
+        };
+        layer.set_grad_final_state(Some(v.clone()), Some(w.clone()));
+        loss(&mut layer, &x);
+        layer.layer().backward(&x, &u).unwrap();
+        let analytic: Vec<f64> = layer.layer().grad_input().data().iter().map(|&g| f64::from(g)).collect();
+        let eps = 1e-2f32;
+        let numeric: Vec<f64> = (0..x.len())
+            .map(|k| {
+                let (mut plus, mut minus) = (x.clone(), x.clone());
+                plus.data_mut()[k] += eps;
+                minus.data_mut()[k] -= eps;
+                (loss(&mut layer, &plus) - loss(&mut layer, &minus)) / (2.0 * f64::from(eps))
+            })
+            .collect();
+        let error = relative_error(&analytic, &numeric);
+        assert!(error < GRADCHECK_TOL, "{kind:?}: relative error {error}");
+        // Without them, the gradient differs: the final states' terms are not in the output's.
+        layer.set_grad_final_state(None, None);
+        layer.layer().forward(&x, Mode::Train).unwrap();
+        layer.layer().backward(&x, &u).unwrap();
+        let without: Vec<f64> = layer.layer().grad_input().data().iter().map(|&g| f64::from(g)).collect();
+        assert!(relative_error(&without, &numeric) > 10.0 * GRADCHECK_TOL, "{kind:?}");
     }
 }
 

@@ -240,9 +240,11 @@ impl Unit {
     }
 
     /// Backward through time from `dout (seq, batch, directions·hidden)` (this unit's
-    /// columns): accumulates the parameter gradients, writes (or, with `accumulate_dx`, adds)
-    /// `∂L/∂x` into `dx (seq, batch, input)` when given, and writes the gradients of the
-    /// initial states into `dh0`, `dc0` (`(batch, hidden)`; `dc0` LSTM only).
+    /// columns) and the gradients of the final states `dh_n`, `dc_n` (`(batch, hidden)`,
+    /// zero when `None`): accumulates the parameter gradients, writes (or, with
+    /// `accumulate_dx`, adds) `∂L/∂x` into `dx (seq, batch, input)` when given, and writes
+    /// the gradients of the initial states into `dh0`, `dc0` (`(batch, hidden)`; `dc0` LSTM
+    /// only).
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &mut self,
@@ -250,7 +252,7 @@ impl Unit {
         dims: Dims,
         direction: usize,
         x: &[f32],
-        dout: &[f32],
+        (dout, dh_n, dc_n): (&[f32], Option<&[f32]>, Option<&[f32]>),
         ws: &mut StepGrads,
         (dx, accumulate_dx): (Option<&mut [f32]>, bool),
         (dh0, dc0): (&mut [f32], &mut [f32]),
@@ -262,8 +264,13 @@ impl Unit {
         for buf in [&mut ws.dh, &mut ws.carry, &mut ws.dc, &mut ws.dc_prev] {
             buf.resize(bh, 0.0);
         }
-        ws.carry.fill(0.0);
-        ws.dc.fill(0.0);
+        // The carries start from the final states' gradients.
+        for (carry, given) in [(&mut ws.carry, dh_n), (&mut ws.dc, dc_n)] {
+            match given {
+                Some(given) => carry.copy_from_slice(given),
+                None => carry.fill(0.0),
+            }
+        }
         let [p_ih, p_hh, p_bih, p_bhh] = &mut self.params;
         let w_hh = p_hh.value.data();
         // Steps in the reverse of their forward order.
@@ -362,6 +369,9 @@ pub(super) struct Stack {
     c0: Option<Tensor>,
     h_n: Tensor,
     c_n: Tensor,
+    /// Gradients of the final states given for the next backwards.
+    grad_h_n: Option<Tensor>,
+    grad_c_n: Option<Tensor>,
     /// Backward: `∂L/∂` (output of the layer being processed), and (its input), time-major.
     grad_out: Tensor,
     grad_in: Tensor,
@@ -406,6 +416,8 @@ impl Stack {
             c0: None,
             h_n: Tensor::default(),
             c_n: Tensor::default(),
+            grad_h_n: None,
+            grad_c_n: None,
             grad_out: Tensor::default(),
             grad_in: Tensor::default(),
             steps: StepGrads::default(),
@@ -425,6 +437,13 @@ impl Stack {
     pub(super) fn set_initial_state(&mut self, h0: Option<Tensor>, c0: Option<Tensor>) {
         self.h0 = h0;
         self.c0 = c0;
+    }
+
+    /// Sets (or, with `None`, clears to zeros) the gradients of the final states,
+    /// `(num_layers·directions, batch, hidden)`, checked at the next backward.
+    pub(super) fn set_grad_final_state(&mut self, dh_n: Option<Tensor>, dc_n: Option<Tensor>) {
+        self.grad_h_n = dh_n;
+        self.grad_c_n = dc_n;
     }
 
     pub(super) fn final_state(&self) -> (&Tensor, &Tensor) {
@@ -537,7 +556,11 @@ impl Stack {
                 } else {
                     &mut [][..]
                 };
-                let (unit, steps, dout) = (&mut pass.units[index], &mut pass.steps, self.grad_out.data());
+                let range = index * bh..(index + 1) * bh;
+                let final_grads =
+                    (state_rows(&self.grad_h_n, range.clone()), state_rows(&self.grad_c_n, range));
+                let dout = (self.grad_out.data(), final_grads.0, final_grads.1);
+                let (unit, steps) = (&mut pass.units[index], &mut pass.steps);
                 let result = unit.backward(
                     self.cell,
                     dims,
@@ -656,6 +679,10 @@ impl Layer for Stack {
                 expected: format!("{:?}", self.output.shape()),
                 actual: grad_output.shape().to_vec(),
             });
+        }
+        self.check_state("grad of h_n", self.grad_h_n.as_ref(), batch)?;
+        if self.cell == Cell::Lstm {
+            self.check_state("grad of c_n", self.grad_c_n.as_ref(), batch)?;
         }
         let dims = self.dims(seq, batch);
         let out_width = dims.directions * dims.hidden;

@@ -50,6 +50,13 @@ impl Lstm {
         self.stack.final_state()
     }
 
+    /// Sets the gradients of the final states `∂L/∂h_n`, `∂L/∂c_n` `(num_layers·D, batch, hidden)` that
+    /// the next backwards add to the output's (checked there), for a loss that reads the
+    /// final states (an encoder feeding a decoder); `None` is zeros (the default).
+    pub fn set_grad_final_state(&mut self, dh_n: Option<Tensor>, dc_n: Option<Tensor>) {
+        self.stack.set_grad_final_state(dh_n, dc_n);
+    }
+
     /// `(∂L/∂h0, ∂L/∂c0)`, `(num_layers·D, batch, hidden)` each, from the last backward.
     pub fn grad_initial_state(&self) -> (&Tensor, &Tensor) {
         self.stack.grad_initial_state()

@@ -40,8 +40,8 @@
 //! `seq` and `batch`) allocates nothing; parameter names are built once for the same reason.
 //! Gradients follow the [`Layer`](crate::nn::Layer) rule: parameter gradients accumulate,
 //! the input gradient is overwritten; the gradients of the initial states are kept too
-//! (`grad_initial_state`). The final states get no gradient of their own: a loss on them
-//! must go through the output (the last step's output is the last layer's final `h`).
+//! (`grad_initial_state`), and gradients of the final states can be given
+//! (`set_grad_final_state`): they start the carries of backward through time.
 
 mod engine;
 mod gru;

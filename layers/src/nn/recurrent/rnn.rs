@@ -69,6 +69,13 @@ impl Rnn {
         self.stack.final_state().0
     }
 
+    /// Sets the gradients of the final states `∂L/∂h_n` `(num_layers·D, batch, hidden)` that
+    /// the next backwards add to the output's (checked there), for a loss that reads the
+    /// final states (an encoder feeding a decoder); `None` is zeros (the default).
+    pub fn set_grad_final_state(&mut self, dh_n: Option<Tensor>) {
+        self.stack.set_grad_final_state(dh_n, None);
+    }
+
     /// `∂L/∂h0 (num_layers·D, batch, hidden)` from the last backward.
     pub fn grad_initial_state(&self) -> &Tensor {
         self.stack.grad_initial_state().0
