@@ -1,6 +1,7 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, convolution, pooling, batch norm, dropout, activation, flatten, recurrent),
-//! [`Sequential`] to chain them, and weight [`Init`].
+//! [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers' module,
+//! [`recurrent`], is public for its design notes; its types are re-exported here.
 
 mod activation;
 mod batchnorm;
@@ -11,7 +12,7 @@ mod flatten;
 mod init;
 mod layer;
 mod pool;
-mod recurrent;
+pub mod recurrent;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};

@@ -3,9 +3,8 @@
 use rand::rngs::StdRng;
 
 use super::engine::{Cell, Stack};
-use super::{delegate_layer, GruConfig};
+use super::{delegate_layer, hidden_state_methods, GruConfig};
 use crate::error::Result;
-use crate::tensor::Tensor;
 
 /// A gated recurrent unit layer, PyTorch's `nn.GRU` (gates r, z, n):
 /// `r = σ(W_ir x + b_ir + W_hr h + b_hr)`, `z = σ(W_iz x + b_iz + W_hz h + b_hz)`,
@@ -38,29 +37,7 @@ impl Gru {
     pub fn config(&self) -> GruConfig {
         *self.stack.config()
     }
-
-    /// Sets the initial hidden state `h0 (num_layers·D, batch, hidden)` of the next forwards
-    /// (checked there), or zeros with `None` (the default).
-    pub fn set_initial_state(&mut self, h0: Option<Tensor>) {
-        self.stack.set_initial_state(h0, None);
-    }
-
-    /// The final hidden state `h_n (num_layers·D, batch, hidden)` of the last forward.
-    pub fn final_state(&self) -> &Tensor {
-        self.stack.final_state().0
-    }
-
-    /// Sets the gradients of the final states `∂L/∂h_n` `(num_layers·D, batch, hidden)` that
-    /// the next backwards add to the output's (checked there), for a loss that reads the
-    /// final states (an encoder feeding a decoder); `None` is zeros (the default).
-    pub fn set_grad_final_state(&mut self, dh_n: Option<Tensor>) {
-        self.stack.set_grad_final_state(dh_n, None);
-    }
-
-    /// `∂L/∂h0 (num_layers·D, batch, hidden)` from the last backward.
-    pub fn grad_initial_state(&self) -> &Tensor {
-        self.stack.grad_initial_state().0
-    }
 }
 
 delegate_layer!(Gru);
+hidden_state_methods!(Gru);

@@ -155,3 +155,36 @@ macro_rules! delegate_layer {
     };
 }
 use delegate_layer;
+
+/// The state methods of a layer whose only state is `h` ([`Rnn`], [`Gru`]), for a wrapper of
+/// a `stack: engine::Stack` (the LSTM's take `c` beside `h`).
+macro_rules! hidden_state_methods {
+    ($layer:ty) => {
+        impl $layer {
+            /// Sets the initial hidden state `h0 (num_layers·D, batch, hidden)` of the next
+            /// forwards (checked there), or zeros with `None` (the default).
+            pub fn set_initial_state(&mut self, h0: Option<$crate::tensor::Tensor>) {
+                self.stack.set_initial_state(h0, None);
+            }
+
+            /// The final hidden state `h_n (num_layers·D, batch, hidden)` of the last forward.
+            pub fn final_state(&self) -> &$crate::tensor::Tensor {
+                self.stack.final_state().0
+            }
+
+            /// Sets the gradient of the final state `∂L/∂h_n (num_layers·D, batch, hidden)`
+            /// that the next backwards add to the output's (checked there), for a loss that
+            /// reads the final state (an encoder feeding a decoder); `None` is zeros (the
+            /// default).
+            pub fn set_grad_final_state(&mut self, dh_n: Option<$crate::tensor::Tensor>) {
+                self.stack.set_grad_final_state(dh_n, None);
+            }
+
+            /// `∂L/∂h0 (num_layers·D, batch, hidden)` from the last backward.
+            pub fn grad_initial_state(&self) -> &$crate::tensor::Tensor {
+                self.stack.grad_initial_state().0
+            }
+        }
+    };
+}
+use hidden_state_methods;
