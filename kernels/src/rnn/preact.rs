@@ -5,7 +5,7 @@
 use super::{check_matrix, check_weight_grads, check_weights, product, RnnWeightGrads, RnnWeights};
 use super::{GRU_GATES, LSTM_GATES, RNN_GATES};
 use crate::error::{check_len, Result};
-use crate::gemm::{sgemm, GemmShape, Transpose};
+use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, GemmShape, Transpose};
 
 /// Plain RNN pre-activation `preact = x·W_ihᵀ + h_prev·W_hhᵀ + b_ih + b_hh`.
 ///
@@ -13,7 +13,7 @@ use crate::gemm::{sgemm, GemmShape, Transpose};
 /// - `weights`: `weight_ih (hidden, input)`, `weight_hh (hidden, hidden)`, biases `(hidden)`;
 /// - `preact` `(batch, hidden)`: **overwritten**; the input of [`super::rnn_cell_forward`].
 ///
-/// Two GEMMs (`β = 0`, then `β = 1` into the same block) and one bias pass per weight.
+/// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
 pub fn rnn_preact_forward(
     batch: usize,
@@ -56,7 +56,7 @@ pub fn rnn_preact_backward(
 ///   `(4·hidden)`, gate blocks i, f, g, o;
 /// - `gates` `(batch, 4·hidden)`: **overwritten**; the input of [`super::lstm_cell_forward`].
 ///
-/// Two GEMMs (`β = 0`, then `β = 1` into the same block) and one bias pass per weight.
+/// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
 pub fn lstm_preact_forward(
     batch: usize,
@@ -150,7 +150,7 @@ fn summed_preact_backward(
 ///   `(3·hidden)`, gate blocks r, z, n;
 /// - `gi`, `gh` `(batch, 3·hidden)`: **overwritten**; the inputs of [`super::gru_cell_forward`].
 ///
-/// One GEMM and one bias pass per weight. Zero sizes are no-ops. Errors name the first
+/// One GEMM per weight, its bias in the epilogue. Zero sizes are no-ops. Errors name the first
 /// slice whose length does not match.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_preact_forward(
@@ -232,7 +232,7 @@ fn lds(cols: usize, width: usize) -> (usize, usize) {
 /// - `y` `(rows, width)`: **overwritten** with `x·wᵀ + b`, or, with `accumulate`,
 ///   `y += x·wᵀ + b` (a cell adding its recurrent product to the input projection).
 ///
-/// One GEMM and one bias pass. A sequence layer calls it once for the input projection of
+/// One GEMM, the bias in its epilogue. A sequence layer calls it once for the input projection of
 /// all time steps (`rows = seq·batch`) and once per step for the recurrent one. Zero sizes
 /// are no-ops (with `cols = 0`, `y` is the bias, or gets it added). Errors name the first
 /// slice whose length does not match.
@@ -254,12 +254,9 @@ pub fn projection_forward(
     let (ld_x, ld_y) = lds(cols, width);
     let shape =
         GemmShape::new(rows, width, cols).transposed(Transpose::No, Transpose::Yes).with_ld(ld_x, ld_x, ld_y);
-    sgemm(&shape, 1.0, x, weight, if accumulate { 1.0 } else { 0.0 }, y)?;
-    if width > 0 {
-        for row in y.chunks_exact_mut(width) {
-            row.iter_mut().zip(bias).for_each(|(y, b)| *y += b);
-        }
-    }
+    // The bias rides in the GEMM's epilogue (in registers on the packed path).
+    let epilogue = Epilogue { bias: Bias::PerColumn(bias), activation: Activation::Identity };
+    sgemm_fused(&shape, 1.0, x, weight, if accumulate { 1.0 } else { 0.0 }, y, &epilogue)?;
     Ok(())
 }
 

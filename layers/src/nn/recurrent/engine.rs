@@ -624,6 +624,8 @@ impl Layer for Stack {
 
     fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
         let (seq, batch) = self.dims_of(input)?;
+        // Until this forward succeeds, there is nothing to back-propagate.
+        self.last = None;
         self.check_state("h0", self.h0.as_ref(), batch)?;
         if self.cell == Cell::Lstm {
             self.check_state("c0", self.c0.as_ref(), batch)?;
