@@ -96,6 +96,22 @@ impl AnyLayer {
         }
     }
 
+    fn set_lengths(&mut self, lengths: Option<Vec<usize>>) {
+        match self {
+            AnyLayer::Rnn(layer) => layer.set_lengths(lengths),
+            AnyLayer::Gru(layer) => layer.set_lengths(lengths),
+            AnyLayer::Lstm(layer) => layer.set_lengths(lengths),
+        }
+    }
+
+    /// The parameter gradients by name.
+    fn grads(&mut self) -> Vec<(String, Vec<f32>)> {
+        let mut grads = Vec::new();
+        self.layer()
+            .visit_params(&mut |name, param| grads.push((name.to_owned(), param.grad.data().to_vec())));
+        grads
+    }
+
     /// `(h_n, c_n)`, `c_n` empty but for the LSTM.
     fn final_state(&self) -> (Tensor, Tensor) {
         match self {
@@ -277,6 +293,101 @@ fn final_state_gradients_reach_the_input() {
         layer.layer().backward(&x, &u).unwrap();
         let without: Vec<f64> = layer.layer().grad_input().data().iter().map(|&g| f64::from(g)).collect();
         assert!(relative_error(&without, &numeric) > 10.0 * GRADCHECK_TOL, "{kind:?}");
+    }
+}
+
+/// Rows `[b]` of a `(rows, batch, inner)` tensor's first `len` rows, as `(len, 1, inner)`.
+fn column(t: &Tensor, b: usize, len: usize) -> Tensor {
+    let (batch, inner) = (t.shape()[1], t.shape()[2]);
+    let mut data = Vec::with_capacity(len * inner);
+    for i in 0..len {
+        data.extend_from_slice(&t.data()[(i * batch + b) * inner..][..inner]);
+    }
+    Tensor::from_vec(&[len, 1, inner], data).unwrap()
+}
+
+#[test]
+fn sequences_of_different_lengths_match_each_sequence_alone() {
+    // A padded batch with lengths [5, 2, 4] against each sequence run alone (batch 1, its own
+    // length), same parameters: outputs (0 on the padding), final states, input gradients
+    // (0 on the padding), and parameter gradients (the sum over the sequences).
+    let (seq, batch, lengths) = (5, 3, vec![5, 2, 4]);
+    let config = RecurrentConfig::new(3, 4).with_layers(2).with_bidirectional(true);
+    let width = 2 * config.hidden_size;
+    let x = tensor(&[seq, batch, 3], 71);
+    let u = tensor(&[seq, batch, width], 72);
+    let shape = state_shape(&config, batch);
+    let (h0, c0) = (tensor(&shape, 73), tensor(&shape, 74));
+    // (L·D, batch, H) -> rows of batch row b: (L·D, 1, H).
+    let state_row = |t: &Tensor, b: usize| {
+        let (n, h) = (t.shape()[0], t.shape()[2]);
+        let data = (0..n).flat_map(|i| t.data()[(i * batch + b) * h..][..h].to_vec()).collect();
+        Tensor::from_vec(&[n, 1, h], data).unwrap()
+    };
+    for kind in KINDS {
+        let mut packed = AnyLayer::new(kind, config, 20);
+        packed.set_lengths(Some(lengths.clone()));
+        packed.set_initial_state(Some(h0.clone()), Some(c0.clone()));
+        packed.layer().forward(&x, Mode::Train).unwrap();
+        packed.layer().backward(&x, &u).unwrap();
+        let out = packed.layer().output().clone();
+        let dx = packed.layer().grad_input().clone();
+        let (h_n, c_n) = packed.final_state();
+        let mut grad_sum: Vec<(String, Vec<f32>)> = Vec::new();
+        for (b, &len) in lengths.iter().enumerate() {
+            let mut alone = AnyLayer::new(kind, config, 20);
+            alone.set_initial_state(Some(state_row(&h0, b)), Some(state_row(&c0, b)));
+            let xb = column(&x, b, len);
+            alone.layer().forward(&xb, Mode::Train).unwrap();
+            alone.layer().backward(&xb, &column(&u, b, len)).unwrap();
+            let what = format!("{kind:?} row {b}");
+            let tol = 1e-5;
+            let close = |a: &[f32], e: &[f32], what: &str| {
+                assert_eq!(a.len(), e.len(), "{what}");
+                for (k, (a, e)) in a.iter().zip(e).enumerate() {
+                    assert!((a - e).abs() <= tol * (1.0 + e.abs()), "{what}[{k}]: {a} vs {e}");
+                }
+            };
+            close(column(&out, b, len).data(), alone.layer().output().data(), &format!("{what} output"));
+            close(column(&dx, b, len).data(), alone.layer().grad_input().data(), &format!("{what} dx"));
+            for t in len..seq {
+                assert!(
+                    out.data()[(t * batch + b) * width..][..width].iter().all(|&y| y == 0.0),
+                    "{what} padding"
+                );
+                assert!(dx.data()[(t * batch + b) * 3..][..3].iter().all(|&g| g == 0.0), "{what} padding dx");
+            }
+            let (h_alone, c_alone) = alone.final_state();
+            close(state_row(&h_n, b).data(), h_alone.data(), &format!("{what} h_n"));
+            if kind == Kind::Lstm {
+                close(state_row(&c_n, b).data(), c_alone.data(), &format!("{what} c_n"));
+            }
+            let grads = alone.grads();
+            if grad_sum.is_empty() {
+                grad_sum = grads;
+            } else {
+                for ((_, sum), (_, g)) in grad_sum.iter_mut().zip(&grads) {
+                    sum.iter_mut().zip(g).for_each(|(s, g)| *s += g);
+                }
+            }
+        }
+        for ((name, packed_grad), (_, sum)) in packed.grads().iter().zip(&grad_sum) {
+            for (k, (a, e)) in packed_grad.iter().zip(sum).enumerate() {
+                assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "{kind:?} {name}[{k}]: {a} vs {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sequences_of_different_lengths_pass_gradcheck() {
+    let config = RecurrentConfig::new(3, 4).with_bidirectional(true).with_batch_first(true);
+    let x = tensor(&input_shape(&config, 4, 3), 75);
+    for kind in [Kind::Rnn(Nonlinearity::Tanh), Kind::Gru, Kind::Lstm] {
+        let mut layer = AnyLayer::new(kind, config, 21);
+        layer.set_lengths(Some(vec![2, 4, 1]));
+        let report = gradcheck(layer.layer(), &x, Mode::Train, 1e-2).unwrap();
+        assert!(report.max_error() < GRADCHECK_TOL, "{kind:?}: {report:?}");
     }
 }
 
@@ -517,6 +628,17 @@ fn wrong_shapes_are_errors_naming_the_layer() {
             assert_eq!(actual, [1, 2, 4]);
         }
         other => panic!("expected a shape error, got {other:?}"),
+    }
+    lstm.set_initial_state(None, None);
+    for lengths in [vec![5], vec![5, 0], vec![6, 1]] {
+        lstm.set_lengths(Some(lengths.clone()));
+        match lstm.layer().forward(&tensor(&[5, 2, 3], 1), Mode::Train) {
+            Err(LayerError::Shape { layer, actual, .. }) => {
+                assert!(layer.contains("lengths"), "{layer}");
+                assert_eq!(actual, lengths);
+            }
+            other => panic!("lengths {lengths:?}: expected a shape error, got {other:?}"),
+        }
     }
     let mut rng = StdRng::seed_from_u64(0);
     assert!(Gru::new(RecurrentConfig::new(3, 0), &mut rng).is_err());

@@ -50,13 +50,28 @@ impl Cell {
     }
 }
 
-/// The sizes of one pass: `seq` steps of `batch` rows, `hidden` units, `directions` of them.
+/// The sizes of one pass: `seq` steps of `batch` rows, `hidden` units, `directions` of them,
+/// and each row's sequence length when the sequences are of different lengths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Dims {
+struct Dims<'a> {
     seq: usize,
     batch: usize,
     hidden: usize,
     directions: usize,
+    lengths: Option<&'a [usize]>,
+}
+
+impl Dims<'_> {
+    /// The batch rows whose sequence has ended before step `t` (none without lengths).
+    fn rows_past_end(&self, t: usize) -> impl Iterator<Item = usize> + '_ {
+        let lengths = self.lengths.unwrap_or(&[]);
+        lengths.iter().enumerate().filter(move |&(_, &len)| t >= len).map(|(b, _)| b)
+    }
+
+    /// Whether row `b` has ended before step `t`.
+    fn past_end(&self, b: usize, t: usize) -> bool {
+        self.lengths.is_some_and(|lengths| t >= lengths[b])
+    }
 }
 
 /// The state slots `(before, after)` of step `t` in a `(seq + 1, batch, hidden)` buffer of
@@ -168,13 +183,13 @@ impl Unit {
     fn forward(
         &mut self,
         cell: Cell,
-        dims: Dims,
+        dims: Dims<'_>,
         direction: usize,
         x: &[f32],
         (h0, c0): (Option<&[f32]>, Option<&[f32]>),
         out: &mut [f32],
     ) -> Result<()> {
-        let Dims { seq, batch, hidden, directions } = dims;
+        let Dims { seq, batch, hidden, directions, .. } = dims;
         let (width, bh, rows) = (cell.gates() * hidden, batch * hidden, seq * batch);
         let cache_len = batch * cell.cache_width() * hidden;
         let reverse = self.reverse;
@@ -222,9 +237,25 @@ impl Unit {
                     rnn::gru_cell_forward(batch, hidden, gates, gh, h_prev, h_next, cache)?;
                 }
             }
+            // Rows whose sequence has ended keep their state (so the final state is the one at
+            // their last step, and the reverse direction starts there from the initial one).
+            for b in dims.rows_past_end(t) {
+                h_next[b * hidden..(b + 1) * hidden].copy_from_slice(&h_prev[b * hidden..(b + 1) * hidden]);
+                if cell == Cell::Lstm {
+                    let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
+                    c_next[b * hidden..(b + 1) * hidden]
+                        .copy_from_slice(&c_prev[b * hidden..(b + 1) * hidden]);
+                }
+            }
+            // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
             let out_width = directions * hidden;
             for (b, h) in h_next.chunks_exact(hidden).enumerate() {
-                out[(t * batch + b) * out_width + direction * hidden..][..hidden].copy_from_slice(h);
+                let dst = &mut out[(t * batch + b) * out_width + direction * hidden..][..hidden];
+                if dims.past_end(b, t) {
+                    dst.fill(0.0);
+                } else {
+                    dst.copy_from_slice(h);
+                }
             }
         }
         Ok(())
@@ -232,7 +263,7 @@ impl Unit {
 
     /// The final states `(h, c)` of the last forward, `(batch, hidden)` each (`c` empty
     /// but for the LSTM).
-    fn final_states(&self, dims: Dims) -> (&[f32], &[f32]) {
+    fn final_states(&self, dims: Dims<'_>) -> (&[f32], &[f32]) {
         let bh = dims.batch * dims.hidden;
         let last = if self.reverse { 0 } else { dims.seq };
         let c = if self.cs.is_empty() { &[][..] } else { slot(&self.cs, bh, last) };
@@ -249,7 +280,7 @@ impl Unit {
     fn backward(
         &mut self,
         cell: Cell,
-        dims: Dims,
+        dims: Dims<'_>,
         direction: usize,
         x: &[f32],
         (dout, dh_n, dc_n): (&[f32], Option<&[f32]>, Option<&[f32]>),
@@ -257,7 +288,7 @@ impl Unit {
         (dx, accumulate_dx): (Option<&mut [f32]>, bool),
         (dh0, dc0): (&mut [f32], &mut [f32]),
     ) -> Result<()> {
-        let Dims { seq, batch, hidden, directions } = dims;
+        let Dims { seq, batch, hidden, directions, .. } = dims;
         let (width, bh, rows) = (cell.gates() * hidden, batch * hidden, seq * batch);
         let cache_len = batch * cell.cache_width() * hidden;
         let reverse = self.reverse;
@@ -281,8 +312,13 @@ impl Unit {
             for (b, (dh, carry)) in
                 ws.dh.chunks_exact_mut(hidden).zip(ws.carry.chunks_exact(hidden)).enumerate()
             {
-                let dy = &dout[(t * batch + b) * out_width + direction * hidden..][..hidden];
-                dh.iter_mut().zip(dy).zip(carry).for_each(|((dh, dy), carry)| *dh = dy + carry);
+                if dims.past_end(b, t) {
+                    // The output is a constant 0 there: only the carry passes.
+                    dh.copy_from_slice(carry);
+                } else {
+                    let dy = &dout[(t * batch + b) * out_width + direction * hidden..][..hidden];
+                    dh.iter_mut().zip(dy).zip(carry).for_each(|((dh, dy), carry)| *dh = dy + carry);
+                }
             }
             let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
             let cache = &self.cache[t * cache_len..(t + 1) * cache_len];
@@ -316,6 +352,20 @@ impl Unit {
                     // The direct part z⊙dh' into the carry, then + dgh·W_hh.
                     rnn::gru_cell_backward(batch, hidden, cache, h_prev, &ws.dh, gates, dgh, &mut ws.carry)?;
                     rnn::projection_backward_data(batch, hidden, width, dgh, w_hh, true, &mut ws.carry)?;
+                }
+            }
+            // Rows whose sequence has ended did not step: no gate gradient (so no parameter or
+            // input gradient), and the carries pass through unchanged.
+            for b in dims.rows_past_end(t) {
+                self.gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
+                if cell == Cell::Gru {
+                    self.hidden_gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
+                }
+                let row = b * hidden..(b + 1) * hidden;
+                ws.carry[row.clone()].copy_from_slice(&ws.dh[row.clone()]);
+                if cell == Cell::Lstm {
+                    // After the swap, dc_prev holds the dc this step received.
+                    ws.dc[row.clone()].copy_from_slice(&ws.dc_prev[row]);
                 }
             }
         }
@@ -369,6 +419,8 @@ pub(super) struct Stack {
     c0: Option<Tensor>,
     h_n: Tensor,
     c_n: Tensor,
+    /// Each batch row's sequence length, for the next passes (`None`: all `seq`).
+    lengths: Option<Vec<usize>>,
     /// Gradients of the final states given for the next backwards.
     grad_h_n: Option<Tensor>,
     grad_c_n: Option<Tensor>,
@@ -416,6 +468,7 @@ impl Stack {
             c0: None,
             h_n: Tensor::default(),
             c_n: Tensor::default(),
+            lengths: None,
             grad_h_n: None,
             grad_c_n: None,
             grad_out: Tensor::default(),
@@ -444,6 +497,12 @@ impl Stack {
     pub(super) fn set_grad_final_state(&mut self, dh_n: Option<Tensor>, dc_n: Option<Tensor>) {
         self.grad_h_n = dh_n;
         self.grad_c_n = dc_n;
+    }
+
+    /// Sets each batch row's sequence length for the next passes (checked at the next
+    /// forward: one per row, each in `1..=seq`), or `None` for all `seq` steps.
+    pub(super) fn set_lengths(&mut self, lengths: Option<Vec<usize>>) {
+        self.lengths = lengths;
     }
 
     pub(super) fn final_state(&self) -> (&Tensor, &Tensor) {
@@ -492,8 +551,22 @@ impl Stack {
         }
     }
 
-    fn dims(&self, seq: usize, batch: usize) -> Dims {
-        Dims { seq, batch, hidden: self.config.hidden_size, directions: self.config.directions() }
+    fn dims<'a>(&self, seq: usize, batch: usize, lengths: Option<&'a [usize]>) -> Dims<'a> {
+        Dims { seq, batch, hidden: self.config.hidden_size, directions: self.config.directions(), lengths }
+    }
+
+    /// Checks the lengths against `batch` rows of `seq` steps.
+    fn check_lengths(&self, lengths: Option<&[usize]>, seq: usize, batch: usize) -> Result<()> {
+        match lengths {
+            Some(lengths) if lengths.len() != batch || lengths.iter().any(|&len| len == 0 || len > seq) => {
+                Err(LayerError::Shape {
+                    layer: format!("{} (lengths)", self.name()),
+                    expected: format!("{batch} lengths in 1..={seq}, one per batch row"),
+                    actual: lengths.to_vec(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The input of layer `layer` in the last forward, time-major.
@@ -508,7 +581,13 @@ impl Stack {
 
     /// Runs `units` layer after layer into `layer_out`, each layer's output through its
     /// dropout when training.
-    fn forward_layers(&mut self, units: &mut [Unit], input: &Tensor, mode: Mode, dims: Dims) -> Result<()> {
+    fn forward_layers(
+        &mut self,
+        units: &mut [Unit],
+        input: &Tensor,
+        mode: Mode,
+        dims: Dims<'_>,
+    ) -> Result<()> {
         let (seq, batch, hidden, directions) = (dims.seq, dims.batch, dims.hidden, dims.directions);
         let bh = batch * hidden;
         for layer in 0..self.config.num_layers {
@@ -536,7 +615,7 @@ impl Stack {
 
     /// Back-propagates `grad_out` (the last layer's output gradient, time-major) down the
     /// layers into `grad_in` (the first layer's input gradient, when wanted).
-    fn backward_layers(&mut self, pass: &mut BackwardPass, input: &Tensor, dims: Dims) -> Result<()> {
+    fn backward_layers(&mut self, pass: &mut BackwardPass, input: &Tensor, dims: Dims<'_>) -> Result<()> {
         let (seq, batch, hidden, directions) = (dims.seq, dims.batch, dims.hidden, dims.directions);
         let bh = batch * hidden;
         let lstm = self.cell == Cell::Lstm;
@@ -596,33 +675,9 @@ impl Stack {
         }
         Ok(())
     }
-}
 
-/// What [`Stack::backward`] moves out of the stack for the pass.
-struct BackwardPass {
-    units: Vec<Unit>,
-    steps: StepGrads,
-    grad_h0: Tensor,
-    grad_c0: Tensor,
-}
-
-impl Layer for Stack {
-    fn name(&self) -> String {
-        let c = &self.config;
-        let mut name = format!("{}({} -> {}", self.cell.name(), c.input_size, c.hidden_size);
-        if c.num_layers > 1 {
-            name += &format!(", {} layers", c.num_layers);
-        }
-        if c.bidirectional {
-            name += ", bidirectional";
-        }
-        if c.batch_first {
-            name += ", batch_first";
-        }
-        name + ")"
-    }
-
-    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
+    /// [`Layer::forward`] with the lengths (moved out of `self` for the pass).
+    fn forward_with(&mut self, input: &Tensor, mode: Mode, lengths: Option<&[usize]>) -> Result<()> {
         let (seq, batch) = self.dims_of(input)?;
         // Until this forward succeeds, there is nothing to back-propagate.
         self.last = None;
@@ -630,7 +685,8 @@ impl Layer for Stack {
         if self.cell == Cell::Lstm {
             self.check_state("c0", self.c0.as_ref(), batch)?;
         }
-        let dims = self.dims(seq, batch);
+        self.check_lengths(lengths, seq, batch)?;
+        let dims = self.dims(seq, batch, lengths);
         let (hidden, directions) = (dims.hidden, dims.directions);
         let bh = batch * hidden;
         if self.config.batch_first {
@@ -667,7 +723,13 @@ impl Layer for Stack {
         Ok(())
     }
 
-    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+    /// [`Layer::backward`] with the lengths (moved out of `self` for the pass).
+    fn backward_with(
+        &mut self,
+        input: &Tensor,
+        grad_output: &Tensor,
+        lengths: Option<&[usize]>,
+    ) -> Result<()> {
         let (seq, batch) = self.dims_of(input)?;
         if self.last != Some((seq, batch)) {
             return Err(LayerError::State(format!(
@@ -686,7 +748,8 @@ impl Layer for Stack {
         if self.cell == Cell::Lstm {
             self.check_state("grad of c_n", self.grad_c_n.as_ref(), batch)?;
         }
-        let dims = self.dims(seq, batch);
+        self.check_lengths(lengths, seq, batch)?;
+        let dims = self.dims(seq, batch, lengths);
         let out_width = dims.directions * dims.hidden;
         self.grad_out.resize(&[seq, batch, out_width]);
         if self.config.batch_first {
@@ -719,6 +782,46 @@ impl Layer for Stack {
             self.grad_input.data_mut().copy_from_slice(self.grad_in.data());
         }
         Ok(())
+    }
+}
+
+/// What [`Stack::backward`] moves out of the stack for the pass.
+struct BackwardPass {
+    units: Vec<Unit>,
+    steps: StepGrads,
+    grad_h0: Tensor,
+    grad_c0: Tensor,
+}
+
+impl Layer for Stack {
+    fn name(&self) -> String {
+        let c = &self.config;
+        let mut name = format!("{}({} -> {}", self.cell.name(), c.input_size, c.hidden_size);
+        if c.num_layers > 1 {
+            name += &format!(", {} layers", c.num_layers);
+        }
+        if c.bidirectional {
+            name += ", bidirectional";
+        }
+        if c.batch_first {
+            name += ", batch_first";
+        }
+        name + ")"
+    }
+
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
+        // The lengths leave `self` for the pass, so that the dimensions can borrow them.
+        let lengths = self.lengths.take();
+        let result = self.forward_with(input, mode, lengths.as_deref());
+        self.lengths = lengths;
+        result
+    }
+
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let lengths = self.lengths.take();
+        let result = self.backward_with(input, grad_output, lengths.as_deref());
+        self.lengths = lengths;
+        result
     }
 
     fn output(&self) -> &Tensor {

@@ -36,6 +36,13 @@
 //!   [`Dropout`](crate::nn::Dropout) in training when `dropout > 0` (not after the last);
 //!   `batch_first` input and output are transposed once at the ends, time-major inside.
 //!
+//! **Sequences of different lengths** (`set_lengths`, PyTorch's packed sequences on padded
+//! input) run on the full batch: at the steps past a row's length, the row's state is
+//! copied through unchanged (so the final state is the one at its last step, and the
+//! reverse direction starts there from the initial state), its output is 0, and in backward
+//! its gate gradients are zeroed and its carries pass through, so the padding contributes to
+//! no gradient. The wasted work is the padding's share of the batch.
+//!
 //! Every buffer is owned by the layer and resized in place, so a steady-state step (same
 //! `seq` and `batch`) allocates nothing; parameter names are built once for the same reason.
 //! Gradients follow the [`Layer`](crate::nn::Layer) rule: parameter gradients accumulate,
@@ -118,9 +125,23 @@ impl RecurrentConfig {
     }
 }
 
-/// Implements [`Layer`](crate::nn::Layer) for a wrapper of a `stack: engine::Stack`.
+/// Implements [`Layer`](crate::nn::Layer) for a wrapper of a `stack: engine::Stack`, and
+/// the methods the three layers share alike.
 macro_rules! delegate_layer {
     ($layer:ty) => {
+        impl $layer {
+            /// Sets each batch row's sequence length (`1..=seq`, checked at the next forward)
+            /// for the next passes, for a batch of sequences of different lengths padded to
+            /// `seq` steps: PyTorch's `pack_padded_sequence(enforce_sorted=False)`, run, then
+            /// `pad_packed_sequence`. A row stops at its length: its outputs past it are 0,
+            /// its final state is the one at its last step, the reverse direction starts
+            /// there, and its padding gets no gradient. `None` (the default): every row has
+            /// `seq` steps.
+            pub fn set_lengths(&mut self, lengths: Option<Vec<usize>>) {
+                self.stack.set_lengths(lengths);
+            }
+        }
+
         impl $crate::nn::Layer for $layer {
             fn name(&self) -> String {
                 self.stack.name()
