@@ -663,3 +663,21 @@ fn safetensors_round_trip_under_pytorch_names() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn turning_the_input_gradient_off_keeps_the_parameter_gradients() {
+    let config = RecurrentConfig::new(3, 4).with_layers(2).with_bidirectional(true);
+    let (x, u) = (tensor(&[4, 2, 3], 81), tensor(&[4, 2, 8], 82));
+    for kind in [Kind::Gru, Kind::Lstm] {
+        let mut with = AnyLayer::new(kind, config, 22);
+        let mut without = AnyLayer::new(kind, config, 22);
+        without.layer().set_input_grad(false);
+        for layer in [&mut with, &mut without] {
+            layer.layer().forward(&x, Mode::Train).unwrap();
+            layer.layer().backward(&x, &u).unwrap();
+        }
+        assert!(without.layer().grad_input().is_empty(), "{kind:?}");
+        assert_eq!(with.layer().grad_input().shape(), [4, 2, 3], "{kind:?}");
+        assert_eq!(with.grads(), without.grads(), "{kind:?}");
+    }
+}
