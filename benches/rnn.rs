@@ -1,6 +1,9 @@
 //! LSTM and GRU: whole sequences (gate GEMMs + fused cells, per step) in FLOP/s of the GEMMs,
 //! and the fused cell kernels alone in bytes/s, keel on 1- and 2-thread pools beside the
-//! scalar reference (reference cell + reference GEMM) in each group. The cell groups run keel
+//! scalar reference (reference cell + reference GEMM) in each group. The sequence groups also
+//! run the layers (`keel_layer`: `keel_layers::{Lstm, Gru, Rnn}`, the input projection of all
+//! steps as one GEMM and the weight gradients batched over time), and `rnn_seq` the plain
+//! RNN layer alone. The cell groups run keel
 //! on every instruction set of the CPU (`keel_avx512`, `keel_avx2`, `keel_portable`).
 //!
 //! Shape: PEERS "small" LSTM, seq 50, batch 32, input 64, hidden 128; the sequence is
@@ -15,6 +18,11 @@ use common::{isa_runs, pools};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::isa::with_isa;
 use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
+use keel::layers::{
+    Gru as GruLayer, Layer, Lstm as LstmLayer, Mode, RecurrentConfig, Rnn as RnnLayer, RnnConfig, Tensor,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 const SEQ: usize = 50;
 const BATCH: usize = 32;
@@ -170,13 +178,13 @@ impl Lstm {
 struct Gru {
     params: Params,
     grads: Params,
-    xs: Vec<f32>,     // (seq, batch, input)
-    hs: Vec<f32>,     // (seq + 1, batch, hidden)
-    caches: Vec<f32>, // (seq, batch, 4·hidden)
-    gi: Vec<f32>,     // (batch, 3·hidden) workspace, also dgi
-    gh: Vec<f32>,     // (batch, 3·hidden) workspace, also dgh
-    dxs: Vec<f32>,    // (seq, batch, input)
-    dh: [Vec<f32>; 2],
+    xs: Vec<f32>,      // (seq, batch, input)
+    hs: Vec<f32>,      // (seq + 1, batch, hidden)
+    caches: Vec<f32>,  // (seq, batch, 4·hidden)
+    gi: Vec<f32>,      // (batch, 3·hidden) workspace, also dgi
+    gh: Vec<f32>,      // (batch, 3·hidden) workspace, also dgh
+    dxs: Vec<f32>,     // (seq, batch, input)
+    dh: [Vec<f32>; 3], // dh, dh_prev, dh_direct
 }
 
 impl Gru {
@@ -192,7 +200,7 @@ impl Gru {
             gi: vec![0.0; 3 * BH],
             gh: vec![0.0; 3 * BH],
             dxs: vec![0.0; SEQ * BI],
-            dh: [vec![0.0; BH], vec![0.0; BH]],
+            dh: [vec![0.0; BH], vec![0.0; BH], vec![0.0; BH]],
         }
     }
 
@@ -215,7 +223,7 @@ impl Gru {
     fn backward(&mut self, keel: bool) {
         let weights = self.params.view();
         let mut grads = self.grads.grads();
-        let [dh, dh_prev] = &mut self.dh;
+        let [dh, dh_prev, dh_direct] = &mut self.dh;
         dh.copy_from_slice(&self.hs[..BH]);
         for t in (0..SEQ).rev() {
             let x = &self.xs[t * BI..(t + 1) * BI];
@@ -224,14 +232,15 @@ impl Gru {
             let dx = &mut self.dxs[t * BI..(t + 1) * BI];
             let (dgi, dgh) = (&mut self.gi, &mut self.gh);
             if keel {
-                rnn::gru_cell_backward(BATCH, HIDDEN, cache, h_prev, dh, dgi, dgh, dh_prev).unwrap();
+                rnn::gru_cell_backward(BATCH, HIDDEN, cache, h_prev, dh, dgi, dgh, dh_direct).unwrap();
                 rnn::gru_preact_backward(
-                    BATCH, INPUT, HIDDEN, dgi, dgh, x, h_prev, &weights, &mut grads, dx, dh_prev,
+                    BATCH, INPUT, HIDDEN, dgi, dgh, dh_direct, x, h_prev, &weights, &mut grads, dx, dh_prev,
                 )
                 .unwrap();
             } else {
                 reference::gru_step_backward(
-                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, cache, dh, dgi, dgh, &mut grads, dx, dh_prev,
+                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, cache, dh, dgi, dgh, dh_direct, &mut grads,
+                    dx, dh_prev,
                 );
             }
             std::mem::swap(dh, dh_prev);
@@ -240,11 +249,53 @@ impl Gru {
     }
 }
 
+/// A recurrent layer on the benches' shape, with its input and a many-to-one output gradient
+/// (the last step's `h` only, as the per-step sequences above).
+struct LayerRun {
+    layer: Box<dyn Layer>,
+    x: Tensor,
+    grad: Tensor,
+}
+
+impl LayerRun {
+    fn new(layer: Box<dyn Layer>) -> Self {
+        let x = Tensor::from_vec(&[SEQ, BATCH, INPUT], filled(SEQ * BI, 7, 1.0)).unwrap();
+        let mut grad = Tensor::zeros(&[SEQ, BATCH, HIDDEN]);
+        grad.data_mut()[(SEQ - 1) * BH..].copy_from_slice(&filled(BH, 5, 0.5));
+        LayerRun { layer, x, grad }
+    }
+
+    fn run(&mut self, backward: bool) {
+        self.layer.forward(&self.x, Mode::Train).unwrap();
+        if backward {
+            self.layer.backward(&self.x, &self.grad).unwrap();
+        }
+        black_box(self.layer.output());
+    }
+}
+
 /// Sequence groups: forward, and forward + backward, keel T1/T2 beside the reference.
 fn bench_sequences(criterion: &mut Criterion) {
     let pools = pools();
     let mut lstm = Lstm::new();
     let mut gru = Gru::new();
+    let mut rng = StdRng::seed_from_u64(1);
+    let config = RecurrentConfig::new(INPUT, HIDDEN);
+    let mut lstm_layer = LayerRun::new(Box::new(LstmLayer::new(config, &mut rng).unwrap()));
+    let mut gru_layer = LayerRun::new(Box::new(GruLayer::new(config, &mut rng).unwrap()));
+    let rnn_config = RnnConfig { recurrent: config, ..RnnConfig::new(INPUT, HIDDEN) };
+    let mut rnn_layer = LayerRun::new(Box::new(RnnLayer::new(rnn_config, &mut rng).unwrap()));
+    for (pass, flops) in [("forward", step_flops(1)), ("forward_backward", 3 * step_flops(1))] {
+        let mut group = criterion.benchmark_group(format!("rnn_seq/{pass}/{SHAPE}"));
+        group.throughput(Throughput::Elements(SEQ as u64 * flops));
+        group.sample_size(10);
+        for (threads, pool) in &pools {
+            group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
+                pool.install(|| bench.iter(|| rnn_layer.run(pass != "forward")))
+            });
+        }
+        group.finish();
+    }
     for (cell, gates) in [("lstm", 4), ("gru", 3)] {
         for (pass, flops) in [("forward", step_flops(gates)), ("forward_backward", 3 * step_flops(gates))] {
             let mut group = criterion.benchmark_group(format!("{cell}_seq/{pass}/{SHAPE}"));
@@ -268,6 +319,12 @@ fn bench_sequences(criterion: &mut Criterion) {
                 });
             }
             group.bench_function(BenchmarkId::new("reference", "T1"), |bench| bench.iter(|| run(false)));
+            let layer = if cell == "lstm" { &mut lstm_layer } else { &mut gru_layer };
+            for (threads, pool) in &pools {
+                group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
+                    pool.install(|| bench.iter(|| layer.run(pass != "forward")))
+                });
+            }
             group.finish();
         }
     }

@@ -1,7 +1,7 @@
 //! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
-//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5 and of an
-//! MLP, on a 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
+//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5, of an
+//! MLP and of a stack of recurrent layers, on a 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
 //! so this file holds a single test (nothing else runs in its process meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Init, Layer, Loss, Mode, Optimizer,
-    Sequential, SoftmaxCrossEntropy, Tensor,
+    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Flatten, Gru, Init, Layer, Loss, Lstm, Mode,
+    Optimizer, RecurrentConfig, Rnn, RnnConfig, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -69,7 +69,24 @@ fn steady_state_training_steps_allocate_nothing() {
         .push(Dense::new(784, 256, Init::He, &mut rng))
         .push(Activation::new(ActivationKind::Relu))
         .push(Dense::new(256, 10, Init::He, &mut rng));
-    let cases = [(lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])), (mlp, batch(&[128, 784]))];
+    // Rnn -> Gru (bidirectional) -> Lstm (2 layers, dropout) on (batch, seq, features) input.
+    let rnn = RnnConfig {
+        recurrent: RecurrentConfig::new(16, 24).with_batch_first(true),
+        ..RnnConfig::new(16, 24)
+    };
+    let gru = RecurrentConfig::new(24, 20).with_batch_first(true).with_bidirectional(true);
+    let lstm = RecurrentConfig::new(40, 32).with_batch_first(true).with_layers(2).with_dropout(0.2);
+    let recurrent = Sequential::new()
+        .push(Rnn::new(rnn, &mut rng).unwrap())
+        .push(Gru::new(gru, &mut rng).unwrap())
+        .push(Lstm::new(lstm, &mut rng).unwrap())
+        .push(Flatten::new())
+        .push(Dense::new(8 * 32, 10, Init::He, &mut rng));
+    let cases = [
+        (lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])),
+        (mlp, batch(&[128, 784])),
+        (recurrent, batch(&[32, 8, 16])),
+    ];
     for (mut model, (x, labels)) in cases {
         let mut adam = Adam::new(AdamConfig::default());
         let mut loss = SoftmaxCrossEntropy::new();

@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::isa::{current_isa, with_isa};
-use keel_kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
+use keel_kernels::rnn::{self, reference, Nonlinearity, RnnWeightGrads, RnnWeights};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -170,16 +170,16 @@ proptest! {
         let (mut h_next, mut cache) = (vec![0.0; bh], vec![0.0; b4h]);
         reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache);
         let dh = uniform(bh, seed + 3, -1.0, 1.0);
-        let (mut dgi_ref, mut dgh_ref, mut dh_prev_ref) = (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; bh]);
-        reference::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi_ref, &mut dgh_ref, &mut dh_prev_ref);
+        let (mut dgi_ref, mut dgh_ref, mut dh_direct_ref) = (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; bh]);
+        reference::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi_ref, &mut dgh_ref, &mut dh_direct_ref);
         assert_exercised("dgi", &dgi_ref);
         for_each_isa(|| {
-            let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-            rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
+            let (mut dgi, mut dgh, mut dh_direct) = (nan(b3h), nan(b3h), nan(bh));
+            rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_direct).unwrap();
             let (rtol, atol) = CELL_BWD;
             assert_close("dgi", &dgi, &dgi_ref, rtol, atol);
             assert_close("dgh", &dgh, &dgh_ref, rtol, atol);
-            assert_close("dh_prev", &dh_prev, &dh_prev_ref, rtol, atol);
+            assert_close("dh_direct", &dh_direct, &dh_direct_ref, rtol, atol);
         });
     }
 
@@ -254,8 +254,9 @@ proptest! {
         let mut grads_ref = Params::filled(3, input, hidden, 0.0);
         let (mut dgi_ref, mut dgh_ref, mut dx_ref, mut dh_prev_ref) =
             (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; batch * input], vec![0.0; bh]);
+        let mut dh_direct_ref = vec![0.0; bh];
         reference::gru_step_backward(batch, input, hidden, &params.view(), &x, &h_prev, &cache_ref, &dh,
-            &mut dgi_ref, &mut dgh_ref, &mut grads_ref.grads(), &mut dx_ref, &mut dh_prev_ref);
+            &mut dgi_ref, &mut dgh_ref, &mut dh_direct_ref, &mut grads_ref.grads(), &mut dx_ref, &mut dh_prev_ref);
 
         let (mut gi, mut gh) = (nan(b3h), nan(b3h));
         rnn::gru_preact_forward(batch, input, hidden, &x, &h_prev, &params.view(), &mut gi, &mut gh).unwrap();
@@ -265,14 +266,14 @@ proptest! {
         rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
         assert_exercised("h_next", &h_ref);
         assert_close("h_next", &h_next, &h_ref, rtol, atol);
-        let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
+        let (mut dgi, mut dgh, mut dh_direct) = (nan(b3h), nan(b3h), nan(bh));
+        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_direct).unwrap();
         assert_close("dgi", &dgi, &dgi_ref, rtol, atol);
         assert_close("dgh", &dgh, &dgh_ref, rtol, atol);
         let mut grads = Params::filled(3, input, hidden, 0.0);
-        let mut dx = nan(batch * input);
-        rnn::gru_preact_backward(batch, input, hidden, &dgi, &dgh, &x, &h_prev, &params.view(), &mut grads.grads(),
-            &mut dx, &mut dh_prev).unwrap();
+        let (mut dx, mut dh_prev) = (nan(batch * input), nan(bh));
+        rnn::gru_preact_backward(batch, input, hidden, &dgi, &dgh, &dh_direct, &x, &h_prev, &params.view(),
+            &mut grads.grads(), &mut dx, &mut dh_prev).unwrap();
         assert_exercised("dweight_hh", &grads_ref.weight_hh);
         grads.assert_close("gru", &grads_ref, STEP);
         assert_close("dx", &dx, &dx_ref, rtol, atol);
@@ -442,16 +443,17 @@ fn gru_step_gradients_match_central_differences() {
     rnn::gru_preact_forward(batch, input, hidden, &x, &h_prev, &params.view(), &mut gi, &mut gh).unwrap();
     let (mut h_next, mut cache) = (vec![0.0; bh], vec![0.0; 4 * bh]);
     rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
-    let (mut dgi, mut dgh, mut dh_prev) = (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; bh]);
-    rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &u, &mut dgi, &mut dgh, &mut dh_prev).unwrap();
+    let (mut dgi, mut dgh, mut dh_direct) = (vec![0.0; b3h], vec![0.0; b3h], vec![0.0; bh]);
+    rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &u, &mut dgi, &mut dgh, &mut dh_direct).unwrap();
     let mut grads = Params::filled(3, input, hidden, 0.0);
-    let mut dx = vec![0.0; batch * input];
+    let (mut dx, mut dh_prev) = (nan(batch * input), nan(bh));
     rnn::gru_preact_backward(
         batch,
         input,
         hidden,
         &dgi,
         &dgh,
+        &dh_direct,
         &x,
         &h_prev,
         &params.view(),
@@ -562,10 +564,19 @@ fn cells_split_over_threads_give_the_same_bits() {
             on_pool(threads, || {
                 let (mut h_next, mut cache) = (nan(bh), nan(4 * bh));
                 rnn::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_next, &mut cache).unwrap();
-                let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-                rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev)
-                    .unwrap();
-                [h_next, cache, dgi, dgh, dh_prev]
+                let (mut dgi, mut dgh, mut dh_direct) = (nan(b3h), nan(b3h), nan(bh));
+                rnn::gru_cell_backward(
+                    batch,
+                    hidden,
+                    &cache,
+                    &h_prev,
+                    &dh,
+                    &mut dgi,
+                    &mut dgh,
+                    &mut dh_direct,
+                )
+                .unwrap();
+                [h_next, cache, dgi, dgh, dh_direct]
             })
         };
         let (one, two) = (gru(1), gru(2));
@@ -640,10 +651,10 @@ fn cells_saturate_without_nan() {
         reference::gru_cell_forward(batch, hidden, &gi, &gh, &h_prev, &mut h_ref, &mut cache_ref);
         assert_close("saturated gru h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
         assert_close("saturated gru cache", &cache, &cache_ref, CELL_FWD.0, CELL_FWD.1);
-        let (mut dgi, mut dgh, mut dh_prev) = (nan(b3h), nan(b3h), nan(bh));
-        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_prev)
+        let (mut dgi, mut dgh, mut dh_direct) = (nan(b3h), nan(b3h), nan(bh));
+        rnn::gru_cell_backward(batch, hidden, &cache, &h_prev, &dh, &mut dgi, &mut dgh, &mut dh_direct)
             .unwrap();
-        for (what, values) in [("dgi", &dgi), ("dgh", &dgh), ("dh_prev", &dh_prev)] {
+        for (what, values) in [("dgi", &dgi), ("dgh", &dgh), ("dh_direct", &dh_direct)] {
             assert_finite(what, values);
         }
     });
@@ -677,8 +688,8 @@ fn nan_propagates_through_the_cells() {
 #[test]
 fn preact_backward_accumulates_parameter_gradients() {
     // Starting from non-zero gradients G0, one backward must give G0 + (the gradients it
-    // gives from zero); GRU's dh_prev accumulates too. dx and LSTM's dh_prev are overwritten
-    // (pre-filled with NaN).
+    // gives from zero). dx and dh_prev are overwritten, for every cell (pre-filled with NaN,
+    // and equal whatever the gradients started at).
     let (batch, input, hidden) = (5, 7, 9);
     let (bh, b4h, b3h) = (batch * hidden, batch * 4 * hidden, batch * 3 * hidden);
     let x = uniform(batch * input, 60, -1.0, 1.0);
@@ -726,19 +737,21 @@ fn preact_backward_accumulates_parameter_gradients() {
     let params = Params::random(3, input, hidden, 65, 0.5);
     let dgi = uniform(b3h, 66, -1.0, 1.0);
     let dgh = uniform(b3h, 67, -1.0, 1.0);
-    let gru = |start: &Params, dh_start: &[f32]| {
+    let dh_direct = uniform(bh, 69, -2.0, 2.0);
+    let gru = |start: &Params| {
         let mut grads = Params::filled(3, input, hidden, 0.0);
         grads.weight_ih.copy_from_slice(&start.weight_ih);
         grads.weight_hh.copy_from_slice(&start.weight_hh);
         grads.bias_ih.copy_from_slice(&start.bias_ih);
         grads.bias_hh.copy_from_slice(&start.bias_hh);
-        let (mut dx, mut dh_prev) = (nan(batch * input), dh_start.to_vec());
+        let (mut dx, mut dh_prev) = (nan(batch * input), nan(bh));
         rnn::gru_preact_backward(
             batch,
             input,
             hidden,
             &dgi,
             &dgh,
+            &dh_direct,
             &x,
             &h_prev,
             &params.view(),
@@ -750,9 +763,8 @@ fn preact_backward_accumulates_parameter_gradients() {
         (grads, dx, dh_prev)
     };
     let start = Params::random(3, input, hidden, 68, 2.0);
-    let dh_start = uniform(bh, 69, -2.0, 2.0);
-    let (fresh, dx0, dh0) = gru(&Params::filled(3, input, hidden, 0.0), &vec![0.0; bh]);
-    let (accumulated, dx1, dh1) = gru(&start, &dh_start);
+    let (fresh, dx0, dh0) = gru(&Params::filled(3, input, hidden, 0.0));
+    let (accumulated, dx1, dh1) = gru(&start);
     let expected = Params {
         weight_ih: sum(&start.weight_ih, &fresh.weight_ih),
         weight_hh: sum(&start.weight_hh, &fresh.weight_hh),
@@ -760,8 +772,7 @@ fn preact_backward_accumulates_parameter_gradients() {
         bias_hh: sum(&start.bias_hh, &fresh.bias_hh),
     };
     accumulated.assert_close("gru accumulate", &expected, tol);
-    assert_eq!(dx0, dx1, "gru dx must not depend on the gradients");
-    assert_close("gru dh_prev accumulates", &dh1, &sum(&dh_start, &dh0), tol.0, tol.1);
+    assert_eq!((dx0, dh0), (dx1, dh1), "gru dx and dh_prev must not depend on the gradients");
 }
 
 #[test]
@@ -875,7 +886,7 @@ fn every_length_is_checked() {
             ("dh_next", bh),
             ("dgi", 3 * bh),
             ("dgh", 3 * bh),
-            ("dh_prev", bh),
+            ("dh_direct", bh),
         ],
         |b| {
             let [ca, hp, dh, dgi, dgh, dhp] = b else { unreachable!() };
@@ -912,15 +923,36 @@ fn every_length_is_checked() {
     });
     let mut lens = weights(3, "");
     lens.extend(weights(3, "d"));
-    lens.extend([("dgi", 3 * bh), ("dgh", 3 * bh), ("x", bi), ("h_prev", bh), ("dx", bi), ("dh_prev", bh)]);
+    lens.extend([
+        ("dgi", 3 * bh),
+        ("dgh", 3 * bh),
+        ("dh_direct", bh),
+        ("x", bi),
+        ("h_prev", bh),
+        ("dx", bi),
+        ("dh_prev", bh),
+    ]);
     check_each_length(&lens, |b| {
         let (w, rest) = b.split_at_mut(4);
         let (d, rest) = rest.split_at_mut(4);
         let [dw_ih, dw_hh, db_ih, db_hh] = d else { unreachable!() };
         let mut grads =
             RnnWeightGrads { dweight_ih: dw_ih, dweight_hh: dw_hh, dbias_ih: db_ih, dbias_hh: db_hh };
-        let [dgi, dgh, x, hp, dx, dhp] = rest else { unreachable!() };
-        rnn::gru_preact_backward(batch, input, hidden, dgi, dgh, x, hp, &weights_of(w), &mut grads, dx, dhp)
+        let [dgi, dgh, dhd, x, hp, dx, dhp] = rest else { unreachable!() };
+        rnn::gru_preact_backward(
+            batch,
+            input,
+            hidden,
+            dgi,
+            dgh,
+            dhd,
+            x,
+            hp,
+            &weights_of(w),
+            &mut grads,
+            dx,
+            dhp,
+        )
     });
 }
 
@@ -943,4 +975,276 @@ fn overflowing_shapes_are_shape_errors() {
     let empty = RnnWeights { weight_ih: &[], weight_hh: &[], bias_ih: &[], bias_hh: &[] };
     // (4·hidden)·input overflows in weight_ih.
     is_shape(rnn::lstm_preact_forward(1, usize::MAX / 8, 4, &[], &[], &empty, &mut []), "weight_ih");
+    // The plain RNN and the projections: batch·hidden, rows·cols and width·cols overflow.
+    is_shape(rnn::rnn_cell_forward(usize::MAX / 2, 3, Nonlinearity::Tanh, &[], &mut []), "rnn batch·hidden");
+    is_shape(rnn::rnn_cell_backward(1 << 40, 1 << 30, Nonlinearity::Relu, &[], &[], &mut []), "rnn backward");
+    is_shape(rnn::rnn_preact_forward(1, usize::MAX / 2, 3, &[], &[], &empty, &mut []), "rnn weight_ih");
+    is_shape(rnn::projection_forward(1 << 40, 1 << 30, 1, &[], &[], &[0.0], false, &mut []), "projection x");
+    is_shape(
+        rnn::projection_backward_data(0, 1 << 40, 1 << 30, &[], &[], false, &mut []),
+        "projection weight",
+    );
+    is_shape(
+        rnn::projection_backward_weight(1 << 40, 1, 1 << 30, &[], &[], &mut [], &mut []),
+        "projection dy",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The plain RNN cell (PyTorch `nn.RNN`): h' = act(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh).
+
+const NONLINEARITIES: [Nonlinearity; 2] = [Nonlinearity::Tanh, Nonlinearity::Relu];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rnn_cell_matches_reference(batch in edge_size(33), hidden in edge_size(65), seed in any::<u64>()) {
+        let bh = batch * hidden;
+        let preact = uniform(bh, seed, -4.0, 4.0);
+        let dh = uniform(bh, seed + 1, -1.0, 1.0);
+        for nonlinearity in NONLINEARITIES {
+            let mut h_ref = vec![0.0; bh];
+            reference::rnn_cell_forward(batch, hidden, nonlinearity, &preact, &mut h_ref);
+            let mut dpre_ref = vec![0.0; bh];
+            reference::rnn_cell_backward(batch, hidden, nonlinearity, &h_ref, &dh, &mut dpre_ref);
+            // ReLU zeroes about half of them by design; tanh none.
+            if nonlinearity == Nonlinearity::Tanh {
+                assert_exercised("dpreact", &dpre_ref);
+            }
+            for_each_isa(|| {
+                let (mut h_next, mut dpre) = (nan(bh), nan(bh));
+                rnn::rnn_cell_forward(batch, hidden, nonlinearity, &preact, &mut h_next).unwrap();
+                assert_close("h_next", &h_next, &h_ref, CELL_FWD.0, CELL_FWD.1);
+                // Backward from the reference's h': only the derivative's rounding differs.
+                rnn::rnn_cell_backward(batch, hidden, nonlinearity, &h_ref, &dh, &mut dpre).unwrap();
+                assert_close("dpreact", &dpre, &dpre_ref, CELL_BWD.0, CELL_BWD.1);
+            });
+        }
+    }
+
+    #[test]
+    fn rnn_step_matches_reference(
+        batch in edge_size(17),
+        input in edge_size(33),
+        hidden in edge_size(33),
+        relu in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let nonlinearity = if relu { Nonlinearity::Relu } else { Nonlinearity::Tanh };
+        let bh = batch * hidden;
+        let params = Params::random(1, input, hidden, seed, 0.4);
+        let x = uniform(batch * input, seed + 10, -1.0, 1.0);
+        let h_prev = uniform(bh, seed + 11, -1.0, 1.0);
+        let dh = uniform(bh, seed + 13, -1.0, 1.0);
+        let (rtol, atol) = STEP;
+
+        let (mut pre_ref, mut h_ref) = (vec![0.0; bh], vec![0.0; bh]);
+        reference::rnn_step_forward(batch, input, hidden, nonlinearity, &params.view(), &x, &h_prev,
+            &mut pre_ref, &mut h_ref);
+        let mut grads_ref = Params::filled(1, input, hidden, 0.0);
+        let (mut dpre_ref, mut dx_ref, mut dh_prev_ref) = (vec![0.0; bh], vec![0.0; batch * input], vec![0.0; bh]);
+        reference::rnn_step_backward(batch, input, hidden, nonlinearity, &params.view(), &x, &h_prev, &h_ref, &dh,
+            &mut dpre_ref, &mut grads_ref.grads(), &mut dx_ref, &mut dh_prev_ref);
+
+        for_each_isa(|| {
+            let (mut pre, mut h_next) = (nan(bh), nan(bh));
+            rnn::rnn_preact_forward(batch, input, hidden, &x, &h_prev, &params.view(), &mut pre).unwrap();
+            assert_close("preact", &pre, &pre_ref, rtol, atol);
+            rnn::rnn_cell_forward(batch, hidden, nonlinearity, &pre, &mut h_next).unwrap();
+            assert_close("h_next", &h_next, &h_ref, rtol, atol);
+            // Backward from the reference's h' and pre-activation (ReLU's kink at 0 would
+            // otherwise let a rounding difference flip a derivative).
+            let mut dpre = nan(bh);
+            rnn::rnn_cell_backward(batch, hidden, nonlinearity, &h_ref, &dh, &mut dpre).unwrap();
+            assert_close("dpreact", &dpre, &dpre_ref, rtol, atol);
+            let mut grads = Params::filled(1, input, hidden, 0.0);
+            let (mut dx, mut dh_prev) = (nan(batch * input), nan(bh));
+            rnn::rnn_preact_backward(batch, input, hidden, &dpre_ref, &x, &h_prev, &params.view(),
+                &mut grads.grads(), &mut dx, &mut dh_prev).unwrap();
+            grads.assert_close("rnn", &grads_ref, STEP);
+            assert_close("dx", &dx, &dx_ref, rtol, atol);
+            assert_close("dh_prev", &dh_prev, &dh_prev_ref, rtol, atol);
+        });
+        if !relu {
+            assert_exercised("dweight_hh", &grads_ref.weight_hh);
+        }
+    }
+}
+
+/// Plain RNN step in f64: loss `Σ act(x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh)·u`, inputs
+/// `[x, h, W_ih, W_hh, b_ih, b_hh]`.
+fn rnn_step_loss64(
+    (batch, input, hidden): (usize, usize, usize),
+    nonlinearity: Nonlinearity,
+    p: &[Vec<f64>],
+    u: &[f64],
+) -> f64 {
+    let mut pre = affine64(batch, input, hidden, &p[0], &p[2], &p[4]);
+    let from_h = affine64(batch, hidden, hidden, &p[1], &p[3], &p[5]);
+    pre.iter_mut().zip(from_h).for_each(|(a, b)| *a += b);
+    pre.iter()
+        .zip(u)
+        .map(|(&z, &u)| {
+            let h = match nonlinearity {
+                Nonlinearity::Tanh => z.tanh(),
+                Nonlinearity::Relu => z.max(0.0),
+            };
+            h * u
+        })
+        .sum()
+}
+
+#[test]
+fn rnn_step_gradients_match_central_differences() {
+    // hidden = 11: one full SIMD block and a tail of 3; input 5; batch 3; on every ISA.
+    let (batch, input, hidden) = (3, 5, 11);
+    let bh = batch * hidden;
+    let params = Params::random(1, input, hidden, 9, 0.5);
+    let x = uniform(batch * input, 50, -1.0, 1.0);
+    let h_prev = uniform(bh, 51, -1.0, 1.0);
+    let u = uniform(bh, 52, -1.0, 1.0);
+    let u64_ = to_f64(&u);
+    let inputs = [&x, &h_prev, &params.weight_ih, &params.weight_hh, &params.bias_ih, &params.bias_hh]
+        .map(|values| to_f64(values));
+    for nonlinearity in NONLINEARITIES {
+        for_each_isa(|| {
+            let (mut pre, mut h_next) = (nan(bh), nan(bh));
+            rnn::rnn_preact_forward(batch, input, hidden, &x, &h_prev, &params.view(), &mut pre).unwrap();
+            rnn::rnn_cell_forward(batch, hidden, nonlinearity, &pre, &mut h_next).unwrap();
+            // ReLU's kink: no pre-activation may sit within the difference step of 0.
+            assert!(pre.iter().all(|z| z.abs() > 1e-4), "a pre-activation is too close to 0");
+            let mut dpre = nan(bh);
+            rnn::rnn_cell_backward(batch, hidden, nonlinearity, &h_next, &u, &mut dpre).unwrap();
+            let mut grads = Params::filled(1, input, hidden, 0.0);
+            let (mut dx, mut dh_prev) = (nan(batch * input), nan(bh));
+            rnn::rnn_preact_backward(
+                batch,
+                input,
+                hidden,
+                &dpre,
+                &x,
+                &h_prev,
+                &params.view(),
+                &mut grads.grads(),
+                &mut dx,
+                &mut dh_prev,
+            )
+            .unwrap();
+            let loss = |p: &[Vec<f64>]| rnn_step_loss64((batch, input, hidden), nonlinearity, p, &u64_);
+            for (which, name, analytic) in [
+                (0, "dx", &dx),
+                (1, "dh_prev", &dh_prev),
+                (2, "dweight_ih", &grads.weight_ih),
+                (3, "dweight_hh", &grads.weight_hh),
+                (4, "dbias_ih", &grads.bias_ih),
+                (5, "dbias_hh", &grads.bias_hh),
+            ] {
+                assert_grad(
+                    &format!("{} {name}", nonlinearity.name()),
+                    analytic,
+                    &numeric_grad(&inputs, which, &loss),
+                );
+            }
+        });
+    }
+}
+
+#[test]
+fn rnn_and_projection_lengths_are_checked() {
+    let (batch, input, hidden) = (3, 4, 5);
+    let (bh, bi) = (batch * hidden, batch * input);
+    check_each_length(&[("preact", bh), ("h_next", bh)], |b| {
+        let [p, h] = b else { unreachable!() };
+        rnn::rnn_cell_forward(batch, hidden, Nonlinearity::Relu, p, h)
+    });
+    check_each_length(&[("h_next", bh), ("dh_next", bh), ("dpreact", bh)], |b| {
+        let [h, dh, dp] = b else { unreachable!() };
+        rnn::rnn_cell_backward(batch, hidden, Nonlinearity::Tanh, h, dh, dp)
+    });
+    let weight_lens = [
+        ("weight_ih", hidden * input),
+        ("weight_hh", hidden * hidden),
+        ("bias_ih", hidden),
+        ("bias_hh", hidden),
+    ];
+    let mut lens = weight_lens.to_vec();
+    lens.extend([("x", bi), ("h_prev", bh), ("preact", bh)]);
+    check_each_length(&lens, |b| {
+        let (w, rest) = b.split_at_mut(4);
+        let [x, hp, p] = rest else { unreachable!() };
+        rnn::rnn_preact_forward(batch, input, hidden, x, hp, &weights_of(w), p)
+    });
+    let mut lens = weight_lens.to_vec();
+    lens.extend([
+        ("dweight_ih", hidden * input),
+        ("dweight_hh", hidden * hidden),
+        ("dbias_ih", hidden),
+        ("dbias_hh", hidden),
+    ]);
+    lens.extend([("dpreact", bh), ("x", bi), ("h_prev", bh), ("dx", bi), ("dh_prev", bh)]);
+    check_each_length(&lens, |b| {
+        let (w, rest) = b.split_at_mut(4);
+        let (d, rest) = rest.split_at_mut(4);
+        let [dw_ih, dw_hh, db_ih, db_hh] = d else { unreachable!() };
+        let mut grads =
+            RnnWeightGrads { dweight_ih: dw_ih, dweight_hh: dw_hh, dbias_ih: db_ih, dbias_hh: db_hh };
+        let [dp, x, hp, dx, dhp] = rest else { unreachable!() };
+        rnn::rnn_preact_backward(batch, input, hidden, dp, x, hp, &weights_of(w), &mut grads, dx, dhp)
+    });
+    // The projections on (rows, cols) inputs and (rows, width) outputs.
+    let (rows, cols, width) = (6, 4, 7);
+    check_each_length(
+        &[("x", rows * cols), ("weight", width * cols), ("bias", width), ("y", rows * width)],
+        |b| {
+            let [x, w, bias, y] = b else { unreachable!() };
+            rnn::projection_forward(rows, cols, width, x, w, bias, true, y)
+        },
+    );
+    check_each_length(&[("dy", rows * width), ("weight", width * cols), ("dx", rows * cols)], |b| {
+        let [dy, w, dx] = b else { unreachable!() };
+        rnn::projection_backward_data(rows, cols, width, dy, w, false, dx)
+    });
+    check_each_length(
+        &[("dy", rows * width), ("x", rows * cols), ("dweight", width * cols), ("dbias", width)],
+        |b| {
+            let [dy, x, dw, db] = b else { unreachable!() };
+            rnn::projection_backward_weight(rows, cols, width, dy, x, dw, db)
+        },
+    );
+}
+
+#[test]
+fn projections_overwrite_or_accumulate_as_asked() {
+    // The projections of many rows equal the step functions' products row block by row
+    // block; `accumulate` adds to what is there, otherwise NaN already there does not leak.
+    let (rows, cols, width) = (10, 6, 9);
+    let x = uniform(rows * cols, 80, -1.0, 1.0);
+    let w = uniform(width * cols, 81, -1.0, 1.0);
+    let b = uniform(width, 82, -1.0, 1.0);
+    let start = uniform(rows * width, 83, -1.0, 1.0);
+    let mut fresh = nan(rows * width);
+    rnn::projection_forward(rows, cols, width, &x, &w, &b, false, &mut fresh).unwrap();
+    let mut expected = vec![0.0; rows * width];
+    for r in 0..rows {
+        for j in 0..width {
+            expected[r * width + j] =
+                b[j] + (0..cols).map(|p| x[r * cols + p] * w[j * cols + p]).sum::<f32>();
+        }
+    }
+    assert_close("projection", &fresh, &expected, 1e-5, 1e-6);
+    let mut summed = start.clone();
+    rnn::projection_forward(rows, cols, width, &x, &w, &b, true, &mut summed).unwrap();
+    let plus: Vec<f32> = start.iter().zip(&fresh).map(|(a, b)| a + b).collect();
+    assert_close("projection accumulated", &summed, &plus, 1e-5, 1e-6);
+
+    let dy = uniform(rows * width, 84, -1.0, 1.0);
+    let mut dx = nan(rows * cols);
+    rnn::projection_backward_data(rows, cols, width, &dy, &w, false, &mut dx).unwrap();
+    let dx_start = uniform(rows * cols, 85, -1.0, 1.0);
+    let mut dx_summed = dx_start.clone();
+    rnn::projection_backward_data(rows, cols, width, &dy, &w, true, &mut dx_summed).unwrap();
+    let plus: Vec<f32> = dx_start.iter().zip(&dx).map(|(a, b)| a + b).collect();
+    assert_close("dx accumulated", &dx_summed, &plus, 1e-5, 1e-6);
+    assert_exercised("dx", &dx);
 }

@@ -10,7 +10,8 @@
 //!   accumulates parameter gradients and returns the input gradient, a visitor over named
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
 //!   [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`],
-//!   [`GlobalAvgPool2d`], [`Flatten`], chained by [`Sequential`]; weight inits [`Init`].
+//!   [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`] (configured
+//!   by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight inits [`Init`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
@@ -50,7 +51,8 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Flatten,
-    GlobalAvgPool2d, Init, Layer, MaxPool2d, Mode, Param, PoolWindow, Sequential,
+    GlobalAvgPool2d, Gru, GruConfig, Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity, Param,
+    PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

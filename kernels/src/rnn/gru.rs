@@ -90,8 +90,9 @@ impl CellRow<3, 2> for Forward {
 /// - `dh_next` `(batch, hidden)`: `∂L/∂h'`; read only;
 /// - `dgi` `(batch, 3·hidden)`: **overwritten** with `∂L/∂gi`, blocks r, z, n;
 /// - `dgh` `(batch, 3·hidden)`: **overwritten** with `∂L/∂gh`, blocks r, z, n;
-/// - `dh_prev` `(batch, hidden)`: **overwritten** with `z⊙dh'` only, the part of `∂L/∂h` that
-///   bypasses the weights; [`super::gru_preact_backward`] then adds the part `dgh·W_hh`.
+/// - `dh_direct` `(batch, hidden)`: **overwritten** with `z⊙dh'`, the part of `∂L/∂h` that
+///   bypasses the weights; [`super::gru_preact_backward`] reads it and writes the whole
+///   `dh_prev = dh_direct + dgh·W_hh`.
 ///
 /// With `dn = dh'⊙(1-z)⊙(1-n²)` (the gradient at n's pre-activation) and
 /// `dz = dh'⊙(h-n)⊙z(1-z)`, `dr = dn⊙gh_n⊙r(1-r)`:
@@ -107,7 +108,7 @@ pub fn gru_cell_backward(
     dh_next: &[f32],
     dgi: &mut [f32],
     dgh: &mut [f32],
-    dh_prev: &mut [f32],
+    dh_direct: &mut [f32],
 ) -> Result<()> {
     let gate_width = product("3·hidden", GRU_GATES, hidden)?;
     let cache_width = product("4·hidden", GRU_CACHE_WIDTH, hidden)?;
@@ -116,7 +117,7 @@ pub fn gru_cell_backward(
     check_matrix("dh_next", "(batch, hidden)", batch, hidden, dh_next.len())?;
     check_matrix("dgi", "(batch, 3·hidden)", batch, gate_width, dgi.len())?;
     check_matrix("dgh", "(batch, 3·hidden)", batch, gate_width, dgh.len())?;
-    check_matrix("dh_prev", "(batch, hidden)", batch, hidden, dh_prev.len())?;
+    check_matrix("dh_direct", "(batch, hidden)", batch, hidden, dh_direct.len())?;
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
@@ -124,7 +125,7 @@ pub fn gru_cell_backward(
         &Backward,
         (batch, hidden, gate_width),
         [(cache, GRU_CACHE_WIDTH), (h_prev, 1), (dh_next, 1)],
-        [(dgi, GRU_GATES), (dgh, GRU_GATES), (dh_prev, 1)],
+        [(dgi, GRU_GATES), (dgh, GRU_GATES), (dh_direct, 1)],
     );
     Ok(())
 }
@@ -138,7 +139,7 @@ impl CellRow<3, 3> for Backward {
         &self,
         hidden: usize,
         [cache, h_prev, dh_next]: [&[f32]; 3],
-        [dgi, dgh, dh_prev]: [&mut [f32]; 3],
+        [dgi, dgh, dh_direct]: [&mut [f32]; 3],
     ) {
         let (r_all, rest) = cache.split_at(hidden);
         let (z_all, rest) = rest.split_at(hidden);
@@ -164,7 +165,7 @@ impl CellRow<3, 3> for Backward {
             d_r.store(&mut dgh_r[j..]);
             d_z.store(&mut dgh_z[j..]);
             (d_n * r).store(&mut dgh_n[j..]);
-            (z * dh).store(&mut dh_prev[j..]);
+            (z * dh).store(&mut dh_direct[j..]);
         }
     }
 }

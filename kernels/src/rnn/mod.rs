@@ -1,8 +1,18 @@
-//! Fused recurrent cells: LSTM and GRU steps on a batch, PyTorch semantics.
+//! Fused recurrent cells: plain RNN (Elman), LSTM and GRU steps on a batch, PyTorch
+//! semantics.
 //!
 //! A recurrent step splits into an **affine half** (one GEMM per weight for all gates at once)
 //! and a **cell half** (the gate non-linearities and the state update, one fused pass over
 //! the gate block). Shapes are row-major, `batch` rows of samples, `H = hidden`.
+//!
+//! ## Plain RNN (PyTorch `nn.RNN`, one gate)
+//! ```text
+//! pre = x·W_ihᵀ + h·W_hhᵀ + b_ih + b_hh              (batch, H)    rnn_preact_forward
+//! h' = act(pre), act = tanh or ReLU                                 rnn_cell_forward
+//! ```
+//! The cell is the activation kernel of [`crate::activation`] on the whole block; its output
+//! `h'` is all that backward needs ([`rnn_cell_backward`]: `dpre = dh'⊙act'(h')`), so it has
+//! no separate cache. [`rnn_preact_backward`] is the LSTM's affine backward with one gate.
 //!
 //! ## LSTM (gates in order i, f, g, o)
 //! ```text
@@ -23,9 +33,16 @@
 //! h' = (1 - z)⊙n + z⊙h                                             gru_cell_forward
 //! ```
 //! `gi` and `gh` stay separate because `r` multiplies only the hidden part of `n`.
-//! [`gru_cell_backward`] writes `dgi`, `dgh` and the direct part `z⊙dh'` of `dh`;
-//! [`gru_preact_backward`] accumulates the weight gradients, writes `dx = dgi·W_ih` and
-//! **adds** `dgh·W_hh` to that partial `dh`.
+//! [`gru_cell_backward`] writes `dgi`, `dgh` and `dh_direct = z⊙dh'`, the part of `∂L/∂h`
+//! that bypasses the weights; [`gru_preact_backward`] accumulates the weight gradients and
+//! writes `dx = dgi·W_ih` and `dh_prev = dh_direct + dgh·W_hh`.
+//!
+//! ## Sequences: the projections on their own
+//! A sequence layer computes the input projection of all time steps at once and keeps the
+//! weight gradients for one GEMM per weight after the time loop. [`projection_forward`],
+//! [`projection_backward_data`] and [`projection_backward_weight`] are the three products of
+//! the affine half (`y = x·Wᵀ + b`, `dx = dy·W`, `dW += dyᵀ·x` with `db += Σ dy`) on any
+//! number of rows, with which the `*_preact_*` functions are written.
 //!
 //! In the seed's notation (samples in columns, `Γ = σ(W_c[a, x] + b)` per gate) the two
 //! weights are the column blocks of `W` acting on `x` and on `a = h`, stacked for all gates;
@@ -63,12 +80,16 @@
 //! ## Caches
 //! Forward cells write what backward needs into `cache`, so backward evaluates no
 //! transcendental function: LSTM `(batch, 5H)` = `[i | f | g | o | tanh(c')]` per row
-//! (activated gates), GRU `(batch, 4H)` = `[r | z | n | gh_n]` per row. Backward also takes
-//! the previous state (`c` for LSTM, `h` for GRU), which a sequence layer keeps anyway.
+//! (activated gates), GRU `(batch, 4H)` = `[r | z | n | gh_n]` per row; the plain RNN's is its
+//! output `h'` itself. Backward also takes the previous state (`c` for LSTM, `h` for GRU),
+//! which a sequence layer keeps anyway.
 //!
 //! ## Conventions
-//! Outputs and input gradients are **overwritten** (never read, so NaN already in them does
-//! not leak); parameter gradients are **accumulated** (`+=`). Every function checks its
+//! **One rule for every cell**: outputs and input gradients (`dx`, `dh_prev`, `dc_prev`, and
+//! the gate gradients) are **overwritten** (never read, so NaN already in them does not
+//! leak); parameter gradients (`dweight_*`, `dbias_*`) are **accumulated** (`+=`), so a
+//! sequence sums them over its steps and a zero-grad clears them, as everywhere in keel. The
+//! projections' `accumulate` flag is the one exception a caller asks for by name. Every function checks its
 //! slice lengths against the shape arguments (and reports sizes that overflow `usize` as
 //! shape errors). Zero sizes are clean: `batch = 0` or `hidden = 0` leaves nothing to
 //! compute (the affine backward still zeroes a non-empty `dx` when `hidden = 0`), and
@@ -88,18 +109,26 @@
 //! results may differ in the last bits between instruction sets.
 //! [`reference`](mod@reference) holds the scalar ground truth.
 
+mod elman;
 mod gru;
 mod lstm;
 mod preact;
 pub mod reference;
 mod rows;
 
+pub use elman::{rnn_cell_backward, rnn_cell_forward, Nonlinearity};
 pub use gru::{gru_cell_backward, gru_cell_forward};
 pub use lstm::{lstm_cell_backward, lstm_cell_forward};
-pub use preact::{gru_preact_backward, gru_preact_forward, lstm_preact_backward, lstm_preact_forward};
+pub use preact::{
+    gru_preact_backward, gru_preact_forward, lstm_preact_backward, lstm_preact_forward,
+    projection_backward_data, projection_backward_weight, projection_forward, rnn_preact_backward,
+    rnn_preact_forward,
+};
 
 use crate::error::{check_len, shape_error, Result};
 
+/// Number of gates of a plain RNN cell (the pre-activation itself).
+pub const RNN_GATES: usize = 1;
 /// Number of gates of an LSTM cell (i, f, g, o).
 pub const LSTM_GATES: usize = 4;
 /// Number of gates of a GRU cell (r, z, n).
@@ -110,7 +139,7 @@ pub const LSTM_CACHE_WIDTH: usize = 5;
 pub const GRU_CACHE_WIDTH: usize = 4;
 
 /// The parameters of one recurrent layer, PyTorch names and shapes, with `G` gates
-/// (`G = 4` for LSTM, `3` for GRU) stacked in gate order along the rows.
+/// (`G = 4` for LSTM, `3` for GRU, `1` for the plain RNN) stacked in gate order along the rows.
 #[derive(Debug, Clone, Copy)]
 pub struct RnnWeights<'a> {
     /// `(G·hidden, input)`.

@@ -1,10 +1,53 @@
 //! The affine half of a recurrent step: gate pre-activations from `x` and `h` with one GEMM
-//! per weight for all gates, and its backward (weight and bias gradients, `dx`, `dh`).
+//! per weight for all gates, and its backward (weight and bias gradients, `dx`, `dh`); and
+//! the three projections it is made of, public for sequence layers.
 
 use super::{check_matrix, check_weight_grads, check_weights, product, RnnWeightGrads, RnnWeights};
-use super::{GRU_GATES, LSTM_GATES};
-use crate::error::Result;
-use crate::gemm::{sgemm, GemmShape, Transpose};
+use super::{GRU_GATES, LSTM_GATES, RNN_GATES};
+use crate::error::{check_len, Result};
+use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, GemmShape, Transpose};
+
+/// Plain RNN pre-activation `preact = x·W_ihᵀ + h_prev·W_hhᵀ + b_ih + b_hh`.
+///
+/// - `x` `(batch, input)`, `h_prev` `(batch, hidden)`: read only;
+/// - `weights`: `weight_ih (hidden, input)`, `weight_hh (hidden, hidden)`, biases `(hidden)`;
+/// - `preact` `(batch, hidden)`: **overwritten**; the input of [`super::rnn_cell_forward`].
+///
+/// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
+/// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+pub fn rnn_preact_forward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    preact: &mut [f32],
+) -> Result<()> {
+    summed_preact_forward(RNN_GATES, (batch, input, hidden), x, h_prev, weights, ("preact", preact))
+}
+
+/// Plain RNN step backward through the affine half, from `dpreact` (see
+/// [`super::rnn_cell_backward`]): the rules and products of [`lstm_preact_backward`] with
+/// one gate (`weight_ih (hidden, input)`, `weight_hh (hidden, hidden)`, biases `(hidden)`):
+/// `grads` **accumulated**, `dx = dpreact·W_ih` and `dh_prev = dpreact·W_hh`
+/// **overwritten**.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_preact_backward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    dpreact: &[f32],
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    grads: &mut RnnWeightGrads<'_>,
+    dx: &mut [f32],
+    dh_prev: &mut [f32],
+) -> Result<()> {
+    let inputs = (("dpreact", dpreact), x, h_prev);
+    summed_preact_backward(RNN_GATES, (batch, input, hidden), inputs, weights, grads, dx, dh_prev)
+}
 
 /// LSTM gate pre-activations `gates = x·W_ihᵀ + h_prev·W_hhᵀ + b_ih + b_hh`.
 ///
@@ -13,7 +56,7 @@ use crate::gemm::{sgemm, GemmShape, Transpose};
 ///   `(4·hidden)`, gate blocks i, f, g, o;
 /// - `gates` `(batch, 4·hidden)`: **overwritten**; the input of [`super::lstm_cell_forward`].
 ///
-/// Two GEMMs (`β = 0`, then `β = 1` into the same block) and one bias pass per weight.
+/// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
 pub fn lstm_preact_forward(
     batch: usize,
@@ -24,13 +67,7 @@ pub fn lstm_preact_forward(
     weights: &RnnWeights<'_>,
     gates: &mut [f32],
 ) -> Result<()> {
-    let width = product("4·hidden", LSTM_GATES, hidden)?;
-    check_weights(LSTM_GATES, input, hidden, weights)?;
-    check_matrix("x", "(batch, input)", batch, input, x.len())?;
-    check_matrix("h_prev", "(batch, hidden)", batch, hidden, h_prev.len())?;
-    check_matrix("gates", "(batch, 4·hidden)", batch, width, gates.len())?;
-    affine_forward(batch, input, width, x, weights.weight_ih, weights.bias_ih, 0.0, gates)?;
-    affine_forward(batch, hidden, width, h_prev, weights.weight_hh, weights.bias_hh, 1.0, gates)
+    summed_preact_forward(LSTM_GATES, (batch, input, hidden), x, h_prev, weights, ("gates", gates))
 }
 
 /// LSTM step backward through the affine half, from `dgates` (see
@@ -58,18 +95,52 @@ pub fn lstm_preact_backward(
     dx: &mut [f32],
     dh_prev: &mut [f32],
 ) -> Result<()> {
-    let width = product("4·hidden", LSTM_GATES, hidden)?;
-    check_weights(LSTM_GATES, input, hidden, weights)?;
-    check_weight_grads(LSTM_GATES, input, hidden, grads)?;
-    check_matrix("dgates", "(batch, 4·hidden)", batch, width, dgates.len())?;
+    let inputs = (("dgates", dgates), x, h_prev);
+    summed_preact_backward(LSTM_GATES, (batch, input, hidden), inputs, weights, grads, dx, dh_prev)
+}
+
+/// The pre-activation of a cell whose gates sum both products (LSTM, plain RNN):
+/// `out = x·W_ihᵀ + b_ih + h_prev·W_hhᵀ + b_hh`, `out` named `name` in errors.
+fn summed_preact_forward(
+    gates: usize,
+    (batch, input, hidden): (usize, usize, usize),
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    (name, out): (&str, &mut [f32]),
+) -> Result<()> {
+    let width = product("gates·hidden", gates, hidden)?;
+    check_weights(gates, input, hidden, weights)?;
+    check_matrix("x", "(batch, input)", batch, input, x.len())?;
+    check_matrix("h_prev", "(batch, hidden)", batch, hidden, h_prev.len())?;
+    check_matrix(name, &format!("(batch, {gates}·hidden)"), batch, width, out.len())?;
+    projection_forward(batch, input, width, x, weights.weight_ih, weights.bias_ih, false, out)?;
+    projection_forward(batch, hidden, width, h_prev, weights.weight_hh, weights.bias_hh, true, out)
+}
+
+/// The backward of [`summed_preact_forward`] from `dout` (named in errors): both weights
+/// get the same `dout`.
+fn summed_preact_backward(
+    gates: usize,
+    (batch, input, hidden): (usize, usize, usize),
+    ((name, dout), x, h_prev): ((&str, &[f32]), &[f32], &[f32]),
+    weights: &RnnWeights<'_>,
+    grads: &mut RnnWeightGrads<'_>,
+    dx: &mut [f32],
+    dh_prev: &mut [f32],
+) -> Result<()> {
+    let width = product("gates·hidden", gates, hidden)?;
+    check_weights(gates, input, hidden, weights)?;
+    check_weight_grads(gates, input, hidden, grads)?;
+    check_matrix(name, &format!("(batch, {gates}·hidden)"), batch, width, dout.len())?;
     check_matrix("x", "(batch, input)", batch, input, x.len())?;
     check_matrix("h_prev", "(batch, hidden)", batch, hidden, h_prev.len())?;
     check_matrix("dx", "(batch, input)", batch, input, dx.len())?;
     check_matrix("dh_prev", "(batch, hidden)", batch, hidden, dh_prev.len())?;
-    let ih = AffineGrads { dweight: &mut *grads.dweight_ih, dbias: &mut *grads.dbias_ih };
-    affine_backward(batch, input, width, dgates, x, weights.weight_ih, ih, 0.0, dx)?;
-    let hh = AffineGrads { dweight: &mut *grads.dweight_hh, dbias: &mut *grads.dbias_hh };
-    affine_backward(batch, hidden, width, dgates, h_prev, weights.weight_hh, hh, 0.0, dh_prev)
+    projection_backward_weight(batch, input, width, dout, x, grads.dweight_ih, grads.dbias_ih)?;
+    projection_backward_data(batch, input, width, dout, weights.weight_ih, false, dx)?;
+    projection_backward_weight(batch, hidden, width, dout, h_prev, grads.dweight_hh, grads.dbias_hh)?;
+    projection_backward_data(batch, hidden, width, dout, weights.weight_hh, false, dh_prev)
 }
 
 /// GRU pre-activations `gi = x·W_ihᵀ + b_ih` and `gh = h_prev·W_hhᵀ + b_hh`.
@@ -79,7 +150,7 @@ pub fn lstm_preact_backward(
 ///   `(3·hidden)`, gate blocks r, z, n;
 /// - `gi`, `gh` `(batch, 3·hidden)`: **overwritten**; the inputs of [`super::gru_cell_forward`].
 ///
-/// One GEMM and one bias pass per weight. Zero sizes are no-ops. Errors name the first
+/// One GEMM per weight, its bias in the epilogue. Zero sizes are no-ops. Errors name the first
 /// slice whose length does not match.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_preact_forward(
@@ -98,20 +169,21 @@ pub fn gru_preact_forward(
     check_matrix("h_prev", "(batch, hidden)", batch, hidden, h_prev.len())?;
     check_matrix("gi", "(batch, 3·hidden)", batch, width, gi.len())?;
     check_matrix("gh", "(batch, 3·hidden)", batch, width, gh.len())?;
-    affine_forward(batch, input, width, x, weights.weight_ih, weights.bias_ih, 0.0, gi)?;
-    affine_forward(batch, hidden, width, h_prev, weights.weight_hh, weights.bias_hh, 0.0, gh)
+    projection_forward(batch, input, width, x, weights.weight_ih, weights.bias_ih, false, gi)?;
+    projection_forward(batch, hidden, width, h_prev, weights.weight_hh, weights.bias_hh, false, gh)
 }
 
-/// GRU step backward through the affine half, from `dgi`, `dgh` (see
+/// GRU step backward through the affine half, from `dgi`, `dgh` and `dh_direct` (see
 /// [`super::gru_cell_backward`]):
 ///
-/// - `dgi`, `dgh` `(batch, 3·hidden)`, `x` `(batch, input)`, `h_prev` `(batch, hidden)` (the
-///   forward inputs), `weights` as in [`gru_preact_forward`]: read only;
+/// - `dgi`, `dgh` `(batch, 3·hidden)`, `dh_direct` `(batch, hidden)`, `x` `(batch, input)`,
+///   `h_prev` `(batch, hidden)` (the forward inputs), `weights` as in
+///   [`gru_preact_forward`]: read only;
 /// - `grads`: **accumulated**: `dweight_ih += dgiᵀ·x`, `dweight_hh += dghᵀ·h_prev`,
 ///   `dbias_ih += Σ_rows dgi`, `dbias_hh += Σ_rows dgh`;
 /// - `dx` `(batch, input)`: **overwritten** with `dgi·W_ih`;
-/// - `dh_prev` `(batch, hidden)`: **accumulated**: `dh_prev += dgh·W_hh`, completing the
-///   direct part `z⊙dh'` that [`super::gru_cell_backward`] wrote there.
+/// - `dh_prev` `(batch, hidden)`: **overwritten** with `dh_direct + dgh·W_hh`, the whole
+///   `∂L/∂h` (the direct path `z⊙dh'` and the path through the weights).
 ///
 /// One GEMM per product. Zero sizes are no-ops, except that a non-empty `dx` is zeroed when
 /// `hidden = 0`. Errors name the first slice whose length does not match.
@@ -122,6 +194,7 @@ pub fn gru_preact_backward(
     hidden: usize,
     dgi: &[f32],
     dgh: &[f32],
+    dh_direct: &[f32],
     x: &[f32],
     h_prev: &[f32],
     weights: &RnnWeights<'_>,
@@ -134,74 +207,118 @@ pub fn gru_preact_backward(
     check_weight_grads(GRU_GATES, input, hidden, grads)?;
     check_matrix("dgi", "(batch, 3·hidden)", batch, width, dgi.len())?;
     check_matrix("dgh", "(batch, 3·hidden)", batch, width, dgh.len())?;
+    check_matrix("dh_direct", "(batch, hidden)", batch, hidden, dh_direct.len())?;
     check_matrix("x", "(batch, input)", batch, input, x.len())?;
     check_matrix("h_prev", "(batch, hidden)", batch, hidden, h_prev.len())?;
     check_matrix("dx", "(batch, input)", batch, input, dx.len())?;
     check_matrix("dh_prev", "(batch, hidden)", batch, hidden, dh_prev.len())?;
-    let ih = AffineGrads { dweight: &mut *grads.dweight_ih, dbias: &mut *grads.dbias_ih };
-    affine_backward(batch, input, width, dgi, x, weights.weight_ih, ih, 0.0, dx)?;
-    let hh = AffineGrads { dweight: &mut *grads.dweight_hh, dbias: &mut *grads.dbias_hh };
-    affine_backward(batch, hidden, width, dgh, h_prev, weights.weight_hh, hh, 1.0, dh_prev)
+    projection_backward_weight(batch, input, width, dgi, x, grads.dweight_ih, grads.dbias_ih)?;
+    projection_backward_data(batch, input, width, dgi, weights.weight_ih, false, dx)?;
+    projection_backward_weight(batch, hidden, width, dgh, h_prev, grads.dweight_hh, grads.dbias_hh)?;
+    // dh_prev = dh_direct + dgh·W_hh: the direct part first, then the GEMM with β = 1.
+    dh_prev.copy_from_slice(dh_direct);
+    projection_backward_data(batch, hidden, width, dgh, weights.weight_hh, true, dh_prev)
 }
 
-/// The gradients of one weight and its bias, both accumulated.
-struct AffineGrads<'a> {
-    dweight: &'a mut [f32],
-    dbias: &'a mut [f32],
+/// Leading dimensions of a `(rows, cols)` input and `(rows, width)` output: at least 1, as
+/// `sgemm` requires even of empty matrices.
+fn lds(cols: usize, width: usize) -> (usize, usize) {
+    (cols.max(1), width.max(1))
 }
 
-/// `y = x·wᵀ + b + β·y` for `x (rows, cols)`, `w (width, cols)`, `b (width)`,
-/// `y (rows, width)`, with `β` 0 (overwrite, `y` not read) or 1 (accumulate). Lengths are
-/// checked by the callers; `sgemm` checks them again.
+/// The projection `y = x·wᵀ + b` on `rows` rows, the affine half of every cell:
+///
+/// - `x` `(rows, cols)`, `weight` `(width, cols)`, `bias` `(width)`: read only;
+/// - `y` `(rows, width)`: **overwritten** with `x·wᵀ + b`, or, with `accumulate`,
+///   `y += x·wᵀ + b` (a cell adding its recurrent product to the input projection).
+///
+/// One GEMM, the bias in its epilogue. A sequence layer calls it once for the input projection of
+/// all time steps (`rows = seq·batch`) and once per step for the recurrent one. Zero sizes
+/// are no-ops (with `cols = 0`, `y` is the bias, or gets it added). Errors name the first
+/// slice whose length does not match.
 #[allow(clippy::too_many_arguments)]
-fn affine_forward(
+pub fn projection_forward(
     rows: usize,
     cols: usize,
     width: usize,
     x: &[f32],
-    w: &[f32],
-    b: &[f32],
-    beta: f32,
+    weight: &[f32],
+    bias: &[f32],
+    accumulate: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    // Leading dimensions of empty matrices must still be >= 1 for sgemm.
-    let (ld_x, ld_y) = (cols.max(1), width.max(1));
+    check_matrix("x", "(rows, cols)", rows, cols, x.len())?;
+    check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
+    check_len(|| format!("bias (width) = ({width})"), width, bias.len())?;
+    check_matrix("y", "(rows, width)", rows, width, y.len())?;
+    let (ld_x, ld_y) = lds(cols, width);
     let shape =
         GemmShape::new(rows, width, cols).transposed(Transpose::No, Transpose::Yes).with_ld(ld_x, ld_x, ld_y);
-    sgemm(&shape, 1.0, x, w, beta, y)?;
-    if width > 0 {
-        for row in y.chunks_exact_mut(width) {
-            row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
-        }
-    }
+    // The bias rides in the GEMM's epilogue (in registers on the packed path).
+    let epilogue = Epilogue { bias: Bias::PerColumn(bias), activation: Activation::Identity };
+    sgemm_fused(&shape, 1.0, x, weight, if accumulate { 1.0 } else { 0.0 }, y, &epilogue)?;
     Ok(())
 }
 
-/// Backward of [`affine_forward`] from `dy (rows, width)`: `dweight += dyᵀ·x`,
-/// `dbias += Σ_rows dy`, `dx = dy·w + β·dx` with `β` 0 (overwrite) or 1 (accumulate).
-#[allow(clippy::too_many_arguments)]
-fn affine_backward(
+/// The input gradient of [`projection_forward`]: `dx = dy·weight`.
+///
+/// - `dy` `(rows, width)`, `weight` `(width, cols)`: read only;
+/// - `dx` `(rows, cols)`: **overwritten** with `dy·weight`, or, with `accumulate`,
+///   `dx += dy·weight` (the two directions of a bidirectional layer sharing one input, or a
+///   GRU adding its weight path to the direct one).
+///
+/// One GEMM. Zero sizes are no-ops, except that a non-empty `dx` is zeroed (when not
+/// accumulating) when `width = 0`. Errors name the first slice whose length does not match.
+pub fn projection_backward_data(
+    rows: usize,
+    cols: usize,
+    width: usize,
+    dy: &[f32],
+    weight: &[f32],
+    accumulate: bool,
+    dx: &mut [f32],
+) -> Result<()> {
+    check_matrix("dy", "(rows, width)", rows, width, dy.len())?;
+    check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
+    check_matrix("dx", "(rows, cols)", rows, cols, dx.len())?;
+    let (ld_x, ld_y) = lds(cols, width);
+    // dx (rows, cols) = dy (rows, width) · w (width, cols) + β·dx.
+    let shape = GemmShape::new(rows, cols, width).with_ld(ld_y, ld_x, ld_x);
+    sgemm(&shape, 1.0, dy, weight, if accumulate { 1.0 } else { 0.0 }, dx)
+}
+
+/// The parameter gradients of [`projection_forward`], **accumulated**:
+/// `dweight += dyᵀ·x`, `dbias += Σ_rows dy`.
+///
+/// - `dy` `(rows, width)`, `x` `(rows, cols)`: read only;
+/// - `dweight` `(width, cols)`, `dbias` `(width)`: accumulated.
+///
+/// One GEMM over all rows: a sequence layer calls it once per weight after its time loop,
+/// with the gate gradients and inputs of every step stacked (`rows = seq·batch`). The bias
+/// sums run row after row, a fixed order whatever the thread count. Zero sizes are no-ops.
+/// Errors name the first slice whose length does not match.
+pub fn projection_backward_weight(
     rows: usize,
     cols: usize,
     width: usize,
     dy: &[f32],
     x: &[f32],
-    w: &[f32],
-    grads: AffineGrads<'_>,
-    beta: f32,
-    dx: &mut [f32],
+    dweight: &mut [f32],
+    dbias: &mut [f32],
 ) -> Result<()> {
-    let (ld_x, ld_y) = (cols.max(1), width.max(1));
+    check_matrix("dy", "(rows, width)", rows, width, dy.len())?;
+    check_matrix("x", "(rows, cols)", rows, cols, x.len())?;
+    check_matrix("dweight", "(width, cols)", width, cols, dweight.len())?;
+    check_len(|| format!("dbias (width) = ({width})"), width, dbias.len())?;
+    let (ld_x, ld_y) = lds(cols, width);
     // dW (width, cols) += dyᵀ (width, rows) · x (rows, cols).
-    let dweight_shape =
+    let shape =
         GemmShape::new(width, cols, rows).transposed(Transpose::Yes, Transpose::No).with_ld(ld_y, ld_x, ld_x);
-    sgemm(&dweight_shape, 1.0, dy, x, 1.0, grads.dweight)?;
-    // db += column sums of dy, row after row: a fixed order, whatever the thread count.
+    sgemm(&shape, 1.0, dy, x, 1.0, dweight)?;
     if width > 0 {
         for row in dy.chunks_exact(width) {
-            grads.dbias.iter_mut().zip(row).for_each(|(db, dy)| *db += dy);
+            dbias.iter_mut().zip(row).for_each(|(db, dy)| *db += dy);
         }
     }
-    // dx (rows, cols) = dy (rows, width) · w (width, cols) + β·dx.
-    sgemm(&GemmShape::new(rows, cols, width).with_ld(ld_y, ld_x, ld_x), 1.0, dy, w, beta, dx)
+    Ok(())
 }

@@ -4,12 +4,51 @@
 //! functions of [`super`]; lengths are not checked: these panic if a slice is too short for
 //! the shapes.
 
-use super::{RnnWeightGrads, RnnWeights};
+use super::{Nonlinearity, RnnWeightGrads, RnnWeights};
 use crate::gemm::reference::sgemm_reference;
 use crate::gemm::{GemmShape, Transpose};
 
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
+}
+
+/// Reference of [`super::rnn_cell_forward`]: `h' = act(pre)`.
+pub fn rnn_cell_forward(
+    batch: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    preact: &[f32],
+    h_next: &mut [f32],
+) {
+    for (h, &pre) in h_next[..batch * hidden].iter_mut().zip(preact) {
+        *h = match nonlinearity {
+            Nonlinearity::Tanh => pre.tanh(),
+            Nonlinearity::Relu => pre.max(0.0),
+        };
+    }
+}
+
+/// Reference of [`super::rnn_cell_backward`]: `dpre = dh'·act'(h')` from the saved `h'`.
+pub fn rnn_cell_backward(
+    batch: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    h_next: &[f32],
+    dh_next: &[f32],
+    dpreact: &mut [f32],
+) {
+    for ((d, &h), &dh) in dpreact[..batch * hidden].iter_mut().zip(h_next).zip(dh_next) {
+        *d = match nonlinearity {
+            Nonlinearity::Tanh => dh * (1.0 - h * h),
+            Nonlinearity::Relu => {
+                if h > 0.0 {
+                    dh
+                } else {
+                    0.0
+                }
+            }
+        };
+    }
 }
 
 /// Reference of [`super::lstm_cell_forward`]: cache rows are `[i | f | g | o | tanh(c')]`.
@@ -94,7 +133,7 @@ pub fn gru_cell_forward(
     }
 }
 
-/// Reference of [`super::gru_cell_backward`]: `dh_prev` gets the direct part `z⊙dh'` only.
+/// Reference of [`super::gru_cell_backward`]: `dh_direct` gets the direct part `z⊙dh'`.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_cell_backward(
     batch: usize,
@@ -104,7 +143,7 @@ pub fn gru_cell_backward(
     dh_next: &[f32],
     dgi: &mut [f32],
     dgh: &mut [f32],
-    dh_prev: &mut [f32],
+    dh_direct: &mut [f32],
 ) {
     for b in 0..batch {
         for j in 0..hidden {
@@ -121,7 +160,7 @@ pub fn gru_cell_backward(
             dgh[at(0)] = d_r;
             dgh[at(1)] = d_z;
             dgh[at(2)] = d_n * r;
-            dh_prev[b * hidden + j] = z * dh;
+            dh_direct[b * hidden + j] = z * dh;
         }
     }
 }
@@ -199,6 +238,72 @@ fn affine_backward(
     sgemm_reference(&dx_shape, 1.0, dy, w, beta, dx);
 }
 
+/// Reference of [`super::rnn_preact_forward`].
+pub fn rnn_preact_forward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    preact: &mut [f32],
+) {
+    summed_preact_forward(1, batch, input, hidden, x, h_prev, weights, preact);
+}
+
+/// Reference of [`super::rnn_preact_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_preact_backward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    dpreact: &[f32],
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    grads: &mut RnnWeightGrads<'_>,
+    dx: &mut [f32],
+    dh_prev: &mut [f32],
+) {
+    summed_preact_backward(1, batch, input, hidden, dpreact, x, h_prev, weights, grads, dx, dh_prev);
+}
+
+/// `out = x·W_ihᵀ + b_ih + h_prev·W_hhᵀ + b_hh` with `gates` gate blocks (LSTM, plain RNN).
+#[allow(clippy::too_many_arguments)]
+fn summed_preact_forward(
+    gates: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    out: &mut [f32],
+) {
+    affine_forward(batch, input, gates * hidden, x, weights.weight_ih, weights.bias_ih, 0.0, out);
+    affine_forward(batch, hidden, gates * hidden, h_prev, weights.weight_hh, weights.bias_hh, 1.0, out);
+}
+
+/// Backward of [`summed_preact_forward`]: both weights get `dout`; `dx`, `dh_prev` overwritten.
+#[allow(clippy::too_many_arguments)]
+fn summed_preact_backward(
+    gates: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    dout: &[f32],
+    x: &[f32],
+    h_prev: &[f32],
+    weights: &RnnWeights<'_>,
+    grads: &mut RnnWeightGrads<'_>,
+    dx: &mut [f32],
+    dh_prev: &mut [f32],
+) {
+    let (w, g, width) = (weights, grads, gates * hidden);
+    affine_backward(batch, input, width, dout, x, w.weight_ih, g.dweight_ih, g.dbias_ih, 0.0, dx);
+    affine_backward(batch, hidden, width, dout, h_prev, w.weight_hh, g.dweight_hh, g.dbias_hh, 0.0, dh_prev);
+}
+
 /// Reference of [`super::lstm_preact_forward`].
 pub fn lstm_preact_forward(
     batch: usize,
@@ -209,8 +314,7 @@ pub fn lstm_preact_forward(
     weights: &RnnWeights<'_>,
     gates: &mut [f32],
 ) {
-    affine_forward(batch, input, 4 * hidden, x, weights.weight_ih, weights.bias_ih, 0.0, gates);
-    affine_forward(batch, hidden, 4 * hidden, h_prev, weights.weight_hh, weights.bias_hh, 1.0, gates);
+    summed_preact_forward(4, batch, input, hidden, x, h_prev, weights, gates);
 }
 
 /// Reference of [`super::lstm_preact_backward`].
@@ -227,20 +331,7 @@ pub fn lstm_preact_backward(
     dx: &mut [f32],
     dh_prev: &mut [f32],
 ) {
-    let (w, g) = (weights, grads);
-    affine_backward(batch, input, 4 * hidden, dgates, x, w.weight_ih, g.dweight_ih, g.dbias_ih, 0.0, dx);
-    affine_backward(
-        batch,
-        hidden,
-        4 * hidden,
-        dgates,
-        h_prev,
-        w.weight_hh,
-        g.dweight_hh,
-        g.dbias_hh,
-        0.0,
-        dh_prev,
-    );
+    summed_preact_backward(4, batch, input, hidden, dgates, x, h_prev, weights, grads, dx, dh_prev);
 }
 
 /// Reference of [`super::gru_preact_forward`].
@@ -259,7 +350,7 @@ pub fn gru_preact_forward(
     affine_forward(batch, hidden, 3 * hidden, h_prev, weights.weight_hh, weights.bias_hh, 0.0, gh);
 }
 
-/// Reference of [`super::gru_preact_backward`] (`dh_prev` accumulated).
+/// Reference of [`super::gru_preact_backward`] (`dh_prev = dh_direct + dgh·W_hh`, overwritten).
 #[allow(clippy::too_many_arguments)]
 pub fn gru_preact_backward(
     batch: usize,
@@ -267,6 +358,7 @@ pub fn gru_preact_backward(
     hidden: usize,
     dgi: &[f32],
     dgh: &[f32],
+    dh_direct: &[f32],
     x: &[f32],
     h_prev: &[f32],
     weights: &RnnWeights<'_>,
@@ -276,6 +368,7 @@ pub fn gru_preact_backward(
 ) {
     let (w, g) = (weights, grads);
     affine_backward(batch, input, 3 * hidden, dgi, x, w.weight_ih, g.dweight_ih, g.dbias_ih, 0.0, dx);
+    dh_prev[..batch * hidden].copy_from_slice(&dh_direct[..batch * hidden]);
     affine_backward(
         batch,
         hidden,
@@ -359,8 +452,8 @@ pub fn gru_step_forward(
 }
 
 /// Backward of [`gru_step_forward`]: [`gru_cell_backward`] into the workspaces `dgi`, `dgh`
-/// and `dh_prev` (overwritten), then [`gru_preact_backward`]: `grads` accumulated,
-/// `dx (batch, input)` overwritten, `dh_prev (batch, hidden)` completed to the full `∂L/∂h`.
+/// and `dh_direct (batch, hidden)` (overwritten), then [`gru_preact_backward`]: `grads`
+/// accumulated, `dx (batch, input)` and `dh_prev (batch, hidden)` overwritten.
 #[allow(clippy::too_many_arguments)]
 pub fn gru_step_backward(
     batch: usize,
@@ -373,10 +466,53 @@ pub fn gru_step_backward(
     dh_next: &[f32],
     dgi: &mut [f32],
     dgh: &mut [f32],
+    dh_direct: &mut [f32],
     grads: &mut RnnWeightGrads<'_>,
     dx: &mut [f32],
     dh_prev: &mut [f32],
 ) {
-    gru_cell_backward(batch, hidden, cache, h_prev, dh_next, dgi, dgh, dh_prev);
-    gru_preact_backward(batch, input, hidden, dgi, dgh, x, h_prev, weights, grads, dx, dh_prev);
+    gru_cell_backward(batch, hidden, cache, h_prev, dh_next, dgi, dgh, dh_direct);
+    gru_preact_backward(batch, input, hidden, dgi, dgh, dh_direct, x, h_prev, weights, grads, dx, dh_prev);
+}
+
+/// A whole plain RNN step: [`rnn_preact_forward`] into the workspace `preact
+/// (batch, hidden)` (overwritten), then [`rnn_cell_forward`] into `h_next (batch, hidden)`
+/// (overwritten, also the cache). `x (batch, input)`, `h_prev (batch, hidden)`.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_step_forward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    weights: &RnnWeights<'_>,
+    x: &[f32],
+    h_prev: &[f32],
+    preact: &mut [f32],
+    h_next: &mut [f32],
+) {
+    rnn_preact_forward(batch, input, hidden, x, h_prev, weights, preact);
+    rnn_cell_forward(batch, hidden, nonlinearity, preact, h_next);
+}
+
+/// Backward of [`rnn_step_forward`] (same `x`, `h_prev`, `h_next`): [`rnn_cell_backward`]
+/// into the workspace `dpreact (batch, hidden)` (overwritten), then [`rnn_preact_backward`]:
+/// `grads` accumulated, `dx (batch, input)` and `dh_prev (batch, hidden)` overwritten.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_step_backward(
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    weights: &RnnWeights<'_>,
+    x: &[f32],
+    h_prev: &[f32],
+    h_next: &[f32],
+    dh_next: &[f32],
+    dpreact: &mut [f32],
+    grads: &mut RnnWeightGrads<'_>,
+    dx: &mut [f32],
+    dh_prev: &mut [f32],
+) {
+    rnn_cell_backward(batch, hidden, nonlinearity, h_next, dh_next, dpreact);
+    rnn_preact_backward(batch, input, hidden, dpreact, x, h_prev, weights, grads, dx, dh_prev);
 }

@@ -1,6 +1,7 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
-//! (dense, convolution, pooling, batch norm, dropout, activation, flatten), [`Sequential`]
-//! to chain them, and weight [`Init`].
+//! (dense, convolution, pooling, batch norm, dropout, activation, flatten, recurrent),
+//! [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers' module,
+//! [`recurrent`], is public for its design notes; its types are re-exported here.
 
 mod activation;
 mod batchnorm;
@@ -11,6 +12,7 @@ mod flatten;
 mod init;
 mod layer;
 mod pool;
+pub mod recurrent;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};
@@ -22,4 +24,5 @@ pub use flatten::Flatten;
 pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
+pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, RecurrentConfig, Rnn, RnnConfig};
 pub use sequential::Sequential;

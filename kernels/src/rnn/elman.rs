@@ -1,0 +1,78 @@
+//! The plain RNN cell half (PyTorch `nn.RNN`, Elman): `h' = act(pre)`, and back.
+//!
+//! The cell is one activation on the whole `(batch, hidden)` block: the element-wise kernels
+//! of [`crate::activation`] (SIMD, rayon above the crate's threshold, backward from the saved
+//! output) are exactly the fused pass it needs, so this file only checks shapes and picks one.
+
+use super::{check_matrix, product, RNN_GATES};
+use crate::activation::{relu_backward, relu_forward, tanh_backward, tanh_forward};
+use crate::error::Result;
+
+/// The non-linearity of a plain RNN cell, PyTorch's `nonlinearity` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Nonlinearity {
+    /// `tanh` (PyTorch's default).
+    #[default]
+    Tanh,
+    /// `max(·, 0)`.
+    Relu,
+}
+
+impl Nonlinearity {
+    /// PyTorch's name: `"tanh"` or `"relu"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Nonlinearity::Tanh => "tanh",
+            Nonlinearity::Relu => "relu",
+        }
+    }
+}
+
+/// Plain RNN cell forward: `h' = act(pre)`.
+///
+/// - `preact` `(batch, hidden)`: `x·W_ihᵀ + h·W_hhᵀ + b_ih + b_hh` (e.g. from
+///   [`super::rnn_preact_forward`]); read only;
+/// - `h_next` `(batch, hidden)`: **overwritten** with `act(preact)`; it is also the cache of
+///   [`rnn_cell_backward`] (`tanh' = 1 - h'²`, `relu' = [h' > 0]`).
+///
+/// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+pub fn rnn_cell_forward(
+    batch: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    preact: &[f32],
+    h_next: &mut [f32],
+) -> Result<()> {
+    let width = product("1·hidden", RNN_GATES, hidden)?;
+    check_matrix("preact", "(batch, hidden)", batch, width, preact.len())?;
+    check_matrix("h_next", "(batch, hidden)", batch, hidden, h_next.len())?;
+    match nonlinearity {
+        Nonlinearity::Tanh => tanh_forward(preact, h_next),
+        Nonlinearity::Relu => relu_forward(preact, h_next),
+    }
+}
+
+/// Plain RNN cell backward to the pre-activation: `dpreact = dh'⊙act'(h')`.
+///
+/// - `h_next` `(batch, hidden)`: the output of [`rnn_cell_forward`]; read only;
+/// - `dh_next` `(batch, hidden)`: `∂L/∂h'`; read only;
+/// - `dpreact` `(batch, hidden)`: **overwritten** with `∂L/∂preact`; feed it to
+///   [`super::rnn_preact_backward`].
+///
+/// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+pub fn rnn_cell_backward(
+    batch: usize,
+    hidden: usize,
+    nonlinearity: Nonlinearity,
+    h_next: &[f32],
+    dh_next: &[f32],
+    dpreact: &mut [f32],
+) -> Result<()> {
+    check_matrix("h_next", "(batch, hidden)", batch, hidden, h_next.len())?;
+    check_matrix("dh_next", "(batch, hidden)", batch, hidden, dh_next.len())?;
+    check_matrix("dpreact", "(batch, hidden)", batch, hidden, dpreact.len())?;
+    match nonlinearity {
+        Nonlinearity::Tanh => tanh_backward(h_next, dh_next, dpreact),
+        Nonlinearity::Relu => relu_backward(h_next, dh_next, dpreact),
+    }
+}
