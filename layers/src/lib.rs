@@ -48,8 +48,8 @@ pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
 pub use models::lenet5;
 pub use nn::{
-    Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Flatten,
-    GlobalAvgPool2d, Init, Layer, MaxPool2d, Mode, Param, PoolWindow, Sequential,
+    Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding,
+    Flatten, GlobalAvgPool2d, Init, Layer, MaxPool2d, Mode, Param, PoolWindow, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
@@ -57,6 +57,6 @@ pub use optim::{
 };
 pub use tensor::Tensor;
 pub use train::{
-    evaluate, fit, gradcheck, load_safetensors, plot_curves, relative_error, save_safetensors, EpochMetrics,
-    Evaluation, FitConfig, GradcheckReport, History,
+    evaluate, fit, gradcheck, gradcheck_params, load_safetensors, plot_curves, plot_series, relative_error,
+    save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport, History,
 };

@@ -1,5 +1,5 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
-//! (dense, convolution, pooling, batch norm, dropout, activation, flatten), [`Sequential`]
+//! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten), [`Sequential`]
 //! to chain them, and weight [`Init`].
 
 mod activation;
@@ -7,6 +7,7 @@ mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 mod init;
 mod layer;
@@ -18,6 +19,7 @@ pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use init::Init;
 pub use layer::{Layer, Mode, Param};
