@@ -9,7 +9,7 @@
 //! - [`nn`]: the [`Layer`] trait (forward in train or eval [`Mode`], backward that
 //!   accumulates parameter gradients and returns the input gradient, a visitor over named
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
-//!   [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`],
+//!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`],
 //!   [`GlobalAvgPool2d`], [`Flatten`], chained by [`Sequential`]; weight inits [`Init`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
@@ -26,12 +26,17 @@
 //!   ([`plot_curves`], SVG); [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`]).
 //! - [`models`]: ready-made networks, [`lenet5`].
+//! - [`embeddings`]: word vectors: [`Word2Vec`](embeddings::Word2Vec) (skip-gram with
+//!   negative sampling), [`Glove`](embeddings::Glove), the [`Vocab`](embeddings::Vocab) and
+//!   corpus reading, similarity, nearest neighbours, analogies
+//!   ([`WordVectors`](embeddings::WordVectors)) and debiasing.
 //!
 //! Each layer resizes its own output, gradient and workspace buffers in place, and the GEMM
 //! keeps its packing buffers per thread, so a training step on a fixed batch shape allocates
 //! nothing once warm (`tests/allocation_free_training.rs` counts).
 
 pub mod data;
+pub mod embeddings;
 pub mod error;
 pub mod loss;
 pub mod metrics;
