@@ -93,14 +93,20 @@ impl Kernel for GloveKernel<'_> {
             store_lanes(t_w.mul_add(t_w, gwv), gw);
             store_lanes(t_c.mul_add(t_c, gcv), gc);
         }
-        // Biases: ∂cost/∂b = fdiff for both, unclipped.
-        let t = self.cfg.lr * fdiff;
-        bw[0] -= t / gbw[0].sqrt();
-        bc[0] -= t / gbc[0].sqrt();
-        gbw[0] += t * t;
-        gbc[0] += t * t;
+        bias_step(self.cfg.lr, fdiff, &mut bw[0], &mut bc[0], &mut gbw[0], &mut gbc[0]);
         cost
     }
+}
+
+/// The AdaGrad step of the two biases, whose gradient is `fdiff` for both (unclipped):
+/// `b -= lr·fdiff/√G; G += (lr·fdiff)²`. Shared with the reference.
+#[inline(always)]
+pub(super) fn bias_step(lr: f32, fdiff: f32, bw: &mut f32, bc: &mut f32, gbw: &mut f32, gbc: &mut f32) {
+    let t = lr * fdiff;
+    *bw -= t / gbw.sqrt();
+    *bc -= t / gbc.sqrt();
+    *gbw += t * t;
+    *gbc += t * t;
 }
 
 /// One GloVe step on a co-occurrence entry `Xᵢⱼ = x`: returns the entry's cost before the

@@ -6,7 +6,7 @@
 //! on anything else.
 
 use super::cosine::cosine;
-use super::glove::GloveConfig;
+use super::glove::{bias_step, GloveConfig};
 use super::sgns::{sigmoid, softplus};
 
 /// `Σ a[e]·b[e]`, left to right.
@@ -84,11 +84,8 @@ pub fn glove_step(
         gradsq_word[e] += t_w * t_w;
         gradsq_context[e] += t_c * t_c;
     }
-    let t = cfg.lr * fdiff;
-    word[dim] -= t / gradsq_word[dim].sqrt();
-    context[dim] -= t / gradsq_context[dim].sqrt();
-    gradsq_word[dim] += t * t;
-    gradsq_context[dim] += t * t;
+    let (bw, bc) = (&mut word[dim], &mut context[dim]);
+    bias_step(cfg.lr, fdiff, bw, bc, &mut gradsq_word[dim], &mut gradsq_context[dim]);
     cost
 }
 
