@@ -1,7 +1,11 @@
 //! The `Embedding` layer: lookup through both doors (u32 ids, f32-coded ids), gradient only
 //! into the rows used and never into the padding row, typed index errors, gradient check.
 
-use keel_layers::{gradcheck_params, Embedding, Layer, LayerError, Mode, Tensor};
+use keel_layers::kernels::optim::AdamConfig;
+use keel_layers::{
+    fit, gradcheck_params, plot_series, Adam, Dataset, Dense, Embedding, FitConfig, Flatten, Init, Layer,
+    LayerError, Mode, Sequential, SoftmaxCrossEntropy, Tensor,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -107,4 +111,35 @@ fn from_weight_keeps_the_table() {
     let mut names = Vec::new();
     layer.visit_params(&mut |name, _| names.push(name.to_owned()));
     assert_eq!(names, ["weight"]);
+}
+
+/// Through the trait door, in a model trained by `fit`: `Embedding -> Flatten -> Dense`
+/// learns whether a sequence of 3 ids (of 12) contains id 7.
+#[test]
+fn trains_inside_a_model_with_fit() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let (mut ids, mut labels) = (Vec::new(), Vec::new());
+    for k in 0..240u32 {
+        let seq = [(k * 5) % 12, (k * 7 + 3) % 12, (k * 11 + 1) % 12];
+        labels.push(u32::from(seq.contains(&7)));
+        ids.extend(seq.iter().map(|&i| i as f32));
+    }
+    let data = Dataset::new(Tensor::from_vec(&[240, 3], ids).unwrap(), labels).unwrap();
+    let mut model = Sequential::new()
+        .push(Embedding::new(12, 4, None, &mut rng).unwrap())
+        .push(Flatten::new())
+        .push(Dense::new(12, 2, Init::Xavier, &mut rng));
+    let mut adam = Adam::new(AdamConfig { lr: 0.05, ..AdamConfig::default() });
+    let mut loss = SoftmaxCrossEntropy::new();
+    let config = FitConfig { epochs: 30, batch_size: 16, seed: 1, quiet: true, ..FitConfig::default() };
+    let history = fit(&mut model, &mut adam, &mut loss, &data, &data, &config).unwrap();
+    let last = history.epochs.last().unwrap();
+    assert!(last.dev.metrics.accuracy > 0.97, "{last}");
+    let losses: Vec<f64> = history.epochs.iter().map(|e| e.train.loss).collect();
+    let path = std::env::temp_dir().join(format!("keel_embedding_loss_{}.svg", std::process::id()));
+    plot_series(&path, "loss", &[("train", &losses)]).unwrap();
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("train"));
+    std::fs::remove_file(&path).unwrap();
+    assert!(plot_series(&path, "loss", &[("train", &[])]).is_err());
 }
