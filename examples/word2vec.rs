@@ -55,7 +55,7 @@ fn main() -> keel::layers::Result<()> {
         keel::kernels::parallel::current_num_threads()
     );
 
-    let cfg = Word2VecConfig { dim: 64, epochs: 5, seed: 42, ..Word2VecConfig::default() };
+    let cfg = Word2VecConfig { dim: 64, epochs: 10, seed: 42, ..Word2VecConfig::default() };
     println!(
         "\nword2vec: dim {}, window {}, {} negatives, subsampling {}",
         cfg.dim, cfg.window, cfg.negatives, cfg.sample
@@ -77,7 +77,7 @@ fn main() -> keel::layers::Result<()> {
 
     let entries = count_cooccurrences(&corpus, vocab.len(), 10)?;
     let step = keel::kernels::embed::GloveConfig { x_max: 10.0, ..Default::default() };
-    let glove_cfg = GloveTrainConfig { dim: 64, epochs: 15, seed: 42, step };
+    let glove_cfg = GloveTrainConfig { dim: 64, epochs: 15, seed: 42, step, ..GloveTrainConfig::default() };
     println!("\nGloVe: dim {}, window 10, {} nonzero co-occurrences", glove_cfg.dim, entries.len());
     let glove = Glove::train(&entries, vocab.len(), &glove_cfg, &mut |e| {
         println!("  epoch {:>2}: cost {:.4} | {:.0} entries/s", e.epoch, e.loss, e.items_per_sec())

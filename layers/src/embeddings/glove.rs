@@ -11,15 +11,20 @@
 //! 3. the word vectors are `w_i + w̃_i` (`glove.c`'s default output: the two sets of vectors
 //!    play symmetric roles).
 //!
-//! Training is sequential (one thread) and deterministic for a seed.
+//! **Threads and determinism.** Each epoch's shuffled order is cut into `threads` shards,
+//! trained in rounds of `sync_entries` entries each and merged in shard order (the rounds of
+//! [`rounds`](super::rounds)), so a run depends only on the seed, the entries and the thread
+//! count (`glove.c`'s Hogwild threads race on shared rows).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use keel_kernels::embed::{glove_step, GloveConfig};
+use keel_kernels::isa::current_isa;
 use rand::seq::SliceRandom;
 use rand::RngExt;
 
+use super::rounds::{run_rounds, shard_count, Shard};
 use super::similarity::WordVectors;
 use super::vocab::Vocab;
 use super::{check_corpus, generator, EpochStats};
@@ -81,11 +86,23 @@ pub struct GloveTrainConfig {
     pub seed: u64,
     /// `x_max`, `α`, the AdaGrad rate and the gradient clip of each step.
     pub step: GloveConfig,
+    /// Shards trained in parallel (0: the threads of the rayon pool, capped by
+    /// `keel_kernels::parallel::set_max_threads`). The result depends on it.
+    pub threads: usize,
+    /// Entries each shard reads between two merges (100 000).
+    pub sync_entries: usize,
 }
 
 impl Default for GloveTrainConfig {
     fn default() -> Self {
-        GloveTrainConfig { dim: 50, epochs: 25, seed: 1, step: GloveConfig::default() }
+        GloveTrainConfig {
+            dim: 50,
+            epochs: 25,
+            seed: 1,
+            step: GloveConfig::default(),
+            threads: 0,
+            sync_entries: 100_000,
+        }
     }
 }
 
@@ -117,8 +134,10 @@ impl Glove {
         on_epoch: &mut dyn FnMut(&EpochStats),
     ) -> Result<Glove> {
         cfg.step.check()?;
-        if cfg.dim == 0 || cfg.epochs == 0 || entries.is_empty() {
-            return Err(LayerError::Data("GloVe: dim, epochs and the entries must be >= 1".into()));
+        if cfg.dim == 0 || cfg.epochs == 0 || cfg.sync_entries == 0 || entries.is_empty() {
+            return Err(LayerError::Data(
+                "GloVe: dim, epochs, sync_entries and the entries must be >= 1".into(),
+            ));
         }
         if let Some(p) = entries.iter().position(|e| e.word.max(e.context) as usize >= vocab_len) {
             return Err(LayerError::Index {
@@ -133,27 +152,21 @@ impl Glove {
         let scale = 1.0 / cfg.dim as f32;
         let mut init =
             || -> Vec<f32> { (0..vocab_len * row).map(|_| (rng.random::<f32>() - 0.5) * scale).collect() };
-        let (mut word, mut context) = (init(), init());
-        let (mut gradsq_word, mut gradsq_context) =
-            (vec![1.0f32; vocab_len * row], vec![1.0f32; vocab_len * row]);
+        // Word rows, context rows, and their AdaGrad sums (from 1).
+        let mut matrices = vec![init(), init(), vec![1.0f32; vocab_len * row], vec![1.0f32; vocab_len * row]];
+        let shards = shard_count(cfg.threads, entries.len());
+        let isa = current_isa();
         let mut order: Vec<usize> = (0..entries.len()).collect();
-        let mut history = Vec::with_capacity(cfg.epochs);
+        let (mut history, mut copies) = (Vec::with_capacity(cfg.epochs), Vec::new());
         for epoch in 1..=cfg.epochs {
             let start = Instant::now();
             order.shuffle(&mut generator(cfg.seed, epoch as u64, 0));
-            let mut cost = 0.0f64;
-            for &k in &order {
-                let e = entries[k];
-                let (i, j) = (e.word as usize * row, e.context as usize * row);
-                cost += f64::from(glove_step(
-                    &cfg.step,
-                    e.count,
-                    &mut word[i..i + row],
-                    &mut context[j..j + row],
-                    &mut gradsq_word[i..i + row],
-                    &mut gradsq_context[j..j + row],
-                )?);
-            }
+            let mut parts: Vec<GloveShard<'_>> = order
+                .chunks(entries.len().div_ceil(shards))
+                .map(|order| GloveShard { entries, order, next: 0, cfg, row, cost: 0.0 })
+                .collect();
+            run_rounds(isa, &mut matrices, &mut parts, &mut copies, 0)?;
+            let cost: f64 = parts.iter().map(|p| p.cost).sum();
             let stats = EpochStats {
                 epoch,
                 loss: cost / entries.len() as f64,
@@ -164,6 +177,8 @@ impl Glove {
             on_epoch(&stats);
             history.push(stats);
         }
+        let context = matrices.swap_remove(1);
+        let word = matrices.swap_remove(0);
         Ok(Glove { dim: cfg.dim, word, context, history })
     }
 
@@ -177,5 +192,46 @@ impl Glove {
             .flat_map(|(w, c)| w[..self.dim].iter().zip(&c[..self.dim]).map(|(a, b)| a + b))
             .collect();
         WordVectors::new(vocab.words().to_vec(), self.dim, data)
+    }
+}
+
+/// One shard's part of an epoch's order, its position and its cost.
+struct GloveShard<'a> {
+    entries: &'a [Cooccurrence],
+    order: &'a [usize],
+    next: usize,
+    cfg: &'a GloveTrainConfig,
+    row: usize,
+    cost: f64,
+}
+
+impl Shard for GloveShard<'_> {
+    /// Steps through the next `sync_entries` entries on `[word, context, gradsq_word,
+    /// gradsq_context]`.
+    fn round(&mut self, matrices: &mut [&mut [f32]], _done: u64) -> Result<u64> {
+        let [word, context, gradsq_word, gradsq_context] = matrices else {
+            unreachable!("GloVe trains four matrices");
+        };
+        let row = self.row;
+        let end = (self.next + self.cfg.sync_entries).min(self.order.len());
+        for &k in &self.order[self.next..end] {
+            let e = self.entries[k];
+            let (i, j) = (e.word as usize * row, e.context as usize * row);
+            self.cost += f64::from(glove_step(
+                &self.cfg.step,
+                e.count,
+                &mut word[i..i + row],
+                &mut context[j..j + row],
+                &mut gradsq_word[i..i + row],
+                &mut gradsq_context[j..j + row],
+            )?);
+        }
+        let read = (end - self.next) as u64;
+        self.next = end;
+        Ok(read)
+    }
+
+    fn finished(&self) -> bool {
+        self.next >= self.order.len()
     }
 }

@@ -22,6 +22,7 @@
 mod corpus;
 mod debias;
 mod glove;
+mod rounds;
 mod sampling;
 mod sgns;
 mod similarity;

@@ -9,22 +9,21 @@
 //! from `lr` to `min_lr` over all epochs, by the share of corpus words already read.
 //!
 //! **Threads and determinism.** The documents of an epoch are cut into `threads` shards of
-//! about equal word counts, each with its own generator seeded from `(seed, epoch, shard)`.
-//! Shards train in rounds of about `sync_words` words: every shard starts the round from the
-//! shared matrices, trains a private copy, and the round ends by adding every shard's change
-//! to the shared matrices, in shard order. So a run depends only on the seed, the corpus and
-//! the thread count, never on timing (`word2vec.c`'s Hogwild threads race on shared rows);
-//! with one thread the shard trains the shared matrices in place.
+//! about equal word counts, each with its own generator seeded from `(seed, epoch, shard)`,
+//! trained in rounds of about `sync_words` words each, merged in shard order (the rounds of
+//! [`rounds`](super::rounds)). So a run depends only on the seed, the corpus and the thread
+//! count, never on timing (`word2vec.c`'s Hogwild threads race on shared rows); with one
+//! thread the shard trains the shared matrices in place.
 
 use std::ops::Range;
 use std::time::Instant;
 
 use keel_kernels::embed::sgns_step;
-use keel_kernels::isa::{current_isa, with_isa};
+use keel_kernels::isa::current_isa;
 use rand::rngs::StdRng;
 use rand::RngExt;
-use rayon::prelude::*;
 
+use super::rounds::{run_rounds, shard_count, Shard};
 use super::sampling::{keep_probabilities, UnigramTable};
 use super::similarity::WordVectors;
 use super::vocab::Vocab;
@@ -111,7 +110,7 @@ pub struct Word2Vec {
     pub history: Vec<EpochStats>,
 }
 
-/// What [`train_round`] reads, shared by every shard.
+/// What every shard reads.
 struct Setup<'a> {
     corpus: &'a [Vec<u32>],
     keep: Vec<f32>,
@@ -119,7 +118,7 @@ struct Setup<'a> {
     cfg: &'a Word2VecConfig,
     /// Words of all epochs together, for the learning-rate decay.
     total_words: u64,
-    threads: u64,
+    shards: u64,
 }
 
 impl Setup<'_> {
@@ -130,8 +129,9 @@ impl Setup<'_> {
     }
 }
 
-/// One shard's position and scratch within an epoch.
-struct ShardState {
+/// One shard's documents, position, generator and scratch within an epoch, and its sums.
+struct SgnsShard<'a> {
+    setup: &'a Setup<'a>,
     documents: Range<usize>,
     next: usize,
     rng: StdRng,
@@ -140,15 +140,6 @@ struct ShardState {
     kept: Vec<u32>,
     loss: f64,
     groups: u64,
-}
-
-/// A shard with its private copy of the matrices (empty with one thread).
-struct Shard {
-    state: ShardState,
-    input: Vec<f32>,
-    output: Vec<f32>,
-    /// Whether the last round read any word (else its copy is stale and not merged).
-    active: bool,
 }
 
 impl Word2Vec {
@@ -168,79 +159,39 @@ impl Word2Vec {
         let (n, dim) = (vocab.len(), cfg.dim);
         let mut rng = generator(cfg.seed, 0, 0);
         let scale = 0.5 / dim as f32;
-        let mut input: Vec<f32> = (0..n * dim).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect();
-        let mut output = vec![0.0f32; n * dim];
-        let threads = match cfg.threads {
-            0 => keel_kernels::parallel::current_num_threads(),
-            t => t,
-        }
-        .clamp(1, corpus.len());
+        let input: Vec<f32> = (0..n * dim).map(|_| (rng.random::<f32>() * 2.0 - 1.0) * scale).collect();
+        // The input vectors, then the output vectors.
+        let mut matrices = vec![input, vec![0.0f32; n * dim]];
+        let shards = shard_count(cfg.threads, corpus.len());
         let setup = Setup {
             corpus,
             keep: keep_probabilities(vocab.counts(), cfg.sample),
             table: UnigramTable::new(vocab.counts(), cfg.ns_exponent)?,
             cfg,
             total_words: words * cfg.epochs as u64,
-            threads: threads as u64,
+            shards: shards as u64,
         };
         let isa = current_isa();
-        let mut history = Vec::with_capacity(cfg.epochs);
-        let mut shards: Vec<Shard> = Vec::new();
+        let (mut history, mut copies) = (Vec::with_capacity(cfg.epochs), Vec::new());
         for epoch in 1..=cfg.epochs {
             let start = Instant::now();
-            let done_before = words * (epoch as u64 - 1);
-            shards.clear();
-            for (index, documents) in split_by_words(corpus, threads).into_iter().enumerate() {
-                let copies = if threads > 1 { n * dim } else { 0 };
-                shards.push(Shard {
-                    state: ShardState {
-                        next: documents.start,
-                        documents,
-                        rng: generator(cfg.seed, epoch as u64, index as u64 + 1),
-                        work: vec![0.0; dim],
-                        targets: Vec::with_capacity(cfg.negatives + 1),
-                        kept: Vec::new(),
-                        loss: 0.0,
-                        groups: 0,
-                    },
-                    input: vec![0.0; copies],
-                    output: vec![0.0; copies],
-                    active: false,
-                });
-            }
-            let mut done = done_before;
-            loop {
-                let round = if threads == 1 {
-                    train_round(&mut shards[0].state, &setup, &mut input, &mut output, done)?
-                } else {
-                    let (shared_in, shared_out) = (&input, &output);
-                    let rounds: Vec<Result<u64>> = shards
-                        .par_iter_mut()
-                        .map(|shard| {
-                            if shard.state.next >= shard.state.documents.end {
-                                shard.active = false;
-                                return Ok(0);
-                            }
-                            shard.input.copy_from_slice(shared_in);
-                            shard.output.copy_from_slice(shared_out);
-                            let Shard { state, input, output, active } = shard;
-                            *active = true;
-                            with_isa(isa, || train_round(state, &setup, input, output, done))?
-                        })
-                        .collect();
-                    let round = rounds.into_iter().sum::<Result<u64>>()?;
-                    let active: Vec<&Shard> = shards.iter().filter(|s| s.active).collect();
-                    merge(&mut input, &active.iter().map(|s| s.input.as_slice()).collect::<Vec<_>>());
-                    merge(&mut output, &active.iter().map(|s| s.output.as_slice()).collect::<Vec<_>>());
-                    round
-                };
-                if round == 0 {
-                    break;
-                }
-                done += round;
-            }
-            let (loss, groups) =
-                shards.iter().fold((0.0, 0), |(l, g), s| (l + s.state.loss, g + s.state.groups));
+            let mut parts: Vec<SgnsShard<'_>> = split_by_words(corpus, shards)
+                .into_iter()
+                .enumerate()
+                .map(|(index, documents)| SgnsShard {
+                    setup: &setup,
+                    next: documents.start,
+                    documents,
+                    rng: generator(cfg.seed, epoch as u64, index as u64 + 1),
+                    work: vec![0.0; dim],
+                    targets: Vec::with_capacity(cfg.negatives + 1),
+                    kept: Vec::new(),
+                    loss: 0.0,
+                    groups: 0,
+                })
+                .collect();
+            let done = run_rounds(isa, &mut matrices, &mut parts, &mut copies, words * (epoch as u64 - 1))?;
+            let (loss, groups) = parts.iter().fold((0.0, 0), |(l, g), s| (l + s.loss, g + s.groups));
             let stats = EpochStats {
                 epoch,
                 loss: if groups == 0 { 0.0 } else { loss / groups as f64 },
@@ -251,6 +202,8 @@ impl Word2Vec {
             on_epoch(&stats);
             history.push(stats);
         }
+        let output = matrices.pop().expect("two matrices");
+        let input = matrices.pop().expect("two matrices");
         Ok(Word2Vec { dim, input, output, history })
     }
 
@@ -260,67 +213,57 @@ impl Word2Vec {
     }
 }
 
-/// Trains `state`'s next documents, about `sync_words` words, on `input`/`output`; `done`
-/// is the run's word count at the start of the round (every shard's), from which the
-/// learning rate decays. Returns the words read (0 once the shard is through).
-fn train_round(
-    state: &mut ShardState,
-    setup: &Setup<'_>,
-    input: &mut [f32],
-    output: &mut [f32],
-    done: u64,
-) -> Result<u64> {
-    let cfg = setup.cfg;
-    let dim = cfg.dim;
-    let mut read = 0u64;
-    while state.next < state.documents.end && read < cfg.sync_words as u64 {
-        let document = &setup.corpus[state.next];
-        state.next += 1;
-        // Every shard reads at about this pace, so the run has read about `threads` times
-        // this shard's words since the round began.
-        let lr = setup.lr(done + setup.threads * read);
-        read += document.len() as u64;
-        state.kept.clear();
-        for &word in document {
-            let keep = setup.keep[word as usize];
-            if keep >= 1.0 || keep > state.rng.random::<f32>() {
-                state.kept.push(word);
-            }
-        }
-        for (pos, &center) in state.kept.iter().enumerate() {
-            let reach = cfg.window - state.rng.random_range(0..cfg.window);
-            let window = pos.saturating_sub(reach)..(pos + reach + 1).min(state.kept.len());
-            for other in window.filter(|&other| other != pos) {
-                let context = state.kept[other];
-                state.targets.clear();
-                state.targets.push(context);
-                for _ in 0..cfg.negatives {
-                    // A draw of the context word itself is skipped (word2vec.c).
-                    let negative = setup.table.sample(state.rng.random::<f64>());
-                    if negative != context {
-                        state.targets.push(negative);
-                    }
+impl Shard for SgnsShard<'_> {
+    /// Trains the next documents, about `sync_words` words, on `[input, output]`; `done`
+    /// is the run's word count at the start of the round (every shard's), from which the
+    /// learning rate decays.
+    fn round(&mut self, matrices: &mut [&mut [f32]], done: u64) -> Result<u64> {
+        let [input, output] = matrices else {
+            unreachable!("word2vec trains two matrices");
+        };
+        let (setup, cfg) = (self.setup, self.setup.cfg);
+        let dim = cfg.dim;
+        let mut read = 0u64;
+        while self.next < self.documents.end && read < cfg.sync_words as u64 {
+            let document = &setup.corpus[self.next];
+            self.next += 1;
+            // Every shard reads at about this pace, so the run has read about `shards`
+            // times this shard's words since the round began.
+            let lr = setup.lr(done + setup.shards * read);
+            read += document.len() as u64;
+            self.kept.clear();
+            for &word in document {
+                let keep = setup.keep[word as usize];
+                if keep >= 1.0 || keep > self.rng.random::<f32>() {
+                    self.kept.push(word);
                 }
-                let row = &mut input[center as usize * dim..][..dim];
-                state.loss += f64::from(sgns_step(row, output, &state.targets, lr, &mut state.work)?);
-                state.groups += 1;
+            }
+            for (pos, &center) in self.kept.iter().enumerate() {
+                let reach = cfg.window - self.rng.random_range(0..cfg.window);
+                let window = pos.saturating_sub(reach)..(pos + reach + 1).min(self.kept.len());
+                for other in window.filter(|&other| other != pos) {
+                    let context = self.kept[other];
+                    self.targets.clear();
+                    self.targets.push(context);
+                    for _ in 0..cfg.negatives {
+                        // A draw of the context word itself is skipped (word2vec.c).
+                        let negative = setup.table.sample(self.rng.random::<f64>());
+                        if negative != context {
+                            self.targets.push(negative);
+                        }
+                    }
+                    let row = &mut input[center as usize * dim..][..dim];
+                    self.loss += f64::from(sgns_step(row, output, &self.targets, lr, &mut self.work)?);
+                    self.groups += 1;
+                }
             }
         }
+        Ok(read)
     }
-    Ok(read)
-}
 
-/// `shared += Σ_s (copy_s - shared)`, element by element in shard order: every shard's
-/// change over the round.
-fn merge(shared: &mut [f32], copies: &[&[f32]]) {
-    const CHUNK: usize = 1 << 14;
-    shared.par_chunks_mut(CHUNK).enumerate().for_each(|(k, chunk)| {
-        let at = k * CHUNK;
-        for (i, value) in chunk.iter_mut().enumerate() {
-            let base = *value;
-            *value = copies.iter().fold(base, |sum, copy| sum + (copy[at + i] - base));
-        }
-    });
+    fn finished(&self) -> bool {
+        self.next >= self.documents.end
+    }
 }
 
 /// `parts` contiguous ranges of documents holding about equal word counts (each non-empty
