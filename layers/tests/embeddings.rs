@@ -285,6 +285,7 @@ fn analogies_and_neighbours_on_hand_built_vectors() {
     assert!((f64::from(s) - (-1.0 + 0.09) / 1.09).abs() < 1e-6);
     assert!(v.similarity("man", "duke").is_err());
     assert!(v.analogy("man", "king", "duchess", 1).is_err());
+    assert!(matches!(v.nearest_to(&[1.0; 6], 2, &[]), Err(keel_layers::LayerError::Shape { .. })));
 }
 
 fn random_vec(rng: &mut StdRng, dim: usize) -> Vec<f32> {

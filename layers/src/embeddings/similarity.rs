@@ -85,7 +85,16 @@ impl WordVectors {
 
     /// The `k` words whose vectors are most similar to `query` (of `dim` values), leaving
     /// out the words of `exclude`, best first (ties in row order).
+    ///
+    /// Errors: `query` not of `dim` values.
     pub fn nearest_to(&self, query: &[f32], k: usize, exclude: &[&str]) -> Result<Vec<(String, f32)>> {
+        if query.len() != self.dim {
+            return Err(LayerError::Shape {
+                layer: "word vectors".into(),
+                expected: format!("a query of {} values", self.dim),
+                actual: vec![query.len()],
+            });
+        }
         let mut scores = vec![0.0f32; self.len()];
         cosine_similarity(query, &self.data, &mut scores)?;
         let excluded: Vec<usize> = exclude.iter().filter_map(|w| self.ids.get(*w).copied()).collect();
