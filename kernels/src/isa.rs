@@ -11,7 +11,7 @@
 //! 3. else the best the CPU has.
 //!
 //! Every public kernel entry point (GEMM, convolution, pooling, element-wise passes, losses,
-//! RNN cells, normalisation, optimizer updates) resolves it **once**, on the calling thread,
+//! RNN cells, normalisation, optimizer updates, embedding steps) resolves it **once**, on the calling thread,
 //! and passes it down explicitly, to its own SIMD code and to the work it hands to rayon
 //! threads, so a forced instruction set reaches every path of every family.
 //!

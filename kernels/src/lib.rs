@@ -18,6 +18,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod embed;
 pub mod error;
 pub mod gemm;
 pub mod isa;

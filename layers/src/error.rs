@@ -16,6 +16,19 @@ pub enum LayerError {
         /// The shape that came.
         actual: Vec<usize>,
     },
+    /// An index input (a token id of an embedding) that is not a row of the table: out of
+    /// range, or, coded in an `f32` tensor, not a whole number.
+    #[error("{layer}: index {value} at position {position} is not valid: expected {expected}")]
+    Index {
+        /// The layer's name, e.g. `"embedding(1000, 64)"`.
+        layer: String,
+        /// The flat position of the index in the input.
+        position: usize,
+        /// The value that came, as written (`12`, `2.5`, `NaN`).
+        value: String,
+        /// What it must be, e.g. `"a whole number in 0..1000"`.
+        expected: String,
+    },
     /// A tensor was built from data whose length does not match its shape.
     #[error("tensor of shape {shape:?} needs {expected} values, got {actual}")]
     TensorLength {

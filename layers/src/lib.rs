@@ -9,9 +9,10 @@
 //! - [`nn`]: the [`Layer`] trait (forward in train or eval [`Mode`], backward that
 //!   accumulates parameter gradients and returns the input gradient, a visitor over named
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
-//!   [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`], [`AvgPool2d`],
-//!   [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`] (configured
-//!   by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight inits [`Init`].
+//!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`],
+//!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
+//!   (configured by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight
+//!   inits [`Init`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
@@ -28,12 +29,17 @@
 //!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
 //!   a prefix or a non-strict load).
 //! - [`models`]: ready-made networks, [`lenet5`].
+//! - [`embeddings`]: word vectors: [`Word2Vec`](embeddings::Word2Vec) (skip-gram with
+//!   negative sampling), [`Glove`](embeddings::Glove), the [`Vocab`](embeddings::Vocab) and
+//!   corpus reading, similarity, nearest neighbours, analogies
+//!   ([`WordVectors`](embeddings::WordVectors)) and debiasing.
 //!
 //! Each layer resizes its own output, gradient and workspace buffers in place, and the GEMM
 //! keeps its packing buffers per thread, so a training step on a fixed batch shape allocates
 //! nothing once warm (`tests/allocation_free_training.rs` counts).
 
 pub mod data;
+pub mod embeddings;
 pub mod error;
 pub mod loss;
 pub mod metrics;
@@ -50,9 +56,9 @@ pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
 pub use models::lenet5;
 pub use nn::{
-    Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Flatten,
-    GlobalAvgPool2d, Gru, GruConfig, Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity, Param,
-    PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
+    Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding,
+    Flatten, GlobalAvgPool2d, Gru, GruConfig, Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity,
+    Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
@@ -60,6 +66,7 @@ pub use optim::{
 };
 pub use tensor::Tensor;
 pub use train::{
-    evaluate, fit, gradcheck, load_safetensors, load_safetensors_with, plot_curves, relative_error,
-    save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport, History, LoadOptions, LoadReport,
+    evaluate, fit, gradcheck, gradcheck_params, load_safetensors, load_safetensors_with, plot_curves,
+    plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport,
+    History, LoadOptions, LoadReport,
 };

@@ -1,6 +1,7 @@
 //! Run-time instruction-set dispatch for the element-wise kernels: activations, softmax and
 //! the losses, optimizer updates, gradient scaling and clipping, batch norm (statistics and
-//! element-wise passes) and dropout, the LSTM/GRU cell passes, global average pooling.
+//! element-wise passes) and dropout, the LSTM/GRU cell passes, global average pooling, the
+//! word-embedding steps and cosine similarity.
 //!
 //! One mechanism, three parts:
 //! - `SimdF32`, a small vector trait with one implementation per instruction set: AVX-512F

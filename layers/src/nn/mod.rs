@@ -1,13 +1,14 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
-//! (dense, convolution, pooling, batch norm, dropout, activation, flatten, recurrent),
-//! [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers' module,
-//! [`recurrent`], is public for its design notes; its types are re-exported here.
+//! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
+//! recurrent), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
+//! module, [`recurrent`], is public for its design notes; its types are re-exported here.
 
 mod activation;
 mod batchnorm;
 mod conv2d;
 mod dense;
 mod dropout;
+mod embedding;
 mod flatten;
 mod init;
 mod layer;
@@ -20,6 +21,7 @@ pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use init::Init;
 pub use layer::{Layer, Mode, Param};

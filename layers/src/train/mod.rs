@@ -11,8 +11,8 @@ mod gradcheck;
 mod history;
 
 pub use checkpoint::{load_safetensors, load_safetensors_with, save_safetensors, LoadOptions, LoadReport};
-pub use curves::plot_curves;
+pub use curves::{plot_curves, plot_series};
 pub use evaluate::evaluate;
 pub use fit::{fit, FitConfig};
-pub use gradcheck::{gradcheck, relative_error, GradcheckReport};
+pub use gradcheck::{gradcheck, gradcheck_params, relative_error, GradcheckReport};
 pub use history::{EpochMetrics, Evaluation, History};
