@@ -19,7 +19,9 @@ pub mod recurrent;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};
-pub use attention::{scaled_dot_product_attention, AttentionMask, ScaledDotProductAttention};
+pub use attention::{
+    scaled_dot_product_attention, AdditiveAttention, AttentionMask, ScaledDotProductAttention,
+};
 pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dense::Dense;

@@ -3,6 +3,7 @@
 //!
 //! - [`ScaledDotProductAttention`] (and the one-shot [`scaled_dot_product_attention`]):
 //!   scores `Q·Kᵀ/√d`, no parameters;
+//! - [`AdditiveAttention`] (Bahdanau): scores `vᵀ·tanh(W_q·q + W_k·k)`, with its parameters;
 //! - [`AttentionMask`]: boolean, additive (`-inf`) or key-padding masks.
 //!
 //! # Shapes
@@ -14,6 +15,7 @@
 //! softmax (the kernel crate's), zeroing of fully masked rows, and the context GEMM, and
 //! backward through them; one concern per file.
 
+mod additive;
 mod mask;
 mod scaled_dot_product;
 mod weights;
@@ -21,5 +23,6 @@ mod weights;
 #[cfg(test)]
 mod tests;
 
+pub use additive::AdditiveAttention;
 pub use mask::AttentionMask;
 pub use scaled_dot_product::{scaled_dot_product_attention, ScaledDotProductAttention};

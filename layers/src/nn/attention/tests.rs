@@ -96,19 +96,27 @@ impl MaskCase {
 
 /// The formula in f64, one scalar at a time: `(context, weights)`.
 fn reference(c: Case, scale: f64, q: &[f64], k: &[f64], v: &[f64], mask: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let mut scores = vec![0.0; c.batch * c.q_len * c.k_len];
+    for b in 0..c.batch {
+        for i in 0..c.q_len {
+            for j in 0..c.k_len {
+                let dot: f64 =
+                    (0..c.d).map(|t| q[(b * c.q_len + i) * c.d + t] * k[(b * c.k_len + j) * c.d + t]).sum();
+                scores[(b * c.q_len + i) * c.k_len + j] = scale * dot;
+            }
+        }
+    }
+    attend(c, &scores, v, mask)
+}
+
+/// The tail of every attention in f64: `(context, weights)` from the unmasked scores.
+fn attend(c: Case, scores: &[f64], v: &[f64], mask: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let mut weights = vec![0.0; c.batch * c.q_len * c.k_len];
     let mut context = vec![0.0; c.batch * c.q_len * c.d_v];
     for b in 0..c.batch {
         for i in 0..c.q_len {
             let row = (b * c.q_len + i) * c.k_len;
-            let scores: Vec<f64> = (0..c.k_len)
-                .map(|j| {
-                    let dot: f64 = (0..c.d)
-                        .map(|t| q[(b * c.q_len + i) * c.d + t] * k[(b * c.k_len + j) * c.d + t])
-                        .sum();
-                    scale * dot + mask[row + j]
-                })
-                .collect();
+            let scores: Vec<f64> = (0..c.k_len).map(|j| scores[row + j] + mask[row + j]).collect();
             let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if max == f64::NEG_INFINITY {
                 continue; // every key masked: zero weights, zero context
@@ -258,6 +266,9 @@ fn gradients_match_central_differences_of_the_formula() {
                     assert_eq!(analytic.shape(), [&q, &k, &v][which].shape());
                     let numeric =
                         numeric_grad(c, scale, [&x[0], &x[1], &x[2]], &additive, &to_f64(&u), which);
+                    if matches!(mask_case, MaskCase::None) && c.k_len > 1 {
+                        assert!(numeric.iter().any(|&g| g.abs() > 1e-3), "input {which}: a vacuous check");
+                    }
                     let error = relative_error(&to_f64(analytic), &numeric);
                     assert!(error < 1e-4, "input {which}: relative error {error}");
                 }
@@ -333,4 +344,124 @@ fn mismatched_shapes_are_named_errors() {
         (layer.as_str(), expected.as_str(), actual),
         ("scaled_dot_product_attention (gradient)", "(2, 3, 6)", vec![2, 3, 5])
     );
+}
+
+/// Additive attention's formula in f64: inputs `[q, k, v, w_query, w_key, v_param]`, query
+/// width `c.d`, key width `c.d + 1`, `hidden` units.
+fn additive_reference(c: Case, hidden: usize, x: &[Vec<f64>; 6], mask: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (q, k, v, wq, wk, vp) = (&x[0], &x[1], &x[2], &x[3], &x[4], &x[5]);
+    let (dq, dk) = (c.d, c.d + 1);
+    let mut scores = vec![0.0; c.batch * c.q_len * c.k_len];
+    for b in 0..c.batch {
+        for i in 0..c.q_len {
+            for j in 0..c.k_len {
+                let mut score = 0.0;
+                for h in 0..hidden {
+                    let pq: f64 = (0..dq).map(|t| wq[h * dq + t] * q[(b * c.q_len + i) * dq + t]).sum();
+                    let pk: f64 = (0..dk).map(|t| wk[h * dk + t] * k[(b * c.k_len + j) * dk + t]).sum();
+                    score += vp[h] * (pq + pk).tanh();
+                }
+                scores[(b * c.q_len + i) * c.k_len + j] = score;
+            }
+        }
+    }
+    attend(c, &scores, v, mask)
+}
+
+fn additive_layer(c: Case, hidden: usize) -> AdditiveAttention {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    AdditiveAttention::new(c.d, c.d + 1, hidden, crate::nn::Init::Xavier, &mut rng)
+}
+
+#[test]
+fn additive_attention_matches_its_formula_with_gradients_of_inputs_and_parameters() {
+    let hidden = 4;
+    for c in &CASES[..2] {
+        let c = *c;
+        let q = tensor(&[c.batch, c.q_len, c.d], 1);
+        let k = tensor(&[c.batch, c.k_len, c.d + 1], 2);
+        let v = tensor(&[c.batch, c.k_len, c.d_v], 3);
+        let u = tensor(&[c.batch, c.q_len, c.d_v], 5);
+        for mask_case in MaskCase::all(c) {
+            let additive = mask_case.additive(c);
+            let mut layer = additive_layer(c, hidden);
+            layer.forward(&q, &k, &v, mask_case.mask()).unwrap();
+            let x = [&q, &k, &v, &layer.w_query.value, &layer.w_key.value, &layer.v.value].map(to_f64);
+            let (context, weights) = additive_reference(c, hidden, &x, &additive);
+            assert!(max_diff(layer.output().data(), &context) < 1e-5);
+            assert!(max_diff(layer.attention_weights().data(), &weights) < 1e-5);
+            for (&w, &m) in layer.attention_weights().data().iter().zip(&additive) {
+                if m == f64::NEG_INFINITY {
+                    assert_eq!(w, 0.0);
+                }
+            }
+            // Parameter gradients accumulate: two backwards give twice one.
+            layer.backward(&q, &k, &v, &u).unwrap();
+            let once = layer.w_query.grad.clone();
+            layer.backward(&q, &k, &v, &u).unwrap();
+            let twice: Vec<f32> = once.data().iter().map(|g| 2.0 * g).collect();
+            assert!(
+                max_diff(layer.w_query.grad.data(), &to_f64(&Tensor::from_vec(once.shape(), twice).unwrap()))
+                    < 1e-6
+            );
+            layer.visit_params(&mut |_, p| p.zero_grad());
+            layer.backward(&q, &k, &v, &u).unwrap();
+            let analytic = [
+                layer.grad_query(),
+                layer.grad_key(),
+                layer.grad_value(),
+                &layer.w_query.grad,
+                &layer.w_key.grad,
+                &layer.v.grad,
+            ]
+            .map(to_f64);
+            let loss = |x: &[Vec<f64>; 6]| -> f64 {
+                let (context, _) = additive_reference(c, hidden, x, &additive);
+                context.iter().zip(u.data()).map(|(a, &b)| a * f64::from(b)).sum()
+            };
+            let eps = 1e-6;
+            for which in 0..6 {
+                let mut x = x.clone();
+                let numeric: Vec<f64> = (0..x[which].len())
+                    .map(|i| {
+                        let original = x[which][i];
+                        x[which][i] = original + eps;
+                        let plus = loss(&x);
+                        x[which][i] = original - eps;
+                        let minus = loss(&x);
+                        x[which][i] = original;
+                        (plus - minus) / (2.0 * eps)
+                    })
+                    .collect();
+                if matches!(mask_case, MaskCase::None) && c.k_len > 1 {
+                    assert!(numeric.iter().any(|&g| g.abs() > 1e-3), "input {which}: a vacuous check");
+                }
+                let error = relative_error(&analytic[which], &numeric);
+                assert!(error < 1e-4, "input {which}: relative error {error}");
+            }
+        }
+    }
+}
+
+#[test]
+fn additive_attention_names_mismatched_shapes() {
+    let c = Case { batch: 2, q_len: 3, k_len: 4, d: 5, d_v: 6 };
+    let mut layer = additive_layer(c, 7);
+    let (q, k, v) = (tensor(&[2, 3, 5], 1), tensor(&[2, 4, 6], 2), tensor(&[2, 4, 6], 3));
+    layer.forward(&q, &k, &v, None).unwrap();
+    match layer.forward(&q, &tensor(&[2, 4, 5], 2), &v, None) {
+        Err(LayerError::Shape { layer, expected, actual }) => {
+            assert_eq!(layer, "additive_attention(5, 6 -> 7) (key)");
+            assert_eq!(expected, "(2, k_len >= 1, 6)");
+            assert_eq!(actual, vec![2, 4, 5]);
+        }
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    // The failed forward changed nothing: backward still follows the last good one.
+    let bad_grad = tensor(&[2, 3, 5], 0);
+    assert!(matches!(layer.backward(&q, &k, &v, &bad_grad), Err(LayerError::Shape { .. })));
+    layer.backward(&q, &k, &v, &tensor(&[2, 3, 6], 0)).unwrap();
+    let mut fresh = additive_layer(c, 7);
+    assert!(matches!(fresh.backward(&q, &k, &v, &bad_grad), Err(LayerError::State(_))));
 }
