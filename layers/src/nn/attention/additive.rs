@@ -52,6 +52,8 @@ pub struct AdditiveAttention {
     query_size: usize,
     key_size: usize,
     hidden_size: usize,
+    /// [`AdditiveAttention::name`], built once (a forward allocates nothing).
+    name: String,
     /// `W_q (hidden, query_size)`.
     pub w_query: Param,
     /// `W_k (hidden, key_size)`.
@@ -89,6 +91,7 @@ impl AdditiveAttention {
             query_size,
             key_size,
             hidden_size,
+            name: format!("additive_attention({query_size}, {key_size} -> {hidden_size})"),
             w_query: param(hidden_size, query_size, query_size, hidden_size, rng),
             w_key: param(hidden_size, key_size, key_size, hidden_size, rng),
             v: param(1, hidden_size, hidden_size, 1, rng),
@@ -107,8 +110,8 @@ impl AdditiveAttention {
     }
 
     /// A short description with the sizes, used in error messages.
-    pub fn name(&self) -> String {
-        format!("additive_attention({}, {} -> {})", self.query_size, self.key_size, self.hidden_size)
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Checks the three inputs against the layer and each other.
@@ -144,9 +147,8 @@ impl AdditiveAttention {
     ) -> Result<()> {
         let dims = self.dims_of(query, key, value)?;
         let Dims { batch, q_len, k_len, d_v } = dims;
-        let name = self.name();
         let mask = match mask {
-            Some(mask) => Some((mask, mask.check(&name, batch, q_len, k_len)?)),
+            Some(mask) => Some((mask, mask.check(&self.name, batch, q_len, k_len)?)),
             None => None,
         };
         self.dims = None;

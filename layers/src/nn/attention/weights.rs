@@ -4,7 +4,7 @@
 use keel_kernels::activation::{softmax_backward, softmax_forward};
 use keel_kernels::gemm::{sgemm_strided_batched, BatchStrides, Epilogue, GemmShape, Transpose};
 
-use super::mask::AttentionMask;
+use super::mask::{AttentionMask, MaskDims};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
@@ -55,7 +55,7 @@ impl AttentionWeights {
 
     /// Masks the scores (checked `mask`), and overwrites the weights with their row softmax.
     /// A row whose scores are all `-inf` (every key blocked) gets zeros, not NaN.
-    pub fn normalize(&mut self, mask: Option<(&AttentionMask<'_>, super::mask::MaskDims)>) -> Result<()> {
+    pub fn normalize(&mut self, mask: Option<(&AttentionMask<'_>, MaskDims)>) -> Result<()> {
         let (rows, k_len) = (self.batch * self.q_len, self.k_len);
         if let Some((mask, dims)) = mask {
             mask.apply(dims, self.q_len, k_len, self.scores.data_mut());
