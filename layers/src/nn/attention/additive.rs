@@ -47,6 +47,24 @@ struct Dims {
 /// - backward's `grad_output` `(batch, q_len, d_v)` gives [`grad_query`](Self::grad_query),
 ///   [`grad_key`](Self::grad_key), [`grad_value`](Self::grad_value) in the shapes of their
 ///   inputs.
+///
+/// ```
+/// use keel_layers::nn::{AdditiveAttention, AttentionMask, Init};
+/// use keel_layers::Tensor;
+/// use rand::SeedableRng;
+///
+/// // A decoder state of 3 attending over 4 encoder states of 5, the last one padding.
+/// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+/// let mut attention = AdditiveAttention::new(3, 5, 8, Init::Xavier, &mut rng);
+/// let s = Tensor::from_vec(&[1, 1, 3], vec![0.5, -1.0, 2.0]).unwrap();
+/// let a = Tensor::from_vec(&[1, 4, 5], (0..20).map(|i| (i as f32 * 0.7).sin()).collect()).unwrap();
+/// let padded = [false, false, false, true];
+/// attention.forward(&s, &a, &a, Some(AttentionMask::KeyPadding(&padded))).unwrap();
+/// let w = attention.attention_weights().data();
+/// assert_eq!(w[3], 0.0);
+/// assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+/// assert_eq!(attention.output().shape(), &[1, 1, 5]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct AdditiveAttention {
     query_size: usize,
