@@ -81,7 +81,8 @@ impl ScaledDotProductAttention {
         Self::default()
     }
 
-    /// The same attention with the scores scaled by `scale` instead of `1/√d`.
+    /// The same attention with the scores scaled by `scale` instead of `1/√d` (PyTorch's
+    /// `scale` argument). It is not checked: a non-finite scale makes the weights NaN.
     pub fn with_scale(self, scale: f32) -> Self {
         ScaledDotProductAttention { scale: Some(scale), ..self }
     }
