@@ -1,7 +1,8 @@
 //! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
 //! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5, of an
-//! MLP and of a stack of recurrent layers, on a 2-thread pool, make no allocation at all. Counted by a global allocator over every thread,
+//! MLP and of a stack of recurrent layers, on a 2-thread pool, make no allocation at all; nor
+//! do forward and backward of the attentions under a mask. Counted by a global allocator over every thread,
 //! so this file holds a single test (nothing else runs in its process meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -9,8 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    lenet5, zero_grad, Activation, ActivationKind, Adam, Dense, Flatten, Gru, Init, Layer, Loss, Lstm, Mode,
-    Optimizer, RecurrentConfig, Rnn, RnnConfig, Sequential, SoftmaxCrossEntropy, Tensor,
+    lenet5, zero_grad, Activation, ActivationKind, Adam, AdditiveAttention, AttentionMask, Dense, Flatten,
+    Gru, Init, Layer, Loss, Lstm, Mode, Optimizer, RecurrentConfig, Rnn, RnnConfig,
+    ScaledDotProductAttention, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -103,4 +105,40 @@ fn steady_state_training_steps_allocate_nothing() {
         });
         assert!(adam.learning_rate() > 0.0);
     }
+    attention_steps_allocate_nothing(&pool);
+}
+
+/// Forward and backward of both attentions under a key padding mask, on `pool`: part of the
+/// single test above, as the counter is global.
+fn attention_steps_allocate_nothing(pool: &rayon::ThreadPool) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (batch_size, q_len, k_len, d, d_v) = (16, 12, 20, 32, 24);
+    let (q, _) = batch(&[batch_size, q_len, d]);
+    let (k, _) = batch(&[batch_size, k_len, d]);
+    let (v, _) = batch(&[batch_size, k_len, d_v]);
+    let (grad, _) = batch(&[batch_size, q_len, d_v]);
+    let padded: Vec<bool> = (0..batch_size * k_len).map(|i| i % k_len >= k_len - i / k_len % 4).collect();
+    let mut dot = ScaledDotProductAttention::new();
+    let mut additive = AdditiveAttention::new(d, d, 16, Init::Xavier, &mut rng);
+    let mut step = || {
+        let mask = Some(AttentionMask::KeyPadding(&padded));
+        dot.forward(&q, &k, &v, mask).unwrap();
+        dot.backward(&q, &k, &v, &grad).unwrap();
+        additive.visit_params(&mut |_, param| param.zero_grad());
+        additive.forward(&q, &k, &v, mask).unwrap();
+        additive.backward(&q, &k, &v, &grad).unwrap();
+    };
+    pool.install(|| {
+        let cold = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..5 {
+            step();
+        }
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        assert!(before > cold, "the warm-up sized no buffer: the counter saw nothing");
+        for _ in 0..5 {
+            step();
+        }
+        let made = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        assert_eq!(made, 0, "attention: {made} allocations in 5 steady-state steps");
+    });
 }

@@ -12,7 +12,9 @@
 //!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`],
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
 //!   (configured by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight
-//!   inits [`Init`].
+//!   inits [`Init`]; attention for sequence models: [`ScaledDotProductAttention`] (and
+//!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
+//!   [`AttentionMask`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
@@ -56,9 +58,10 @@ pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
 pub use models::lenet5;
 pub use nn::{
-    Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding,
-    Flatten, GlobalAvgPool2d, Gru, GruConfig, Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity,
-    Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
+    scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
+    BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding, Flatten, GlobalAvgPool2d, Gru, GruConfig,
+    Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn,
+    RnnConfig, ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

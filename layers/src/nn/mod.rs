@@ -1,9 +1,11 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
 //! recurrent), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
-//! module, [`recurrent`], is public for its design notes; its types are re-exported here.
+//! module, [`recurrent`], is public for its design notes; its types are re-exported here,
+//! as are those of [`attention`] (scaled dot-product attention and its masks).
 
 mod activation;
+pub mod attention;
 mod batchnorm;
 mod conv2d;
 mod dense;
@@ -17,6 +19,9 @@ pub mod recurrent;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};
+pub use attention::{
+    scaled_dot_product_attention, AdditiveAttention, AttentionMask, ScaledDotProductAttention,
+};
 pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
