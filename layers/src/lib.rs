@@ -11,7 +11,8 @@
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
 //!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`],
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
-//!   (configured by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight
+//!   (configured by [`RecurrentConfig`], [`RnnConfig`]) and their many-to-one heads
+//!   [`LastStep`], [`MeanOverTime`], chained by [`Sequential`]; weight
 //!   inits [`Init`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
@@ -57,8 +58,8 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     Activation, ActivationKind, AvgPool2d, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding,
-    Flatten, GlobalAvgPool2d, Gru, GruConfig, Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity,
-    Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
+    Flatten, GlobalAvgPool2d, Gru, GruConfig, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d,
+    MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

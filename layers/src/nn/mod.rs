@@ -1,6 +1,6 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
-//! recurrent), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
+//! recurrent and their many-to-one heads), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
 //! module, [`recurrent`], is public for its design notes; its types are re-exported here.
 
 mod activation;
@@ -14,6 +14,7 @@ mod init;
 mod layer;
 mod pool;
 pub mod recurrent;
+mod sequence_pool;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};
@@ -27,4 +28,5 @@ pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, RecurrentConfig, Rnn, RnnConfig};
+pub use sequence_pool::{LastStep, MeanOverTime};
 pub use sequential::Sequential;
