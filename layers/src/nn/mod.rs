@@ -1,7 +1,8 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
-//! recurrent and their many-to-one heads), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
-//! module, [`recurrent`], is public for its design notes; its types are re-exported here.
+//! recurrent and their many-to-one heads), [`Sequential`] to chain them, and weight
+//! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
+//! types are re-exported here.
 
 mod activation;
 mod batchnorm;

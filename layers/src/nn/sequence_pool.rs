@@ -44,14 +44,16 @@ impl Layout {
         }
     }
 
-    fn dims(self, layer: &str, input: &Tensor) -> Result<Dims> {
+    /// The dims of `input`, or a shape error naming the layer (named only then: a name is
+    /// built by `format!`, and a steady-state step allocates nothing).
+    fn dims(self, name: impl Fn() -> String, input: &Tensor) -> Result<Dims> {
         match *input.shape() {
             [a, b, features] if (if self.batch_first { b } else { a }) >= 1 => {
                 let (seq, batch) = if self.batch_first { (b, a) } else { (a, b) };
                 Ok(Dims { seq, batch, features })
             }
             _ => Err(LayerError::Shape {
-                layer: layer.into(),
+                layer: name(),
                 expected: self.expected().into(),
                 actual: input.shape().to_vec(),
             }),
@@ -66,10 +68,10 @@ impl Layout {
 }
 
 /// Errors unless `grad_output` is `(batch, features)`.
-fn check_grad(layer: &str, dims: Dims, grad_output: &Tensor) -> Result<()> {
+fn check_grad(name: impl Fn() -> String, dims: Dims, grad_output: &Tensor) -> Result<()> {
     if grad_output.shape() != [dims.batch, dims.features] {
         return Err(LayerError::Shape {
-            layer: format!("{layer} (gradient)"),
+            layer: format!("{} (gradient)", name()),
             expected: format!("{:?}", [dims.batch, dims.features]),
             actual: grad_output.shape().to_vec(),
         });
@@ -125,7 +127,7 @@ impl LastStep {
     }
 
     fn dims(&self, input: &Tensor) -> Result<Dims> {
-        let dims = self.layout.dims(&self.name(), input)?;
+        let dims = self.layout.dims(|| self.name(), input)?;
         if self.bidirectional && dims.features % 2 != 0 {
             return Err(LayerError::Shape {
                 layer: self.name(),
@@ -173,7 +175,7 @@ impl Layer for LastStep {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let dims = self.dims(input)?;
-        check_grad(&self.name(), dims, grad_output)?;
+        check_grad(|| self.name(), dims, grad_output)?;
         self.grad_input.resize(input.shape());
         // Every step but the ones read gets no gradient.
         let (layout, bidirectional) = (self.layout, self.bidirectional);
@@ -238,7 +240,7 @@ impl Layer for MeanOverTime {
     }
 
     fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
-        let dims = self.layout.dims(&self.name(), input)?;
+        let dims = self.layout.dims(|| self.name(), input)?;
         self.output.resize(&[dims.batch, dims.features]);
         let scale = 1.0 / dims.seq as f32;
         let (x, y) = (input.data(), self.output.data_mut());
@@ -257,8 +259,8 @@ impl Layer for MeanOverTime {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
-        let dims = self.layout.dims(&self.name(), input)?;
-        check_grad(&self.name(), dims, grad_output)?;
+        let dims = self.layout.dims(|| self.name(), input)?;
+        check_grad(|| self.name(), dims, grad_output)?;
         self.grad_input.resize(input.shape());
         let scale = 1.0 / dims.seq as f32;
         let (dx, dy) = (self.grad_input.data_mut(), grad_output.data());
