@@ -1,9 +1,10 @@
 //! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
 //! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5, of an
-//! MLP and of a stack of recurrent layers, on a 2-thread pool, make no allocation at all; nor
-//! do forward and backward of the attentions under a mask. Counted by a global allocator over every thread,
-//! so this file holds a single test (nothing else runs in its process meanwhile).
+//! MLP, of a stack of recurrent layers and of recurrent layers with a many-to-one head
+//! (`LastStep`, `MeanOverTime`), on a 2-thread pool, make no allocation at all; nor do forward
+//! and backward of the attentions under a mask. Counted by a global allocator over every
+//! thread, so this file holds a single test (nothing else runs in its process meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
     lenet5, zero_grad, Activation, ActivationKind, Adam, AdditiveAttention, AttentionMask, Dense, Flatten,
-    Gru, Init, Layer, Loss, Lstm, Mode, Optimizer, RecurrentConfig, Rnn, RnnConfig,
+    Gru, Init, LastStep, Layer, Loss, Lstm, MeanOverTime, Mode, Optimizer, RecurrentConfig, Rnn, RnnConfig,
     ScaledDotProductAttention, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
@@ -84,10 +85,24 @@ fn steady_state_training_steps_allocate_nothing() {
         .push(Lstm::new(lstm, &mut rng).unwrap())
         .push(Flatten::new())
         .push(Dense::new(8 * 32, 10, Init::He, &mut rng));
+    // Many-to-one: a bidirectional LSTM's last step, a time-major GRU's mean over time.
+    let bidirectional = RecurrentConfig::new(16, 24).with_batch_first(true).with_bidirectional(true);
+    let last_step = Sequential::new()
+        .push(Lstm::new(bidirectional, &mut rng).unwrap())
+        .push(LastStep::for_config(&bidirectional))
+        .push(Dense::new(2 * 24, 10, Init::He, &mut rng));
+    let time_major = RecurrentConfig::new(16, 24);
+    let mean_over_time = Sequential::new()
+        .push(Gru::new(time_major, &mut rng).unwrap())
+        .push(MeanOverTime::for_config(&time_major))
+        .push(Dense::new(24, 10, Init::He, &mut rng));
     let cases = [
         (lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])),
         (mlp, batch(&[128, 784])),
         (recurrent, batch(&[32, 8, 16])),
+        (last_step, batch(&[32, 8, 16])),
+        // Time-major: 8 steps of a batch of 32, so 32 labels.
+        (mean_over_time, (batch(&[8, 32, 16]).0, batch(&[32]).1)),
     ];
     for (mut model, (x, labels)) in cases {
         let mut adam = Adam::new(AdamConfig::default());

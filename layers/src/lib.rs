@@ -11,8 +11,9 @@
 //!   [`Param`]s for optimizers, saving and freezing) and the layers: [`Dense`],
 //!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`],
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
-//!   (configured by [`RecurrentConfig`], [`RnnConfig`]), chained by [`Sequential`]; weight
-//!   inits [`Init`]; attention for sequence models: [`ScaledDotProductAttention`] (and
+//!   (configured by [`RecurrentConfig`], [`RnnConfig`]) and their many-to-one heads
+//!   [`LastStep`], [`MeanOverTime`], chained by [`Sequential`]; weight inits [`Init`];
+//!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
 //!   [`AttentionMask`].
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
@@ -60,8 +61,8 @@ pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
     BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding, Flatten, GlobalAvgPool2d, Gru, GruConfig,
-    Init, Layer, Lstm, LstmConfig, MaxPool2d, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn,
-    RnnConfig, ScaledDotProductAttention, Sequential,
+    Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow,
+    RecurrentConfig, Rnn, RnnConfig, ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

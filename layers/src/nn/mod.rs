@@ -1,8 +1,9 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
-//! recurrent), [`Sequential`] to chain them, and weight [`Init`]. The recurrent layers'
-//! module, [`recurrent`], is public for its design notes; its types are re-exported here,
-//! as are those of [`attention`] (scaled dot-product attention and its masks).
+//! recurrent and their many-to-one heads), [`Sequential`] to chain them, and weight
+//! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
+//! types are re-exported here, as are those of [`attention`] (scaled dot-product attention and
+//! its masks).
 
 mod activation;
 pub mod attention;
@@ -16,6 +17,7 @@ mod init;
 mod layer;
 mod pool;
 pub mod recurrent;
+mod sequence_pool;
 mod sequential;
 
 pub use activation::{Activation, ActivationKind};
@@ -32,4 +34,5 @@ pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, RecurrentConfig, Rnn, RnnConfig};
+pub use sequence_pool::{LastStep, MeanOverTime};
 pub use sequential::Sequential;

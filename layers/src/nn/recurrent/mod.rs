@@ -15,6 +15,11 @@
 //! `G` = 1 (RNN), 3 (GRU: r, z, n) or 4 (LSTM: i, f, g, o) gate blocks stacked along the
 //! rows; visited in that order, layer after layer.
 //!
+//! A **many-to-one** model (one prediction per sequence) puts a head between the recurrent
+//! layer and a dense one: [`LastStep`](crate::nn::LastStep) (the output after the whole
+//! sequence, both directions) or [`MeanOverTime`](crate::nn::MeanOverTime), e.g.
+//! `Sequential[Lstm, LastStep, Dense]` (`examples/lstm_mnist.rs`).
+//!
 //! # Design
 //! One layer in one direction (a *unit*) runs the two halves of the kernels' cells over time:
 //! - **forward**: the input projection of all steps is **one GEMM**,
