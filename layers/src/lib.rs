@@ -60,9 +60,10 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Embedding, Flatten, GlobalAvgPool2d, Gru, GruConfig,
-    Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow,
-    RecurrentConfig, Rnn, RnnConfig, ScaledDotProductAttention, Sequential,
+    BatchNorm, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
+    GlobalAvgPool2d, Gru, GruConfig, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Mode,
+    Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler, ScaledDotProductAttention,
+    Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
