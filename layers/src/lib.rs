@@ -12,7 +12,9 @@
 //!   [`Embedding`], [`Activation`], [`BatchNorm`], [`Dropout`], [`Conv2d`], [`MaxPool2d`],
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
 //!   (configured by [`RecurrentConfig`], [`RnnConfig`]) and their many-to-one heads
-//!   [`LastStep`], [`MeanOverTime`], chained by [`Sequential`]; weight inits [`Init`];
+//!   [`LastStep`], [`MeanOverTime`], the many-to-many [`FlattenSteps`] (a dense head on every
+//!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature), chained by
+//!   [`Sequential`]; weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
 //!   [`AttentionMask`].
