@@ -66,7 +66,8 @@ pub fn softmax_with_temperature(logits: &[f32], temperature: f32, probs: &mut [f
 
 /// A draw of an index from the distribution `probs` (non-negative, summing to about 1): the
 /// first index whose running sum exceeds a uniform `u ∈ [0, 1)` scaled by the total (so
-/// rounding in the sum cannot run past the end); zero-probability indices are never drawn.
+/// rounding in the sum cannot run past the end); zero-probability indices are never drawn
+/// (when all are zero, or NaN, the draw is 0).
 ///
 /// # Panics
 /// On empty `probs`.
