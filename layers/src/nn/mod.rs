@@ -1,6 +1,7 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
-//! recurrent and their many-to-one heads), [`Sequential`] to chain them, and weight
+//! recurrent, their many-to-one heads and the many-to-many [`FlattenSteps`], with step-by-step
+//! decoding in [`recurrent::sampling`]), [`Sequential`] to chain them, and weight
 //! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
 //! types are re-exported here, as are those of [`attention`] (scaled dot-product attention and
 //! its masks).
@@ -13,6 +14,7 @@ mod dense;
 mod dropout;
 mod embedding;
 mod flatten;
+mod flatten_steps;
 mod init;
 mod layer;
 mod pool;
@@ -30,9 +32,13 @@ pub use dense::Dense;
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
+pub use flatten_steps::FlattenSteps;
 pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
-pub use recurrent::{Gru, GruConfig, Lstm, LstmConfig, Nonlinearity, RecurrentConfig, Rnn, RnnConfig};
+pub use recurrent::{
+    argmax, sample, softmax_with_temperature, Decoding, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity,
+    RecurrentConfig, Rnn, RnnConfig, Sampler,
+};
 pub use sequence_pool::{LastStep, MeanOverTime};
 pub use sequential::Sequential;

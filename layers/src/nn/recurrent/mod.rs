@@ -18,7 +18,12 @@
 //! A **many-to-one** model (one prediction per sequence) puts a head between the recurrent
 //! layer and a dense one: [`LastStep`](crate::nn::LastStep) (the output after the whole
 //! sequence, both directions) or [`MeanOverTime`](crate::nn::MeanOverTime), e.g.
-//! `Sequential[Lstm, LastStep, Dense]` (`examples/lstm_mnist.rs`).
+//! `Sequential[Lstm, LastStep, Dense]` (`examples/lstm_mnist.rs`). A **many-to-many** model
+//! (one prediction per step) flattens the steps into rows instead:
+//! [`FlattenSteps`](crate::nn::FlattenSteps), `Sequential[Lstm, FlattenSteps, Dense]`, with
+//! one target per step. **One-to-many** generation feeds each step's choice back as the next
+//! input, carrying the state: [`sampling`] (greedy or at a temperature,
+//! `examples/char_lm.rs`).
 //!
 //! # Design
 //! One layer in one direction (a *unit*) runs the two halves of the kernels' cells over time:
@@ -59,11 +64,13 @@ mod engine;
 mod gru;
 mod lstm;
 mod rnn;
+pub mod sampling;
 
 pub use gru::Gru;
 pub use keel_kernels::rnn::Nonlinearity;
 pub use lstm::Lstm;
 pub use rnn::{Rnn, RnnConfig};
+pub use sampling::{argmax, sample, softmax_with_temperature, Decoding, Sampler};
 
 /// The configuration shared by the recurrent layers, PyTorch's constructor arguments.
 #[derive(Debug, Clone, Copy, PartialEq)]
