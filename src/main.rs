@@ -83,6 +83,10 @@ fn main() -> keel::layers::Result<()> {
         history.epochs.len(),
         images / seconds
     );
+    // The outputs go to `target/` under the working directory, made if missing (a build with
+    // `CARGO_TARGET_DIR` elsewhere leaves none here).
+    std::fs::create_dir_all("target")
+        .map_err(|e| keel::layers::LayerError::Data(format!("cannot create target/ for the outputs: {e}")))?;
     let path = plot_curves(&history, "target/lenet5_mnist_curves.svg")?;
     println!("learning curves: {}", path.display());
     let weights = "target/lenet5_mnist.safetensors";
