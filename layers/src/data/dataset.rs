@@ -25,10 +25,17 @@ impl Dataset {
     /// Reads a gzip-compressed CSV file of numbers whose last column is the class label
     /// (the layout of the bundled data sets), dividing every feature by `scale` (16 for
     /// digits, 255 for MNIST, to bring them into [0, 1]). Errors name the file, the line and
-    /// what was wrong: a field that is not a number, a ragged row, a negative or fractional
-    /// label, an empty file.
+    /// what was wrong: a field that is not a finite number (`NaN` and `inf` tokens included,
+    /// naming the column), a ragged row, a negative or fractional label, an empty file; and a
+    /// `scale` that is zero or not finite.
     pub fn from_csv_gz(path: impl AsRef<Path>, scale: f32) -> Result<Dataset> {
         let path = path.as_ref();
+        if !scale.is_finite() || scale == 0.0 {
+            return Err(LayerError::Data(format!(
+                "{}: scale must be finite and non-zero, got {scale}",
+                path.display()
+            )));
+        }
         let bad = |line: usize, what: String| LayerError::Data(format!("{}:{line}: {what}", path.display()));
         let file =
             std::fs::File::open(path).map_err(|e| LayerError::Data(format!("{}: {e}", path.display())))?;
@@ -53,9 +60,11 @@ impl Dataset {
             if features.is_empty() {
                 return Err(bad(number, "a row needs at least one feature and a label".into()));
             }
-            for field in features {
+            for (column, field) in features.iter().enumerate() {
                 let value: f32 =
-                    field.trim().parse().map_err(|_| bad(number, format!("{field:?} is not a number")))?;
+                    field.trim().parse().ok().filter(|value: &f32| value.is_finite()).ok_or_else(|| {
+                        bad(number, format!("column {}: {field:?} is not a finite number", column + 1))
+                    })?;
                 values.push(value / scale);
             }
             let label: f64 =
