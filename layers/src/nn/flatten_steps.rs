@@ -17,8 +17,12 @@
 //! target and they count in the loss.
 
 use super::layer::{Layer, Mode};
+use super::reshape::Reshaped;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
+
+/// The layer's name in messages.
+const NAME: &str = "flatten_steps";
 
 /// Merges the two leading dimensions (time and batch, in either order) into one of rows.
 ///
@@ -31,8 +35,7 @@ use crate::tensor::Tensor;
 /// `(seq·batch, features)`.
 #[derive(Debug, Clone, Default)]
 pub struct FlattenSteps {
-    output: Tensor,
-    grad_input: Tensor,
+    buffers: Reshaped,
 }
 
 impl FlattenSteps {
@@ -56,35 +59,25 @@ impl FlattenSteps {
 
 impl Layer for FlattenSteps {
     fn name(&self) -> String {
-        "flatten_steps".into()
+        NAME.into()
     }
 
     fn forward(&mut self, input: &Tensor, _mode: Mode) -> Result<()> {
         let dims = self.dims_of(input)?;
-        self.output.resize(&dims);
-        self.output.data_mut().copy_from_slice(input.data());
+        self.buffers.forward(&dims, input);
         Ok(())
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let dims = self.dims_of(input)?;
-        if grad_output.shape() != dims {
-            return Err(LayerError::Shape {
-                layer: format!("{} (gradient)", self.name()),
-                expected: format!("{dims:?}"),
-                actual: grad_output.shape().to_vec(),
-            });
-        }
-        self.grad_input.resize(input.shape());
-        self.grad_input.data_mut().copy_from_slice(grad_output.data());
-        Ok(())
+        self.buffers.backward(|| NAME.into(), &dims, input, grad_output)
     }
 
     fn output(&self) -> &Tensor {
-        &self.output
+        &self.buffers.output
     }
 
     fn grad_input(&self) -> &Tensor {
-        &self.grad_input
+        &self.buffers.grad_input
     }
 }

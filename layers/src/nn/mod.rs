@@ -19,6 +19,7 @@ mod init;
 mod layer;
 mod pool;
 pub mod recurrent;
+mod reshape;
 mod sequence_pool;
 mod sequential;
 
