@@ -1,34 +1,51 @@
-//! LSTM and GRU: whole sequences (gate GEMMs + fused cells, per step) in FLOP/s of the GEMMs,
-//! and the fused cell kernels alone in bytes/s, keel on 1- and 2-thread pools beside the
-//! scalar reference (reference cell + reference GEMM) in each group. The sequence groups also
-//! run the layers (`keel_layer`: `keel_layers::{Lstm, Gru, Rnn}`, the input projection of all
-//! steps as one GEMM and the weight gradients batched over time), and `rnn_seq` the plain
-//! RNN layer alone. The cell groups run keel
-//! on every instruction set of the CPU (`keel_avx512`, `keel_avx2`, `keel_portable`).
+//! Recurrent layers on the peers' shapes (`../shared/perf/peers/torch_ops.py rnn`, PyTorch's
+//! `nn.LSTM` / `nn.GRU` / `nn.RNN` with the same arguments): forward, and forward + backward
+//! with a gradient on every step's output (`∂L/∂x` and every parameter gradient, as the peers'
+//! `torch.autograd.grad`). Throughput is the GEMM FLOPs, `2·seq·batch·G·H·(input + H)` for
+//! the forward and three times that for forward + backward, the peers' convention.
 //!
-//! Shape: PEERS "small" LSTM, seq 50, batch 32, input 64, hidden 128; the sequence is
-//! many-to-one (the loss reads the last `h`), so backward carries `dh` (and `dc`) back
-//! through every step. `cargo bench --bench rnn`.
+//! Runs: `keel_<isa>_layer/T<threads>`, the layer (`keel_layers::{Lstm, Gru, Rnn}`) on every
+//! instruction set of the CPU on 1 and 2 threads; `reference/T1` on the small shape, the
+//! scalar kernels of `keel_kernels::rnn::reference` step by step (the large one would take
+//! seconds per iteration). The groups `*_cell/*` time the fused cell kernels alone in bytes/s.
+//!
+//! Shapes: small `s50b32i64h128` (seq 50, batch 32, input 64, hidden 128) and large
+//! `s100b64i128h256`. `cargo bench --bench rnn`.
 
 mod common;
 
 use std::hint::black_box;
 
-use common::{isa_runs, pools};
+use common::isa_runs;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::isa::with_isa;
-use keel::kernels::rnn::{self, reference, RnnWeightGrads, RnnWeights};
-use keel::layers::{
-    Gru as GruLayer, Layer, Lstm as LstmLayer, Mode, RecurrentConfig, Rnn as RnnLayer, RnnConfig, Tensor,
-};
+use keel::kernels::rnn::{self, reference, Nonlinearity, RnnWeightGrads, RnnWeights};
+use keel::layers::{Gru, Layer, Lstm, Mode, RecurrentConfig, Rnn, RnnConfig, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-const SEQ: usize = 50;
-const BATCH: usize = 32;
-const INPUT: usize = 64;
-const HIDDEN: usize = 128;
-const SHAPE: &str = "s50b32i64h128";
+/// `(seq, batch, input, hidden)`, as the peers' scripts.
+#[derive(Clone, Copy)]
+struct Shape {
+    seq: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+}
+
+impl Shape {
+    const SMALL: Shape = Shape { seq: 50, batch: 32, input: 64, hidden: 128 };
+    const LARGE: Shape = Shape { seq: 100, batch: 64, input: 128, hidden: 256 };
+
+    fn name(&self) -> String {
+        format!("s{}b{}i{}h{}", self.seq, self.batch, self.input, self.hidden)
+    }
+
+    /// GEMM FLOPs of a forward pass with `gates` gate blocks.
+    fn forward_flops(&self, gates: usize) -> u64 {
+        (2 * self.seq * self.batch * gates * self.hidden * (self.input + self.hidden)) as u64
+    }
+}
 
 fn filled(len: usize, seed: u32, scale: f32) -> Vec<f32> {
     // A cheap deterministic fill with both signs (benches must not run on zeros).
@@ -41,7 +58,74 @@ fn filled(len: usize, seed: u32, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Parameters (or their gradients) of a layer with `gates` gates.
+/// The cells the layer groups run.
+#[derive(Clone, Copy)]
+enum Cell {
+    Lstm,
+    Gru,
+    RnnTanh,
+}
+
+impl Cell {
+    fn name(self) -> &'static str {
+        match self {
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+            Cell::RnnTanh => "rnn_tanh",
+        }
+    }
+
+    fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => rnn::LSTM_GATES,
+            Cell::Gru => rnn::GRU_GATES,
+            Cell::RnnTanh => rnn::RNN_GATES,
+        }
+    }
+
+    fn layer(self, shape: Shape) -> Box<dyn Layer> {
+        let mut rng = StdRng::seed_from_u64(1);
+        let config = RecurrentConfig::new(shape.input, shape.hidden);
+        match self {
+            Cell::Lstm => Box::new(Lstm::new(config, &mut rng).unwrap()),
+            Cell::Gru => Box::new(Gru::new(config, &mut rng).unwrap()),
+            Cell::RnnTanh => {
+                let config = RnnConfig { recurrent: config, ..RnnConfig::new(shape.input, shape.hidden) };
+                Box::new(Rnn::new(config, &mut rng).unwrap())
+            }
+        }
+    }
+}
+
+/// A layer with its input `(seq, batch, input)` and an output gradient on every step.
+struct LayerRun {
+    layer: Box<dyn Layer>,
+    x: Tensor,
+    grad: Tensor,
+}
+
+impl LayerRun {
+    fn new(cell: Cell, shape: Shape) -> Self {
+        let Shape { seq, batch, input, hidden } = shape;
+        LayerRun {
+            layer: cell.layer(shape),
+            x: Tensor::from_vec(&[seq, batch, input], filled(seq * batch * input, 7, 1.0)).unwrap(),
+            grad: Tensor::from_vec(&[seq, batch, hidden], filled(seq * batch * hidden, 5, 0.5)).unwrap(),
+        }
+    }
+
+    fn run(&mut self, backward: bool) {
+        let mode = if backward { Mode::Train } else { Mode::Eval };
+        self.layer.forward(&self.x, mode).unwrap();
+        if backward {
+            self.layer.backward(&self.x, &self.grad).unwrap();
+            black_box(self.layer.grad_input());
+        }
+        black_box(self.layer.output());
+    }
+}
+
+/// Parameters (or their gradients) of a layer with `gates` gate blocks.
 struct Params {
     weight_ih: Vec<f32>,
     weight_hh: Vec<f32>,
@@ -50,11 +134,11 @@ struct Params {
 }
 
 impl Params {
-    fn new(gates: usize, scale: f32) -> Self {
-        let width = gates * HIDDEN;
+    fn new(shape: Shape, gates: usize, scale: f32) -> Self {
+        let width = gates * shape.hidden;
         Params {
-            weight_ih: filled(width * INPUT, 1, scale),
-            weight_hh: filled(width * HIDDEN, 2, scale),
+            weight_ih: filled(width * shape.input, 1, scale),
+            weight_hh: filled(width * shape.hidden, 2, scale),
             bias_ih: filled(width, 3, scale),
             bias_hh: filled(width, 4, scale),
         }
@@ -79,259 +163,182 @@ impl Params {
     }
 }
 
-/// GEMM FLOPs of one forward step with `gates` gates: `2·batch·G·H·(input + H)`. Backward
-/// does twice that (weight gradients and input gradients).
-fn step_flops(gates: usize) -> u64 {
-    (2 * BATCH * gates * HIDDEN * (INPUT + HIDDEN)) as u64
-}
-
-const BH: usize = BATCH * HIDDEN;
-const BI: usize = BATCH * INPUT;
-
-/// Every buffer of an LSTM sequence: inputs, states of every step, caches, workspaces.
-struct Lstm {
+/// The scalar reference of a whole sequence: every step through
+/// `keel_kernels::rnn::reference`, with the buffers the steps need.
+struct ReferenceRun {
+    cell: Cell,
+    shape: Shape,
     params: Params,
     grads: Params,
     xs: Vec<f32>,     // (seq, batch, input)
-    hs: Vec<f32>,     // (seq + 1, batch, hidden), hs[0] = h0
-    cs: Vec<f32>,     // (seq + 1, batch, hidden), cs[0] = c0
-    caches: Vec<f32>, // (seq, batch, 5·hidden)
-    gates: Vec<f32>,  // (batch, 4·hidden) workspace, also dgates
-    dxs: Vec<f32>,    // (seq, batch, input)
-    dh: [Vec<f32>; 2],
+    dys: Vec<f32>,    // (seq, batch, hidden): the output gradient
+    hs: Vec<f32>,     // (seq + 1, batch, hidden), hs[0] = h0 = 0
+    cs: Vec<f32>,     // LSTM: (seq + 1, batch, hidden)
+    caches: Vec<f32>, // (seq, batch, cache width·hidden)
+    gates: [Vec<f32>; 2],
+    dxs: Vec<f32>,
+    dh: [Vec<f32>; 3], // ∂L/∂h at the step, ∂L/∂h_prev, GRU's dh_direct
     dc: [Vec<f32>; 2],
 }
 
-impl Lstm {
-    fn new() -> Self {
-        let mut hs = vec![0.0; (SEQ + 1) * BH];
-        let mut cs = vec![0.0; (SEQ + 1) * BH];
-        hs[..BH].copy_from_slice(&filled(BH, 5, 0.5));
-        cs[..BH].copy_from_slice(&filled(BH, 6, 0.5));
-        Lstm {
-            params: Params::new(4, 0.1),
-            grads: Params::new(4, 0.0),
-            xs: filled(SEQ * BI, 7, 1.0),
-            hs,
-            cs,
-            caches: vec![0.0; SEQ * 5 * BH],
-            gates: vec![0.0; 4 * BH],
-            dxs: vec![0.0; SEQ * BI],
-            dh: [vec![0.0; BH], vec![0.0; BH]],
-            dc: [vec![0.0; BH], vec![0.0; BH]],
+impl ReferenceRun {
+    fn new(cell: Cell, shape: Shape) -> Self {
+        let Shape { seq, batch, input, hidden } = shape;
+        let bh = batch * hidden;
+        let gates = cell.gates();
+        let cache_width = match cell {
+            Cell::Lstm => rnn::LSTM_CACHE_WIDTH,
+            Cell::Gru => rnn::GRU_CACHE_WIDTH,
+            Cell::RnnTanh => 0,
+        };
+        ReferenceRun {
+            cell,
+            shape,
+            params: Params::new(shape, gates, 0.1),
+            grads: Params::new(shape, gates, 0.0),
+            xs: filled(seq * batch * input, 7, 1.0),
+            dys: filled(seq * bh, 5, 0.5),
+            hs: vec![0.0; (seq + 1) * bh],
+            cs: vec![0.0; (seq + 1) * bh],
+            caches: vec![0.0; seq * cache_width * bh],
+            gates: [vec![0.0; gates * bh], vec![0.0; gates * bh]],
+            dxs: vec![0.0; seq * batch * input],
+            dh: [vec![0.0; bh], vec![0.0; bh], vec![0.0; bh]],
+            dc: [vec![0.0; bh], vec![0.0; bh]],
         }
     }
 
-    fn forward(&mut self, keel: bool) {
+    fn forward(&mut self) {
+        let Shape { seq, batch, input, hidden } = self.shape;
+        let (bh, bi) = (batch * hidden, batch * input);
         let weights = self.params.view();
-        for t in 0..SEQ {
-            let x = &self.xs[t * BI..(t + 1) * BI];
-            let (h_prev, h_next) = self.hs[t * BH..(t + 2) * BH].split_at_mut(BH);
-            let (c_prev, c_next) = self.cs[t * BH..(t + 2) * BH].split_at_mut(BH);
-            let cache = &mut self.caches[t * 5 * BH..(t + 1) * 5 * BH];
-            if keel {
-                rnn::lstm_preact_forward(BATCH, INPUT, HIDDEN, x, h_prev, &weights, &mut self.gates).unwrap();
-                rnn::lstm_cell_forward(BATCH, HIDDEN, &self.gates, c_prev, c_next, h_next, cache).unwrap();
-            } else {
-                let gates = &mut self.gates;
-                reference::lstm_step_forward(
-                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, c_prev, gates, h_next, c_next, cache,
-                );
+        let cache_len = self.caches.len() / seq;
+        let [g0, g1] = &mut self.gates;
+        for t in 0..seq {
+            let x = &self.xs[t * bi..(t + 1) * bi];
+            let (h_prev, h_next) = self.hs[t * bh..(t + 2) * bh].split_at_mut(bh);
+            let cache = &mut self.caches[t * cache_len..(t + 1) * cache_len];
+            match self.cell {
+                Cell::Lstm => {
+                    let (c_prev, c_next) = self.cs[t * bh..(t + 2) * bh].split_at_mut(bh);
+                    reference::lstm_step_forward(
+                        batch, input, hidden, &weights, x, h_prev, c_prev, g0, h_next, c_next, cache,
+                    );
+                }
+                Cell::Gru => reference::gru_step_forward(
+                    batch, input, hidden, &weights, x, h_prev, g0, g1, h_next, cache,
+                ),
+                Cell::RnnTanh => reference::rnn_step_forward(
+                    batch,
+                    input,
+                    hidden,
+                    Nonlinearity::Tanh,
+                    &weights,
+                    x,
+                    h_prev,
+                    g0,
+                    h_next,
+                ),
             }
         }
     }
 
-    fn backward(&mut self, keel: bool) {
+    fn backward(&mut self) {
+        let Shape { seq, batch, input, hidden } = self.shape;
+        let (bh, bi) = (batch * hidden, batch * input);
         let weights = self.params.view();
         let mut grads = self.grads.grads();
-        let [dh, dh_prev] = &mut self.dh;
-        let [dc, dc_prev] = &mut self.dc;
-        dh.copy_from_slice(&self.hs[..BH]); // ∂L/∂h_last: any non-zero values
-        for t in (0..SEQ).rev() {
-            let x = &self.xs[t * BI..(t + 1) * BI];
-            let h_prev = &self.hs[t * BH..(t + 1) * BH];
-            let c_prev = &self.cs[t * BH..(t + 1) * BH];
-            let cache = &self.caches[t * 5 * BH..(t + 1) * 5 * BH];
-            let dx = &mut self.dxs[t * BI..(t + 1) * BI];
-            let dc_next = (t + 1 < SEQ).then_some(dc.as_slice());
-            let dgates = &mut self.gates;
-            if keel {
-                rnn::lstm_cell_backward(BATCH, HIDDEN, cache, c_prev, dh, dc_next, dgates, dc_prev).unwrap();
-                rnn::lstm_preact_backward(
-                    BATCH, INPUT, HIDDEN, dgates, x, h_prev, &weights, &mut grads, dx, dh_prev,
-                )
-                .unwrap();
-            } else {
-                reference::lstm_step_backward(
-                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, c_prev, cache, dh, dc_next, dgates,
-                    &mut grads, dx, dh_prev, dc_prev,
-                );
-            }
-            std::mem::swap(dh, dh_prev);
-            std::mem::swap(dc, dc_prev);
-        }
-        black_box(&self.dxs);
-    }
-}
-
-/// Every buffer of a GRU sequence.
-struct Gru {
-    params: Params,
-    grads: Params,
-    xs: Vec<f32>,      // (seq, batch, input)
-    hs: Vec<f32>,      // (seq + 1, batch, hidden)
-    caches: Vec<f32>,  // (seq, batch, 4·hidden)
-    gi: Vec<f32>,      // (batch, 3·hidden) workspace, also dgi
-    gh: Vec<f32>,      // (batch, 3·hidden) workspace, also dgh
-    dxs: Vec<f32>,     // (seq, batch, input)
-    dh: [Vec<f32>; 3], // dh, dh_prev, dh_direct
-}
-
-impl Gru {
-    fn new() -> Self {
-        let mut hs = vec![0.0; (SEQ + 1) * BH];
-        hs[..BH].copy_from_slice(&filled(BH, 5, 0.5));
-        Gru {
-            params: Params::new(3, 0.1),
-            grads: Params::new(3, 0.0),
-            xs: filled(SEQ * BI, 7, 1.0),
-            hs,
-            caches: vec![0.0; SEQ * 4 * BH],
-            gi: vec![0.0; 3 * BH],
-            gh: vec![0.0; 3 * BH],
-            dxs: vec![0.0; SEQ * BI],
-            dh: [vec![0.0; BH], vec![0.0; BH], vec![0.0; BH]],
-        }
-    }
-
-    fn forward(&mut self, keel: bool) {
-        let weights = self.params.view();
-        for t in 0..SEQ {
-            let x = &self.xs[t * BI..(t + 1) * BI];
-            let (h_prev, h_next) = self.hs[t * BH..(t + 2) * BH].split_at_mut(BH);
-            let cache = &mut self.caches[t * 4 * BH..(t + 1) * 4 * BH];
-            let (gi, gh) = (&mut self.gi, &mut self.gh);
-            if keel {
-                rnn::gru_preact_forward(BATCH, INPUT, HIDDEN, x, h_prev, &weights, gi, gh).unwrap();
-                rnn::gru_cell_forward(BATCH, HIDDEN, gi, gh, h_prev, h_next, cache).unwrap();
-            } else {
-                reference::gru_step_forward(BATCH, INPUT, HIDDEN, &weights, x, h_prev, gi, gh, h_next, cache);
-            }
-        }
-    }
-
-    fn backward(&mut self, keel: bool) {
-        let weights = self.params.view();
-        let mut grads = self.grads.grads();
+        let cache_len = self.caches.len() / seq;
+        let [g0, g1] = &mut self.gates;
         let [dh, dh_prev, dh_direct] = &mut self.dh;
-        dh.copy_from_slice(&self.hs[..BH]);
-        for t in (0..SEQ).rev() {
-            let x = &self.xs[t * BI..(t + 1) * BI];
-            let h_prev = &self.hs[t * BH..(t + 1) * BH];
-            let cache = &self.caches[t * 4 * BH..(t + 1) * 4 * BH];
-            let dx = &mut self.dxs[t * BI..(t + 1) * BI];
-            let (dgi, dgh) = (&mut self.gi, &mut self.gh);
-            if keel {
-                rnn::gru_cell_backward(BATCH, HIDDEN, cache, h_prev, dh, dgi, dgh, dh_direct).unwrap();
-                rnn::gru_preact_backward(
-                    BATCH, INPUT, HIDDEN, dgi, dgh, dh_direct, x, h_prev, &weights, &mut grads, dx, dh_prev,
-                )
-                .unwrap();
-            } else {
-                reference::gru_step_backward(
-                    BATCH, INPUT, HIDDEN, &weights, x, h_prev, cache, dh, dgi, dgh, dh_direct, &mut grads,
-                    dx, dh_prev,
-                );
+        let [dc, dc_prev] = &mut self.dc;
+        dh_prev.fill(0.0);
+        for t in (0..seq).rev() {
+            // ∂L/∂h at t: the output's gradient plus the one carried from t + 1.
+            let dy = &self.dys[t * bh..(t + 1) * bh];
+            dh.iter_mut().zip(dy).zip(dh_prev.iter()).for_each(|((dh, dy), carry)| *dh = dy + carry);
+            let x = &self.xs[t * bi..(t + 1) * bi];
+            let h_prev = &self.hs[t * bh..(t + 1) * bh];
+            let cache = &self.caches[t * cache_len..(t + 1) * cache_len];
+            let dx = &mut self.dxs[t * bi..(t + 1) * bi];
+            match self.cell {
+                Cell::Lstm => {
+                    let c_prev = &self.cs[t * bh..(t + 1) * bh];
+                    let dc_next = (t + 1 < seq).then_some(dc.as_slice());
+                    reference::lstm_step_backward(
+                        batch, input, hidden, &weights, x, h_prev, c_prev, cache, dh, dc_next, g0,
+                        &mut grads, dx, dh_prev, dc_prev,
+                    );
+                    std::mem::swap(dc, dc_prev);
+                }
+                Cell::Gru => reference::gru_step_backward(
+                    batch, input, hidden, &weights, x, h_prev, cache, dh, g0, g1, dh_direct, &mut grads, dx,
+                    dh_prev,
+                ),
+                Cell::RnnTanh => {
+                    let h_next = &self.hs[(t + 1) * bh..(t + 2) * bh];
+                    reference::rnn_step_backward(
+                        batch,
+                        input,
+                        hidden,
+                        Nonlinearity::Tanh,
+                        &weights,
+                        x,
+                        h_prev,
+                        h_next,
+                        dh,
+                        g0,
+                        &mut grads,
+                        dx,
+                        dh_prev,
+                    );
+                }
             }
-            std::mem::swap(dh, dh_prev);
         }
         black_box(&self.dxs);
-    }
-}
-
-/// A recurrent layer on the benches' shape, with its input and a many-to-one output gradient
-/// (the last step's `h` only, as the per-step sequences above).
-struct LayerRun {
-    layer: Box<dyn Layer>,
-    x: Tensor,
-    grad: Tensor,
-}
-
-impl LayerRun {
-    fn new(layer: Box<dyn Layer>) -> Self {
-        let x = Tensor::from_vec(&[SEQ, BATCH, INPUT], filled(SEQ * BI, 7, 1.0)).unwrap();
-        let mut grad = Tensor::zeros(&[SEQ, BATCH, HIDDEN]);
-        grad.data_mut()[(SEQ - 1) * BH..].copy_from_slice(&filled(BH, 5, 0.5));
-        LayerRun { layer, x, grad }
     }
 
     fn run(&mut self, backward: bool) {
-        self.layer.forward(&self.x, Mode::Train).unwrap();
+        self.forward();
         if backward {
-            self.layer.backward(&self.x, &self.grad).unwrap();
-        }
-        black_box(self.layer.output());
-    }
-}
-
-/// Sequence groups: forward, and forward + backward, keel T1/T2 beside the reference.
-fn bench_sequences(criterion: &mut Criterion) {
-    let pools = pools();
-    let mut lstm = Lstm::new();
-    let mut gru = Gru::new();
-    let mut rng = StdRng::seed_from_u64(1);
-    let config = RecurrentConfig::new(INPUT, HIDDEN);
-    let mut lstm_layer = LayerRun::new(Box::new(LstmLayer::new(config, &mut rng).unwrap()));
-    let mut gru_layer = LayerRun::new(Box::new(GruLayer::new(config, &mut rng).unwrap()));
-    let rnn_config = RnnConfig { recurrent: config, ..RnnConfig::new(INPUT, HIDDEN) };
-    let mut rnn_layer = LayerRun::new(Box::new(RnnLayer::new(rnn_config, &mut rng).unwrap()));
-    for (pass, flops) in [("forward", step_flops(1)), ("forward_backward", 3 * step_flops(1))] {
-        let mut group = criterion.benchmark_group(format!("rnn_seq/{pass}/{SHAPE}"));
-        group.throughput(Throughput::Elements(SEQ as u64 * flops));
-        group.sample_size(10);
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
-                pool.install(|| bench.iter(|| rnn_layer.run(pass != "forward")))
-            });
-        }
-        group.finish();
-    }
-    for (cell, gates) in [("lstm", 4), ("gru", 3)] {
-        for (pass, flops) in [("forward", step_flops(gates)), ("forward_backward", 3 * step_flops(gates))] {
-            let mut group = criterion.benchmark_group(format!("{cell}_seq/{pass}/{SHAPE}"));
-            group.throughput(Throughput::Elements(SEQ as u64 * flops));
-            group.sample_size(10);
-            let mut run = |keel: bool| match (cell, pass) {
-                ("lstm", "forward") => lstm.forward(keel),
-                ("lstm", _) => {
-                    lstm.forward(keel);
-                    lstm.backward(keel);
-                }
-                ("gru", "forward") => gru.forward(keel),
-                _ => {
-                    gru.forward(keel);
-                    gru.backward(keel);
-                }
-            };
-            for (threads, pool) in &pools {
-                group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-                    pool.install(|| bench.iter(|| run(true)))
-                });
-            }
-            group.bench_function(BenchmarkId::new("reference", "T1"), |bench| bench.iter(|| run(false)));
-            let layer = if cell == "lstm" { &mut lstm_layer } else { &mut gru_layer };
-            for (threads, pool) in &pools {
-                group.bench_function(BenchmarkId::new("keel_layer", format!("T{threads}")), |bench| {
-                    pool.install(|| bench.iter(|| layer.run(pass != "forward")))
-                });
-            }
-            group.finish();
+            self.backward();
         }
     }
 }
 
+/// The layer groups, `{cell}/{pass}/{shape}`: keel's layer on every instruction set and 1
+/// and 2 threads, beside the scalar reference on the small shape.
+fn bench_layers(criterion: &mut Criterion) {
+    let runs = isa_runs();
+    for shape in [Shape::SMALL, Shape::LARGE] {
+        for cell in [Cell::Lstm, Cell::Gru, Cell::RnnTanh] {
+            let mut layer = LayerRun::new(cell, shape);
+            let mut reference = ReferenceRun::new(cell, shape);
+            for (pass, backward, factor) in [("forward", false, 1), ("forward_backward", true, 3)] {
+                let mut group = criterion.benchmark_group(format!("{}/{pass}/{}", cell.name(), shape.name()));
+                group.throughput(Throughput::Elements(factor * shape.forward_flops(cell.gates())));
+                group.sample_size(10);
+                for run in &runs {
+                    let (isa, pool) = (run.isa, &run.pool);
+                    group.bench_function(run.id("_layer"), |bench| {
+                        pool.install(|| with_isa(isa, || bench.iter(|| layer.run(backward))).unwrap())
+                    });
+                }
+                if shape.seq == Shape::SMALL.seq {
+                    group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
+                        bench.iter(|| reference.run(backward))
+                    });
+                }
+                group.finish();
+            }
+        }
+    }
+}
 /// The fused cells alone on one step, bytes read + written per call.
 fn bench_cells(criterion: &mut Criterion) {
+    const BATCH: usize = Shape::SMALL.batch;
+    const HIDDEN: usize = Shape::SMALL.hidden;
+    const BH: usize = BATCH * HIDDEN;
     let runs = isa_runs();
     let bytes = |floats_per_row_per_hidden: usize| (4 * floats_per_row_per_hidden * BH) as u64;
 
@@ -503,5 +510,5 @@ fn bench_cells(criterion: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_sequences, bench_cells);
+criterion_group!(benches, bench_layers, bench_cells);
 criterion_main!(benches);

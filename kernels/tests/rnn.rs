@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_close, edge_size, for_each_isa, uniform};
+use keel_kernels::gemm::PackedB;
 use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::rnn::{self, reference, Nonlinearity, RnnWeightGrads, RnnWeights};
 use keel_kernels::KernelError;
@@ -1237,6 +1238,25 @@ fn projections_overwrite_or_accumulate_as_asked() {
     rnn::projection_forward(rows, cols, width, &x, &w, &b, true, &mut summed).unwrap();
     let plus: Vec<f32> = start.iter().zip(&fresh).map(|(a, b)| a + b).collect();
     assert_close("projection accumulated", &summed, &plus, 1e-5, 1e-6);
+    // The same with the weight packed once, on every instruction set.
+    for_each_isa(|| {
+        let mut packed = PackedB::default();
+        rnn::projection_pack_weight(width, cols, &w, &mut packed).unwrap();
+        let mut fresh = nan(rows * width);
+        rnn::projection_forward_packed(rows, cols, width, &x, &packed, &b, false, &mut fresh).unwrap();
+        assert_close("packed projection", &fresh, &expected, 1e-5, 1e-6);
+        let mut summed = start.clone();
+        rnn::projection_forward_packed(rows, cols, width, &x, &packed, &b, true, &mut summed).unwrap();
+        assert_close("packed projection accumulated", &summed, &plus, 1e-5, 1e-6);
+        // A weight packed for other sizes, a short weight, a short x: named errors.
+        let other = rnn::projection_forward_packed(rows, cols, width + 1, &x, &packed, &b, false, &mut fresh);
+        assert!(other.is_err(), "a weight packed for other sizes: {other:?}");
+        let short = rnn::projection_pack_weight(width, cols, &w[1..], &mut packed);
+        assert!(matches!(short, Err(KernelError::Length { ref what, .. }) if what.starts_with("weight")));
+        let short_x =
+            rnn::projection_forward_packed(rows, cols, width, &x[1..], &packed, &b, false, &mut fresh);
+        assert!(matches!(short_x, Err(KernelError::Length { ref what, .. }) if what.starts_with("x")));
+    });
 
     let dy = uniform(rows * width, 84, -1.0, 1.0);
     let mut dx = nan(rows * cols);

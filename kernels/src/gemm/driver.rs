@@ -64,7 +64,7 @@ pub(super) unsafe fn sgemm_packed(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
-    b: &[f32],
+    b: BSource,
     beta: f32,
     c: &mut [f32],
     epilogue: &Epilogue,
@@ -89,7 +89,7 @@ unsafe fn gemm_packed<K: Microkernel>(
     shape: &GemmShape,
     alpha: f32,
     a: &[f32],
-    b: &[f32],
+    b: BSource,
     beta: f32,
     c: &mut [f32],
     epilogue: &Epilogue,
@@ -99,20 +99,49 @@ unsafe fn gemm_packed<K: Microkernel>(
     let GemmShape { m, n, k, .. } = *shape;
     debug_assert!(m >= 1 && n >= 1 && k >= 1 && alpha != 0.0, "a product the plan gives ScaleOnly");
     let a_op = Operand { data: a, ld: shape.lda, trans: shape.transa };
-    let b_op = Operand { data: b, ld: shape.ldb, trans: shape.transb };
+    let (b_data, prepacked) = match b {
+        BSource::Matrix(data) => (data, None),
+        BSource::Prepacked(panels) => (&[][..], Some(panels)),
+    };
+    let b_op = Operand { data: b_data, ld: shape.ldb, trans: shape.transb };
     let c_shared = SharedMut(c.as_mut_ptr());
-    let (row_part, col_part) = split::<K>(shape, threads);
+    let (row_part, col_part) = split::<K>(shape, prepacked.is_some(), threads);
     let row_parts = m.div_ceil(row_part);
     let parts = row_parts * n.div_ceil(col_part);
-    let shared = shared_operand::<K>(shape, a_op, row_part, col_part, parts);
+    let shared = match prepacked {
+        Some(_) => Shared::None,
+        None => shared_operand::<K>(shape, a_op, row_part, col_part, parts),
+    };
     let run = |part: usize| {
         let (row0, col0) = ((part % row_parts) * row_part, (part / row_parts) * col_part);
         let (rows, cols) = (row0..(row0 + row_part).min(m), col0..(col0 + col_part).min(n));
         let sweep = Sweep { shared: &shared, part, parts };
+        let b = match prepacked {
+            Some(panels) => BIn::Prepacked(panels),
+            None => BIn::Matrix(b_op),
+        };
         // SAFETY: the parts are disjoint rectangles of C; the rest is the caller's contract.
-        unsafe { loop_nest::<K>(shape, alpha, a_op, b_op, beta, c_shared, rows, cols, epilogue, &sweep) };
+        unsafe { loop_nest::<K>(shape, alpha, a_op, b, beta, c_shared, rows, cols, epilogue, &sweep) };
     };
     run_parts(parts, run);
+}
+
+/// Where [`sgemm_packed`] finds B.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum BSource<'a> {
+    /// op(B) as the shape lays it out (`ldb`, `transb`): packed block by block, shared, or
+    /// read in place, as the module docs say.
+    Matrix(&'a [f32]),
+    /// All of B̃ packed beforehand ([`super::PackedB`]'s layout: for each block of
+    /// [`kc_step`] rows of k, every NR-wide micro-panel of all n columns, zero-padded).
+    Prepacked(&'a [f32]),
+}
+
+/// [`BSource`] as a part's loop nest reads it.
+#[derive(Clone, Copy)]
+enum BIn<'a> {
+    Matrix(Operand<'a>),
+    Prepacked(&'a [f32]),
 }
 
 /// The operand the parts of a call share (see `shared.rs`), if any: packed once instead of
@@ -196,7 +225,7 @@ fn fits_shared(k: usize, width: usize, panel_width: usize) -> bool {
 ///
 /// The packing counts the shared operand whole for every part: counting each part's share of
 /// it (so that mostly the tiles decide) picks the slower side on small products.
-fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
+fn split<K: Microkernel>(shape: &GemmShape, prepacked: bool, threads: usize) -> (usize, usize) {
     let GemmShape { m, n, k, .. } = *shape;
     if threads <= 1 {
         return (m, n);
@@ -204,9 +233,10 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
     let (row_tiles, col_tiles) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let (rows_each, cols_each) = (row_tiles.div_ceil(threads) * K::MR, col_tiles.div_ceil(threads) * K::NR);
     // Packing work of a part of `rows x cols`: all its rows of A, and all its columns of B
-    // unless it reads B in place.
+    // unless B is packed already or read in place.
     let packing = |rows: usize, cols: usize| {
-        PACK_A_COST * rows * k + if reads_b_in_place::<K>(shape, rows) { 0 } else { PACK_B_COST * cols * k }
+        let packs_b = !prepacked && !reads_b_in_place::<K>(shape, rows);
+        PACK_A_COST * rows * k + if packs_b { PACK_B_COST * cols * k } else { 0 }
     };
     let by_rows = rows_each * col_tiles * K::NR * k + packing(rows_each, n);
     let by_cols = row_tiles * K::MR * cols_each * k + packing(m, cols_each);
@@ -218,7 +248,7 @@ fn split<K: Microkernel>(shape: &GemmShape, threads: usize) -> (usize, usize) {
 }
 
 /// Whether a part of C with `rows` rows reads B in place rather than packing it (see the
-/// module docs and `tuning.rs`).
+/// module docs and `tuning.rs`), when B is not packed beforehand.
 fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
     let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
     // When all of C is one row of tiles, each B̃ panel is used once: packing it would be a
@@ -232,7 +262,7 @@ fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
 /// The depth of the blocks k is cut into: equal blocks of at most KC (784 = 4 x 196, not
 /// 3 x 256 + 16), since a thin last block would pay the C-tile loads and stores for little
 /// arithmetic.
-fn kc_step(k: usize) -> usize {
+pub(super) fn kc_step(k: usize) -> usize {
     k.div_ceil(k.div_ceil(KC).max(1)).max(1)
 }
 
@@ -246,7 +276,7 @@ unsafe fn loop_nest<K: Microkernel>(
     shape: &GemmShape,
     alpha: f32,
     a_op: Operand,
-    b_op: Operand,
+    b: BIn,
     beta: f32,
     c: SharedMut,
     rows: std::ops::Range<usize>,
@@ -259,10 +289,15 @@ unsafe fn loop_nest<K: Microkernel>(
         Shared::B(panels) => Some(panels),
         _ => None,
     };
-    let direct_b = reads_b_in_place::<K>(shape, rows.len());
+    let (b_op, prepacked) = match b {
+        BIn::Matrix(b_op) => (b_op, None),
+        BIn::Prepacked(panels) => (Operand { data: &[], ld: 1, trans: Transpose::No }, Some(panels)),
+    };
+    let direct_b = prepacked.is_none() && reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
-    // B̃ needs a buffer unless shared, or read in place by a kernel that needs no padded tail.
-    let packs_b = shared_b.is_none() && !(direct_b && K::EXACT_EDGES);
+    // B̃ needs a buffer unless packed beforehand, shared, or read in place by a kernel that
+    // needs no padded tail.
+    let packs_b = prepacked.is_none() && shared_b.is_none() && !(direct_b && K::EXACT_EDGES);
     let mut packed_b = match packs_b {
         true => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
         false => LineAligned::default(),
@@ -275,7 +310,14 @@ unsafe fn loop_nest<K: Microkernel>(
         for pc in (0..k).step_by(kc_step) {
             let kc = kc_step.min(k - pc);
             let beta_block = if pc == 0 { beta } else { 1.0 };
-            let b_block = if let Some(panels) = shared_b {
+            let b_block = if let Some(all) = prepacked {
+                // Block pc of B̃ holds the panels of all n columns; this block of C starts at
+                // panel jc / NR (jc is a whole number of tiles).
+                let padded_n = n.div_ceil(K::NR) * K::NR;
+                BPanels::Packed(
+                    &all[pc * padded_n + jc / K::NR * kc * K::NR..][..nc.div_ceil(K::NR) * kc * K::NR],
+                )
+            } else if let Some(panels) = shared_b {
                 BPanels::Shared { panels, b: b_op, n, isa: K::ISA }
             } else if direct_b {
                 // Only the last, ragged panel is packed (zero-padded to NR columns), unless

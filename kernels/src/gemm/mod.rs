@@ -1,14 +1,16 @@
 //! Single-precision GEMM: `C = α·op(A)·op(B) + β·C`, row-major with leading dimensions.
 //!
 //! A [`GemmShape`] describes the product (dimensions, transposes, leading dimensions; see
-//! its docs for the shapes). Three checked entry points take it:
+//! its docs for the shapes). Four checked entry points take it:
 //! - [`sgemm`]: the plain product; `C` is overwritten when `β = 0` (and then never read, so
 //!   NaN already in `C` does not leak), otherwise scaled by `β` and accumulated into;
 //! - [`sgemm_fused`]: `C = act(α·op(A)·op(B) + β·C + bias)` with an [`Epilogue`] (a bias per
 //!   row or per column of C and an [`Activation`]), applied to each tile of C in registers
 //!   on the packed path (one pass over C on the others);
 //! - [`sgemm_strided_batched`]: `batch` such products whose matrices lie [`BatchStrides`]
-//!   apart in one slice per operand (a stride of 0 shares a matrix).
+//!   apart in one slice per operand (a stride of 0 shares a matrix);
+//! - [`sgemm_prepacked`]: the packed path with a B packed once beforehand ([`PackedB`]), for a
+//!   weight multiplied many times (every step of a recurrent layer).
 //!
 //! Each checks every argument (all shape arithmetic checked: an overflow is an error, never
 //! a wrapped length), resolves the instruction set once ([`crate::isa::current_isa`]),
@@ -55,6 +57,7 @@ mod pack;
 mod parts;
 mod plan;
 mod portable;
+mod prepacked;
 pub mod reference;
 mod rows_in_lanes;
 mod shape;
@@ -68,6 +71,7 @@ use crate::isa::{current_isa, Isa};
 pub(crate) use avx512::activate as activate_avx512;
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use plan::{plan, GemmPath};
+pub use prepacked::{sgemm_prepacked, PackedB};
 pub use shape::{GemmShape, Transpose};
 
 /// The element strides between consecutive matrices of each operand of

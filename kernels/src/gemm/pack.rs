@@ -58,15 +58,31 @@ pub(crate) fn pack_a(
             Transpose::No => {
                 interleave(a.data, a.ld, panel_row0, valid, p0, kc, mr, isa, panel);
             }
-            // Columns of op(A) are contiguous: each packed column is a slice copy.
-            Transpose::Yes => {
-                for (p, column) in panel.chunks_exact_mut(mr).enumerate() {
-                    let source = &a.data[(p0 + p) * a.ld + panel_row0..][..valid];
-                    column[..valid].copy_from_slice(source);
-                    column[valid..].fill(0.0);
+            // Columns of op(A) are contiguous: each packed column is a slice copy, of a
+            // length known at compile time for the microkernels' full panels (a copy of a
+            // run-time length is a call to memmove per column of 4 to 12 floats).
+            Transpose::Yes => match (valid == mr, mr) {
+                (true, 12) => copy_columns::<12>(a, p0, panel_row0, panel),
+                (true, 6) => copy_columns::<6>(a, p0, panel_row0, panel),
+                (true, 4) => copy_columns::<4>(a, p0, panel_row0, panel),
+                _ => {
+                    for (p, column) in panel.chunks_exact_mut(mr).enumerate() {
+                        let source = &a.data[(p0 + p) * a.ld + panel_row0..][..valid];
+                        column[..valid].copy_from_slice(source);
+                        column[valid..].fill(0.0);
+                    }
                 }
-            }
+            },
         }
+    }
+}
+
+/// The full-width case of `pack_a` with A transposed: the columns of op(A) (rows of A)
+/// `p0..` into `panel`, `MR` floats from `row0` each.
+#[inline(always)]
+fn copy_columns<const MR: usize>(a: Operand, p0: usize, row0: usize, panel: &mut [f32]) {
+    for (p, column) in panel.chunks_exact_mut(MR).enumerate() {
+        column.copy_from_slice(&a.data[(p0 + p) * a.ld + row0..][..MR]);
     }
 }
 

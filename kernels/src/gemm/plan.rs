@@ -6,7 +6,7 @@
 
 #[cfg(feature = "blas")]
 use super::blas;
-use super::driver::sgemm_packed;
+use super::driver::{sgemm_packed, BSource};
 use super::epilogue::{apply_pass, Epilogue};
 use super::gemv::{sgemv, takes_matrix_vector};
 use super::parts::threads_for;
@@ -122,7 +122,9 @@ pub(super) unsafe fn execute(
             GemmPath::MatrixVector => sgemv(isa, shape, alpha, a, b, beta, c, threads),
             GemmPath::FewRows => sgemm_few_rows(shape, alpha, a, b, beta, c, threads),
             GemmPath::FewColumns => sgemm_few_columns(shape, alpha, a, b, beta, c, threads),
-            GemmPath::Packed => return sgemm_packed(isa, shape, alpha, a, b, beta, c, epilogue, threads),
+            GemmPath::Packed => {
+                return sgemm_packed(isa, shape, alpha, a, BSource::Matrix(b), beta, c, epilogue, threads)
+            }
             #[cfg(feature = "blas")]
             GemmPath::Blas => blas::sgemm_blas(shape, alpha, a, b, beta, c),
             #[cfg(not(feature = "blas"))]

@@ -121,8 +121,8 @@ pub use gru::{gru_cell_backward, gru_cell_forward};
 pub use lstm::{lstm_cell_backward, lstm_cell_forward};
 pub use preact::{
     gru_preact_backward, gru_preact_forward, lstm_preact_backward, lstm_preact_forward,
-    projection_backward_data, projection_backward_weight, projection_forward, rnn_preact_backward,
-    rnn_preact_forward,
+    projection_backward_data, projection_backward_weight, projection_forward, projection_forward_packed,
+    projection_pack_weight, rnn_preact_backward, rnn_preact_forward,
 };
 
 use crate::error::{check_len, shape_error, Result};

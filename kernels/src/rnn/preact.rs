@@ -5,7 +5,9 @@
 use super::{check_matrix, check_weight_grads, check_weights, product, RnnWeightGrads, RnnWeights};
 use super::{GRU_GATES, LSTM_GATES, RNN_GATES};
 use crate::error::{check_len, Result};
-use crate::gemm::{sgemm, sgemm_fused, Activation, Bias, Epilogue, GemmShape, Transpose};
+use crate::gemm::{
+    sgemm, sgemm_fused, sgemm_prepacked, Activation, Bias, Epilogue, GemmShape, PackedB, Transpose,
+};
 
 /// Plain RNN pre-activation `preact = x·W_ihᵀ + h_prev·W_hhᵀ + b_ih + b_hh`.
 ///
@@ -233,9 +235,9 @@ fn lds(cols: usize, width: usize) -> (usize, usize) {
 ///   `y += x·wᵀ + b` (a cell adding its recurrent product to the input projection).
 ///
 /// One GEMM, the bias in its epilogue. A sequence layer calls it once for the input projection of
-/// all time steps (`rows = seq·batch`) and once per step for the recurrent one. Zero sizes
-/// are no-ops (with `cols = 0`, `y` is the bias, or gets it added). Errors name the first
-/// slice whose length does not match.
+/// all time steps (`rows = seq·batch`); the recurrent one, once per step, goes through
+/// [`projection_forward_packed`]. Zero sizes are no-ops (with `cols = 0`, `y` is the bias,
+/// or gets it added). Errors name the first slice whose length does not match.
 #[allow(clippy::too_many_arguments)]
 pub fn projection_forward(
     rows: usize,
@@ -247,17 +249,68 @@ pub fn projection_forward(
     accumulate: bool,
     y: &mut [f32],
 ) -> Result<()> {
-    check_matrix("x", "(rows, cols)", rows, cols, x.len())?;
-    check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
-    check_len(|| format!("bias (width) = ({width})"), width, bias.len())?;
-    check_matrix("y", "(rows, width)", rows, width, y.len())?;
-    let (ld_x, ld_y) = lds(cols, width);
-    let shape =
-        GemmShape::new(rows, width, cols).transposed(Transpose::No, Transpose::Yes).with_ld(ld_x, ld_x, ld_y);
-    // The bias rides in the GEMM's epilogue (in registers on the packed path).
-    let epilogue = Epilogue { bias: Bias::PerColumn(bias), activation: Activation::Identity };
-    sgemm_fused(&shape, 1.0, x, weight, if accumulate { 1.0 } else { 0.0 }, y, &epilogue)?;
+    check_projection((rows, cols, width), x, Some(weight), bias, y)?;
+    let epilogue = bias_epilogue(bias);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    sgemm_fused(&projection_shape(rows, cols, width), 1.0, x, weight, beta, y, &epilogue)?;
     Ok(())
+}
+
+/// Packs `weight` `(width, cols)` once for [`projection_forward_packed`] (as the GEMM's B,
+/// `wᵀ`, for the instruction set current now), reusing `packed`'s buffer: a recurrent
+/// layer's `W_hh`, multiplied by every step's `h`. Errors (leaving `packed` as it was) when
+/// `weight` is not `width·cols` long.
+pub fn projection_pack_weight(width: usize, cols: usize, weight: &[f32], packed: &mut PackedB) -> Result<()> {
+    check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
+    packed.pack(&projection_shape(0, cols, width), weight)
+}
+
+/// [`projection_forward`] with the weight packed by [`projection_pack_weight`] (`width` and
+/// `cols` must be those it was packed with): the same product without packing the weight
+/// again. Errors as [`projection_forward`], and on a weight packed for other sizes.
+#[allow(clippy::too_many_arguments)]
+pub fn projection_forward_packed(
+    rows: usize,
+    cols: usize,
+    width: usize,
+    x: &[f32],
+    weight: &PackedB,
+    bias: &[f32],
+    accumulate: bool,
+    y: &mut [f32],
+) -> Result<()> {
+    check_projection((rows, cols, width), x, None, bias, y)?;
+    let epilogue = bias_epilogue(bias);
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    sgemm_prepacked(&projection_shape(rows, cols, width), 1.0, x, weight, beta, y, &epilogue)
+}
+
+/// The GEMM of a projection: `y (rows, width) = x (rows, cols) · wᵀ`, `w` `(width, cols)`.
+fn projection_shape(rows: usize, cols: usize, width: usize) -> GemmShape {
+    let (ld_x, ld_y) = lds(cols, width);
+    GemmShape::new(rows, width, cols).transposed(Transpose::No, Transpose::Yes).with_ld(ld_x, ld_x, ld_y)
+}
+
+/// The bias of a projection, in the GEMM's epilogue (in registers on the packed path).
+fn bias_epilogue(bias: &[f32]) -> Epilogue<'_> {
+    Epilogue { bias: Bias::PerColumn(bias), activation: Activation::Identity }
+}
+
+/// Checks the slices of a projection in the order of its arguments (the weight unless it
+/// is packed).
+fn check_projection(
+    (rows, cols, width): (usize, usize, usize),
+    x: &[f32],
+    weight: Option<&[f32]>,
+    bias: &[f32],
+    y: &[f32],
+) -> Result<()> {
+    check_matrix("x", "(rows, cols)", rows, cols, x.len())?;
+    if let Some(weight) = weight {
+        check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
+    }
+    check_len(|| format!("bias (width) = ({width})"), width, bias.len())?;
+    check_matrix("y", "(rows, width)", rows, width, y.len())
 }
 
 /// The input gradient of [`projection_forward`]: `dx = dy·weight`.

@@ -2,6 +2,7 @@
 //! layers, each of one or two directions ([`Unit`]s), run through time with the kernels of
 //! [`keel_kernels::rnn`] (see the module docs of [`super`] for the design).
 
+use keel_kernels::gemm::PackedB;
 use keel_kernels::rnn::{self, Nonlinearity, GRU_CACHE_WIDTH, LSTM_CACHE_WIDTH};
 use rand::rngs::StdRng;
 use rand::RngExt;
@@ -130,6 +131,8 @@ struct Unit {
     hs: Vec<f32>,
     /// LSTM only, `(seq + 1, batch, H)`: cell states in time order.
     cs: Vec<f32>,
+    /// `weight_hh` packed once per forward for the recurrent GEMM of every step.
+    packed_hh: PackedB,
 }
 
 /// Backward workspaces of one step, `(batch, hidden)` each, shared by the units.
@@ -174,6 +177,7 @@ impl Unit {
             cache: Vec::new(),
             hs: Vec::new(),
             cs: Vec::new(),
+            packed_hh: PackedB::default(),
         }
     }
 
@@ -215,6 +219,8 @@ impl Unit {
         let [w_ih, w_hh, b_ih, b_hh] = self.params.each_ref().map(|param| param.value.data());
         // The input projection of every step: one GEMM, (seq·batch, input) x (input, G·H).
         rnn::projection_forward(rows, self.input_size, width, x, w_ih, b_ih, false, &mut self.gates)?;
+        rnn::projection_pack_weight(width, hidden, w_hh, &mut self.packed_hh)?;
+        let w_hh = &self.packed_hh;
         for step in 0..seq {
             let t = if reverse { seq - 1 - step } else { step };
             let (h_prev, h_next) = slots(&mut self.hs, bh, t, reverse);
@@ -223,17 +229,17 @@ impl Unit {
             // The recurrent projection (one GEMM), then the fused cell.
             match cell {
                 Cell::Rnn(nonlinearity) => {
-                    rnn::projection_forward(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
+                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
                     rnn::rnn_cell_forward(batch, hidden, nonlinearity, gates, h_next)?;
                 }
                 Cell::Lstm => {
-                    rnn::projection_forward(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
+                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
                     let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
                     rnn::lstm_cell_forward(batch, hidden, gates, c_prev, c_next, h_next, cache)?;
                 }
                 Cell::Gru => {
                     let gh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
-                    rnn::projection_forward(batch, hidden, width, h_prev, w_hh, b_hh, false, gh)?;
+                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, false, gh)?;
                     rnn::gru_cell_forward(batch, hidden, gates, gh, h_prev, h_next, cache)?;
                 }
             }
