@@ -13,7 +13,8 @@
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
 //!   (configured by [`RecurrentConfig`], [`RnnConfig`]) and their many-to-one heads
 //!   [`LastStep`], [`MeanOverTime`], the many-to-many [`FlattenSteps`] (a dense head on every
-//!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature), chained by
+//!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature) or a
+//!   [`BeamSearch`] (returning a [`Hypothesis`]), chained by
 //!   [`Sequential`]; weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
@@ -62,10 +63,10 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
-    GlobalAvgPool2d, Gru, GruConfig, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Mode,
-    Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler, ScaledDotProductAttention,
-    Sequential,
+    BatchNorm, BeamSearch, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
+    GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d,
+    MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
+    ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
