@@ -18,7 +18,7 @@
 //!   [`Sequential`]; weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
-//!   [`AttentionMask`].
+//!   [`AttentionMask`], and a decoder's [`GlobalAttention`] layer (Luong's) built on it.
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
@@ -64,8 +64,8 @@ pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
     BatchNorm, BeamSearch, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
-    GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d,
-    MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
+    GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig,
+    MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
     ScaledDotProductAttention, Sequential,
 };
 pub use optim::{

@@ -25,7 +25,8 @@ mod sequential;
 
 pub use activation::{Activation, ActivationKind};
 pub use attention::{
-    scaled_dot_product_attention, AdditiveAttention, AttentionMask, ScaledDotProductAttention,
+    scaled_dot_product_attention, AdditiveAttention, AttentionMask, GlobalAttention,
+    ScaledDotProductAttention,
 };
 pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
