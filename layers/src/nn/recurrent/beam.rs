@@ -49,6 +49,28 @@ pub struct Hypothesis {
 ///
 /// The result is the best finished hypothesis (the first found among equals); if none
 /// finished within `max_len` tokens, the best beam cut there (`finished == false`).
+///
+/// ```
+/// use keel_layers::{BeamSearch, Tensor};
+///
+/// // A "model" whose next-token logits depend on the last token only: tokens 0 and 1, the
+/// // end token 2, the start token 3. Greedy takes 0 (p = 0.6) and then ends with p = 0.34;
+/// // taking 1 (p = 0.4) and ending with p = 0.9 is better overall.
+/// let probs = |last: u32| match last {
+///     0 => [0.33f32, 0.33, 0.34],
+///     1 => [0.05, 0.05, 0.9],
+///     _ => [0.6, 0.4, 1e-6],
+/// };
+/// let step = |tokens: &[u32], _parents: &[usize], logits: &mut Tensor| {
+///     let rows = tokens.iter().flat_map(|&t| probs(t).map(f32::ln)).collect();
+///     *logits = Tensor::from_vec(&[tokens.len(), 3], rows)?;
+///     Ok(())
+/// };
+/// let greedy = BeamSearch::new(1, 10).search(3, 2, step).unwrap();
+/// let beam = BeamSearch::new(2, 10).search(3, 2, step).unwrap();
+/// assert_eq!((greedy.tokens, beam.tokens), (vec![0], vec![1]));
+/// assert!((beam.log_prob - 0.36f64.ln()).abs() < 1e-5 && beam.finished);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BeamSearch {
     width: usize,
