@@ -31,7 +31,8 @@
 //! - [`train`]: [`fit`] (any [`Loss`]; progress bar, per-epoch log, learning-rate schedule,
 //!   early stopping) and [`evaluate`] (an [`Evaluation`]: the loss and the loss's metrics),
 //!   the [`History`] `fit` returns and its curves
-//!   ([`plot_curves`], SVG); [`gradcheck`] for any layer or model; safetensors checkpoints
+//!   ([`plot_curves`], SVG), heat maps such as attention weights ([`plot_heatmap`], SVG);
+//!   [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
 //!   a prefix or a non-strict load).
 //! - [`models`]: ready-made networks, [`lenet5`].
@@ -75,6 +76,6 @@ pub use optim::{
 pub use tensor::Tensor;
 pub use train::{
     evaluate, fit, gradcheck, gradcheck_params, load_safetensors, load_safetensors_with, plot_curves,
-    plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport,
-    History, LoadOptions, LoadReport,
+    plot_heatmap, plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig,
+    GradcheckReport, History, LoadOptions, LoadReport,
 };
