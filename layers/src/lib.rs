@@ -13,11 +13,12 @@
 //!   [`AvgPool2d`], [`GlobalAvgPool2d`], [`Flatten`], the recurrent [`Rnn`], [`Gru`], [`Lstm`]
 //!   (configured by [`RecurrentConfig`], [`RnnConfig`]) and their many-to-one heads
 //!   [`LastStep`], [`MeanOverTime`], the many-to-many [`FlattenSteps`] (a dense head on every
-//!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature), chained by
+//!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature) or a
+//!   [`BeamSearch`] (returning a [`Hypothesis`]), chained by
 //!   [`Sequential`]; weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
-//!   [`AttentionMask`].
+//!   [`AttentionMask`], and a decoder's [`GlobalAttention`] layer (Luong's) built on it.
 //! - [`loss`]: the [`Loss`] trait (forward, backward, and a tally of the loss's metrics)
 //!   and its implementations [`SoftmaxCrossEntropy`], [`BceWithLogits`], [`Mse`].
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
@@ -30,7 +31,8 @@
 //! - [`train`]: [`fit`] (any [`Loss`]; progress bar, per-epoch log, learning-rate schedule,
 //!   early stopping) and [`evaluate`] (an [`Evaluation`]: the loss and the loss's metrics),
 //!   the [`History`] `fit` returns and its curves
-//!   ([`plot_curves`], SVG); [`gradcheck`] for any layer or model; safetensors checkpoints
+//!   ([`plot_curves`], SVG), heat maps such as attention weights ([`plot_heatmap`], SVG);
+//!   [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
 //!   a prefix or a non-strict load).
 //! - [`models`]: ready-made networks, [`lenet5`].
@@ -62,10 +64,10 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
-    GlobalAvgPool2d, Gru, GruConfig, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Mode,
-    Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler, ScaledDotProductAttention,
-    Sequential,
+    BatchNorm, BeamSearch, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
+    GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig,
+    MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
+    ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
@@ -74,6 +76,6 @@ pub use optim::{
 pub use tensor::Tensor;
 pub use train::{
     evaluate, fit, gradcheck, gradcheck_params, load_safetensors, load_safetensors_with, plot_curves,
-    plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig, GradcheckReport,
-    History, LoadOptions, LoadReport,
+    plot_heatmap, plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig,
+    GradcheckReport, History, LoadOptions, LoadReport,
 };

@@ -1,7 +1,7 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
 //! recurrent, their many-to-one heads and the many-to-many [`FlattenSteps`], with step-by-step
-//! decoding in [`recurrent::sampling`]), [`Sequential`] to chain them, and weight
+//! decoding in [`recurrent::sampling`] and [`recurrent::beam`]), [`Sequential`] to chain them, and weight
 //! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
 //! types are re-exported here, as are those of [`attention`] (scaled dot-product attention and
 //! its masks).
@@ -25,7 +25,8 @@ mod sequential;
 
 pub use activation::{Activation, ActivationKind};
 pub use attention::{
-    scaled_dot_product_attention, AdditiveAttention, AttentionMask, ScaledDotProductAttention,
+    scaled_dot_product_attention, AdditiveAttention, AttentionMask, GlobalAttention,
+    ScaledDotProductAttention,
 };
 pub use batchnorm::BatchNorm;
 pub use conv2d::{Conv2d, Conv2dConfig};
@@ -38,8 +39,8 @@ pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use recurrent::{
-    argmax, sample, softmax_with_temperature, Decoding, Gru, GruConfig, Lstm, LstmConfig, Nonlinearity,
-    RecurrentConfig, Rnn, RnnConfig, Sampler,
+    argmax, sample, select_beams, softmax_with_temperature, BeamSearch, Decoding, Gru, GruConfig, Hypothesis,
+    Lstm, LstmConfig, Nonlinearity, RecurrentConfig, Rnn, RnnConfig, Sampler,
 };
 pub use sequence_pool::{LastStep, MeanOverTime};
 pub use sequential::Sequential;

@@ -1,6 +1,7 @@
 //! Training: [`fit`] a model (progress bar, per-epoch log, learning-rate schedule, early
 //! stopping) and [`evaluate`] it; what `fit` reports ([`History`]) and its learning
-//! curves ([`plot_curves`]); [`gradcheck`](gradcheck::gradcheck) for any layer or model;
+//! curves ([`plot_curves`]); heat maps ([`plot_heatmap`]: attention weights);
+//! [`gradcheck`](gradcheck::gradcheck) for any layer or model;
 //! safetensors checkpoints.
 
 mod checkpoint;
@@ -8,6 +9,7 @@ mod curves;
 mod evaluate;
 mod fit;
 mod gradcheck;
+mod heatmap;
 mod history;
 
 pub use checkpoint::{load_safetensors, load_safetensors_with, save_safetensors, LoadOptions, LoadReport};
@@ -15,4 +17,5 @@ pub use curves::{plot_curves, plot_series};
 pub use evaluate::evaluate;
 pub use fit::{fit, FitConfig};
 pub use gradcheck::{gradcheck, gradcheck_params, relative_error, GradcheckReport};
+pub use heatmap::plot_heatmap;
 pub use history::{EpochMetrics, Evaluation, History};

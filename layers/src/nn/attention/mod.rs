@@ -4,6 +4,8 @@
 //! - [`ScaledDotProductAttention`] (and the one-shot [`scaled_dot_product_attention`]):
 //!   scores `Q·Kᵀ/√d`, no parameters;
 //! - [`AdditiveAttention`] (Bahdanau): scores `vᵀ·tanh(W_q·q + W_k·k)`, with its parameters;
+//! - [`GlobalAttention`] (Luong): a decoder's layer joining each state with its additive
+//!   context over the encoder's states, `tanh(W_c·[c; h] + b_c)`;
 //! - [`AttentionMask`]: boolean, additive (`-inf`) or key-padding masks.
 //!
 //! # Shapes
@@ -16,6 +18,7 @@
 //! backward through them; one concern per file.
 
 mod additive;
+mod global;
 mod mask;
 mod scaled_dot_product;
 mod weights;
@@ -24,5 +27,6 @@ mod weights;
 mod tests;
 
 pub use additive::AdditiveAttention;
+pub use global::GlobalAttention;
 pub use mask::AttentionMask;
 pub use scaled_dot_product::{scaled_dot_product_attention, ScaledDotProductAttention};

@@ -23,7 +23,8 @@
 //! [`FlattenSteps`](crate::nn::FlattenSteps), `Sequential[Lstm, FlattenSteps, Dense]`, with
 //! one target per step. **One-to-many** generation feeds each step's choice back as the next
 //! input, carrying the state: [`sampling`] (greedy or at a temperature,
-//! `examples/char_lm.rs`).
+//! `examples/char_lm.rs`), or [`beam`] search, which keeps the best few sequences and one
+//! state row for each (`examples/seq2seq_attention.rs`).
 //!
 //! # Design
 //! One layer in one direction (a *unit*) runs the two halves of the kernels' cells over time:
@@ -60,12 +61,14 @@
 //! (`grad_initial_state`), and gradients of the final states can be given
 //! (`set_grad_final_state`): they start the carries of backward through time.
 
+pub mod beam;
 mod engine;
 mod gru;
 mod lstm;
 mod rnn;
 pub mod sampling;
 
+pub use beam::{select_beams, BeamSearch, Hypothesis};
 pub use gru::Gru;
 pub use keel_kernels::rnn::Nonlinearity;
 pub use lstm::Lstm;
