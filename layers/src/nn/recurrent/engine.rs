@@ -717,13 +717,14 @@ impl Stack {
                 self.c_n.data_mut()[index * bh..(index + 1) * bh].copy_from_slice(c);
             }
         }
-        let last = &self.layer_out[self.config.num_layers - 1];
+        let last = &mut self.layer_out[self.config.num_layers - 1];
         if self.config.batch_first {
             self.output.resize(&[batch, seq, directions * hidden]);
             swap_axes(last.data(), (seq, batch, directions * hidden), self.output.data_mut());
         } else {
-            self.output.resize(last.shape());
-            self.output.data_mut().copy_from_slice(last.data());
+            // The last layer's output is read by nothing else: it becomes the output, and the
+            // old output's buffer the next forward's.
+            std::mem::swap(&mut self.output, last);
         }
         self.last = Some((seq, batch));
         Ok(())
@@ -784,8 +785,7 @@ impl Stack {
             self.grad_input.resize(input.shape());
             swap_axes(self.grad_in.data(), (seq, batch, self.config.input_size), self.grad_input.data_mut());
         } else {
-            self.grad_input.resize(input.shape());
-            self.grad_input.data_mut().copy_from_slice(self.grad_in.data());
+            std::mem::swap(&mut self.grad_input, &mut self.grad_in);
         }
         Ok(())
     }
