@@ -25,6 +25,7 @@
 //! pool it already runs on, through rayon's work stealing, so it neither nests pools nor
 //! starts threads beyond the pool's.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Element-wise passes (activations, optimizer updates, ...) shorter than this run on the
@@ -50,9 +51,35 @@ pub fn max_threads() -> usize {
     MAX_THREADS.load(Ordering::Relaxed)
 }
 
-/// The effective thread count of a kernel called here: the number of threads of the pool
-/// the caller runs on, capped by [`max_threads`] when that is not 0.
+thread_local! {
+    /// Whether the calling thread is inside [`serial`].
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every kernel call it makes on this thread kept on this thread (an effective
+/// thread count of 1, whatever the pool): for a chain of small dependent calls, such as the
+/// steps of a recurrent layer, where handing half of each call to another core costs more
+/// (the wake-up, and the other half's data crossing between the cores' caches) than it
+/// saves. The bits are those of a 1-thread pool. Nests; the previous state comes back when
+/// `f` returns or panics.
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the previous state back when dropped.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SERIAL.with(|serial| serial.set(self.0));
+        }
+    }
+    let _restore = Restore(SERIAL.with(|serial| serial.replace(true)));
+    f()
+}
+
+/// The effective thread count of a kernel called here: 1 inside [`serial`], else the number
+/// of threads of the pool the caller runs on, capped by [`max_threads`] when that is not 0.
 pub fn current_num_threads() -> usize {
+    if SERIAL.with(Cell::get) {
+        return 1;
+    }
     let pool = rayon::current_num_threads();
     match max_threads() {
         0 => pool,

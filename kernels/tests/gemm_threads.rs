@@ -2,6 +2,8 @@
 //! `min(pool size, cap)`, element-wise chunks follow it, and a capped bigger pool computes
 //! the same bits as a pool of the effective size (GEMM and a chunked reduction).
 //!
+//! `serial` keeps the calls made inside it on the calling thread.
+//!
 //! One test function: the cap is process-wide, so the checks run in sequence rather than as
 //! parallel tests that would see each other's settings.
 
@@ -11,7 +13,7 @@ use common::uniform;
 use keel_kernels::gemm::{native, GemmShape, Transpose};
 use keel_kernels::loss::mse_forward;
 use keel_kernels::parallel::{
-    chunk_len, current_num_threads, max_threads, set_max_threads, MIN_PARALLEL_ELEMENTS,
+    chunk_len, current_num_threads, max_threads, serial, set_max_threads, MIN_PARALLEL_ELEMENTS,
 };
 use rayon::prelude::*;
 
@@ -86,4 +88,30 @@ fn the_thread_cap_bounds_every_split_and_keeps_the_bits() {
 
     set_max_threads(0);
     assert_eq!(four.install(current_num_threads), 4, "cap removed");
+    check_serial();
+}
+
+/// `serial`: kernel calls inside it stay on the calling thread (an effective count of 1 on
+/// any pool, the bits of a 1-thread pool), it nests, and the previous state comes back when
+/// it returns or panics. Run uncapped, by the test above.
+fn check_serial() {
+    let (one, two) = (pool(1), pool(2));
+    let reference_product = one.install(product);
+    let loss_one = one.install(chunked_loss);
+    let long = 64 * MIN_PARALLEL_ELEMENTS;
+    two.install(|| {
+        assert_eq!(current_num_threads(), 2);
+        serial(|| {
+            assert_eq!(current_num_threads(), 1);
+            assert_eq!(chunk_len(long, 8), long, "one chunk");
+            assert_eq!(bits(&product()), bits(&reference_product));
+            assert_eq!(chunked_loss(), loss_one);
+            serial(|| assert_eq!(current_num_threads(), 1, "nested"));
+            assert_eq!(current_num_threads(), 1, "still serial after the nested call");
+        });
+        assert_eq!(current_num_threads(), 2, "restored on return");
+        let panicked = std::panic::catch_unwind(|| serial(|| panic!("inside serial")));
+        assert!(panicked.is_err());
+        assert_eq!(current_num_threads(), 2, "restored after a panic");
+    });
 }

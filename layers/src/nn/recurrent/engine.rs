@@ -3,6 +3,7 @@
 //! [`keel_kernels::rnn`] (see the module docs of [`super`] for the design).
 
 use keel_kernels::gemm::PackedB;
+use keel_kernels::parallel::serial;
 use keel_kernels::rnn::{self, Nonlinearity, GRU_CACHE_WIDTH, LSTM_CACHE_WIDTH};
 use rand::rngs::StdRng;
 use rand::RngExt;
@@ -11,6 +12,10 @@ use super::RecurrentConfig;
 use crate::error::{LayerError, Result};
 use crate::nn::{Dropout, Init, Layer, Mode, Param};
 use crate::tensor::Tensor;
+
+/// Multiply-adds of a step's recurrent GEMM (`batch·G·H·H`) from which the steps' kernel calls
+/// may split across threads: 8 Mi, about 50 µs of one core's work (see [`on_step_threads`]).
+const STEP_PARALLEL_MULADDS: usize = 1 << 23;
 
 /// Which cell a stack runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +95,21 @@ fn slots(buf: &mut [f32], bh: usize, t: usize, reverse: bool) -> (&mut [f32], &m
 /// The read-only slot `t + offset` of a `(seq + 1, batch, hidden)` buffer.
 fn slot(buf: &[f32], bh: usize, t: usize) -> &[f32] {
     &buf[t * bh..(t + 1) * bh]
+}
+
+/// Runs the time loop `steps` of one unit: on the calling thread alone ([`serial`]) when a
+/// step's recurrent GEMM is below [`STEP_PARALLEL_MULADDS`], else with each kernel call free
+/// to split across the pool. The steps form a chain of small dependent calls, so splitting a
+/// small one costs more (waking the other thread, and its half of the gates crossing to the
+/// core that runs the cell) than it saves; the bits are the same either way.
+fn on_step_threads(dims: Dims<'_>, cell: Cell, steps: impl FnOnce() -> Result<()>) -> Result<()> {
+    let width = cell.gates() * dims.hidden;
+    let muladds = dims.batch.saturating_mul(width).saturating_mul(dims.hidden);
+    if muladds < STEP_PARALLEL_MULADDS {
+        serial(steps)
+    } else {
+        steps()
+    }
 }
 
 /// The rows `range` of an optional state tensor.
@@ -221,50 +241,57 @@ impl Unit {
         rnn::projection_forward(rows, self.input_size, width, x, w_ih, b_ih, false, &mut self.gates)?;
         rnn::projection_pack_weight(width, hidden, w_hh, &mut self.packed_hh)?;
         let w_hh = &self.packed_hh;
-        for step in 0..seq {
-            let t = if reverse { seq - 1 - step } else { step };
-            let (h_prev, h_next) = slots(&mut self.hs, bh, t, reverse);
-            let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
-            let cache = &mut self.cache[t * cache_len..(t + 1) * cache_len];
-            // The recurrent projection (one GEMM), then the fused cell.
-            match cell {
-                Cell::Rnn(nonlinearity) => {
-                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
-                    rnn::rnn_cell_forward(batch, hidden, nonlinearity, gates, h_next)?;
+        on_step_threads(dims, cell, || {
+            for step in 0..seq {
+                let t = if reverse { seq - 1 - step } else { step };
+                let (h_prev, h_next) = slots(&mut self.hs, bh, t, reverse);
+                let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
+                let cache = &mut self.cache[t * cache_len..(t + 1) * cache_len];
+                // The recurrent projection (one GEMM), then the fused cell.
+                match cell {
+                    Cell::Rnn(nonlinearity) => {
+                        rnn::projection_forward_packed(
+                            batch, hidden, width, h_prev, w_hh, b_hh, true, gates,
+                        )?;
+                        rnn::rnn_cell_forward(batch, hidden, nonlinearity, gates, h_next)?;
+                    }
+                    Cell::Lstm => {
+                        rnn::projection_forward_packed(
+                            batch, hidden, width, h_prev, w_hh, b_hh, true, gates,
+                        )?;
+                        let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
+                        rnn::lstm_cell_forward(batch, hidden, gates, c_prev, c_next, h_next, cache)?;
+                    }
+                    Cell::Gru => {
+                        let gh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
+                        rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, false, gh)?;
+                        rnn::gru_cell_forward(batch, hidden, gates, gh, h_prev, h_next, cache)?;
+                    }
                 }
-                Cell::Lstm => {
-                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, true, gates)?;
-                    let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
-                    rnn::lstm_cell_forward(batch, hidden, gates, c_prev, c_next, h_next, cache)?;
+                // Rows whose sequence has ended keep their state (so the final state is the one at
+                // their last step, and the reverse direction starts there from the initial one).
+                for b in dims.rows_past_end(t) {
+                    h_next[b * hidden..(b + 1) * hidden]
+                        .copy_from_slice(&h_prev[b * hidden..(b + 1) * hidden]);
+                    if cell == Cell::Lstm {
+                        let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
+                        c_next[b * hidden..(b + 1) * hidden]
+                            .copy_from_slice(&c_prev[b * hidden..(b + 1) * hidden]);
+                    }
                 }
-                Cell::Gru => {
-                    let gh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
-                    rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, false, gh)?;
-                    rnn::gru_cell_forward(batch, hidden, gates, gh, h_prev, h_next, cache)?;
+                // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
+                let out_width = directions * hidden;
+                for (b, h) in h_next.chunks_exact(hidden).enumerate() {
+                    let dst = &mut out[(t * batch + b) * out_width + direction * hidden..][..hidden];
+                    if dims.past_end(b, t) {
+                        dst.fill(0.0);
+                    } else {
+                        dst.copy_from_slice(h);
+                    }
                 }
             }
-            // Rows whose sequence has ended keep their state (so the final state is the one at
-            // their last step, and the reverse direction starts there from the initial one).
-            for b in dims.rows_past_end(t) {
-                h_next[b * hidden..(b + 1) * hidden].copy_from_slice(&h_prev[b * hidden..(b + 1) * hidden]);
-                if cell == Cell::Lstm {
-                    let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
-                    c_next[b * hidden..(b + 1) * hidden]
-                        .copy_from_slice(&c_prev[b * hidden..(b + 1) * hidden]);
-                }
-            }
-            // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
-            let out_width = directions * hidden;
-            for (b, h) in h_next.chunks_exact(hidden).enumerate() {
-                let dst = &mut out[(t * batch + b) * out_width + direction * hidden..][..hidden];
-                if dims.past_end(b, t) {
-                    dst.fill(0.0);
-                } else {
-                    dst.copy_from_slice(h);
-                }
-            }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The final states `(h, c)` of the last forward, `(batch, hidden)` each (`c` empty
@@ -311,70 +338,98 @@ impl Unit {
         let [p_ih, p_hh, p_bih, p_bhh] = &mut self.params;
         let w_hh = p_hh.value.data();
         // Steps in the reverse of their forward order.
-        for step in 0..seq {
-            let t = if reverse { step } else { seq - 1 - step };
-            // dh = ∂L/∂output at t (this direction's columns) + the carry from the step after.
-            let out_width = directions * hidden;
-            for (b, (dh, carry)) in
-                ws.dh.chunks_exact_mut(hidden).zip(ws.carry.chunks_exact(hidden)).enumerate()
-            {
-                if dims.past_end(b, t) {
-                    // The output is a constant 0 there: only the carry passes.
-                    dh.copy_from_slice(carry);
-                } else {
-                    let dy = &dout[(t * batch + b) * out_width + direction * hidden..][..hidden];
-                    dh.iter_mut().zip(dy).zip(carry).for_each(|((dh, dy), carry)| *dh = dy + carry);
+        on_step_threads(dims, cell, || {
+            for step in 0..seq {
+                let t = if reverse { step } else { seq - 1 - step };
+                // dh = ∂L/∂output at t (this direction's columns) + the carry from the step after.
+                let out_width = directions * hidden;
+                for (b, (dh, carry)) in
+                    ws.dh.chunks_exact_mut(hidden).zip(ws.carry.chunks_exact(hidden)).enumerate()
+                {
+                    if dims.past_end(b, t) {
+                        // The output is a constant 0 there: only the carry passes.
+                        dh.copy_from_slice(carry);
+                    } else {
+                        let dy = &dout[(t * batch + b) * out_width + direction * hidden..][..hidden];
+                        dh.iter_mut().zip(dy).zip(carry).for_each(|((dh, dy), carry)| *dh = dy + carry);
+                    }
+                }
+                let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
+                let cache = &self.cache[t * cache_len..(t + 1) * cache_len];
+                let (before, after) = if reverse { (t + 1, t) } else { (t, t + 1) };
+                // The cell backward into the gate gradients, then dh_prev through W_hh.
+                match cell {
+                    Cell::Rnn(nonlinearity) => {
+                        let h_next = slot(&self.hs, bh, after);
+                        rnn::rnn_cell_backward(batch, hidden, nonlinearity, h_next, &ws.dh, gates)?;
+                        rnn::projection_backward_data(
+                            batch,
+                            hidden,
+                            width,
+                            gates,
+                            w_hh,
+                            false,
+                            &mut ws.carry,
+                        )?;
+                    }
+                    Cell::Lstm => {
+                        let c_prev = slot(&self.cs, bh, before);
+                        let dc = Some(&ws.dc[..]);
+                        rnn::lstm_cell_backward(
+                            batch,
+                            hidden,
+                            cache,
+                            c_prev,
+                            &ws.dh,
+                            dc,
+                            gates,
+                            &mut ws.dc_prev,
+                        )?;
+                        std::mem::swap(&mut ws.dc, &mut ws.dc_prev);
+                        rnn::projection_backward_data(
+                            batch,
+                            hidden,
+                            width,
+                            gates,
+                            w_hh,
+                            false,
+                            &mut ws.carry,
+                        )?;
+                    }
+                    Cell::Gru => {
+                        let h_prev = slot(&self.hs, bh, before);
+                        let dgh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
+                        // The direct part z⊙dh' into the carry, then + dgh·W_hh.
+                        rnn::gru_cell_backward(
+                            batch,
+                            hidden,
+                            cache,
+                            h_prev,
+                            &ws.dh,
+                            gates,
+                            dgh,
+                            &mut ws.carry,
+                        )?;
+                        rnn::projection_backward_data(batch, hidden, width, dgh, w_hh, true, &mut ws.carry)?;
+                    }
+                }
+                // Rows whose sequence has ended did not step: no gate gradient (so no parameter or
+                // input gradient), and the carries pass through unchanged.
+                for b in dims.rows_past_end(t) {
+                    self.gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
+                    if cell == Cell::Gru {
+                        self.hidden_gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
+                    }
+                    let row = b * hidden..(b + 1) * hidden;
+                    ws.carry[row.clone()].copy_from_slice(&ws.dh[row.clone()]);
+                    if cell == Cell::Lstm {
+                        // After the swap, dc_prev holds the dc this step received.
+                        ws.dc[row.clone()].copy_from_slice(&ws.dc_prev[row]);
+                    }
                 }
             }
-            let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
-            let cache = &self.cache[t * cache_len..(t + 1) * cache_len];
-            let (before, after) = if reverse { (t + 1, t) } else { (t, t + 1) };
-            // The cell backward into the gate gradients, then dh_prev through W_hh.
-            match cell {
-                Cell::Rnn(nonlinearity) => {
-                    let h_next = slot(&self.hs, bh, after);
-                    rnn::rnn_cell_backward(batch, hidden, nonlinearity, h_next, &ws.dh, gates)?;
-                    rnn::projection_backward_data(batch, hidden, width, gates, w_hh, false, &mut ws.carry)?;
-                }
-                Cell::Lstm => {
-                    let c_prev = slot(&self.cs, bh, before);
-                    let dc = Some(&ws.dc[..]);
-                    rnn::lstm_cell_backward(
-                        batch,
-                        hidden,
-                        cache,
-                        c_prev,
-                        &ws.dh,
-                        dc,
-                        gates,
-                        &mut ws.dc_prev,
-                    )?;
-                    std::mem::swap(&mut ws.dc, &mut ws.dc_prev);
-                    rnn::projection_backward_data(batch, hidden, width, gates, w_hh, false, &mut ws.carry)?;
-                }
-                Cell::Gru => {
-                    let h_prev = slot(&self.hs, bh, before);
-                    let dgh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
-                    // The direct part z⊙dh' into the carry, then + dgh·W_hh.
-                    rnn::gru_cell_backward(batch, hidden, cache, h_prev, &ws.dh, gates, dgh, &mut ws.carry)?;
-                    rnn::projection_backward_data(batch, hidden, width, dgh, w_hh, true, &mut ws.carry)?;
-                }
-            }
-            // Rows whose sequence has ended did not step: no gate gradient (so no parameter or
-            // input gradient), and the carries pass through unchanged.
-            for b in dims.rows_past_end(t) {
-                self.gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
-                if cell == Cell::Gru {
-                    self.hidden_gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
-                }
-                let row = b * hidden..(b + 1) * hidden;
-                ws.carry[row.clone()].copy_from_slice(&ws.dh[row.clone()]);
-                if cell == Cell::Lstm {
-                    // After the swap, dc_prev holds the dc this step received.
-                    ws.dc[row.clone()].copy_from_slice(&ws.dc_prev[row]);
-                }
-            }
-        }
+            Ok(())
+        })?;
         dh0.copy_from_slice(&ws.carry);
         if cell == Cell::Lstm {
             dc0.copy_from_slice(&ws.dc);
