@@ -8,8 +8,9 @@
 mod common;
 
 use common::{
-    assert_close, assert_error, assert_length_error, cpu_isas, edge_size, for_each_isa, lse64, magnitude,
-    nan_vec, numeric_grad, parallel_len, sigmoid64, two_threads, uniform,
+    accuracy_points, assert_close, assert_error, assert_length_error, cpu_isas, edge_size, for_each_isa,
+    lse64, magnitude, max_ulp, nan_vec, numeric_grad, parallel_len, sigmoid64, two_threads, ulp_error,
+    uniform,
 };
 use keel_kernels::activation::{self as act, reference};
 use keel_kernels::isa::Isa;
@@ -45,28 +46,8 @@ fn leaky64(slope: f64, z: f64) -> f64 {
     }
 }
 
-/// Error of `got` in units of the f32 ulp at `exact` (ulps of `f32::MIN_POSITIVE` below it).
-fn ulp_error(got: f32, exact: f64) -> f64 {
-    let e = (exact as f32).abs().max(f32::MIN_POSITIVE);
-    let ulp = f64::from(f32::from_bits(e.to_bits() + 1) - e);
-    (f64::from(got) - exact).abs() / ulp
-}
-
 // ---------------------------------------------------------------------------------------
 // Measured accuracy of the vector math against f64.
-
-/// A dense sweep where the results are normal floats, plus random points.
-fn accuracy_points(lo: f32, hi: f32) -> Vec<f32> {
-    let n = 200_001;
-    let mut x: Vec<f32> = (0..n).map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32).collect();
-    x.extend(uniform(100_000, 7, lo, hi));
-    x.extend(uniform(100_000, 8, -1e-3, 1e-3));
-    x
-}
-
-fn max_ulp(x: &[f32], got: &[f32], exact: impl Fn(f64) -> f64) -> f64 {
-    x.iter().zip(got).map(|(&x, &g)| ulp_error(g, exact(f64::from(x)))).fold(0.0, f64::max)
-}
 
 /// Measured on every instruction set (AVX-512F and AVX2 with FMA / portable without, x86-64
 /// default build): exp 0.99 / 0.95 ulp; sigmoid 2.29 ulp (the same as libm's `1/(1 + e⁻ˣ)`,

@@ -4,7 +4,7 @@
 use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
-use crate::simd::math::{sigmoid, tanh};
+use crate::simd::math::{sigmoid_gate, tanh_gate};
 use crate::simd::SimdF32;
 
 /// GRU cell forward from the two pre-activation blocks, one pass over them.
@@ -17,7 +17,8 @@ use crate::simd::SimdF32;
 /// - `cache` `(batch, 4·hidden)`: **overwritten** with `[r | z | n | gh_n]` per row, what
 ///   [`gru_cell_backward`] needs;
 ///
-/// where `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r⊙gh_n)`.
+/// where `r = σ(gi_r + gh_r)`, `z = σ(gi_z + gh_z)`, `n = tanh(gi_n + r⊙gh_n)` (each within 4
+/// ulp, as for [`super::lstm_cell_forward`]).
 /// `batch = 0` or `hidden = 0` is a no-op. Errors name the first slice whose length does
 /// not match.
 pub fn gru_cell_forward(
@@ -68,10 +69,10 @@ impl CellRow<3, 2> for Forward {
         let (cache_z, rest) = rest.split_at_mut(hidden);
         let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
         for j in lane_blocks(hidden, V::LANES) {
-            let r = sigmoid(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
-            let z = sigmoid(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
+            let r = sigmoid_gate(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
+            let z = sigmoid_gate(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
             let hidden_n = V::load(&gh_n[j..]);
-            let n = tanh(r.mul_add(hidden_n, V::load(&gi_n[j..])));
+            let n = tanh_gate(r.mul_add(hidden_n, V::load(&gi_n[j..])));
             // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
             let h = V::load(&h_prev[j..]);
             z.mul_add(h - n, n).store(&mut h_next[j..]);

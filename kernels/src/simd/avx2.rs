@@ -109,6 +109,10 @@ impl SimdF32 for F32x8 {
         F32x8(avx2!(_mm256_sqrt_ps(self.0)))
     }
     #[inline(always)]
+    fn recip_estimate(self) -> Self {
+        F32x8(avx2!(_mm256_rcp_ps(self.0)))
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         F32x8(avx2!(_mm256_andnot_ps(sign_bits(), self.0)))
     }

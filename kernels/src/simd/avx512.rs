@@ -107,6 +107,10 @@ impl SimdF32 for F32x16 {
         F32x16(avx512!(_mm512_sqrt_ps(self.0)))
     }
     #[inline(always)]
+    fn recip_estimate(self) -> Self {
+        F32x16(avx512!(_mm512_rcp14_ps(self.0)))
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         F32x16(avx512!(_mm512_abs_ps(self.0)))
     }

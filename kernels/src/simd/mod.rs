@@ -85,6 +85,10 @@ pub(crate) trait SimdF32:
     fn neg_mul_add(self, b: Self, c: Self) -> Self;
     /// Square root (correctly rounded).
     fn sqrt(self) -> Self;
+    /// An estimate of `1/self`, relative error below 2⁻¹¹ (AVX-512 `rcp14`, AVX2 `rcp`; the
+    /// portable set divides): a start for one Newton step ([`super::math`]'s gate
+    /// functions), for `self` in `[1, 2¹²⁶]`.
+    fn recip_estimate(self) -> Self;
     /// `|self|` (clears the sign bit; NaN stays NaN).
     fn abs(self) -> Self;
     /// `self` where `self > other`, else `other` (x86 `maxps`: a NaN in either gives `other`).

@@ -43,6 +43,10 @@ impl SimdF32 for f32x8 {
         f32x8::sqrt(self)
     }
     #[inline(always)]
+    fn recip_estimate(self) -> Self {
+        f32x8::splat(1.0) / self
+    }
+    #[inline(always)]
     fn abs(self) -> Self {
         f32x8::abs(self)
     }

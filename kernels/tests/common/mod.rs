@@ -154,3 +154,23 @@ pub fn assert_error<T: std::fmt::Debug>(r: keel_kernels::Result<T>, shape: bool,
         ),
     }
 }
+
+/// Error of `got` in units of the f32 ulp at `exact` (ulps of `f32::MIN_POSITIVE` below it).
+pub fn ulp_error(got: f32, exact: f64) -> f64 {
+    let e = (exact as f32).abs().max(f32::MIN_POSITIVE);
+    let ulp = f64::from(f32::from_bits(e.to_bits() + 1) - e);
+    (f64::from(got) - exact).abs() / ulp
+}
+
+/// A dense sweep where the results are normal floats, plus random points.
+pub fn accuracy_points(lo: f32, hi: f32) -> Vec<f32> {
+    let n = 200_001;
+    let mut x: Vec<f32> = (0..n).map(|i| lo + (hi - lo) * i as f32 / (n - 1) as f32).collect();
+    x.extend(uniform(100_000, 7, lo, hi));
+    x.extend(uniform(100_000, 8, -1e-3, 1e-3));
+    x
+}
+
+pub fn max_ulp(x: &[f32], got: &[f32], exact: impl Fn(f64) -> f64) -> f64 {
+    x.iter().zip(got).map(|(&x, &g)| ulp_error(g, exact(f64::from(x)))).fold(0.0, f64::max)
+}
