@@ -182,7 +182,7 @@ fn bench_gemm(criterion: &mut Criterion) {
         }
         #[cfg(feature = "blas")]
         group.bench_function(
-            BenchmarkId::new(concat!("blas-", env!("KEEL_BLAS_NAME")), "threads-from-env"),
+            BenchmarkId::new(format!("blas-{}", keel::kernels::gemm::BLAS_LIBRARY), "threads-from-env"),
             |bench| {
                 bench.iter(|| {
                     keel::kernels::sgemm(

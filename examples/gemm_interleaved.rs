@@ -41,15 +41,15 @@ type Product = fn(usize, usize, usize, &[f32], &[f32], &mut [f32]);
 /// A contender: its name, its product, and the rayon pool it runs in (entered once per
 /// timing, not per call, as a caller inside the pool would).
 struct Contender {
-    name: &'static str,
+    name: String,
     product: Product,
     pool: rayon::ThreadPool,
 }
 
 impl Contender {
-    fn new(name: &'static str, product: Product, threads: usize) -> Contender {
+    fn new(name: &str, product: Product, threads: usize) -> Contender {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
-        Contender { name, product, pool }
+        Contender { name: name.to_owned(), product, pool }
     }
 
     /// Seconds per call, over `reps` calls.
@@ -113,7 +113,7 @@ fn contenders() -> Vec<Contender> {
     #[cfg(feature = "blas")]
     let list = list
         .into_iter()
-        .chain([Contender::new(concat!("BLAS: ", env!("KEEL_BLAS_NAME")), system_blas, 1)])
+        .chain([Contender::new(&format!("BLAS: {}", keel::kernels::gemm::BLAS_LIBRARY), system_blas, 1)])
         .collect();
     list
 }

@@ -9,8 +9,9 @@ mod gemm_problem;
 use common::{on_isa, uniform};
 use gemm_problem::problem_with;
 use keel_kernels::gemm::{
+    native,
     reference::{sgemm_fused_reference, sgemm_reference},
-    sgemm_fused, sgemm_strided_batched, Activation, BatchStrides, Bias, Epilogue, GemmShape, Transpose,
+    sgemm_strided_batched, Activation, BatchStrides, Bias, Epilogue, GemmShape, Transpose,
 };
 use keel_kernels::isa::current_isa;
 use keel_kernels::KernelError;
@@ -102,13 +103,22 @@ fn run_batched(p: &Batch, c: &mut [f32]) {
     .unwrap();
 }
 
-/// The batch as a loop of single fused GEMMs on the selected instruction set.
+/// The batch as a loop of keel's own fused GEMMs on the selected instruction set (the
+/// batched product runs keel's paths in every build, `blas` included).
 fn run_loop(p: &Batch, c: &mut [f32]) {
     let s = p.shape;
     let [sa, sb, sc] = p.strides;
     for i in 0..p.batch {
         on_isa(current_isa(), || {
-            sgemm_fused(&s, p.alpha, &p.a[i * sa..], &p.b[i * sb..], p.beta, &mut c[i * sc..], &epilogue(p))
+            native::sgemm_fused(
+                &s,
+                p.alpha,
+                &p.a[i * sa..],
+                &p.b[i * sb..],
+                p.beta,
+                &mut c[i * sc..],
+                &epilogue(p),
+            )
         })
         .unwrap();
     }

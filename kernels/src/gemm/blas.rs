@@ -1,7 +1,7 @@
 //! The `blas` feature: `sgemm` calls the system's `cblas_sgemm`.
 //!
-//! This crate only declares the symbol (through `cblas-sys`); the final binary links the
-//! provider, which the `keel` facade's `build.rs` does (OpenBLAS unless told otherwise).
+//! `cblas-sys` declares the symbol; this crate's `build.rs` links the provider (OpenBLAS
+//! unless `KEEL_BLAS_LIB` names another).
 
 use super::{GemmShape, Transpose};
 

@@ -72,6 +72,11 @@ pub(crate) use avx512::activate as activate_avx512;
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use plan::{plan, GemmPath};
 pub use prepacked::{sgemm_prepacked, PackedB};
+
+/// The system BLAS library `sgemm` calls in this build (`KEEL_BLAS_LIB` at build time,
+/// `openblas` by default), by its linker name.
+#[cfg(feature = "blas")]
+pub const BLAS_LIBRARY: &str = env!("KEEL_BLAS_NAME");
 pub use shape::{GemmShape, Transpose};
 
 /// The element strides between consecutive matrices of each operand of

@@ -1,8 +1,9 @@
 //! Links the system BLAS when the `blas` feature is on; does nothing otherwise.
 //!
-//! `keel-kernels` only declares the `cblas_*` symbols (through `cblas-sys`). This script
-//! picks the library that provides them, for this package and everything built on it
-//! (its tests, benches and examples):
+//! `cblas-sys` only declares the `cblas_*` symbols. This script picks the library that
+//! provides them and passes it to the linker of every binary built on this crate, whichever
+//! package enabled the feature (the `keel` facade, `keel-layers`, or a user's crate
+//! depending on `keel-kernels` directly):
 //! - `KEEL_BLAS_LIB`: the library to link, by its linker name (`openblas` by default;
 //!   e.g. `blis`, `mkl_rt`, `cblas`). It is looked up with pkg-config first, then
 //!   passed to the linker as `-l<name>`.
@@ -20,7 +21,7 @@ fn main() {
         return;
     }
     let lib = std::env::var("KEEL_BLAS_LIB").unwrap_or_else(|_| "openblas".to_owned());
-    // Benches and examples name the library they compare with.
+    // `gemm::BLAS_LIBRARY` names it, for benches and examples.
     println!("cargo:rustc-env=KEEL_BLAS_NAME={lib}");
     let statik = std::env::var("KEEL_BLAS_STATIC").is_ok_and(|v| v == "1");
     if let Ok(dir) = std::env::var("KEEL_BLAS_LIB_DIR") {
