@@ -16,14 +16,17 @@
 //!   features span four orders of magnitude, from `0.001` to `4000`);
 //! - model: logistic regression, one `Dense(30 -> 1)` read as the logit of "malignant",
 //!   trained by `fit` with [`BceWithLogits`] and Adam (learning rate 0.01, batches of 32,
-//!   100 epochs), the dev loss shown per epoch;
+//!   100 epochs), the dev loss shown per epoch, with the L2 penalty `λ/(2m)·‖W‖²` of λ = 1
+//!   (Adam's `weight_decay` `λ/m`), the penalty of scikit-learn's default
+//!   `LogisticRegression(C=1)`;
 //! - report: the test loss and accuracy from `evaluate`, and the precision, recall and F1
 //!   of the malignant class.
 //!
-//! On the reference machine (1 thread) training takes about 0.1 s; the test accuracy is
-//! 99.12% (1 error in 114: a malignant mass called benign; precision 1.000, recall 0.976),
-//! as scikit-learn's `LogisticRegression` (default L2 penalty, C = 1) gets on the same split
-//! and scaling (the test loss: 0.050 here, 0.052 there).
+//! On the reference machine (1 thread) training takes about 50 ms; the test accuracy is
+//! 98.25% (2 errors in 114; precision, recall and F1 of "malignant" 0.977), as
+//! scikit-learn's `LogisticRegression` (L2, C = 1) gets on the same split and scaling
+//! (without the penalty, both fit the training set more closely and do worse on test:
+//! 93.9% for scikit-learn's unpenalised fit).
 
 use std::time::Instant;
 
@@ -77,7 +80,9 @@ fn main() -> Result<()> {
     // Logistic regression may start from zeros: its cost is convex.
     let mut model = Dense::new(csv.feature_names.len(), 1, Init::Zeros, &mut StdRng::seed_from_u64(0));
     let mut loss = BceWithLogits::new();
-    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() });
+    // L2 of λ = 1: the gradient gains λ/m·W.
+    let l2 = 1.0 / train.len() as f64;
+    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, weight_decay: l2, ..AdamConfig::default() });
     let config = FitConfig { epochs: 100, batch_size: 32, seed: 1, ..FitConfig::default() };
     let start = Instant::now();
     fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;

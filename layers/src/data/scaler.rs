@@ -107,7 +107,7 @@ impl Scaler {
                         return Err(LayerError::Data(format!(
                             "scaler: feature {feature} is {} in every training sample, so its {what} is 0: \
                              expected a varying feature (ZeroVariance::Unchanged leaves it as it is)",
-                            stats.min
+                            stats.min as f32
                         )))
                     }
                 }

@@ -22,12 +22,14 @@ pub struct SplitIndices {
 }
 
 /// Splits the samples of class `labels` into train, dev and test so that each class is
-/// spread as the whole set is: of the `n_c` samples of class `c`, test gets
-/// `⌊test_fraction·n_c⌋` or one more and dev `⌊dev_fraction·n_c⌋` or one more (within one
-/// sample of the exact share), the rest train; the extra samples go to the classes with the
-/// largest remainders, so that test holds `round(test_fraction·n)` samples and dev
-/// `round(dev_fraction·n)` overall, as [`train_dev_test_split`](super::train_dev_test_split)
-/// gives. Which samples of a class go where is drawn from a generator seeded with `seed`.
+/// spread as the whole set is: of the `n_c` samples of class `c`, each part gets its exact
+/// share `fraction·n_c` rounded down or up (so within one sample of it), and each part's
+/// total is its exact share `fraction·n` rounded down or up, where train's fraction is
+/// `1 - dev_fraction - test_fraction`. The parts' totals are rounded by largest remainder
+/// (ties to train, then dev), so they agree with
+/// [`train_dev_test_split`](super::train_dev_test_split)'s except when both dev and test
+/// fall half-way. Which samples of a class go where is drawn from a generator seeded with
+/// `seed`.
 ///
 /// # Shapes
 /// `labels`: one class index per sample, `n` of them; the three index lists hold `n`
@@ -42,23 +44,21 @@ pub fn stratified_split(
     seed: u64,
 ) -> Result<SplitIndices> {
     check_fractions(dev_fraction, test_fraction)?;
+    let fractions = [(1.0 - dev_fraction - test_fraction).max(0.0), dev_fraction, test_fraction];
     let classes = labels.iter().max().map_or(0, |&max| max as usize + 1);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (sample, &label) in labels.iter().enumerate() {
         members[label as usize].push(sample);
     }
     let counts: Vec<usize> = members.iter().map(Vec::len).collect();
-    let test = apportion(&counts, test_fraction, &counts);
-    let room: Vec<usize> = counts.iter().zip(&test).map(|(count, test)| count - test).collect();
-    let dev = apportion(&counts, dev_fraction, &room);
 
     let mut rng = StdRng::seed_from_u64(seed);
     let mut split = SplitIndices { train: Vec::new(), dev: Vec::new(), test: Vec::new() };
-    for ((mut samples, test), dev) in members.into_iter().zip(test).zip(dev) {
+    for (mut samples, [train, dev, _]) in members.into_iter().zip(apportion(&counts, fractions)) {
         samples.shuffle(&mut rng);
-        split.test.extend_from_slice(&samples[..test]);
-        split.dev.extend_from_slice(&samples[test..test + dev]);
-        split.train.extend_from_slice(&samples[test + dev..]);
+        split.train.extend_from_slice(&samples[..train]);
+        split.dev.extend_from_slice(&samples[train..train + dev]);
+        split.test.extend_from_slice(&samples[train + dev..]);
     }
     for part in [&mut split.train, &mut split.dev, &mut split.test] {
         part.shuffle(&mut rng);
@@ -66,28 +66,56 @@ pub fn stratified_split(
     Ok(split)
 }
 
-/// How many samples of each class (of `counts[c]` samples) a part holding `fraction` of
-/// them takes, at most `room[c]`: first `⌊fraction·counts[c]⌋` each, then one more each to
-/// the classes with the largest remainders (ties to the lower class) until the part holds
-/// `round(fraction·Σcounts)` or no class has room.
-fn apportion(counts: &[usize], fraction: f64, room: &[usize]) -> Vec<usize> {
-    let total: usize = counts.iter().sum();
-    let target = (fraction * total as f64).round() as usize;
-    let shares: Vec<f64> = counts.iter().map(|&count| fraction * count as f64).collect();
-    let mut taken: Vec<usize> =
-        shares.iter().zip(room).map(|(&share, &room)| (share.floor() as usize).min(room)).collect();
-    let mut by_remainder: Vec<usize> = (0..counts.len()).collect();
-    by_remainder
-        .sort_by(|&a, &b| (shares[b] - shares[b].floor()).total_cmp(&(shares[a] - shares[a].floor())));
-    let mut missing = target.saturating_sub(taken.iter().sum());
-    for class in by_remainder {
-        if missing == 0 {
-            break;
-        }
-        if taken[class] < room[class] && counts[class] > 0 {
-            taken[class] += 1;
-            missing -= 1;
+/// The exact shares `fraction·count` of `count` for each fraction (summing to 1), each
+/// rounded down, and the remainders: `count` minus the rounded-down shares is the number of
+/// shares to round up.
+fn floors(count: usize, fractions: [f64; 3]) -> ([usize; 3], [f64; 3]) {
+    let shares = fractions.map(|fraction| fraction * count as f64);
+    (shares.map(|share| share.floor() as usize), shares.map(|share| share - share.floor()))
+}
+
+/// Rounds the `(class, part)` table of exact shares `fractions[part]·counts[class]` to whole
+/// samples, every entry down or up, so that each class's row sums to its count and each
+/// part's column to its total share rounded down or up (largest remainder).
+///
+/// Rounding down leaves `supply[c]` samples of class `c` (at most 2: fewer than 3 parts'
+/// remainders) and `demand[p]` places in part `p` to fill, one per entry at most. Ryser's
+/// construction fills each part's places from the classes with the most samples left (then
+/// the largest remainder, then the lower class), the parts in decreasing demand; it always
+/// succeeds, because a part's demand never exceeds the number of classes with a non-zero
+/// remainder in it.
+fn apportion(counts: &[usize], fractions: [f64; 3]) -> Vec<[usize; 3]> {
+    let (mut totals, total_remainders) = floors(counts.iter().sum(), fractions);
+    let missing = counts.iter().sum::<usize>() - totals.iter().sum::<usize>();
+    let mut by_remainder = [0, 1, 2];
+    by_remainder.sort_by(|&a, &b| total_remainders[b].total_cmp(&total_remainders[a]));
+    for part in by_remainder.into_iter().take(missing) {
+        totals[part] += 1;
+    }
+
+    let rounded: Vec<([usize; 3], [f64; 3])> = counts.iter().map(|&count| floors(count, fractions)).collect();
+    let mut table: Vec<[usize; 3]> = rounded.iter().map(|(down, _)| *down).collect();
+    let mut supply: Vec<usize> =
+        counts.iter().zip(&table).map(|(count, down)| count - down.iter().sum::<usize>()).collect();
+    let mut demand =
+        [0, 1, 2].map(|part| totals[part].saturating_sub(table.iter().map(|row| row[part]).sum()));
+    let mut parts = [0, 1, 2];
+    parts.sort_by_key(|&part| std::cmp::Reverse(demand[part]));
+    for part in parts {
+        let mut classes: Vec<usize> = (0..counts.len()).filter(|&class| supply[class] > 0).collect();
+        classes.sort_by(|&a, &b| {
+            supply[b].cmp(&supply[a]).then_with(|| rounded[b].1[part].total_cmp(&rounded[a].1[part]))
+        });
+        for class in classes.into_iter().take(demand[part]) {
+            table[class][part] += 1;
+            supply[class] -= 1;
+            demand[part] -= 1;
         }
     }
-    taken
+    // Rounding errors in the shares could leave a sample unplaced; it goes to train so that
+    // every class is still split whole.
+    for (row, left) in table.iter_mut().zip(supply) {
+        row[0] += left;
+    }
+    table
 }
