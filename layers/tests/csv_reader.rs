@@ -243,6 +243,13 @@ fn ragged_rows_are_errors_naming_the_line() {
         "a,b,c\n1,2,x,4\n",
         ":2: expected 3 fields, got 4",
     );
+    // Blank lines are skipped but still counted.
+    assert_error(
+        &CsvReader::with_header(),
+        "ragged-after-blank",
+        "a,b,c\n\n   \n1,2\n",
+        ":4: expected 3 fields, got 2",
+    );
 }
 
 #[test]
@@ -297,4 +304,14 @@ fn class_indices_must_be_whole_non_negative_numbers() {
         let error = message(reader.read_class_indices(&file.0));
         assert!(error.contains(&format!("{}{expected}", file.0.display())), "{name}: {error}");
     }
+}
+
+#[test]
+fn windows_line_ends_and_a_byte_order_mark_are_read() {
+    let file = TempFile::plain("excel.csv", "\u{feff}age,label\r\n30,yes\r\n40,no\r\n");
+    let data = CsvReader::with_header().read_classes(&file.0).unwrap();
+    assert_eq!(data.feature_names, ["age"]);
+    assert_eq!(data.label_name.as_deref(), Some("label"));
+    assert_eq!(data.classes, ["no", "yes"]);
+    assert_eq!(data.dataset.features.data(), [30.0, 40.0]);
 }
