@@ -33,8 +33,8 @@ use std::time::Instant;
 use keel::kernels::optim::AdamConfig;
 use keel::layers::metrics::ConfusionMatrix;
 use keel::layers::{
-    evaluate, fit, stratified_split, Adam, BceWithLogits, CsvReader, Dataset, Dense, FitConfig, Init,
-    LabelColumn, Layer, LayerError, Mode, Result, Scaler, Tensor, ZeroVariance,
+    evaluate, fit, stratified_split, Adam, BceWithLogits, Column, CsvReader, Dataset, Dense, FitConfig, Init,
+    Layer, LayerError, Mode, Result, Scaler, Tensor, ZeroVariance,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -48,7 +48,7 @@ fn binary(data: Dataset, positive: u32) -> Result<Dataset<Tensor>> {
 
 fn main() -> Result<()> {
     let csv = CsvReader::with_header()
-        .label(LabelColumn::Name("diagnosis".into()))
+        .label(Column::Name("diagnosis".into()))
         .read_classes("data/breast_cancer.csv.gz")?;
     let malignant =
         csv.classes.iter().position(|class| class == "malignant").ok_or_else(|| {

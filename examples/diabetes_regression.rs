@@ -31,15 +31,15 @@ use std::time::Instant;
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    evaluate, fit, train_dev_test_split, Adam, CsvReader, Dense, FitConfig, Init, InverseTimeDecay,
-    LabelColumn, Layer, Mode, Mse, OneHot, Result, Scaler, ZeroVariance,
+    evaluate, fit, train_dev_test_split, Adam, Column, CsvReader, Dense, FitConfig, Init, InverseTimeDecay,
+    Layer, Mode, Mse, OneHot, Result, Scaler, ZeroVariance,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 fn main() -> Result<()> {
     let csv = CsvReader::with_header()
-        .label(LabelColumn::Name("progression".into()))
+        .label(Column::Name("progression".into()))
         .read_targets("data/diabetes.csv")?;
     println!("{} patients, features {:?}", csv.dataset.len(), csv.feature_names);
     let sex = csv.feature_index("sex")?;

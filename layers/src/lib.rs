@@ -60,8 +60,8 @@ pub mod tensor;
 pub mod train;
 
 pub use data::{
-    stratified_split, train_dev_test_split, Batches, CsvData, CsvReader, Dataset, LabelColumn, Labels,
-    OneHot, Scaler, SplitIndices, ZeroVariance,
+    stratified_split, train_dev_test_split, Batches, Column, CsvData, CsvReader, Dataset, Labels, OneHot,
+    Scaler, SplitIndices, ZeroVariance,
 };
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use keel_layers::{CsvData, CsvReader, LabelColumn, LayerError, Tensor};
+use keel_layers::{Column, CsvData, CsvReader, LayerError, OneHot, Tensor};
 
 /// A file holding `text` (gzipped if `gzip`) that is removed when dropped.
 struct TempFile(PathBuf);
@@ -87,7 +87,7 @@ fn the_class_order_depends_only_on_the_set_of_labels_and_numbers_sort_numericall
 #[test]
 fn the_label_column_by_index_or_name_and_the_others_are_features_in_order() {
     let file = TempFile::plain("label-first.csv", "diagnosis,radius,texture\nM,17.9,10.3\nB,13.5,14.3\n");
-    for label in [LabelColumn::Index(0), LabelColumn::Name("diagnosis".into())] {
+    for label in [Column::Index(0), Column::Name("diagnosis".into())] {
         let data = CsvReader::with_header().label(label).read_classes(&file.0).unwrap();
         assert_eq!(data.feature_names, ["radius", "texture"]);
         assert_eq!(data.label_name.as_deref(), Some("diagnosis"));
@@ -96,7 +96,7 @@ fn the_label_column_by_index_or_name_and_the_others_are_features_in_order() {
         assert_eq!(data.dataset.features.data(), [17.9, 10.3, 13.5, 14.3]);
     }
     let file = TempFile::plain("label-middle.csv", "x,y,z\n1,20,2\n3,10,4\n");
-    let middle = CsvReader::with_header().label(LabelColumn::Index(1)).read_classes(&file.0).unwrap();
+    let middle = CsvReader::with_header().label(Column::Index(1)).read_classes(&file.0).unwrap();
     assert_eq!(middle.feature_names, ["x", "z"]);
     assert_eq!(middle.classes, ["10", "20"]);
     assert_eq!(middle.dataset.labels, [1, 0]);
@@ -254,22 +254,27 @@ fn ragged_rows_are_errors_naming_the_line() {
 
 #[test]
 fn label_columns_that_do_not_exist_are_errors() {
-    let reader = CsvReader::with_header().label(LabelColumn::Name("specie".into()));
+    let reader = CsvReader::with_header().label(Column::Name("specie".into()));
     assert_error(
         &reader,
         "unknown-name",
         IRIS,
         ": no column named \"specie\" for the label: expected one of [\"sepal length\"",
     );
-    let reader = CsvReader::with_header().label(LabelColumn::Index(3));
+    let reader = CsvReader::with_header().label(Column::Index(3));
     assert_error(
         &reader,
         "index-past-end",
         IRIS,
         ": label column index 3: expected an index below the 3 columns",
     );
-    let reader = CsvReader::headerless().label(LabelColumn::Name("species".into()));
-    assert_error(&reader, "name-without-header", "1,2,0\n", ": the label column is given by name");
+    let reader = CsvReader::headerless().label(Column::Name("species".into()));
+    assert_error(
+        &reader,
+        "name-without-header",
+        "1,2,0\n",
+        ": a column is given by name (Name(\"species\"))",
+    );
     assert_error(
         &CsvReader::with_header(),
         "empty-label",
@@ -314,4 +319,66 @@ fn windows_line_ends_and_a_byte_order_mark_are_read() {
     assert_eq!(data.label_name.as_deref(), Some("label"));
     assert_eq!(data.classes, ["no", "yes"]);
     assert_eq!(data.dataset.features.data(), [30.0, 40.0]);
+}
+
+#[test]
+fn categorical_text_features_become_codes_that_one_hot_expands() {
+    let text = "colour,size,grade,label\nred,1.5,B,yes\ngreen,2.5,A,no\nred,3.5,C,no\nblue,4.5,A,yes\n";
+    let file = TempFile::plain("categorical.csv", text);
+    let data = CsvReader::with_header()
+        .categorical(Column::Name("grade".into()))
+        .categorical(Column::Index(0))
+        .read_classes(&file.0)
+        .unwrap();
+    assert_eq!(
+        data.categories,
+        [
+            (0, vec!["blue".to_string(), "green".into(), "red".into()]),
+            (2, vec!["A".into(), "B".into(), "C".into()])
+        ]
+    );
+    assert_eq!(data.dataset.features.data(), [2.0, 1.5, 1.0, 1.0, 2.5, 0.0, 2.0, 3.5, 2.0, 0.0, 4.5, 0.0]);
+    let one_hot = OneHot::fit(&data.dataset.features, &[0, 2]).unwrap();
+    let encoded = one_hot.transform(&data.dataset.features).unwrap();
+    assert_eq!(encoded.shape(), [4, 7]);
+    assert_eq!(&encoded.data()[..7], [0.0, 0.0, 1.0, 1.5, 0.0, 1.0, 0.0]);
+    // A categorical column after the label is numbered among the features.
+    let file = TempFile::plain("categorical-after-label.csv", "label,x,kind\n1,0.5,b\n0,0.25,a\n");
+    let data = CsvReader::with_header()
+        .label(Column::Index(0))
+        .categorical(Column::Last)
+        .read_class_indices(&file.0)
+        .unwrap();
+    assert_eq!(data.categories, [(1, vec!["a".to_string(), "b".into()])]);
+    assert_eq!(data.dataset.features.data(), [0.5, 1.0, 0.25, 0.0]);
+}
+
+#[test]
+fn categorical_columns_that_clash_or_are_empty_are_errors() {
+    let text = "a,b,label\nx,1,0\n";
+    let reader = CsvReader::with_header().categorical(Column::Last);
+    assert_error(
+        &reader,
+        "categorical-label",
+        text,
+        ": column 3 (\"label\") is the label, so it cannot be a categorical feature",
+    );
+    let reader = CsvReader::with_header().categorical(Column::Index(0)).categorical(Column::Name("a".into()));
+    assert_error(
+        &reader,
+        "categorical-twice",
+        text,
+        ": column 1 (\"a\") is given twice as a categorical feature",
+    );
+    let reader = CsvReader::with_header().categorical(Column::Name("z".into()));
+    assert_error(&reader, "categorical-unknown", text, ": no column named \"z\" for the categorical feature");
+    let reader = CsvReader::with_header().categorical(Column::Index(0));
+    assert_error(
+        &reader,
+        "categorical-empty",
+        "a,b,label\nx,1,0\n,2,1\n",
+        ":3: column 1 (\"a\"): empty category",
+    );
+    let reader = CsvReader::headerless().categorical(Column::Name("a".into()));
+    assert_error(&reader, "categorical-no-header", "x,1,0\n", ": a column is given by name");
 }

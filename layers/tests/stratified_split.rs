@@ -63,7 +63,7 @@ fn the_split_is_reproducible_and_mixes_classes() {
 #[test]
 fn the_bundled_classes_split_evenly() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/breast_cancer.csv.gz");
-    let data = CsvReader::with_header().label(keel_layers::LabelColumn::Index(0)).read_classes(path).unwrap();
+    let data = CsvReader::with_header().label(keel_layers::Column::Index(0)).read_classes(path).unwrap();
     let split = stratified_split(&data.dataset.labels, 0.2, 0.2, 42).unwrap();
     assert_eq!(check(&data.dataset.labels, 0.2, 0.2, &split), [341, 114, 114]);
 }

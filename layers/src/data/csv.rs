@@ -1,15 +1,16 @@
 //! Reading a CSV file into a [`Dataset`]: [`CsvReader`] holds the options (header row,
-//! delimiter, label column, whether missing and infinite values are allowed) and reads a
-//! file, plain or gzip-compressed, into a [`CsvData`]: the data set with the column names and
-//! the class names of its labels.
+//! delimiter, label column, categorical feature columns, whether missing and infinite
+//! values are allowed) and reads a file, plain or gzip-compressed, into a [`CsvData`]: the
+//! data set with the column names, the class names of its labels and the category names of
+//! its categorical features.
 //!
 //! ```no_run
-//! use keel_layers::data::{CsvReader, LabelColumn};
+//! use keel_layers::data::{CsvReader, Column};
 //!
 //! // A header row, `;`-separated, the class in the column named "species" given as text.
 //! let iris = CsvReader::with_header()
 //!     .delimiter(b';')
-//!     .label(LabelColumn::Name("species".into()))
+//!     .label(Column::Name("species".into()))
 //!     .read_classes("iris.csv")?;
 //! println!("{} samples of {:?}, classes {:?}", iris.dataset.len(), iris.feature_names, iris.classes);
 //! # Ok::<(), keel_layers::LayerError>(())
@@ -23,11 +24,11 @@ use super::Dataset;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
-/// Which column of a CSV file holds the label; the other columns are the features, in file
-/// order.
+/// A column of a CSV file: the label's ([`CsvReader::label`]) or a categorical feature's
+/// ([`CsvReader::categorical`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum LabelColumn {
-    /// The last column (the default).
+pub enum Column {
+    /// The last column (the label's default).
     #[default]
     Last,
     /// The column at this position, counting from 0.
@@ -58,14 +59,16 @@ const DELIMITER_GUESSES: [u8; 4] = [b',', b';', b'\t', b'|'];
 /// (from 1) and name (when there is a header row): a file that cannot be read, an empty file,
 /// a header row without data rows, a line that splits into one column (with the delimiter it
 /// probably uses), a row with another number of fields than the first, a field that is not a
-/// finite number, a label column that does not exist (the header's names are listed), a label
-/// column given by name when the reader has no header row, and a `scale` that is zero or not
-/// finite.
+/// finite number, an empty label or category, a label or categorical column that does not
+/// exist (the header's names are listed), a column given by name when the reader has no
+/// header row, a categorical column that is the label or is given twice, and a `scale` that
+/// is zero or not finite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvReader {
     header: bool,
     delimiter: u8,
-    label: LabelColumn,
+    label: Column,
+    categorical: Vec<Column>,
     allow_non_finite: bool,
     scale: f32,
 }
@@ -85,6 +88,10 @@ pub struct CsvData<L = Vec<u32>> {
     /// for [`CsvReader::read_class_indices`], `"0"`, `"1"`, ... up to the largest index;
     /// empty for [`CsvReader::read_targets`].
     pub classes: Vec<String>,
+    /// Each categorical feature ([`CsvReader::categorical`]), by its position among the
+    /// features (increasing), and the names of its categories: code `i` stands for
+    /// `names[i]`.
+    pub categories: Vec<(usize, Vec<String>)>,
 }
 
 impl<L> CsvData<L> {
@@ -109,6 +116,8 @@ struct Table {
     width: usize,
     /// Each row's label field and the line it is on.
     labels: Vec<(String, u64)>,
+    /// Each categorical feature's position among the features and its category names.
+    categories: Vec<(usize, Vec<String>)>,
 }
 
 impl CsvReader {
@@ -118,7 +127,8 @@ impl CsvReader {
         CsvReader {
             header: true,
             delimiter: b',',
-            label: LabelColumn::Last,
+            label: Column::Last,
+            categorical: Vec::new(),
             allow_non_finite: false,
             scale: 1.0,
         }
@@ -137,8 +147,18 @@ impl CsvReader {
     }
 
     /// The column holding the label (by default the last).
-    pub fn label(mut self, label: LabelColumn) -> Self {
+    pub fn label(mut self, label: Column) -> Self {
         self.label = label;
+        self
+    }
+
+    /// Reads feature `column` as categories given as text (`"red"`, `"M"`, `"1"`): each
+    /// distinct value becomes a code `0, 1, ...` in the order [`CsvData::classes`] describes
+    /// for labels (not divided by the scale), and [`CsvData::categories`] keeps the names.
+    /// [`OneHot`](super::OneHot) then expands the codes into indicator columns. Call once per
+    /// categorical column; an empty field in it is an error.
+    pub fn categorical(mut self, column: Column) -> Self {
+        self.categorical.push(column);
         self
     }
 
@@ -161,22 +181,10 @@ impl CsvReader {
     /// Reads a file whose labels are class names (any text: `"benign"`, `"Iris-setosa"`,
     /// `"3"`), mapping them to class indices in the order [`CsvData::classes`] describes.
     pub fn read_classes(&self, path: impl AsRef<Path>) -> Result<CsvData> {
-        let path = path.as_ref();
-        let table = self.read_table(path)?;
-        let mut classes: Vec<String> = table.labels.iter().map(|(label, _)| label.clone()).collect();
-        classes.sort_unstable();
-        classes.dedup();
-        let numbers: Option<Vec<f64>> = classes.iter().map(|class| class.parse().ok()).collect();
-        if let Some(numbers) = numbers {
-            let mut keyed: Vec<(f64, String)> = numbers.into_iter().zip(classes).collect();
-            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            classes = keyed.into_iter().map(|(_, class)| class).collect();
-        }
-        let index: HashMap<&str, u32> =
-            classes.iter().enumerate().map(|(i, class)| (class.as_str(), i as u32)).collect();
-        let labels = table.labels.iter().map(|(label, _)| index[label.as_str()]).collect();
-        let (dataset, feature_names, label_name) = table.into_dataset(labels)?;
-        Ok(CsvData { dataset, feature_names, label_name, classes })
+        let table = self.read_table(path.as_ref())?;
+        let classes = name_order(table.labels.iter().map(|(label, _)| label.as_str()));
+        let labels = codes(&classes, table.labels.iter().map(|(label, _)| label.as_str()));
+        table.into_data(labels, classes)
     }
 
     /// Reads a file whose labels are class indices written as whole numbers (`0`, `7`,
@@ -197,8 +205,7 @@ impl CsvReader {
             })
             .collect::<Result<Vec<u32>>>()?;
         let classes = (0..labels.iter().max().map_or(0, |&max| max + 1)).map(|i| i.to_string()).collect();
-        let (dataset, feature_names, label_name) = table.into_dataset(labels)?;
-        Ok(CsvData { dataset, feature_names, label_name, classes })
+        table.into_data(labels, classes)
     }
 
     /// Reads a file whose labels are numeric targets (regression), as labels `(n, 1)`; a
@@ -218,12 +225,11 @@ impl CsvReader {
             })
             .collect::<Result<Vec<f32>>>()?;
         let targets = Tensor::from_vec(&[targets.len(), 1], targets)?;
-        let (dataset, feature_names, label_name) = table.into_dataset(targets)?;
-        Ok(CsvData { dataset, feature_names, label_name, classes: Vec::new() })
+        table.into_data(targets, Vec::new())
     }
 
     /// Reads the fields of the file: the header's names, the feature values (checked and
-    /// scaled) and the label fields (not yet interpreted).
+    /// scaled, categories coded) and the label fields (not yet interpreted).
     fn read_table(&self, path: &Path) -> Result<Table> {
         if !self.scale.is_finite() || self.scale == 0.0 {
             return Err(LayerError::Data(format!(
@@ -232,12 +238,13 @@ impl CsvReader {
                 self.scale
             )));
         }
-        if !self.header && matches!(self.label, LabelColumn::Name(_)) {
+        let mut columns = std::iter::once(&self.label).chain(&self.categorical);
+        if let Some(named) = columns.find(|column| matches!(column, Column::Name(_))).filter(|_| !self.header)
+        {
             return Err(LayerError::Data(format!(
-                "{}: the label column is given by name ({:?}) but the reader expects no header \
-                 row (use CsvReader::with_header)",
-                path.display(),
-                self.label
+                "{}: a column is given by name ({named:?}) but the reader expects no header row \
+                 (use CsvReader::with_header)",
+                path.display()
             )));
         }
         let bytes = read_bytes(path)?;
@@ -253,9 +260,12 @@ impl CsvReader {
             values: Vec::new(),
             width: 0,
             labels: Vec::new(),
+            categories: Vec::new(),
         };
-        // The number of fields of the first row and the position of the label among them.
+        // Set by the first row: its number of fields and the label's position among them;
+        // each categorical column's position with its fields so far.
         let mut layout: Option<(usize, usize)> = None;
+        let mut categorical: Vec<(usize, Vec<String>)> = Vec::new();
         let mut names: Vec<String> = Vec::new();
         for record in reader.records() {
             let record = record.map_err(|e| LayerError::Data(format!("{}: {e}", path.display())))?;
@@ -274,7 +284,8 @@ impl CsvReader {
                     if self.header {
                         names = record.iter().map(str::to_string).collect();
                     }
-                    let label = self.label_position(path, &names, fields)?;
+                    let label = column_position(path, &names, fields, &self.label, "label")?;
+                    categorical = self.categorical_positions(path, &names, fields, label)?;
                     layout = Some((fields, label));
                     table.width = fields - 1;
                     if self.header {
@@ -294,48 +305,80 @@ impl CsvReader {
                 return Err(at(path, line, format!("expected {fields} fields, got {}", record.len())));
             }
             let first_row = table.labels.is_empty();
+            let mut categories = categorical.iter_mut().peekable();
             for (column, field) in record.iter().enumerate() {
                 if column == label {
                     if field.is_empty() {
                         return Err(at(path, line, format!("{}: empty label", column_name(&names, column))));
                     }
                     table.labels.push((field.to_string(), line));
+                } else if let Some((_, seen)) = categories.next_if(|(c, _)| *c == column) {
+                    if field.is_empty() {
+                        return Err(at(
+                            path,
+                            line,
+                            format!("{}: empty category", column_name(&names, column)),
+                        ));
+                    }
+                    seen.push(field.to_string());
+                    // A placeholder for the code, known once every category has been seen.
+                    table.values.push(0.0);
                 } else {
                     table.values.push(self.feature(path, line, &names, column, field, first_row)?);
                 }
             }
         }
-        match layout {
-            None => Err(LayerError::Data(format!(
+        let Some((_, label)) = layout else {
+            return Err(LayerError::Data(format!(
                 "{}: empty file: expected {}rows of features and a label",
                 path.display(),
                 if self.header { "a header row and " } else { "" }
-            ))),
-            Some(_) if table.labels.is_empty() => Err(LayerError::Data(format!(
+            )));
+        };
+        if table.labels.is_empty() {
+            return Err(LayerError::Data(format!(
                 "{}: no samples: the header row is the only row",
                 path.display()
-            ))),
-            Some(_) => Ok(table),
+            )));
         }
+        for (column, seen) in categorical {
+            let feature = if column > label { column - 1 } else { column };
+            let names = name_order(seen.iter().map(String::as_str));
+            let codes = codes(&names, seen.iter().map(String::as_str));
+            for (row, code) in table.values.chunks_exact_mut(table.width).zip(codes) {
+                row[feature] = code as f32;
+            }
+            table.categories.push((feature, names));
+        }
+        Ok(table)
     }
 
-    /// The position of the label column in a row of `fields` fields (`names`: the header's,
-    /// empty without one).
-    fn label_position(&self, path: &Path, names: &[String], fields: usize) -> Result<usize> {
-        match &self.label {
-            LabelColumn::Last => Ok(fields - 1),
-            LabelColumn::Index(index) if *index < fields => Ok(*index),
-            LabelColumn::Index(index) => Err(LayerError::Data(format!(
-                "{}: label column index {index}: expected an index below the {fields} columns",
-                path.display()
-            ))),
-            LabelColumn::Name(name) => names.iter().position(|n| n == name).ok_or_else(|| {
-                LayerError::Data(format!(
-                    "{}: no column named {name:?} for the label: expected one of {names:?}",
-                    path.display()
-                ))
-            }),
+    /// The positions (increasing) of the categorical columns in a row of `fields` fields
+    /// whose label is at `label`, each with an empty list of fields; errors if one does not
+    /// exist, is the label, or is given twice.
+    fn categorical_positions(
+        &self,
+        path: &Path,
+        names: &[String],
+        fields: usize,
+        label: usize,
+    ) -> Result<Vec<(usize, Vec<String>)>> {
+        let mut positions = self
+            .categorical
+            .iter()
+            .map(|column| column_position(path, names, fields, column, "categorical feature"))
+            .collect::<Result<Vec<usize>>>()?;
+        positions.sort_unstable();
+        let clash = |what: &str, column: usize| {
+            LayerError::Data(format!("{}: {} {what}", path.display(), column_name(names, column)))
+        };
+        if let Some(&column) = positions.iter().find(|&&column| column == label) {
+            return Err(clash("is the label, so it cannot be a categorical feature", column));
         }
+        if let Some(pair) = positions.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(clash("is given twice as a categorical feature", pair[0]));
+        }
+        Ok(positions.into_iter().map(|position| (position, Vec::new())).collect())
     }
 
     /// Parses the feature `field` at `line` and `column` (from 0) as a finite number (or,
@@ -400,12 +443,66 @@ impl CsvReader {
 }
 
 impl Table {
-    /// The features as a tensor beside `labels` in a data set, with the column names.
-    fn into_dataset<L>(self, labels: L) -> Result<(Dataset<L>, Vec<String>, Option<String>)> {
+    /// The features as a tensor beside `labels` in a data set, with the column names, the
+    /// categories and the class names `classes`.
+    fn into_data<L>(self, labels: L, classes: Vec<String>) -> Result<CsvData<L>> {
         let rows = self.labels.len();
         let features = Tensor::from_vec(&[rows, self.width], self.values)?;
-        Ok((Dataset { features, labels }, self.feature_names, self.label_name))
+        Ok(CsvData {
+            dataset: Dataset { features, labels },
+            feature_names: self.feature_names,
+            label_name: self.label_name,
+            classes,
+            categories: self.categories,
+        })
     }
+}
+
+/// The position of `column` in a row of `fields` fields (`names`: the header's, empty
+/// without one); `role` names what the column is for in the error.
+fn column_position(
+    path: &Path,
+    names: &[String],
+    fields: usize,
+    column: &Column,
+    role: &str,
+) -> Result<usize> {
+    match column {
+        Column::Last => Ok(fields - 1),
+        Column::Index(index) if *index < fields => Ok(*index),
+        Column::Index(index) => Err(LayerError::Data(format!(
+            "{}: {role} column index {index}: expected an index below the {fields} columns",
+            path.display()
+        ))),
+        Column::Name(name) => names.iter().position(|n| n == name).ok_or_else(|| {
+            LayerError::Data(format!(
+                "{}: no column named {name:?} for the {role}: expected one of {names:?}",
+                path.display()
+            ))
+        }),
+    }
+}
+
+/// The distinct `values` in a deterministic order that depends only on the set of values:
+/// numeric if every one is a number (so `"9"` before `"10"`), otherwise by bytes.
+fn name_order<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut names: Vec<String> = values.map(str::to_string).collect();
+    names.sort_unstable();
+    names.dedup();
+    let numbers: Option<Vec<f64>> = names.iter().map(|name| name.parse().ok()).collect();
+    if let Some(numbers) = numbers {
+        let mut keyed: Vec<(f64, String)> = numbers.into_iter().zip(names).collect();
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        names = keyed.into_iter().map(|(_, name)| name).collect();
+    }
+    names
+}
+
+/// The code of each of `values` (all among `names`): its position in `names`.
+fn codes<'a>(names: &[String], values: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let index: HashMap<&str, u32> =
+        names.iter().enumerate().map(|(i, name)| (name.as_str(), i as u32)).collect();
+    values.map(|value| index[value]).collect()
 }
 
 /// A `LayerError::Data` at `line` of the file at `path`.

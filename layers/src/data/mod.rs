@@ -17,7 +17,7 @@ mod split;
 mod stratified;
 
 pub use batches::Batches;
-pub use csv::{CsvData, CsvReader, LabelColumn};
+pub use csv::{Column, CsvData, CsvReader};
 pub use dataset::Dataset;
 pub use labels::Labels;
 pub use one_hot::OneHot;

@@ -9,8 +9,9 @@ use crate::tensor::Tensor;
 /// other columns keep their order, and a categorical column's indicators take its position,
 /// one per category in increasing order of the category's value.
 ///
-/// The categories of a column are the distinct values (codes such as `1`/`2` for sex, or an
-/// occupation number) it holds in the training features; a held-out sample of a category
+/// The categories of a column are the distinct values it holds in the training features:
+/// codes such as `1`/`2` for sex or an occupation number, or the codes that
+/// [`CsvReader::categorical`](super::CsvReader::categorical) gives a column of text; a held-out sample of a category
 /// never seen in training is an error rather than an all-zero row, so a split that misses a
 /// category shows.
 #[derive(Debug, Clone, PartialEq)]
