@@ -22,7 +22,7 @@
 //! - report: the train and dev R² every 200 epochs, the test R² and mean absolute error (in
 //!   the target's units), and a few test patients' predictions beside the truth.
 //!
-//! On the reference machine (1 thread) training takes under 0.1 s and reaches a test R² of
+//! On the reference machine (1 thread) training takes about 0.1 s and reaches a test R² of
 //! 0.392 and a mean absolute error of 48.6, where scikit-learn's `LinearRegression` (exact
 //! least squares) gets 0.393 and 48.6 on the same split and encoding (train R² 0.567 and
 //! 0.568).
