@@ -47,7 +47,7 @@ const DELIMITER_GUESSES: [u8; 4] = [b',', b';', b'\t', b'|'];
 ///
 /// The file may be gzip-compressed (recognised by its first bytes, whatever its name);
 /// fields may be quoted (`"a, b"`), and spaces around fields are ignored. Every feature field
-/// must be a finite number unless [`CsvReader::allow_non_finite`] is set; every label must be
+/// that is not categorical must be a finite number unless [`CsvReader::allow_non_finite`] is set; every label must be
 /// present (and, for targets and indices, a finite number).
 ///
 /// # Shapes
@@ -73,7 +73,8 @@ pub struct CsvReader {
     scale: f32,
 }
 
-/// What a [`CsvReader`] read: the data set, the names of its columns, and the class names.
+/// What a [`CsvReader`] read: the data set, the names of its columns, the class names and
+/// the category names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvData<L = Vec<u32>> {
     /// Features `(samples, features)` and a label per sample.
@@ -111,7 +112,8 @@ impl<L> CsvData<L> {
 struct Table {
     feature_names: Vec<String>,
     label_name: Option<String>,
-    /// `(rows, width)` feature values, row-major, already divided by the scale.
+    /// `(rows, width)` feature values, row-major, divided by the scale (category codes are
+    /// not).
     values: Vec<f32>,
     width: usize,
     /// Each row's label field and the line it is on.
