@@ -24,8 +24,11 @@
 //! - [`optim`]: the [`Optimizer`] trait, [`Adam`], [`Sgd`], [`RmsProp`]; gradient clipping
 //!   ([`clip_grad_norm`], [`clip_grad_value`]); learning-rate schedules ([`LrSchedule`]).
 //! - [`data`]: [`Dataset`] (samples labelled by class indices or by rows of values, see
-//!   [`Labels`]; the bundled CSV files, MNIST's IDX files in [`data::idx`]), [`Batches`]
-//!   (seeded, shuffled mini-batches) and [`train_dev_test_split`].
+//!   [`Labels`]; CSV files read by a [`CsvReader`] into [`CsvData`] with the column and
+//!   class names, MNIST's IDX files in [`data::idx`]), preprocessing fitted on the training
+//!   set ([`Scaler`] per feature with a [`ZeroVariance`] policy, [`OneHot`]), [`Batches`]
+//!   (seeded, shuffled mini-batches), [`train_dev_test_split`] and [`stratified_split`]
+//!   (indices, [`SplitIndices`]).
 //! - [`metrics`]: what losses report ([`Accuracy`]; [`Regression`]: MAE and R²),
 //!   [`accuracy`], [`ConfusionMatrix`] (precision, recall, F1), [`BiasVariance`].
 //! - [`train`]: [`fit`] (any [`Loss`]; progress bar, per-epoch log, learning-rate schedule,
@@ -56,7 +59,10 @@ pub mod optim;
 pub mod tensor;
 pub mod train;
 
-pub use data::{train_dev_test_split, Batches, Dataset, Labels};
+pub use data::{
+    stratified_split, train_dev_test_split, Batches, Column, CsvData, CsvReader, Dataset, Labels, OneHot,
+    Scaler, SplitIndices, ZeroVariance,
+};
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;
 pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};

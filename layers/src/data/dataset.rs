@@ -1,12 +1,9 @@
 //! [`Dataset`]: features and labels, one row each per sample; the bundled CSV files
 //! (`data/digits.csv.gz`, `data/mnist_5k.csv.gz`).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
-
-use super::Labels;
+use super::{CsvReader, Labels};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -22,63 +19,18 @@ pub struct Dataset<L = Vec<u32>> {
 }
 
 impl Dataset {
-    /// Reads a gzip-compressed CSV file of numbers whose last column is the class label
-    /// (the layout of the bundled data sets), dividing every feature by `scale` (16 for
-    /// digits, 255 for MNIST, to bring them into [0, 1]). Errors name the file, the line and
-    /// what was wrong: a field that is not a finite number (`NaN` and `inf` tokens included,
-    /// naming the column), a ragged row, a negative or fractional label, an empty file; and a
-    /// `scale` that is zero or not finite.
+    /// Reads a CSV file in the layout of the bundled data sets: no header row, numbers
+    /// separated by commas, the class index in the last column; gzip-compressed or plain.
+    /// Every feature is divided by `scale` (16 for digits, 255 for MNIST, to bring them into
+    /// [0, 1]). This is [`CsvReader::headerless`]`().scale(scale).read_class_indices(path)`
+    /// without the names; its errors are that reader's (naming the file, the line and the
+    /// column): a field that is not a finite number (`NaN` and `inf` included), a ragged
+    /// row, a negative or fractional label, an empty file, a `scale` zero or not finite.
+    ///
+    /// # Shapes
+    /// A file of `n` rows of `c` numbers gives features `(n, c - 1)` and `n` labels.
     pub fn from_csv_gz(path: impl AsRef<Path>, scale: f32) -> Result<Dataset> {
-        let path = path.as_ref();
-        if !scale.is_finite() || scale == 0.0 {
-            return Err(LayerError::Data(format!(
-                "{}: scale must be finite and non-zero, got {scale}",
-                path.display()
-            )));
-        }
-        let bad = |line: usize, what: String| LayerError::Data(format!("{}:{line}: {what}", path.display()));
-        let file =
-            std::fs::File::open(path).map_err(|e| LayerError::Data(format!("{}: {e}", path.display())))?;
-        let mut values = Vec::new();
-        let mut labels = Vec::new();
-        let mut width = None;
-        for (index, line) in BufReader::new(GzDecoder::new(file)).lines().enumerate() {
-            let number = index + 1;
-            let line = line.map_err(|e| bad(number, e.to_string()))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split(',').collect();
-            match width {
-                None => width = Some(fields.len()),
-                Some(w) if w != fields.len() => {
-                    return Err(bad(number, format!("expected {w} fields, got {}", fields.len())))
-                }
-                Some(_) => {}
-            }
-            let (label, features) = fields.split_last().ok_or_else(|| bad(number, "empty row".into()))?;
-            if features.is_empty() {
-                return Err(bad(number, "a row needs at least one feature and a label".into()));
-            }
-            for (column, field) in features.iter().enumerate() {
-                let value: f32 =
-                    field.trim().parse().ok().filter(|value: &f32| value.is_finite()).ok_or_else(|| {
-                        bad(number, format!("column {}: {field:?} is not a finite number", column + 1))
-                    })?;
-                values.push(value / scale);
-            }
-            let label: f64 =
-                label.trim().parse().map_err(|_| bad(number, format!("label {label:?} is not a number")))?;
-            if label < 0.0 || label.fract() != 0.0 || label > f64::from(u32::MAX) {
-                return Err(bad(number, format!("label {label} is not a class index")));
-            }
-            labels.push(label as u32);
-        }
-        let Some(width) = width else {
-            return Err(LayerError::Data(format!("{}: no samples", path.display())));
-        };
-        let features = Tensor::from_vec(&[labels.len(), width - 1], values)?;
-        Ok(Dataset { features, labels })
+        Ok(CsvReader::headerless().scale(scale).read_class_indices(path)?.dataset)
     }
 }
 
@@ -112,10 +64,11 @@ impl<L: Labels> Dataset<L> {
         Ok(self)
     }
 
-    /// The mean and standard deviation of every feature value together (as MNIST is usually
-    /// normalised), computed in f64: take them from the training set, then [`Self::normalize`]
-    /// every split with them.
-    pub fn feature_mean_std(&self) -> (f32, f32) {
+    /// One mean and one standard deviation over all feature values pooled together (as
+    /// MNIST's pixels are usually normalised), computed in f64: take them from the training
+    /// set, then [`Self::normalize`] every split with them. For a mean and deviation per
+    /// feature (per column), see [`Scaler::standard`](super::Scaler::standard).
+    pub fn pooled_mean_std(&self) -> (f32, f32) {
         let values = self.features.data();
         let n = values.len().max(1) as f64;
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
@@ -123,7 +76,8 @@ impl<L: Labels> Dataset<L> {
         (mean as f32, var.sqrt() as f32)
     }
 
-    /// `x ← (x - mean)/std` for every feature value; a zero `std` is treated as 1.
+    /// `x ← (x - mean)/std` for every feature value, with the scalars of
+    /// [`Self::pooled_mean_std`]; a zero `std` is treated as 1.
     pub fn normalize(&mut self, mean: f32, std: f32) {
         let scale = if std > 0.0 { 1.0 / std } else { 1.0 };
         self.features.data_mut().iter_mut().for_each(|v| *v = (*v - mean) * scale);
@@ -139,13 +93,34 @@ impl<L: Labels> Dataset<L> {
         self.len() == 0
     }
 
-    /// Samples `range` as a new data set (e.g. a train/test split of a shuffled set).
+    /// Samples `range` as a new data set (e.g. a train/test split of a shuffled set); errors
+    /// if the range is reversed or past the end.
+    ///
+    /// # Shapes
+    /// Features `(samples, ...)` give `(range.len(), ...)`: every trailing dimension is kept
+    /// (`(n,)`, `(n, features)`, NCHW images).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Result<Self> {
         if range.start > range.end || range.end > self.len() {
             return Err(LayerError::Data(format!("samples {range:?} of a set of {}", self.len())));
         }
-        self.check_rows("dataset slice")?;
-        Ok(self.gather(&range.collect::<Vec<_>>()))
+        self.select(&range.collect::<Vec<_>>())
+    }
+
+    /// The samples at `indices`, in that order (repeats allowed), as a new data set: how the
+    /// index lists of [`stratified_split`](super::stratified_split) become data sets; errors
+    /// if an index is not below [`Self::len`].
+    ///
+    /// # Shapes
+    /// Features `(samples, ...)` give `(indices.len(), ...)`.
+    pub fn select(&self, indices: &[usize]) -> Result<Self> {
+        if let Some(&index) = indices.iter().find(|&&index| index >= self.len()) {
+            return Err(LayerError::Data(format!(
+                "sample index {index}: expected an index below the {} samples",
+                self.len()
+            )));
+        }
+        self.check_rows("dataset select")?;
+        Ok(self.gather(indices))
     }
 
     /// The samples at `indices` (all below [`Self::len`], features with one row per label),

@@ -7,11 +7,9 @@
 //! - labels: magic `0x00000801` (unsigned bytes, 1 dimension), count `n`, then `n` label
 //!   bytes.
 
-use std::io::Read;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
-
+use super::source::read_bytes;
 use super::Dataset;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -21,25 +19,9 @@ pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// The magic number of an IDX file of unsigned bytes with 1 dimension (labels).
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// The first two bytes of every gzip stream (RFC 1952); an IDX file starts with `00 00`.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// A `LayerError::Data` naming the file.
 fn data_error(path: &Path, what: impl std::fmt::Display) -> LayerError {
     LayerError::Data(format!("{}: {what}", path.display()))
-}
-
-/// The bytes of the file at `path`, gunzipped if they start with the gzip magic bytes.
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| data_error(path, format!("cannot read: {e}")))?;
-    if !raw.starts_with(&GZIP_MAGIC) {
-        return Ok(raw);
-    }
-    let mut bytes = Vec::new();
-    GzDecoder::new(raw.as_slice())
-        .read_to_end(&mut bytes)
-        .map_err(|e| data_error(path, format!("gzip stream: {e}")))?;
-    Ok(bytes)
 }
 
 /// The big-endian `u32` fields of a header of `fields` words (the magic first), after

@@ -1,4 +1,5 @@
-//! A seeded train/dev/test split of a [`Dataset`].
+//! A seeded train/dev/test split of a [`Dataset`] (not stratified: see
+//! [`stratified_split`](super::stratified_split)).
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -17,12 +18,7 @@ pub fn train_dev_test_split<L: Labels>(
     test_fraction: f64,
     seed: u64,
 ) -> Result<(Dataset<L>, Dataset<L>, Dataset<L>)> {
-    let valid = |f: f64| (0.0..=1.0).contains(&f);
-    if !valid(dev_fraction) || !valid(test_fraction) || dev_fraction + test_fraction > 1.0 {
-        return Err(LayerError::Data(format!(
-            "split fractions dev {dev_fraction} and test {test_fraction} must be in [0, 1] and sum to at most 1"
-        )));
-    }
+    check_fractions(dev_fraction, test_fraction)?;
     data.check_rows("train_dev_test_split")?;
     let n = data.len();
     let mut order: Vec<usize> = (0..n).collect();
@@ -32,4 +28,15 @@ pub fn train_dev_test_split<L: Labels>(
     let (dev_indices, rest) = order.split_at(dev);
     let (test_indices, train_indices) = rest.split_at(test);
     Ok((data.gather(train_indices), data.gather(dev_indices), data.gather(test_indices)))
+}
+
+/// Errors unless both fractions are in [0, 1] and sum to at most 1.
+pub(super) fn check_fractions(dev_fraction: f64, test_fraction: f64) -> Result<()> {
+    let valid = |f: f64| (0.0..=1.0).contains(&f);
+    if !valid(dev_fraction) || !valid(test_fraction) || dev_fraction + test_fraction > 1.0 {
+        return Err(LayerError::Data(format!(
+            "split fractions dev {dev_fraction} and test {test_fraction} must be in [0, 1] and sum to at most 1"
+        )));
+    }
+    Ok(())
 }
