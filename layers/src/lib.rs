@@ -15,7 +15,8 @@
 //!   [`LastStep`], [`MeanOverTime`], the many-to-many [`FlattenSteps`] (a dense head on every
 //!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature) or a
 //!   [`BeamSearch`] (returning a [`Hypothesis`]), chained by
-//!   [`Sequential`]; weight inits [`Init`];
+//!   [`Sequential`], run side by side on one input by [`Branches`] (merged as a [`Merge`]: sum
+//!   or concatenation on channels); weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
 //!   [`AttentionMask`], and a decoder's [`GlobalAttention`] layer (Luong's) built on it.
@@ -64,10 +65,10 @@ pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression}
 pub use models::lenet5;
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, BeamSearch, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
-    GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig,
-    MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
-    ScaledDotProductAttention, Sequential,
+    BatchNorm, BeamSearch, Branches, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten,
+    FlattenSteps, GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm,
+    LstmConfig, MaxPool2d, MeanOverTime, Merge, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn,
+    RnnConfig, Sampler, ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
