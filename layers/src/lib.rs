@@ -36,7 +36,9 @@
 //!   [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
 //!   a prefix or a non-strict load).
-//! - [`models`]: ready-made networks, [`lenet5`].
+//! - [`models`]: ready-made networks, each from a configuration: [`lenet5`], [`alexnet`],
+//!   [`vgg`] (VGG-11, VGG-16), [`resnet`] (ResNet-18, -34, small; its [`basic_block`]) and
+//!   [`inception`] (GoogLeNet, small; its [`inception_block`]), under torchvision's names.
 //! - [`embeddings`]: word vectors: [`Word2Vec`](embeddings::Word2Vec) (skip-gram with
 //!   negative sampling), [`Glove`](embeddings::Glove), the [`Vocab`](embeddings::Vocab) and
 //!   corpus reading, similarity, nearest neighbours, analogies
@@ -62,7 +64,10 @@ pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;
 pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
-pub use models::lenet5;
+pub use models::{
+    alexnet, basic_block, inception, inception_block, lenet5, resnet, vgg, AlexNetConfig, InceptionConfig,
+    InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,
+};
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
     BatchNorm, BeamSearch, Branches, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten,
