@@ -50,7 +50,7 @@ fn randomise_batchnorms(layer: &mut dyn Layer) {
     let mut seed = 0;
     layer.visit_params(&mut |name, param| {
         seed += 1;
-        let random = tensor(&param.value.shape().to_vec(), seed);
+        let random = tensor(param.value.shape(), seed);
         // Batch norms are the modules named bn, bn1, bn2 (torchvision's names).
         let module = name.rsplit('.').nth(1).unwrap_or("");
         let values = param.value.data_mut().iter_mut().zip(random.data());

@@ -89,7 +89,7 @@ pub fn inception_block(
     large_kernel: usize,
     rng: &mut StdRng,
 ) -> Result<Branches> {
-    if large_kernel % 2 == 0 {
+    if large_kernel.is_multiple_of(2) {
         return Err(LayerError::Config {
             model: "inception block".into(),
             expected: "an odd large kernel (padded to keep the size)".into(),
