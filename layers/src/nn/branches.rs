@@ -56,6 +56,8 @@ pub struct Branches {
     grad_merged: Tensor,
     /// The channels of the merged gradient that one branch of a concatenation produced.
     grad_branch: Tensor,
+    /// The merged output shape, reused so a forward allocates nothing.
+    merged_shape: Vec<usize>,
     /// Reused for the prefixed parameter names, so visiting allocates nothing.
     name_buffer: String,
     /// Whether backward produces `∂loss/∂input`.
@@ -73,6 +75,7 @@ impl Branches {
             grad_input: Tensor::default(),
             grad_merged: Tensor::default(),
             grad_branch: Tensor::default(),
+            merged_shape: Vec::new(),
             name_buffer: String::new(),
             input_grad: true,
         }
@@ -149,11 +152,12 @@ impl Branches {
         self.branches[index].layer.as_ref().map_or(input, |layer| layer.output())
     }
 
-    /// The merged output shape of the branches' outputs, or a shape error naming the branch
-    /// that disagrees.
-    fn merged_shape(&self, input: &Tensor) -> Result<Vec<usize>> {
+    /// Writes the merged shape of the branches' outputs into `shape`, or errors naming the
+    /// branch that disagrees.
+    fn merge_shapes(&self, input: &Tensor, shape: &mut Vec<usize>) -> Result<()> {
         let first = self.branch_output(0, input).shape();
-        let mut shape = first.to_vec();
+        shape.clear();
+        shape.extend_from_slice(first);
         for index in 1..self.branches.len() {
             let other = self.branch_output(index, input).shape();
             let agrees = match self.merge {
@@ -182,7 +186,7 @@ impl Branches {
                 shape[1] += other[1];
             }
         }
-        Ok(shape)
+        Ok(())
     }
 }
 
@@ -218,9 +222,13 @@ impl Layer for Branches {
                 layer.forward(input, mode)?;
             }
         }
-        let shape = self.merged_shape(input)?;
+        let mut shape = std::mem::take(&mut self.merged_shape);
+        let merged = self.merge_shapes(input, &mut shape);
+        self.merged_shape = shape;
+        merged?;
+        let shape = &self.merged_shape;
         let mut output = std::mem::take(&mut self.output);
-        output.resize(&shape);
+        output.resize(shape);
         match self.merge {
             Merge::Add => {
                 output.data_mut().copy_from_slice(self.branch_output(0, input).data());
@@ -230,7 +238,7 @@ impl Layer for Branches {
             }
             Merge::Concat => {
                 // Sample by sample, each branch's channels follow the previous branch's.
-                let (outer, width) = concat_blocks(&shape);
+                let (outer, width) = concat_blocks(shape);
                 let mut offset = 0;
                 for index in 0..self.branches.len() {
                     let part = self.branch_output(index, input);
