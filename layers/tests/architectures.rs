@@ -9,8 +9,8 @@ use keel_layers::models::{
     InceptionWidths, ResNetConfig, VggConfig,
 };
 use keel_layers::{
-    Activation, ActivationKind, Branches, Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError,
-    Merge, Mode, Sequential, Tensor,
+    load_safetensors, save_safetensors, Activation, ActivationKind, Branches, Conv2d, Conv2dConfig, Dense,
+    Flatten, Init, Layer, LayerError, Merge, Mode, Sequential, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -568,4 +568,25 @@ fn small_vgg_maps_digits_to_logits() {
     assert!(matches!(vgg(&config, &mut rng), Err(LayerError::Config { .. })));
     let config = VggConfig { stages: vec![(0, 8)], ..VggConfig::small_mnist() };
     assert!(matches!(vgg(&config, &mut rng), Err(LayerError::Config { .. })));
+}
+
+#[test]
+fn a_saved_resnet_loads_strictly_into_a_fresh_one_with_the_same_outputs() {
+    let path = std::env::temp_dir().join(format!("keel-resnet-{}.safetensors", std::process::id()));
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut trained = resnet(&ResNetConfig::small_mnist(), &mut rng).unwrap();
+    let input = tensor(&[3, 1, 28, 28], 73);
+    // A training forward moves the batch norms' running statistics away from 0 and 1.
+    trained.forward(&input, Mode::Train).unwrap();
+    trained.forward(&input, Mode::Eval).unwrap();
+    let expected = trained.output().clone();
+    save_safetensors(&mut trained, &path).unwrap();
+
+    let mut fresh = resnet(&ResNetConfig::small_mnist(), &mut StdRng::seed_from_u64(22)).unwrap();
+    fresh.forward(&input, Mode::Eval).unwrap();
+    assert_ne!(fresh.output(), &expected);
+    load_safetensors(&mut fresh, &path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    fresh.forward(&input, Mode::Eval).unwrap();
+    assert_eq!(fresh.output(), &expected);
 }
