@@ -1,6 +1,7 @@
 //! A steady-state training step allocates nothing on the heap: after five warm-up steps
 //! (which size every buffer: layer outputs and gradients, workspaces, optimizer state, the
-//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5, of an
+//! GEMM's shared packing buffers, one per pool thread), further steps of LeNet-5, of the
+//! small ResNet and Inception networks (branches merged by a sum and by a concatenation), of an
 //! MLP, of a stack of recurrent layers and of recurrent layers with a many-to-one head
 //! (`LastStep`, `MeanOverTime`), on a 2-thread pool, make no allocation at all; nor do forward
 //! and backward of the attentions under a mask. Counted by a global allocator over every
@@ -10,6 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use keel::kernels::optim::AdamConfig;
+use keel::layers::models::{inception, resnet, InceptionConfig, ResNetConfig};
 use keel::layers::{
     lenet5, zero_grad, Activation, ActivationKind, Adam, AdditiveAttention, AttentionMask, Dense, Flatten,
     Gru, Init, LastStep, Layer, Loss, Lstm, MeanOverTime, Mode, Optimizer, RecurrentConfig, Rnn, RnnConfig,
@@ -98,6 +100,8 @@ fn steady_state_training_steps_allocate_nothing() {
         .push(Dense::new(24, 10, Init::He, &mut rng));
     let cases = [
         (lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])),
+        (resnet(&ResNetConfig::small_mnist(), &mut rng).unwrap(), batch(&[16, 1, 28, 28])),
+        (inception(&InceptionConfig::small_mnist(), &mut rng).unwrap(), batch(&[16, 1, 28, 28])),
         (mlp, batch(&[128, 784])),
         (recurrent, batch(&[32, 8, 16])),
         (last_step, batch(&[32, 8, 16])),

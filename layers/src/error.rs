@@ -66,6 +66,17 @@ pub enum LayerError {
         /// What went wrong.
         detail: String,
     },
+    /// A model or container built with a configuration it cannot take: a child name already
+    /// taken, widths and depths of different lengths, an input too small for the layers.
+    #[error("{model}: expected {expected}, got {actual}")]
+    Config {
+        /// The model or container, e.g. `"resnet"`.
+        model: String,
+        /// What the configuration must satisfy.
+        expected: String,
+        /// What came.
+        actual: String,
+    },
     /// A call out of order, e.g. `backward` before `forward`.
     #[error("{0}")]
     State(String),

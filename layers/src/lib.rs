@@ -15,7 +15,8 @@
 //!   [`LastStep`], [`MeanOverTime`], the many-to-many [`FlattenSteps`] (a dense head on every
 //!   step) and step-by-step decoding by a [`Sampler`] (greedy or at a temperature) or a
 //!   [`BeamSearch`] (returning a [`Hypothesis`]), chained by
-//!   [`Sequential`]; weight inits [`Init`];
+//!   [`Sequential`], run side by side on one input by [`Branches`] (merged as a [`Merge`]: sum
+//!   or concatenation on channels); weight inits [`Init`];
 //!   attention for sequence models: [`ScaledDotProductAttention`] (and
 //!   [`scaled_dot_product_attention`]) and [`AdditiveAttention`] (Bahdanau's) under an
 //!   [`AttentionMask`], and a decoder's [`GlobalAttention`] layer (Luong's) built on it.
@@ -38,7 +39,9 @@
 //!   [`gradcheck`] for any layer or model; safetensors checkpoints
 //!   ([`save_safetensors`], [`load_safetensors`], [`load_safetensors_with`] for a name map,
 //!   a prefix or a non-strict load).
-//! - [`models`]: ready-made networks, [`lenet5`].
+//! - [`models`]: ready-made networks, each from a configuration: [`lenet5`], [`alexnet`],
+//!   [`vgg`] (VGG-11, VGG-16), [`resnet`] (ResNet-18, -34, small; its [`basic_block`]) and
+//!   [`inception`] (GoogLeNet, small; its [`inception_block`]), under torchvision's names.
 //! - [`embeddings`]: word vectors: [`Word2Vec`](embeddings::Word2Vec) (skip-gram with
 //!   negative sampling), [`Glove`](embeddings::Glove), the [`Vocab`](embeddings::Vocab) and
 //!   corpus reading, similarity, nearest neighbours, analogies
@@ -67,13 +70,16 @@ pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;
 pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
-pub use models::lenet5;
+pub use models::{
+    alexnet, basic_block, inception, inception_block, lenet5, resnet, vgg, AlexNetConfig, InceptionConfig,
+    InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,
+};
 pub use nn::{
     scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, BeamSearch, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps,
-    GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig,
-    MaxPool2d, MeanOverTime, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
-    ScaledDotProductAttention, Sequential,
+    BatchNorm, BeamSearch, Branches, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten,
+    FlattenSteps, GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm,
+    LstmConfig, MaxPool2d, MeanOverTime, Merge, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn,
+    RnnConfig, Sampler, ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

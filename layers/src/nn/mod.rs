@@ -1,7 +1,8 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
 //! recurrent, their many-to-one heads and the many-to-many [`FlattenSteps`], with step-by-step
-//! decoding in [`recurrent::sampling`] and [`recurrent::beam`]), [`Sequential`] to chain them, and weight
+//! decoding in [`recurrent::sampling`] and [`recurrent::beam`]), [`Sequential`] to chain them, [`Branches`] to run
+//! layers side by side on one input (residual and Inception blocks), and weight
 //! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
 //! types are re-exported here, as are those of [`attention`] (scaled dot-product attention and
 //! its masks).
@@ -9,6 +10,7 @@
 mod activation;
 pub mod attention;
 mod batchnorm;
+mod branches;
 mod conv2d;
 mod dense;
 mod dropout;
@@ -29,6 +31,7 @@ pub use attention::{
     ScaledDotProductAttention,
 };
 pub use batchnorm::BatchNorm;
+pub use branches::{Branches, Merge};
 pub use conv2d::{Conv2d, Conv2dConfig};
 pub use dense::Dense;
 pub use dropout::Dropout;

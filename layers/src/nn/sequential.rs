@@ -8,14 +8,18 @@ use crate::tensor::Tensor;
 static EMPTY: Tensor = Tensor::EMPTY;
 
 /// A chain of layers: the output of each is the input of the next. Its parameters and
-/// buffers are named `"<index>.<name>"` (`"0.weight"`, `"1.running_mean"`), as PyTorch
-/// names them.
+/// buffers are named `"<child>.<name>"`, where a child added by [`Sequential::push`] is named
+/// by its index (`"0.weight"`, `"1.running_mean"`) and one added by
+/// [`Sequential::push_named`] by its name (`"fc.weight"`), as PyTorch names the children of
+/// `nn.Sequential(*layers)` and `nn.Sequential(OrderedDict(...))`.
 ///
 /// With its input gradient off ([`Layer::set_input_grad`]), backward stops at the first layer
 /// with parameters, and that layer skips its own input gradient: the layers before it
 /// (a leading `Flatten`, say) have nothing to learn.
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
+    /// The child names, one per layer: its index, or the name given to `push_named`.
+    names: Vec<String>,
     /// Reused for the `"<index>.<name>"` parameter names, so visiting allocates nothing.
     name_buffer: String,
     /// Whether backward produces `∂loss/∂input` of the whole chain.
@@ -26,7 +30,13 @@ pub struct Sequential {
 
 impl Default for Sequential {
     fn default() -> Self {
-        Sequential { layers: Vec::new(), name_buffer: String::new(), input_grad: true, first_trainable: 0 }
+        Sequential {
+            layers: Vec::new(),
+            names: Vec::new(),
+            name_buffer: String::new(),
+            input_grad: true,
+            first_trainable: 0,
+        }
     }
 }
 
@@ -36,11 +46,37 @@ impl Sequential {
         Sequential::default()
     }
 
-    /// Appends a layer.
+    /// Appends a layer, named by its index.
     pub fn push(mut self, layer: impl Layer + 'static) -> Self {
+        self.names.push(self.layers.len().to_string());
         self.layers.push(Box::new(layer));
         self.route_input_grad();
         self
+    }
+
+    /// Appends a layer named `name`, so that its parameters are `"<name>.weight"`, ...
+    /// (PyTorch's `add_module`). Errors ([`LayerError::Config`]) if `name` is empty, holds a
+    /// `.`, is all digits (the names [`Sequential::push`] gives) or names another child.
+    pub fn push_named(mut self, name: &str, layer: impl Layer + 'static) -> Result<Self> {
+        let digits = name.bytes().all(|b| b.is_ascii_digit());
+        if digits || name.contains('.') || self.names.iter().any(|taken| taken == name) {
+            return Err(LayerError::Config {
+                model: self.name(),
+                expected: "a child name that is not empty, has no '.', is not all digits and is not taken"
+                    .into(),
+                actual: format!("{name:?}"),
+            });
+        }
+        self.names.push(name.to_owned());
+        self.layers.push(Box::new(layer));
+        self.route_input_grad();
+        Ok(self)
+    }
+
+    /// The child names, in order: indices for [`Sequential::push`], the given names for
+    /// [`Sequential::push_named`].
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Tells each layer whether its input gradient is needed: by the layer before it when
@@ -119,25 +155,27 @@ impl Layer for Sequential {
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
-        let name = &mut self.name_buffer;
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_params(&mut |param_name, param| visit(prefixed(name, index, param_name), param));
+        let buffer = &mut self.name_buffer;
+        for (child, layer) in self.names.iter().zip(&mut self.layers) {
+            layer.visit_params(&mut |param_name, param| visit(prefixed(buffer, child, param_name), param));
         }
     }
 
     fn visit_buffers(&mut self, visit: &mut dyn FnMut(&str, &mut Tensor)) {
-        let name = &mut self.name_buffer;
-        for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit_buffers(&mut |buffer_name, buffer| visit(prefixed(name, index, buffer_name), buffer));
+        let buffer = &mut self.name_buffer;
+        for (child, layer) in self.names.iter().zip(&mut self.layers) {
+            layer.visit_buffers(&mut |tensor_name, tensor| {
+                visit(prefixed(buffer, child, tensor_name), tensor)
+            });
         }
     }
 }
 
-/// `"<index>.<name>"` written into `buffer` (reused, so visiting allocates nothing once warm).
-fn prefixed<'a>(buffer: &'a mut String, index: usize, name: &str) -> &'a str {
-    use std::fmt::Write;
+/// `"<child>.<name>"` written into `buffer` (reused, so visiting allocates nothing once warm).
+pub(crate) fn prefixed<'a>(buffer: &'a mut String, child: &str, name: &str) -> &'a str {
     buffer.clear();
-    // Writing to a String cannot fail.
-    let _ = write!(buffer, "{index}.{name}");
+    buffer.push_str(child);
+    buffer.push('.');
+    buffer.push_str(name);
     buffer
 }
