@@ -69,7 +69,7 @@ fn computes_weight_gradient(shape: &Conv2dShape) -> bool {
 
 /// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`].
 pub(super) fn scratch_len(shape: &Conv2dShape) -> usize {
-    let (hp, wp) = padded_dims(shape);
+    let (hp, wp) = shape.padded_dims();
     (shape.c_in / shape.groups.max(1)).saturating_mul(hp).saturating_mul(wp).saturating_add(SLACK)
 }
 
@@ -77,10 +77,6 @@ pub(super) fn scratch_len(shape: &Conv2dShape) -> usize {
 /// at least a column buffer (so the slot layout is the im2col path's).
 pub(super) fn forward_slot_len(shape: &Conv2dShape) -> usize {
     shape.col_len().max(scratch_len(shape))
-}
-
-fn padded_dims(shape: &Conv2dShape) -> (usize, usize) {
-    (shape.h.saturating_add(2 * shape.pad_h), shape.w.saturating_add(2 * shape.pad_w))
 }
 
 /// Forward of one group of one image: `y (c_out/groups, out_h, out_w)` **overwritten** with
@@ -104,7 +100,7 @@ pub(super) fn forward_group(
         "direct convolution on an unsupported shape or CPU"
     );
     let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
-    let (hp, wp) = padded_dims(shape);
+    let (hp, wp) = shape.padded_dims();
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
     let taps = cg * shape.kh * shape.kw;
     assert!(

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::rows::{Avx512Moves, PortableMoves, RowMoves};
-use super::shape::Conv2dShape;
+use super::shape::{saturating_product, Conv2dShape};
 use crate::error::{check_len, Result};
 use crate::isa::{current_isa, Isa};
 use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
@@ -47,7 +47,8 @@ pub fn col2im(shape: &Conv2dShape, col: &[f32], x: &mut [f32]) -> Result<()> {
 pub(super) fn check_plane_args(shape: &Conv2dShape, x_len: usize, col_len: usize) -> Result<()> {
     shape.check()?;
     let (c, h, w) = (shape.c_in / shape.groups, shape.h, shape.w);
-    check_len(|| format!("x (c_in/groups, h, w) = ({c}, {h}, {w})"), c * h * w, x_len)?;
+    // Saturating: a batch of 0 images passes the shape check with any plane size.
+    check_len(|| format!("x (c_in/groups, h, w) = ({c}, {h}, {w})"), saturating_product(&[c, h, w]), x_len)?;
     let (rows, cols) = (shape.col_rows(), shape.col_cols());
     check_len(|| format!("col (c_in/groups·kh·kw, out_h·out_w) = ({rows}, {cols})"), shape.col_len(), col_len)
 }

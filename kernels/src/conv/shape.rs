@@ -193,6 +193,13 @@ impl Conv2dShape {
         self.col_rows().saturating_mul(self.col_cols())
     }
 
+    /// The padded input plane `(h + 2·pad_h, w + 2·pad_w)`, saturating (asked of any shape
+    /// when sizing workspaces).
+    pub(super) fn padded_dims(&self) -> (usize, usize) {
+        let padded = |size: usize, pad: usize| size.saturating_add(pad.saturating_mul(2));
+        (padded(self.h, self.pad_h), padded(self.w, self.pad_w))
+    }
+
     /// Whether this is a 1x1 convolution with stride 1 and no padding, whose column matrix
     /// is the input itself: such convolutions skip im2col and go straight to GEMM.
     pub fn is_pointwise(&self) -> bool {

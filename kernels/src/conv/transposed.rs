@@ -43,5 +43,5 @@ pub(super) fn flip_weight(shape: &Conv2dShape, weight: &[f32], flipped: &mut [f3
 /// A backward-data slot on the direct path, for the [`transposed`] shape `t`: the flipped
 /// weight and the direct forward's scratch.
 pub(super) fn direct_data_slot_len(t: &Conv2dShape) -> usize {
-    t.weight_len() + direct::scratch_len(t)
+    t.weight_len().saturating_add(direct::scratch_len(t))
 }

@@ -48,9 +48,10 @@ pub(super) unsafe fn sgemm_batched_unchecked(
     let product_threads = threads_for(shape);
     // One product (over its own threads, or on one): its A, B and C start at `i·stride`.
     let product = |i: usize, c_i: &mut [f32], single_thread: bool| {
-        // An empty matrix (k = 0) may have an empty slice, with nothing at i·stride.
-        let a_i = a.get(i * strides.a..).unwrap_or(&[]);
-        let b_i = b.get(i * strides.b..).unwrap_or(&[]);
+        // An empty matrix (k = 0) may have an empty slice, with nothing at i·stride (whose
+        // product need not even fit a usize then).
+        let a_i = i.checked_mul(strides.a).and_then(|start| a.get(start..)).unwrap_or(&[]);
+        let b_i = i.checked_mul(strides.b).and_then(|start| b.get(start..)).unwrap_or(&[]);
         // SAFETY: the caller's checks make the i-th matrix of each operand fit in its slice
         // from i·stride on, and `c_i` starts at C_i; `path` is the native plan on `isa`, which
         // the CPU supports.

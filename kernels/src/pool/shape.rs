@@ -200,18 +200,19 @@ pub(crate) struct Axis {
 impl Axis {
     /// Output size by PyTorch's formula; 0 for shapes `check` rejects (never panics).
     fn new(size: usize, k: usize, s: usize, p: usize, ceil_mode: bool) -> Self {
-        let out = match size.checked_add(2 * p).and_then(|padded| padded.checked_sub(k)) {
+        let padded = p.checked_mul(2).and_then(|pads| size.checked_add(pads));
+        let out = match padded.and_then(|padded| padded.checked_sub(k)) {
             Some(span) if s > 0 && size > 0 => {
                 if ceil_mode {
                     // Round up, but drop a last window that would start in the right padding.
-                    let out = span.div_ceil(s) + 1;
-                    if (out - 1) * s >= size + p {
+                    let out = span.div_ceil(s).saturating_add(1);
+                    if (out - 1).saturating_mul(s) >= size.saturating_add(p) {
                         out - 1
                     } else {
                         out
                     }
                 } else {
-                    span / s + 1
+                    (span / s).saturating_add(1)
                 }
             }
             _ => 0,

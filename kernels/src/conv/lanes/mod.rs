@@ -41,7 +41,7 @@ use crate::isa::Isa;
 fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
     // A group's two layouts, `(c_in·hp·wp + c_out·out_h·out_w)·16` floats (saturating: this
     // may be asked of any shape).
-    let (hp, wp) = (shape.h.saturating_add(2 * shape.pad_h), shape.w.saturating_add(2 * shape.pad_w));
+    let (hp, wp) = shape.padded_dims();
     let group_floats = saturating_product(&[shape.c_in, hp, wp, LANES])
         .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), LANES]));
     cfg!(target_arch = "x86_64")
@@ -156,9 +156,9 @@ pub(super) fn workspace_len(shape: &Conv2dShape, isa: Isa) -> usize {
     if !computes(shape, isa) {
         return 0;
     }
-    let data = shape.weight_len() + slots * backward_data_slot_len(shape);
-    let weight = slots * backward_weight_slot_len(shape);
-    let forward = if forward_applies(shape, isa) { slots * forward_slot_len(shape) } else { 0 };
+    let data = shape.weight_len().saturating_add(slots.saturating_mul(backward_data_slot_len(shape)));
+    let weight = slots.saturating_mul(backward_weight_slot_len(shape));
+    let forward = if forward_applies(shape, isa) { slots.saturating_mul(forward_slot_len(shape)) } else { 0 };
     data.max(weight).max(forward)
 }
 
