@@ -1,7 +1,7 @@
 //! The GRU cell half: input and hidden pre-activations to `h'` and back, one fused pass per
 //! row.
 
-use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
+use super::rows::{lane_blocks, run_rows, CellRow};
 use super::{check_matrix, product, GRU_CACHE_WIDTH, GRU_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid_gate, tanh_gate};
@@ -40,7 +40,7 @@ pub fn gru_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let shape = (batch, hidden, gate_width * FORWARD_COST);
+    let shape = (batch, hidden, gate_width * super::GATE_FORWARD_COST);
     run_rows(
         &Forward,
         shape,

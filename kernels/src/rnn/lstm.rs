@@ -1,6 +1,6 @@
 //! The LSTM cell half: gate pre-activations to `(c', h')` and back, one fused pass per row.
 
-use super::rows::{lane_blocks, run_rows, CellRow, FORWARD_COST};
+use super::rows::{lane_blocks, run_rows, CellRow};
 use super::{check_matrix, product, LSTM_CACHE_WIDTH, LSTM_GATES};
 use crate::error::Result;
 use crate::simd::math::{sigmoid_gate, tanh_gate};
@@ -39,7 +39,7 @@ pub fn lstm_cell_forward(
     if batch == 0 || hidden == 0 {
         return Ok(());
     }
-    let shape = (batch, hidden, gate_width * FORWARD_COST);
+    let shape = (batch, hidden, gate_width * super::GATE_FORWARD_COST);
     run_rows(
         &Forward,
         shape,

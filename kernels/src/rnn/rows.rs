@@ -18,12 +18,6 @@ type WideRow = [f32; MAX_BLOCKS * MAX_LANES];
 /// An all-zero [`WideRow`].
 const WIDE_ZEROS: WideRow = [0.0; MAX_BLOCKS * MAX_LANES];
 
-/// Cost of one gate element of a forward cell pass (an `exp`, a division and about fifteen
-/// multiply-adds) in units of the memory-speed element the thresholds of
-/// [`crate::parallel`] count (about 2 ns against 0.5 ns). Backward passes are
-/// plain arithmetic at memory speed and count 1.
-pub(super) const FORWARD_COST: usize = 4;
-
 /// Batch rows per parallel task for a pass over `batch` rows of `row_work` work units:
 /// all rows (one task, on the calling thread) below the crate's element-wise threshold or
 /// on one thread, otherwise about four tasks per thread. Requires `row_work > 0`.

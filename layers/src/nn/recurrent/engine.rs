@@ -3,7 +3,7 @@
 //! [`keel_kernels::rnn`] (see the module docs of [`super`] for the design).
 
 use keel_kernels::gemm::PackedB;
-use keel_kernels::parallel::serial;
+use keel_kernels::parallel::{serial, MIN_PARALLEL_ELEMENTS};
 use keel_kernels::rnn::{self, Nonlinearity, GRU_CACHE_WIDTH, LSTM_CACHE_WIDTH};
 use rand::rngs::StdRng;
 use rand::RngExt;
@@ -12,10 +12,6 @@ use super::RecurrentConfig;
 use crate::error::{LayerError, Result};
 use crate::nn::{Dropout, Init, Layer, Mode, Param};
 use crate::tensor::Tensor;
-
-/// Multiply-adds of a step's recurrent GEMM (`batch·G·H·H`) from which the steps' kernel calls
-/// may split across threads: 8 Mi, about 50 µs of one core's work (see [`on_step_threads`]).
-const STEP_PARALLEL_MULADDS: usize = 1 << 23;
 
 /// Which cell a stack runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,18 +93,24 @@ fn slot(buf: &[f32], bh: usize, t: usize) -> &[f32] {
     &buf[t * bh..(t + 1) * bh]
 }
 
-/// Runs the time loop `steps` of one unit: on the calling thread alone ([`serial`]) when a
-/// step's recurrent GEMM is below [`STEP_PARALLEL_MULADDS`], else with each kernel call free
-/// to split across the pool. The steps form a chain of small dependent calls, so splitting a
-/// small one costs more (waking the other thread, and its half of the gates crossing to the
-/// core that runs the cell) than it saves; the bits are the same either way.
+/// Runs the time loop `steps` of one unit: with each kernel call free to split across the
+/// pool when a step's fused cell splits too (its gate values, weighted by
+/// [`rnn::GATE_FORWARD_COST`] for the gated cells, reach the element-wise threshold
+/// [`MIN_PARALLEL_ELEMENTS`]), else on the calling thread alone ([`serial`]). A step is a
+/// chain of small dependent calls: a split GEMM followed by a one-thread cell only hands half
+/// of the gates to the other core and back every step, and runs slower on two threads than
+/// on one (see `docs/tuning.md`). The bits are the same either way.
 fn on_step_threads(dims: Dims<'_>, cell: Cell, steps: impl FnOnce() -> Result<()>) -> Result<()> {
-    let width = cell.gates() * dims.hidden;
-    let muladds = dims.batch.saturating_mul(width).saturating_mul(dims.hidden);
-    if muladds < STEP_PARALLEL_MULADDS {
-        serial(steps)
-    } else {
+    let cost = match cell {
+        // The plain cell is one activation pass over the step's values.
+        Cell::Rnn(_) => 1,
+        Cell::Gru | Cell::Lstm => rnn::GATE_FORWARD_COST,
+    };
+    let work = dims.batch.saturating_mul(cell.gates() * dims.hidden).saturating_mul(cost);
+    if work >= MIN_PARALLEL_ELEMENTS {
         steps()
+    } else {
+        serial(steps)
     }
 }
 
