@@ -64,7 +64,7 @@ pub mod train;
 
 pub use data::{
     stratified_split, train_dev_test_split, Batches, Column, CsvData, CsvReader, Dataset, Labels, OneHot,
-    Scaler, SplitIndices, ZeroVariance,
+    Scaler, SplitIndices, ZeroVariance, MAX_CLASS_INDEX,
 };
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;

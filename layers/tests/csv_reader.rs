@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use keel_layers::{Column, CsvData, CsvReader, LayerError, OneHot, Tensor};
+use keel_layers::{Column, CsvData, CsvReader, LayerError, OneHot, Tensor, MAX_CLASS_INDEX};
 
 /// A file holding `text` (gzipped if `gzip`) that is removed when dropped.
 struct TempFile(PathBuf);
@@ -304,11 +304,18 @@ fn class_indices_must_be_whole_non_negative_numbers() {
         ("fraction", "1,0.5\n", ":1: label 0.5 is not a class index"),
         ("negative", "1,0\n1,-2\n", ":2: label -2 is not a class index"),
         ("word", "1,cat\n", ":1: label \"cat\" is not a number"),
+        // Found by the csv fuzz target: one large index made 266,666,668 class names (6.4 GB).
+        ("huge", "1,266666667\n", ":1: label 266666667 is not a class index"),
+        ("u32 max", "1,0\n1,4294967295\n", ":2: label 4294967295 is not a class index"),
     ] {
         let file = TempFile::plain(name, text);
         let error = message(reader.read_class_indices(&file.0));
         assert!(error.contains(&format!("{}{expected}", file.0.display())), "{name}: {error}");
     }
+    // The largest index taken names every class up to it.
+    let file = TempFile::plain("largest", &format!("1,{MAX_CLASS_INDEX}\n"));
+    let data = reader.read_class_indices(&file.0).unwrap();
+    assert_eq!(data.classes.len(), MAX_CLASS_INDEX as usize + 1);
 }
 
 #[test]

@@ -24,6 +24,10 @@ use super::Dataset;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
+/// The largest class index [`CsvReader::read_class_indices`] takes: its classes are named
+/// `0..=max`, so one stray large number would otherwise allocate millions of names.
+pub const MAX_CLASS_INDEX: u32 = (1 << 20) - 1;
+
 /// A column of a CSV file: the label's ([`CsvReader::label`]) or a categorical feature's
 /// ([`CsvReader::categorical`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -190,7 +194,8 @@ impl CsvReader {
     }
 
     /// Reads a file whose labels are class indices written as whole numbers (`0`, `7`,
-    /// `3.0`): the label is the index, whichever classes the file holds.
+    /// `3.0`, at most [`MAX_CLASS_INDEX`]): the label is the index, whichever classes the file
+    /// holds; the classes are named `"0"` up to the largest index.
     pub fn read_class_indices(&self, path: impl AsRef<Path>) -> Result<CsvData> {
         let path = path.as_ref();
         let table = self.read_table(path)?;
@@ -200,8 +205,14 @@ impl CsvReader {
             .map(|(text, line)| {
                 let label: f64 =
                     text.parse().map_err(|_| at(path, *line, format!("label {text:?} is not a number")))?;
-                if label < 0.0 || label.fract() != 0.0 || label > f64::from(u32::MAX) {
-                    return Err(at(path, *line, format!("label {label} is not a class index")));
+                if label < 0.0 || label.fract() != 0.0 || label > f64::from(MAX_CLASS_INDEX) {
+                    return Err(at(
+                        path,
+                        *line,
+                        format!(
+                            "label {label} is not a class index (a whole number in 0..={MAX_CLASS_INDEX})"
+                        ),
+                    ));
                 }
                 Ok(label as u32)
             })

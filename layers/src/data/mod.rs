@@ -17,7 +17,7 @@ mod split;
 mod stratified;
 
 pub use batches::Batches;
-pub use csv::{Column, CsvData, CsvReader};
+pub use csv::{Column, CsvData, CsvReader, MAX_CLASS_INDEX};
 pub use dataset::Dataset;
 pub use labels::Labels;
 pub use one_hot::OneHot;
