@@ -26,7 +26,7 @@ fn main() -> keel::layers::Result<()> {
     })?;
     let data = Dataset::from_csv_gz("data/mnist_5k.csv.gz", 255.0)?;
     let (mut train, _, mut test) = train_dev_test_split(&data, 0.0, 0.2, 2026)?;
-    let (mean, std) = train.feature_mean_std();
+    let (mean, std) = train.pooled_mean_std();
     train.normalize(mean, std);
     test.normalize(mean, std);
     let train = train.with_sample_shape(&[1, 28, 28])?;
