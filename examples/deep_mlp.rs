@@ -67,6 +67,7 @@ fn main() -> keel::layers::Result<()> {
     let config = FitConfig {
         epochs: 100,
         batch_size: 32,
+        drop_last: false,
         seed: 1,
         patience: Some(PATIENCE),
         lr_schedule: Some(Box::new(ExponentialDecay { initial: LEARNING_RATE, gamma: 0.95 })),

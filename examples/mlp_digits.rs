@@ -35,6 +35,7 @@ fn main() -> keel::layers::Result<()> {
     let config = FitConfig {
         epochs: 30,
         batch_size: 32,
+        drop_last: false,
         seed: 1,
         // Stop after 5 epochs without a better dev loss, keeping the best weights.
         patience: Some(5),

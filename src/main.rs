@@ -65,6 +65,7 @@ fn main() -> keel::layers::Result<()> {
     let config = FitConfig {
         epochs: 20,
         batch_size: 64,
+        drop_last: false,
         seed: 1,
         patience: None,
         lr_schedule: Some(Box::new(InverseTimeDecay { initial: 2e-3, decay_rate: 0.3 })),

@@ -5,8 +5,9 @@
 use keel_layers::kernels::optim::{AdamConfig, SgdConfig};
 use keel_layers::metrics::{accuracy, count_correct, BiasVariance, ClassScores, ConfusionMatrix, Focus};
 use keel_layers::{
-    evaluate, fit, plot_curves, train_dev_test_split, Accuracy, Activation, ActivationKind, Adam, Batches,
-    Dataset, Dense, FitConfig, History, Init, LayerError, Sequential, Sgd, SoftmaxCrossEntropy, Tensor,
+    evaluate, fit, plot_curves, train_dev_test_split, Accuracy, Activation, ActivationKind, Adam, BatchNorm,
+    Batches, Dataset, Dense, FitConfig, History, Init, LayerError, Sequential, Sgd, SoftmaxCrossEntropy,
+    Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -167,6 +168,64 @@ fn loader_covers_every_sample_once_reproducibly() {
     let mut in_order = Batches::sequential(&data, 4).unwrap();
     assert_eq!(in_order.next_batch().unwrap().1, &[0, 1, 2, 3]);
     assert!(Batches::shuffled(&data, 0, 1).is_err());
+}
+
+#[test]
+fn drop_last_ends_each_epoch_before_a_short_batch() {
+    let data = numbered(10);
+    let mut loader = Batches::shuffled(&data, 3, 5).unwrap().drop_last(true);
+    assert_eq!(loader.batches_per_epoch(), 3);
+    let mut left_out = Vec::new();
+    for epoch in 0..3 {
+        if epoch > 0 {
+            loader.start_epoch();
+        }
+        let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+        while let Some((_, y)) = loader.next_batch() {
+            sizes.push(y.len());
+            seen.extend_from_slice(y);
+        }
+        assert_eq!(sizes, [3, 3, 3], "epoch {epoch}");
+        let missing: Vec<u32> = (0..10).filter(|i| !seen.contains(i)).collect();
+        assert_eq!(missing.len(), 1);
+        left_out.push(missing[0]);
+    }
+    // The sample left out is the shuffled order's last, so it changes between epochs.
+    assert!(left_out.windows(2).any(|w| w[0] != w[1]), "{left_out:?}");
+    // A whole number of batches drops nothing.
+    let mut exact = Batches::sequential(&data, 5).unwrap().drop_last(true);
+    assert_eq!(exact.batches_per_epoch(), 2);
+    assert_eq!(exact.next_batch().unwrap().1.len(), 5);
+    assert_eq!(exact.next_batch().unwrap().1.len(), 5);
+    assert!(exact.next_batch().is_none());
+}
+
+/// A model with batch norm cannot train on a last batch of one sample (the case:
+/// 33 samples in batches of 32); `drop_last` skips it. Fewer samples than a batch leave
+/// nothing to train on: a named error.
+#[test]
+fn fit_with_drop_last_trains_batch_norm_past_a_batch_of_one() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let all = digits();
+    let train = all.slice(0..33).unwrap();
+    let dev = all.slice(33..99).unwrap();
+    let mut model = Sequential::new()
+        .push(Dense::new(64, 16, Init::He, &mut rng))
+        .push(BatchNorm::new_1d(16))
+        .push(Activation::new(ActivationKind::Relu))
+        .push(Dense::new(16, 10, Init::Xavier, &mut rng));
+    let mut optimizer = Adam::new(AdamConfig::default());
+    let config = FitConfig { epochs: 2, batch_size: 32, quiet: true, ..FitConfig::default() };
+    let kept = fit(&mut model, &mut optimizer, &mut SoftmaxCrossEntropy::new(), &train, &dev, &config);
+    assert!(kept.is_err(), "a batch of one through batch norm in training mode");
+    let dropped = FitConfig { drop_last: true, ..config };
+    let history =
+        fit(&mut model, &mut optimizer, &mut SoftmaxCrossEntropy::new(), &train, &dev, &dropped).unwrap();
+    assert_eq!(history.epochs.len(), 2);
+    let small = train.slice(0..20).unwrap();
+    let error =
+        fit(&mut model, &mut optimizer, &mut SoftmaxCrossEntropy::new(), &small, &dev, &dropped).unwrap_err();
+    assert!(error.to_string().contains("fewer than a batch of 32"), "{error}");
 }
 
 #[test]

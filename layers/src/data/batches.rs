@@ -23,6 +23,7 @@ pub struct Batches<'a, L = Vec<u32>> {
     rng: Option<StdRng>,
     order: Vec<usize>,
     cursor: usize,
+    drop_last: bool,
     features: Tensor,
     labels: L,
 }
@@ -50,6 +51,7 @@ impl<'a, L: Labels> Batches<'a, L> {
             rng,
             order: (0..data.len()).collect(),
             cursor: 0,
+            drop_last: false,
             features: Tensor::default(),
             labels: L::default(),
         };
@@ -67,9 +69,23 @@ impl<'a, L: Labels> Batches<'a, L> {
         self.data.is_empty()
     }
 
-    /// The number of batches per epoch: `ceil(samples / batch_size)`.
+    /// With `drop`, each epoch ends before a last batch smaller than the batch size
+    /// (PyTorch's `DataLoader(drop_last=True)`): a model with batch norm in training mode
+    /// cannot normalise a batch of one sample. The samples left out change with each
+    /// shuffled epoch.
+    pub fn drop_last(mut self, drop: bool) -> Self {
+        self.drop_last = drop;
+        self
+    }
+
+    /// The number of batches per epoch: `ceil(samples / batch_size)`, or
+    /// `floor(samples / batch_size)` with [`Batches::drop_last`].
     pub fn batches_per_epoch(&self) -> usize {
-        self.len().div_ceil(self.batch_size)
+        if self.drop_last {
+            self.len() / self.batch_size
+        } else {
+            self.len().div_ceil(self.batch_size)
+        }
     }
 
     /// The sample indices of the current epoch, in visiting order.
@@ -90,7 +106,7 @@ impl<'a, L: Labels> Batches<'a, L> {
     /// or `None` once every sample has been visited. Both are overwritten by the next call.
     pub fn next_batch(&mut self) -> Option<(&Tensor, &L::Batch)> {
         let end = (self.cursor + self.batch_size).min(self.order.len());
-        if self.cursor >= end {
+        if self.cursor >= end || (self.drop_last && end - self.cursor < self.batch_size) {
             return None;
         }
         let indices = &self.order[self.cursor..end];

@@ -18,8 +18,13 @@ use crate::optim::{zero_grad, LrSchedule, Optimizer};
 pub struct FitConfig {
     /// Passes over the training set (at most: early stopping may end sooner).
     pub epochs: usize,
-    /// Samples per mini-batch (the last batch of an epoch may be smaller).
+    /// Samples per mini-batch (the last batch of an epoch may be smaller, unless
+    /// `drop_last`).
     pub batch_size: usize,
+    /// Skip the last batch of each epoch when it is smaller than `batch_size`
+    /// ([`Batches::drop_last`]), as a model with batch norm needs when one sample would be
+    /// left over.
+    pub drop_last: bool,
     /// Seeds the shuffling of the training set: equal seeds give equal runs.
     pub seed: u64,
     /// Stop after this many epochs (at least 1) without a lower dev loss, and restore the
@@ -33,9 +38,18 @@ pub struct FitConfig {
 }
 
 impl Default for FitConfig {
-    /// 10 epochs of batches of 32, seed 0, no early stopping, no schedule, not quiet.
+    /// 10 epochs of batches of 32 (the last one kept), seed 0, no early stopping, no
+    /// schedule, not quiet.
     fn default() -> Self {
-        FitConfig { epochs: 10, batch_size: 32, seed: 0, patience: None, lr_schedule: None, quiet: false }
+        FitConfig {
+            epochs: 10,
+            batch_size: 32,
+            drop_last: false,
+            seed: 0,
+            patience: None,
+            lr_schedule: None,
+            quiet: false,
+        }
     }
 }
 
@@ -44,6 +58,7 @@ impl fmt::Debug for FitConfig {
         f.debug_struct("FitConfig")
             .field("epochs", &self.epochs)
             .field("batch_size", &self.batch_size)
+            .field("drop_last", &self.drop_last)
             .field("seed", &self.seed)
             .field("patience", &self.patience)
             .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "dyn LrSchedule"))
@@ -95,7 +110,14 @@ where
         return Err(LayerError::Data("early-stopping patience must be at least 1 epoch".into()));
     }
     model.set_input_grad(false);
-    let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?;
+    let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?.drop_last(config.drop_last);
+    if batches.batches_per_epoch() == 0 {
+        return Err(LayerError::Data(format!(
+            "fit: drop_last with {} training samples, fewer than a batch of {}: no batch to train on",
+            batches.len(),
+            config.batch_size
+        )));
+    }
     let mut dev_batches = Batches::sequential(dev, config.batch_size)?;
     let bar = progress_bar(batches.batches_per_epoch(), config.quiet);
     let mut history = History::default();
