@@ -88,6 +88,6 @@ pub use optim::{
 pub use tensor::Tensor;
 pub use train::{
     evaluate, fit, gradcheck, gradcheck_params, load_safetensors, load_safetensors_with, plot_curves,
-    plot_heatmap, plot_series, relative_error, save_safetensors, EpochMetrics, Evaluation, FitConfig,
-    GradcheckReport, History, LoadOptions, LoadReport,
+    plot_heatmap, plot_series, predict, predict_classes, predict_proba, relative_error, save_safetensors,
+    EpochMetrics, Evaluation, FitConfig, GradcheckReport, History, LoadOptions, LoadReport,
 };

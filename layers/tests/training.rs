@@ -5,9 +5,9 @@
 use keel_layers::kernels::optim::{AdamConfig, SgdConfig};
 use keel_layers::metrics::{accuracy, count_correct, BiasVariance, ClassScores, ConfusionMatrix, Focus};
 use keel_layers::{
-    evaluate, fit, plot_curves, train_dev_test_split, Accuracy, Activation, ActivationKind, Adam, BatchNorm,
-    Batches, Dataset, Dense, FitConfig, History, Init, LayerError, Sequential, Sgd, SoftmaxCrossEntropy,
-    Tensor,
+    evaluate, fit, plot_curves, predict, predict_classes, predict_proba, train_dev_test_split, Accuracy,
+    Activation, ActivationKind, Adam, BatchNorm, Batches, Dataset, Dense, FitConfig, History, Init, Layer,
+    LayerError, Mode, Sequential, Sgd, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -226,6 +226,49 @@ fn fit_with_drop_last_trains_batch_norm_past_a_batch_of_one() {
     let error =
         fit(&mut model, &mut optimizer, &mut SoftmaxCrossEntropy::new(), &small, &dev, &dropped).unwrap_err();
     assert!(error.to_string().contains("fewer than a batch of 32"), "{error}");
+}
+
+/// `predict` runs the model batch by batch in eval mode: the same outputs as one forward of
+/// everything (to f32 rounding: the products' shapes differ), for any batch size; the
+/// probabilities are a softmax per row (or σ of one column) and the classes their arg-max.
+#[test]
+fn predict_gives_outputs_probabilities_and_classes_in_batches() {
+    let data = digits().slice(0..100).unwrap();
+    let mut model = mlp(4);
+    model.forward(&data.features, Mode::Eval).unwrap();
+    let whole = model.output().clone();
+    for batch_size in [1, 7, 32, 100, 1000] {
+        let outputs = predict(&mut model, &data.features, batch_size).unwrap();
+        assert_eq!(outputs.shape(), &[100, 10]);
+        for (got, want) in outputs.data().iter().zip(whole.data()) {
+            assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "batch {batch_size}: {got} vs {want}");
+        }
+    }
+    let probabilities = predict_proba(&mut model, &data.features, 32).unwrap();
+    let classes = predict_classes(&mut model, &data.features, 32).unwrap();
+    for ((row, logits), &class) in
+        probabilities.data().chunks_exact(10).zip(whole.data().chunks_exact(10)).zip(&classes)
+    {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let best = (0..10).fold(0, |b, j| if logits[j] > logits[b] { j } else { b });
+        assert_eq!(class as usize, best);
+        assert!(row.iter().all(|&p| p <= row[best]));
+    }
+    // One output column: σ(z) and z > 0.
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut binary = Sequential::new().push(Dense::new(64, 1, Init::Xavier, &mut rng));
+    let p = predict_proba(&mut binary, &data.features, 16).unwrap();
+    let z = predict(&mut binary, &data.features, 16).unwrap();
+    let c = predict_classes(&mut binary, &data.features, 16).unwrap();
+    for ((&p, &z), &c) in p.data().iter().zip(z.data()).zip(&c) {
+        assert!((p - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
+        assert_eq!(c, u32::from(z > 0.0));
+    }
+    assert!(c.contains(&0) && c.contains(&1), "both classes predicted: {c:?}");
+    // No batch, no sample, features the model does not take.
+    assert!(predict(&mut model, &data.features, 0).unwrap_err().to_string().contains("batch size"));
+    assert!(predict(&mut model, &Tensor::zeros(&[0, 64]), 8).is_err());
+    assert!(matches!(predict(&mut model, &Tensor::zeros(&[4, 63]), 8), Err(LayerError::Shape { .. })));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Training: [`fit`] a model (progress bar, per-epoch log, learning-rate schedule, early
-//! stopping) and [`evaluate`] it; what `fit` reports ([`History`]) and its learning
+//! stopping), [`evaluate`] it and [`predict`] with it (outputs, [`predict_proba`],
+//! [`predict_classes`]); what `fit` reports ([`History`]) and its learning
 //! curves ([`plot_curves`]); heat maps ([`plot_heatmap`]: attention weights);
 //! [`gradcheck`](gradcheck::gradcheck) for any layer or model;
 //! safetensors checkpoints.
@@ -11,6 +12,7 @@ mod fit;
 mod gradcheck;
 mod heatmap;
 mod history;
+mod predict;
 
 pub use checkpoint::{load_safetensors, load_safetensors_with, save_safetensors, LoadOptions, LoadReport};
 pub use curves::{plot_curves, plot_series};
@@ -19,3 +21,4 @@ pub use fit::{fit, FitConfig};
 pub use gradcheck::{gradcheck, gradcheck_params, relative_error, GradcheckReport};
 pub use heatmap::plot_heatmap;
 pub use history::{EpochMetrics, Evaluation, History};
+pub use predict::{predict, predict_classes, predict_proba};

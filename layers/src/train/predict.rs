@@ -1,0 +1,95 @@
+//! A trained model's predictions on new samples, in [`Mode::Eval`] and in batches: its raw
+//! outputs ([`predict`]), class probabilities ([`predict_proba`]) and classes
+//! ([`predict_classes`]).
+//!
+//! Probabilities and classes read the outputs as the losses do: one output column is the
+//! logit of class 1 ([`crate::BceWithLogits`]: probability `σ(z)`, class `z > 0`); several
+//! are the logits of as many classes ([`crate::SoftmaxCrossEntropy`]: a softmax per row, the
+//! first arg-max).
+
+use keel_kernels::activation::{sigmoid_forward, softmax_forward};
+
+use crate::error::{LayerError, Result};
+use crate::nn::{argmax, Layer, Mode};
+use crate::tensor::Tensor;
+
+/// The outputs of `model` on `features`, batch by batch in [`Mode::Eval`].
+///
+/// # Shapes
+/// `features` `(n, ...)`, `n >= 1`, as the model takes them; the result is `(n, ...)` as the
+/// model gives them (`(n, classes)` for a classifier).
+///
+/// Errors: `batch_size` is 0, there are no samples, or the model's own error on a batch.
+pub fn predict(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Tensor> {
+    let shape = features.shape();
+    let samples = shape.first().copied().unwrap_or(0);
+    if batch_size == 0 || samples == 0 {
+        return Err(LayerError::Data(format!(
+            "predict: expected a batch size >= 1 and at least one sample, got batch size {batch_size} \
+             and features of shape {shape:?}"
+        )));
+    }
+    let row = features.len() / samples;
+    let mut batch_shape = shape.to_vec();
+    let (mut outputs, mut out_shape) = (Vec::new(), Vec::new());
+    for start in (0..samples).step_by(batch_size) {
+        let rows = batch_size.min(samples - start);
+        batch_shape[0] = rows;
+        let batch =
+            Tensor::from_vec(&batch_shape, features.data()[start * row..(start + rows) * row].to_vec())?;
+        model.forward(&batch, Mode::Eval)?;
+        let output = model.output();
+        out_shape = output.shape().to_vec();
+        outputs.extend_from_slice(output.data());
+    }
+    out_shape[0] = samples;
+    Tensor::from_vec(&out_shape, outputs)
+}
+
+/// Class probabilities of `model` on `features`: `σ` of a single output column (the
+/// probability of class 1), else a softmax over each row's outputs.
+///
+/// # Shapes
+/// `features` `(n, ...)`; the model's outputs and the result `(n, classes)`, or `(n, 1)`.
+///
+/// Errors as [`predict`], and on outputs that are not a matrix.
+pub fn predict_proba(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Tensor> {
+    let logits = predict(model, features, batch_size)?;
+    let (rows, cols) = matrix_dims(&logits)?;
+    let mut probabilities = Tensor::zeros(logits.shape());
+    if cols == 1 {
+        sigmoid_forward(logits.data(), probabilities.data_mut())?;
+    } else {
+        softmax_forward(rows, cols, logits.data(), probabilities.data_mut())?;
+    }
+    Ok(probabilities)
+}
+
+/// The class of each sample: `z > 0` for a single output column `z`, else the first
+/// arg-max of the row.
+///
+/// # Shapes
+/// `features` `(n, ...)`; the result holds `n` classes.
+///
+/// Errors as [`predict_proba`].
+pub fn predict_classes(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Vec<u32>> {
+    let logits = predict(model, features, batch_size)?;
+    let (_, cols) = matrix_dims(&logits)?;
+    Ok(logits
+        .data()
+        .chunks_exact(cols)
+        .map(|row| if cols == 1 { u32::from(row[0] > 0.0) } else { argmax(row) as u32 })
+        .collect())
+}
+
+/// `(rows, cols)` of outputs that must be a matrix.
+fn matrix_dims(outputs: &Tensor) -> Result<(usize, usize)> {
+    match *outputs.shape() {
+        [rows, cols] if cols >= 1 => Ok((rows, cols)),
+        _ => Err(LayerError::Shape {
+            layer: "predict_proba / predict_classes (the model's outputs)".to_owned(),
+            expected: "(samples, classes >= 1)".to_owned(),
+            actual: outputs.shape().to_vec(),
+        }),
+    }
+}
