@@ -30,37 +30,20 @@
 //!
 //! The thread count follows rayon (`RAYON_NUM_THREADS`, default: all cores).
 
+mod words;
+
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::time::Instant;
 
-use flate2::read::GzDecoder;
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    clip_grad_norm, zero_grad, Adam, Decoding, Dense, Embedding, FlattenSteps, Init, Layer, LayerError, Loss,
-    Lstm, LstmConfig, Mode, Optimizer, Param, Result, Sampler, SoftmaxCrossEntropy, Tensor,
+    clip_grad_norm, zero_grad, Adam, Decoding, Dense, Embedding, FlattenSteps, Init, Layer, Loss, Lstm,
+    LstmConfig, Mode, Optimizer, Param, Result, Sampler, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-
-/// Token ids: `^` (start) 0, `a`..`z` 1..=26, `$` (end) 27.
-const START: u32 = 0;
-const END: u32 = 27;
-const VOCAB: usize = 28;
-
-fn token(c: u8) -> u32 {
-    (c - b'a') as u32 + 1
-}
-
-fn character(token: u32) -> char {
-    match token {
-        START => '^',
-        END => '$',
-        t => (b'a' + t as u8 - 1) as char,
-    }
-}
+use words::{character, read_words, token, END, START, VOCAB};
 
 /// `Embedding → Lstm → FlattenSteps → Dense` on `(seq, batch)` token ids (as `f32`), giving
 /// logits `(seq·batch, VOCAB)`, rows `t·batch + b`.
@@ -112,20 +95,6 @@ impl Layer for CharLm {
 }
 
 /// The lower-case, letters-only words of the list, without repeats, in the list's order.
-fn read_words(path: &str) -> Result<Vec<String>> {
-    let file = File::open(path).map_err(|e| LayerError::Data(format!("{path}: {e}")))?;
-    let mut seen = HashSet::new();
-    let mut words = Vec::new();
-    for line in BufReader::new(GzDecoder::new(file)).lines() {
-        let line = line.map_err(|e| LayerError::Data(format!("{path}: {e}")))?;
-        let word = line.trim();
-        if !word.is_empty() && word.bytes().all(|c| c.is_ascii_lowercase()) && seen.insert(word.to_string()) {
-            words.push(word.to_string());
-        }
-    }
-    Ok(words)
-}
-
 /// A batch of words of one length `n`: inputs `^word` and targets `word$`, `n + 1` steps each,
 /// time-major (step `t` of word `b` at `t·batch + b`).
 struct Batch {

@@ -40,12 +40,10 @@
 //!
 //! The thread count follows rayon (`RAYON_NUM_THREADS`, default: all cores).
 
-use std::collections::HashSet;
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+mod words;
+
 use std::time::Instant;
 
-use flate2::read::GzDecoder;
 use keel::kernels::optim::AdamConfig;
 use keel::layers::nn::select_beams;
 use keel::layers::{
@@ -56,26 +54,10 @@ use keel::layers::{
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-
-/// Token ids: `^` (start) 0, `a`..`z` 1..=26, `$` (end) 27.
-const START: u32 = 0;
-const END: u32 = 27;
-const VOCAB: usize = 28;
+use words::{character, read_words, token, END, START, VOCAB};
 
 /// Words of these lengths are kept.
 const LENGTHS: std::ops::RangeInclusive<usize> = 3..=10;
-
-fn token(c: u8) -> u32 {
-    (c - b'a') as u32 + 1
-}
-
-fn character(token: u32) -> char {
-    match token {
-        START => '^',
-        END => '$',
-        t => (b'a' + t as u8 - 1) as char,
-    }
-}
 
 /// The encoder-decoder (see the module docs). As a [`Layer`] it reads a batch of words of
 /// one length `n` packed into `(batch, 2n + 1)` ids (as `f32`): the `n` source letters, then
@@ -279,23 +261,6 @@ impl Layer for Seq2Seq {
 
 /// The lower-case, letters-only words of the list with a length in [`LENGTHS`], without
 /// repeats, in the list's order.
-fn read_words(path: &str) -> Result<Vec<String>> {
-    let file = File::open(path).map_err(|e| LayerError::Data(format!("{path}: {e}")))?;
-    let mut seen = HashSet::new();
-    let mut words = Vec::new();
-    for line in BufReader::new(GzDecoder::new(file)).lines() {
-        let line = line.map_err(|e| LayerError::Data(format!("{path}: {e}")))?;
-        let word = line.trim();
-        if LENGTHS.contains(&word.len())
-            && word.bytes().all(|c| c.is_ascii_lowercase())
-            && seen.insert(word.to_string())
-        {
-            words.push(word.to_string());
-        }
-    }
-    Ok(words)
-}
-
 fn reversed(word: &str) -> String {
     word.chars().rev().collect()
 }
@@ -396,7 +361,10 @@ fn draw_attention(model: &mut Seq2Seq, word: &str, output: &str, path: &str) -> 
 }
 
 fn main() -> Result<()> {
-    let mut words = read_words("data/words-american-english.txt.gz")?;
+    let mut words: Vec<String> = read_words("data/words-american-english.txt.gz")?
+        .into_iter()
+        .filter(|w| LENGTHS.contains(&w.len()))
+        .collect();
     words.shuffle(&mut StdRng::seed_from_u64(2026));
     let held_out_len = words.len() / 20;
     let (held_out, train) = words.split_at(held_out_len);
