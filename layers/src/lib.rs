@@ -75,11 +75,12 @@ pub use models::{
     InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,
 };
 pub use nn::{
-    scaled_dot_product_attention, Activation, ActivationKind, AdditiveAttention, AttentionMask, AvgPool2d,
-    BatchNorm, BeamSearch, Branches, Conv2d, Conv2dConfig, Decoding, Dense, Dropout, Embedding, Flatten,
-    FlattenSteps, GlobalAttention, GlobalAvgPool2d, Gru, GruConfig, Hypothesis, Init, LastStep, Layer, Lstm,
-    LstmConfig, MaxPool2d, MeanOverTime, Merge, Mode, Nonlinearity, Param, PoolWindow, RecurrentConfig, Rnn,
-    RnnConfig, Sampler, ScaledDotProductAttention, Sequential,
+    freeze, param_counts, scaled_dot_product_attention, unfreeze, Activation, ActivationKind,
+    AdditiveAttention, AttentionMask, AvgPool2d, BatchNorm, BeamSearch, Branches, Conv2d, Conv2dConfig,
+    Decoding, Dense, Dropout, Embedding, Flatten, FlattenSteps, GlobalAttention, GlobalAvgPool2d, Gru,
+    GruConfig, Hypothesis, Init, LastStep, Layer, Lstm, LstmConfig, MaxPool2d, MeanOverTime, Merge, Mode,
+    Nonlinearity, Param, ParamCounts, PoolWindow, RecurrentConfig, Rnn, RnnConfig, Sampler,
+    ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,

@@ -267,16 +267,19 @@ impl Layer for Conv2d {
             grad_output,
             &mut self.grad_pre_activation,
         )?;
-        let x = input.data();
-        // dW += Σ dy·im2col(x)ᵀ, db += Σ dy (accumulated, as parameter gradients are).
-        conv2d_backward_weight(
-            &shape,
-            x,
-            dy,
-            self.weight.grad.data_mut(),
-            self.bias.as_mut().map(|b| b.grad.data_mut()),
-            &mut self.workspace,
-        )?;
+        // dW += Σ dy·im2col(x)ᵀ, db += Σ dy (accumulated, as parameter gradients are), unless
+        // every parameter is frozen (one kernel computes both).
+        let frozen = self.weight.frozen && self.bias.as_ref().is_none_or(|b| b.frozen);
+        if !frozen {
+            conv2d_backward_weight(
+                &shape,
+                input.data(),
+                dy,
+                self.weight.grad.data_mut(),
+                self.bias.as_mut().map(|b| b.grad.data_mut()),
+                &mut self.workspace,
+            )?;
+        }
         if !self.input_grad {
             self.grad_input.resize(&[0]);
             return Ok(());

@@ -131,29 +131,32 @@ impl Layer for Dense {
             grad_output,
             &mut self.grad_pre_activation,
         )?;
-        let x = input.data();
-        // dW += dyᵀ·x  (out, in)
-        sgemm(
-            &GemmShape {
-                transa: Transpose::Yes,
-                transb: Transpose::No,
-                m: outf,
-                n: inf,
-                k: batch,
-                lda: outf,
-                ldb: inf,
-                ldc: inf,
-            },
-            1.0,
-            dy,
-            x,
-            1.0,
-            self.weight.grad.data_mut(),
-        )?;
-        // db += column sums of dy
-        let db = self.bias.grad.data_mut();
-        for row in dy.chunks_exact(outf) {
-            db.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g);
+        // dW += dyᵀ·x  (out, in), unless frozen
+        if !self.weight.frozen {
+            sgemm(
+                &GemmShape {
+                    transa: Transpose::Yes,
+                    transb: Transpose::No,
+                    m: outf,
+                    n: inf,
+                    k: batch,
+                    lda: outf,
+                    ldb: inf,
+                    ldc: inf,
+                },
+                1.0,
+                dy,
+                input.data(),
+                1.0,
+                self.weight.grad.data_mut(),
+            )?;
+        }
+        // db += column sums of dy, unless frozen
+        if !self.bias.frozen {
+            let db = self.bias.grad.data_mut();
+            for row in dy.chunks_exact(outf) {
+                db.iter_mut().zip(row).for_each(|(sum, &g)| *sum += g);
+            }
         }
         if !self.input_grad {
             self.grad_input.resize(&[0]);

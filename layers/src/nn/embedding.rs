@@ -135,7 +135,7 @@ impl Embedding {
     }
 
     /// Accumulates `grad_output` `(…, dim)` (one row per index) into the weight gradient at
-    /// the rows of `indices`, skipping `padding_idx`.
+    /// the rows of `indices`, skipping `padding_idx`; a frozen weight gets nothing.
     ///
     /// Errors: `grad_output` not `(indices.len(), dim)` once flattened, an index out of range.
     pub fn backward_indices(&mut self, indices: &[u32], grad_output: &Tensor) -> Result<()> {
@@ -147,6 +147,9 @@ impl Embedding {
             });
         }
         self.check_range(indices)?;
+        if self.weight.frozen {
+            return Ok(());
+        }
         embedding_backward(
             indices,
             grad_output.data(),

@@ -1,7 +1,7 @@
 //! Networks: the [`Layer`] trait with its [`Param`]s and [`Mode`], the layers
 //! (dense, embedding, convolution, pooling, batch norm, dropout, activation, flatten,
 //! recurrent, their many-to-one heads and the many-to-many [`FlattenSteps`], with step-by-step
-//! decoding in [`recurrent::sampling`] and [`recurrent::beam`]), [`Sequential`] to chain them, [`Branches`] to run
+//! decoding in [`recurrent::sampling`] and [`recurrent::beam`]), [`Sequential`] to chain them, [`freeze`] and [`unfreeze`] by name, [`Branches`] to run
 //! layers side by side on one input (residual and Inception blocks), and weight
 //! [`Init`]. The recurrent layers' module, [`recurrent`], is public for its design notes; its
 //! types are re-exported here, as are those of [`attention`] (scaled dot-product attention and
@@ -17,6 +17,7 @@ mod dropout;
 mod embedding;
 mod flatten;
 mod flatten_steps;
+mod freeze;
 mod init;
 mod layer;
 mod pool;
@@ -38,6 +39,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use flatten::Flatten;
 pub use flatten_steps::FlattenSteps;
+pub use freeze::{freeze, param_counts, unfreeze, ParamCounts};
 pub use init::Init;
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};

@@ -14,8 +14,8 @@ static EMPTY: Tensor = Tensor::EMPTY;
 /// `nn.Sequential(*layers)` and `nn.Sequential(OrderedDict(...))`.
 ///
 /// With its input gradient off ([`Layer::set_input_grad`]), backward stops at the first layer
-/// with parameters, and that layer skips its own input gradient: the layers before it
-/// (a leading `Flatten`, say) have nothing to learn.
+/// with a trainable (not frozen) parameter, and that layer skips its own input gradient: the
+/// layers before it (a leading `Flatten`, say, or a frozen backbone) have nothing to learn.
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// The child names, one per layer: its index, or the name given to `push_named`.
@@ -24,7 +24,7 @@ pub struct Sequential {
     name_buffer: String,
     /// Whether backward produces `∂loss/∂input` of the whole chain.
     input_grad: bool,
-    /// The first layer with parameters (`layers.len()` when none has any).
+    /// The first layer with a trainable parameter (`layers.len()` when none has any).
     first_trainable: usize,
 }
 
@@ -80,18 +80,36 @@ impl Sequential {
     }
 
     /// Tells each layer whether its input gradient is needed: by the layer before it when
-    /// that one (or any earlier one) has parameters, and by the caller for the whole chain.
+    /// that one (or any earlier one) has a trainable parameter, and by the caller for the
+    /// whole chain. Backward calls it again, as parameters may be frozen or unfrozen between
+    /// steps ([`crate::freeze`]).
     fn route_input_grad(&mut self) {
-        let mut params = 0usize;
+        let mut trainable = false;
         let mut first_trainable = None;
         for (index, layer) in self.layers.iter_mut().enumerate() {
-            layer.set_input_grad(self.input_grad || params > 0);
-            layer.visit_params(&mut |_, _| params += 1);
-            if params > 0 && first_trainable.is_none() {
+            layer.set_input_grad(self.input_grad || trainable);
+            layer.visit_params(&mut |_, param| trainable |= !param.frozen);
+            if trainable && first_trainable.is_none() {
                 first_trainable = Some(index);
             }
         }
         self.first_trainable = first_trainable.unwrap_or(self.layers.len());
+    }
+
+    /// Puts `layer` in place of the child named `name` (an index such as `"9"`, or a name
+    /// given to [`Sequential::push_named`]) and returns the one it replaces: a new head for
+    /// transfer learning. Errors ([`LayerError::Config`]) if no child has that name.
+    pub fn replace(&mut self, name: &str, layer: impl Layer + 'static) -> Result<Box<dyn Layer>> {
+        let Some(index) = self.names.iter().position(|child| child == name) else {
+            return Err(LayerError::Config {
+                model: self.name(),
+                expected: format!("the name of a child, one of {:?}", self.names),
+                actual: format!("{name:?}"),
+            });
+        };
+        let old = std::mem::replace(&mut self.layers[index], Box::new(layer));
+        self.route_input_grad();
+        Ok(old)
     }
 
     /// The layers, in order.
@@ -126,6 +144,7 @@ impl Layer for Sequential {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         self.check_not_empty()?;
+        self.route_input_grad();
         // Without an input gradient, the layers before the first trainable one have no work.
         let first = if self.input_grad { 0 } else { self.first_trainable };
         for index in (first..self.layers.len()).rev() {
