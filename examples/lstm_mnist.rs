@@ -27,7 +27,8 @@ use std::time::Instant;
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
     clip_grad_norm, evaluate, fit, train_dev_test_split, Adam, Dataset, Dense, FitConfig, Init,
-    InverseTimeDecay, LastStep, Layer, Lstm, LstmConfig, Optimizer, Sequential, SoftmaxCrossEntropy,
+    InverseTimeDecay, LastStep, Layer, Lstm, LstmConfig, Optimizer, OptimizerState, Sequential,
+    SoftmaxCrossEntropy,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -49,6 +50,12 @@ impl<O: Optimizer> Optimizer for ClippedByNorm<O> {
     }
     fn set_learning_rate(&mut self, lr: f64) {
         self.inner.set_learning_rate(lr);
+    }
+    fn state(&self) -> OptimizerState {
+        self.inner.state()
+    }
+    fn load_state(&mut self, state: OptimizerState) -> keel::layers::Result<()> {
+        self.inner.load_state(state)
     }
 }
 

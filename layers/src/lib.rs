@@ -84,11 +84,12 @@ pub use nn::{
 };
 pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
-    Optimizer, RmsProp, Sgd, StepDecay,
+    Optimizer, OptimizerState, RmsProp, Sgd, StepDecay,
 };
 pub use tensor::Tensor;
 pub use train::{
-    evaluate, fit, gradcheck, gradcheck_params, load_safetensors, load_safetensors_with, plot_curves,
-    plot_heatmap, plot_series, predict, predict_classes, predict_proba, relative_error, save_safetensors,
-    EpochMetrics, Evaluation, FitConfig, GradcheckReport, History, LoadOptions, LoadReport,
+    evaluate, fit, gradcheck, gradcheck_params, load_optimizer_state, load_safetensors,
+    load_safetensors_with, plot_curves, plot_heatmap, plot_series, predict, predict_classes, predict_proba,
+    relative_error, save_optimizer_state, save_safetensors, EpochMetrics, Evaluation, FitConfig,
+    GradcheckReport, History, LoadOptions, LoadReport,
 };

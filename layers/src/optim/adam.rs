@@ -2,7 +2,8 @@
 
 use keel_kernels::optim::{adam_update, AdamConfig};
 
-use super::{update_each_param, Optimizer};
+use super::state::{export_slots, import_slots, Presence};
+use super::{update_each_param, Optimizer, OptimizerState};
 use crate::error::Result;
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
@@ -56,4 +57,26 @@ impl Optimizer for Adam {
             )?)
         })
     }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: KIND.into(),
+            step: self.step,
+            learning_rate: self.config.lr,
+            params: export_slots(&SLOTS, &self.moments),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let amsgrad = if self.config.amsgrad { Presence::Always } else { Presence::Never };
+        let (step, learning_rate) = (state.step, state.learning_rate);
+        self.moments = import_slots(KIND, &SLOTS, [Presence::Always, Presence::Always, amsgrad], state)?;
+        self.step = step;
+        self.config.lr = learning_rate;
+        Ok(())
+    }
 }
+
+const KIND: &str = "adam";
+/// The names of a parameter's state tensors, PyTorch's.
+const SLOTS: [&str; 3] = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];

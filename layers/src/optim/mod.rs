@@ -13,12 +13,14 @@ mod clip;
 mod rmsprop;
 mod schedule;
 mod sgd;
+mod state;
 
 pub use adam::Adam;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use rmsprop::RmsProp;
 pub use schedule::{ExponentialDecay, InverseTimeDecay, LrSchedule, StepDecay};
 pub use sgd::Sgd;
+pub use state::OptimizerState;
 
 use crate::error::Result;
 use crate::nn::{Layer, Param};
@@ -31,6 +33,17 @@ pub trait Optimizer {
     fn learning_rate(&self) -> f64;
     /// Sets the learning rate (schedules call this between epochs).
     fn set_learning_rate(&mut self, lr: f64);
+    /// A copy of the state: step count, learning rate and per-parameter buffers (for a
+    /// checkpoint, [`crate::save_optimizer_state`]).
+    fn state(&self) -> OptimizerState;
+    /// Takes `state` (from [`Optimizer::state`] of an optimizer of the same kind and
+    /// options) as its own: the learning rate, step count and buffers, so the next steps
+    /// are those the saving optimizer would have taken.
+    ///
+    /// Errors ([`LayerError::Config`](crate::LayerError::Config)) if `state` is another
+    /// kind's or does not fit the options (a buffer missing or one too many); on error the
+    /// optimizer keeps its state.
+    fn load_state(&mut self, state: OptimizerState) -> Result<()>;
 }
 
 /// Runs `update` on each trainable parameter of `model` with its optimizer state: `states`

@@ -2,7 +2,8 @@
 
 use keel_kernels::optim::{rmsprop_update, RmspropConfig};
 
-use super::{update_each_param, Optimizer};
+use super::state::{export_slots, import_slots, Presence};
+use super::{update_each_param, Optimizer, OptimizerState};
 use crate::error::Result;
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
@@ -15,6 +16,7 @@ use crate::tensor::Tensor;
 pub struct RmsProp {
     /// Hyper-parameters; `lr` may be changed between steps.
     pub config: RmspropConfig,
+    step: u64,
     /// Per parameter: `square_avg`, `momentum_buf` (empty until momentum is used),
     /// `grad_avg` (empty until centring is used).
     state: Vec<[Tensor; 3]>,
@@ -23,7 +25,7 @@ pub struct RmsProp {
 impl RmsProp {
     /// An optimizer with no state yet (created on the first step).
     pub fn new(config: RmspropConfig) -> Self {
-        RmsProp { config, state: Vec::new() }
+        RmsProp { config, step: 0, state: Vec::new() }
     }
 }
 
@@ -38,6 +40,7 @@ impl Optimizer for RmsProp {
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check()?;
+        self.step += 1;
         let config = &self.config;
         let init = |param: &Param| [Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()];
         update_each_param(model, &mut self.state, init, |param, [square_avg, momentum_buf, grad_avg]| {
@@ -59,4 +62,27 @@ impl Optimizer for RmsProp {
             )?)
         })
     }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: KIND.into(),
+            step: self.step,
+            learning_rate: self.config.lr,
+            params: export_slots(&SLOTS, &self.state),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let when_on = |on| if on { Presence::Always } else { Presence::Optional };
+        let presence = [Presence::Always, when_on(self.config.momentum > 0.0), when_on(self.config.centered)];
+        let (step, learning_rate) = (state.step, state.learning_rate);
+        self.state = import_slots(KIND, &SLOTS, presence, state)?;
+        self.step = step;
+        self.config.lr = learning_rate;
+        Ok(())
+    }
 }
+
+const KIND: &str = "rmsprop";
+/// The names of a parameter's state tensors, PyTorch's.
+const SLOTS: [&str; 3] = ["square_avg", "momentum_buffer", "grad_avg"];

@@ -2,7 +2,8 @@
 
 use keel_kernels::optim::{sgd_update, SgdConfig};
 
-use super::{update_each_param, Optimizer};
+use super::state::{export_slots, import_slots, Presence};
+use super::{update_each_param, Optimizer, OptimizerState};
 use crate::error::Result;
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
@@ -14,7 +15,8 @@ pub struct Sgd {
     /// Hyper-parameters; `lr` may be changed between steps.
     pub config: SgdConfig,
     step: u64,
-    velocity: Vec<Tensor>,
+    /// Per parameter: the momentum buffer.
+    velocity: Vec<[Tensor; 1]>,
 }
 
 impl Sgd {
@@ -37,9 +39,30 @@ impl Optimizer for Sgd {
         self.config.check()?;
         self.step += 1;
         let (config, step) = (&self.config, self.step);
-        let init = |param: &Param| Tensor::zeros(param.value.shape());
-        update_each_param(model, &mut self.velocity, init, |param, buffer| {
+        let init = |param: &Param| [Tensor::zeros(param.value.shape())];
+        update_each_param(model, &mut self.velocity, init, |param, [buffer]| {
             Ok(sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut())?)
         })
     }
+
+    fn state(&self) -> OptimizerState {
+        OptimizerState {
+            kind: KIND.into(),
+            step: self.step,
+            learning_rate: self.config.lr,
+            params: export_slots(&SLOTS, &self.velocity),
+        }
+    }
+
+    fn load_state(&mut self, state: OptimizerState) -> Result<()> {
+        let (step, learning_rate) = (state.step, state.learning_rate);
+        self.velocity = import_slots(KIND, &SLOTS, [Presence::Always], state)?;
+        self.step = step;
+        self.config.lr = learning_rate;
+        Ok(())
+    }
 }
+
+const KIND: &str = "sgd";
+/// The names of a parameter's state tensors, PyTorch's.
+const SLOTS: [&str; 1] = ["momentum_buffer"];

@@ -7,7 +7,7 @@
 //! (PyTorch's batch norm also counts `num_batches_tracked`, which keel does not keep: load
 //! there with `strict=False` when the model has batch norm).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -16,7 +16,7 @@ use crate::error::{LayerError, Result};
 use crate::nn::Layer;
 use crate::tensor::Tensor;
 
-fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerError {
+pub(crate) fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerError {
     LayerError::Checkpoint { path: path.display().to_string(), detail: detail.into() }
 }
 
@@ -26,19 +26,31 @@ fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerError {
 ///
 /// Errors ([`LayerError::Checkpoint`]) if the file cannot be written.
 pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    // Names, shapes and little-endian bytes, in the model's order (names are unique).
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut record = |name: &str, tensor: &Tensor| {
-        let bytes = tensor.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-        tensors.push((name.to_owned(), tensor.shape().to_vec(), bytes));
-    };
-    model.visit_params(&mut |name, param| record(name, &param.value));
-    model.visit_buffers(&mut |name, buffer| record(name, buffer));
+    // Names and tensors, in the model's order (names are unique).
+    let mut tensors: Vec<(String, Tensor)> = Vec::new();
+    model.visit_params(&mut |name, param| tensors.push((name.to_owned(), param.value.clone())));
+    model.visit_buffers(&mut |name, buffer| tensors.push((name.to_owned(), buffer.clone())));
+    write_atomically(path.as_ref(), &tensors, None)
+}
+
+/// Writes `tensors` (name, values) as little-endian `F32` with `metadata` to a safetensors
+/// file at `path`, atomically: the file is written beside `path` under a temporary name,
+/// then renamed over it, so a failed write leaves any previous file at `path` as it was (and
+/// no temporary file behind).
+pub(crate) fn write_atomically(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, tensor)| tensor.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
     let views = tensors
         .iter()
-        .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
+        .zip(&bytes)
+        .map(|((name, tensor), bytes)| {
+            TensorView::new(Dtype::F32, tensor.shape().to_vec(), bytes)
                 .map(|view| (name.as_str(), view))
                 .map_err(|e| checkpoint_error(path, format!("tensor {name}: {e}")))
         })
@@ -47,7 +59,7 @@ pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
     let mut temporary_name = file_name.to_os_string();
     temporary_name.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary_name);
-    let written = safetensors::serialize_to_file(views, None, &temporary)
+    let written = safetensors::serialize_to_file(views, metadata, &temporary)
         .map_err(|e| e.to_string())
         .and_then(|()| std::fs::rename(&temporary, path).map_err(|e| e.to_string()));
     written.map_err(|detail| {
@@ -193,9 +205,7 @@ pub fn load_safetensors_with(
     let copy = |name: &str, tensor: &mut Tensor| {
         let view = options.file_name(name).and_then(|file_name| file.tensor(&file_name).ok());
         if let Some(view) = view {
-            for (value, bytes) in tensor.data_mut().iter_mut().zip(view.data().chunks_exact(4)) {
-                *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            }
+            read_f32(&view, tensor.data_mut());
         }
     };
     model.visit_params(&mut |name, param| copy(name, &mut param.value));
@@ -205,7 +215,11 @@ pub fn load_safetensors_with(
 
 /// Whether the file tensor `view` (named `name`) can be read into `tensor`: `F32` of the same
 /// shape.
-fn check_view(view: &TensorView<'_>, name: &str, tensor: &Tensor) -> core::result::Result<(), String> {
+pub(crate) fn check_view(
+    view: &TensorView<'_>,
+    name: &str,
+    tensor: &Tensor,
+) -> core::result::Result<(), String> {
     if view.dtype() != Dtype::F32 {
         return Err(format!("tensor {name}: expected F32, got {:?}", view.dtype()));
     }
@@ -213,4 +227,11 @@ fn check_view(view: &TensorView<'_>, name: &str, tensor: &Tensor) -> core::resul
         return Err(format!("tensor {name}: expected shape {:?}, got {:?}", tensor.shape(), view.shape()));
     }
     Ok(())
+}
+
+/// Copies the little-endian `F32` values of `view` (checked by [`check_view`]) into `values`.
+pub(crate) fn read_f32(view: &TensorView<'_>, values: &mut [f32]) {
+    for (value, bytes) in values.iter_mut().zip(view.data().chunks_exact(4)) {
+        *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
 }

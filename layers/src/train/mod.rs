@@ -3,7 +3,7 @@
 //! [`predict_classes`]); what `fit` reports ([`History`]) and its learning
 //! curves ([`plot_curves`]); heat maps ([`plot_heatmap`]: attention weights);
 //! [`gradcheck`](gradcheck::gradcheck) for any layer or model;
-//! safetensors checkpoints.
+//! safetensors checkpoints of a model and of its optimizer ([`save_optimizer_state`]).
 
 mod checkpoint;
 mod curves;
@@ -12,6 +12,7 @@ mod fit;
 mod gradcheck;
 mod heatmap;
 mod history;
+mod optimizer_checkpoint;
 mod predict;
 
 pub use checkpoint::{load_safetensors, load_safetensors_with, save_safetensors, LoadOptions, LoadReport};
@@ -21,4 +22,5 @@ pub use fit::{fit, FitConfig};
 pub use gradcheck::{gradcheck, gradcheck_params, relative_error, GradcheckReport};
 pub use heatmap::plot_heatmap;
 pub use history::{EpochMetrics, Evaluation, History};
+pub use optimizer_checkpoint::{load_optimizer_state, save_optimizer_state};
 pub use predict::{predict, predict_classes, predict_proba};
