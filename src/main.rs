@@ -20,9 +20,8 @@ use std::time::Instant;
 
 use keel::kernels::optim::AdamConfig;
 use keel::layers::{
-    evaluate, fit, plot_curves, save_safetensors, train_dev_test_split, Activation, ActivationKind, Adam,
-    BatchNorm, Conv2d, Conv2dConfig, Dataset, Dense, Dropout, FitConfig, Flatten, Init, InverseTimeDecay,
-    MaxPool2d, Sequential, SoftmaxCrossEntropy,
+    evaluate, fit, lenet5_bn, plot_curves, save_safetensors, train_dev_test_split, Adam, Dataset, FitConfig,
+    InverseTimeDecay, SoftmaxCrossEntropy,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -43,23 +42,8 @@ fn main() -> keel::layers::Result<()> {
     );
 
     let mut rng = StdRng::seed_from_u64(7);
-    // LeNet-5 (`keel::layers::lenet5`) with batch norm and dropout added.
-    let relu = || Activation::new(ActivationKind::Relu);
-    let mut model = Sequential::new()
-        .push(Conv2d::new(Conv2dConfig::new(1, 6, 5).with_padding(2), Init::He, &mut rng)?)
-        .push(BatchNorm::new_2d(6))
-        .push(relu())
-        .push(MaxPool2d::new(2))
-        .push(Conv2d::new(Conv2dConfig::new(6, 16, 5), Init::He, &mut rng)?)
-        .push(BatchNorm::new_2d(16))
-        .push(relu())
-        .push(MaxPool2d::new(2))
-        .push(Flatten::new())
-        .push(Dense::new(400, 120, Init::He, &mut rng).with_activation(ActivationKind::Relu))
-        .push(Dropout::new(0.2, 11))
-        .push(Dense::new(120, 84, Init::He, &mut rng).with_activation(ActivationKind::Relu))
-        .push(Dropout::new(0.2, 12))
-        .push(Dense::new(84, 10, Init::He, &mut rng));
+    // LeNet-5 with batch norm and dropout added (its PyTorch twin is in the function's docs).
+    let mut model = lenet5_bn(&mut rng)?;
     let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() });
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig {

@@ -71,8 +71,8 @@ pub use keel_kernels as kernels;
 pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
 pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
 pub use models::{
-    alexnet, basic_block, inception, inception_block, lenet5, resnet, vgg, AlexNetConfig, InceptionConfig,
-    InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,
+    alexnet, basic_block, inception, inception_block, lenet5, lenet5_bn, resnet, vgg, AlexNetConfig,
+    InceptionConfig, InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,
 };
 pub use nn::{
     freeze, param_counts, scaled_dot_product_attention, unfreeze, Activation, ActivationKind,

@@ -214,3 +214,63 @@ fn a_failed_save_leaves_the_old_file_and_no_temporary() {
     assert_eq!(names, ["blocked.safetensors", "model.safetensors"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `model`'s tensors as little-endian `F32`, plus `extra` tensors (name, dtype, shape, bytes):
+/// a file as PyTorch writes one, with what keel does not save.
+fn write_with_extra(
+    model: &mut dyn Layer,
+    extra: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)],
+    path: &std::path::Path,
+) {
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = state(model)
+        .into_iter()
+        .map(|(name, t)| {
+            let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, safetensors::Dtype::F32, t.shape().to_vec(), bytes)
+        })
+        .collect();
+    tensors.extend(
+        extra
+            .iter()
+            .map(|(name, dtype, shape, bytes)| (name.to_string(), *dtype, shape.clone(), bytes.clone())),
+    );
+    let views = tensors.iter().map(|(name, dtype, shape, bytes)| {
+        (name.as_str(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes).unwrap())
+    });
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn pytorchs_batch_norm_counter_is_accepted_beside_a_batch_norm_only() {
+    let path = temp_path("counter");
+    let mut saved = model(1, 8);
+    saved.forward(&input(2), Mode::Train).unwrap();
+    let counter = |name| (name, safetensors::Dtype::I64, vec![], 3i64.to_le_bytes().to_vec());
+    // "1" is the batch norm: PyTorch's state_dict has "1.num_batches_tracked" (an int64 scalar).
+    write_with_extra(&mut saved, &[counter("1.num_batches_tracked")], &path);
+    let mut loaded = model(5, 8);
+    load_safetensors(&mut loaded, &path).unwrap();
+    assert_eq!(state(&mut loaded), state(&mut saved));
+    let report =
+        load_safetensors_with(&mut model(5, 8), &path, &LoadOptions::default().non_strict()).unwrap();
+    assert!(report.unexpected.is_empty() && report.missing.is_empty(), "{report:?}");
+    // The same counter under a prefix, read through a name map.
+    let nested = |seed| Sequential::new().push_named("backbone", model(seed, 8)).unwrap();
+    let options = LoadOptions::default().model_prefix("backbone.");
+    load_safetensors_with(&mut nested(6), &path, &options).unwrap();
+
+    let detail = |result: keel_layers::Result<()>| match result {
+        Err(LayerError::Checkpoint { detail, .. }) => detail,
+        other => panic!("expected a checkpoint error, got {other:?}"),
+    };
+    // Beside a layer that is not a batch norm ("0" is the convolution) it is unexpected.
+    write_with_extra(&mut saved, &[counter("0.num_batches_tracked")], &path);
+    let error = detail(load_safetensors(&mut model(5, 8), &path));
+    assert!(error.contains("0.num_batches_tracked is not in the model"), "{error}");
+    // A counter that is not an I64 scalar is an error even beside a batch norm.
+    let as_f32 = ("1.num_batches_tracked", safetensors::Dtype::F32, vec![1], 3f32.to_le_bytes().to_vec());
+    write_with_extra(&mut saved, &[as_f32], &path);
+    let error = detail(load_safetensors(&mut model(5, 8), &path));
+    assert!(error.contains("1.num_batches_tracked") && error.contains("I64 scalar"), "{error}");
+    std::fs::remove_file(&path).unwrap();
+}

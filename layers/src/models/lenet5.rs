@@ -1,9 +1,13 @@
-//! Ready-made models built from the layers: LeNet-5.
+//! Ready-made models built from the layers: LeNet-5, and the main job's LeNet-5 with batch
+//! norm and dropout.
 
 use rand::rngs::StdRng;
 
 use crate::error::Result;
-use crate::nn::{ActivationKind, Conv2d, Conv2dConfig, Dense, Flatten, Init, MaxPool2d, Sequential};
+use crate::nn::{
+    Activation, ActivationKind, BatchNorm, Conv2d, Conv2dConfig, Dense, Dropout, Flatten, Init, MaxPool2d,
+    Sequential,
+};
 
 /// LeNet-5 (ReLU and max-pool variant) for `(n, 1, 28, 28)` images, giving `(n, 10)` logits,
 /// with each ReLU fused into the layer before it:
@@ -31,5 +35,45 @@ pub fn lenet5(rng: &mut StdRng) -> Result<Sequential> {
         .push(Flatten::new())
         .push(Dense::new(400, 120, Init::He, rng).with_activation(relu))
         .push(Dense::new(120, 84, Init::He, rng).with_activation(relu))
+        .push(Dense::new(84, 10, Init::He, rng)))
+}
+
+/// The main job's model (`cargo run --release`): LeNet-5 with batch norm after each
+/// convolution and dropout 0.2 after each hidden dense layer, for `(n, 1, 28, 28)` images,
+/// giving `(n, 10)` logits. The dense layers' ReLUs are fused into them, so the indices are
+/// not those of a plain PyTorch `nn.Sequential`; its PyTorch twin, under which the state_dict
+/// has exactly keel's names, is (`tests/fixtures/pytorch/make_fixtures.py`):
+///
+/// ```python
+/// class LinearReLU(nn.Linear):  # keel's Dense with a fused ReLU
+///     def forward(self, x):
+///         return torch.relu(super().forward(x))
+///
+/// nn.Sequential(
+///     nn.Conv2d(1, 6, 5, padding=2), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),    # 0-3
+///     nn.Conv2d(6, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),             # 4-7
+///     nn.Flatten(), LinearReLU(400, 120), nn.Dropout(0.2),                             # 8-10
+///     LinearReLU(120, 84), nn.Dropout(0.2), nn.Linear(84, 10))                         # 11-13
+/// ```
+///
+/// Parameters `"0.*"`, `"4.*"` (convolutions), `"1.*"`, `"5.*"` (batch norms, with buffers
+/// `running_mean`, `running_var`), `"9.*"`, `"11.*"`, `"13.*"` (dense); convolution and
+/// dense weights drawn by He init in that order, the dropouts seeded 11 and 12.
+pub fn lenet5_bn(rng: &mut StdRng) -> Result<Sequential> {
+    let relu = ActivationKind::Relu;
+    Ok(Sequential::new()
+        .push(Conv2d::new(Conv2dConfig::new(1, 6, 5).with_padding(2), Init::He, rng)?)
+        .push(BatchNorm::new_2d(6))
+        .push(Activation::new(relu))
+        .push(MaxPool2d::new(2))
+        .push(Conv2d::new(Conv2dConfig::new(6, 16, 5), Init::He, rng)?)
+        .push(BatchNorm::new_2d(16))
+        .push(Activation::new(relu))
+        .push(MaxPool2d::new(2))
+        .push(Flatten::new())
+        .push(Dense::new(400, 120, Init::He, rng).with_activation(relu))
+        .push(Dropout::new(0.2, 11))
+        .push(Dense::new(120, 84, Init::He, rng).with_activation(relu))
+        .push(Dropout::new(0.2, 12))
         .push(Dense::new(84, 10, Init::He, rng)))
 }

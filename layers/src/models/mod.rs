@@ -11,6 +11,6 @@ mod vgg;
 
 pub use alexnet::{alexnet, AlexNetConfig};
 pub use inception::{inception, inception_block, InceptionConfig, InceptionStem, InceptionWidths};
-pub use lenet5::lenet5;
+pub use lenet5::{lenet5, lenet5_bn};
 pub use resnet::{basic_block, resnet, ResNetConfig, ResNetStem};
 pub use vgg::{vgg, VggConfig};

@@ -125,8 +125,9 @@ impl ResNetConfig {
 ///
 /// With [`ResNetConfig::resnet18`] the parameters and buffers have the names and shapes of
 /// torchvision's `resnet18().state_dict()` except `*.num_batches_tracked` (keel's batch norm
-/// uses a fixed momentum and does not count batches), so its weights, saved as safetensors
-/// without those counters, load as is.
+/// uses a fixed momentum and does not count batches), so its `state_dict`, saved as
+/// safetensors, loads as is (the counters are accepted and ignored: see
+/// [`load_safetensors`](crate::load_safetensors)).
 ///
 /// # Shapes
 /// `(n, in_channels, h, w)` → `(n, classes)` for any image the stem and strides fit (global

@@ -3,9 +3,22 @@
 //! Every tensor goes under the stable name [`Layer::visit_params`] and
 //! [`Layer::visit_buffers`] give it (`"0.weight"`, `"1.running_mean"`, ...), as little-endian
 //! `F32` with its shape: the layout of a PyTorch `state_dict` saved with
-//! `safetensors.torch.save_file`, so the same `nn.Sequential` in PyTorch reads the file
-//! (PyTorch's batch norm also counts `num_batches_tracked`, which keel does not keep: load
-//! there with `strict=False` when the model has batch norm).
+//! `safetensors.torch.save_file`, so the same model in PyTorch reads the file.
+//!
+//! PyTorch's batch norm also keeps `num_batches_tracked`, a count of training batches (an
+//! `I64` scalar in its `state_dict`) that keel does not keep: only a batch norm built with
+//! `momentum=None` reads it, and keel's momentum is a number. Both ways load strictly still:
+//! - a keel file (without the counters) loads into the PyTorch twin with
+//!   `load_state_dict(safetensors.torch.load_file(path), strict=True)`: a `state_dict`
+//!   without version metadata, as any read from safetensors, counts as one written before
+//!   PyTorch had the counter, and its batch norms keep their own count
+//!   (`_NormBase._load_from_state_dict`);
+//! - a PyTorch file (with them) loads into the keel model: a file tensor
+//!   `<p>num_batches_tracked` that is an `I64` scalar, beside the model's batch-norm buffer
+//!   `<p>running_mean`, is accepted and ignored (neither loaded nor unexpected).
+//!
+//! `tests/fixtures/pytorch/` (at the repository's root) holds both kinds of file and the
+//! script that makes and checks them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -23,6 +36,10 @@ pub(crate) fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerE
 /// Writes every parameter and buffer of `model` to `path` (created or replaced), atomically:
 /// the file is written beside `path` under a temporary name, then renamed over it, so a
 /// failed save leaves any previous file at `path` as it was (and no temporary file behind).
+///
+/// The file has no `num_batches_tracked` (keel does not count batches); PyTorch's
+/// `load_state_dict(safetensors.torch.load_file(path), strict=True)` accepts it without them
+/// (a state_dict without version metadata keeps its batch norms' own counts).
 ///
 /// Errors ([`LayerError::Checkpoint`]) if the file cannot be written.
 pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result<()> {
@@ -138,13 +155,17 @@ pub struct LoadReport {
     /// Model tensors the name map sent to the file that the file does not have (left as
     /// they were; only a non-strict load gets this far with any).
     pub missing: Vec<String>,
-    /// File tensors no model tensor was read from (file names).
+    /// File tensors no model tensor was read from (file names), but for PyTorch's batch-norm
+    /// counters beside the model's batch norms, which are accepted and ignored.
     pub unexpected: Vec<String>,
 }
 
 /// Reads `path` into the parameters and buffers of `model`, which must match it exactly (as
 /// PyTorch's strict `load_state_dict`): every tensor of the model present, as `F32` with the
-/// same shape, and no other tensor in the file. The gradients and optimizer state are left
+/// same shape, and no other tensor in the file but PyTorch's batch-norm counters: a file tensor
+/// `<p>num_batches_tracked` that is an `I64` scalar, beside the model's batch-norm buffer
+/// `<p>running_mean`, is accepted and ignored (keel's batch norm does not count batches; in
+/// PyTorch only a batch norm with `momentum=None` reads the count). The gradients and optimizer state are left
 /// as they are.
 ///
 /// Errors ([`LayerError::Checkpoint`]) name the first missing, unexpected, mistyped or
@@ -188,6 +209,24 @@ pub fn load_safetensors_with(
     };
     model.visit_params(&mut |name, param| check(name, &param.value));
     model.visit_buffers(&mut |name, buffer| check(name, buffer));
+    // PyTorch's batch counter beside a batch norm's running mean: accepted, not read.
+    model.visit_buffers(&mut |name, _| {
+        let Some(file_name) = is_running_mean(name).then(|| options.file_name(name)).flatten() else {
+            return;
+        };
+        let Some(file_prefix) = file_name.strip_suffix("running_mean") else { return };
+        let counter = format!("{file_prefix}num_batches_tracked");
+        let Ok(view) = file.tensor(&counter) else { return };
+        if view.dtype() == Dtype::I64 && view.shape().is_empty() {
+            unused.remove(&counter);
+        } else {
+            first_error.get_or_insert(format!(
+                "tensor {counter}: expected PyTorch's batch counter, an I64 scalar, got {:?} of shape {:?}",
+                view.dtype(),
+                view.shape()
+            ));
+        }
+    });
     report.unexpected = unused.into_iter().collect();
     if let Some(detail) = first_error {
         return Err(checkpoint_error(path, detail));
@@ -211,6 +250,12 @@ pub fn load_safetensors_with(
     model.visit_params(&mut |name, param| copy(name, &mut param.value));
     model.visit_buffers(&mut |name, buffer| copy(name, buffer));
     Ok(report)
+}
+
+/// Whether a model tensor is a batch norm's running mean (`"running_mean"` or
+/// `"<p>.running_mean"`), beside which PyTorch saves `num_batches_tracked`.
+fn is_running_mean(name: &str) -> bool {
+    name.strip_suffix("running_mean").is_some_and(|prefix| prefix.is_empty() || prefix.ends_with('.'))
 }
 
 /// Whether the file tensor `view` (named `name`) can be read into `tensor`: `F32` of the same
