@@ -21,7 +21,7 @@ use std::arch::x86_64::*;
 
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
-use super::tuning::GRAD_MAX_CHANNELS;
+use super::tuning::{DIRECT_MIN_OUT_W, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS};
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::activate_avx512;
 use crate::gemm::Activation;
@@ -38,14 +38,15 @@ const CHANNELS: usize = 16;
 /// [`CHANNELS`] for strips of two vectors.
 const CHANNELS_WIDE: usize = 12;
 
-/// Whether [`forward_group`] computes the forward of `shape` on `isa`: AVX-512, stride 1,
-/// dilation 1, not a pointwise convolution (those are a plain GEMM).
+/// Whether [`forward_group`] computes the forward of `shape` on `isa`: AVX-512 and
+/// [`computes`].
 pub(super) fn applies(shape: &Conv2dShape, isa: Isa) -> bool {
     isa == Isa::Avx512 && computes(shape)
 }
 
-/// Whether the direct loops compute the forward of `shape` (on a CPU with AVX-512F).
-fn computes(shape: &Conv2dShape) -> bool {
+/// Whether the direct loops can run `shape` at all: stride 1, dilation 1, not a pointwise
+/// convolution (those are a plain GEMM).
+fn loops_fit(shape: &Conv2dShape) -> bool {
     shape.stride_h == 1
         && shape.stride_w == 1
         && shape.dilation_h == 1
@@ -53,18 +54,31 @@ fn computes(shape: &Conv2dShape) -> bool {
         && !shape.is_pointwise()
 }
 
-/// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:
-/// [`applies`], and at most [`GRAD_MAX_CHANNELS`] output channels per group. Up to there
-/// the weight gradient is a thin GEMM (`m = c_out/groups`) that im2col and the transposed
-/// packing of the columns dominate; past it, the direct loops' re-reading of every output
-/// gradient once per `(ci, ki)` costs more.
-pub(super) fn weight_gradient_applies(shape: &Conv2dShape, isa: Isa) -> bool {
-    applies(shape, isa) && computes_weight_gradient(shape)
+/// Whether the direct loops compute the forward of `shape` (on a CPU with AVX-512F): where
+/// [`loops_fit`], and either output rows wider than [`DIRECT_MIN_OUT_W`] (strips of two
+/// vectors: 24 sums per pair of loaded vectors) or at most [`FEW_IN_CHANNELS`] input
+/// channels per group (a first layer, where im2col's copies cost more than its arithmetic).
+/// Narrower rows of more channels take im2col + GEMM: one vector per strip, re-reading a
+/// weight block that leaves L1, is slower there.
+fn computes(shape: &Conv2dShape) -> bool {
+    loops_fit(shape)
+        && (shape.out_w() >= DIRECT_MIN_OUT_W || shape.c_in / shape.groups.max(1) <= FEW_IN_CHANNELS)
 }
 
-/// Whether the direct loops compute the weight gradient of `shape` (on a CPU with AVX-512F).
+/// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:
+/// AVX-512 and [`computes_weight_gradient`].
+pub(super) fn weight_gradient_applies(shape: &Conv2dShape, isa: Isa) -> bool {
+    isa == Isa::Avx512 && computes_weight_gradient(shape)
+}
+
+/// Whether the direct loops compute the weight gradient of `shape` (on a CPU with AVX-512F):
+/// where [`loops_fit`], with at most [`GRAD_MAX_CHANNELS`] output and [`FEW_IN_CHANNELS`]
+/// input channels per group. There the weight gradient is a thin GEMM (`m = c_out/groups`)
+/// that im2col and the transposed packing of the columns dominate; past it, the direct
+/// loops' re-reading of every output gradient once per `(ci, ki)` costs more.
 fn computes_weight_gradient(shape: &Conv2dShape) -> bool {
-    computes(shape) && shape.c_out / shape.groups.max(1) <= GRAD_MAX_CHANNELS
+    let groups = shape.groups.max(1);
+    loops_fit(shape) && shape.c_out / groups <= GRAD_MAX_CHANNELS && shape.c_in / groups <= FEW_IN_CHANNELS
 }
 
 /// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`].

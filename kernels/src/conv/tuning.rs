@@ -11,3 +11,7 @@ pub(crate) const MAX_GROUP_FLOATS: usize = 1 << 18;
 pub(crate) const DIRECT_MIN_FILL_PERCENT: usize = 80;
 /// Output channels per group up to which the weight gradient runs direct: wider layers are efficient GEMMs.
 pub(crate) const GRAD_MAX_CHANNELS: usize = 16;
+/// Output row width from which the forward runs direct on any channel count (strips of two 16-lane vectors).
+pub(crate) const DIRECT_MIN_OUT_W: usize = 17;
+/// Input channels per group up to which the direct loops beat im2col + GEMM on any row width (first layers).
+pub(crate) const FEW_IN_CHANNELS: usize = 8;
