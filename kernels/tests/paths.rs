@@ -160,8 +160,20 @@ fn every_conv_path_runs_on_every_isa_and_matches_the_reference() {
         Conv2dShape { pad_h: 1, pad_w: 1, ..Conv2dShape::new(2, 3, 9, 10, 8, 3, 3) },
         // 1x1.
         Conv2dShape::new(2, 8, 5, 7, 12, 1, 1),
-        // Stride 2: im2col + GEMM everywhere.
+        // Stride 2, planes of 6x5 outputs: images gathered into one GEMM (forward and
+        // backward to the input), im2col + GEMM per image for the weight gradient.
         strided,
+        // Stride 2, planes of 12x12 outputs: im2col + GEMM per image everywhere.
+        Conv2dShape {
+            stride_h: 2,
+            stride_w: 2,
+            pad_h: 1,
+            pad_w: 1,
+            ..Conv2dShape::new(3, 4, 23, 23, 6, 3, 3)
+        },
+        // 13 images of 5x5 planes and 20 input channels (too many for the direct loops on
+        // rows this short): gathered GEMMs over uneven runs of images.
+        Conv2dShape { pad_h: 1, pad_w: 1, ..Conv2dShape::new(13, 20, 5, 5, 7, 3, 3) },
     ];
     let mut seen = HashSet::new();
     for isa in cpu_isas() {

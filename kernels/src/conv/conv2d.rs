@@ -1,6 +1,7 @@
 //! Convolution forward, backward-data and backward-weight: the checked entry points, which
-//! pick the images-in-lanes (`lanes/`) or direct (`direct.rs`) path where it applies and the
-//! workspace holds it, and otherwise run im2col + GEMM as below.
+//! pick the images-in-lanes (`lanes/`), direct (`direct.rs`) or gathered (`gathered.rs`,
+//! several images per GEMM on small planes) path where it applies and the workspace holds it,
+//! and otherwise run im2col + GEMM as below.
 //!
 //! Per image and group `g` (`K = (c_in/groups)·kh·kw`, `P = out_h·out_w`, `W_g` the
 //! `(c_out/groups, K)` rows of the weight, `col` the `(K, P)` im2col of the group's input):
@@ -19,6 +20,7 @@
 
 use super::bias::add_bias_gradient;
 use super::direct;
+use super::gathered;
 use super::im2col::{col2im_unchecked, im2col_unchecked};
 use super::lanes;
 use super::plan::{plan, ConvPass, ConvPath};
@@ -54,7 +56,13 @@ pub fn conv2d_workspace_len(shape: &Conv2dShape) -> usize {
     let slots = wanted_slots(shape);
     let direct_data =
         transposed(shape).filter(|t| direct::applies(t, isa)).map_or(0, |t| direct_data_slot_len(&t));
-    let forward = if direct::applies(shape, isa) { direct::forward_slot_len(shape) } else { col_len(shape) };
+    let forward = if direct::applies(shape, isa) {
+        direct::forward_slot_len(shape)
+    } else if gathered::applies(shape) {
+        gathered::slot_len(shape)
+    } else {
+        col_len(shape)
+    };
     let per_image = if slots <= 1 {
         forward.max(direct_data)
     } else {
@@ -152,12 +160,29 @@ pub fn conv2d_forward_fused(
     if path == ConvPath::ImagesInLanes {
         return lanes::forward(shape, x, weight, bias, activation, y, workspace);
     }
-    let slot_len = if path == ConvPath::Direct { direct::forward_slot_len(shape) } else { col_len(shape) };
+    let slot_len = match path {
+        ConvPath::Direct => direct::forward_slot_len(shape),
+        ConvPath::Gathered => gathered::slot_len(shape),
+        _ => col_len(shape),
+    };
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
     let image = PerImage { isa, path, parallel: per >= shape.n };
     let task = |first: usize, images: usize, y_run: &mut [f32], col: &mut [f32]| -> Result<()> {
         let x_run = &x[first * x_image..(first + images) * x_image];
+        if path == ConvPath::Gathered {
+            return gathered::forward_run(
+                isa,
+                shape,
+                x_run,
+                weight,
+                bias,
+                activation,
+                y_run,
+                col,
+                image.parallel,
+            );
+        }
         for (xi, yi) in x_run.chunks_exact(x_image).zip(y_run.chunks_exact_mut(y_image)) {
             image.forward(shape, xi, weight, bias, activation, yi, col)?;
         }
@@ -327,12 +352,19 @@ pub fn conv2d_backward_data(
     // On the direct path the backward is the direct forward of the transposed shape with the
     // flipped weight (no column matrix to write and read back, as GEMM + col2im has).
     let direct = transposed(shape).filter(|_| path == ConvPath::Direct);
-    let slot_len = direct.as_ref().map_or(col_len(shape), direct_data_slot_len);
+    let slot_len = match &direct {
+        Some(t) => direct_data_slot_len(t),
+        None if path == ConvPath::Gathered => gathered::slot_len(shape),
+        None => col_len(shape),
+    };
     let per = images_per_slot(shape, workspace.len(), slot_len);
     let (x_image, y_image) = image_lens(shape);
     let image = PerImage { isa, path, parallel: per >= shape.n };
     let task = |first: usize, images: usize, dx_run: &mut [f32], col: &mut [f32]| -> Result<()> {
         let dy_run = &dy[first * y_image..(first + images) * y_image];
+        if path == ConvPath::Gathered {
+            return gathered::backward_data_run(isa, shape, dy_run, weight, dx_run, col, image.parallel);
+        }
         let images = dy_run.chunks_exact(y_image).zip(dx_run.chunks_exact_mut(x_image));
         if let Some(t) = &direct {
             let (flipped, scratch) = col.split_at_mut(shape.weight_len());

@@ -27,6 +27,7 @@
 mod bias;
 mod conv2d;
 mod direct;
+mod gathered;
 mod im2col;
 mod lanes;
 mod plan;

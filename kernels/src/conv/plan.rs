@@ -4,6 +4,7 @@
 //! workspace length; the entry points compute it and run exactly the path it names.
 
 use super::direct;
+use super::gathered;
 use super::lanes;
 use super::shape::Conv2dShape;
 use super::transposed::{direct_data_slot_len, transposed};
@@ -40,21 +41,31 @@ pub enum ConvPath {
     /// A 1x1 convolution with stride 1 and no padding: the input is already the column
     /// matrix, so each image and group is one GEMM.
     Pointwise,
+    /// Small output planes (`gathered.rs`): the column matrices of several images side by
+    /// side, one GEMM for them all; the forward and backward to the input of one-group
+    /// convolutions with planes under 100 positions, at least two images, and a workspace
+    /// with room for a slot of the gathered matrices.
+    Gathered,
     /// Windows unfolded by im2col (folded back by col2im), then one GEMM per image and group.
     Im2colGemm,
 }
 
 impl ConvPath {
     /// Every path, in the order of this enum.
-    pub const ALL: [ConvPath; 4] =
-        [ConvPath::ImagesInLanes, ConvPath::Direct, ConvPath::Pointwise, ConvPath::Im2colGemm];
+    pub const ALL: [ConvPath; 5] = [
+        ConvPath::ImagesInLanes,
+        ConvPath::Direct,
+        ConvPath::Pointwise,
+        ConvPath::Gathered,
+        ConvPath::Im2colGemm,
+    ];
 
     /// Whether [`plan`] can give this path on `isa`: the images-in-lanes and direct kernels
     /// exist for AVX-512 only.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
             ConvPath::ImagesInLanes | ConvPath::Direct => isa == Isa::Avx512,
-            ConvPath::Pointwise | ConvPath::Im2colGemm => true,
+            ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
         }
     }
 }
@@ -89,12 +100,17 @@ pub fn plan(shape: &Conv2dShape, pass: ConvPass, isa: Isa, workspace_len: usize)
             .is_some_and(|t| direct::applies(&t, isa) && workspace_len >= direct_data_slot_len(&t)),
         ConvPass::BackwardWeight => direct::weight_gradient_applies(shape, isa),
     };
+    let gathered = pass != ConvPass::BackwardWeight
+        && gathered::applies(shape)
+        && workspace_len >= gathered::slot_len(shape);
     if lanes {
         ConvPath::ImagesInLanes
     } else if direct {
         ConvPath::Direct
     } else if shape.is_pointwise() {
         ConvPath::Pointwise
+    } else if gathered {
+        ConvPath::Gathered
     } else {
         ConvPath::Im2colGemm
     }

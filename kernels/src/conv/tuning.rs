@@ -15,3 +15,7 @@ pub(crate) const GRAD_MAX_CHANNELS: usize = 16;
 pub(crate) const DIRECT_MIN_OUT_W: usize = 17;
 /// Input channels per group up to which the direct loops beat im2col + GEMM on any row width (first layers).
 pub(crate) const FEW_IN_CHANNELS: usize = 8;
+/// Output planes smaller than this many positions gather several images into one GEMM (ResNet's 7x7 = 49).
+pub(crate) const GATHER_MAX_POSITIONS: usize = 100;
+/// Columns a gathered GEMM aims for (images times positions).
+pub(crate) const GATHER_COLUMNS: usize = 512;
