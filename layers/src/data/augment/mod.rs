@@ -266,10 +266,7 @@ impl Augmenter {
     /// `rng`; `field` is the sample's displacement scratch (empty without elastic).
     fn transform(&self, sample: &[f32], out: &mut [f32], field: &mut [f32], rng: &mut StdRng) {
         let warp = Warp::draw(&self.config, self.height, self.width, rng);
-        let displacement = match &self.smoothing {
-            Some(smoothing) => Some(smoothing.displacement(field, rng)),
-            None => None,
-        };
+        let displacement = self.smoothing.as_ref().map(|smoothing| smoothing.displacement(field, rng));
         warp.resample(sample, out, self.channels, displacement, self.config.fill);
     }
 }
