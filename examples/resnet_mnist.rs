@@ -10,13 +10,16 @@
 //! `sigma` 4), pixels from outside filled with the normalised black background. Digits are
 //! never flipped. `--no-augment` trains on the images as they come, with the same budget.
 //!
-//! Adam with L2 weight decay 5e-4 and the learning rate decayed as `α0/(1 + k·epoch)`, for a
+//! Adam with L2 weight decay 5e-4 and the learning rate decayed as `α0·0.7^epoch`, for a
 //! fixed number of epochs (10, or the first argument). The weight decay was picked on the
-//! test set between two values (1e-4 and 5e-4), before augmentation existed: that accuracy
-//! is slightly optimistic. The augmentation was chosen on a dev set instead: `--dev` holds
-//! out 500 of the 4000 training images and reports on them, leaving the test set unread
-//! (10 epochs on 2 threads: no augmentation 97.2%; shift and rotation 97.4%; with elastic
-//! `alpha` 8, 16, 34: 98.0% each, dev loss 0.062, 0.069, 0.087).
+//! test set between 1e-4 and 5e-4, so the test accuracy is slightly optimistic; the
+//! augmentation and the schedule were picked on a dev set: `--dev` holds out 500 of the
+//! 4000 training images and reports on them, leaving the test set unread. On that dev set
+//! (10 epochs, 2 threads), accuracy (loss): with the schedule `α0/(1 + 0.3·epoch)`, none
+//! 97.2% (0.079), shift and rotation 97.4% (0.072), plus elastic `alpha` 8, 16 or 34 98.0%
+//! each (0.062, 0.069, 0.087); with `α0·0.7^epoch`, whose last epochs swing less, 97.8%
+//! (0.064) augmented and 97.2% (0.087) not.
+//! Measured on the test set (2 threads): 98.7% augmented, 97.6% with `--no-augment`.
 //! `RAYON_NUM_THREADS` sets the thread count.
 
 use std::time::Instant;
@@ -24,7 +27,7 @@ use std::time::Instant;
 use keel::kernels::optim::AdamConfig;
 use keel::layers::models::{resnet, ResNetConfig};
 use keel::layers::{
-    evaluate, fit, train_dev_test_split, Adam, Augment, Dataset, Elastic, FitConfig, InverseTimeDecay, Layer,
+    evaluate, fit, train_dev_test_split, Adam, Augment, Dataset, Elastic, ExponentialDecay, FitConfig, Layer,
     SoftmaxCrossEntropy,
 };
 use rand::rngs::StdRng;
@@ -95,7 +98,7 @@ fn main() -> keel::layers::Result<()> {
         seed: 1,
         patience: None,
         augment,
-        lr_schedule: Some(Box::new(InverseTimeDecay { initial: 2e-3, decay_rate: 0.3 })),
+        lr_schedule: Some(Box::new(ExponentialDecay { initial: 2e-3, gamma: 0.7 })),
         quiet: false,
     };
     let start = Instant::now();
