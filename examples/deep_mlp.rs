@@ -70,6 +70,7 @@ fn main() -> keel::layers::Result<()> {
         drop_last: false,
         seed: 1,
         patience: Some(PATIENCE),
+        augment: None,
         lr_schedule: Some(Box::new(ExponentialDecay { initial: LEARNING_RATE, gamma: 0.95 })),
         quiet: false,
     };

@@ -71,6 +71,7 @@ fn main() -> Result<()> {
         epochs: 1000,
         batch_size: 32,
         seed: 1,
+        augment: None,
         lr_schedule: Some(Box::new(InverseTimeDecay { initial: 0.01, decay_rate: 0.01 })),
         quiet: true,
         ..FitConfig::default()

@@ -99,6 +99,7 @@ fn main() -> keel::layers::Result<()> {
         drop_last: false,
         seed: 1,
         patience: None,
+        augment: None,
         lr_schedule: Some(Box::new(InverseTimeDecay { initial: 2e-3, decay_rate: 0.2 })),
         quiet: false,
     };

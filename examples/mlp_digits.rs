@@ -40,6 +40,7 @@ fn main() -> keel::layers::Result<()> {
         // Stop after 5 epochs without a better dev loss, keeping the best weights.
         patience: Some(5),
         // Halve the learning rate every 10 epochs.
+        augment: None,
         lr_schedule: Some(Box::new(|epoch| 3e-3 * 0.5f64.powi((epoch / 10) as i32))),
         quiet: false,
     };

@@ -4,7 +4,8 @@
 //! small ResNet and Inception networks (branches merged by a sum and by a concatenation), of an
 //! MLP, of a stack of recurrent layers and of recurrent layers with a many-to-one head
 //! (`LastStep`, `MeanOverTime`), on a 2-thread pool, make no allocation at all; nor do forward
-//! and backward of the attentions under a mask. Counted by a global allocator over every
+//! and backward of the attentions under a mask, nor do warm epochs of augmented mini-batches
+//! (shift, rotation, elastic distortion). Counted by a global allocator over every
 //! thread, so this file holds a single test (nothing else runs in its process meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -13,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use keel::kernels::optim::AdamConfig;
 use keel::layers::models::{inception, resnet, InceptionConfig, ResNetConfig};
 use keel::layers::{
-    lenet5, zero_grad, Activation, ActivationKind, Adam, AdditiveAttention, AttentionMask, Dense, Flatten,
-    Gru, Init, LastStep, Layer, Loss, Lstm, MeanOverTime, Mode, Optimizer, RecurrentConfig, Rnn, RnnConfig,
-    ScaledDotProductAttention, Sequential, SoftmaxCrossEntropy, Tensor,
+    lenet5, zero_grad, Activation, ActivationKind, Adam, AdditiveAttention, AttentionMask, Augment, Batches,
+    Dataset, Dense, Elastic, Flatten, Gru, Init, LastStep, Layer, Loss, Lstm, MeanOverTime, Mode, Optimizer,
+    RecurrentConfig, Rnn, RnnConfig, ScaledDotProductAttention, Sequential, SoftmaxCrossEntropy, Tensor,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -125,6 +126,7 @@ fn steady_state_training_steps_allocate_nothing() {
         assert!(adam.learning_rate() > 0.0);
     }
     attention_steps_allocate_nothing(&pool);
+    augmented_batches_allocate_nothing(&pool);
 }
 
 /// Forward and backward of both attentions under a key padding mask, on `pool`: part of the
@@ -159,5 +161,34 @@ fn attention_steps_allocate_nothing(pool: &rayon::ThreadPool) {
         }
         let made = ALLOCATIONS.load(Ordering::SeqCst) - before;
         assert_eq!(made, 0, "attention: {made} allocations in 5 steady-state steps");
+    });
+}
+
+/// Epochs of augmented mini-batches (shift, rotation, elastic distortion) on `pool`, once
+/// the first epoch has sized the batch tensors and displacement fields: part of the single
+/// test above, as the counter is global.
+fn augmented_batches_allocate_nothing(pool: &rayon::ThreadPool) {
+    let (images, labels) = batch(&[50, 2, 12, 12]);
+    let data = Dataset::new(images, labels).unwrap();
+    let elastic = Some(Elastic { alpha: 8.0, sigma: 3.0 });
+    let augment =
+        Augment { flip: 0.5, pad: 2, rotation: (-10.0, 10.0), elastic, fill: -0.5, ..Augment::default() };
+    let mut batches = Batches::shuffled(&data, 16, 2).unwrap().augment(augment).unwrap();
+    let mut epoch = || {
+        batches.start_epoch();
+        let mut sum = 0.0;
+        while let Some((x, _)) = batches.next_batch() {
+            sum += x.data()[0];
+        }
+        assert!(sum.is_finite());
+    };
+    pool.install(|| {
+        let cold = ALLOCATIONS.load(Ordering::SeqCst);
+        epoch();
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        assert!(before > cold, "the first epoch sized no buffer: the counter saw nothing");
+        (0..3).for_each(|_| epoch());
+        let made = ALLOCATIONS.load(Ordering::SeqCst) - before;
+        assert_eq!(made, 0, "augmented batches: {made} allocations in 3 warm epochs");
     });
 }

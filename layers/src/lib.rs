@@ -28,7 +28,8 @@
 //!   [`Labels`]; CSV files read by a [`CsvReader`] into [`CsvData`] with the column and
 //!   class names, MNIST's IDX files in [`data::idx`]), preprocessing fitted on the training
 //!   set ([`Scaler`] per feature with a [`ZeroVariance`] policy, [`OneHot`]), [`Batches`]
-//!   (seeded, shuffled mini-batches), [`train_dev_test_split`] and [`stratified_split`]
+//!   (seeded, shuffled mini-batches, augmented by an [`Augment`]: flips, crops, rotations,
+//!   affine and [`Elastic`] distortion, see [`data::augment`]), [`train_dev_test_split`] and [`stratified_split`]
 //!   (indices, [`SplitIndices`]).
 //! - [`metrics`]: what losses report ([`Accuracy`]; [`Regression`]: MAE and R²),
 //!   [`accuracy`], [`ConfusionMatrix`] (precision, recall, F1), [`BiasVariance`].
@@ -63,8 +64,8 @@ pub mod tensor;
 pub mod train;
 
 pub use data::{
-    stratified_split, train_dev_test_split, Batches, Column, CsvData, CsvReader, Dataset, Labels, OneHot,
-    Scaler, SplitIndices, ZeroVariance, MAX_CLASS_INDEX,
+    stratified_split, train_dev_test_split, Augment, Augmenter, Batches, Column, CsvData, CsvReader, Dataset,
+    Elastic, Labels, OneHot, Scaler, SplitIndices, ZeroVariance, MAX_CLASS_INDEX,
 };
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;

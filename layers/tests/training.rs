@@ -311,6 +311,7 @@ fn fit_learns_the_digits_deterministically() {
         let mut adam = Adam::new(AdamConfig::default());
         let mut loss = SoftmaxCrossEntropy::new();
         let config = FitConfig {
+            augment: None,
             lr_schedule: Some(Box::new(|epoch| 3e-3 * 0.5f64.powi((epoch / 5) as i32))),
             ..quiet(12, 11)
         };

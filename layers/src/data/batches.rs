@@ -1,10 +1,10 @@
-//! Mini-batches over a [`Dataset`], shuffled from a seed or in order.
+//! Mini-batches over a [`Dataset`], shuffled from a seed or in order, optionally augmented.
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::{Dataset, Labels};
+use super::{Augment, Augmenter, Dataset, Labels};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -16,6 +16,7 @@ use crate::tensor::Tensor;
 /// be smaller.
 /// A shuffling loader draws a new order at each [`Batches::start_epoch`] from its seeded
 /// generator, so the sequence of epochs is reproducible from the seed.
+/// An augmenting loader ([`Batches::augment`]) transforms each image as it copies it.
 #[derive(Debug)]
 pub struct Batches<'a, L = Vec<u32>> {
     data: &'a Dataset<L>,
@@ -24,6 +25,8 @@ pub struct Batches<'a, L = Vec<u32>> {
     order: Vec<usize>,
     cursor: usize,
     drop_last: bool,
+    epoch: u64,
+    augmenter: Option<Augmenter>,
     features: Tensor,
     labels: L,
 }
@@ -52,10 +55,12 @@ impl<'a, L: Labels> Batches<'a, L> {
             order: (0..data.len()).collect(),
             cursor: 0,
             drop_last: false,
+            epoch: 0,
+            augmenter: None,
             features: Tensor::default(),
             labels: L::default(),
         };
-        loader.start_epoch();
+        loader.shuffle();
         Ok(loader)
     }
 
@@ -78,6 +83,24 @@ impl<'a, L: Labels> Batches<'a, L> {
         self
     }
 
+    /// Augments every batch: each image is transformed as `augment` draws for (its seed,
+    /// the epoch, the sample's index in the data set), so the bits do not depend on the
+    /// batch size, the order or the thread count (see [`augment`](super::augment)). Attach
+    /// it to the training loader only: evaluation reads the images as they are.
+    ///
+    /// Errors if the samples are not images `(C, H, W)` (features `(samples, C, H, W)`,
+    /// e.g. after [`Dataset::with_sample_shape`]) or a parameter is out of range
+    /// ([`Augment::validate`]).
+    pub fn augment(mut self, augment: Augment) -> Result<Self> {
+        self.augmenter = Some(Augmenter::new(augment, &self.data.features.shape()[1..])?);
+        Ok(self)
+    }
+
+    /// The epoch, counted from 0 by [`Batches::start_epoch`] (what an augmenter draws with).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// The number of batches per epoch: `ceil(samples / batch_size)`, or
     /// `floor(samples / batch_size)` with [`Batches::drop_last`].
     pub fn batches_per_epoch(&self) -> usize {
@@ -93,9 +116,15 @@ impl<'a, L: Labels> Batches<'a, L> {
         &self.order
     }
 
-    /// Starts an epoch: rewinds and, for a shuffling loader, draws a new order (a fresh
-    /// loader has already started its first epoch).
+    /// Starts an epoch: rewinds, counts the epoch and, for a shuffling loader, draws a new
+    /// order (a fresh loader has already started its first epoch, epoch 0).
     pub fn start_epoch(&mut self) {
+        self.epoch += 1;
+        self.shuffle();
+    }
+
+    /// Rewinds and, for a shuffling loader, draws a new order.
+    fn shuffle(&mut self) {
         self.cursor = 0;
         if let Some(rng) = &mut self.rng {
             self.order.shuffle(rng);
@@ -111,7 +140,10 @@ impl<'a, L: Labels> Batches<'a, L> {
         }
         let indices = &self.order[self.cursor..end];
         self.cursor = end;
-        self.data.features.gather_rows(indices, &mut self.features);
+        match &mut self.augmenter {
+            Some(augmenter) => augmenter.gather(&self.data.features, indices, self.epoch, &mut self.features),
+            None => self.data.features.gather_rows(indices, &mut self.features),
+        }
         self.data.labels.gather(indices, &mut self.labels);
         Some((&self.features, self.labels.as_batch()))
     }

@@ -3,8 +3,10 @@
 //! by name or position, class names, regression targets) or MNIST's IDX files ([`idx`]);
 //! preprocessing fitted on the training set and applied to every split ([`Scaler`] per
 //! feature, [`OneHot`] for categorical columns); mini-batches ([`Batches`]); a seeded
-//! [`train_dev_test_split`] and its class-stratified version [`stratified_split`].
+//! [`train_dev_test_split`] and its class-stratified version [`stratified_split`]; seeded
+//! image augmentation of training batches ([`augment`]: [`Augment`], [`Augmenter`]).
 
+pub mod augment;
 mod batches;
 mod csv;
 mod dataset;
@@ -16,6 +18,7 @@ mod source;
 mod split;
 mod stratified;
 
+pub use augment::{Augment, Augmenter, Elastic};
 pub use batches::Batches;
 pub use csv::{Column, CsvData, CsvReader, MAX_CLASS_INDEX};
 pub use dataset::Dataset;

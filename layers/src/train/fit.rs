@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::evaluate::{evaluate_batches, Totals};
 use super::history::{EpochMetrics, History};
-use crate::data::{Batches, Dataset, Labels};
+use crate::data::{Augment, Batches, Dataset, Labels};
 use crate::error::{LayerError, Result};
 use crate::loss::{Loss, LossMetrics};
 use crate::nn::{Layer, Mode};
@@ -30,6 +30,10 @@ pub struct FitConfig {
     /// Stop after this many epochs (at least 1) without a lower dev loss, and restore the
     /// weights of the best epoch; `None` trains every epoch.
     pub patience: Option<usize>,
+    /// Augments the training batches, images `(samples, C, H, W)`, with their own seed
+    /// ([`Batches::augment`]); `None` trains on the images as they are. The dev set is
+    /// never augmented.
+    pub augment: Option<Augment>,
     /// The learning rate per epoch; `None` keeps the optimizer's.
     pub lr_schedule: Option<Box<dyn LrSchedule>>,
     /// No progress bar and no log lines (tests). The bar is also hidden when standard
@@ -39,7 +43,7 @@ pub struct FitConfig {
 
 impl Default for FitConfig {
     /// 10 epochs of batches of 32 (the last one kept), seed 0, no early stopping, no
-    /// schedule, not quiet.
+    /// augmentation, no schedule, not quiet.
     fn default() -> Self {
         FitConfig {
             epochs: 10,
@@ -47,6 +51,7 @@ impl Default for FitConfig {
             drop_last: false,
             seed: 0,
             patience: None,
+            augment: None,
             lr_schedule: None,
             quiet: false,
         }
@@ -61,6 +66,7 @@ impl fmt::Debug for FitConfig {
             .field("drop_last", &self.drop_last)
             .field("seed", &self.seed)
             .field("patience", &self.patience)
+            .field("augment", &self.augment)
             .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "dyn LrSchedule"))
             .field("quiet", &self.quiet)
             .finish()
@@ -84,7 +90,8 @@ impl fmt::Debug for FitConfig {
 /// epochs, and the model ends with the parameter values of the best epoch (kept in one
 /// buffer, copied without allocating after the first time).
 ///
-/// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; [`LayerError::NonFiniteLoss`]
+/// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; an
+/// augmentation of samples that are not images `(C, H, W)` or out of range; [`LayerError::NonFiniteLoss`]
 /// naming the epoch and step as soon as a loss is NaN or infinite; any layer, loss or
 /// optimizer error.
 pub fn fit<L, T>(
@@ -111,6 +118,9 @@ where
     }
     model.set_input_grad(false);
     let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?.drop_last(config.drop_last);
+    if let Some(augment) = &config.augment {
+        batches = batches.augment(augment.clone())?;
+    }
     if batches.batches_per_epoch() == 0 {
         return Err(LayerError::Data(format!(
             "fit: drop_last with {} training samples, fewer than a batch of {}: no batch to train on",
