@@ -53,7 +53,8 @@ fn bench_resnet18(criterion: &mut Criterion) {
         // As in PyTorch, the images' gradient is not computed.
         model.set_input_grad(false);
         let mut sgd =
-            Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 1e-4, ..SgdConfig::default() });
+            Sgd::new(SgdConfig { lr: 0.01, momentum: 0.9, weight_decay: 1e-4, ..SgdConfig::default() })
+                .unwrap();
         let mut loss = SoftmaxCrossEntropy::new();
         group.bench_function(run.id("_forward"), |bench| {
             run.pool.install(|| {

@@ -32,9 +32,9 @@ fn batch(shape: &[usize]) -> (Tensor, Vec<u32>) {
 /// The MLP with its ReLUs fused into the dense layers.
 fn mlp(rng: &mut StdRng) -> Sequential {
     Sequential::new()
-        .push(Dense::new(784, 256, Init::He, rng).with_activation(ActivationKind::Relu))
-        .push(Dense::new(256, 128, Init::He, rng).with_activation(ActivationKind::Relu))
-        .push(Dense::new(128, 10, Init::He, rng))
+        .push(Dense::new(784, 256, Init::He, rng).unwrap().with_activation(ActivationKind::Relu))
+        .push(Dense::new(256, 128, Init::He, rng).unwrap().with_activation(ActivationKind::Relu))
+        .push(Dense::new(128, 10, Init::He, rng).unwrap())
 }
 
 fn train_step(
@@ -69,7 +69,7 @@ fn bench_networks(criterion: &mut Criterion) {
             };
             // As in PyTorch, the data's gradient is not computed.
             model.set_input_grad(false);
-            let mut adam = Adam::new(AdamConfig::default());
+            let mut adam = Adam::new(AdamConfig::default()).unwrap();
             let mut loss = SoftmaxCrossEntropy::new();
             group.bench_function(BenchmarkId::new("keel_adam", format!("T{threads}")), |bench| {
                 pool.install(|| bench.iter(|| train_step(&mut model, &mut adam, &mut loss, &x, &labels)))

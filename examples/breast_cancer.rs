@@ -78,11 +78,11 @@ fn main() -> Result<()> {
     let (train, dev, test) = (binary(train, malignant)?, binary(dev, malignant)?, binary(test, malignant)?);
 
     // Logistic regression may start from zeros: its cost is convex.
-    let mut model = Dense::new(csv.feature_names.len(), 1, Init::Zeros, &mut StdRng::seed_from_u64(0));
+    let mut model = Dense::new(csv.feature_names.len(), 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
     let mut loss = BceWithLogits::new();
     // L2 of λ = 1: the gradient gains λ/m·W.
     let l2 = 1.0 / train.len() as f64;
-    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, weight_decay: l2, ..AdamConfig::default() });
+    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, weight_decay: l2, ..AdamConfig::default() })?;
     let config = FitConfig { epochs: 100, batch_size: 32, seed: 1, ..FitConfig::default() };
     let start = Instant::now();
     fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;

@@ -211,10 +211,10 @@ fn main() -> Result<()> {
         embedding: Embedding::new(VOCAB, embedding_dim, None, &mut rng)?,
         lstm: Lstm::new(LstmConfig::new(embedding_dim, hidden), &mut rng)?,
         steps: FlattenSteps::new(),
-        dense: Dense::new(hidden, VOCAB, Init::Xavier, &mut rng),
+        dense: Dense::new(hidden, VOCAB, Init::Xavier, &mut rng)?,
     };
     println!("{}", model.name());
-    let mut adam = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
     let held_out_batches = batches(&held_out, 512, None);
     let (entropy, _) = cross_entropy(&mut model, &mut loss, &held_out_batches)?;

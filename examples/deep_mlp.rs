@@ -45,10 +45,11 @@ fn deep_mlp(rng: &mut StdRng) -> Sequential {
     let mut model = Sequential::new();
     let layers = LAYER_SIZES.len() - 1;
     for (index, sizes) in LAYER_SIZES.windows(2).enumerate() {
-        model = model.push(Dense::new(sizes[0], sizes[1], Init::He, rng));
+        model = model.push(Dense::new(sizes[0], sizes[1], Init::He, rng).unwrap());
         if index + 1 < layers {
-            model =
-                model.push(Activation::new(ActivationKind::Relu)).push(Dropout::new(DROPOUT, index as u64));
+            model = model
+                .push(Activation::new(ActivationKind::Relu))
+                .push(Dropout::new(DROPOUT, index as u64).unwrap());
         }
     }
     model
@@ -63,7 +64,7 @@ fn main() -> keel::layers::Result<()> {
     let mut model = deep_mlp(&mut StdRng::seed_from_u64(0));
     let mut loss = SoftmaxCrossEntropy::new();
     let mut optimizer =
-        Adam::new(AdamConfig { lr: LEARNING_RATE, weight_decay: WEIGHT_DECAY, ..AdamConfig::default() });
+        Adam::new(AdamConfig { lr: LEARNING_RATE, weight_decay: WEIGHT_DECAY, ..AdamConfig::default() })?;
     let config = FitConfig {
         epochs: 100,
         batch_size: 32,

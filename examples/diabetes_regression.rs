@@ -64,9 +64,9 @@ fn main() -> Result<()> {
         targets.scale()[0]
     );
 
-    let mut model = Dense::new(one_hot.output_width(), 1, Init::Zeros, &mut StdRng::seed_from_u64(0));
+    let mut model = Dense::new(one_hot.output_width(), 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
     let mut loss = Mse::new();
-    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() });
+    let mut optimizer = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() })?;
     let config = FitConfig {
         epochs: 1000,
         batch_size: 32,

@@ -64,9 +64,9 @@ fn main() -> keel::layers::Result<()> {
     );
 
     // Logistic regression may start from zeros: the cost is convex, no symmetry to break.
-    let mut model = Dense::new(64, 1, Init::Zeros, &mut StdRng::seed_from_u64(0));
+    let mut model = Dense::new(64, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
     let mut loss = BceWithLogits::new();
-    let mut optimizer = Sgd::new(SgdConfig { lr: LEARNING_RATE, ..SgdConfig::default() });
+    let mut optimizer = Sgd::new(SgdConfig { lr: LEARNING_RATE, ..SgdConfig::default() })?;
 
     for iteration in 0..ITERATIONS {
         zero_grad(&mut model); // gradients accumulate: clear them first

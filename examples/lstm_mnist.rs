@@ -85,10 +85,10 @@ fn main() -> keel::layers::Result<()> {
     let mut model = Sequential::new()
         .push(Lstm::new(config, &mut rng)?)
         .push(LastStep::for_config(&config))
-        .push(Dense::new(hidden, 10, Init::Xavier, &mut rng));
+        .push(Dense::new(hidden, 10, Init::Xavier, &mut rng)?);
     println!("{}", model.name());
 
-    let adam = Adam::new(AdamConfig { lr: 2e-3, ..AdamConfig::default() });
+    let adam = Adam::new(AdamConfig { lr: 2e-3, ..AdamConfig::default() })?;
     let mut optimizer: Box<dyn Optimizer> =
         if clip { Box::new(ClippedByNorm { inner: adam, max_norm: 1.0 }) } else { Box::new(adam) };
     println!("gradient clipping: {}", if clip { "total norm 1" } else { "off" });

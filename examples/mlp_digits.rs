@@ -26,10 +26,10 @@ fn main() -> keel::layers::Result<()> {
     // 64 pixels -> 64 hidden units (ReLU) -> 10 class scores.
     let mut rng = StdRng::seed_from_u64(0);
     let mut model = Sequential::new()
-        .push(Dense::new(64, 64, Init::He, &mut rng))
+        .push(Dense::new(64, 64, Init::He, &mut rng)?)
         .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(64, 10, Init::Xavier, &mut rng));
-    let mut optimizer = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() });
+        .push(Dense::new(64, 10, Init::Xavier, &mut rng)?);
+    let mut optimizer = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
 
     let config = FitConfig {

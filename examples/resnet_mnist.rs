@@ -89,7 +89,7 @@ fn main() -> keel::layers::Result<()> {
         rayon::current_num_threads()
     );
 
-    let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 5e-4, ..AdamConfig::default() });
+    let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 5e-4, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
     let fit_config = FitConfig {
         epochs,

@@ -120,9 +120,9 @@ impl Seq2Seq {
             encoder: Lstm::new(encoder_config, rng)?,
             tgt_embedding: Embedding::new(VOCAB, embedding, None, rng)?,
             decoder: Lstm::new(decoder_config, rng)?,
-            attention: GlobalAttention::new(2 * encoder, 2 * encoder, attention, out, rng),
+            attention: GlobalAttention::new(2 * encoder, 2 * encoder, attention, out, rng)?,
             steps: FlattenSteps::new(),
-            head: Dense::new(out, VOCAB, Init::Xavier, rng),
+            head: Dense::new(out, VOCAB, Init::Xavier, rng)?,
             src: Vec::new(),
             tgt: Vec::new(),
             h0: Tensor::default(),
@@ -382,7 +382,7 @@ fn main() -> Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     let mut model = Seq2Seq::new(embedding, encoder, attention, out, &mut rng)?;
     println!("{}", model.name());
-    let mut adam = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 3e-3, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
     let held_out_batches = batches(held_out, 256, None);
 

@@ -26,9 +26,9 @@ fn main() -> keel::layers::Result<()> {
     let (train, dev, test) = train_dev_test_split(&data, 0.15, 0.15, 42)?;
     println!("{} train, {} dev, {} test images", train.len(), dev.len(), test.len());
 
-    let mut model = Dense::new(64, 10, Init::Xavier, &mut StdRng::seed_from_u64(0));
+    let mut model = Dense::new(64, 10, Init::Xavier, &mut StdRng::seed_from_u64(0))?;
     let mut loss = SoftmaxCrossEntropy::new();
-    let mut optimizer = Sgd::new(SgdConfig { lr: 0.05, momentum: 0.9, ..SgdConfig::default() });
+    let mut optimizer = Sgd::new(SgdConfig { lr: 0.05, momentum: 0.9, ..SgdConfig::default() })?;
     let config = FitConfig { epochs: 20, batch_size: 32, seed: 1, ..FitConfig::default() };
     fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;
 

@@ -130,9 +130,9 @@ impl Variant {
 /// Puts new dense layers (`lenet5`'s 400→120→84, then 84→5) in place of LeNet-5's.
 fn new_classifier(model: &mut Sequential, rng: &mut StdRng) -> Result<()> {
     let relu = ActivationKind::Relu;
-    model.replace("5", Dense::new(400, 120, Init::He, rng).with_activation(relu))?;
-    model.replace("6", Dense::new(120, 84, Init::He, rng).with_activation(relu))?;
-    model.replace("7", Dense::new(84, 5, Init::He, rng))?;
+    model.replace("5", Dense::new(400, 120, Init::He, rng)?.with_activation(relu))?;
+    model.replace("6", Dense::new(120, 84, Init::He, rng)?.with_activation(relu))?;
+    model.replace("7", Dense::new(84, 5, Init::He, rng)?)?;
     Ok(())
 }
 
@@ -145,7 +145,7 @@ fn train_and_test(
     epochs: usize,
     seed: u64,
 ) -> Result<f64> {
-    let mut optimizer = Adam::new(AdamConfig { lr: 1e-3, ..AdamConfig::default() });
+    let mut optimizer = Adam::new(AdamConfig { lr: 1e-3, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig { epochs, batch_size: 32, seed, quiet: true, ..FitConfig::default() };
     fit(model, &mut optimizer, &mut loss, train, test, &config)?;

@@ -44,7 +44,7 @@ fn main() -> keel::layers::Result<()> {
     let mut rng = StdRng::seed_from_u64(7);
     // LeNet-5 with batch norm and dropout added (its PyTorch twin is in the function's docs).
     let mut model = lenet5_bn(&mut rng)?;
-    let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() });
+    let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() })?;
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig {
         epochs: 20,

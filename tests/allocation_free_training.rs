@@ -72,9 +72,9 @@ fn steady_state_training_steps_allocate_nothing() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let mut rng = StdRng::seed_from_u64(3);
     let mlp = Sequential::new()
-        .push(Dense::new(784, 256, Init::He, &mut rng))
+        .push(Dense::new(784, 256, Init::He, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(256, 10, Init::He, &mut rng));
+        .push(Dense::new(256, 10, Init::He, &mut rng).unwrap());
     // Rnn -> Gru (bidirectional) -> Lstm (2 layers, dropout) on (batch, seq, features) input.
     let rnn = RnnConfig {
         recurrent: RecurrentConfig::new(16, 24).with_batch_first(true),
@@ -87,18 +87,18 @@ fn steady_state_training_steps_allocate_nothing() {
         .push(Gru::new(gru, &mut rng).unwrap())
         .push(Lstm::new(lstm, &mut rng).unwrap())
         .push(Flatten::new())
-        .push(Dense::new(8 * 32, 10, Init::He, &mut rng));
+        .push(Dense::new(8 * 32, 10, Init::He, &mut rng).unwrap());
     // Many-to-one: a bidirectional LSTM's last step, a time-major GRU's mean over time.
     let bidirectional = RecurrentConfig::new(16, 24).with_batch_first(true).with_bidirectional(true);
     let last_step = Sequential::new()
         .push(Lstm::new(bidirectional, &mut rng).unwrap())
         .push(LastStep::for_config(&bidirectional))
-        .push(Dense::new(2 * 24, 10, Init::He, &mut rng));
+        .push(Dense::new(2 * 24, 10, Init::He, &mut rng).unwrap());
     let time_major = RecurrentConfig::new(16, 24);
     let mean_over_time = Sequential::new()
         .push(Gru::new(time_major, &mut rng).unwrap())
         .push(MeanOverTime::for_config(&time_major))
-        .push(Dense::new(24, 10, Init::He, &mut rng));
+        .push(Dense::new(24, 10, Init::He, &mut rng).unwrap());
     let cases = [
         (lenet5(&mut rng).unwrap(), batch(&[64, 1, 28, 28])),
         (resnet(&ResNetConfig::small_mnist(), &mut rng).unwrap(), batch(&[16, 1, 28, 28])),
@@ -110,7 +110,7 @@ fn steady_state_training_steps_allocate_nothing() {
         (mean_over_time, (batch(&[8, 32, 16]).0, batch(&[32]).1)),
     ];
     for (mut model, (x, labels)) in cases {
-        let mut adam = Adam::new(AdamConfig::default());
+        let mut adam = Adam::new(AdamConfig::default()).unwrap();
         let mut loss = SoftmaxCrossEntropy::new();
         pool.install(|| {
             for _ in 0..5 {
@@ -140,7 +140,7 @@ fn attention_steps_allocate_nothing(pool: &rayon::ThreadPool) {
     let (grad, _) = batch(&[batch_size, q_len, d_v]);
     let padded: Vec<bool> = (0..batch_size * k_len).map(|i| i % k_len >= k_len - i / k_len % 4).collect();
     let mut dot = ScaledDotProductAttention::new();
-    let mut additive = AdditiveAttention::new(d, d, 16, Init::Xavier, &mut rng);
+    let mut additive = AdditiveAttention::new(d, d, 16, Init::Xavier, &mut rng).unwrap();
     let mut step = || {
         let mask = Some(AttentionMask::KeyPadding(&padded));
         dot.forward(&q, &k, &v, mask).unwrap();

@@ -119,7 +119,7 @@ impl Model {
                     .and_then(|s| s.push_named("relu", relu()))
                     .and_then(|s| s.push_named("pool", MaxPool2d::new(2)))
                     .and_then(|s| s.push_named("flatten", Flatten::new()))
-                    .and_then(|s| s.push_named("fc", Dense::new(4 * 4 * 4, 5, Init::He, rng)))
+                    .and_then(|s| s.push_named("fc", Dense::new(4 * 4 * 4, 5, Init::He, rng)?))
                     .unwrap(),
             ),
             "resnet" => {

@@ -39,8 +39,21 @@ pub enum LayerError {
         /// The number of values given.
         actual: usize,
     },
+    /// A hyper-parameter out of its domain (a dropout probability of 1.5, a learning rate of
+    /// NaN, a layer of 0 features), rejected when the layer or optimizer is built.
+    #[error("{owner}: {what}: expected {expected}, got {actual}")]
+    Argument {
+        /// The layer or optimizer, e.g. `"dropout"`, `"adam"`.
+        owner: String,
+        /// The argument, e.g. `"p"`.
+        what: String,
+        /// Its domain, e.g. `"0 <= p < 1"`.
+        expected: String,
+        /// The value passed.
+        actual: String,
+    },
     /// A kernel rejected its arguments (a bug in a layer if it ever shows, since layers
-    /// check shapes first).
+    /// check shapes and hyper-parameters first).
     #[error("kernel: {0}")]
     Kernel(#[from] KernelError),
     /// A data file that cannot be read or parsed; the message names the file and line.
@@ -80,6 +93,21 @@ pub enum LayerError {
     /// A call out of order, e.g. `backward` before `forward`.
     #[error("{0}")]
     State(String),
+}
+
+impl LayerError {
+    /// The [`LayerError::Argument`] of `owner` for a kernel's check of a hyper-parameter
+    /// (an optimizer's configuration, a convolution's sizes).
+    pub(crate) fn argument(owner: &str, error: KernelError) -> LayerError {
+        let (what, expected, actual) = match error {
+            KernelError::Argument { what, expected, actual }
+            | KernelError::Shape { what, expected, actual } => (what, expected, actual),
+            KernelError::Length { what, expected, actual } => {
+                (what, format!("length {expected}"), format!("length {actual}"))
+            }
+        };
+        LayerError::Argument { owner: owner.into(), what, expected, actual }
+    }
 }
 
 /// Result of a layer-crate call.

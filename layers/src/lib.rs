@@ -84,8 +84,8 @@ pub use nn::{
     ScaledDotProductAttention, Sequential,
 };
 pub use optim::{
-    clip_grad_norm, clip_grad_value, zero_grad, Adam, ExponentialDecay, InverseTimeDecay, LrSchedule,
-    Optimizer, OptimizerState, RmsProp, Sgd, StepDecay,
+    clip_grad_norm, clip_grad_value, zero_grad, Adam, AdamConfig, ExponentialDecay, InverseTimeDecay,
+    LrSchedule, Optimizer, OptimizerState, RmsProp, RmspropConfig, Sgd, SgdConfig, StepDecay,
 };
 pub use tensor::Tensor;
 pub use train::{

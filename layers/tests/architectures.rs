@@ -125,9 +125,12 @@ fn branches_of_a_dense_network_sum_input_gradients() {
     // Without an input gradient the container still trains its branches.
     let mut rng = StdRng::seed_from_u64(4);
     let mut block = Branches::new(Merge::Add)
-        .branch("", Sequential::new().push_named("fc1", Dense::new(6, 6, Init::Xavier, &mut rng)).unwrap())
+        .branch(
+            "",
+            Sequential::new().push_named("fc1", Dense::new(6, 6, Init::Xavier, &mut rng).unwrap()).unwrap(),
+        )
         .unwrap()
-        .branch("skip", Sequential::new().push(Dense::new(6, 6, Init::Xavier, &mut rng)))
+        .branch("skip", Sequential::new().push(Dense::new(6, 6, Init::Xavier, &mut rng).unwrap()))
         .unwrap();
     assert_eq!(param_names(&mut block), ["fc1.weight", "fc1.bias", "skip.0.weight", "skip.0.bias"]);
     let input = tensor(&[3, 6], 13);
@@ -178,10 +181,10 @@ fn branches_report_mismatched_outputs_and_clashing_names() {
 fn sequential_names_children_as_pytorch_does() {
     let mut rng = StdRng::seed_from_u64(6);
     let mut model = Sequential::new()
-        .push(Dense::new(4, 3, Init::Xavier, &mut rng))
+        .push(Dense::new(4, 3, Init::Xavier, &mut rng).unwrap())
         .push_named("act", Activation::new(ActivationKind::Relu))
         .unwrap()
-        .push_named("head", Dense::new(3, 2, Init::Xavier, &mut rng))
+        .push_named("head", Dense::new(3, 2, Init::Xavier, &mut rng).unwrap())
         .unwrap();
     assert_eq!(model.names(), ["0", "act", "head"]);
     assert_eq!(param_names(&mut model), ["0.weight", "0.bias", "head.weight", "head.bias"]);

@@ -292,8 +292,9 @@ fn fit_trains_on_augmented_batches_and_rejects_flat_samples() {
     let labels: Vec<u32> = (0..40).map(|i| i % 2).collect();
     let data = Dataset::new(images(40, 1, 4, 4, 14), labels).unwrap();
     let mut rng = StdRng::seed_from_u64(1);
-    let mut model = Sequential::new().push(Flatten::new()).push(Dense::new(16, 2, Init::He, &mut rng));
-    let mut adam = Adam::new(Default::default());
+    let mut model =
+        Sequential::new().push(Flatten::new()).push(Dense::new(16, 2, Init::He, &mut rng).unwrap());
+    let mut adam = Adam::new(Default::default()).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig {
         epochs: 2,
@@ -311,7 +312,7 @@ fn fit_trains_on_augmented_batches_and_rejects_flat_samples() {
         data.labels.clone(),
     )
     .unwrap();
-    let mut model = Sequential::new().push(Dense::new(16, 2, Init::He, &mut rng));
+    let mut model = Sequential::new().push(Dense::new(16, 2, Init::He, &mut rng).unwrap());
     let err = fit(&mut model, &mut adam, &mut loss, &flat, &flat, &config).unwrap_err();
     assert!(matches!(&err, LayerError::Shape { actual, .. } if actual == &[16]), "{err}");
 }

@@ -15,8 +15,10 @@ fn model(seed: u64, hidden: usize) -> Sequential {
         .push(BatchNorm::new_2d(4))
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(4 * 3 * 3, hidden, Init::He, &mut rng).with_activation(ActivationKind::Relu))
-        .push(Dense::new(hidden, 3, Init::He, &mut rng))
+        .push(
+            Dense::new(4 * 3 * 3, hidden, Init::He, &mut rng).unwrap().with_activation(ActivationKind::Relu),
+        )
+        .push(Dense::new(hidden, 3, Init::He, &mut rng).unwrap())
 }
 
 fn input(seed: u32) -> Tensor {
@@ -67,7 +69,7 @@ fn a_file_that_does_not_match_the_model_is_an_error_naming_the_tensor() {
     assert!(wrong_shape.contains("4.weight") && wrong_shape.contains("[5, 36]"), "{wrong_shape}");
     // A model with one layer more misses tensors; one with a layer fewer leaves some unused.
     let mut rng = StdRng::seed_from_u64(1);
-    let bigger = model(1, 8).push(Dense::new(3, 2, Init::He, &mut rng));
+    let bigger = model(1, 8).push(Dense::new(3, 2, Init::He, &mut rng).unwrap());
     assert!(detail(load_safetensors(&mut { bigger }, &path)).contains("6.weight of the model is missing"));
     let mut smaller = Sequential::new()
         .push(Conv2d::new(Conv2dConfig::new(1, 4, 3).with_padding(1), Init::He, &mut rng).unwrap());
@@ -96,7 +98,7 @@ fn a_failed_load_leaves_the_model_as_it_was() {
     assert_eq!(state(&mut target), before);
     // Strict and a tensor missing (the model has one more layer): the same.
     let mut rng = StdRng::seed_from_u64(3);
-    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng));
+    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng).unwrap());
     let before = state(&mut bigger);
     assert!(load_safetensors(&mut bigger, &path).is_err());
     assert_eq!(state(&mut bigger), before);
@@ -109,7 +111,7 @@ fn a_non_strict_load_reports_what_was_missing_and_unexpected() {
     let mut saved = model(1, 8);
     save_safetensors(&mut saved, &path).unwrap();
     let mut rng = StdRng::seed_from_u64(3);
-    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng));
+    let mut bigger = model(7, 8).push(Dense::new(3, 2, Init::He, &mut rng).unwrap());
     let extra_before =
         state(&mut bigger).into_iter().filter(|(n, _)| n.starts_with("6.")).collect::<Vec<_>>();
     let report = load_safetensors_with(&mut bigger, &path, &LoadOptions::default().non_strict()).unwrap();
@@ -142,12 +144,11 @@ fn backbone(seed: u64) -> Sequential {
 
 fn classifier(seed: u64) -> Sequential {
     let mut rng = StdRng::seed_from_u64(seed);
-    Sequential::new().push(backbone(seed)).push(MaxPool2d::new(2)).push(Flatten::new()).push(Dense::new(
-        4 * 3 * 3,
-        3,
-        Init::He,
-        &mut rng,
-    ))
+    Sequential::new()
+        .push(backbone(seed))
+        .push(MaxPool2d::new(2))
+        .push(Flatten::new())
+        .push(Dense::new(4 * 3 * 3, 3, Init::He, &mut rng).unwrap())
 }
 
 #[test]

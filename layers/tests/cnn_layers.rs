@@ -292,7 +292,7 @@ fn shape_errors_name_the_layer() {
     // Bad hyper-parameters are rejected when the layer is built, naming the field.
     let mut rng = StdRng::seed_from_u64(43);
     let bad = Conv2d::new(Conv2dConfig::new(4, 6, 3).with_groups(4), Init::He, &mut rng).unwrap_err();
-    assert!(matches!(bad, LayerError::Kernel(_)) && bad.to_string().contains("groups"), "{bad}");
+    assert!(matches!(bad, LayerError::Argument { .. }) && bad.to_string().contains("groups"), "{bad}");
     let bad = Conv2d::new(Conv2dConfig::new(4, 6, 3).with_stride(0), Init::He, &mut rng).unwrap_err();
     assert!(bad.to_string().contains("stride_h"), "{bad}");
 
@@ -346,7 +346,7 @@ fn small_cnn(seed: u64) -> Sequential {
         .push(Activation::new(ActivationKind::Relu))
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(27, 4, Init::Xavier, &mut rng))
+        .push(Dense::new(27, 4, Init::Xavier, &mut rng).unwrap())
 }
 
 #[test]
@@ -482,9 +482,9 @@ fn cnn_learns_the_digits() {
         .push(Activation::new(ActivationKind::Relu))
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(16 * 4 * 4, 10, Init::Xavier, &mut rng));
+        .push(Dense::new(16 * 4 * 4, 10, Init::Xavier, &mut rng).unwrap());
     let mut loss = SoftmaxCrossEntropy::new();
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut epoch_losses = Vec::new();
     for _epoch in 0..EPOCHS {
         let mut total = 0.0;
@@ -542,14 +542,14 @@ fn without_the_input_gradient_backward_skips_it_and_keeps_every_parameter_gradie
     // dense layer after it is told to skip its own input gradient.
     let mlp = Sequential::new()
         .push(Flatten::new())
-        .push(Dense::new(12, 5, Init::He, &mut rng))
+        .push(Dense::new(12, 5, Init::He, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Tanh))
-        .push(Dense::new(5, 3, Init::He, &mut rng));
+        .push(Dense::new(5, 3, Init::He, &mut rng).unwrap());
     let cnn = Sequential::new()
         .push(conv(Conv2dConfig::new(1, 3, 3).with_padding(1), 10))
         .push(Activation::new(ActivationKind::Relu))
         .push(Flatten::new())
-        .push(Dense::new(3 * 2 * 6, 4, Init::He, &mut rng));
+        .push(Dense::new(3 * 2 * 6, 4, Init::He, &mut rng).unwrap());
     for (mut model, x) in [(mlp, input(&[4, 3, 2, 2], 11)), (cnn, input(&[4, 1, 2, 6], 12))] {
         let with = param_grads(&mut model, &x);
         assert_eq!(model.grad_input().shape(), x.shape());
@@ -573,7 +573,7 @@ fn fused_activations_match_separate_layers_and_pass_gradcheck() {
         [ActivationKind::Relu, ActivationKind::LeakyRelu(0.1), ActivationKind::Sigmoid, ActivationKind::Tanh];
     for kind in kinds {
         let mut rng = StdRng::seed_from_u64(71);
-        let dense = Dense::new(7, 5, Init::He, &mut rng);
+        let dense = Dense::new(7, 5, Init::He, &mut rng).unwrap();
         let config = Conv2dConfig::new(2, 3, 3).with_padding(1);
         let cases: [(Sequential, Sequential, Tensor); 2] = [
             (

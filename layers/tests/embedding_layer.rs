@@ -128,8 +128,8 @@ fn trains_inside_a_model_with_fit() {
     let mut model = Sequential::new()
         .push(Embedding::new(12, 4, None, &mut rng).unwrap())
         .push(Flatten::new())
-        .push(Dense::new(12, 2, Init::Xavier, &mut rng));
-    let mut adam = Adam::new(AdamConfig { lr: 0.05, ..AdamConfig::default() });
+        .push(Dense::new(12, 2, Init::Xavier, &mut rng).unwrap());
+    let mut adam = Adam::new(AdamConfig { lr: 0.05, ..AdamConfig::default() }).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig { epochs: 30, batch_size: 16, seed: 1, quiet: true, ..FitConfig::default() };
     let history = fit(&mut model, &mut adam, &mut loss, &data, &data, &config).unwrap();

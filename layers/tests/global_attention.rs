@@ -33,7 +33,7 @@ const HIDDEN: usize = 5;
 const OUT: usize = 6;
 
 fn layer(seed: u64) -> GlobalAttention {
-    GlobalAttention::new(QUERY, MEMORY, HIDDEN, OUT, &mut StdRng::seed_from_u64(seed))
+    GlobalAttention::new(QUERY, MEMORY, HIDDEN, OUT, &mut StdRng::seed_from_u64(seed)).unwrap()
 }
 
 /// The parameters by name, as f64.

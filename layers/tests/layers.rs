@@ -35,7 +35,7 @@ fn input(shape: &[usize], seed: u32) -> Tensor {
 #[test]
 fn dense_passes_gradcheck() {
     let mut rng = StdRng::seed_from_u64(1);
-    let mut dense = Dense::new(7, 5, Init::He, &mut rng);
+    let mut dense = Dense::new(7, 5, Init::He, &mut rng).unwrap();
     Init::Normal { std: 0.5 }.fill(dense.bias.value.data_mut(), 1, 5, &mut rng);
     let report = gradcheck(&mut dense, &input(&[3, 7], 2), Mode::Train, 1e-2).unwrap();
     assert_eq!(report.params.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(), ["weight", "bias"]);
@@ -58,9 +58,9 @@ fn activations_pass_gradcheck() {
 fn mlp_passes_gradcheck_and_names_its_parameters() {
     let mut rng = StdRng::seed_from_u64(4);
     let mut model = Sequential::new()
-        .push(Dense::new(6, 8, Init::Xavier, &mut rng))
+        .push(Dense::new(6, 8, Init::Xavier, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Tanh))
-        .push(Dense::new(8, 3, Init::Xavier, &mut rng));
+        .push(Dense::new(8, 3, Init::Xavier, &mut rng).unwrap());
     let report = gradcheck(&mut model, &input(&[5, 6], 5), Mode::Train, 1e-2).unwrap();
     let names: Vec<&str> = report.params.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
@@ -101,7 +101,7 @@ fn gradcheck_catches_a_wrong_gradient() {
 #[test]
 fn wrong_shapes_name_the_layer_and_both_shapes() {
     let mut rng = StdRng::seed_from_u64(7);
-    let mut dense = Dense::new(4, 2, Init::He, &mut rng);
+    let mut dense = Dense::new(4, 2, Init::He, &mut rng).unwrap();
     let error = dense.forward(&Tensor::zeros(&[3, 5]), Mode::Train).unwrap_err();
     match &error {
         LayerError::Shape { layer, expected, actual } => {
@@ -148,11 +148,11 @@ fn mlp_learns_the_digits() {
     let (train, test) = (data.slice(0..1500).unwrap(), data.slice(1500..1797).unwrap());
     let mut rng = StdRng::seed_from_u64(42);
     let mut model = Sequential::new()
-        .push(Dense::new(64, 32, Init::He, &mut rng))
+        .push(Dense::new(64, 32, Init::He, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(32, 10, Init::Xavier, &mut rng));
+        .push(Dense::new(32, 10, Init::Xavier, &mut rng).unwrap());
     let mut loss = SoftmaxCrossEntropy::new();
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut first_loss = None;
     let mut last_loss = 0.0;
     for _ in 0..150 {
@@ -184,7 +184,7 @@ fn mlp_learns_the_digits() {
 fn sequential_names_buffers_like_pytorch() {
     let mut rng = StdRng::seed_from_u64(8);
     let mut model = Sequential::new()
-        .push(Dense::new(3, 4, Init::He, &mut rng))
+        .push(Dense::new(3, 4, Init::He, &mut rng).unwrap())
         .push(keel_layers::BatchNorm::new_1d(4))
         .push(Activation::new(ActivationKind::Relu));
     let mut buffers = Vec::new();

@@ -52,8 +52,8 @@ fn zeros_and_ones() -> Dataset<Tensor> {
 #[test]
 fn fit_with_bce_separates_two_digits() {
     let (train, dev, _) = train_dev_test_split(&zeros_and_ones(), 0.25, 0.0, 3).unwrap();
-    let mut model = Dense::new(64, 1, Init::Xavier, &mut StdRng::seed_from_u64(1));
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut model = Dense::new(64, 1, Init::Xavier, &mut StdRng::seed_from_u64(1)).unwrap();
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut loss = BceWithLogits::new();
     let history = fit(&mut model, &mut adam, &mut loss, &train, &dev, &quiet(10)).unwrap();
     let (first, last) = (history.epochs[0], *history.epochs.last().unwrap());
@@ -88,8 +88,8 @@ fn fit_with_mse_learns_a_regression_and_reports_mae_and_r2() {
         .collect();
     let data = Dataset::new(data.features, tensor(&[n, 2], &targets)).unwrap();
     let (train, dev, _) = train_dev_test_split(&data, 0.2, 0.0, 9).unwrap();
-    let mut model = Dense::new(64, 2, Init::Xavier, &mut StdRng::seed_from_u64(2));
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut model = Dense::new(64, 2, Init::Xavier, &mut StdRng::seed_from_u64(2)).unwrap();
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut loss = Mse::new();
     let history = fit(&mut model, &mut adam, &mut loss, &train, &dev, &quiet(20)).unwrap();
     let (first, last) = (history.epochs[0], *history.epochs.last().unwrap());

@@ -76,10 +76,10 @@ fn batchnorm2d_passes_gradcheck_in_train_and_eval_mode() {
 fn a_model_with_batchnorm_passes_gradcheck() {
     let mut rng = StdRng::seed_from_u64(3);
     let mut model = Sequential::new()
-        .push(Dense::new(5, 6, Init::Xavier, &mut rng))
+        .push(Dense::new(5, 6, Init::Xavier, &mut rng).unwrap())
         .push(batchnorm(BatchNorm::new_1d(6), 13))
         .push(Activation::new(ActivationKind::Tanh))
-        .push(Dense::new(6, 2, Init::Xavier, &mut rng));
+        .push(Dense::new(6, 2, Init::Xavier, &mut rng).unwrap());
     let report = gradcheck(&mut model, &tensor(&[8, 5], 9), Mode::Train, 1e-2).unwrap();
     let names: Vec<&str> = report.params.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"]);
@@ -138,7 +138,7 @@ fn batchnorm_running_statistics_follow_pytorch() {
 fn batchnorm_and_dropout_reuse_their_buffers() {
     let x = tensor(&[4, 3, 2, 2], 1);
     let mut bn = BatchNorm::new_2d(3);
-    let mut dropout = Dropout::new(0.5, 1);
+    let mut dropout = Dropout::new(0.5, 1).unwrap();
     bn.forward(&x, Mode::Train).unwrap();
     bn.backward(&x, &x).unwrap();
     dropout.forward(&x, Mode::Train).unwrap();
@@ -159,7 +159,7 @@ fn batchnorm_and_dropout_reuse_their_buffers() {
 #[test]
 fn dropout_is_the_identity_in_eval_mode() {
     let x = tensor(&[3, 7], 2);
-    let mut layer = Dropout::new(0.5, 9);
+    let mut layer = Dropout::new(0.5, 9).unwrap();
     layer.forward(&x, Mode::Eval).unwrap();
     assert_eq!(layer.output(), &x);
     assert_eq!(layer.step(), 0, "eval forwards do not advance the step");
@@ -174,7 +174,7 @@ fn dropout_keeps_about_one_minus_p_and_scales_the_kept_units() {
     let p = 0.3f32;
     let len = 20_000;
     let x = Tensor::from_vec(&[len], values(len, 4).iter().map(|v| v + 2.0).collect()).unwrap();
-    let mut layer = Dropout::new(p, 42);
+    let mut layer = Dropout::new(p, 42).unwrap();
     layer.forward(&x, Mode::Train).unwrap();
     let kept = layer.mask().iter().filter(|&&m| m != 0).count() as f64;
     // Binomial(len, 1 - p): mean len·0.7, sd √(len·p·(1-p)) ≈ 65; 5 sd is a 6e-7 chance.
@@ -191,12 +191,12 @@ fn dropout_keeps_about_one_minus_p_and_scales_the_kept_units() {
 fn dropout_masks_are_deterministic_per_seed_and_step_and_differ_between_steps() {
     let x = tensor(&[8, 16], 3);
     let mask_at = |seed: u64, step: u64| {
-        let mut layer = Dropout::new(0.5, seed);
+        let mut layer = Dropout::new(0.5, seed).unwrap();
         layer.set_step(step);
         layer.forward(&x, Mode::Train).unwrap();
         layer.mask().to_vec()
     };
-    let mut layer = Dropout::new(0.5, 5);
+    let mut layer = Dropout::new(0.5, 5).unwrap();
     layer.forward(&x, Mode::Train).unwrap();
     let first = layer.mask().to_vec();
     layer.forward(&x, Mode::Train).unwrap();
@@ -207,7 +207,7 @@ fn dropout_masks_are_deterministic_per_seed_and_step_and_differ_between_steps() 
     assert_eq!(second, mask_at(5, 1));
     assert_ne!(first, mask_at(6, 0), "another seed, another mask");
     // A step's mask does not depend on the batch shapes of the steps before it.
-    let mut other = Dropout::new(0.5, 5);
+    let mut other = Dropout::new(0.5, 5).unwrap();
     other.forward(&tensor(&[3], 1), Mode::Train).unwrap();
     other.forward(&x, Mode::Train).unwrap();
     assert_eq!(other.mask(), second.as_slice());
@@ -218,7 +218,7 @@ fn dropout_gradient_flows_through_kept_units_only() {
     let p = 0.4f32;
     let x = tensor(&[6, 11], 8);
     let dy = tensor(&[6, 11], 9);
-    let mut layer = Dropout::new(p, 3);
+    let mut layer = Dropout::new(p, 3).unwrap();
     layer.forward(&x, Mode::Train).unwrap();
     layer.backward(&x, &dy).unwrap();
     let mask = layer.mask();
@@ -229,7 +229,7 @@ fn dropout_gradient_flows_through_kept_units_only() {
     }
     // p = 0 keeps everything, so the layer is the identity even in training and the
     // gradient check (which runs many training forwards) applies.
-    let mut keep_all = Dropout::new(0.0, 3);
+    let mut keep_all = Dropout::new(0.0, 3).unwrap();
     let report = gradcheck(&mut keep_all, &x, Mode::Train, 1e-2).unwrap();
     assert!(report.max_error() < 1e-3, "{report:?}");
 }
@@ -348,27 +348,24 @@ fn layer_shape_errors_name_the_layer() {
         Err(LayerError::Shape { layer, .. }) => assert_eq!(layer, "batchnorm1d(4) (gradient)"),
         other => panic!("{other:?}"),
     }
-    let mut dropout = Dropout::new(0.5, 1);
+    let mut dropout = Dropout::new(0.5, 1).unwrap();
     assert!(matches!(dropout.backward(&x, &x), Err(LayerError::State(_))));
     dropout.forward(&x, Mode::Train).unwrap();
     match dropout.backward(&x, &Tensor::zeros(&[8])) {
         Err(LayerError::Shape { layer, .. }) => assert_eq!(layer, "dropout(p = 0.5) (gradient)"),
         other => panic!("{other:?}"),
     }
-    // A probability outside [0, 1] is rejected by the kernel, naming `p`.
-    let err = Dropout::new(1.5, 1).forward(&x, Mode::Train).unwrap_err();
-    assert!(err.to_string().contains("p"), "{err}");
+    // A probability outside [0, 1] is rejected when the layer is built, naming `p`.
+    let err = Dropout::new(1.5, 1).unwrap_err();
+    assert!(matches!(err, LayerError::Argument { .. }) && err.to_string().contains("p"), "{err}");
 }
 
 /// A model of two dense layers with every gradient set to `grad(index)`.
 fn model_with_grads(grad: impl Fn(usize) -> f32) -> Sequential {
     let mut rng = StdRng::seed_from_u64(1);
-    let mut model = Sequential::new().push(Dense::new(3, 2, Init::He, &mut rng)).push(Dense::new(
-        2,
-        2,
-        Init::He,
-        &mut rng,
-    ));
+    let mut model = Sequential::new()
+        .push(Dense::new(3, 2, Init::He, &mut rng).unwrap())
+        .push(Dense::new(2, 2, Init::He, &mut rng).unwrap());
     let mut index = 0;
     model.visit_params(&mut |_, param: &mut Param| {
         for g in param.grad.data_mut() {
@@ -396,7 +393,7 @@ fn rmsprop_steps_through_the_optimizer_trait() {
     // The bias of the last layer is frozen: left unchanged.
     model.visit_params(&mut |name, param| param.frozen = name == "1.bias");
     let g = grads(&mut model);
-    let mut optimizer: Box<dyn Optimizer> = Box::new(RmsProp::new(config));
+    let mut optimizer: Box<dyn Optimizer> = Box::new(RmsProp::new(config).unwrap());
     assert_eq!(optimizer.learning_rate(), 0.01);
     optimizer.step(&mut model).unwrap();
     optimizer.set_learning_rate(0.02);
@@ -416,8 +413,13 @@ fn rmsprop_steps_through_the_optimizer_trait() {
         };
         assert!((f64::from(after[i]) - expected).abs() < 1e-5, "param {i}: {} vs {expected}", after[i]);
     }
-    let mut bad = RmsProp::new(RmspropConfig { alpha: 2.0, ..config });
-    assert!(matches!(bad.step(&mut model), Err(LayerError::Kernel(_))));
+    // A bad hyper-parameter is rejected when the optimizer is built, and at a step after a
+    // change of its public configuration.
+    let bad = RmspropConfig { alpha: 2.0, ..config };
+    assert!(matches!(RmsProp::new(bad), Err(LayerError::Argument { .. })));
+    let mut changed = RmsProp::new(config).unwrap();
+    changed.config = bad;
+    assert!(matches!(changed.step(&mut model), Err(LayerError::Argument { .. })));
 }
 
 #[test]
@@ -447,9 +449,9 @@ fn clip_grad_norm_scales_all_gradients_together() {
     assert!((f64::from(norm) - expected).abs() < 1e-5 * expected);
     assert_eq!(grads(&mut model)[..8], g[..8]);
     // Bad limits and non-finite gradients are errors that leave the gradients alone.
-    assert!(matches!(clip_grad_norm(&mut model, -1.0), Err(LayerError::Kernel(_))));
+    assert!(matches!(clip_grad_norm(&mut model, -1.0), Err(LayerError::Argument { .. })));
     let mut model = model_with_grads(|i| if i == 9 { f32::NAN } else { 1.0 });
-    assert!(matches!(clip_grad_norm(&mut model, 0.5), Err(LayerError::Kernel(_))));
+    assert!(matches!(clip_grad_norm(&mut model, 0.5), Err(LayerError::Argument { .. })));
     assert!(grads(&mut model).iter().enumerate().all(|(i, &v)| i == 9 || v == 1.0));
 }
 
@@ -461,8 +463,8 @@ fn clip_grad_value_clamps_every_gradient() {
     clip_grad_value(&mut model, 0.75).unwrap();
     assert_eq!(grads(&mut model), g.iter().map(|v| v.clamp(-0.75, 0.75)).collect::<Vec<_>>());
     assert!(g.iter().any(|v| v.abs() > 0.75), "the test clamps something");
-    assert!(matches!(clip_grad_value(&mut model, -0.1), Err(LayerError::Kernel(_))));
-    assert!(matches!(clip_grad_value(&mut Sequential::new(), f32::NAN), Err(LayerError::Kernel(_))));
+    assert!(matches!(clip_grad_value(&mut model, -0.1), Err(LayerError::Argument { .. })));
+    assert!(matches!(clip_grad_value(&mut Sequential::new(), f32::NAN), Err(LayerError::Argument { .. })));
 }
 
 #[test]
@@ -475,7 +477,7 @@ fn schedules_give_the_course_formulas() {
     let step = StepDecay { initial: 1.0, gamma: 0.5, step: 3 };
     assert_eq!([0, 2, 3, 5, 6, 9].map(|e| step.learning_rate(e)), [1.0, 1.0, 0.5, 0.5, 0.25, 0.125]);
     // A schedule drives an optimizer through the trait.
-    let mut optimizer = RmsProp::new(RmspropConfig::default());
+    let mut optimizer = RmsProp::new(RmspropConfig::default()).unwrap();
     let schedule: &dyn LrSchedule = &step;
     optimizer.set_learning_rate(schedule.learning_rate(4));
     assert_eq!(optimizer.learning_rate(), 0.5);

@@ -24,9 +24,9 @@ fn tensor(shape: &[usize], seed: u32) -> Tensor {
 fn model(seed: u64) -> Sequential {
     let mut rng = StdRng::seed_from_u64(seed);
     Sequential::new()
-        .push(Dense::new(6, 5, Init::He, &mut rng).with_activation(ActivationKind::Relu))
+        .push(Dense::new(6, 5, Init::He, &mut rng).unwrap().with_activation(ActivationKind::Relu))
         .push(BatchNorm::new_1d(5))
-        .push(Dense::new(5, 3, Init::Xavier, &mut rng))
+        .push(Dense::new(5, 3, Init::Xavier, &mut rng).unwrap())
 }
 
 /// `steps` training steps on fixed batches (a different batch per step number).
@@ -57,24 +57,35 @@ type Make = fn() -> Box<dyn Optimizer>;
 fn optimizers() -> Vec<(&'static str, Make)> {
     vec![
         ("sgd", || {
-            Box::new(Sgd::new(SgdConfig { lr: 0.05, momentum: 0.9, nesterov: true, ..SgdConfig::default() }))
+            Box::new(
+                Sgd::new(SgdConfig { lr: 0.05, momentum: 0.9, nesterov: true, ..SgdConfig::default() })
+                    .unwrap(),
+            )
         }),
         ("rmsprop", || {
-            Box::new(RmsProp::new(RmspropConfig {
-                lr: 0.01,
-                momentum: 0.5,
-                centered: true,
-                ..RmspropConfig::default()
-            }))
+            Box::new(
+                RmsProp::new(RmspropConfig {
+                    lr: 0.01,
+                    momentum: 0.5,
+                    centered: true,
+                    ..RmspropConfig::default()
+                })
+                .unwrap(),
+            )
         }),
-        ("adam", || Box::new(Adam::new(AdamConfig { lr: 0.01, amsgrad: true, ..AdamConfig::default() }))),
+        ("adam", || {
+            Box::new(Adam::new(AdamConfig { lr: 0.01, amsgrad: true, ..AdamConfig::default() }).unwrap())
+        }),
         ("adamw", || {
-            Box::new(Adam::new(AdamConfig {
-                lr: 0.01,
-                weight_decay: 0.1,
-                decoupled_weight_decay: true,
-                ..AdamConfig::default()
-            }))
+            Box::new(
+                Adam::new(AdamConfig {
+                    lr: 0.01,
+                    weight_decay: 0.1,
+                    decoupled_weight_decay: true,
+                    ..AdamConfig::default()
+                })
+                .unwrap(),
+            )
         }),
     ]
 }
@@ -120,9 +131,9 @@ fn resumed_training_takes_the_same_steps_bit_for_bit() {
 fn a_state_saved_before_the_first_step_is_empty_and_loads() {
     let path = temp("empty");
     let mut net = model(3);
-    let adam = Adam::new(AdamConfig::default());
+    let adam = Adam::new(AdamConfig::default()).unwrap();
     save_optimizer_state(&mut net, &adam, &path).unwrap();
-    let mut loaded = Adam::new(AdamConfig { lr: 0.5, ..AdamConfig::default() });
+    let mut loaded = Adam::new(AdamConfig { lr: 0.5, ..AdamConfig::default() }).unwrap();
     load_optimizer_state(&mut net, &mut loaded, &path).unwrap();
     assert_eq!(loaded.state(), adam.state());
     assert!(loaded.state().params.is_empty());
@@ -133,12 +144,12 @@ fn a_state_saved_before_the_first_step_is_empty_and_loads() {
 fn a_state_of_another_kind_options_or_model_is_refused_and_changes_nothing() {
     let path = temp("refused");
     let mut net = model(4);
-    let mut adam = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() }).unwrap();
     train(&mut net, &mut adam, 0..2);
     save_optimizer_state(&mut net, &adam, &path).unwrap();
 
     // Another kind.
-    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() });
+    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() }).unwrap();
     train(&mut model(4), &mut sgd, 0..1);
     let before = sgd.state();
     match load_optimizer_state(&mut net, &mut sgd, &path) {
@@ -150,7 +161,7 @@ fn a_state_of_another_kind_options_or_model_is_refused_and_changes_nothing() {
     assert_eq!(sgd.state(), before);
 
     // Other options: AMSGrad needs a max_exp_avg_sq the file does not have.
-    let mut amsgrad = Adam::new(AdamConfig { amsgrad: true, ..AdamConfig::default() });
+    let mut amsgrad = Adam::new(AdamConfig { amsgrad: true, ..AdamConfig::default() }).unwrap();
     match load_optimizer_state(&mut net, &mut amsgrad, &path) {
         Err(LayerError::Config { expected, .. }) => {
             assert!(expected.contains("max_exp_avg_sq"), "{expected}")
@@ -162,22 +173,22 @@ fn a_state_of_another_kind_options_or_model_is_refused_and_changes_nothing() {
     // Another model: a first layer of another width, then a model with other names.
     let mut rng = StdRng::seed_from_u64(5);
     let mut wider = Sequential::new()
-        .push(Dense::new(7, 5, Init::He, &mut rng))
+        .push(Dense::new(7, 5, Init::He, &mut rng).unwrap())
         .push(BatchNorm::new_1d(5))
-        .push(Dense::new(5, 3, Init::Xavier, &mut rng));
-    let mut other = Adam::new(AdamConfig::default());
+        .push(Dense::new(5, 3, Init::Xavier, &mut rng).unwrap());
+    let mut other = Adam::new(AdamConfig::default()).unwrap();
     match load_optimizer_state(&mut wider, &mut other, &path) {
         Err(LayerError::Checkpoint { detail, .. }) => {
             assert!(detail.contains("0.weight.exp_avg") && detail.contains("[5, 7]"), "{detail}")
         }
         other => panic!("expected a Checkpoint error, got {other:?}"),
     }
-    let mut shorter = Sequential::new().push(Dense::new(6, 5, Init::He, &mut rng));
+    let mut shorter = Sequential::new().push(Dense::new(6, 5, Init::He, &mut rng).unwrap());
     match load_optimizer_state(&mut shorter, &mut other, &path) {
         Err(LayerError::Checkpoint { detail, .. }) => assert!(detail.contains("not a parameter"), "{detail}"),
         other => panic!("expected a Checkpoint error, got {other:?}"),
     }
-    let mut longer = model(4).push(Dense::new(3, 2, Init::Xavier, &mut rng));
+    let mut longer = model(4).push(Dense::new(3, 2, Init::Xavier, &mut rng).unwrap());
     match load_optimizer_state(&mut longer, &mut other, &path) {
         Err(LayerError::Checkpoint { detail, .. }) => assert!(detail.contains("3.weight"), "{detail}"),
         other => panic!("expected a Checkpoint error, got {other:?}"),

@@ -142,7 +142,7 @@ fn lstm_with_a_head_passes_gradcheck_in_a_sequential() {
         let mut model = Sequential::new()
             .push(Lstm::new(config, &mut rng).unwrap())
             .push(LastStep::for_config(&config))
-            .push(Dense::new(features, 3, Init::Xavier, &mut rng));
+            .push(Dense::new(features, 3, Init::Xavier, &mut rng).unwrap());
         let x = tensor(if batch_first { &[2, 5, 3] } else { &[5, 2, 3] }, 17);
         let report = gradcheck(&mut model, &x, Mode::Train, 1e-2).unwrap();
         assert!(report.max_error() < 2e-2, "{bidirectional} {batch_first}: {report:?}");
@@ -182,8 +182,8 @@ fn lstm_last_step_dense_learns_the_digits_row_by_row() {
     let mut model = Sequential::new()
         .push(Lstm::new(config, &mut rng).unwrap())
         .push(LastStep::for_config(&config))
-        .push(Dense::new(32, 10, Init::Xavier, &mut rng));
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+        .push(Dense::new(32, 10, Init::Xavier, &mut rng).unwrap());
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     let fit_config = FitConfig { epochs: 4, batch_size: 32, seed: 1, quiet: true, ..FitConfig::default() };
     let history = fit(&mut model, &mut adam, &mut loss, &train, &test, &fit_config).unwrap();

@@ -53,7 +53,7 @@ fn lstm_flatten_steps_dense_passes_gradcheck() {
         let mut model = Sequential::new()
             .push(Lstm::new(config, &mut rng).unwrap())
             .push(FlattenSteps::new())
-            .push(Dense::new(4, 3, Init::Xavier, &mut rng));
+            .push(Dense::new(4, 3, Init::Xavier, &mut rng).unwrap());
         let x = tensor(if batch_first { &[2, 5, 3] } else { &[5, 2, 3] }, 17);
         let report = gradcheck(&mut model, &x, Mode::Train, 1e-2).unwrap();
         assert!(report.max_error() < 2e-2, "{batch_first}: {report:?}");

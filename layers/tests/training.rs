@@ -41,9 +41,9 @@ fn digits() -> Dataset {
 fn mlp(seed: u64) -> Sequential {
     let mut rng = StdRng::seed_from_u64(seed);
     Sequential::new()
-        .push(Dense::new(64, 64, Init::He, &mut rng))
+        .push(Dense::new(64, 64, Init::He, &mut rng).unwrap())
         .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(64, 10, Init::Xavier, &mut rng))
+        .push(Dense::new(64, 10, Init::Xavier, &mut rng).unwrap())
 }
 
 fn quiet(epochs: usize, seed: u64) -> FitConfig {
@@ -210,11 +210,11 @@ fn fit_with_drop_last_trains_batch_norm_past_a_batch_of_one() {
     let train = all.slice(0..33).unwrap();
     let dev = all.slice(33..99).unwrap();
     let mut model = Sequential::new()
-        .push(Dense::new(64, 16, Init::He, &mut rng))
+        .push(Dense::new(64, 16, Init::He, &mut rng).unwrap())
         .push(BatchNorm::new_1d(16))
         .push(Activation::new(ActivationKind::Relu))
-        .push(Dense::new(16, 10, Init::Xavier, &mut rng));
-    let mut optimizer = Adam::new(AdamConfig::default());
+        .push(Dense::new(16, 10, Init::Xavier, &mut rng).unwrap());
+    let mut optimizer = Adam::new(AdamConfig::default()).unwrap();
     let config = FitConfig { epochs: 2, batch_size: 32, quiet: true, ..FitConfig::default() };
     let kept = fit(&mut model, &mut optimizer, &mut SoftmaxCrossEntropy::new(), &train, &dev, &config);
     assert!(kept.is_err(), "a batch of one through batch norm in training mode");
@@ -256,7 +256,7 @@ fn predict_gives_outputs_probabilities_and_classes_in_batches() {
     }
     // One output column: σ(z) and z > 0.
     let mut rng = StdRng::seed_from_u64(5);
-    let mut binary = Sequential::new().push(Dense::new(64, 1, Init::Xavier, &mut rng));
+    let mut binary = Sequential::new().push(Dense::new(64, 1, Init::Xavier, &mut rng).unwrap());
     let p = predict_proba(&mut binary, &data.features, 16).unwrap();
     let z = predict(&mut binary, &data.features, 16).unwrap();
     let c = predict_classes(&mut binary, &data.features, 16).unwrap();
@@ -308,7 +308,7 @@ fn fit_learns_the_digits_deterministically() {
     let (train, dev, test) = train_dev_test_split(&digits(), 0.15, 0.15, 7).unwrap();
     let run = || {
         let mut model = mlp(1);
-        let mut adam = Adam::new(AdamConfig::default());
+        let mut adam = Adam::new(AdamConfig::default()).unwrap();
         let mut loss = SoftmaxCrossEntropy::new();
         let config = FitConfig {
             augment: None,
@@ -349,7 +349,7 @@ fn early_stopping_restores_the_best_weights() {
     let dev =
         Dataset { labels: train.labels.iter().map(|&label| (label + 1) % 10).collect(), ..train.clone() };
     let mut model = mlp(2);
-    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() });
+    let mut adam = Adam::new(AdamConfig { lr: 1e-2, ..AdamConfig::default() }).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     let config = FitConfig { patience: Some(2), ..quiet(30, 3) };
     let history = fit(&mut model, &mut adam, &mut loss, &train, &dev, &config).unwrap();
@@ -366,7 +366,7 @@ fn early_stopping_restores_the_best_weights() {
 fn a_diverging_loss_names_epoch_and_step() {
     let train = digits().slice(0..200).unwrap();
     let mut model = mlp(3);
-    let mut sgd = Sgd::new(SgdConfig { lr: 1e30, ..SgdConfig::default() });
+    let mut sgd = Sgd::new(SgdConfig { lr: 1e30, ..SgdConfig::default() }).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     let error = fit(&mut model, &mut sgd, &mut loss, &train, &train, &quiet(3, 1)).unwrap_err();
     let LayerError::NonFiniteLoss { epoch, step, loss } = error else { panic!("{error}") };
@@ -382,7 +382,7 @@ fn empty_data_and_bad_settings_are_errors() {
     let empty = Dataset { features: Tensor::zeros(&[0, 64]), labels: Vec::new() };
     let train = digits().slice(0..50).unwrap();
     let mut model = mlp(4);
-    let mut adam = Adam::new(AdamConfig::default());
+    let mut adam = Adam::new(AdamConfig::default()).unwrap();
     let mut loss = SoftmaxCrossEntropy::new();
     for (train, dev) in [(&empty, &train), (&train, &empty)] {
         let error = fit(&mut model, &mut adam, &mut loss, train, dev, &quiet(1, 0)).unwrap_err();

@@ -70,8 +70,8 @@ fn model(seed: u64, counter: &Arc<AtomicUsize>) -> Sequential {
         .push(first)
         .push(second)
         .push(Flatten::new())
-        .push(Dense::new(4 * 36, 8, Init::He, &mut rng).with_activation(ActivationKind::Tanh))
-        .push(Dense::new(8, 3, Init::Xavier, &mut rng))
+        .push(Dense::new(4 * 36, 8, Init::He, &mut rng).unwrap().with_activation(ActivationKind::Tanh))
+        .push(Dense::new(8, 3, Init::Xavier, &mut rng).unwrap())
 }
 
 /// Every parameter's gradient, by name.
@@ -184,7 +184,7 @@ fn a_frozen_layer_in_the_middle_passes_gradients_through_and_keeps_its_values() 
     }
 
     let before = values(&mut net);
-    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() });
+    let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() }).unwrap();
     sgd.step(&mut net).unwrap();
     for ((name, old), (_, new)) in before.into_iter().zip(values(&mut net)) {
         let frozen = name.starts_with('1') || name == "3.weight";
@@ -197,14 +197,14 @@ fn replace_puts_a_new_head_in_place() {
     let counter = Arc::new(AtomicUsize::new(0));
     let mut net = model(4, &counter);
     let mut rng = StdRng::seed_from_u64(9);
-    let old = net.replace("4", Dense::new(8, 5, Init::Xavier, &mut rng)).unwrap();
-    assert_eq!(old.name(), Dense::new(8, 3, Init::Xavier, &mut rng).name());
+    let old = net.replace("4", Dense::new(8, 5, Init::Xavier, &mut rng).unwrap()).unwrap();
+    assert_eq!(old.name(), Dense::new(8, 3, Init::Xavier, &mut rng).unwrap().name());
     let input = tensor(&[2, 1, 6, 6], 11);
     net.forward(&input, Mode::Eval).unwrap();
     assert_eq!(net.output().shape(), [2, 5]);
     assert_eq!(net.names(), ["0", "1", "2", "3", "4"]);
 
-    match net.replace("fc", Dense::new(8, 5, Init::Xavier, &mut rng)) {
+    match net.replace("fc", Dense::new(8, 5, Init::Xavier, &mut rng).unwrap()) {
         Err(LayerError::Config { actual, expected, .. }) => {
             assert!(actual.contains("fc") && expected.contains("\"4\""), "{expected} / {actual}")
         }

@@ -99,13 +99,13 @@ pub fn alexnet(config: &AlexNetConfig, rng: &mut StdRng) -> Result<Sequential> {
         .push(relu())
         .push(pool());
     let classifier = Sequential::new()
-        .push(Dropout::new(config.dropout, rng.random()))
-        .push(Dense::new(w4 * last * last, config.hidden, Init::Xavier, rng))
+        .push(Dropout::new(config.dropout, rng.random())?)
+        .push(Dense::new(w4 * last * last, config.hidden, Init::Xavier, rng)?)
         .push(relu())
-        .push(Dropout::new(config.dropout, rng.random()))
-        .push(Dense::new(config.hidden, config.hidden, Init::Xavier, rng))
+        .push(Dropout::new(config.dropout, rng.random())?)
+        .push(Dense::new(config.hidden, config.hidden, Init::Xavier, rng)?)
         .push(relu())
-        .push(Dense::new(config.hidden, config.classes, Init::Xavier, rng));
+        .push(Dense::new(config.hidden, config.classes, Init::Xavier, rng)?);
     Sequential::new()
         .push_named("features", features)?
         .push_named("flatten", Flatten::new())?

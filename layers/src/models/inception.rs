@@ -260,6 +260,6 @@ pub fn inception(config: &InceptionConfig, rng: &mut StdRng) -> Result<Sequentia
     }
     model
         .push_named("avgpool", GlobalAvgPool2d::new())?
-        .push_named("dropout", Dropout::new(config.dropout, rng.random()))?
-        .push_named("fc", Dense::new(channels, config.classes, Init::Xavier, rng))
+        .push_named("dropout", Dropout::new(config.dropout, rng.random())?)?
+        .push_named("fc", Dense::new(channels, config.classes, Init::Xavier, rng)?)
 }

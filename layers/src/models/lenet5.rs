@@ -33,9 +33,9 @@ pub fn lenet5(rng: &mut StdRng) -> Result<Sequential> {
         .push(Conv2d::new(Conv2dConfig::new(6, 16, 5).with_activation(relu), Init::He, rng)?)
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(400, 120, Init::He, rng).with_activation(relu))
-        .push(Dense::new(120, 84, Init::He, rng).with_activation(relu))
-        .push(Dense::new(84, 10, Init::He, rng)))
+        .push(Dense::new(400, 120, Init::He, rng)?.with_activation(relu))
+        .push(Dense::new(120, 84, Init::He, rng)?.with_activation(relu))
+        .push(Dense::new(84, 10, Init::He, rng)?))
 }
 
 /// The main job's model (`cargo run --release`): LeNet-5 with batch norm after each
@@ -71,9 +71,9 @@ pub fn lenet5_bn(rng: &mut StdRng) -> Result<Sequential> {
         .push(Activation::new(relu))
         .push(MaxPool2d::new(2))
         .push(Flatten::new())
-        .push(Dense::new(400, 120, Init::He, rng).with_activation(relu))
-        .push(Dropout::new(0.2, 11))
-        .push(Dense::new(120, 84, Init::He, rng).with_activation(relu))
-        .push(Dropout::new(0.2, 12))
-        .push(Dense::new(84, 10, Init::He, rng)))
+        .push(Dense::new(400, 120, Init::He, rng)?.with_activation(relu))
+        .push(Dropout::new(0.2, 11)?)
+        .push(Dense::new(120, 84, Init::He, rng)?.with_activation(relu))
+        .push(Dropout::new(0.2, 12)?)
+        .push(Dense::new(84, 10, Init::He, rng)?))
 }

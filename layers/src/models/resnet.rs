@@ -174,5 +174,5 @@ pub fn resnet(config: &ResNetConfig, rng: &mut StdRng) -> Result<Sequential> {
     }
     model
         .push_named("avgpool", GlobalAvgPool2d::new())?
-        .push_named("fc", Dense::new(channels, config.classes, Init::Xavier, rng))
+        .push_named("fc", Dense::new(channels, config.classes, Init::Xavier, rng)?)
 }

@@ -109,13 +109,13 @@ pub fn vgg(config: &VggConfig, rng: &mut StdRng) -> Result<Sequential> {
     }
     let last = side.side();
     let classifier = Sequential::new()
-        .push(Dense::new(channels * last * last, config.hidden, Init::Xavier, rng))
+        .push(Dense::new(channels * last * last, config.hidden, Init::Xavier, rng)?)
         .push(relu())
-        .push(Dropout::new(config.dropout, rng.random()))
-        .push(Dense::new(config.hidden, config.hidden, Init::Xavier, rng))
+        .push(Dropout::new(config.dropout, rng.random())?)
+        .push(Dense::new(config.hidden, config.hidden, Init::Xavier, rng)?)
         .push(relu())
-        .push(Dropout::new(config.dropout, rng.random()))
-        .push(Dense::new(config.hidden, config.classes, Init::Xavier, rng));
+        .push(Dropout::new(config.dropout, rng.random())?)
+        .push(Dense::new(config.hidden, config.classes, Init::Xavier, rng)?);
     Sequential::new()
         .push_named("features", features)?
         .push_named("flatten", Flatten::new())?

@@ -6,7 +6,7 @@
 use keel_kernels::activation as kernels;
 use keel_kernels::gemm::Activation as EpilogueActivation;
 
-use super::layer::{Layer, Mode};
+use super::layer::{ensure_forward_ran, Layer, Mode};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -120,6 +120,7 @@ impl Layer for Activation {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         if grad_output.shape() != self.output.shape() || input.shape() != self.output.shape() {
             return Err(LayerError::Shape {
                 layer: format!("{} (gradient)", self.name()),

@@ -21,7 +21,7 @@ use keel_kernels::norm::{
     batchnorm_forward_train,
 };
 
-use super::layer::{Layer, Mode, Param};
+use super::layer::{backward_before_forward, Layer, Mode, Param};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -181,7 +181,7 @@ impl Layer for BatchNorm {
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let (n, c, spatial) = self.dims(input)?;
         let Some(mode) = self.last_mode else {
-            return Err(LayerError::State(format!("{}: backward before forward", self.name())));
+            return Err(backward_before_forward(&self.name()));
         };
         if grad_output.shape() != input.shape() || input.shape() != self.output.shape() {
             return Err(LayerError::Shape {

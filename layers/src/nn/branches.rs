@@ -15,7 +15,7 @@
 //! input gradients, since every branch read the same `x`.
 
 use super::activation::{grad_before_activation, ActivationKind};
-use super::layer::{Layer, Mode, Param};
+use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use super::sequential::prefixed;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -260,6 +260,7 @@ impl Layer for Branches {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         self.check_not_empty()?;
         if grad_output.shape() != self.output.shape() {
             return Err(LayerError::Shape {

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 
 use super::activation::{grad_before_activation, ActivationKind};
 use super::init::Init;
-use super::layer::{Layer, Mode, Param};
+use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -140,12 +140,15 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// A layer with weights drawn by `init` (fan-in `(c_in/groups)·kh·kw`, fan-out
-    /// `c_out·kh·kw`) and zero biases. Errors ([`LayerError::Kernel`], naming the field) if
+    /// `c_out·kh·kw`) and zero biases. Errors ([`LayerError::Argument`], naming the field) if
     /// a channel count, kernel size, stride or dilation is 0 or `groups` does not divide both
     /// channel counts.
     pub fn new(config: Conv2dConfig, init: Init, rng: &mut StdRng) -> Result<Self> {
         // The smallest input the kernel fits checks every hyper-parameter at once.
-        config.shape(1, config.window(0), config.window(1)).check()?;
+        config
+            .shape(1, config.window(0), config.window(1))
+            .check()
+            .map_err(|e| LayerError::argument("conv2d", e))?;
         let [kh, kw] = config.kernel;
         let (c_in_group, c_out) = (config.in_channels / config.groups, config.out_channels);
         let mut weight = Tensor::zeros(&[c_out, c_in_group, kh, kw]);
@@ -251,6 +254,7 @@ impl Layer for Conv2d {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let shape = self.shape_of(input)?;
         let out_shape = [shape.n, shape.c_out, shape.out_h(), shape.out_w()];
         if grad_output.shape() != out_shape {

@@ -13,7 +13,7 @@ use rand::rngs::StdRng;
 
 use super::activation::{grad_before_activation, ActivationKind};
 use super::init::Init;
-use super::layer::{Layer, Mode, Param};
+use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -37,11 +37,20 @@ pub struct Dense {
 }
 
 impl Dense {
-    /// A layer with weights drawn by `init` (fan-in `in`, fan-out `out`) and zero biases.
-    pub fn new(in_features: usize, out_features: usize, init: Init, rng: &mut StdRng) -> Self {
+    /// A layer with weights drawn by `init` (fan-in `in`, fan-out `out`) and zero biases;
+    /// errors ([`LayerError::Argument`]) if either size is 0.
+    pub fn new(in_features: usize, out_features: usize, init: Init, rng: &mut StdRng) -> Result<Self> {
+        if in_features == 0 || out_features == 0 {
+            return Err(LayerError::Argument {
+                owner: "dense".into(),
+                what: "(in_features, out_features)".into(),
+                expected: "sizes of at least 1".into(),
+                actual: format!("({in_features}, {out_features})"),
+            });
+        }
         let mut weight = Tensor::zeros(&[out_features, in_features]);
         init.fill(weight.data_mut(), in_features, out_features, rng);
-        Dense {
+        Ok(Dense {
             in_features,
             out_features,
             weight: Param::new(weight),
@@ -51,7 +60,7 @@ impl Dense {
             grad_input: Tensor::default(),
             grad_pre_activation: Tensor::default(),
             input_grad: true,
-        }
+        })
     }
 
     /// The same layer with `activation` fused into its output, `y = f(x·Wᵀ + b)`.
@@ -116,6 +125,7 @@ impl Layer for Dense {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let batch = self.batch_of(input)?;
         let (inf, outf) = (self.in_features, self.out_features);
         if grad_output.shape() != [batch, outf] {

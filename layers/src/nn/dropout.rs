@@ -13,7 +13,7 @@
 
 use keel_kernels::norm::{dropout_backward, dropout_forward};
 
-use super::layer::{Layer, Mode};
+use super::layer::{backward_before_forward, Layer, Mode};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -32,10 +32,18 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    /// A layer dropping with probability `p` (in `[0, 1]`, checked by the kernel at the first
-    /// training forward), masks drawn from `seed`, step counter at 0.
-    pub fn new(p: f32, seed: u64) -> Self {
-        Dropout {
+    /// A layer dropping with probability `p`, masks drawn from `seed`, step counter at 0;
+    /// errors ([`LayerError::Argument`]) unless `0 <= p <= 1`.
+    pub fn new(p: f32, seed: u64) -> Result<Self> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(LayerError::Argument {
+                owner: "dropout".into(),
+                what: "p".into(),
+                expected: "0 <= p <= 1".into(),
+                actual: p.to_string(),
+            });
+        }
+        Ok(Dropout {
             p,
             seed,
             step: 0,
@@ -43,7 +51,7 @@ impl Dropout {
             last_mode: None,
             output: Tensor::default(),
             grad_input: Tensor::default(),
-        }
+        })
     }
 
     /// The drop probability.
@@ -97,7 +105,7 @@ impl Layer for Dropout {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let Some(mode) = self.last_mode else {
-            return Err(LayerError::State(format!("{}: backward before forward", self.name())));
+            return Err(backward_before_forward(&self.name()));
         };
         if grad_output.shape() != self.output.shape() || input.shape() != self.output.shape() {
             return Err(LayerError::Shape {

@@ -25,7 +25,7 @@ use keel_kernels::embed::{embedding_backward, embedding_forward};
 use rand::rngs::StdRng;
 
 use super::init::Init;
-use super::layer::{Layer, Mode, Param};
+use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -220,6 +220,7 @@ impl Layer for Embedding {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         self.decode(input)?;
         let indices = std::mem::take(&mut self.indices);
         let result = self.backward_indices(&indices, grad_output);

@@ -7,7 +7,7 @@
 //! buffer, both reused across calls (no allocation on a fixed batch shape). The copies cost
 //! one read and one write of the activations, small beside the layers around it.
 
-use super::layer::{Layer, Mode};
+use super::layer::{ensure_forward_ran, Layer, Mode};
 use super::reshape::Reshaped;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -52,6 +52,7 @@ impl Layer for Flatten {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.buffers.output, || NAME.into())?;
         let dims = self.dims_of(input)?;
         self.buffers.backward(|| NAME.into(), &dims, input, grad_output)
     }

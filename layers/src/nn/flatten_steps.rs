@@ -16,7 +16,7 @@
 //! outputs there are 0, so the dense head still predicts from its bias; give such steps a
 //! target and they count in the loss.
 
-use super::layer::{Layer, Mode};
+use super::layer::{ensure_forward_ran, Layer, Mode};
 use super::reshape::Reshaped;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -69,6 +69,7 @@ impl Layer for FlattenSteps {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.buffers.output, || NAME.into())?;
         let dims = self.dims_of(input)?;
         self.buffers.backward(|| NAME.into(), &dims, input, grad_output)
     }

@@ -25,8 +25,8 @@ use crate::error::{LayerError, Result};
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
 /// let mut model = Sequential::new()
-///     .push(Dense::new(4, 3, Init::He, &mut rng))
-///     .push(Dense::new(3, 2, Init::Xavier, &mut rng));
+///     .push(Dense::new(4, 3, Init::He, &mut rng).unwrap())
+///     .push(Dense::new(3, 2, Init::Xavier, &mut rng).unwrap());
 /// assert_eq!(freeze(&mut model, "0").unwrap(), 2); // "0.weight", "0.bias"
 /// assert_eq!(unfreeze(&mut model, "0.bias").unwrap(), 1);
 /// assert!(freeze(&mut model, "2").is_err());

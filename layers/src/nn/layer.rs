@@ -1,6 +1,6 @@
 //! The `Layer` trait, trainable parameters and the train/eval mode.
 
-use crate::error::Result;
+use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
 /// Whether a forward pass trains (dropout active, batch statistics) or evaluates.
@@ -83,4 +83,19 @@ pub trait Layer: Send {
     /// (batch norm's `"running_mean"`, `"running_var"`), named like the parameters. Layers
     /// without buffers keep the default, which visits nothing.
     fn visit_buffers(&mut self, _visit: &mut dyn FnMut(&str, &mut Tensor)) {}
+}
+
+/// The `State` error every layer gives for a `backward` before its first `forward`.
+pub(crate) fn backward_before_forward(layer: &str) -> LayerError {
+    LayerError::State(format!("{layer}: backward before forward"))
+}
+
+/// Errs with [`backward_before_forward`] while `output`, the buffer a layer's forward writes,
+/// is still [`Tensor::EMPTY`] (no forward has run: every output has at least one dimension).
+pub(crate) fn ensure_forward_ran(output: &Tensor, layer: impl FnOnce() -> String) -> Result<()> {
+    if output.shape().is_empty() {
+        Err(backward_before_forward(&layer()))
+    } else {
+        Ok(())
+    }
 }

@@ -41,6 +41,7 @@ pub use flatten::Flatten;
 pub use flatten_steps::FlattenSteps;
 pub use freeze::{freeze, param_counts, unfreeze, ParamCounts};
 pub use init::Init;
+pub(crate) use layer::{backward_before_forward, ensure_forward_ran};
 pub use layer::{Layer, Mode, Param};
 pub use pool::{AvgPool2d, GlobalAvgPool2d, MaxPool2d, PoolWindow};
 pub use recurrent::{

@@ -11,7 +11,7 @@ use keel_kernels::pool::{
     maxpool2d_backward, maxpool2d_forward, Pool2dShape,
 };
 
-use super::layer::{Layer, Mode};
+use super::layer::{ensure_forward_ran, Layer, Mode};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -163,6 +163,7 @@ impl Layer for MaxPool2d {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let shape = self.window.shape_of(|| self.name(), input)?;
         if self.last_shape != Some(shape) {
             return Err(LayerError::State(format!(
@@ -253,6 +254,7 @@ impl Layer for AvgPool2d {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let shape = self.window.shape_of(|| self.name(), input)?;
         check_grad(|| self.name(), &out_dims(&shape), grad_output)?;
         self.grad_input.resize(input.shape());
@@ -309,6 +311,7 @@ impl Layer for GlobalAvgPool2d {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let [n, c, h, w] = self.dims_of(input)?;
         check_grad(|| self.name(), &[n, c], grad_output)?;
         self.grad_input.resize(input.shape());

@@ -16,7 +16,7 @@
 //! handled: `LastStep` reads step `seq - 1` of every row (0 past a shorter row's length) and
 //! `MeanOverTime` divides by `seq`.
 
-use super::layer::{Layer, Mode};
+use super::layer::{ensure_forward_ran, Layer, Mode};
 use super::recurrent::RecurrentConfig;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -174,6 +174,7 @@ impl Layer for LastStep {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let dims = self.dims(input)?;
         check_grad(|| self.name(), dims, grad_output)?;
         self.grad_input.resize(input.shape());
@@ -259,6 +260,7 @@ impl Layer for MeanOverTime {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let dims = self.layout.dims(|| self.name(), input)?;
         check_grad(|| self.name(), dims, grad_output)?;
         self.grad_input.resize(input.shape());

@@ -4,7 +4,7 @@ use keel_kernels::optim::{adam_update, AdamConfig};
 
 use super::state::{export_slots, import_slots, Presence};
 use super::{update_each_param, Optimizer, OptimizerState};
-use crate::error::Result;
+use crate::error::{LayerError, Result};
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
 
@@ -20,9 +20,12 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// An optimizer with no state yet (created on the first step).
-    pub fn new(config: AdamConfig) -> Self {
-        Adam { config, step: 0, moments: Vec::new() }
+    /// An optimizer with no state yet (created on the first step); errors
+    /// ([`LayerError::Argument`] naming the field) if a hyper-parameter is out of its domain,
+    /// as each step does, since `config` may change between steps.
+    pub fn new(config: AdamConfig) -> Result<Self> {
+        config.check().map_err(|e| LayerError::argument(KIND, e))?;
+        Ok(Adam { config, step: 0, moments: Vec::new() })
     }
 }
 
@@ -36,7 +39,7 @@ impl Optimizer for Adam {
     }
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
-        self.config.check()?;
+        self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
         self.step += 1;
         let (config, step) = (&self.config, self.step);
         let init = |param: &Param| {
@@ -44,7 +47,7 @@ impl Optimizer for Adam {
             let amsgrad = if config.amsgrad { zeros.clone() } else { Tensor::default() };
             [zeros.clone(), zeros, amsgrad]
         };
-        update_each_param(model, &mut self.moments, init, |param, [m, v, v_max]| {
+        update_each_param(KIND, model, &mut self.moments, init, |param, [m, v, v_max]| {
             let grad = param.grad.data();
             Ok(adam_update(
                 config,

@@ -1,12 +1,10 @@
 //! Gradient clipping over a model's trainable parameters, by total norm or by value.
 
+use crate::error::{LayerError, Result};
+use crate::nn::Layer;
 use keel_kernels::optim::{
     clip_grad_norm as clip_norm_kernel, clip_grad_value as clip_value_kernel, grad_scale,
 };
-use keel_kernels::KernelError;
-
-use crate::error::Result;
-use crate::nn::Layer;
 
 /// `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)` over the trainable (not
 /// frozen) parameters: when the 2-norm of all their gradients taken together exceeds
@@ -15,16 +13,16 @@ use crate::nn::Layer;
 ///
 /// Two passes, parameter by parameter, so nothing is allocated: each gradient's norm (the
 /// kernel's f64 reduction, rounded to f32), combined as `√Σ norm²` in f64; then the scaling.
-/// Errors: `max_norm` negative or NaN; a non-finite total norm (NaN or infinite gradients),
+/// Errors ([`LayerError::Argument`]): `max_norm` negative or NaN; a non-finite total norm (NaN or infinite gradients),
 /// in which case no gradient is changed.
 pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
     if max_norm.is_nan() || max_norm < 0.0 {
-        return Err(KernelError::Argument {
+        return Err(LayerError::Argument {
+            owner: "clip_grad_norm".into(),
             what: "max_norm".into(),
             expected: "max_norm >= 0".into(),
             actual: max_norm.to_string(),
-        }
-        .into());
+        });
     }
     let mut sum_squares = 0.0f64;
     let mut outcome = Ok(());
@@ -38,15 +36,15 @@ pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
             Err(err) => outcome = Err(err),
         }
     });
-    outcome.clone()?;
+    outcome.clone().map_err(|e| LayerError::argument("clip_grad_norm", e))?;
     let total = sum_squares.sqrt() as f32;
     if !total.is_finite() {
-        return Err(KernelError::Argument {
+        return Err(LayerError::Argument {
+            owner: "clip_grad_norm".into(),
             what: "grads".into(),
             expected: "gradients with a finite total norm".into(),
             actual: total.to_string(),
-        }
-        .into());
+        });
     }
     let clip_coef = max_norm / (total + 1e-6);
     if clip_coef < 1.0 {
@@ -62,10 +60,10 @@ pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
 
 /// `torch.nn.utils.clip_grad_value_(model.parameters(), clip)` over the trainable (not
 /// frozen) parameters: clamps every gradient element in place to `[-clip, clip]`.
-/// Errors: `clip` negative or NaN.
+/// Errors ([`LayerError::Argument`]): `clip` negative or NaN.
 pub fn clip_grad_value(model: &mut dyn Layer, clip: f32) -> Result<()> {
     // Checked once up front, so a model without trainable parameters rejects it too.
-    clip_value_kernel(&mut [], clip)?;
+    clip_value_kernel(&mut [], clip).map_err(|e| LayerError::argument("clip_grad_value", e))?;
     let mut outcome = Ok(());
     model.visit_params(&mut |_, param| {
         if !param.frozen && outcome.is_ok() {

@@ -17,13 +17,15 @@ mod state;
 
 pub use adam::Adam;
 pub use clip::{clip_grad_norm, clip_grad_value};
+pub use keel_kernels::optim::{AdamConfig, RmspropConfig, SgdConfig};
 pub use rmsprop::RmsProp;
 pub use schedule::{ExponentialDecay, InverseTimeDecay, LrSchedule, StepDecay};
 pub use sgd::Sgd;
 pub use state::OptimizerState;
 
-use crate::error::Result;
+use crate::error::{LayerError, Result};
 use crate::nn::{Layer, Param};
+use crate::tensor::Tensor;
 
 /// An update rule over a model's parameters: what a training loop drives.
 pub trait Optimizer {
@@ -49,12 +51,20 @@ pub trait Optimizer {
 /// Runs `update` on each trainable parameter of `model` with its optimizer state: `states`
 /// follows the visiting order, a parameter's state is made by `init` the first time it is
 /// seen, frozen parameters keep theirs untouched, and the first error stops the updates.
-fn update_each_param<S>(
+///
+/// Errors ([`LayerError::Config`] naming the optimizer `kind`), before any update, if
+/// `states` were made for another model: a different parameter count, or a buffer whose
+/// shape is not its parameter's.
+fn update_each_param<S: AsRef<[Tensor]>>(
+    kind: &str,
     model: &mut dyn Layer,
     states: &mut Vec<S>,
     init: impl Fn(&Param) -> S,
     mut update: impl FnMut(&mut Param, &mut S) -> Result<()>,
 ) -> Result<()> {
+    if !states.is_empty() {
+        check_states_fit(kind, model, states)?;
+    }
     let mut index = 0;
     let mut outcome = Ok(());
     model.visit_params(&mut |_, param: &mut Param| {
@@ -68,6 +78,39 @@ fn update_each_param<S>(
         }
     });
     outcome
+}
+
+/// Errs unless `model` has one parameter per entry of `states`, each of the shape of that
+/// entry's buffers (empty buffers, of options that are off, fit any parameter).
+fn check_states_fit<S: AsRef<[Tensor]>>(kind: &str, model: &mut dyn Layer, states: &[S]) -> Result<()> {
+    let mut count = 0;
+    let mut mismatch = None;
+    model.visit_params(&mut |name, param: &mut Param| {
+        let buffers = states.get(count).map_or(&[][..], |state| state.as_ref());
+        let shape = param.value.shape();
+        if let (None, Some(buffer)) =
+            (&mismatch, buffers.iter().find(|b| !b.is_empty() && b.shape() != shape))
+        {
+            mismatch = Some((name.to_string(), buffer.shape().to_vec(), shape.to_vec()));
+        }
+        count += 1;
+    });
+    let mistake = |expected: String, actual: String| LayerError::Config {
+        model: kind.into(),
+        expected: format!(
+            "the model it has stepped before (an optimizer's state belongs to one model): {expected}"
+        ),
+        actual,
+    };
+    if count != states.len() {
+        return Err(mistake(format!("{} parameters", states.len()), format!("a model of {count}")));
+    }
+    match mismatch {
+        Some((name, expected, actual)) => {
+            Err(mistake(format!("'{name}' of shape {expected:?}"), format!("shape {actual:?}")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// Clears every parameter gradient of `model` (before a step's backward pass).

@@ -4,7 +4,7 @@ use keel_kernels::optim::{rmsprop_update, RmspropConfig};
 
 use super::state::{export_slots, import_slots, Presence};
 use super::{update_each_param, Optimizer, OptimizerState};
-use crate::error::Result;
+use crate::error::{LayerError, Result};
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
 
@@ -23,9 +23,12 @@ pub struct RmsProp {
 }
 
 impl RmsProp {
-    /// An optimizer with no state yet (created on the first step).
-    pub fn new(config: RmspropConfig) -> Self {
-        RmsProp { config, step: 0, state: Vec::new() }
+    /// An optimizer with no state yet (created on the first step); errors
+    /// ([`LayerError::Argument`] naming the field) if a hyper-parameter is out of its domain,
+    /// as each step does, since `config` may change between steps.
+    pub fn new(config: RmspropConfig) -> Result<Self> {
+        config.check().map_err(|e| LayerError::argument(KIND, e))?;
+        Ok(RmsProp { config, step: 0, state: Vec::new() })
     }
 }
 
@@ -39,28 +42,34 @@ impl Optimizer for RmsProp {
     }
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
-        self.config.check()?;
+        self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
         self.step += 1;
         let config = &self.config;
         let init = |param: &Param| [Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()];
-        update_each_param(model, &mut self.state, init, |param, [square_avg, momentum_buf, grad_avg]| {
-            // Buffers start at zero the first time their option is on (PyTorch creates them
-            // with the parameter's state).
-            if config.momentum > 0.0 && momentum_buf.is_empty() {
-                *momentum_buf = Tensor::zeros(param.value.shape());
-            }
-            if config.centered && grad_avg.is_empty() {
-                *grad_avg = Tensor::zeros(param.value.shape());
-            }
-            Ok(rmsprop_update(
-                config,
-                param.value.data_mut(),
-                param.grad.data(),
-                square_avg.data_mut(),
-                momentum_buf.data_mut(),
-                grad_avg.data_mut(),
-            )?)
-        })
+        update_each_param(
+            KIND,
+            model,
+            &mut self.state,
+            init,
+            |param, [square_avg, momentum_buf, grad_avg]| {
+                // Buffers start at zero the first time their option is on (PyTorch creates them
+                // with the parameter's state).
+                if config.momentum > 0.0 && momentum_buf.is_empty() {
+                    *momentum_buf = Tensor::zeros(param.value.shape());
+                }
+                if config.centered && grad_avg.is_empty() {
+                    *grad_avg = Tensor::zeros(param.value.shape());
+                }
+                Ok(rmsprop_update(
+                    config,
+                    param.value.data_mut(),
+                    param.grad.data(),
+                    square_avg.data_mut(),
+                    momentum_buf.data_mut(),
+                    grad_avg.data_mut(),
+                )?)
+            },
+        )
     }
 
     fn state(&self) -> OptimizerState {

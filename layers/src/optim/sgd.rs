@@ -4,7 +4,7 @@ use keel_kernels::optim::{sgd_update, SgdConfig};
 
 use super::state::{export_slots, import_slots, Presence};
 use super::{update_each_param, Optimizer, OptimizerState};
-use crate::error::Result;
+use crate::error::{LayerError, Result};
 use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
 
@@ -20,9 +20,12 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    /// An optimizer with no state yet.
-    pub fn new(config: SgdConfig) -> Self {
-        Sgd { config, step: 0, velocity: Vec::new() }
+    /// An optimizer with no state yet (created on the first step); errors
+    /// ([`LayerError::Argument`] naming the field) if a hyper-parameter is out of its domain,
+    /// as each step does, since `config` may change between steps.
+    pub fn new(config: SgdConfig) -> Result<Self> {
+        config.check().map_err(|e| LayerError::argument(KIND, e))?;
+        Ok(Sgd { config, step: 0, velocity: Vec::new() })
     }
 }
 
@@ -36,11 +39,11 @@ impl Optimizer for Sgd {
     }
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
-        self.config.check()?;
+        self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
         self.step += 1;
         let (config, step) = (&self.config, self.step);
         let init = |param: &Param| [Tensor::zeros(param.value.shape())];
-        update_each_param(model, &mut self.velocity, init, |param, [buffer]| {
+        update_each_param(KIND, model, &mut self.velocity, init, |param, [buffer]| {
             Ok(sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut())?)
         })
     }

@@ -30,8 +30,8 @@ use crate::tensor::Tensor;
 /// use rand::SeedableRng;
 ///
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mut model = Dense::new(3, 2, Init::He, &mut rng);
-/// let mut adam = Adam::new(AdamConfig::default());
+/// let mut model = Dense::new(3, 2, Init::He, &mut rng).unwrap();
+/// let mut adam = Adam::new(AdamConfig::default()).unwrap();
 /// let x = Tensor::from_vec(&[1, 3], vec![1.0, 2.0, 3.0]).unwrap();
 /// model.forward(&x, Mode::Train).unwrap();
 /// model.backward(&x, &Tensor::from_vec(&[1, 2], vec![1.0, -1.0]).unwrap()).unwrap();
@@ -39,7 +39,7 @@ use crate::tensor::Tensor;
 ///
 /// let path = std::env::temp_dir().join("keel_doc_adam.safetensors");
 /// save_optimizer_state(&mut model, &adam, &path).unwrap();
-/// let mut resumed = Adam::new(AdamConfig::default());
+/// let mut resumed = Adam::new(AdamConfig::default()).unwrap();
 /// load_optimizer_state(&mut model, &mut resumed, &path).unwrap();
 /// assert_eq!(resumed.state(), adam.state());
 /// # std::fs::remove_file(&path).unwrap();

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use super::mask::AttentionMask;
 use super::weights::{batched_gemm, AttentionWeights};
 use crate::error::{LayerError, Result};
-use crate::nn::{Init, Param};
+use crate::nn::{backward_before_forward, Init, Param};
 use crate::tensor::Tensor;
 
 /// The sizes of one call.
@@ -55,7 +55,7 @@ struct Dims {
 ///
 /// // A decoder state of 3 attending over 4 encoder states of 5, the last one padding.
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mut attention = AdditiveAttention::new(3, 5, 8, Init::Xavier, &mut rng);
+/// let mut attention = AdditiveAttention::new(3, 5, 8, Init::Xavier, &mut rng).unwrap();
 /// let s = Tensor::from_vec(&[1, 1, 3], vec![0.5, -1.0, 2.0]).unwrap();
 /// let a = Tensor::from_vec(&[1, 4, 5], (0..20).map(|i| (i as f32 * 0.7).sin()).collect()).unwrap();
 /// let padded = [false, false, false, true];
@@ -98,14 +98,29 @@ pub struct AdditiveAttention {
 impl AdditiveAttention {
     /// Attention from queries of `query_size` and keys of `key_size` through `hidden_size`
     /// units, every parameter drawn by `init` (fan-in the input width, fan-out `hidden_size`;
-    /// `v` with fan-in `hidden_size`, fan-out 1).
-    pub fn new(query_size: usize, key_size: usize, hidden_size: usize, init: Init, rng: &mut StdRng) -> Self {
+    /// `v` with fan-in `hidden_size`, fan-out 1); errors ([`LayerError::Argument`]) if a size is
+    /// 0.
+    pub fn new(
+        query_size: usize,
+        key_size: usize,
+        hidden_size: usize,
+        init: Init,
+        rng: &mut StdRng,
+    ) -> Result<Self> {
+        if query_size == 0 || key_size == 0 || hidden_size == 0 {
+            return Err(LayerError::Argument {
+                owner: "additive_attention".into(),
+                what: "(query_size, key_size, hidden_size)".into(),
+                expected: "sizes of at least 1".into(),
+                actual: format!("({query_size}, {key_size}, {hidden_size})"),
+            });
+        }
         let param = |rows: usize, cols: usize, fan_in: usize, fan_out: usize, rng: &mut StdRng| {
             let mut value = if rows == 1 { Tensor::zeros(&[cols]) } else { Tensor::zeros(&[rows, cols]) };
             init.fill(value.data_mut(), fan_in, fan_out, rng);
             Param::new(value)
         };
-        AdditiveAttention {
+        Ok(AdditiveAttention {
             query_size,
             key_size,
             hidden_size,
@@ -124,7 +139,7 @@ impl AdditiveAttention {
             grad_query: Tensor::default(),
             grad_key: Tensor::default(),
             grad_value: Tensor::default(),
-        }
+        })
     }
 
     /// A short description with the sizes, used in error messages.
@@ -232,6 +247,9 @@ impl AdditiveAttention {
         grad_output: &Tensor,
     ) -> Result<()> {
         let dims = self.dims_of(query, key, value)?;
+        if self.dims.is_none() {
+            return Err(backward_before_forward(&self.name));
+        }
         if self.dims != Some(dims) {
             return Err(LayerError::State(format!(
                 "{}: backward on inputs of shapes {:?}, {:?}, {:?} without a forward on them",

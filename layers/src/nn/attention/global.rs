@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use super::additive::AdditiveAttention;
 use super::mask::AttentionMask;
 use crate::error::{LayerError, Result};
-use crate::nn::{ActivationKind, Dense, Init, Layer, Mode, Param};
+use crate::nn::{backward_before_forward, ActivationKind, Dense, Init, Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// The sizes of one call: `batch` items of `q_len` queries over `k_len` memory states.
@@ -53,7 +53,7 @@ struct Dims {
 ///
 /// // 2 decoder states of 4 over 3 encoder states of 6, attentional states of 5.
 /// let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-/// let mut layer = GlobalAttention::new(4, 6, 8, 5, &mut rng);
+/// let mut layer = GlobalAttention::new(4, 6, 8, 5, &mut rng).unwrap();
 /// let h = Tensor::from_vec(&[1, 2, 4], (0..8).map(|i| (i as f32 * 0.3).sin()).collect()).unwrap();
 /// let memory = Tensor::from_vec(&[1, 3, 6], (0..18).map(|i| (i as f32 * 0.7).cos()).collect()).unwrap();
 /// layer.forward(&h, &memory, None).unwrap();
@@ -87,18 +87,19 @@ pub struct GlobalAttention {
 impl GlobalAttention {
     /// A layer for queries of `query_size` over memory states of `memory_size`, scoring with
     /// `attention_size` hidden units and giving attentional states of `out_size`; every
-    /// weight Xavier-initialised, the bias zero.
+    /// weight Xavier-initialised, the bias zero; errors ([`LayerError::Argument`]) if a size
+    /// is 0.
     pub fn new(
         query_size: usize,
         memory_size: usize,
         attention_size: usize,
         out_size: usize,
         rng: &mut StdRng,
-    ) -> Self {
-        let attention = AdditiveAttention::new(query_size, memory_size, attention_size, Init::Xavier, rng);
-        let out = Dense::new(memory_size + query_size, out_size, Init::Xavier, rng)
+    ) -> Result<Self> {
+        let attention = AdditiveAttention::new(query_size, memory_size, attention_size, Init::Xavier, rng)?;
+        let out = Dense::new(memory_size + query_size, out_size, Init::Xavier, rng)?
             .with_activation(ActivationKind::Tanh);
-        GlobalAttention {
+        Ok(GlobalAttention {
             query_size,
             memory_size,
             name: format!("global_attention({query_size}, {memory_size} -> {attention_size} -> {out_size})"),
@@ -111,7 +112,7 @@ impl GlobalAttention {
             grad_context: Tensor::default(),
             grad_query: Tensor::default(),
             grad_memory: Tensor::default(),
-        }
+        })
     }
 
     /// A short description with the sizes, used in error messages.
@@ -172,6 +173,9 @@ impl GlobalAttention {
     /// [`grad_query`](Self::grad_query) and [`grad_memory`](Self::grad_memory).
     pub fn backward(&mut self, query: &Tensor, memory: &Tensor, grad_output: &Tensor) -> Result<()> {
         let dims = self.dims_of(query, memory)?;
+        if self.dims.is_none() {
+            return Err(backward_before_forward(&self.name));
+        }
         if self.dims != Some(dims) {
             return Err(LayerError::State(format!(
                 "{}: backward on a query {:?} and a memory {:?} without a forward on them",

@@ -5,6 +5,7 @@ use keel_kernels::gemm::Transpose;
 use super::mask::AttentionMask;
 use super::weights::{batched_gemm, AttentionWeights};
 use crate::error::{LayerError, Result};
+use crate::nn::backward_before_forward;
 use crate::tensor::Tensor;
 
 /// The sizes of one call: `batch` items of `q_len` queries and `k_len` keys of width `d`,
@@ -161,6 +162,9 @@ impl ScaledDotProductAttention {
         grad_output: &Tensor,
     ) -> Result<()> {
         let dims = Self::dims_of(query, key, value)?;
+        if self.dims.is_none() {
+            return Err(backward_before_forward(NAME));
+        }
         if self.dims != Some(dims) {
             return Err(LayerError::State(format!(
                 "{NAME}: backward on inputs of shapes {:?}, {:?}, {:?} without a forward on them",

@@ -371,7 +371,7 @@ fn additive_reference(c: Case, hidden: usize, x: &[Vec<f64>; 6], mask: &[f64]) -
 fn additive_layer(c: Case, hidden: usize) -> AdditiveAttention {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    AdditiveAttention::new(c.d, c.d + 1, hidden, crate::nn::Init::Xavier, &mut rng)
+    AdditiveAttention::new(c.d, c.d + 1, hidden, crate::nn::Init::Xavier, &mut rng).unwrap()
 }
 
 #[test]

@@ -10,7 +10,7 @@ use rand::RngExt;
 
 use super::RecurrentConfig;
 use crate::error::{LayerError, Result};
-use crate::nn::{Dropout, Init, Layer, Mode, Param};
+use crate::nn::{ensure_forward_ran, Dropout, Init, Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// Which cell a stack runs.
@@ -503,10 +503,12 @@ impl Stack {
     pub(super) fn new(cell: Cell, config: RecurrentConfig, rng: &mut StdRng) -> Result<Self> {
         let RecurrentConfig { input_size, hidden_size, num_layers, dropout, .. } = config;
         if input_size == 0 || hidden_size == 0 || num_layers == 0 || !(0.0..1.0).contains(&dropout) {
-            return Err(LayerError::State(format!(
-                "{}: expected input_size >= 1, hidden_size >= 1, num_layers >= 1 and 0 <= dropout < 1, got {config:?}",
-                cell.name()
-            )));
+            return Err(LayerError::Argument {
+                owner: cell.name(),
+                what: "config".into(),
+                expected: "input_size >= 1, hidden_size >= 1, num_layers >= 1 and 0 <= dropout < 1".into(),
+                actual: format!("{config:?}"),
+            });
         }
         let directions = config.directions();
         let mut units = Vec::with_capacity(num_layers * directions);
@@ -516,7 +518,8 @@ impl Stack {
                 units.push(Unit::new(cell, (layer, direction == 1), layer_input, hidden_size, rng));
             }
         }
-        let dropouts = (1..num_layers).map(|_| Dropout::new(dropout, rng.random::<u64>())).collect();
+        let dropouts =
+            (1..num_layers).map(|_| Dropout::new(dropout, rng.random::<u64>())).collect::<Result<_>>()?;
         Ok(Stack {
             cell,
             config,
@@ -881,6 +884,7 @@ impl Layer for Stack {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        ensure_forward_ran(&self.output, || self.name())?;
         let lengths = self.lengths.take();
         let result = self.backward_with(input, grad_output, lengths.as_deref());
         self.lengths = lengths;
