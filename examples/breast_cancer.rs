@@ -36,8 +36,7 @@ use keel::layers::{
     evaluate, fit, stratified_split, Adam, BceWithLogits, Column, CsvReader, Dataset, Dense, FitConfig, Init,
     Layer, LayerError, Mode, Result, Scaler, Tensor, ZeroVariance,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 /// The data set with the 0/1 targets `(samples, 1)` of "is the class `positive`?" that
 /// binary cross-entropy reads, in place of the class indices.

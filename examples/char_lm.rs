@@ -40,9 +40,8 @@ use keel::layers::{
     clip_grad_norm, zero_grad, Adam, Decoding, Dense, Embedding, FlattenSteps, Init, Layer, Loss, Lstm,
     LstmConfig, Mode, Optimizer, Param, Result, Sampler, SoftmaxCrossEntropy, Tensor,
 };
-use rand::rngs::StdRng;
+use keel::layers::{SeedableRng, StdRng};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use words::{character, read_words, token, END, START, VOCAB};
 
 /// `Embedding → Lstm → FlattenSteps → Dense` on `(seq, batch)` token ids (as `f32`), giving

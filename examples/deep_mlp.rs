@@ -23,8 +23,7 @@ use keel::layers::{
     evaluate, fit, train_dev_test_split, Activation, ActivationKind, Adam, BiasVariance, Dataset, Dense,
     Dropout, ExponentialDecay, FitConfig, Init, Sequential, SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 /// Units per layer, input first: L = 4 weight layers.
 const LAYER_SIZES: [usize; 5] = [64, 128, 64, 32, 10];

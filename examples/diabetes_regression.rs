@@ -34,8 +34,7 @@ use keel::layers::{
     evaluate, fit, train_dev_test_split, Adam, Column, CsvReader, Dense, FitConfig, Init, InverseTimeDecay,
     Layer, Mode, Mse, OneHot, Result, Scaler, ZeroVariance,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 fn main() -> Result<()> {
     let csv = CsvReader::with_header()

@@ -26,8 +26,7 @@ use keel::layers::{
     train_dev_test_split, zero_grad, BceWithLogits, Dataset, Dense, Init, Layer, Loss, Mode, Optimizer, Sgd,
     Tensor,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 /// The digit the classifier looks for.
 const POSITIVE: u32 = 8;

@@ -30,8 +30,7 @@ use keel::layers::{
     InverseTimeDecay, LastStep, Layer, Lstm, LstmConfig, Optimizer, OptimizerState, Sequential,
     SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 /// An optimizer whose steps first clip the model's gradients to a total 2-norm of
 /// `max_norm` (PyTorch's `clip_grad_norm_` before `optimizer.step()`).

@@ -14,8 +14,7 @@ use keel::layers::{
     evaluate, fit, plot_curves, train_dev_test_split, Activation, ActivationKind, Adam, Dataset, Dense,
     FitConfig, Init, Layer, Mode, Sequential, SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 fn main() -> keel::layers::Result<()> {
     // 1797 images of 8x8 pixels (values 0..16, scaled to [0, 1]), labels 0..9.

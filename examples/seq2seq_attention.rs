@@ -51,9 +51,8 @@ use keel::layers::{
     GlobalAttention, Hypothesis, Init, Layer, LayerError, Loss, Lstm, LstmConfig, Mode, Optimizer, Param,
     Result, SoftmaxCrossEntropy, Tensor,
 };
-use rand::rngs::StdRng;
+use keel::layers::{SeedableRng, StdRng};
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use words::{character, read_words, token, END, START, VOCAB};
 
 /// Words of these lengths are kept.

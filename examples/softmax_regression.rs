@@ -17,8 +17,7 @@ use keel::layers::{
     evaluate, fit, train_dev_test_split, Dataset, Dense, FitConfig, Init, Layer, Mode, Sgd,
     SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 fn main() -> keel::layers::Result<()> {
     // 1797 images of 8x8 pixels, values 0..16 scaled to [0, 1]; split 70/15/15.

@@ -19,8 +19,7 @@ use keel::layers::{
     evaluate, fit, freeze, load_safetensors, param_counts, save_safetensors, train_dev_test_split, unfreeze,
     ActivationKind, Adam, Dataset, Dense, FitConfig, Init, Result, Sequential, SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 /// The convolution layers of LeNet-5 (`lenet5`'s indices): the features that transfer.
 const FEATURES: [&str; 2] = ["0", "2"];

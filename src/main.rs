@@ -23,8 +23,7 @@ use keel::layers::{
     evaluate, fit, lenet5_bn, plot_curves, save_safetensors, train_dev_test_split, Adam, Dataset, FitConfig,
     InverseTimeDecay, SoftmaxCrossEntropy,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use keel::layers::{SeedableRng, StdRng};
 
 fn main() -> keel::layers::Result<()> {
     let data = Dataset::from_csv_gz("data/mnist_5k.csv.gz", 255.0)?;

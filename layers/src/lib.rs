@@ -87,10 +87,14 @@ pub use optim::{
     clip_grad_norm, clip_grad_value, zero_grad, Adam, AdamConfig, ExponentialDecay, InverseTimeDecay,
     LrSchedule, Optimizer, OptimizerState, RmsProp, RmspropConfig, Sgd, SgdConfig, StepDecay,
 };
+/// The random number generator every layer constructor and init takes (`rand` 0.10's), with
+/// the trait that seeds it: `StdRng::seed_from_u64(0)` needs no `rand` dependency of the
+/// caller's own, whatever `rand` version it uses.
+pub use rand::{rngs::StdRng, SeedableRng};
 pub use tensor::Tensor;
 pub use train::{
-    evaluate, fit, gradcheck, gradcheck_params, load_optimizer_state, load_safetensors,
+    evaluate, fit, fit_with, gradcheck, gradcheck_params, load_optimizer_state, load_safetensors,
     load_safetensors_with, plot_curves, plot_heatmap, plot_series, predict, predict_classes, predict_proba,
-    relative_error, save_optimizer_state, save_safetensors, EpochMetrics, Evaluation, FitConfig,
-    GradcheckReport, History, LoadOptions, LoadReport,
+    relative_error, save_optimizer_state, save_safetensors, Callback, Control, EpochLog, EpochMetrics,
+    Evaluation, FitConfig, GradcheckReport, History, LoadOptions, LoadReport, LogTarget, Progress, StepEnd,
 };

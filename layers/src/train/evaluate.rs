@@ -12,7 +12,9 @@ use crate::tensor::Tensor;
 /// `batch_size` (batch losses weighted by batch size: the mean over samples); `data`'s
 /// labels are what `loss` takes as targets (class indices for [`SoftmaxCrossEntropy`],
 /// a tensor `(samples, ...)` shaped like the output for [`BceWithLogits`] and [`Mse`]).
-/// Errors on an empty set or a batch size of 0, and as the model and loss do.
+/// Errors on an empty set or a batch size of 0, on a non-finite loss ([`LayerError::Data`]
+/// naming the batch's samples: NaN or infinite features, or a diverged model), and as the
+/// model and loss do.
 ///
 /// [`SoftmaxCrossEntropy`]: crate::SoftmaxCrossEntropy
 /// [`BceWithLogits`]: crate::BceWithLogits
@@ -48,10 +50,19 @@ where
 {
     batches.start_epoch();
     totals.reset();
+    let mut first = 0;
     while let Some((x, y)) = batches.next_batch() {
         model.forward(x, Mode::Eval)?;
         let batch_loss = loss.forward(model.output(), y)?;
+        let rows = x.shape().first().copied().unwrap_or(0);
+        if !batch_loss.is_finite() {
+            return Err(LayerError::Data(format!(
+                "the loss over samples {first}..{} is {batch_loss}: a feature or an output there is NaN or infinite",
+                first + rows
+            )));
+        }
         totals.add(loss, batch_loss, model.output(), y)?;
+        first += rows;
     }
     Ok(totals.evaluation())
 }

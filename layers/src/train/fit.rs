@@ -1,11 +1,10 @@
-//! [`fit`]: mini-batch descent with a progress bar, a log line per epoch, an optional
-//! learning-rate schedule and early stopping.
+//! [`fit`] and [`fit_with`]: mini-batch descent with callbacks (by default a progress bar
+//! and a log line per epoch), an optional learning-rate schedule and early stopping.
 
 use std::fmt;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
+use super::callbacks::{Callback, Control, EpochLog, Progress, StepEnd};
 use super::evaluate::{evaluate_batches, Totals};
 use super::history::{EpochMetrics, History};
 use crate::data::{Augment, Batches, Dataset, Labels};
@@ -36,8 +35,9 @@ pub struct FitConfig {
     pub augment: Option<Augment>,
     /// The learning rate per epoch; `None` keeps the optimizer's.
     pub lr_schedule: Option<Box<dyn LrSchedule>>,
-    /// No progress bar and no log lines (tests). The bar is also hidden when standard
-    /// error is not a terminal.
+    /// No progress bar and no log lines from [`fit`] (tests); [`fit_with`] does not read
+    /// it, its callbacks decide. The bar is also hidden when standard error is not a
+    /// terminal.
     pub quiet: bool,
 }
 
@@ -73,7 +73,9 @@ impl fmt::Debug for FitConfig {
     }
 }
 
-/// Trains `model` on `train` and measures it on `dev` after every epoch.
+/// Trains `model` on `train` and measures it on `dev` after every epoch, with a progress
+/// bar and a log line per epoch on standard output (none when `config.quiet`): [`fit_with`]
+/// with the callbacks [`Progress`] and [`EpochLog::stdout`].
 ///
 /// Training never reads the gradient of the data, so `fit` first turns the model's input
 /// gradient off ([`Layer::set_input_grad`]`(false)`); turn it back on to differentiate with
@@ -106,6 +108,30 @@ where
     L: Loss,
     T: Labels<Batch = L::Target>,
 {
+    let (mut progress, mut log) = (Progress::new(), EpochLog::stdout());
+    let mut callbacks: Vec<&mut dyn Callback<LossMetrics<L>>> =
+        if config.quiet { Vec::new() } else { vec![&mut progress, &mut log] };
+    fit_with(model, optimizer, loss, train, dev, config, &mut callbacks)
+}
+
+/// [`fit`] with `callbacks` in place of the default progress bar and log (`config.quiet` is
+/// not read): each is called, in order, at the start of every epoch, after every step and
+/// after every epoch's dev evaluation, and once at the end. A [`Control::Stop`] ends
+/// training after the epoch (from a step: the epoch ends at that step, and its dev figures
+/// are still measured and recorded). Errors as [`fit`].
+pub fn fit_with<L, T>(
+    model: &mut dyn Layer,
+    optimizer: &mut dyn Optimizer,
+    loss: &mut L,
+    train: &Dataset<T>,
+    dev: &Dataset<T>,
+    config: &FitConfig,
+    callbacks: &mut [&mut dyn Callback<LossMetrics<L>>],
+) -> Result<History<LossMetrics<L>>>
+where
+    L: Loss,
+    T: Labels<Batch = L::Target>,
+{
     if train.is_empty() || dev.is_empty() {
         return Err(LayerError::Data(format!(
             "fit needs samples to train and evaluate on, got {} train and {} dev",
@@ -121,7 +147,8 @@ where
     if let Some(augment) = &config.augment {
         batches = batches.augment(augment.clone())?;
     }
-    if batches.batches_per_epoch() == 0 {
+    let steps_per_epoch = batches.batches_per_epoch();
+    if steps_per_epoch == 0 {
         return Err(LayerError::Data(format!(
             "fit: drop_last with {} training samples, fewer than a batch of {}: no batch to train on",
             batches.len(),
@@ -129,12 +156,11 @@ where
         )));
     }
     let mut dev_batches = Batches::sequential(dev, config.batch_size)?;
-    let bar = progress_bar(batches.batches_per_epoch(), config.quiet);
     let mut history = History::default();
     let mut best_loss = f64::INFINITY;
     let mut best_params = Vec::new();
     let (mut train_totals, mut dev_totals) = (Totals::default(), Totals::default());
-    for index in 0..config.epochs {
+    'epochs: for index in 0..config.epochs {
         let epoch = index + 1;
         if let Some(schedule) = &config.lr_schedule {
             optimizer.set_learning_rate(schedule.learning_rate(index));
@@ -142,34 +168,45 @@ where
         if index > 0 {
             batches.start_epoch();
         }
-        bar.set_prefix(format!("{epoch}/{}", config.epochs));
-        bar.set_message("");
-        bar.reset();
+        callbacks
+            .iter_mut()
+            .for_each(|callback| callback.on_epoch_start(epoch, config.epochs, steps_per_epoch));
         let start = Instant::now();
         train_totals.reset();
         let mut step = 0;
+        let mut stop = false;
         while let Some((x, y)) = batches.next_batch() {
             step += 1;
             zero_grad(model);
             model.forward(x, Mode::Train)?;
             let batch_loss = loss.forward(model.output(), y)?;
             if !batch_loss.is_finite() {
-                bar.abandon();
                 return Err(LayerError::NonFiniteLoss { epoch, step, loss: batch_loss });
             }
             train_totals.add(loss, batch_loss, model.output(), y)?;
             let grad = loss.backward(y)?;
             model.backward(x, grad)?;
             optimizer.step(model)?;
-            bar.inc(1);
-            if !bar.is_hidden() {
-                let rate = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("{} {rate:.0} samples/s", train_totals.evaluation()));
+            if !callbacks.is_empty() {
+                let running = train_totals.evaluation();
+                let figures = StepEnd {
+                    epoch,
+                    step,
+                    steps_per_epoch,
+                    loss: batch_loss,
+                    running: &running,
+                    samples: train_totals.samples(),
+                    elapsed: start.elapsed(),
+                };
+                stop = any_stop(callbacks, |callback| callback.on_step(&figures));
+                if stop {
+                    break;
+                }
             }
         }
         let samples_per_sec = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        let dev_figures = evaluate_batches(model, loss, &mut dev_batches, &mut dev_totals)?;
-        bar.finish_and_clear();
+        let dev_figures = evaluate_batches(model, loss, &mut dev_batches, &mut dev_totals)
+            .map_err(|error| in_dev_evaluation(error, epoch))?;
         let metrics = EpochMetrics {
             epoch,
             train: train_totals.evaluation(),
@@ -177,9 +214,7 @@ where
             lr: optimizer.learning_rate(),
             samples_per_sec,
         };
-        if !config.quiet {
-            println!("{metrics}");
-        }
+        stop |= any_stop(callbacks, |callback| callback.on_epoch_end(&metrics));
         history.epochs.push(metrics);
         if dev_figures.loss < best_loss {
             best_loss = dev_figures.loss;
@@ -188,21 +223,39 @@ where
                 snapshot(model, &mut best_params);
             }
         }
-        if let Some(patience) = config.patience {
-            if epoch - history.best_epoch >= patience && epoch < config.epochs {
-                history.stopped_early = true;
-                break;
-            }
+        let patience_over = config.patience.is_some_and(|patience| epoch - history.best_epoch >= patience);
+        if (stop || patience_over) && epoch < config.epochs {
+            history.stopped_early = true;
+            break 'epochs;
         }
     }
     let last_epoch = history.epochs.last().map_or(0, |metrics| metrics.epoch);
     if config.patience.is_some() && history.best_epoch != last_epoch && !best_params.is_empty() {
         restore(model, &best_params);
-        if !config.quiet {
-            println!("restored the weights of epoch {} (dev loss {best_loss:.4})", history.best_epoch);
-        }
+        history.restored_best = true;
     }
+    callbacks.iter_mut().for_each(|callback| callback.on_end(&history));
     Ok(history)
+}
+
+/// Calls `hook` on every callback, in order; whether any asked to stop.
+fn any_stop<M>(
+    callbacks: &mut [&mut dyn Callback<M>],
+    mut hook: impl FnMut(&mut dyn Callback<M>) -> Control,
+) -> bool {
+    let mut stop = false;
+    for callback in callbacks.iter_mut() {
+        stop |= hook(&mut **callback) == Control::Stop;
+    }
+    stop
+}
+
+/// `error` from the dev set's evaluation after `epoch`, the epoch named in a data error.
+fn in_dev_evaluation(error: LayerError, epoch: usize) -> LayerError {
+    match error {
+        LayerError::Data(message) => LayerError::Data(format!("dev set after epoch {epoch}: {message}")),
+        other => other,
+    }
 }
 
 /// Copies every parameter value of `model`, in visiting order, into `buffer` (which keeps
@@ -220,16 +273,4 @@ fn restore(model: &mut dyn Layer, buffer: &[f32]) {
         values.copy_from_slice(&buffer[offset..offset + values.len()]);
         offset += values.len();
     });
-}
-
-/// A bar of `steps` per epoch showing the epoch, running loss, metrics and throughput;
-/// hidden when `quiet` or when standard error is not a terminal.
-fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
-    let target = if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() };
-    let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:20}] {pos}/{len} {wide_msg}")
-        .expect("a valid progress template")
-        .progress_chars("=> ");
-    bar.set_style(style);
-    bar
 }

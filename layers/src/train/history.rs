@@ -56,13 +56,24 @@ pub struct History<M = Accuracy> {
     pub epochs: Vec<EpochMetrics<M>>,
     /// The epoch (from 1) with the lowest dev loss; 0 if no epoch ran.
     pub best_epoch: usize,
-    /// Whether early stopping ended training before `epochs`.
+    /// Whether training ended before `epochs`: early stopping, or a callback's
+    /// [`Control::Stop`](super::Control::Stop).
     pub stopped_early: bool,
+    /// Whether the model ends with the weights of `best_epoch`, restored because a later
+    /// epoch was worse (with early stopping's `patience` set).
+    pub restored_best: bool,
+}
+
+impl<M> History<M> {
+    /// The figures of `best_epoch`; `None` if no epoch ran.
+    pub fn best(&self) -> Option<&EpochMetrics<M>> {
+        self.epochs.iter().find(|metrics| metrics.epoch == self.best_epoch)
+    }
 }
 
 impl<M> Default for History<M> {
     /// No epoch.
     fn default() -> Self {
-        History { epochs: Vec::new(), best_epoch: 0, stopped_early: false }
+        History { epochs: Vec::new(), best_epoch: 0, stopped_early: false, restored_best: false }
     }
 }

@@ -71,15 +71,23 @@ pub fn predict_proba(model: &mut dyn Layer, features: &Tensor, batch_size: usize
 /// # Shapes
 /// `features` `(n, ...)`; the result holds `n` classes.
 ///
-/// Errors as [`predict_proba`].
+/// Errors as [`predict_proba`], and ([`LayerError::Data`] naming the sample) on an output
+/// that is NaN or infinite, which has no class.
 pub fn predict_classes(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Vec<u32>> {
     let logits = predict(model, features, batch_size)?;
     let (_, cols) = matrix_dims(&logits)?;
-    Ok(logits
+    logits
         .data()
         .chunks_exact(cols)
-        .map(|row| if cols == 1 { u32::from(row[0] > 0.0) } else { argmax(row) as u32 })
-        .collect())
+        .enumerate()
+        .map(|(sample, row)| match row.iter().find(|v| !v.is_finite()) {
+            Some(value) => Err(LayerError::Data(format!(
+                "predict_classes: sample {sample} has the output {value}: a feature is NaN or infinite, or the model diverged"
+            ))),
+            None if cols == 1 => Ok(u32::from(row[0] > 0.0)),
+            None => Ok(argmax(row) as u32),
+        })
+        .collect()
 }
 
 /// `(rows, cols)` of outputs that must be a matrix.
