@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, bytes)) = data.split_first() else { return };
     let path = scratch::scratch_file("checkpoint.safetensors", bytes);
     let mut rng = StdRng::seed_from_u64(1);
-    let mut model = Sequential::new().push(Dense::new(3, 2, Init::He, &mut rng)?).push(Dense::new(2, 1, Init::He, &mut rng)?);
+    let mut model = Sequential::new().push(Dense::new(3, 2, Init::He, &mut rng).unwrap()).push(Dense::new(2, 1, Init::He, &mut rng).unwrap());
     let before = parameters(&mut model);
     let options = if mode & 1 == 0 { LoadOptions::default() } else { LoadOptions::default().non_strict() };
     if load_safetensors_with(&mut model, &path, &options).is_err() {
