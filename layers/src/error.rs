@@ -90,6 +90,20 @@ pub enum LayerError {
         /// What came.
         actual: String,
     },
+    /// An error about one sample of a data set in [`fit`](crate::fit) or
+    /// [`evaluate`](crate::evaluate) (a label that is not a class of the model's output):
+    /// the sample's index in the data set, not its row in a shuffled batch, and the epoch.
+    #[error("{set} sample {sample}{}: {error}", .epoch.map_or(String::new(), |e| format!(" (epoch {e})")))]
+    InSample {
+        /// `"training"`, `"dev"` or `"evaluation"`.
+        set: &'static str,
+        /// The sample's index in its data set.
+        sample: usize,
+        /// The epoch, from 1, during training.
+        epoch: Option<usize>,
+        /// What went wrong with it.
+        error: Box<LayerError>,
+    },
     /// A call out of order, e.g. `backward` before `forward`.
     #[error("{0}")]
     State(String),

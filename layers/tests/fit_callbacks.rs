@@ -191,20 +191,47 @@ fn non_finite_values_are_errors_naming_the_samples() {
         fit(&mut model(), &mut adam, &mut SoftmaxCrossEntropy::new(), &train, &dev, &config(2)).unwrap_err();
     match &error {
         LayerError::Data(message) => {
-            assert!(
-                message.starts_with("dev set after epoch 1: the loss over samples 10..20 is NaN"),
-                "{message}"
-            )
+            assert!(message.starts_with("dev samples 10..20 after epoch 1: the loss is NaN"), "{message}")
         }
         other => panic!("{other:?}"),
     }
     let error = evaluate(&mut model(), &mut SoftmaxCrossEntropy::new(), &dev, 4).unwrap_err();
     assert!(
-        matches!(&error, LayerError::Data(m) if m.starts_with("the loss over samples 12..16 is NaN")),
+        matches!(&error, LayerError::Data(m) if m.starts_with("evaluation samples 12..16: the loss is NaN")),
         "{error}"
     );
     let error = predict_classes(&mut model(), &dev.features, 8).unwrap_err();
     assert!(
         matches!(&error, LayerError::Data(m) if m.starts_with("predict_classes: sample 13 has the output NaN"))
+    );
+}
+
+#[test]
+fn a_label_out_of_range_names_the_sample_in_its_data_set_and_the_epoch() {
+    let train = two_blobs(45);
+    let mut dev = two_blobs(12);
+    let mut bad_train = train.clone();
+    bad_train.labels[37] = 2; // the model has 2 classes
+    let mut adam = Adam::new(AdamConfig::default()).unwrap();
+    let error = fit(&mut model(), &mut adam, &mut SoftmaxCrossEntropy::new(), &bad_train, &dev, &config(2));
+    match error.unwrap_err() {
+        LayerError::InSample { set: "training", sample: 37, epoch: Some(1), error } => {
+            assert!(matches!(*error, LayerError::Index { ref value, .. } if value == "2"), "{error}");
+            assert!(error.to_string().contains("a class index in 0..2"), "{error}");
+        }
+        other => panic!("{other}"),
+    }
+    dev.labels[5] = 7;
+    let error =
+        fit(&mut model(), &mut adam, &mut SoftmaxCrossEntropy::new(), &train, &dev, &config(2)).unwrap_err();
+    assert!(matches!(error, LayerError::InSample { set: "dev", sample: 5, epoch: Some(1), .. }), "{error}");
+    assert!(
+        error.to_string().starts_with("dev sample 5 (epoch 1): softmax_cross_entropy: index 7"),
+        "{error}"
+    );
+    let error = evaluate(&mut model(), &mut SoftmaxCrossEntropy::new(), &dev, 4).unwrap_err();
+    assert!(
+        matches!(error, LayerError::InSample { set: "evaluation", sample: 5, epoch: None, .. }),
+        "{error}"
     );
 }

@@ -23,6 +23,8 @@ pub struct Batches<'a, L = Vec<u32>> {
     batch_size: usize,
     rng: Option<StdRng>,
     order: Vec<usize>,
+    /// Where the last batch starts in `order`; `cursor` is where it ends.
+    batch_start: usize,
     cursor: usize,
     drop_last: bool,
     epoch: u64,
@@ -53,6 +55,7 @@ impl<'a, L: Labels> Batches<'a, L> {
             batch_size,
             rng,
             order: (0..data.len()).collect(),
+            batch_start: 0,
             cursor: 0,
             drop_last: false,
             epoch: 0,
@@ -116,6 +119,13 @@ impl<'a, L: Labels> Batches<'a, L> {
         &self.order
     }
 
+    /// The data set's indices of the samples in the last batch [`Batches::next_batch`]
+    /// returned, in batch order (empty before the epoch's first batch): row `i` of the batch
+    /// is sample `batch_indices()[i]`.
+    pub fn batch_indices(&self) -> &[usize] {
+        &self.order[self.batch_start..self.cursor]
+    }
+
     /// Starts an epoch: rewinds, counts the epoch and, for a shuffling loader, draws a new
     /// order (a fresh loader has already started its first epoch, epoch 0).
     pub fn start_epoch(&mut self) {
@@ -125,6 +135,7 @@ impl<'a, L: Labels> Batches<'a, L> {
 
     /// Rewinds and, for a shuffling loader, draws a new order.
     fn shuffle(&mut self) {
+        self.batch_start = 0;
         self.cursor = 0;
         if let Some(rng) = &mut self.rng {
             self.order.shuffle(rng);
@@ -139,6 +150,7 @@ impl<'a, L: Labels> Batches<'a, L> {
             return None;
         }
         let indices = &self.order[self.cursor..end];
+        self.batch_start = self.cursor;
         self.cursor = end;
         match &mut self.augmenter {
             Some(augmenter) => augmenter.gather(&self.data.features, indices, self.epoch, &mut self.features),

@@ -7,6 +7,8 @@ use crate::error::{LayerError, Result};
 use crate::metrics::{count_correct, AccuracyTally};
 use crate::tensor::Tensor;
 
+const NAME: &str = "softmax_cross_entropy";
+
 /// Softmax followed by cross-entropy, averaged over the batch (PyTorch's
 /// `nn.CrossEntropyLoss`): logits `(batch, classes)`, targets `batch` class indices.
 /// Backward gives `∂loss/∂logits = (softmax(logits) - onehot(targets))/batch`; the metric
@@ -27,7 +29,7 @@ impl SoftmaxCrossEntropy {
         match *logits.shape() {
             [batch, classes] if batch >= 1 && classes >= 1 => Ok((batch, classes)),
             _ => Err(LayerError::Shape {
-                layer: "softmax_cross_entropy".into(),
+                layer: NAME.into(),
                 expected: "(batch >= 1, classes >= 1)".into(),
                 actual: logits.shape().to_vec(),
             }),
@@ -47,8 +49,25 @@ impl Loss for SoftmaxCrossEntropy {
 
     /// The mean loss of logits `(batch, classes)`; keeps the probabilities for
     /// [`Loss::backward`] and [`SoftmaxCrossEntropy::probs`].
+    /// Errors: a target count other than `batch` ([`LayerError::Shape`]), a target not below
+    /// `classes` ([`LayerError::Index`] at its row of the batch).
     fn forward(&mut self, logits: &Tensor, targets: &[u32]) -> Result<f32> {
         let (batch, classes) = Self::dims(logits)?;
+        if targets.len() != batch {
+            return Err(LayerError::Shape {
+                layer: format!("{NAME} (targets)"),
+                expected: format!("{batch} class indices, one per row of the logits"),
+                actual: vec![targets.len()],
+            });
+        }
+        if let Some((position, &value)) = targets.iter().enumerate().find(|(_, &t)| t as usize >= classes) {
+            return Err(LayerError::Index {
+                layer: NAME.into(),
+                position,
+                value: value.to_string(),
+                expected: format!("a class index in 0..{classes}"),
+            });
+        }
         self.probs.resize(logits.shape());
         Ok(softmax_cross_entropy_forward(batch, classes, logits.data(), targets, self.probs.data_mut())?)
     }

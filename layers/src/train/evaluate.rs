@@ -33,16 +33,26 @@ where
         return Err(LayerError::Data("evaluate needs at least one sample".into()));
     }
     let mut totals = Totals::default();
-    evaluate_batches(model, loss, &mut Batches::sequential(data, batch_size)?, &mut totals)
+    evaluate_batches(
+        model,
+        loss,
+        &mut Batches::sequential(data, batch_size)?,
+        &mut totals,
+        "evaluation",
+        None,
+    )
 }
 
 /// The mean loss and metrics over every batch of `batches` (rewound first), summed in
-/// `totals` (reset first, kept so that its buffers are reused).
+/// `totals` (reset first, kept so that its buffers are reused); a sample's error names
+/// `set` and `epoch` ([`at_sample`]).
 pub(super) fn evaluate_batches<L, T>(
     model: &mut dyn Layer,
     loss: &mut L,
     batches: &mut Batches<T>,
     totals: &mut Totals<L::Tally>,
+    set: &'static str,
+    epoch: Option<usize>,
 ) -> Result<Evaluation<LossMetrics<L>>>
 where
     L: Loss,
@@ -53,11 +63,15 @@ where
     let mut first = 0;
     while let Some((x, y)) = batches.next_batch() {
         model.forward(x, Mode::Eval)?;
-        let batch_loss = loss.forward(model.output(), y)?;
+        let batch_loss = match loss.forward(model.output(), y) {
+            Ok(batch_loss) => batch_loss,
+            Err(error) => return Err(at_sample(error, set, batches.batch_indices(), epoch)),
+        };
         let rows = x.shape().first().copied().unwrap_or(0);
         if !batch_loss.is_finite() {
+            let after = epoch.map_or(String::new(), |epoch| format!(" after epoch {epoch}"));
             return Err(LayerError::Data(format!(
-                "the loss over samples {first}..{} is {batch_loss}: a feature or an output there is NaN or infinite",
+                "{set} samples {first}..{}{after}: the loss is {batch_loss}: a feature or an output there is NaN or infinite",
                 first + rows
             )));
         }
@@ -65,6 +79,23 @@ where
         first += rows;
     }
     Ok(totals.evaluation())
+}
+
+/// A loss's [`LayerError::Index`] (a target at a row of the batch) as the
+/// [`LayerError::InSample`] of the sample at that row, `batch_indices` being the data set's
+/// indices of the batch's rows; other errors unchanged.
+pub(super) fn at_sample(
+    error: LayerError,
+    set: &'static str,
+    batch_indices: &[usize],
+    epoch: Option<usize>,
+) -> LayerError {
+    match error {
+        LayerError::Index { position, .. } if position < batch_indices.len() => {
+            LayerError::InSample { set, sample: batch_indices[position], epoch, error: Box::new(error) }
+        }
+        other => other,
+    }
 }
 
 /// The loss summed over samples and the loss's metric tally, batch by batch.

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::callbacks::{Callback, Control, EpochLog, Progress, StepEnd};
-use super::evaluate::{evaluate_batches, Totals};
+use super::evaluate::{at_sample, evaluate_batches, Totals};
 use super::history::{EpochMetrics, History};
 use crate::data::{Augment, Batches, Dataset, Labels};
 use crate::error::{LayerError, Result};
@@ -94,8 +94,10 @@ impl fmt::Debug for FitConfig {
 ///
 /// Errors: an empty `train` or `dev` set, a batch size of 0 or a patience of 0; an
 /// augmentation of samples that are not images `(C, H, W)` or out of range; [`LayerError::NonFiniteLoss`]
-/// naming the epoch and step as soon as a loss is NaN or infinite; any layer, loss or
-/// optimizer error.
+/// naming the epoch and step as soon as a training loss is NaN or infinite; a
+/// [`LayerError::Data`] naming the dev samples and the epoch for a non-finite dev loss; a
+/// label that is not a class of the output as [`LayerError::InSample`] (the sample's index
+/// in its data set and the epoch); any layer, loss or optimizer error.
 pub fn fit<L, T>(
     model: &mut dyn Layer,
     optimizer: &mut dyn Optimizer,
@@ -179,7 +181,10 @@ where
             step += 1;
             zero_grad(model);
             model.forward(x, Mode::Train)?;
-            let batch_loss = loss.forward(model.output(), y)?;
+            let batch_loss = match loss.forward(model.output(), y) {
+                Ok(batch_loss) => batch_loss,
+                Err(error) => return Err(at_sample(error, "training", batches.batch_indices(), Some(epoch))),
+            };
             if !batch_loss.is_finite() {
                 return Err(LayerError::NonFiniteLoss { epoch, step, loss: batch_loss });
             }
@@ -205,8 +210,8 @@ where
             }
         }
         let samples_per_sec = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        let dev_figures = evaluate_batches(model, loss, &mut dev_batches, &mut dev_totals)
-            .map_err(|error| in_dev_evaluation(error, epoch))?;
+        let dev_figures =
+            evaluate_batches(model, loss, &mut dev_batches, &mut dev_totals, "dev", Some(epoch))?;
         let metrics = EpochMetrics {
             epoch,
             train: train_totals.evaluation(),
@@ -248,14 +253,6 @@ fn any_stop<M>(
         stop |= hook(&mut **callback) == Control::Stop;
     }
     stop
-}
-
-/// `error` from the dev set's evaluation after `epoch`, the epoch named in a data error.
-fn in_dev_evaluation(error: LayerError, epoch: usize) -> LayerError {
-    match error {
-        LayerError::Data(message) => LayerError::Data(format!("dev set after epoch {epoch}: {message}")),
-        other => other,
-    }
 }
 
 /// Copies every parameter value of `model`, in visiting order, into `buffer` (which keeps
