@@ -72,6 +72,7 @@ fn main() -> keel::layers::Result<()> {
         patience: Some(PATIENCE),
         augment: None,
         lr_schedule: Some(Box::new(ExponentialDecay { initial: LEARNING_RATE, gamma: 0.95 })),
+        data_parallel: None,
         quiet: false,
     };
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;

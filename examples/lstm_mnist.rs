@@ -100,6 +100,7 @@ fn main() -> keel::layers::Result<()> {
         patience: None,
         augment: None,
         lr_schedule: Some(Box::new(InverseTimeDecay { initial: 2e-3, decay_rate: 0.2 })),
+        data_parallel: None,
         quiet: false,
     };
 

@@ -41,6 +41,7 @@ fn main() -> keel::layers::Result<()> {
         // Halve the learning rate every 10 epochs.
         augment: None,
         lr_schedule: Some(Box::new(|epoch| 3e-3 * 0.5f64.powi((epoch / 10) as i32))),
+        data_parallel: None,
         quiet: false,
     };
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &dev, &config)?;

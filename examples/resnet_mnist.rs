@@ -98,6 +98,7 @@ fn main() -> keel::layers::Result<()> {
         patience: None,
         augment,
         lr_schedule: Some(Box::new(ExponentialDecay { initial: 2e-3, gamma: 0.7 })),
+        data_parallel: None,
         quiet: false,
     };
     let start = Instant::now();

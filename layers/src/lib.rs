@@ -53,6 +53,7 @@
 //! nothing once warm (`tests/allocation_free_training.rs` counts).
 
 pub mod data;
+pub mod distributed;
 pub mod embeddings;
 pub mod error;
 pub mod loss;

@@ -4,7 +4,10 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use std::ops::Range;
+
 use super::{Augment, Augmenter, Dataset, Labels};
+use crate::distributed::shard_rows;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -23,10 +26,13 @@ pub struct Batches<'a, L = Vec<u32>> {
     batch_size: usize,
     rng: Option<StdRng>,
     order: Vec<usize>,
-    /// Where the last batch starts in `order`; `cursor` is where it ends.
-    batch_start: usize,
+    /// The positions in `order` of the last batch (this rank's part of it).
+    batch: Range<usize>,
+    /// Where the next global batch starts in `order`.
     cursor: usize,
     drop_last: bool,
+    /// `(rank, ranks)`: the part of every global batch this loader gives.
+    shard: (usize, usize),
     epoch: u64,
     augmenter: Option<Augmenter>,
     features: Tensor,
@@ -55,9 +61,10 @@ impl<'a, L: Labels> Batches<'a, L> {
             batch_size,
             rng,
             order: (0..data.len()).collect(),
-            batch_start: 0,
+            batch: 0..0,
             cursor: 0,
             drop_last: false,
+            shard: (0, 1),
             epoch: 0,
             augmenter: None,
             features: Tensor::default(),
@@ -104,14 +111,32 @@ impl<'a, L: Labels> Batches<'a, L> {
         self.epoch
     }
 
-    /// The number of batches per epoch: `ceil(samples / batch_size)`, or
-    /// `floor(samples / batch_size)` with [`Batches::drop_last`].
-    pub fn batches_per_epoch(&self) -> usize {
-        if self.drop_last {
-            self.len() / self.batch_size
-        } else {
-            self.len().div_ceil(self.batch_size)
+    /// Gives only `rank`'s part of every batch, for data-parallel training over `ranks`
+    /// processes: every rank draws the same order from the same seed, so each global batch
+    /// of `batch_size` samples is split into contiguous parts in rank order, differing by at
+    /// most one sample ([`shard_rows`]). A last global batch smaller than `ranks` is left
+    /// out on every rank, so that no rank runs a step the others do not.
+    ///
+    /// Errors if `rank >= ranks` or the batch size is smaller than `ranks`.
+    pub fn shard(mut self, rank: usize, ranks: usize) -> Result<Self> {
+        if rank >= ranks || self.batch_size < ranks {
+            return Err(LayerError::Argument {
+                owner: "batches".into(),
+                what: "(rank, ranks)".into(),
+                expected: format!("rank < ranks <= the batch size {}", self.batch_size),
+                actual: format!("({rank}, {ranks})"),
+            });
         }
+        self.shard = (rank, ranks);
+        Ok(self)
+    }
+
+    /// The number of batches per epoch: `ceil(samples / batch_size)`, or
+    /// `floor(samples / batch_size)` with [`Batches::drop_last`]; with a
+    /// [`Batches::shard`], a last batch smaller than the number of ranks does not count.
+    pub fn batches_per_epoch(&self) -> usize {
+        let (full, rest) = (self.len() / self.batch_size, self.len() % self.batch_size);
+        full + usize::from(!self.drop_last && rest > 0 && rest >= self.shard.1)
     }
 
     /// The sample indices of the current epoch, in visiting order.
@@ -123,7 +148,7 @@ impl<'a, L: Labels> Batches<'a, L> {
     /// returned, in batch order (empty before the epoch's first batch): row `i` of the batch
     /// is sample `batch_indices()[i]`.
     pub fn batch_indices(&self) -> &[usize] {
-        &self.order[self.batch_start..self.cursor]
+        &self.order[self.batch.clone()]
     }
 
     /// Starts an epoch: rewinds, counts the epoch and, for a shuffling loader, draws a new
@@ -135,7 +160,7 @@ impl<'a, L: Labels> Batches<'a, L> {
 
     /// Rewinds and, for a shuffling loader, draws a new order.
     fn shuffle(&mut self) {
-        self.batch_start = 0;
+        self.batch = 0..0;
         self.cursor = 0;
         if let Some(rng) = &mut self.rng {
             self.order.shuffle(rng);
@@ -146,12 +171,15 @@ impl<'a, L: Labels> Batches<'a, L> {
     /// or `None` once every sample has been visited. Both are overwritten by the next call.
     pub fn next_batch(&mut self) -> Option<(&Tensor, &L::Batch)> {
         let end = (self.cursor + self.batch_size).min(self.order.len());
-        if self.cursor >= end || (self.drop_last && end - self.cursor < self.batch_size) {
+        let rows = end.saturating_sub(self.cursor);
+        let (rank, ranks) = self.shard;
+        if rows == 0 || rows < ranks || (self.drop_last && rows < self.batch_size) {
             return None;
         }
-        let indices = &self.order[self.cursor..end];
-        self.batch_start = self.cursor;
+        let part = shard_rows(rows, rank, ranks);
+        self.batch = self.cursor + part.start..self.cursor + part.end;
         self.cursor = end;
+        let indices = &self.order[self.batch.clone()];
         match &mut self.augmenter {
             Some(augmenter) => augmenter.gather(&self.data.features, indices, self.epoch, &mut self.features),
             None => self.data.features.gather_rows(indices, &mut self.features),

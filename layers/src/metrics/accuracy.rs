@@ -72,4 +72,16 @@ impl Tally for AccuracyTally {
         let accuracy = if self.seen == 0 { 0.0 } else { self.correct as f64 / self.seen as f64 };
         Accuracy { accuracy }
     }
+
+    /// `[correct, seen]` (exact in `f64` below 2^53).
+    fn sums(&self, sums: &mut Vec<f64>) {
+        sums.clear();
+        sums.extend([self.correct as f64, self.seen as f64]);
+    }
+
+    fn set_sums(&mut self, sums: &[f64]) {
+        if let [correct, seen] = *sums {
+            *self = AccuracyTally { correct: correct as usize, seen: seen as usize };
+        }
+    }
 }

@@ -42,6 +42,15 @@ pub trait Tally: Default {
 
     /// The metrics of every batch added since the last reset.
     fn metrics(&self) -> Self::Metrics;
+
+    /// Writes the totals into `sums` (cleared first) as numbers that add up: the
+    /// element-wise sum of the `sums` of tallies over disjoint parts of a data set, given to
+    /// [`Tally::set_sums`], makes the tally of the whole (data-parallel training sums them
+    /// across processes). Tallies of one loss with at least one batch each give as many.
+    fn sums(&self, sums: &mut Vec<f64>);
+
+    /// Takes the totals from summed [`Tally::sums`].
+    fn set_sums(&mut self, sums: &[f64]);
 }
 
 /// `(n, classes)` of `scores`, checked against `labels` (one per row, each `< classes`).

@@ -101,6 +101,37 @@ impl RegressionTally {
 impl Tally for RegressionTally {
     type Metrics = Regression;
 
+    /// `[rows, Σ|ŷ - y|]`, then per output `Σ(ŷ - y)²`, `Σy = rows·mean` and
+    /// `Σy² = M2 + rows·mean²`.
+    fn sums(&self, sums: &mut Vec<f64>) {
+        let rows = self.rows as f64;
+        sums.clear();
+        sums.extend([rows, self.abs_error]);
+        sums.extend_from_slice(&self.squared_error);
+        sums.extend(self.target_mean.iter().map(|&mean| rows * mean));
+        sums.extend(self.target_mean.iter().zip(&self.target_m2).map(|(&mean, &m2)| m2 + rows * mean * mean));
+    }
+
+    /// The whole's mean `Σy/rows` and `M2 = Σy² - rows·mean²` (clamped at 0 against
+    /// rounding).
+    fn set_sums(&mut self, sums: &[f64]) {
+        let outputs = sums.len().saturating_sub(2) / 3;
+        let (rows, rest) = sums.split_at(2.min(sums.len()));
+        let [count, abs_error] = *rows else { return };
+        let (squared_error, rest) = rest.split_at(outputs);
+        let (sum_y, sum_y2) = rest.split_at(outputs);
+        self.rows = count as usize;
+        self.abs_error = abs_error;
+        self.squared_error.clear();
+        self.squared_error.extend_from_slice(squared_error);
+        self.target_mean.clear();
+        self.target_mean.extend(sum_y.iter().map(|&s| if count > 0.0 { s / count } else { 0.0 }));
+        self.target_m2.clear();
+        self.target_m2.extend(
+            sum_y2.iter().zip(&self.target_mean).map(|(&s2, &mean)| (s2 - count * mean * mean).max(0.0)),
+        );
+    }
+
     fn reset(&mut self) {
         self.abs_error = 0.0;
         self.rows = 0;

@@ -117,6 +117,36 @@ impl Sequential {
         &self.layers
     }
 
+    /// [`Layer::backward`], calling `done(index, layer)` after each layer's backward, from
+    /// the last layer down (its parameter gradients are then final): what lets a
+    /// data-parallel wrapper send them while earlier layers are still differentiated.
+    pub(crate) fn backward_each(
+        &mut self,
+        input: &Tensor,
+        grad_output: &Tensor,
+        mut done: impl FnMut(usize, &mut dyn Layer) -> Result<()>,
+    ) -> Result<()> {
+        self.check_not_empty()?;
+        self.route_input_grad();
+        // Without an input gradient, the layers before the first trainable one have no work.
+        let first = if self.input_grad { 0 } else { self.first_trainable };
+        for index in (first..self.layers.len()).rev() {
+            let (finished, rest) = self.layers.split_at_mut(index);
+            let (current, after) = rest.split_at_mut(1);
+            let layer_input = finished.last().map_or(input, |previous| previous.output());
+            let layer_grad = after.first().map_or(grad_output, |next| next.grad_input());
+            current[0].backward(layer_input, layer_grad)?;
+            done(index, current[0].as_mut())?;
+        }
+        Ok(())
+    }
+
+    /// The layers, in order (for a wrapper that needs each one's parameters).
+    #[cfg(feature = "mpi")]
+    pub(crate) fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
     fn check_not_empty(&self) -> Result<()> {
         if self.layers.is_empty() {
             Err(LayerError::State("sequential: no layers".into()))
@@ -143,18 +173,7 @@ impl Layer for Sequential {
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
-        self.check_not_empty()?;
-        self.route_input_grad();
-        // Without an input gradient, the layers before the first trainable one have no work.
-        let first = if self.input_grad { 0 } else { self.first_trainable };
-        for index in (first..self.layers.len()).rev() {
-            let (done, rest) = self.layers.split_at_mut(index);
-            let (current, after) = rest.split_at_mut(1);
-            let layer_input = done.last().map_or(input, |previous| previous.output());
-            let layer_grad = after.first().map_or(grad_output, |next| next.grad_input());
-            current[0].backward(layer_input, layer_grad)?;
-        }
-        Ok(())
+        self.backward_each(input, grad_output, |_, _| Ok(()))
     }
 
     fn output(&self) -> &Tensor {

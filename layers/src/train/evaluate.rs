@@ -2,6 +2,7 @@
 
 use super::history::Evaluation;
 use crate::data::{Batches, Dataset, Labels};
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::loss::{Loss, LossMetrics};
 use crate::metrics::Tally;
@@ -107,6 +108,19 @@ pub(super) struct Totals<T> {
 }
 
 impl<T: Tally> Totals<T> {
+    /// Sums the totals of every rank of `collective` into each (`scratch` keeps the
+    /// buffer between epochs).
+    pub(super) fn sum_across(&mut self, collective: &dyn Collective, scratch: &mut Vec<f64>) -> Result<()> {
+        self.tally.sums(scratch);
+        scratch.extend([self.loss_sum, self.samples as f64]);
+        collective.sum(scratch)?;
+        let tally_len = scratch.len() - 2;
+        self.loss_sum = scratch[tally_len];
+        self.samples = scratch[tally_len + 1] as usize;
+        self.tally.set_sums(&scratch[..tally_len]);
+        Ok(())
+    }
+
     /// Back to nothing added.
     pub(super) fn reset(&mut self) {
         self.loss_sum = 0.0;

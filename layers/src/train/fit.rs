@@ -2,12 +2,14 @@
 //! and a log line per epoch), an optional learning-rate schedule and early stopping.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::callbacks::{Callback, Control, EpochLog, Progress, StepEnd};
 use super::evaluate::{at_sample, evaluate_batches, Totals};
 use super::history::{EpochMetrics, History};
 use crate::data::{Augment, Batches, Dataset, Labels};
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::loss::{Loss, LossMetrics};
 use crate::nn::{Layer, Mode};
@@ -35,6 +37,13 @@ pub struct FitConfig {
     pub augment: Option<Augment>,
     /// The learning rate per epoch; `None` keeps the optimizer's.
     pub lr_schedule: Option<Box<dyn LrSchedule>>,
+    /// The processes training this model together (data parallelism; `None`: this process
+    /// alone). Each rank trains on its shard of every global batch of `batch_size`
+    /// ([`Batches::shard`]): wrap the model so that its gradients are summed across ranks
+    /// (`distributed::DataParallel` with the `mpi` feature). The epoch's training figures
+    /// are summed across ranks, every rank evaluates the whole dev set, the callbacks run
+    /// on rank 0 only, and a stop from them stops every rank.
+    pub data_parallel: Option<Arc<dyn Collective>>,
     /// No progress bar and no log lines from [`fit`] (tests); [`fit_with`] does not read
     /// it, its callbacks decide. The bar is also hidden when standard error is not a
     /// terminal.
@@ -43,7 +52,7 @@ pub struct FitConfig {
 
 impl Default for FitConfig {
     /// 10 epochs of batches of 32 (the last one kept), seed 0, no early stopping, no
-    /// augmentation, no schedule, not quiet.
+    /// augmentation, no schedule, one process, not quiet.
     fn default() -> Self {
         FitConfig {
             epochs: 10,
@@ -53,6 +62,7 @@ impl Default for FitConfig {
             patience: None,
             augment: None,
             lr_schedule: None,
+            data_parallel: None,
             quiet: false,
         }
     }
@@ -68,6 +78,10 @@ impl fmt::Debug for FitConfig {
             .field("patience", &self.patience)
             .field("augment", &self.augment)
             .field("lr_schedule", &self.lr_schedule.as_ref().map(|_| "dyn LrSchedule"))
+            .field(
+                "data_parallel",
+                &self.data_parallel.as_ref().map(|c| format!("rank {} of {}", c.rank(), c.ranks())),
+            )
             .field("quiet", &self.quiet)
             .finish()
     }
@@ -146,6 +160,11 @@ where
     }
     model.set_input_grad(false);
     let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?.drop_last(config.drop_last);
+    let group = config.data_parallel.as_deref();
+    if let Some(group) = group {
+        batches = batches.shard(group.rank(), group.ranks())?;
+    }
+    let callbacks = if group.is_some_and(|group| group.rank() != 0) { &mut [] } else { callbacks };
     if let Some(augment) = &config.augment {
         batches = batches.augment(augment.clone())?;
     }
@@ -162,6 +181,7 @@ where
     let mut best_loss = f64::INFINITY;
     let mut best_params = Vec::new();
     let (mut train_totals, mut dev_totals) = (Totals::default(), Totals::default());
+    let mut sums = Vec::new();
     'epochs: for index in 0..config.epochs {
         let epoch = index + 1;
         if let Some(schedule) = &config.lr_schedule {
@@ -204,10 +224,16 @@ where
                     elapsed: start.elapsed(),
                 };
                 stop = any_stop(callbacks, |callback| callback.on_step(&figures));
-                if stop {
-                    break;
-                }
             }
+            if let Some(group) = group {
+                stop = any_across(group, stop)?;
+            }
+            if stop {
+                break;
+            }
+        }
+        if let Some(group) = group {
+            train_totals.sum_across(group, &mut sums)?;
         }
         let samples_per_sec = train_totals.samples() as f64 / start.elapsed().as_secs_f64().max(1e-9);
         let dev_figures =
@@ -220,6 +246,9 @@ where
             samples_per_sec,
         };
         stop |= any_stop(callbacks, |callback| callback.on_epoch_end(&metrics));
+        if let Some(group) = group {
+            stop = any_across(group, stop)?;
+        }
         history.epochs.push(metrics);
         if dev_figures.loss < best_loss {
             best_loss = dev_figures.loss;
@@ -253,6 +282,13 @@ fn any_stop<M>(
         stop |= hook(&mut **callback) == Control::Stop;
     }
     stop
+}
+
+/// Whether `flag` is set on any rank of `group`.
+fn any_across(group: &dyn Collective, flag: bool) -> Result<bool> {
+    let mut count = [f64::from(u8::from(flag))];
+    group.sum(&mut count)?;
+    Ok(count[0] > 0.0)
 }
 
 /// Copies every parameter value of `model`, in visiting order, into `buffer` (which keeps

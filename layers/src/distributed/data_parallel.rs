@@ -1,0 +1,240 @@
+//! [`DataParallel`]: a model whose gradients are summed across the ranks of an [`Mpi`]
+//! world during its backward pass.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use mpi::collective::SystemOperation;
+use mpi::traits::{Communicator, CommunicatorCollectives, Root};
+
+use super::{Collective, Mpi};
+use crate::error::{LayerError, Result};
+use crate::nn::{Layer, Mode, Param, Sequential};
+use crate::tensor::Tensor;
+
+/// Gradients are sent in buckets of about this many values (4 MiB of `f32`), PyTorch
+/// DDP's default `bucket_cap_mb` being 25: large enough that a bucket's latency is small
+/// beside its transfer, small enough that the first ones overlap the rest of the backward.
+pub const DEFAULT_BUCKET_VALUES: usize = 1 << 20;
+
+/// A [`Sequential`] model trained by data parallelism over the ranks of an [`Mpi`] world
+/// (PyTorch's `DistributedDataParallel`): every rank holds the whole model and runs it on
+/// its own shard of each global batch.
+///
+/// - Built with rank 0's parameters: [`DataParallel::new`] broadcasts them.
+/// - [`Layer::backward`] runs the model's backward layer by layer, from the last; the
+///   parameter gradients are grouped, in that order, into buckets of whole layers (at least
+///   `bucket_values` values each, the last one smaller), copied into one flat buffer per
+///   bucket, and each bucket's sum over the ranks (`MPI_Iallreduce`) starts as soon as its
+///   lowest layer is done, while the earlier layers are still differentiated. Each rank
+///   weighs its gradients by its batch size `n_r`, so the result, written back into every
+///   parameter's gradient, is the gradient of the mean loss over the global batch,
+///   `Σ n_r·g_r / Σ n_r`, whatever the shards' sizes.
+/// - Everything else (forward, outputs, parameters and their names) is the model's, so an
+///   optimizer, [`fit`](crate::fit) and checkpoints see the model itself; give `fit` the same
+///   world in [`FitConfig::data_parallel`](crate::FitConfig::data_parallel) to shard the
+///   batches.
+///
+/// Per step, each rank sends and receives its share of `4·(P + buckets)` bytes for `P`
+/// parameter values (a ring allreduce moves `2(N-1)/N` times that over each link).
+pub struct DataParallel {
+    model: Sequential,
+    mpi: Arc<Mpi>,
+    buckets: Vec<Bucket>,
+    /// Per layer: its bucket and its values' offset there.
+    slots: Vec<Slot>,
+}
+
+/// The layers `layers` (descending order of backward) and their gradients, flat, with this
+/// rank's batch size last.
+struct Bucket {
+    layers: Range<usize>,
+    send: Vec<f32>,
+    received: Vec<f32>,
+}
+
+impl Bucket {
+    /// Writes the rank's batch size `weight` last; the buffers to send and receive into.
+    fn sealed(&mut self, weight: f32) -> (&[f32], &mut [f32]) {
+        if let Some(last) = self.send.last_mut() {
+            *last = weight;
+        }
+        (&self.send, &mut self.received)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    bucket: usize,
+    offset: usize,
+}
+
+impl DataParallel {
+    /// Wraps `model`, every rank's parameters set to rank 0's (`MPI_Bcast`), gradients to be
+    /// sent in buckets of at least `bucket_values` values ([`DEFAULT_BUCKET_VALUES`]).
+    ///
+    /// Every rank must build the same architecture (as with PyTorch, a mismatch is not
+    /// detected before the broadcast fails). Errors ([`LayerError::Argument`]) if
+    /// `bucket_values` is 0.
+    pub fn new(mut model: Sequential, mpi: Arc<Mpi>, bucket_values: usize) -> Result<Self> {
+        if bucket_values == 0 {
+            return Err(LayerError::Argument {
+                owner: "data_parallel".into(),
+                what: "bucket_values".into(),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
+        }
+        let world = mpi.world();
+        let root = world.process_at_rank(0);
+        model.visit_params(&mut |_, param: &mut Param| root.broadcast_into(param.value.data_mut()));
+        let sizes: Vec<usize> =
+            model.layers_mut().iter_mut().map(|layer| param_values(layer.as_mut())).collect();
+        let (buckets, slots) = plan_buckets(&sizes, bucket_values);
+        Ok(DataParallel { model, mpi, buckets, slots })
+    }
+
+    /// The model inside.
+    pub fn model(&self) -> &Sequential {
+        &self.model
+    }
+
+    /// The model inside, e.g. to save it on rank 0.
+    pub fn model_mut(&mut self) -> &mut Sequential {
+        &mut self.model
+    }
+
+    /// The number of gradient buckets per step.
+    pub fn buckets(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+/// The number of parameter values of `layer`.
+fn param_values(layer: &mut dyn Layer) -> usize {
+    let mut values = 0;
+    layer.visit_params(&mut |_, param| values += param.value.len());
+    values
+}
+
+/// Buckets over layers of `sizes` values, filled from the last layer down, each closed once
+/// it holds at least `bucket_values` values; and each layer's place in them.
+fn plan_buckets(sizes: &[usize], bucket_values: usize) -> (Vec<Bucket>, Vec<Slot>) {
+    let mut buckets = Vec::new();
+    let mut slots = vec![Slot { bucket: 0, offset: 0 }; sizes.len()];
+    let (mut top, mut filled) = (sizes.len(), 0);
+    for index in (0..sizes.len()).rev() {
+        slots[index] = Slot { bucket: buckets.len(), offset: filled };
+        filled += sizes[index];
+        if filled >= bucket_values || index == 0 {
+            // One more value: the rank's batch size.
+            buckets.push(Bucket {
+                layers: index..top,
+                send: vec![0.0; filled + 1],
+                received: vec![0.0; filled + 1],
+            });
+            (top, filled) = (index, 0);
+        }
+    }
+    (buckets, slots)
+}
+
+/// Copies the gradients of `layer`, times `weight`, into `values` from `offset`.
+fn gather_grads(layer: &mut dyn Layer, weight: f32, values: &mut [f32], mut offset: usize) {
+    layer.visit_params(&mut |_, param| {
+        let grad = param.grad.data();
+        for (to, &g) in values[offset..offset + grad.len()].iter_mut().zip(grad) {
+            *to = g * weight;
+        }
+        offset += grad.len();
+    });
+}
+
+impl Layer for DataParallel {
+    fn name(&self) -> String {
+        format!("data_parallel(rank {} of {}, {})", self.mpi.rank(), self.mpi.ranks(), self.model.name())
+    }
+
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
+        self.model.forward(input, mode)
+    }
+
+    /// The model's backward, then every parameter gradient replaced by the batch-weighted
+    /// mean over the ranks (see the type's docs).
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
+        let weight = input.shape().first().copied().unwrap_or(0) as f32;
+        let world = self.mpi.world();
+        let DataParallel { model, buckets, slots, .. } = self;
+        let outcome = mpi::request::scope(|scope| {
+            let mut requests = Vec::with_capacity(buckets.len());
+            let mut unsent = buckets.iter_mut();
+            let mut open = unsent.next();
+            let outcome = model.backward_each(input, grad_output, |index, layer| {
+                let Some(bucket) = open.take() else { return Ok(()) };
+                gather_grads(layer, weight, &mut bucket.send, slots[index].offset);
+                if index == bucket.layers.start {
+                    let (send, received) = bucket.sealed(weight);
+                    requests.push(world.immediate_all_reduce_into(
+                        scope,
+                        send,
+                        received,
+                        SystemOperation::sum(),
+                    ));
+                    open = unsent.next();
+                } else {
+                    open = Some(bucket);
+                }
+                Ok(())
+            });
+            // Layers below the first trainable one (no backward when the input gradient is
+            // off) still send what their gradients hold, so every rank starts every bucket.
+            for bucket in open.into_iter().chain(unsent) {
+                for index in bucket.layers.clone() {
+                    gather_grads(
+                        model.layers_mut()[index].as_mut(),
+                        weight,
+                        &mut bucket.send,
+                        slots[index].offset,
+                    );
+                }
+                let (send, received) = bucket.sealed(weight);
+                requests.push(world.immediate_all_reduce_into(scope, send, received, SystemOperation::sum()));
+            }
+            for request in requests {
+                request.wait();
+            }
+            outcome
+        });
+        outcome?;
+        for (index, layer) in model.layers_mut().iter_mut().enumerate() {
+            let Slot { bucket, mut offset } = slots[index];
+            let received = &buckets[bucket].received;
+            let total = received[received.len() - 1];
+            layer.visit_params(&mut |_, param| {
+                let grad = param.grad.data_mut();
+                let len = grad.len();
+                for (g, &sum) in grad.iter_mut().zip(&received[offset..offset + len]) {
+                    *g = sum / total;
+                }
+                offset += len;
+            });
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> &Tensor {
+        self.model.output()
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        self.model.grad_input()
+    }
+
+    fn set_input_grad(&mut self, needed: bool) {
+        self.model.set_input_grad(needed);
+    }
+
+    fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
+        self.model.visit_params(visit);
+    }
+}

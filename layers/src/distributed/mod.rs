@@ -1,0 +1,52 @@
+//! Data-parallel training across processes: every process (a *rank*) holds the whole model,
+//! trains on its shard of each global mini-batch, and the ranks sum their gradients before
+//! each identical optimizer step, as PyTorch's `DistributedDataParallel` and Horovod do.
+//!
+//! The pieces, each usable alone:
+//! - [`Collective`]: what the training loop needs from the processes: the rank, the number of
+//!   ranks and element-wise sums. [`fit`](crate::fit) takes one in
+//!   [`FitConfig::data_parallel`](crate::FitConfig::data_parallel): it shards every global
+//!   batch ([`Batches::shard`](crate::Batches::shard)), sums the epoch's training figures
+//!   across ranks, runs the callbacks (progress bar, log) on rank 0 only, and stops every
+//!   rank when rank 0's callbacks stop.
+//! - With the `mpi` feature, `Mpi` (the MPI world, through rsmpi) implements it, and
+//!   `DataParallel` wraps a [`Sequential`](crate::Sequential) model: it broadcasts rank 0's
+//!   parameters when built, and in each backward sums the gradients across ranks in a few
+//!   flat buckets, each started (non-blocking) as soon as the layers it holds are done, so
+//!   communication overlaps the backward of earlier layers.
+//!
+//! Batch norm keeps per-rank statistics (PyTorch's default without `SyncBatchNorm`); a
+//! dropout layer draws its masks from its own seed on every rank.
+
+#[cfg(feature = "mpi")]
+mod data_parallel;
+#[cfg(feature = "mpi")]
+mod mpi_world;
+
+use std::ops::Range;
+
+#[cfg(feature = "mpi")]
+pub use data_parallel::{DataParallel, DEFAULT_BUCKET_VALUES};
+#[cfg(feature = "mpi")]
+pub use mpi_world::Mpi;
+
+use crate::error::Result;
+
+/// The processes that train one model together: what [`fit`](crate::fit) needs from them.
+pub trait Collective: Send + Sync {
+    /// This process's rank, in `0..ranks()`.
+    fn rank(&self) -> usize;
+
+    /// The number of processes.
+    fn ranks(&self) -> usize;
+
+    /// Replaces `values` on every rank with their element-wise sum over all ranks; every
+    /// rank calls it with as many values, at the same point of the program.
+    fn sum(&self, values: &mut [f64]) -> Result<()>;
+}
+
+/// The rows of a global batch of `rows` that `rank` of `ranks` takes: a contiguous part, the
+/// parts differing by at most one row and covering the batch in rank order.
+pub fn shard_rows(rows: usize, rank: usize, ranks: usize) -> Range<usize> {
+    (rank * rows / ranks)..((rank + 1) * rows / ranks)
+}
