@@ -9,10 +9,11 @@ use crate::error::{argument_error, Result};
 
 /// Rejects a value that is negative, infinite or NaN.
 fn non_negative(what: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value >= 0.0 {
+    // The updates compute in f32: a value beyond f32::MAX would be infinite there.
+    if value >= 0.0 && value <= f64::from(f32::MAX) {
         Ok(())
     } else {
-        Err(argument_error(what, format!("finite {what} >= 0"), value))
+        Err(argument_error(what, format!("0 <= {what} <= f32::MAX"), value))
     }
 }
 

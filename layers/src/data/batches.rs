@@ -53,7 +53,12 @@ impl<'a, L: Labels> Batches<'a, L> {
 
     fn new(data: &'a Dataset<L>, batch_size: usize, rng: Option<StdRng>) -> Result<Self> {
         if batch_size == 0 {
-            return Err(LayerError::Data("batch size must be at least 1".into()));
+            return Err(LayerError::Argument {
+                owner: "batches".into(),
+                what: "batch_size".into(),
+                expected: "at least 1".into(),
+                actual: "0".into(),
+            });
         }
         data.check_rows("batches")?;
         let mut loader = Batches {

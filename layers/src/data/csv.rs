@@ -193,6 +193,30 @@ impl CsvReader {
         table.into_data(labels, classes)
     }
 
+    /// Reads a file whose labels are class names from a known list, `classes` (the training
+    /// file's [`CsvData::classes`]), each coded by its position there: a dev or test file
+    /// that lacks a class codes the others as the training file does. A label not in
+    /// `classes` is an error naming the file, the line and the label.
+    pub fn read_classes_of(&self, path: impl AsRef<Path>, classes: &[String]) -> Result<CsvData> {
+        let path = path.as_ref();
+        let table = self.read_table(path)?;
+        let labels = table
+            .labels
+            .iter()
+            .map(|(label, line)| {
+                let code = classes.iter().position(|class| class == label);
+                code.map(|code| code as u32).ok_or_else(|| {
+                    at(
+                        path,
+                        *line,
+                        format!("label {label:?} is not one of the {} classes {classes:?}", classes.len()),
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        table.into_data(labels, classes.to_vec())
+    }
+
     /// Reads a file whose labels are class indices written as whole numbers (`0`, `7`,
     /// `3.0`, at most [`MAX_CLASS_INDEX`]): the label is the index, whichever classes the file
     /// holds; the classes are named `"0"` up to the largest index.

@@ -40,8 +40,7 @@ impl Optimizer for Adam {
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
-        self.step += 1;
-        let (config, step) = (&self.config, self.step);
+        let (config, step) = (&self.config, self.step + 1);
         let init = |param: &Param| {
             let zeros = Tensor::zeros(param.value.shape());
             let amsgrad = if config.amsgrad { zeros.clone() } else { Tensor::default() };
@@ -58,7 +57,10 @@ impl Optimizer for Adam {
                 v.data_mut(),
                 v_max.data_mut(),
             )?)
-        })
+        })?;
+        // Counted once the update is done: a refused step leaves the count.
+        self.step = step;
+        Ok(())
     }
 
     fn state(&self) -> OptimizerState {

@@ -43,7 +43,6 @@ impl Optimizer for RmsProp {
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
-        self.step += 1;
         let config = &self.config;
         let init = |param: &Param| [Tensor::zeros(param.value.shape()), Tensor::default(), Tensor::default()];
         update_each_param(
@@ -69,7 +68,10 @@ impl Optimizer for RmsProp {
                     grad_avg.data_mut(),
                 )?)
             },
-        )
+        )?;
+        // Counted once the update is done: a refused step leaves the count.
+        self.step += 1;
+        Ok(())
     }
 
     fn state(&self) -> OptimizerState {

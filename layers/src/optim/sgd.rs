@@ -40,12 +40,14 @@ impl Optimizer for Sgd {
 
     fn step(&mut self, model: &mut dyn Layer) -> Result<()> {
         self.config.check().map_err(|e| LayerError::argument(KIND, e))?;
-        self.step += 1;
-        let (config, step) = (&self.config, self.step);
+        let (config, step) = (&self.config, self.step + 1);
         let init = |param: &Param| [Tensor::zeros(param.value.shape())];
         update_each_param(KIND, model, &mut self.velocity, init, |param, [buffer]| {
             Ok(sgd_update(config, step, param.value.data_mut(), param.grad.data(), buffer.data_mut())?)
-        })
+        })?;
+        // Counted once the update is done: a refused step leaves the count.
+        self.step = step;
+        Ok(())
     }
 
     fn state(&self) -> OptimizerState {

@@ -187,7 +187,8 @@ pub fn load_safetensors_with(
 ) -> Result<LoadReport> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| checkpoint_error(path, unreadable(&bytes, &e)))?;
     let mut unused: BTreeSet<String> = file.names().into_iter().map(str::to_owned).collect();
     // First pass: check every mapped tensor, write nothing.
     let mut report = LoadReport::default();
@@ -278,5 +279,18 @@ pub(crate) fn check_view(
 pub(crate) fn read_f32(view: &TensorView<'_>, values: &mut [f32]) {
     for (value, bytes) in values.iter_mut().zip(view.data().chunks_exact(4)) {
         *value = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    }
+}
+
+/// Why `bytes` are not a safetensors file, in words: a file cut short says so, with the
+/// lengths its 8-byte header length implies.
+fn unreadable(bytes: &[u8], error: &dyn std::fmt::Display) -> String {
+    let len = bytes.len();
+    match bytes.first_chunk::<8>().map(|n| u64::from_le_bytes(*n)) {
+        None => format!("truncated: {len} bytes, fewer than the 8 of the header's length"),
+        Some(n) if n > (len - 8) as u64 => {
+            format!("truncated: the header's length says {n} bytes of metadata, {} bytes follow it", len - 8)
+        }
+        Some(_) => format!("{error}: truncated, or not a safetensors file ({len} bytes)"),
     }
 }

@@ -155,8 +155,17 @@ where
             dev.len()
         )));
     }
+    let refuse = |what: &str, expected: &str| LayerError::Argument {
+        owner: "fit".into(),
+        what: what.into(),
+        expected: expected.into(),
+        actual: "0".into(),
+    };
+    if config.batch_size == 0 {
+        return Err(refuse("batch_size", "at least 1"));
+    }
     if config.patience == Some(0) {
-        return Err(LayerError::Data("early-stopping patience must be at least 1 epoch".into()));
+        return Err(refuse("patience", "at least 1 epoch, or None"));
     }
     model.set_input_grad(false);
     let mut batches = Batches::shuffled(train, config.batch_size, config.seed)?.drop_last(config.drop_last);
