@@ -58,6 +58,11 @@ impl<O: Optimizer> Optimizer for ClippedByNorm<O> {
     }
 }
 
+// The main job's closing line (its other parts are not used here).
+#[allow(dead_code)]
+#[path = "common/main_job.rs"]
+mod main_job;
+
 fn main() -> keel::layers::Result<()> {
     let clip = !std::env::args().any(|arg| arg == "--no-clip");
 
@@ -108,13 +113,6 @@ fn main() -> keel::layers::Result<()> {
     let history = fit(&mut model, optimizer.as_mut(), &mut loss, &train, &test, &fit_config)?;
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
-    let images = (train.len() * history.epochs.len()) as f64;
-    println!(
-        "test accuracy {:.2}% (loss {:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",
-        100.0 * evaluation.metrics.accuracy,
-        evaluation.loss,
-        history.epochs.len(),
-        images / seconds
-    );
+    println!("{}", main_job::summary(&evaluation, &history, train.len(), seconds));
     Ok(())
 }

@@ -18,57 +18,29 @@
 
 use std::time::Instant;
 
-use keel::kernels::optim::AdamConfig;
-use keel::layers::{
-    evaluate, fit, lenet5_bn, plot_curves, save_safetensors, train_dev_test_split, Adam, Dataset, FitConfig,
-    InverseTimeDecay, SoftmaxCrossEntropy,
-};
-use keel::layers::{SeedableRng, StdRng};
+use keel::layers::{evaluate, fit, plot_curves, save_safetensors, SoftmaxCrossEntropy};
+
+#[path = "../examples/common/main_job.rs"]
+mod main_job;
 
 fn main() -> keel::layers::Result<()> {
-    let data = Dataset::from_csv_gz("data/mnist_5k.csv.gz", 255.0)?;
-    let (mut train, _, mut test) = train_dev_test_split(&data, 0.0, 0.2, 2026)?;
-    let (mean, std) = train.pooled_mean_std();
-    train.normalize(mean, std);
-    test.normalize(mean, std);
-    let train = train.with_sample_shape(&[1, 28, 28])?;
-    let test = test.with_sample_shape(&[1, 28, 28])?;
+    let (train, test) = main_job::data()?;
     println!(
         "MNIST 5k: {} train / {} test images, 28x28; LeNet-5 on {} thread(s)",
         train.len(),
         test.len(),
         rayon::current_num_threads()
     );
-
-    let mut rng = StdRng::seed_from_u64(7);
-    // LeNet-5 with batch norm and dropout added (its PyTorch twin is in the function's docs).
-    let mut model = lenet5_bn(&mut rng)?;
-    let mut optimizer = Adam::new(AdamConfig { lr: 2e-3, weight_decay: 1e-4, ..AdamConfig::default() })?;
+    let mut model = main_job::model()?;
+    let mut optimizer = main_job::optimizer()?;
     let mut loss = SoftmaxCrossEntropy::new();
-    let config = FitConfig {
-        epochs: 20,
-        batch_size: 64,
-        drop_last: false,
-        seed: 1,
-        patience: None,
-        augment: None,
-        lr_schedule: Some(Box::new(InverseTimeDecay { initial: 2e-3, decay_rate: 0.3 })),
-        data_parallel: None,
-        quiet: false,
-    };
+    let config = main_job::fit_config();
 
     let start = Instant::now();
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &test, &config)?;
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
-    let (test_loss, test_accuracy) = (evaluation.loss, evaluation.metrics.accuracy);
-    let images = (train.len() * history.epochs.len()) as f64;
-    println!(
-        "test accuracy {:.2}% (loss {test_loss:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",
-        100.0 * test_accuracy,
-        history.epochs.len(),
-        images / seconds
-    );
+    println!("{}", main_job::summary(&evaluation, &history, train.len(), seconds));
     // The outputs go to `target/` under the working directory, made if missing (a build with
     // `CARGO_TARGET_DIR` elsewhere leaves none here).
     std::fs::create_dir_all("target")

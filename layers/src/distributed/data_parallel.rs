@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
@@ -43,6 +44,8 @@ pub struct DataParallel {
     buckets: Vec<Bucket>,
     /// Per layer: its bucket and its values' offset there.
     slots: Vec<Slot>,
+    /// Time spent waiting for the sums after the model's backward had finished.
+    waited: Duration,
 }
 
 /// The layers `layers` (descending order of backward) and their gradients, flat, with this
@@ -91,7 +94,7 @@ impl DataParallel {
         let sizes: Vec<usize> =
             model.layers_mut().iter_mut().map(|layer| param_values(layer.as_mut())).collect();
         let (buckets, slots) = plan_buckets(&sizes, bucket_values);
-        Ok(DataParallel { model, mpi, buckets, slots })
+        Ok(DataParallel { model, mpi, buckets, slots, waited: Duration::ZERO })
     }
 
     /// The model inside.
@@ -107,6 +110,18 @@ impl DataParallel {
     /// The number of gradient buckets per step.
     pub fn buckets(&self) -> usize {
         self.buckets.len()
+    }
+
+    /// The values each step sums across ranks: every parameter's, and one batch size per
+    /// bucket.
+    pub fn values_per_step(&self) -> usize {
+        self.buckets.iter().map(|bucket| bucket.send.len()).sum()
+    }
+
+    /// The time backward has spent waiting for the sums once the model's own backward was
+    /// done (the communication that did not overlap it), since the wrapper was built.
+    pub fn waited(&self) -> Duration {
+        self.waited
     }
 }
 
@@ -164,7 +179,7 @@ impl Layer for DataParallel {
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         let weight = input.shape().first().copied().unwrap_or(0) as f32;
         let world = self.mpi.world();
-        let DataParallel { model, buckets, slots, .. } = self;
+        let DataParallel { model, buckets, slots, waited, .. } = self;
         let outcome = mpi::request::scope(|scope| {
             let mut requests = Vec::with_capacity(buckets.len());
             let mut unsent = buckets.iter_mut();
@@ -200,11 +215,14 @@ impl Layer for DataParallel {
                 let (send, received) = bucket.sealed(weight);
                 requests.push(world.immediate_all_reduce_into(scope, send, received, SystemOperation::sum()));
             }
+            let start = Instant::now();
             for request in requests {
                 request.wait();
             }
-            outcome
+            (outcome, start.elapsed())
         });
+        let (outcome, elapsed) = outcome;
+        *waited += elapsed;
         outcome?;
         for (index, layer) in model.layers_mut().iter_mut().enumerate() {
             let Slot { bucket, mut offset } = slots[index];
