@@ -7,8 +7,9 @@ mod common;
 use common::{assert_close, edge_size, for_each_isa, uniform};
 use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::norm::{
-    batchnorm_backward, batchnorm_backward_workspace_len, batchnorm_forward_eval, batchnorm_forward_train,
-    dropout_backward, dropout_forward, dropout_scale, reference,
+    batchnorm_backward, batchnorm_backward_apply, batchnorm_backward_workspace_len,
+    batchnorm_channel_squares, batchnorm_channel_sums, batchnorm_forward_eval, batchnorm_forward_train,
+    batchnorm_grad_sums, dropout_backward, dropout_forward, dropout_scale, reference,
 };
 use keel_kernels::KernelError;
 use proptest::prelude::*;
@@ -208,6 +209,46 @@ proptest! {
             reference::batchnorm_forward_eval(n, c, spatial, &p.x, &p.gamma, &p.beta, &fast.running_mean, &fast.running_var, 1e-5, &mut y_ref);
             // Eval: `(x-r)·(γ/√(v+ε))` vs `(x-r)/√(v+ε)·γ`, a few ulp of values up to ~100.
             assert_close("eval y", &y, &y_ref, 1e-5, 1e-4);
+        });
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// The passes in parts (for statistics summed across processes) compose to the fused
+    /// ones bit for bit: the same sums in the same order, the same f32 coefficients.
+    #[test]
+    fn batchnorm_parts_compose_to_the_fused_passes(
+        n in edge_size(9), c in edge_size(17), spatial in edge_size(65), seed in any::<u64>(), shift in -50.0f32..50.0,
+    ) {
+        let spatial = if n * spatial < 2 { 2 } else { spatial };
+        let p = problem(n, c, spatial, seed, shift);
+        let dy = uniform(p.x.len(), seed ^ 3, -1.0, 1.0);
+        let m = (n * spatial) as f64;
+        for_each_isa(|| {
+            let fused = train_fast(&p);
+            let mut sums = vec![f64::NAN; c];
+            batchnorm_channel_sums(n, c, spatial, &p.x, &mut sums).unwrap();
+            let mean: Vec<f64> = sums.iter().map(|s| s / m).collect();
+            let mut squares = vec![f64::NAN; c];
+            batchnorm_channel_squares(n, c, spatial, &p.x, &mean, &mut squares).unwrap();
+            let invstd: Vec<f32> = squares.iter().map(|q| (1.0 / (q / m + 1e-5f64).sqrt()) as f32).collect();
+            let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
+            assert_eq!(mean32, fused.save_mean);
+            assert_eq!(invstd, fused.save_invstd);
+
+            let grads = backward_fast(&p, &fused, &dy);
+            let (mut sum_dy, mut sum_dy_xc) = (vec![f64::NAN; c], vec![f64::NAN; c]);
+            batchnorm_grad_sums(n, c, spatial, &p.x, &dy, &mean32, &mut sum_dy, &mut sum_dy_xc).unwrap();
+            let mean_dy: Vec<f32> = sum_dy.iter().map(|s| (s / m) as f32).collect();
+            let slope: Vec<f32> = (0..c).map(|k| {
+                let invstd = f64::from(invstd[k]);
+                (invstd * (sum_dy_xc[k] * invstd) / m) as f32
+            }).collect();
+            let mut dx = vec![f32::NAN; p.x.len()];
+            batchnorm_backward_apply(n, c, spatial, &p.x, &dy, &p.gamma, &mean32, &invstd, &mean_dy, &slope, &mut dx).unwrap();
+            assert_eq!(dx, grads.dx);
         });
     }
 }

@@ -368,19 +368,125 @@ pub fn batchnorm_backward(
         *mean_dy = (sum_dy / mf) as f32;
         *slope = (invstd * sum_dy_xhat / mf) as f32;
     });
-    let (mean_dy, slope) = (&*mean_dy, &*slope);
+    apply_backward((c, spatial), [x, dy], [gamma, save_mean, save_invstd, mean_dy, slope], dx);
+    Ok(())
+}
+
+/// `dx = γ·invstd·((dy - mean_dy) - (x - μ)·slope)` with per-channel coefficients
+/// `[gamma, mean, invstd, mean_dy, slope]`, over `[x, dy]` `(n, c, spatial)` (checked).
+fn apply_backward(
+    (c, spatial): (usize, usize),
+    [x, dy]: [&[f32]; 2],
+    [gamma, mean, invstd, mean_dy, slope]: [&[f32]; 5],
+    dx: &mut [f32],
+) {
     if spatial == 1 {
         // Along the rows, as in the forward.
-        let row = BackwardRow { mean: save_mean, gamma, invstd: save_invstd, mean_dy, slope };
+        let row = BackwardRow { mean, gamma, invstd, mean_dy, slope };
         for_each_plane(c, dx, [dy, x], &row);
     } else {
         let pass_of = |k: usize| BackwardPlane {
-            scale: gamma[k] * save_invstd[k],
+            scale: gamma[k] * invstd[k],
             mean_dy: mean_dy[k],
             slope: slope[k],
-            mean: save_mean[k],
+            mean: mean[k],
         };
         for_each_plane(spatial, dx, [dy, x], &ChannelPlanes { c, pass_of });
+    }
+}
+
+/// The training passes in parts, for statistics gathered beyond one call (batch norm
+/// synchronised across the processes of data-parallel training, which sum the parts'
+/// sums between the passes). Per channel `k` of `x` `(n, c, spatial)`, in f64 over the same
+/// order as [`batchnorm_forward_train`]: `sums[k] = Σ x` (**overwritten**, `c` values).
+/// Errors: a slice length that does not match the shape.
+pub fn batchnorm_channel_sums(n: usize, c: usize, spatial: usize, x: &[f32], sums: &mut [f64]) -> Result<()> {
+    let total = check_tensors(n, c, spatial, &[("x", x.len())])?;
+    check_channel_slices(c, &[("sums", sums.len())])?;
+    let isa = current_isa();
+    for_each_channel(total, sums.par_iter_mut(), |k, sum| {
+        [*sum] = channel_sums(isa, (c, spatial, k), x, x, &Sum);
+    });
+    Ok(())
+}
+
+/// Per channel `k`: `squares[k] = Σ (x - mean[k])²` (**overwritten**), the variance's second
+/// pass about a mean from [`batchnorm_channel_sums`]. Errors as there.
+pub fn batchnorm_channel_squares(
+    n: usize,
+    c: usize,
+    spatial: usize,
+    x: &[f32],
+    mean: &[f64],
+    squares: &mut [f64],
+) -> Result<()> {
+    let total = check_tensors(n, c, spatial, &[("x", x.len())])?;
+    check_channel_slices(c, &[("mean", mean.len()), ("squares", squares.len())])?;
+    let isa = current_isa();
+    for_each_channel(total, squares.par_iter_mut(), |k, square| {
+        [*square] = channel_sums(isa, (c, spatial, k), x, x, &Squares(mean[k]));
+    });
+    Ok(())
+}
+
+/// Per channel `k`: `sum_dy[k] = Σ dy` and `sum_dy_xc[k] = Σ dy·(x - mean[k])`
+/// (**overwritten**), the backward's sums, for `x`, `dy` `(n, c, spatial)`. Errors: a slice
+/// length that does not match the shape.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_grad_sums(
+    n: usize,
+    c: usize,
+    spatial: usize,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    sum_dy: &mut [f64],
+    sum_dy_xc: &mut [f64],
+) -> Result<()> {
+    let total = check_tensors(n, c, spatial, &[("x", x.len()), ("dy", dy.len())])?;
+    check_channel_slices(
+        c,
+        &[("mean", mean.len()), ("sum_dy", sum_dy.len()), ("sum_dy_xc", sum_dy_xc.len())],
+    )?;
+    let isa = current_isa();
+    for_each_channel(total, sum_dy.par_iter_mut().zip(sum_dy_xc.par_iter_mut()), |k, (dy_sum, xc_sum)| {
+        [*dy_sum, *xc_sum] = channel_sums(isa, (c, spatial, k), dy, x, &GradSums(f64::from(mean[k])));
+    });
+    Ok(())
+}
+
+/// The backward's element-wise pass with given per-channel coefficients (`(c)` each):
+/// `dx = γ·invstd·((dy - mean_dy) - (x - μ)·slope)` (**overwritten**), `x`, `dy`, `dx`
+/// `(n, c, spatial)`; [`batchnorm_backward`] takes `mean_dy = mean(dy)` and
+/// `slope = invstd·mean(dy·x̂)` over the batch. Errors: a slice length that does not match
+/// the shape.
+#[allow(clippy::too_many_arguments)]
+pub fn batchnorm_backward_apply(
+    n: usize,
+    c: usize,
+    spatial: usize,
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    invstd: &[f32],
+    mean_dy: &[f32],
+    slope: &[f32],
+    dx: &mut [f32],
+) -> Result<()> {
+    let total = check_tensors(n, c, spatial, &[("x", x.len()), ("dy", dy.len()), ("dx", dx.len())])?;
+    check_channel_slices(
+        c,
+        &[
+            ("gamma", gamma.len()),
+            ("mean", mean.len()),
+            ("invstd", invstd.len()),
+            ("mean_dy", mean_dy.len()),
+            ("slope", slope.len()),
+        ],
+    )?;
+    if total > 0 {
+        apply_backward((c, spatial), [x, dy], [gamma, mean, invstd, mean_dy, slope], dx);
     }
     Ok(())
 }

@@ -27,7 +27,9 @@ mod planes;
 pub mod reference;
 
 pub use batchnorm::{
-    batchnorm_backward, batchnorm_backward_workspace_len, batchnorm_forward_eval, batchnorm_forward_train,
+    batchnorm_backward, batchnorm_backward_apply, batchnorm_backward_workspace_len,
+    batchnorm_channel_squares, batchnorm_channel_sums, batchnorm_forward_eval, batchnorm_forward_train,
+    batchnorm_grad_sums,
 };
 pub use dropout::{dropout_backward, dropout_forward, dropout_keep, dropout_scale};
 pub use frozen::batchnorm_backward_eval;

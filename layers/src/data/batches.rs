@@ -156,6 +156,14 @@ impl<'a, L: Labels> Batches<'a, L> {
         &self.order[self.batch.clone()]
     }
 
+    /// Where the next batch starts in its global batch: 0 without [`Batches::shard`], this
+    /// rank's first row otherwise ([`Layer::set_batch_offset`](crate::Layer::set_batch_offset)).
+    pub fn next_batch_offset(&self) -> usize {
+        let rows = (self.cursor + self.batch_size).min(self.order.len()).saturating_sub(self.cursor);
+        let (rank, ranks) = self.shard;
+        shard_rows(rows, rank, ranks).start
+    }
+
     /// Starts an epoch: rewinds, counts the epoch and, for a shuffling loader, draws a new
     /// order (a fresh loader has already started its first epoch, epoch 0).
     pub fn start_epoch(&mut self) {

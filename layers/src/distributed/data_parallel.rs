@@ -252,6 +252,10 @@ impl Layer for DataParallel {
         self.model.set_input_grad(needed);
     }
 
+    fn set_batch_offset(&mut self, rows: usize) {
+        self.model.set_batch_offset(rows);
+    }
+
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         self.model.visit_params(visit);
     }

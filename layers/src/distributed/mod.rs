@@ -15,8 +15,11 @@
 //!   flat buckets, each started (non-blocking) as soon as the layers it holds are done, so
 //!   communication overlaps the backward of earlier layers.
 //!
-//! Batch norm keeps per-rank statistics (PyTorch's default without `SyncBatchNorm`); a
-//! dropout layer draws its masks from its own seed on every rank.
+//! Batch norm keeps per-rank statistics by default (PyTorch's default without
+//! `SyncBatchNorm`), or takes them over the global batch with
+//! [`BatchNorm::synchronized`](crate::BatchNorm::synchronized); dropout draws by position in
+//! the global batch ([`Layer::set_batch_offset`](crate::Layer::set_batch_offset), which `fit`
+//! sets), so the ranks' masks differ and together are one process's.
 
 #[cfg(feature = "mpi")]
 mod data_parallel;
@@ -33,7 +36,7 @@ pub use mpi_world::Mpi;
 use crate::error::Result;
 
 /// The processes that train one model together: what [`fit`](crate::fit) needs from them.
-pub trait Collective: Send + Sync {
+pub trait Collective: Send + Sync + std::fmt::Debug {
     /// This process's rank, in `0..ranks()`.
     fn rank(&self) -> usize;
 

@@ -15,13 +15,23 @@
 //! [`Layer::visit_buffers`] for saving. PyTorch defaults: `eps = 1e-5`,
 //! `momentum = 0.1`. In the course's notation (samples in columns) this is
 //! `Z̃ = γ·Z_norm + β` per hidden unit.
+//!
+//! [`BatchNorm::synchronized`] makes the training statistics those of the whole global
+//! batch of data-parallel training (PyTorch's `SyncBatchNorm`): the ranks sum their
+//! channel sums in the forward (twice: the mean, then the squares about it) and their
+//! gradient sums in the backward, so two ranks of 32 samples compute what one process of 64
+//! does.
+
+use std::sync::Arc;
 
 use keel_kernels::norm::{
-    batchnorm_backward, batchnorm_backward_eval, batchnorm_backward_workspace_len, batchnorm_forward_eval,
-    batchnorm_forward_train,
+    batchnorm_backward, batchnorm_backward_apply, batchnorm_backward_eval, batchnorm_backward_workspace_len,
+    batchnorm_channel_squares, batchnorm_channel_sums, batchnorm_forward_eval, batchnorm_forward_train,
+    batchnorm_grad_sums,
 };
 
 use super::layer::{backward_before_forward, Layer, Mode, Param};
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -56,6 +66,10 @@ pub struct BatchNorm {
     last_mode: Option<Mode>,
     output: Tensor,
     grad_input: Tensor,
+    /// The ranks whose batches make the statistics, when synchronised.
+    group: Option<Arc<dyn Collective>>,
+    /// Per-channel sums exchanged with the group (`2c + 1` values), kept between calls.
+    sums: Vec<f64>,
 }
 
 impl BatchNorm {
@@ -80,7 +94,129 @@ impl BatchNorm {
             last_mode: None,
             output: Tensor::default(),
             grad_input: Tensor::default(),
+            group: None,
+            sums: Vec::new(),
         }
+    }
+
+    /// The same layer computing its training statistics over the batches of every rank of
+    /// `group` (PyTorch's `SyncBatchNorm`; see the module docs): every rank must run its
+    /// forward and backward at the same points. Evaluation uses the running statistics,
+    /// which stay the same on every rank.
+    pub fn synchronized(mut self, group: Arc<dyn Collective>) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    /// The synchronised training forward: the group's mean and biased variance per channel
+    /// over all `M` values of every rank's batch, the running statistics updated with them
+    /// (the variance unbiased by `M/(M - 1)`), `y` normalised with them.
+    fn forward_synchronized(
+        &mut self,
+        group: &dyn Collective,
+        input: &Tensor,
+        (n, c, spatial): (usize, usize, usize),
+    ) -> Result<()> {
+        let x = input.data();
+        // [Σ x per channel, the values per channel], then the squares about the mean.
+        self.sums.resize(2 * c + 1, 0.0);
+        batchnorm_channel_sums(n, c, spatial, x, &mut self.sums[..c])?;
+        self.sums[c] = (n * spatial) as f64;
+        group.sum(&mut self.sums[..=c])?;
+        let count = self.sums[c];
+        if count < 2.0 {
+            return Err(LayerError::Shape {
+                layer: self.name(),
+                expected: "more than 1 value per channel over the group's batches when training".into(),
+                actual: input.shape().to_vec(),
+            });
+        }
+        let (means, squares) = self.sums.split_at_mut(c + 1);
+        let means = &mut means[..c];
+        means.iter_mut().for_each(|sum| *sum /= count);
+        batchnorm_channel_squares(n, c, spatial, x, means, squares)?;
+        group.sum(squares)?;
+        let momentum = f64::from(self.momentum);
+        let variance = &mut self.workspace.data_mut()[..c];
+        let channels =
+            self.save_mean.data_mut().iter_mut().zip(self.save_invstd.data_mut()).zip(variance.iter_mut());
+        let running = self.running_mean.data_mut().iter_mut().zip(self.running_var.data_mut());
+        for (k, (((mean_out, invstd_out), var_out), (run_mean, run_var))) in channels.zip(running).enumerate()
+        {
+            let (mean, var) = (means[k], squares[k] / count);
+            *mean_out = mean as f32;
+            *invstd_out = (1.0 / (var + f64::from(self.eps)).sqrt()) as f32;
+            *var_out = var as f32;
+            *run_mean = ((1.0 - momentum) * f64::from(*run_mean) + momentum * mean) as f32;
+            *run_var =
+                ((1.0 - momentum) * f64::from(*run_var) + momentum * var * count / (count - 1.0)) as f32;
+        }
+        // y = γ·(x - μ)/√(σ² + eps) + β: the evaluation pass with the group's statistics.
+        let (gamma, beta) = (self.weight.value.data(), self.bias.value.data());
+        let (mean, variance) = (self.save_mean.data(), &self.workspace.data()[..c]);
+        batchnorm_forward_eval(
+            n,
+            c,
+            spatial,
+            x,
+            gamma,
+            beta,
+            mean,
+            variance,
+            self.eps,
+            self.output.data_mut(),
+        )?;
+        Ok(())
+    }
+
+    /// The synchronised training backward. With `g = n_r·dy` the gradient of the loss summed
+    /// over the global batch (`dy` being that of this rank's mean loss over its `n_r`
+    /// samples), `∂/∂x = γ·invstd·(g - mean(g) - x̂·mean(g·x̂))/n_r`, the means over the whole
+    /// group's `M` values per channel: each rank adds `n_r·Σ dy` and `n_r·Σ dy·(x - μ)`.
+    /// The parameter gradients stay this rank's, `Σ dy·x̂` and `Σ dy`, which data-parallel
+    /// training weighs by `n_r` and sums as any other.
+    fn backward_synchronized(
+        &mut self,
+        group: &dyn Collective,
+        (x, dy): (&[f32], &[f32]),
+        (n, c, spatial): (usize, usize, usize),
+    ) -> Result<()> {
+        self.sums.resize(2 * c + 1, 0.0);
+        let (sum_dy, rest) = self.sums.split_at_mut(c);
+        let mean = self.save_mean.data();
+        batchnorm_grad_sums(n, c, spatial, x, dy, mean, sum_dy, &mut rest[..c])?;
+        let (invstd, dgamma, dbeta) =
+            (self.save_invstd.data(), self.weight.grad.data_mut(), self.bias.grad.data_mut());
+        for k in 0..c {
+            dbeta[k] += self.sums[k] as f32;
+            dgamma[k] += (self.sums[c + k] * f64::from(invstd[k])) as f32;
+        }
+        let rows = n as f64;
+        self.sums[..2 * c].iter_mut().for_each(|sum| *sum *= rows);
+        self.sums[2 * c] = (n * spatial) as f64;
+        group.sum(&mut self.sums)?;
+        let count = self.sums[2 * c];
+        let (mean_dy, slope) = self.workspace.data_mut().split_at_mut(c);
+        for k in 0..c {
+            let invstd = f64::from(invstd[k]);
+            mean_dy[k] = (self.sums[k] / count / rows) as f32;
+            slope[k] = (invstd * (self.sums[c + k] * invstd) / count / rows) as f32;
+        }
+        let gamma = self.weight.value.data();
+        batchnorm_backward_apply(
+            n,
+            c,
+            spatial,
+            x,
+            dy,
+            gamma,
+            mean,
+            invstd,
+            mean_dy,
+            &slope[..c],
+            self.grad_input.data_mut(),
+        )?;
+        Ok(())
     }
 
     /// `nn.BatchNorm1d(channels)`: input `(n, c)` or `(n, c, l)`, output the same shape.
@@ -130,9 +266,16 @@ impl Layer for BatchNorm {
         }
     }
 
-    /// Training needs more than one value per channel (`n·spatial >= 2`), as in PyTorch.
+    /// Training needs more than one value per channel (`n·spatial >= 2`, over the group's
+    /// batches when synchronised), as in PyTorch.
     fn forward(&mut self, input: &Tensor, mode: Mode) -> Result<()> {
         let (n, c, spatial) = self.dims(input)?;
+        if let (Mode::Train, Some(group)) = (mode, self.group.clone()) {
+            self.output.resize(input.shape());
+            self.forward_synchronized(group.as_ref(), input, (n, c, spatial))?;
+            self.last_mode = Some(mode);
+            return Ok(());
+        }
         if mode == Mode::Train && n.saturating_mul(spatial) < 2 {
             return Err(LayerError::Shape {
                 layer: self.name(),
@@ -191,6 +334,10 @@ impl Layer for BatchNorm {
             });
         }
         self.grad_input.resize(input.shape());
+        if let (Mode::Train, Some(group)) = (mode, self.group.clone()) {
+            let (x, dy) = (input.data(), grad_output.data());
+            return self.backward_synchronized(group.as_ref(), (x, dy), (n, c, spatial));
+        }
         let (x, dy, dx) = (input.data(), grad_output.data(), self.grad_input.data_mut());
         let (gamma, dgamma, dbeta) =
             (self.weight.value.data(), self.weight.grad.data_mut(), self.bias.grad.data_mut());

@@ -328,6 +328,12 @@ impl Layer for Branches {
         }
     }
 
+    fn set_batch_offset(&mut self, rows: usize) {
+        for layer in self.branches.iter_mut().filter_map(|branch| branch.layer.as_mut()) {
+            layer.set_batch_offset(rows);
+        }
+    }
+
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         let buffer = &mut self.name_buffer;
         for branch in &mut self.branches {

@@ -27,6 +27,8 @@ pub struct Dropout {
     mask: Vec<u8>,
     /// The mode of the last forward, which backward differentiates.
     last_mode: Option<Mode>,
+    /// The global batch row of the input's first row ([`Layer::set_batch_offset`]).
+    batch_offset: usize,
     output: Tensor,
     grad_input: Tensor,
 }
@@ -49,6 +51,7 @@ impl Dropout {
             step: 0,
             mask: Vec::new(),
             last_mode: None,
+            batch_offset: 0,
             output: Tensor::default(),
             grad_input: Tensor::default(),
         })
@@ -86,7 +89,10 @@ impl Layer for Dropout {
             Mode::Train => {
                 // Resizing a Vec<u8> in place: no allocation once the batch shape is known.
                 self.mask.resize(input.len(), 0);
-                let offset = self.step << 32;
+                // Element i of the global batch draws index (step << 32) + i: a part of the
+                // batch starting at row r draws as from element r·row_len.
+                let row_len = input.len() / input.shape().first().copied().unwrap_or(1).max(1);
+                let offset = (self.step << 32) + (self.batch_offset * row_len) as u64;
                 dropout_forward(
                     self.p,
                     self.seed,
@@ -101,6 +107,10 @@ impl Layer for Dropout {
         }
         self.last_mode = Some(mode);
         Ok(())
+    }
+
+    fn set_batch_offset(&mut self, rows: usize) {
+        self.batch_offset = rows;
     }
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {

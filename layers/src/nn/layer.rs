@@ -74,6 +74,14 @@ pub trait Layer: Send {
     /// request and computes it anyway.
     fn set_input_grad(&mut self, _needed: bool) {}
 
+    /// The position, in the global batch, of the next forward's first row: data-parallel
+    /// training gives each rank a part of every batch ([`fit`](crate::fit) sets it), and a
+    /// layer whose draws depend on the row (dropout) then draws what the whole batch in one
+    /// process would, so the ranks draw different masks and together those of one process.
+    /// Containers pass it on; the default ignores it (as the recurrent layers do: their
+    /// rows are not the batch's first dimension).
+    fn set_batch_offset(&mut self, _rows: usize) {}
+
     /// Calls `visit` with each parameter and its stable name (`"weight"`, `"bias"`, or
     /// `"3.weight"` inside a container), in a fixed order. Layers without parameters keep
     /// the default, which visits nothing.

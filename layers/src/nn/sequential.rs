@@ -192,6 +192,10 @@ impl Layer for Sequential {
         self.route_input_grad();
     }
 
+    fn set_batch_offset(&mut self, rows: usize) {
+        self.layers.iter_mut().for_each(|layer| layer.set_batch_offset(rows));
+    }
+
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         let buffer = &mut self.name_buffer;
         for (child, layer) in self.names.iter().zip(&mut self.layers) {

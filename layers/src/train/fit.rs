@@ -206,9 +206,14 @@ where
         train_totals.reset();
         let mut step = 0;
         let mut stop = false;
-        while let Some((x, y)) = batches.next_batch() {
+        loop {
+            let batch_offset = batches.next_batch_offset();
+            let Some((x, y)) = batches.next_batch() else { break };
             step += 1;
             zero_grad(model);
+            if group.is_some() {
+                model.set_batch_offset(batch_offset);
+            }
             model.forward(x, Mode::Train)?;
             let batch_loss = match loss.forward(model.output(), y) {
                 Ok(batch_loss) => batch_loss,
