@@ -2,12 +2,13 @@
 //! halves of a batch compute what one batch norm computes over the whole batch, forward
 //! (outputs, running statistics) and backward (the input gradient of each rank's mean loss,
 //! and parameter gradients that, weighed by the ranks' batch sizes, sum to the whole's);
-//! with a group of one it is the plain layer.
+//! with a group of one it is the plain layer; `Layer::synchronize_batch_norm` reaches every
+//! batch norm of a model, inside branches too.
 
 use std::sync::{Arc, Barrier, Mutex};
 
 use keel_layers::distributed::Collective;
-use keel_layers::{BatchNorm, Layer, Mode, Result, Tensor};
+use keel_layers::{BatchNorm, Branches, Layer, Merge, Mode, Result, Sequential, Tensor};
 
 /// Ranks on threads of one process: `sum` adds every rank's values under a lock, waits for
 /// all, reads the total, and clears it for the next call.
@@ -161,4 +162,35 @@ fn a_group_of_one_is_the_plain_layer() {
     assert_close("dgamma", &alone.dgamma, &plain.dgamma, 1e-6);
     assert_close("dbeta", &alone.dbeta, &plain.dbeta, 1e-6);
     assert_eq!(alone.running, plain.running);
+}
+
+#[test]
+fn synchronize_batch_norm_reaches_every_batch_norm_of_a_model() {
+    let model = || {
+        Sequential::new()
+            .push(BatchNorm::new_2d(3))
+            .push(Branches::new(Merge::Add).branch("norm", BatchNorm::new_2d(3)).unwrap().identity())
+    };
+    let n = 6;
+    let x = Tensor::from_vec(&[n, 3, 4, 5], values(n * 60, 5, 1.0)).unwrap();
+    let mut whole = model();
+    whole.forward(&x, Mode::Train).unwrap();
+    let outputs: Vec<Vec<f32>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = Threads::group(2)
+            .into_iter()
+            .zip([0..2, 2..n])
+            .map(|(member, part)| {
+                let x = rows(&x, part);
+                scope.spawn(move || {
+                    let group: Arc<dyn Collective> = Arc::new(member);
+                    let mut converted = model();
+                    converted.synchronize_batch_norm(&group);
+                    converted.forward(&x, Mode::Train).unwrap();
+                    converted.output().data().to_vec()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    assert_close("y", &outputs.concat(), whole.output().data(), 1e-5);
 }

@@ -256,6 +256,10 @@ impl Layer for DataParallel {
         self.model.set_batch_offset(rows);
     }
 
+    fn synchronize_batch_norm(&mut self, group: &Arc<dyn Collective>) {
+        self.model.synchronize_batch_norm(group);
+    }
+
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
         self.model.visit_params(visit);
     }

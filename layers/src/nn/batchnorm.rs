@@ -319,6 +319,10 @@ impl Layer for BatchNorm {
         Ok(())
     }
 
+    fn synchronize_batch_norm(&mut self, group: &Arc<dyn Collective>) {
+        self.group = Some(Arc::clone(group));
+    }
+
     /// Differentiates the last forward: through the batch statistics after a training
     /// forward, with the running statistics as constants after an evaluation forward.
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {

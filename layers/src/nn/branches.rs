@@ -14,9 +14,12 @@
 //! its own channels for a concatenation); the input gradient is the sum of the branches'
 //! input gradients, since every branch read the same `x`.
 
+use std::sync::Arc;
+
 use super::activation::{grad_before_activation, ActivationKind};
 use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use super::sequential::prefixed;
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -331,6 +334,12 @@ impl Layer for Branches {
     fn set_batch_offset(&mut self, rows: usize) {
         for layer in self.branches.iter_mut().filter_map(|branch| branch.layer.as_mut()) {
             layer.set_batch_offset(rows);
+        }
+    }
+
+    fn synchronize_batch_norm(&mut self, group: &Arc<dyn Collective>) {
+        for layer in self.branches.iter_mut().filter_map(|branch| branch.layer.as_mut()) {
+            layer.synchronize_batch_norm(group);
         }
     }
 

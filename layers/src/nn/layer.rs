@@ -1,5 +1,8 @@
 //! The `Layer` trait, trainable parameters and the train/eval mode.
 
+use std::sync::Arc;
+
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -81,6 +84,12 @@ pub trait Layer: Send {
     /// Containers pass it on; the default ignores it (as the recurrent layers do: their
     /// rows are not the batch's first dimension).
     fn set_batch_offset(&mut self, _rows: usize) {}
+
+    /// Makes every batch norm inside take its training statistics over the batches of all
+    /// ranks of `group` ([`BatchNorm::synchronized`](crate::BatchNorm::synchronized);
+    /// PyTorch's `SyncBatchNorm.convert_sync_batchnorm`). Containers pass it on; the default
+    /// ignores it.
+    fn synchronize_batch_norm(&mut self, _group: &Arc<dyn Collective>) {}
 
     /// Calls `visit` with each parameter and its stable name (`"weight"`, `"bias"`, or
     /// `"3.weight"` inside a container), in a fixed order. Layers without parameters keep

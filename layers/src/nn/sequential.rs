@@ -1,6 +1,9 @@
 //! `Sequential`: layers applied one after the other.
 
+use std::sync::Arc;
+
 use super::layer::{Layer, Mode, Param};
+use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -194,6 +197,10 @@ impl Layer for Sequential {
 
     fn set_batch_offset(&mut self, rows: usize) {
         self.layers.iter_mut().for_each(|layer| layer.set_batch_offset(rows));
+    }
+
+    fn synchronize_batch_norm(&mut self, group: &Arc<dyn Collective>) {
+        self.layers.iter_mut().for_each(|layer| layer.synchronize_batch_norm(group));
     }
 
     fn visit_params(&mut self, visit: &mut dyn FnMut(&str, &mut Param)) {
