@@ -10,7 +10,8 @@
 //! Throughput is in images. The work is 3.628 GFLOP per image forward (the convolutions' and
 //! the classifier's multiply-adds, counted from torchvision's layer shapes) and 10.65 GFLOP
 //! per image for a training step (forward, input gradients of every layer but the first,
-//! weight gradients of all: `3 × 3.628 - 2 × 0.236`), so images/s × these give GFLOP/s.
+//! weight gradients of all: `3 × 3.628 - 0.236`, the stem convolution's 0.236 having no
+//! input gradient), so images/s × these give GFLOP/s.
 //!
 //! The peer is `torchvision.models.resnet18` in PyTorch on the same machine:
 //! `benches/peers/resnet18_torch.py` runs the same two cases (see its docstring).
