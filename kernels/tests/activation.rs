@@ -236,8 +236,47 @@ fn check_elementwise(len: usize, seed: u64, mag: f32) {
     }
 }
 
+/// The sums of residual branches against the references: `a + b` and `max(a + b, 0)` are
+/// exact in f32 on every path (one rounding), so bit for bit; `y += x` equals `add_forward`;
+/// a NaN input stays NaN.
+fn check_sums(len: usize, seed: u64, mag: f32) {
+    let a = uniform(len, seed, -mag, mag);
+    let mut b = uniform(len, seed ^ 0x5A, -mag, mag);
+    if len > 3 {
+        b[len / 2] = f32::NAN;
+    }
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let isa = current_isa();
+    for (name, fast, slow) in [
+        (
+            "add",
+            act::add_forward as fn(&[f32], &[f32], &mut [f32]) -> keel_kernels::Result<()>,
+            reference::add_forward as fn(&[f32], &[f32], &mut [f32]),
+        ),
+        ("add_relu", act::add_relu_forward, reference::add_relu_forward),
+    ] {
+        let (mut y, mut y_ref) = (nan_vec(len), nan_vec(len));
+        fast(&a, &b, &mut y).unwrap();
+        slow(&a, &b, &mut y_ref);
+        assert_eq!(bits(&y), bits(&y_ref), "{name} on {isa:?} (len {len})");
+    }
+    let mut sum = a.clone();
+    act::add_inplace(&mut sum, &b).unwrap();
+    let mut expected = nan_vec(len);
+    reference::add_forward(&a, &b, &mut expected);
+    assert_eq!(bits(&sum), bits(&expected), "add_inplace on {isa:?} (len {len})");
+    if len > 3 {
+        assert!(sum[len / 2].is_nan());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn sums_match_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
+        for_each_isa(|| check_sums(len, seed, mag));
+    }
 
     #[test]
     fn elementwise_match_reference(len in edge_size(300), seed in any::<u64>(), mag in magnitude()) {
@@ -254,6 +293,11 @@ proptest! {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(6))]
+
+    #[test]
+    fn sums_match_reference_parallel(len in parallel_len(), seed in any::<u64>()) {
+        two_threads().install(|| for_each_isa(|| check_sums(len, seed, 30.0)));
+    }
 
     #[test]
     fn elementwise_match_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
@@ -535,6 +579,11 @@ fn elementwise_bad_input() {
         assert_length_error((k.backward)(&x, &[1.0; 2], &mut [0.0; 3]), "dy");
         assert_length_error((k.backward)(&x, &[1.0; 3], &mut short), "dx");
     }
+    for sum in [act::add_forward, act::add_relu_forward] {
+        assert_length_error(sum(&x, &[1.0; 2], &mut [0.0; 3]), "b");
+        assert_length_error(sum(&x, &x, &mut short), "y");
+    }
+    assert_length_error(act::add_inplace(&mut short, &x), "x");
     let mut y = [0.0f32; 3];
     for slope in [-0.1f32, f32::NAN, f32::INFINITY] {
         assert_error(act::leaky_relu_forward(slope, &x, &mut y), false, "slope");

@@ -4,7 +4,7 @@
 
 use crate::error::{argument_error, check_len, Result};
 use crate::isa::current_isa;
-use crate::simd::{map_binary, map_inplace, map_unary, math, Map1, Map2, SimdF32};
+use crate::simd::{map_accumulate, map_binary, map_inplace, map_unary, math, Map1, Map2, SimdF32};
 
 /// Checks that an output or gradient slice has the length of the slice it pairs with.
 fn check_same(what: &str, of: &str, expected: usize, actual: usize) -> Result<()> {
@@ -194,5 +194,50 @@ pub fn leaky_relu_backward(slope: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) ->
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
     map_binary(current_isa(), y, dy, dx, &LeakyReluBackward(slope));
+    Ok(())
+}
+
+/// `a + b`.
+struct Add;
+
+impl Map2 for Add {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, a: V, b: V) -> V {
+        a + b
+    }
+}
+
+/// `max(a + b, 0)`, NaN staying NaN (as [`relu_forward`]).
+struct AddRelu;
+
+impl Map2 for AddRelu {
+    #[inline(always)]
+    fn map<V: SimdF32>(&self, a: V, b: V) -> V {
+        Relu.map(a + b)
+    }
+}
+
+/// `y = a + b` (the merge of residual branches); `a`, `b`, `y` of equal length, `y`
+/// **overwritten**.
+pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
+    check_same("b", "a", a.len(), b.len())?;
+    check_same("y", "a", a.len(), y.len())?;
+    map_binary(current_isa(), a, b, y, &Add);
+    Ok(())
+}
+
+/// `y = max(a + b, 0)`, a residual block's sum and ReLU in one pass; `y` **overwritten**,
+/// NaN stays NaN.
+pub fn add_relu_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
+    check_same("b", "a", a.len(), b.len())?;
+    check_same("y", "a", a.len(), y.len())?;
+    map_binary(current_isa(), a, b, y, &AddRelu);
+    Ok(())
+}
+
+/// `y += x` (gradients of branches summed into their input's); `y` **accumulated**.
+pub fn add_inplace(y: &mut [f32], x: &[f32]) -> Result<()> {
+    check_same("x", "y", y.len(), x.len())?;
+    map_accumulate(current_isa(), x, y, &Add);
     Ok(())
 }

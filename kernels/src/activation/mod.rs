@@ -37,8 +37,8 @@ pub mod reference;
 pub(crate) mod softmax;
 
 pub use elementwise::{
-    leaky_relu_backward, leaky_relu_forward, leaky_relu_forward_inplace, relu_backward, relu_forward,
-    relu_forward_inplace, sigmoid_backward, sigmoid_forward, sigmoid_forward_inplace, tanh_backward,
-    tanh_forward, tanh_forward_inplace,
+    add_forward, add_inplace, add_relu_forward, leaky_relu_backward, leaky_relu_forward,
+    leaky_relu_forward_inplace, relu_backward, relu_forward, relu_forward_inplace, sigmoid_backward,
+    sigmoid_forward, sigmoid_forward_inplace, tanh_backward, tanh_forward, tanh_forward_inplace,
 };
 pub use softmax::{log_softmax_backward, log_softmax_forward, softmax_backward, softmax_forward};

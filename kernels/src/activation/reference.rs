@@ -40,6 +40,20 @@ pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// `y = a + b`.
+pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32]) {
+    for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+        *y = a + b;
+    }
+}
+
+/// `y = max(a + b, 0)`, NaN stays NaN.
+pub fn add_relu_forward(a: &[f32], b: &[f32], y: &mut [f32]) {
+    add_forward(a, b, y);
+    let sum = y.to_vec();
+    relu_forward(&sum, y);
+}
+
 /// `dx = dy` where `y > 0`, 0 where `y <= 0`, NaN where `y` is NaN.
 pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) {
     for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {

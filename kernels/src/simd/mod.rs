@@ -47,7 +47,9 @@ mod portable;
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-pub(crate) use pass::{map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale};
+pub(crate) use pass::{
+    map_accumulate, map_binary, map_inplace, map_unary, run_pass, serial_pass, Map1, Map2, Pass, Scale,
+};
 
 use crate::isa::Isa;
 

@@ -208,6 +208,23 @@ pub(crate) fn map_binary(isa: Isa, a: &[f32], b: &[f32], out: &mut [f32], f: &im
     run_pass(isa, &Binary(f), [a, b], [out]);
 }
 
+/// `y = f(y, x)` in place as a pass (an accumulation).
+struct Accumulating<'a, F>(&'a F);
+
+impl<F: Map2> Pass<1, 1> for Accumulating<'_, F> {
+    #[inline(always)]
+    fn apply<V: SimdF32>(&self, at: usize, inputs: &[&[f32]; 1], outputs: &mut [&mut [f32]; 1]) {
+        let (y, x) = (V::load(&outputs[0][at..]), V::load(&inputs[0][at..]));
+        self.0.map(y, x).store(&mut outputs[0][at..]);
+    }
+}
+
+/// `y[i] = f(y[i], x[i])`; `x` and `y` of the same length (checked by the caller).
+pub(crate) fn map_accumulate(isa: Isa, x: &[f32], y: &mut [f32], f: &impl Map2) {
+    debug_assert_eq!(x.len(), y.len());
+    run_pass(isa, &Accumulating(f), [x], [y]);
+}
+
 /// `x·c`: gradient scaling, clipping by norm, the `1/batch` of the loss gradients.
 pub(crate) struct Scale(pub(crate) f32);
 

@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use keel_kernels::activation::{add_forward, add_inplace, add_relu_forward};
+
 use super::activation::{grad_before_activation, ActivationKind};
 use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use super::sequential::prefixed;
@@ -201,11 +203,6 @@ fn concat_blocks(shape: &[usize]) -> (usize, usize) {
     (outer, width)
 }
 
-/// `sum += addend`, element by element (same lengths).
-fn accumulate(sum: &mut [f32], addend: &[f32]) {
-    sum.iter_mut().zip(addend).for_each(|(s, &a)| *s += a);
-}
-
 impl Layer for Branches {
     fn name(&self) -> String {
         let names: Vec<String> =
@@ -232,11 +229,24 @@ impl Layer for Branches {
         let shape = &self.merged_shape;
         let mut output = std::mem::take(&mut self.output);
         output.resize(shape);
+        let fused_relu = self.merge == Merge::Add
+            && self.branches.len() == 2
+            && self.activation == Some(ActivationKind::Relu);
         match self.merge {
-            Merge::Add => {
+            Merge::Add if self.branches.len() == 1 => {
                 output.data_mut().copy_from_slice(self.branch_output(0, input).data());
-                for index in 1..self.branches.len() {
-                    accumulate(output.data_mut(), self.branch_output(index, input).data());
+            }
+            Merge::Add => {
+                // The first two in one pass, with a ReLU after them when it ends the block.
+                let (first, second) =
+                    (self.branch_output(0, input).data(), self.branch_output(1, input).data());
+                if fused_relu {
+                    add_relu_forward(first, second, output.data_mut())?;
+                } else {
+                    add_forward(first, second, output.data_mut())?;
+                }
+                for index in 2..self.branches.len() {
+                    add_inplace(output.data_mut(), self.branch_output(index, input).data())?;
                 }
             }
             Merge::Concat => {
@@ -255,7 +265,7 @@ impl Layer for Branches {
                 }
             }
         }
-        if let Some(activation) = self.activation {
+        if let Some(activation) = self.activation.filter(|_| !fused_relu) {
             activation.forward_inplace(output.data_mut())?;
         }
         self.output = output;
@@ -308,7 +318,7 @@ impl Layer for Branches {
                 if index == 0 {
                     grad_input.data_mut().copy_from_slice(contribution.data());
                 } else {
-                    accumulate(grad_input.data_mut(), contribution.data());
+                    add_inplace(grad_input.data_mut(), contribution.data())?;
                 }
             }
         }
