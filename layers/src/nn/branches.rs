@@ -195,6 +195,12 @@ impl Branches {
     }
 }
 
+/// What `branch` returns as its input's gradient for an output gradient `merged`: its
+/// layer's input gradient, or `merged` itself for the identity.
+fn branch_contribution<'a>(branch: &'a Branch, merged: &'a Tensor) -> &'a Tensor {
+    branch.layer.as_ref().map_or(merged, |layer| layer.grad_input())
+}
+
 /// `(outer, width)` of a tensor concatenated on dimension 1: `outer` = the size of dimension
 /// 0, `width` = the values of one sample (dimension 1 and all after it).
 fn concat_blocks(shape: &[usize]) -> (usize, usize) {
@@ -285,9 +291,26 @@ impl Layer for Branches {
         grad_before_activation(self.activation, &self.output, grad_output, &mut self.grad_merged)?;
         // `dz`, the gradient of the merged (pre-activation) output.
         let merged = if self.activation.is_some() { &self.grad_merged } else { grad_output };
-        let (outer, width) = concat_blocks(merged.shape());
         let mut grad_input = std::mem::take(&mut self.grad_input);
         grad_input.resize(if self.input_grad { input.shape() } else { &[0] });
+        if self.merge == Merge::Add && self.branches.len() >= 2 {
+            // Every branch gets `dz`; the input's gradient is the sum of what they return,
+            // the first two added in one pass once both are done.
+            for layer in self.branches.iter_mut().filter_map(|branch| branch.layer.as_mut()) {
+                layer.backward(input, merged)?;
+            }
+            if self.input_grad {
+                let contribution = |index: usize| branch_contribution(&self.branches[index], merged);
+                let (first, second) = (contribution(0), contribution(1));
+                add_forward(first.data(), second.data(), grad_input.data_mut())?;
+                for index in 2..self.branches.len() {
+                    add_inplace(grad_input.data_mut(), contribution(index).data())?;
+                }
+            }
+            self.grad_input = grad_input;
+            return Ok(());
+        }
+        let (outer, width) = concat_blocks(merged.shape());
         let mut offset = 0;
         for (index, branch) in self.branches.iter_mut().enumerate() {
             // The part of `dz` this branch's output received.
