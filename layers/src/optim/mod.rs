@@ -42,7 +42,7 @@ pub trait Optimizer {
     /// options) as its own: the learning rate, step count and buffers, so the next steps
     /// are those the saving optimizer would have taken.
     ///
-    /// Errors ([`LayerError::Config`](crate::LayerError::Config)) if `state` is another
+    /// Errors ([`LayerError::Config`]) if `state` is another
     /// kind's or does not fit the options (a buffer missing or one too many); on error the
     /// optimizer keeps its state.
     fn load_state(&mut self, state: OptimizerState) -> Result<()>;
