@@ -52,6 +52,7 @@
 //! keeps its packing buffers per thread, so a training step on a fixed batch shape allocates
 //! nothing once warm (`tests/allocation_free_training.rs` counts).
 
+mod collective;
 pub mod data;
 pub mod distributed;
 pub mod embeddings;

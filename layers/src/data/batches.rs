@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use std::ops::Range;
 
 use super::{Augment, Augmenter, Dataset, Labels};
-use crate::distributed::shard_rows;
+use crate::collective::shard_rows;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 

@@ -26,30 +26,9 @@ mod data_parallel;
 #[cfg(feature = "mpi")]
 mod mpi_world;
 
-use std::ops::Range;
-
 #[cfg(feature = "mpi")]
 pub use data_parallel::{DataParallel, DEFAULT_BUCKET_VALUES};
 #[cfg(feature = "mpi")]
 pub use mpi_world::Mpi;
 
-use crate::error::Result;
-
-/// The processes that train one model together: what [`fit`](crate::fit) needs from them.
-pub trait Collective: Send + Sync + std::fmt::Debug {
-    /// This process's rank, in `0..ranks()`.
-    fn rank(&self) -> usize;
-
-    /// The number of processes.
-    fn ranks(&self) -> usize;
-
-    /// Replaces `values` on every rank with their element-wise sum over all ranks; every
-    /// rank calls it with as many values, at the same point of the program.
-    fn sum(&self, values: &mut [f64]) -> Result<()>;
-}
-
-/// The rows of a global batch of `rows` that `rank` of `ranks` takes: a contiguous part, the
-/// parts differing by at most one row and covering the batch in rank order.
-pub fn shard_rows(rows: usize, rank: usize, ranks: usize) -> Range<usize> {
-    (rank * rows / ranks)..((rank + 1) * rows / ranks)
-}
+pub use crate::collective::{shard_rows, Collective};

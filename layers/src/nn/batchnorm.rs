@@ -31,7 +31,7 @@ use keel_kernels::norm::{
 };
 
 use super::layer::{backward_before_forward, Layer, Mode, Param};
-use crate::distributed::Collective;
+use crate::collective::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 

@@ -21,7 +21,7 @@ use keel_kernels::activation::{add_forward, add_inplace, add_relu_forward};
 use super::activation::{grad_before_activation, ActivationKind};
 use super::layer::{ensure_forward_ran, Layer, Mode, Param};
 use super::sequential::prefixed;
-use crate::distributed::Collective;
+use crate::collective::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::distributed::Collective;
+use crate::collective::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 

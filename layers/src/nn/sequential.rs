@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::layer::{Layer, Mode, Param};
-use crate::distributed::Collective;
+use crate::collective::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 

@@ -1,8 +1,8 @@
 //! [`evaluate`]: a model's mean loss and metrics over a data set, in eval mode.
 
 use super::history::Evaluation;
+use crate::collective::Collective;
 use crate::data::{Batches, Dataset, Labels};
-use crate::distributed::Collective;
 use crate::error::{LayerError, Result};
 use crate::loss::{Loss, LossMetrics};
 use crate::metrics::Tally;
