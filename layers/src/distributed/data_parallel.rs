@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
+use mpi::request::{Request, Scope};
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
 
 use super::{Collective, Mpi};
@@ -27,7 +28,8 @@ pub const DEFAULT_BUCKET_VALUES: usize = 1 << 20;
 ///   parameter gradients are grouped, in that order, into buckets of whole layers (at least
 ///   `bucket_values` values each, the last one smaller), copied into one flat buffer per
 ///   bucket, and each bucket's sum over the ranks (`MPI_Iallreduce`) starts as soon as its
-///   lowest layer is done, while the earlier layers are still differentiated. Each rank
+///   lowest layer is done, while the earlier layers are still differentiated (the pending
+///   sums are tested after each layer, as MPI moves them on only inside its calls). Each rank
 ///   weighs its gradients by its batch size `n_r`, so the result, written back into every
 ///   parameter's gradient, is the gradient of the mean loss over the global batch,
 ///   `Σ n_r·g_r / Σ n_r`, whatever the shards' sizes.
@@ -154,6 +156,15 @@ fn plan_buckets(sizes: &[usize], bucket_values: usize) -> (Vec<Bucket>, Vec<Slot
     (buckets, slots)
 }
 
+/// Tests each pending request once (`MPI_Test`), dropping those that have completed.
+fn progress<'a, R: ?Sized, S: Scope<'a>>(requests: &mut [Option<Request<'a, R, S>>]) {
+    for slot in requests.iter_mut() {
+        if let Some(request) = slot.take() {
+            *slot = request.test().err();
+        }
+    }
+}
+
 /// Copies the gradients of `layer`, times `weight`, into `values` from `offset`.
 fn gather_grads(layer: &mut dyn Layer, weight: f32, values: &mut [f32], mut offset: usize) {
     layer.visit_params(&mut |_, param| {
@@ -185,16 +196,19 @@ impl Layer for DataParallel {
             let mut unsent = buckets.iter_mut();
             let mut open = unsent.next();
             let outcome = model.backward_each(input, grad_output, |index, layer| {
+                // MPI advances a non-blocking sum only inside MPI calls: testing the pending
+                // ones after each layer moves them on while backward goes down the model.
+                progress(&mut requests);
                 let Some(bucket) = open.take() else { return Ok(()) };
                 gather_grads(layer, weight, &mut bucket.send, slots[index].offset);
                 if index == bucket.layers.start {
                     let (send, received) = bucket.sealed(weight);
-                    requests.push(world.immediate_all_reduce_into(
+                    requests.push(Some(world.immediate_all_reduce_into(
                         scope,
                         send,
                         received,
                         SystemOperation::sum(),
-                    ));
+                    )));
                     open = unsent.next();
                 } else {
                     open = Some(bucket);
@@ -213,10 +227,15 @@ impl Layer for DataParallel {
                     );
                 }
                 let (send, received) = bucket.sealed(weight);
-                requests.push(world.immediate_all_reduce_into(scope, send, received, SystemOperation::sum()));
+                requests.push(Some(world.immediate_all_reduce_into(
+                    scope,
+                    send,
+                    received,
+                    SystemOperation::sum(),
+                )));
             }
             let start = Instant::now();
-            for request in requests {
+            for request in requests.into_iter().flatten() {
                 request.wait();
             }
             (outcome, start.elapsed())
