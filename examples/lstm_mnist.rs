@@ -113,6 +113,6 @@ fn main() -> keel::layers::Result<()> {
     let history = fit(&mut model, optimizer.as_mut(), &mut loss, &train, &test, &fit_config)?;
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
-    println!("{}", main_job::summary(&evaluation, &history, train.len(), seconds));
+    println!("{}", main_job::summary("test", &evaluation, &history, train.len(), seconds));
     Ok(())
 }

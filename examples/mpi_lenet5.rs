@@ -53,7 +53,7 @@ fn run(mpi: &Arc<Mpi>) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
     if leader {
-        println!("{}", main_job::summary(&evaluation, &history, train.len(), seconds));
+        println!("{}", main_job::summary("test", &evaluation, &history, train.len(), seconds));
         std::fs::create_dir_all("target").map_err(|e| {
             keel::layers::LayerError::Data(format!("cannot create target/ for the outputs: {e}"))
         })?;

@@ -32,6 +32,11 @@ use keel::layers::{
 };
 use keel::layers::{SeedableRng, StdRng};
 
+// The main job's closing line (its other parts are not used here).
+#[allow(dead_code)]
+#[path = "common/main_job.rs"]
+mod main_job;
+
 fn main() -> keel::layers::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = |what: String| {
@@ -105,14 +110,7 @@ fn main() -> keel::layers::Result<()> {
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &test, &fit_config)?;
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
-    let images = (train.len() * history.epochs.len()) as f64;
-    println!(
-        "{measured} accuracy {:.2}% (loss {:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",
-        100.0 * evaluation.metrics.accuracy,
-        evaluation.loss,
-        history.epochs.len(),
-        images / seconds
-    );
+    println!("{}", main_job::summary(measured, &evaluation, &history, train.len(), seconds));
     Ok(())
 }
 

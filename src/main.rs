@@ -40,7 +40,7 @@ fn main() -> keel::layers::Result<()> {
     let history = fit(&mut model, &mut optimizer, &mut loss, &train, &test, &config)?;
     let seconds = start.elapsed().as_secs_f64();
     let evaluation = evaluate(&mut model, &mut loss, &test, 500)?;
-    println!("{}", main_job::summary(&evaluation, &history, train.len(), seconds));
+    println!("{}", main_job::summary("test", &evaluation, &history, train.len(), seconds));
     // The outputs go to `target/` under the working directory, made if missing (a build with
     // `CARGO_TARGET_DIR` elsewhere leaves none here).
     std::fs::create_dir_all("target")

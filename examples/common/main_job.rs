@@ -39,14 +39,21 @@ pub fn fit_config() -> FitConfig {
     }
 }
 
-/// The closing line: test accuracy and loss, epochs, seconds and training images per second
-/// for `history` of `fit` over `train_len` images that took `seconds`.
-pub fn summary(test: &Evaluation<Accuracy>, history: &History, train_len: usize, seconds: f64) -> String {
+/// The closing line: accuracy and loss on the `measured` set ("test", "dev"), epochs,
+/// seconds and training images per second, for `history` of `fit` over `train_len` images
+/// that took `seconds`.
+pub fn summary(
+    measured: &str,
+    evaluation: &Evaluation<Accuracy>,
+    history: &History,
+    train_len: usize,
+    seconds: f64,
+) -> String {
     let images = (train_len * history.epochs.len()) as f64;
     format!(
-        "test accuracy {:.2}% (loss {:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",
-        100.0 * test.metrics.accuracy,
-        test.loss,
+        "{measured} accuracy {:.2}% (loss {:.4}) after {} epochs in {seconds:.1} s: {:.0} training images/s",
+        100.0 * evaluation.metrics.accuracy,
+        evaluation.loss,
         history.epochs.len(),
         images / seconds
     )

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
 use mpi::request::{Request, Scope};
+use mpi::topology::SimpleCommunicator;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
 
 use super::{Collective, Mpi};
@@ -156,6 +157,18 @@ fn plan_buckets(sizes: &[usize], bucket_values: usize) -> (Vec<Bucket>, Vec<Slot
     (buckets, slots)
 }
 
+/// Starts the sum over the ranks of `bucket`'s values, this rank's batch size `weight` last
+/// (`MPI_Iallreduce`).
+fn start_sum<'a, S: Scope<'a>>(
+    world: &SimpleCommunicator,
+    scope: S,
+    bucket: &'a mut Bucket,
+    weight: f32,
+) -> Request<'a, [f32], S> {
+    let (send, received) = bucket.sealed(weight);
+    world.immediate_all_reduce_into(scope, send, received, SystemOperation::sum())
+}
+
 /// Tests each pending request once (`MPI_Test`), dropping those that have completed.
 fn progress<'a, R: ?Sized, S: Scope<'a>>(requests: &mut [Option<Request<'a, R, S>>]) {
     for slot in requests.iter_mut() {
@@ -195,20 +208,17 @@ impl Layer for DataParallel {
             let mut requests = Vec::with_capacity(buckets.len());
             let mut unsent = buckets.iter_mut();
             let mut open = unsent.next();
+            // The lowest layer backward has reached: those below it have not run.
+            let mut lowest = slots.len();
             let outcome = model.backward_each(input, grad_output, |index, layer| {
+                lowest = index;
                 // MPI advances a non-blocking sum only inside MPI calls: testing the pending
                 // ones after each layer moves them on while backward goes down the model.
                 progress(&mut requests);
                 let Some(bucket) = open.take() else { return Ok(()) };
                 gather_grads(layer, weight, &mut bucket.send, slots[index].offset);
                 if index == bucket.layers.start {
-                    let (send, received) = bucket.sealed(weight);
-                    requests.push(Some(world.immediate_all_reduce_into(
-                        scope,
-                        send,
-                        received,
-                        SystemOperation::sum(),
-                    )));
+                    requests.push(Some(start_sum(&world, scope, bucket, weight)));
                     open = unsent.next();
                 } else {
                     open = Some(bucket);
@@ -218,21 +228,12 @@ impl Layer for DataParallel {
             // Layers below the first trainable one (no backward when the input gradient is
             // off) still send what their gradients hold, so every rank starts every bucket.
             for bucket in open.into_iter().chain(unsent) {
-                for index in bucket.layers.clone() {
-                    gather_grads(
-                        model.layers_mut()[index].as_mut(),
-                        weight,
-                        &mut bucket.send,
-                        slots[index].offset,
-                    );
+                let unvisited = bucket.layers.start..bucket.layers.end.min(lowest);
+                let layers = model.layers_mut()[unvisited.clone()].iter_mut().zip(&slots[unvisited]);
+                for (layer, slot) in layers {
+                    gather_grads(layer.as_mut(), weight, &mut bucket.send, slot.offset);
                 }
-                let (send, received) = bucket.sealed(weight);
-                requests.push(Some(world.immediate_all_reduce_into(
-                    scope,
-                    send,
-                    received,
-                    SystemOperation::sum(),
-                )));
+                requests.push(Some(start_sum(&world, scope, bucket, weight)));
             }
             let start = Instant::now();
             for request in requests.into_iter().flatten() {
