@@ -1,7 +1,55 @@
 //! # keel-layers
 //!
 //! Layers, losses and optimizers built on `keel-kernels`: every number is computed by a
-//! kernel; this crate owns shapes, buffers and bookkeeping.
+//! kernel; this crate owns shapes, buffers and bookkeeping. Semantics, shapes and parameter
+//! names follow PyTorch (`nn.Linear`'s `weight (out, in)`, `nn.LSTM`'s `weight_ih_l0`, ...),
+//! so weights move both ways as safetensors.
+//!
+//! ## Where to start
+//!
+//! - Build a model: layers such as [`Dense`], [`Conv2d`], [`Lstm`] chained in a
+//!   [`Sequential`], or a ready-made one from [`models`] ([`lenet5`], [`resnet`], ...).
+//! - Train it: a [`Dataset`], a [`Loss`], an [`Optimizer`], then [`fit`] (mini-batches,
+//!   dev-set scoring, early stopping, a log) and [`evaluate`]; or drive the steps yourself
+//!   as below.
+//! - Keep it: [`save_safetensors`] and [`load_safetensors`] (strict, all or nothing).
+//!
+//! Every layer's `forward` takes `(batch, ...)` and keeps its output; `backward` takes the
+//! gradient of that output, **accumulates** the parameter gradients and **overwrites** the
+//! input gradient; the optimizer's `step` reads the gradients and updates the parameters.
+//!
+//! ```
+//! use keel_layers::{
+//!     zero_grad, Adam, AdamConfig, Dense, Init, Layer, Loss, Mode, Optimizer, SeedableRng,
+//!     Sequential, SoftmaxCrossEntropy, StdRng, Tensor,
+//! };
+//!
+//! # fn main() -> keel_layers::Result<()> {
+//! // Four points (batch 4, features 2), class 1 where the first feature is positive.
+//! let x = Tensor::from_vec(&[4, 2], vec![1.0, 0.5, 2.0, -1.0, -1.0, 0.3, -2.0, -0.5])?;
+//! let labels = [1, 1, 0, 0];
+//!
+//! let mut model = Sequential::new().push(Dense::new(2, 2, Init::Xavier, &mut StdRng::seed_from_u64(0))?);
+//! let mut loss = SoftmaxCrossEntropy::new();
+//! let mut optimizer = Adam::new(AdamConfig { lr: 0.1, ..AdamConfig::default() })?;
+//!
+//! let mut first = None;
+//! for _ in 0..50 {
+//!     model.forward(&x, Mode::Train)?;              // output (4, 2): class scores
+//!     let value = loss.forward(model.output(), &labels)?;
+//!     first.get_or_insert(value);
+//!     zero_grad(&mut model);                        // gradients accumulate: clear them
+//!     model.backward(&x, loss.backward(&labels)?)?; // ∂loss/∂output (4, 2) back through the model
+//!     optimizer.step(&mut model)?;
+//! }
+//! model.forward(&x, Mode::Eval)?;
+//! let last = loss.forward(model.output(), &labels)?;
+//! assert!(last < 0.1 * first.unwrap());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Modules
 //!
 //! The source tree, one folder per concern (each item is also re-exported here at the root):
 //!
