@@ -61,6 +61,7 @@
 //!   ([`gemm::native::sgemm`] keeps keel's own); the build script links the library.
 
 pub mod activation;
+pub mod cache;
 pub mod conv;
 pub mod embed;
 pub mod error;

@@ -7,7 +7,8 @@
 //! shared, panel by panel, by whichever part needs a panel first (`shared.rs`).
 //!
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
-//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2);
+//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2: the block
+//!   sizes follow the CPU's caches, see `blocking.rs`);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
 //!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
@@ -37,6 +38,7 @@
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
+use super::blocking::{blocking, Blocking};
 use super::buffers::{return_buffer, take_buffer, PACKED_A, PACKED_B};
 use super::epilogue::{Epilogue, TileEpilogue};
 use super::line_aligned::LineAligned;
@@ -46,8 +48,8 @@ use super::parts::{run_parts, SharedMut};
 use super::portable::Portable;
 use super::shared::SharedPanels;
 use super::tuning::{
-    DIRECT_A_MAX_COLS, DIRECT_A_MAX_FLOATS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC,
-    MAX_SHARED_FLOATS, MC, NC, PACK_A_COST, PACK_B_COST,
+    DIRECT_A_MAX_COLS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MAX_SHARED_FLOATS,
+    PACK_A_COST, PACK_B_COST,
 };
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
@@ -293,18 +295,19 @@ unsafe fn loop_nest<K: Microkernel>(
         BIn::Matrix(b_op) => (b_op, None),
         BIn::Prepacked(panels) => (Operand { data: &[], ld: 1, trans: Transpose::No }, Some(panels)),
     };
+    let Blocking { nc: block_cols, .. } = blocking();
     let direct_b = prepacked.is_none() && reads_b_in_place::<K>(shape, rows.len());
-    let packed_panels = if direct_b { 1 } else { NC.min(cols.len()).div_ceil(K::NR) };
+    let packed_panels = if direct_b { 1 } else { block_cols.min(cols.len()).div_ceil(K::NR) };
     // B̃ needs a buffer unless packed beforehand, shared, or read in place by a kernel that
     // needs no padded tail.
     let packs_b = prepacked.is_none() && shared_b.is_none() && !(direct_b && K::EXACT_EDGES);
     let mut packed_b = match packs_b {
-        true => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * NC.div_ceil(K::NR) * K::NR),
+        true => take_buffer(&PACKED_B, KC * K::NR * packed_panels, KC * block_cols.div_ceil(K::NR) * K::NR),
         false => LineAligned::default(),
     };
     // Loop 5: blocks of NC columns of C.
-    for jc in cols.clone().step_by(NC) {
-        let nc = NC.min(cols.end - jc);
+    for jc in cols.clone().step_by(block_cols) {
+        let nc = block_cols.min(cols.end - jc);
         // Loop 4: blocks of at most KC along the depth.
         let kc_step = kc_step(k);
         for pc in (0..k).step_by(kc_step) {
@@ -426,12 +429,13 @@ unsafe fn run_part<K: Microkernel>(
         ASource::Shared(_) => false,
         ASource::Direct => !K::EXACT_EDGES,
     };
+    let Blocking { mc, .. } = blocking();
     let mut packed_a = match packs_a {
-        true => take_buffer(&PACKED_A, MC.div_ceil(K::MR) * K::MR * kc, MC.div_ceil(K::MR) * K::MR * KC),
+        true => take_buffer(&PACKED_A, mc.div_ceil(K::MR) * K::MR * kc, mc.div_ceil(K::MR) * K::MR * KC),
         false => LineAligned::default(),
     };
     // Only a packed Ã is made block by block; otherwise one block holds all the part's rows.
-    let block_rows = if matches!(source, ASource::Packed) { MC } else { part.rows.len() };
+    let block_rows = if matches!(source, ASource::Packed) { mc } else { part.rows.len() };
     let col_tiles = part.cols.len().div_ceil(K::NR);
     let first_col_tile = if matches!(b_block, BPanels::Shared { .. }) { sweep.first(col_tiles) } else { 0 };
     // Loop 3: blocks of MC rows.
@@ -521,12 +525,13 @@ enum ASource<'a> {
 /// not transposed (Aᵀ in place would read one line per step of k, `lda` apart), and:
 /// - when the part is one tile wide, each Ã panel serves one microkernel call per block of
 ///   k, and packing it would be a copy for nothing (as for B when C is one row of tiles);
-/// - when the block of A holds at most [`DIRECT_A_MAX_FLOATS`], the part is at most
+/// - when the block of A holds at most [`Blocking::direct_a_max_floats`], the part is at most
 ///   [`DIRECT_A_MAX_COLS`] wide, and A's rows are not a multiple of 4 KiB apart (rows that
 ///   far apart all fall in one L1 set): the copy then costs more than the in-place panel's
 ///   address arithmetic (constants in the packed kernel).
 fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: usize) -> bool {
-    let small_block =
-        rows * kc <= DIRECT_A_MAX_FLOATS && cols <= DIRECT_A_MAX_COLS && !a.ld.is_multiple_of(1024);
+    let small_block = rows * kc <= blocking().direct_a_max_floats
+        && cols <= DIRECT_A_MAX_COLS
+        && !a.ld.is_multiple_of(1024);
     a.trans == Transpose::No && (cols <= K::NR || small_block)
 }

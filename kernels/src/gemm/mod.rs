@@ -22,7 +22,8 @@
 //!   along the rows of C, reading B in place (`rows_in_lanes.rs`);
 //! - [`GemmPath::Packed`]: keel's packed GEMM (BLIS's loop nest, packed panels, one
 //!   register-blocked microkernel per instruction set: AVX-512F 12x32 with masked edges,
-//!   AVX2+FMA 6x16, portable 4x8), with C split across the rayon pool (`driver.rs`);
+//!   AVX2+FMA 6x16, portable 4x8), with C split across the rayon pool (`driver.rs`) and
+//!   blocks sized from the CPU's caches ([`blocking`]);
 //! - [`GemmPath::Blas`]: the system's `cblas_sgemm`, when the crate is built with the `blas`
 //!   feature.
 //!
@@ -46,6 +47,7 @@ mod avx512;
 mod batched;
 #[cfg(feature = "blas")]
 mod blas;
+mod blocking;
 mod buffers;
 mod driver;
 mod epilogue;
@@ -69,6 +71,7 @@ use crate::isa::{current_isa, Isa};
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::activate as activate_avx512;
+pub use blocking::{blocking, Blocking};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use plan::{plan, GemmPath};
 pub use prepacked::{sgemm_prepacked, PackedB};

@@ -1,17 +1,14 @@
-//! Tuning constants of the GEMM family, in one table: the cache blocking of the packed loop
-//! nest, the thresholds between its paths and the prefetch distances. They are sized for an
-//! AVX-512 Xeon with 48 KiB of L1d and 2 MiB of L2 per core and a large shared L3; the
-//! measurements behind each value are in `docs/tuning.md` (section GEMM). The register tiles
-//! (MR, NR, a tile's accumulators) belong to each microkernel.
+//! Tuning constants of the GEMM family, in one table: the depth of the packed loop nest's
+//! blocks, the thresholds between its paths and the prefetch distances. The blocks that
+//! follow the L2 (MC, NC, the largest block of A read in place) are computed from the CPU's
+//! caches in `blocking.rs`. The measurements behind each value are in `docs/tuning.md`
+//! (section GEMM), taken on an AVX-512 Xeon with 48 KiB of L1d and 2 MiB of L2 per core. The
+//! register tiles (MR, NR, a tile's accumulators) belong to each microkernel.
 
 // Cache blocking of the packed loop nest (`driver.rs`).
 
 /// Depth of one rank-KC update: an Ã micro-panel (`MR x KC`, 12 KiB for MR = 12) stays in L1.
 pub(crate) const KC: usize = 256;
-/// Rows of the packed block Ã (`MC x KC`: 192 KiB, in L2 beside B̃); a multiple of every MR (12, 6, 4).
-pub(crate) const MC: usize = 192;
-/// Columns of the packed block B̃ (`KC x NC`: 1 MiB, stays in L2); a multiple of every NR (32, 16, 8).
-pub(crate) const NC: usize = 1024;
 
 // Operands read in place rather than packed (`driver.rs`, `rows_in_lanes.rs`).
 
@@ -21,9 +18,8 @@ pub(crate) const DIRECT_B_MAX_M: usize = 256;
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
 /// One row of tiles (or few rows) reads B in place while a block of k spans at most this many floats (4 MiB).
 pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;
-/// A part reads its block of A in place when the block holds at most this many floats (256 KiB, in L2) ...
-pub(crate) const DIRECT_A_MAX_FLOATS: usize = 1 << 16;
-/// ... and the part is at most this many columns (8 AVX-512 tiles): wider parts reuse a packed Ã enough.
+/// A part reads its block of A in place when the block is small (`Blocking::direct_a_max_floats`)
+/// and the part is at most this many columns (8 AVX-512 tiles): wider parts reuse a packed Ã enough.
 pub(crate) const DIRECT_A_MAX_COLS: usize = 256;
 
 // Splitting C across threads (`driver.rs`, `shared.rs`).
