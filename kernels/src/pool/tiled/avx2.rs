@@ -1,7 +1,9 @@
 //! AVX2 bodies of the 2x2 tiled pools: 8 outputs per vector, laid out by [`Units`], the
-//! same scheme as the AVX-512 bodies with AVX2's tools: `vmaskmovps` masked loads and stores
-//! (masked-off lanes are not accessed), and, lacking a two-register permute, in-lane
-//! shuffles in a scrambled lane order fixed once per vector.
+//! same scheme as the AVX-512 bodies with AVX2's tools: whole-vector loads and stores, and
+//! `vmaskmovps` (masked-off lanes are not accessed) only for the ragged parts of a unit,
+//! since AMD's cores run a masked store as a microcoded sequence of about a dozen uops per
+//! vector; and, lacking a two-register permute, in-lane shuffles in a scrambled lane order
+//! fixed once per vector.
 //!
 //! `shufps` of the lower part `lo` (window row floats of outputs `p = 0..4` of the part,
 //! two each) and the upper part `hi` takes even (odd) floats in the order
@@ -21,6 +23,39 @@ const LANES: usize = 8;
 #[target_feature(enable = "avx2")]
 fn mask(len: usize) -> __m256i {
     _mm256_cmpgt_epi32(_mm256_set1_epi32(len as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+}
+
+/// Loads `len <= 8` floats at `p`: one whole vector when `len` is 8, else the first `len`
+/// lanes (the others 0, not accessed).
+///
+/// # Safety
+/// `p .. p + len` must be readable (`p` may dangle when `len` is 0).
+#[target_feature(enable = "avx2")]
+unsafe fn load(p: *const f32, len: usize) -> __m256 {
+    // SAFETY: the caller's bounds; masked-off lanes are not accessed.
+    unsafe {
+        if len == LANES {
+            _mm256_loadu_ps(p)
+        } else {
+            _mm256_maskload_ps(p, mask(len))
+        }
+    }
+}
+
+/// Stores the first `len <= 8` lanes of `v` at `p`: one whole vector when `len` is 8.
+///
+/// # Safety
+/// `p .. p + len` must be writable (`p` may dangle when `len` is 0).
+#[target_feature(enable = "avx2")]
+unsafe fn store(p: *mut f32, len: usize, v: __m256) {
+    // SAFETY: the caller's bounds; masked-off lanes are not accessed.
+    unsafe {
+        if len == LANES {
+            _mm256_storeu_ps(p, v)
+        } else {
+            _mm256_maskstore_ps(p, mask(len), v)
+        }
+    }
 }
 
 /// The permute tables of one call (see [`Unit`] for `split`).
@@ -71,13 +106,10 @@ impl Tables {
 /// `x` must be readable at `u.x_lo + row .. + u.lo_len` and `u.x_hi + row .. + u.hi_len`.
 #[target_feature(enable = "avx2")]
 unsafe fn load_columns(x: *const f32, u: &Unit, row: usize) -> (__m256, __m256) {
-    // SAFETY: the caller's bounds; masked-off lanes are not accessed (no fault), so the
-    // pointer may point past the slice where its mask is empty (`wrapping_add`).
+    // SAFETY: the caller's bounds; a part of length 0 is not accessed, so its pointer may
+    // point past the slice (`wrapping_add`).
     let (lo, hi) = unsafe {
-        (
-            _mm256_maskload_ps(x.wrapping_add(u.x_lo + row), mask(u.lo_len)),
-            _mm256_maskload_ps(x.wrapping_add(u.x_hi + row), mask(u.hi_len)),
-        )
+        (load(x.wrapping_add(u.x_lo + row), u.lo_len), load(x.wrapping_add(u.x_hi + row), u.hi_len))
     };
     (_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi), _mm256_shuffle_ps::<0b11_01_11_01>(lo, hi))
 }
@@ -89,10 +121,10 @@ unsafe fn load_columns(x: *const f32, u: &Unit, row: usize) -> (__m256, __m256) 
 /// `dx` must be writable where [`load_columns`] reads.
 #[target_feature(enable = "avx2")]
 unsafe fn store_columns(dx: *mut f32, u: &Unit, row: usize, left: __m256, right: __m256) {
-    // SAFETY: the caller's bounds; masked-off lanes are not accessed.
+    // SAFETY: the caller's bounds; a part of length 0 is not accessed.
     unsafe {
-        _mm256_maskstore_ps(dx.wrapping_add(u.x_lo + row), mask(u.lo_len), _mm256_unpacklo_ps(left, right));
-        _mm256_maskstore_ps(dx.wrapping_add(u.x_hi + row), mask(u.hi_len), _mm256_unpackhi_ps(left, right));
+        store(dx.wrapping_add(u.x_lo + row), u.lo_len, _mm256_unpacklo_ps(left, right));
+        store(dx.wrapping_add(u.x_hi + row), u.hi_len, _mm256_unpackhi_ps(left, right));
     }
 }
 
@@ -127,11 +159,10 @@ pub(super) unsafe fn max_forward(units: Units, w: usize, x: &[f32], y: &mut [f32
         }
         let best = _mm256_permutevar8x32_ps(best, t.unscramble);
         let index = _mm256_add_epi32(window_starts(&t, &u), _mm256_permutevar8x32_epi32(rel, t.unscramble));
-        let lanes = mask(u.n);
-        // SAFETY: outputs `out .. out + n` are in `y` and `argmax`; the rest is masked off.
+        // SAFETY: outputs `out .. out + n` are in `y` and `argmax`; the rest is not accessed.
         unsafe {
-            _mm256_maskstore_ps(yp.add(u.out), lanes, best);
-            _mm256_maskstore_epi32(ap.add(u.out), lanes, index);
+            store(yp.add(u.out), u.n, best);
+            store(ap.add(u.out).cast(), u.n, _mm256_castsi256_ps(index));
         }
     }
 }
@@ -153,10 +184,9 @@ pub(super) unsafe fn max_backward(
     let (dyp, ap, dxp) = (dy.as_ptr(), argmax.as_ptr().cast::<i32>(), dx.as_mut_ptr());
     for u in units {
         let lanes = mask(u.n);
-        // SAFETY: outputs `out .. out + n` are in `dy` and `argmax`; the rest is masked off.
-        let (d, index) = unsafe {
-            (_mm256_maskload_ps(dyp.add(u.out), lanes), _mm256_maskload_epi32(ap.add(u.out), lanes))
-        };
+        // SAFETY: outputs `out .. out + n` are in `dy` and `argmax`; the rest is not accessed.
+        let (d, index) =
+            unsafe { (load(dyp.add(u.out), u.n), _mm256_castps_si256(load(ap.add(u.out).cast(), u.n))) };
         // Into scrambled lanes. A scrambled lane past both parts copies some output lane,
         // gradient, offset and validity alike, so the check below judges it as that lane.
         let scramble = |v: __m256i| _mm256_permutevar8x32_epi32(v, t.scramble);
@@ -191,8 +221,8 @@ pub(super) unsafe fn avg_forward(units: Units, w: usize, x: &[f32], y: &mut [f32
         let ((tl, tr), (bl, br)) = unsafe { (load_columns(xp, &u, 0), load_columns(xp, &u, w)) };
         let sum = [tl, tr, bl, br].into_iter().fold(_mm256_setzero_ps(), |sum, v| _mm256_add_ps(sum, v));
         let mean = _mm256_permutevar8x32_ps(_mm256_div_ps(sum, _mm256_set1_ps(4.0)), t.unscramble);
-        // SAFETY: outputs `out .. out + n` are in `y`; the rest is masked off.
-        unsafe { _mm256_maskstore_ps(yp.add(u.out), mask(u.n), mean) };
+        // SAFETY: outputs `out .. out + n` are in `y`; the rest is not accessed.
+        unsafe { store(yp.add(u.out), u.n, mean) };
     }
 }
 
@@ -205,8 +235,8 @@ pub(super) unsafe fn avg_backward(units: Units, w: usize, dy: &[f32], dx: &mut [
     let t = Tables::new(units.split());
     let (dyp, dxp) = (dy.as_ptr(), dx.as_mut_ptr());
     for u in units {
-        // SAFETY: outputs `out .. out + n` are in `dy`; the rest is masked off.
-        let d = unsafe { _mm256_maskload_ps(dyp.add(u.out), mask(u.n)) };
+        // SAFETY: outputs `out .. out + n` are in `dy`; the rest is not accessed.
+        let d = unsafe { load(dyp.add(u.out), u.n) };
         let g = _mm256_add_ps(_mm256_div_ps(d, _mm256_set1_ps(4.0)), _mm256_setzero_ps());
         let g = _mm256_permutevar8x32_ps(g, t.scramble);
         // SAFETY: the unit's window rows are in `dx` (bounds above).
