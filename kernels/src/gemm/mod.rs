@@ -124,6 +124,20 @@ pub fn sgemm(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: 
 /// [`Activation`]. Errors as [`sgemm`], and on a bias whose length is not `m` (per row) or
 /// `n` (per column) or a non-finite leaky slope (the error names `bias` or
 /// `negative_slope`).
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_fused, Activation, Bias, Epilogue, GemmShape};
+///
+/// // A dense layer's Y = relu(X·W + b): X (batch 2, in 2), W (in 2, out 2), b (out 2).
+/// let x = [1.0, 2.0, 3.0, 4.0];
+/// let w = [1.0, 0.0, 0.0, 1.0];
+/// let bias = [-2.0, 0.5];
+/// let epilogue = Epilogue { bias: Bias::PerColumn(&bias), activation: Activation::Relu };
+/// let mut y = [f32::NAN; 4]; // β = 0: never read
+/// sgemm_fused(&GemmShape::new(2, 2, 2), 1.0, &x, &w, 0.0, &mut y, &epilogue).unwrap();
+/// // X·W + b = [[-1, 2.5], [1, 4.5]], then ReLU.
+/// assert_eq!(y, [0.0, 2.5, 1.0, 4.5]);
+/// ```
 pub fn sgemm_fused(
     shape: &GemmShape,
     alpha: f32,
@@ -189,6 +203,19 @@ fn checked_run(
 /// (`(batch - 1)·stride + span`, naming the operand and its stride), and when `strides.c`
 /// is less than the span of one C, `(m - 1)·ldc + n` (for `batch > 1`), so that no two
 /// `C_i` overlap.
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_strided_batched, BatchStrides, Epilogue, GemmShape};
+///
+/// // Two (2, 2) A_i, 4 elements apart, times one shared B (stride 0) that swaps columns.
+/// let a = [1.0, 2.0, 3.0, 4.0, /* A_1: */ 5.0, 6.0, 7.0, 8.0];
+/// let b = [0.0, 1.0, 1.0, 0.0];
+/// let mut c = [0.0; 8]; // C_0, C_1: (2, 2) each, overwritten (β = 0)
+/// let strides = BatchStrides { a: 4, b: 0, c: 4 };
+/// let shape = GemmShape::new(2, 2, 2);
+/// sgemm_strided_batched(&shape, 2, strides, 1.0, &a, &b, 0.0, &mut c, &Epilogue::NONE).unwrap();
+/// assert_eq!(c, [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0]);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_strided_batched(
     shape: &GemmShape,

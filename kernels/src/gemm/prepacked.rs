@@ -113,6 +113,23 @@ fn panel_width(isa: Isa) -> usize {
 /// otherwise scaled and accumulated into. Errors (before anything is written) on a shape
 /// that differs from the packed one (naming `b`), on A or C too short (as `sgemm`), and on
 /// a bias that does not fit.
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_prepacked, Epilogue, GemmShape, PackedB};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // B (k 2, n 2) packed once; C (1, 2) = A·B + C, accumulated (β = 1).
+/// let shape = GemmShape::new(1, 2, 2);
+/// let mut b = PackedB::default();
+/// b.pack(&shape, &[1.0, 2.0, 3.0, 4.0])?;
+/// let mut c = [10.0, 20.0];
+/// sgemm_prepacked(&shape, 1.0, &[1.0, 1.0], &b, 1.0, &mut c, &Epilogue::NONE)?;
+/// assert_eq!(c, [14.0, 26.0]);
+/// // A product of another k does not fit the packed B.
+/// let other = GemmShape::new(1, 2, 3);
+/// assert!(sgemm_prepacked(&other, 1.0, &[1.0; 3], &b, 0.0, &mut c, &Epilogue::NONE).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_prepacked(
     shape: &GemmShape,
