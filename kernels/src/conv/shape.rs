@@ -23,7 +23,9 @@ use crate::error::{check_len, shape_error, Result};
 /// assert!(shape.check().is_ok());
 /// // out = floor((32 + 2·1 - 1·(3 - 1) - 1) / 2) + 1 = 16.
 /// assert_eq!((shape.out_h(), shape.out_w()), (16, 16));
-/// assert_eq!((shape.x_len(), shape.weight_len(), shape.y_len()), (8 * 3 * 32 * 32, 16 * 3 * 3 * 3, 8 * 16 * 16 * 16));
+/// assert_eq!(shape.x_len(), 8 * 3 * 32 * 32); // x (n, c_in, h, w)
+/// assert_eq!(shape.weight_len(), 16 * 3 * 3 * 3); // weight (c_out, c_in, kh, kw)
+/// assert_eq!(shape.y_len(), 8 * 16 * 16 * 16); // y (n, c_out, out_h, out_w)
 /// // Groups must divide both channel counts.
 /// assert!(shape.with_groups(2).check().is_err());
 /// ```

@@ -80,7 +80,8 @@ pub const BLAS_LIBRARY: &str = env!("KEEL_BLAS_NAME");
 pub use shape::{GemmShape, Transpose};
 
 /// The element strides between consecutive matrices of each operand of
-/// [`sgemm_strided_batched`]: `A_i` starts at `a[i·a]`, `B_i` at `b[i·b]`, `C_i` at `c[i·c]`.
+/// [`sgemm_strided_batched`]: `A_i` starts at `a[i·a]`, `B_i` at `b[i·b]`, `C_i` at `c[i·c]`
+/// (see its example).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatchStrides {
     /// Elements from `A_i` to `A_{i+1}` (0: one A shared by the batch).
