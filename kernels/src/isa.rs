@@ -17,12 +17,15 @@
 //!
 //! ```
 //! use keel_kernels::isa::{current_isa, with_isa, Isa};
+//! # fn main() -> keel_kernels::Result<()> {
 //!
 //! // Every instruction set this CPU has, best first; the portable one runs anywhere.
 //! for isa in Isa::available() {
-//!     let seen = with_isa(isa, current_isa).unwrap();
+//!     let seen = with_isa(isa, current_isa)?;
 //!     assert_eq!(seen, isa);
 //! }
+//! # Ok(())
+//! # }
 //! ```
 
 use std::cell::Cell;

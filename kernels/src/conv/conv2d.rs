@@ -110,14 +110,17 @@ fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
 ///
 /// ```
 /// use keel_kernels::conv::{conv2d_forward, conv2d_workspace_len, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
 ///
 /// // One 3x3 image, one channel, a 2x2 kernel of ones: each output sums a window.
 /// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
 /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 /// let mut y = [0.0; 4];
 /// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
-/// conv2d_forward(&shape, &x, &[1.0; 4], Some(&[0.5]), &mut y, &mut workspace).unwrap();
+/// conv2d_forward(&shape, &x, &[1.0; 4], Some(&[0.5]), &mut y, &mut workspace)?;
 /// assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
+/// # Ok(())
+/// # }
 /// ```
 pub fn conv2d_forward(
     shape: &Conv2dShape,

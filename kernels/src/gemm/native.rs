@@ -46,9 +46,8 @@ pub fn sgemm(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: 
 }
 
 /// [`super::sgemm_fused`] on the path [`plan`] gives, whatever the features (the epilogue in
-/// registers on the packed path, where the `blas` build makes a pass over C). Shapes,
-/// overwrite/accumulate rule and errors as [`super::sgemm_fused`], whose example this
-/// function runs the same way.
+/// registers on the packed path, where the `blas` build makes a pass over C). Shapes, the
+/// overwrite/accumulate rule and errors as [`super::sgemm_fused`] (see its example).
 pub fn sgemm_fused(
     shape: &GemmShape,
     alpha: f32,

@@ -25,17 +25,20 @@ use crate::isa::{current_isa, Isa};
 ///
 /// ```
 /// use keel_kernels::gemm::{sgemm_prepacked, Epilogue, GemmShape, PackedB, Transpose};
+/// # fn main() -> keel_kernels::Result<()> {
 ///
 /// // Y = X·Wᵀ for a W (out 2, in 3) packed once, then used for two inputs.
 /// let w = [1.0, 1.0, 1.0, 0.0, 0.0, 2.0];
 /// let shape = GemmShape::new(1, 2, 3).transposed(Transpose::No, Transpose::Yes);
 /// let mut packed = PackedB::default();
-/// packed.pack(&shape, &w).unwrap();
+/// packed.pack(&shape, &w)?;
 /// let mut y = [0.0; 2];
-/// sgemm_prepacked(&shape, 1.0, &[1.0, 2.0, 3.0], &packed, 0.0, &mut y, &Epilogue::NONE).unwrap();
+/// sgemm_prepacked(&shape, 1.0, &[1.0, 2.0, 3.0], &packed, 0.0, &mut y, &Epilogue::NONE)?;
 /// assert_eq!(y, [6.0, 6.0]);
-/// sgemm_prepacked(&shape, 1.0, &[0.0, 1.0, 0.0], &packed, 0.0, &mut y, &Epilogue::NONE).unwrap();
+/// sgemm_prepacked(&shape, 1.0, &[0.0, 1.0, 0.0], &packed, 0.0, &mut y, &Epilogue::NONE)?;
 /// assert_eq!(y, [1.0, 0.0]);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PackedB {
