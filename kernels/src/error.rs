@@ -7,6 +7,32 @@
 use thiserror::Error;
 
 /// What a kernel rejected, naming the argument, the expectation and the actual value.
+///
+/// Its message (`Display`) is one line: the argument, what was expected, what came.
+///
+/// ```
+/// use keel_kernels::activation::relu_forward;
+/// use keel_kernels::gemm::{sgemm, GemmShape};
+/// use keel_kernels::norm::dropout_forward;
+/// use keel_kernels::KernelError;
+///
+/// // A slice of the wrong length: x (3) but y (2).
+/// let mut y = [7.0; 2];
+/// let err = relu_forward(&[1.0, 2.0, 3.0], &mut y).unwrap_err();
+/// assert_eq!(err, KernelError::Length { what: "y (same length as x)".into(), expected: 3, actual: 2 });
+/// assert_eq!(err.to_string(), "y (same length as x): expected a slice of length 3, got length 2");
+/// assert_eq!(y, [7.0; 2]); // checked before anything was written
+///
+/// // An inconsistent shape: A (2, 3) stored with rows 2 apart.
+/// let shape = GemmShape::new(2, 2, 3).with_ld(2, 2, 2);
+/// let err = sgemm(&shape, 1.0, &[0.0; 6], &[0.0; 6], 0.0, &mut [0.0; 4]).unwrap_err();
+/// assert!(matches!(err, KernelError::Shape { .. }));
+/// assert_eq!(err.to_string(), "lda: expected lda >= max(1, 3), got 2");
+///
+/// // A scalar out of its domain: a dropout probability of 1.5.
+/// let err = dropout_forward(1.5, 0, 0, &[1.0], &mut [0.0], &mut [0]).unwrap_err();
+/// assert_eq!(err.to_string(), "p: expected 0 <= p <= 1, got 1.5");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KernelError {
     /// A slice has the wrong length for the shape it was declared with.

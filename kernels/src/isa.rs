@@ -17,12 +17,15 @@
 //!
 //! ```
 //! use keel_kernels::isa::{current_isa, with_isa, Isa};
+//! # fn main() -> keel_kernels::Result<()> {
 //!
 //! // Every instruction set this CPU has, best first; the portable one runs anywhere.
 //! for isa in Isa::available() {
-//!     let seen = with_isa(isa, current_isa).unwrap();
+//!     let seen = with_isa(isa, current_isa)?;
 //!     assert_eq!(seen, isa);
 //! }
+//! # Ok(())
+//! # }
 //! ```
 
 use std::cell::Cell;
@@ -31,6 +34,17 @@ use std::sync::OnceLock;
 use crate::error::{argument_error, Result};
 
 /// The instruction sets keel has kernels for, best first.
+///
+/// ```
+/// use keel_kernels::isa::Isa;
+///
+/// // The names `KEEL_ISA` takes.
+/// assert_eq!(Isa::from_name("avx2"), Some(Isa::Avx2));
+/// assert_eq!(Isa::Avx512.name(), "avx512");
+/// assert_eq!(Isa::from_name("sse"), None);
+/// // The portable code runs on every CPU.
+/// assert!(Isa::Portable.is_supported() && Isa::available().contains(&Isa::Portable));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// 512-bit FMA (AVX-512F): 16 lanes, 32 vector registers.
@@ -118,6 +132,15 @@ thread_local! {
 
 /// The instruction set a kernel called on this thread runs on (the rule of the
 /// [module docs](self)): the one [`with_isa`] forces, else `KEEL_ISA`'s, else the best.
+///
+/// ```
+/// use keel_kernels::isa::{current_isa, Isa};
+///
+/// // Always an instruction set this CPU can run: the best it has, unless told otherwise.
+/// let isa = current_isa();
+/// assert!(isa.is_supported() && Isa::available().contains(&isa));
+/// println!("kernels run on {}", isa.name());
+/// ```
 pub fn current_isa() -> Isa {
     FORCED.with(Cell::get).unwrap_or_else(default_isa)
 }
@@ -129,6 +152,24 @@ pub fn current_isa() -> Isa {
 /// the other way round, since `install` runs it on a pool thread.
 ///
 /// Errors: `isa` is not an instruction set this CPU has (`f` is not run).
+///
+/// ```
+/// use keel_kernels::activation::relu_forward;
+/// use keel_kernels::isa::{current_isa, with_isa, Isa};
+/// # fn main() -> keel_kernels::Result<()> {
+/// let before = current_isa();
+/// // A kernel on the portable path, which every CPU has.
+/// let mut y = [0.0; 2];
+/// let ran = with_isa(Isa::Portable, || {
+///     assert_eq!(current_isa(), Isa::Portable);
+///     relu_forward(&[-1.0, 1.0], &mut y)
+/// })?; // `?` on the forcing: an instruction set this CPU lacks
+/// ran?; // `?` on the kernel's own result
+/// assert_eq!(y, [0.0, 1.0]);
+/// assert_eq!(current_isa(), before); // restored
+/// # Ok(())
+/// # }
+/// ```
 pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Result<R> {
     isa.check_supported()?;
     /// Puts the previous choice back when dropped.

@@ -42,6 +42,15 @@ static MAX_THREADS: AtomicUsize = AtomicUsize::new(0);
 /// [module docs](self)): the effective count is `min(pool size, n)`; `n = 0` (the default)
 /// removes the cap, so kernels follow the pool they run on. Process-wide, and read at the
 /// start of each kernel call: calls already running keep their split.
+///
+/// ```
+/// use keel_kernels::parallel::{current_num_threads, max_threads, set_max_threads};
+///
+/// set_max_threads(1);
+/// assert_eq!((max_threads(), current_num_threads()), (1, 1)); // min(pool size, 1)
+/// set_max_threads(0); // no cap: kernels follow the pool again
+/// assert_eq!(current_num_threads(), rayon::current_num_threads());
+/// ```
 pub fn set_max_threads(n: usize) {
     MAX_THREADS.store(n, Ordering::Relaxed);
 }
@@ -62,6 +71,22 @@ thread_local! {
 /// (the wake-up, and the other half's data crossing between the cores' caches) than it
 /// saves. The bits are those of a 1-thread pool. Nests; the previous state comes back when
 /// `f` returns or panics.
+///
+/// ```
+/// use keel_kernels::activation::tanh_forward;
+/// use keel_kernels::parallel::{current_num_threads, serial};
+/// # fn main() -> keel_kernels::Result<()> {
+/// let x = vec![0.5; 1 << 17]; // long enough to be split outside `serial`
+/// let (mut y, mut y_serial) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+/// tanh_forward(&x, &mut y)?;
+/// serial(|| {
+///     assert_eq!(current_num_threads(), 1);
+///     tanh_forward(&x, &mut y_serial)
+/// })?;
+/// assert_eq!(y, y_serial); // an element-wise pass gives the same bits either way
+/// # Ok(())
+/// # }
+/// ```
 pub fn serial<R>(f: impl FnOnce() -> R) -> R {
     /// Puts the previous state back when dropped.
     struct Restore(bool);

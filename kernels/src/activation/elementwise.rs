@@ -110,19 +110,45 @@ impl Map2 for LeakyReluBackward {
 }
 
 /// `y = σ(x) = 1/(1 + e⁻ˣ)`; `x` and `y` of any equal length `n`, `y` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::sigmoid_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (4). Large inputs saturate to exactly 0 and 1.
+/// let x = [0.0, 2.0, 1e4, -1e4];
+/// let mut y = [0.0; 4];
+/// sigmoid_forward(&x, &mut y)?;
+/// assert_eq!([y[0], y[2], y[3]], [0.5, 1.0, 0.0]);
+/// assert!((y[1] - 1.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn sigmoid_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
     map_unary(current_isa(), x, y, &Sigmoid);
     Ok(())
 }
 
-/// `x = σ(x)` in place (e.g. on LSTM/GRU gate blocks).
+/// `x = σ(x)` in place (e.g. on LSTM/GRU gate blocks); used as
+/// [`relu_forward_inplace`]'s example shows.
 pub fn sigmoid_forward_inplace(x: &mut [f32]) {
     map_inplace(current_isa(), x, &Sigmoid);
 }
 
 /// `dx = dy·y·(1 - y)` from the saved output `y = σ(z)`; `y`, `dy`, `dx` of equal length,
 /// `dx` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::sigmoid_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // y = σ(z) saved by the forward, dy, dx: (2). σ'(0) = 0.5·(1 - 0.5) = 0.25.
+/// let (y, dy) = ([0.5, 0.0], [4.0, 1.0]);
+/// let mut dx = [f32::NAN; 2]; // overwritten, never read
+/// sigmoid_backward(&y, &dy, &mut dx)?;
+/// assert_eq!(dx, [1.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
@@ -130,19 +156,41 @@ pub fn sigmoid_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// `y = tanh(x)`; `x` and `y` of any equal length, `y` **overwritten**.
+/// `y = tanh(x)`; `x` and `y` of any equal length, `y` **overwritten**. Called as
+/// [`sigmoid_forward`] (see its example); saturates to exactly ±1.
 pub fn tanh_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
     map_unary(current_isa(), x, y, &Tanh);
     Ok(())
 }
 
-/// `x = tanh(x)` in place.
+/// `x = tanh(x)` in place; used as [`relu_forward_inplace`]'s example shows.
 pub fn tanh_forward_inplace(x: &mut [f32]) {
     map_inplace(current_isa(), x, &Tanh);
 }
 
-/// `dx = dy·(1 - y²)` from the saved output `y = tanh(z)`; `dx` **overwritten**.
+/// `dx = dy·(1 - y²)` from the saved output `y = tanh(z)`; `y`, `dy`, `dx` of equal
+/// length, `dx` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::{tanh_backward, tanh_forward};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // z, y, dy, dx: (2). The gradient matches a central difference of the forward.
+/// let z = [0.3, -1.2];
+/// let mut y = [0.0; 2];
+/// tanh_forward(&z, &mut y)?;
+/// let mut dx = [0.0; 2];
+/// tanh_backward(&y, &[1.0, 1.0], &mut dx)?;
+/// let h = 1e-2;
+/// let (mut up, mut down) = ([0.0; 2], [0.0; 2]);
+/// tanh_forward(&z.map(|z| z + h), &mut up)?;
+/// tanh_forward(&z.map(|z| z - h), &mut down)?;
+/// for j in 0..2 {
+///     assert!((dx[j] - (up[j] - down[j]) / (2.0 * h)).abs() < 1e-3);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
@@ -151,19 +199,52 @@ pub fn tanh_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
 }
 
 /// `y = max(x, 0)`; `x` and `y` of any equal length, `y` **overwritten**; NaN stays NaN.
+///
+/// ```
+/// use keel_kernels::activation::relu_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (4).
+/// let x = [-2.0, 0.0, 0.5, f32::NAN];
+/// let mut y = [0.0; 4];
+/// relu_forward(&x, &mut y)?;
+/// assert_eq!(y[..3], [0.0, 0.0, 0.5]);
+/// assert!(y[3].is_nan());
+/// # Ok(())
+/// # }
+/// ```
 pub fn relu_forward(x: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("y", "x", x.len(), y.len())?;
     map_unary(current_isa(), x, y, &Relu);
     Ok(())
 }
 
-/// `x = max(x, 0)` in place.
+/// `x = max(x, 0)` in place (any length; cannot fail, so no `Result`).
+///
+/// ```
+/// use keel_kernels::activation::relu_forward_inplace;
+///
+/// let mut x = [-1.0, 2.0, -0.5];
+/// relu_forward_inplace(&mut x);
+/// assert_eq!(x, [0.0, 2.0, 0.0]);
+/// ```
 pub fn relu_forward_inplace(x: &mut [f32]) {
     map_inplace(current_isa(), x, &Relu);
 }
 
-/// `dx = dy·[y > 0]` from the saved output `y = relu(z)` (`y > 0 ⟺ z > 0`); `dx`
-/// **overwritten**, NaN where `y` is NaN.
+/// `dx = dy·[y > 0]` from the saved output `y = relu(z)` (`y > 0 ⟺ z > 0`); `y`, `dy`,
+/// `dx` of equal length, `dx` **overwritten**, NaN where `y` is NaN.
+///
+/// ```
+/// use keel_kernels::activation::relu_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // y = relu(z) saved by the forward, dy, dx: (3).
+/// let (y, dy) = ([0.0, 0.5, 3.0], [1.0, 2.0, 3.0]);
+/// let mut dx = [f32::NAN; 3]; // overwritten, never read
+/// relu_backward(&y, &dy, &mut dx)?;
+/// assert_eq!(dx, [0.0, 2.0, 3.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_same("dy", "y", y.len(), dy.len())?;
     check_same("dx", "y", y.len(), dx.len())?;
@@ -173,6 +254,23 @@ pub fn relu_backward(y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
 
 /// `y = x` where `x > 0`, `slope·x` elsewhere (PyTorch's `negative_slope`, default 0.01);
 /// `y` **overwritten**. `slope` must be finite and `>= 0` so that backward can work from `y`.
+///
+/// ```
+/// use keel_kernels::activation::{leaky_relu_forward, leaky_relu_forward_inplace};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (3), slope 0.5.
+/// let x = [-2.0, 0.0, 3.0];
+/// let mut y = [0.0; 3];
+/// leaky_relu_forward(0.5, &x, &mut y)?;
+/// assert_eq!(y, [-1.0, 0.0, 3.0]);
+/// // In place, the same values; a negative slope is an error.
+/// let mut x = x;
+/// leaky_relu_forward_inplace(0.5, &mut x)?;
+/// assert_eq!(x, y);
+/// assert!(leaky_relu_forward(-0.1, &x, &mut y).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
     check_same("y", "x", x.len(), y.len())?;
@@ -180,7 +278,7 @@ pub fn leaky_relu_forward(slope: f32, x: &[f32], y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// Leaky ReLU in place; `slope` as in [`leaky_relu_forward`].
+/// Leaky ReLU in place; `slope` as in [`leaky_relu_forward`], whose example uses both.
 pub fn leaky_relu_forward_inplace(slope: f32, x: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
     map_inplace(current_isa(), x, &LeakyRelu(slope));
@@ -188,7 +286,20 @@ pub fn leaky_relu_forward_inplace(slope: f32, x: &mut [f32]) -> Result<()> {
 }
 
 /// `dx = dy` where `y > 0`, `slope·dy` elsewhere, from the saved output `y` (for
-/// `slope >= 0`, `y > 0 ⟺ z > 0`); `dx` **overwritten**, NaN where `y` is NaN.
+/// `slope >= 0`, `y > 0 ⟺ z > 0`); `y`, `dy`, `dx` of equal length, `dx` **overwritten**,
+/// NaN where `y` is NaN.
+///
+/// ```
+/// use keel_kernels::activation::leaky_relu_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // y = leaky_relu(z) saved by the forward, dy, dx: (2), slope 0.5.
+/// let (y, dy) = ([-1.0, 3.0], [2.0, 2.0]);
+/// let mut dx = [0.0; 2];
+/// leaky_relu_backward(0.5, &y, &dy, &mut dx)?;
+/// assert_eq!(dx, [1.0, 2.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn leaky_relu_backward(slope: f32, y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_slope(slope)?;
     check_same("dy", "y", y.len(), dy.len())?;
@@ -218,7 +329,7 @@ impl Map2 for AddRelu {
 }
 
 /// `y = a + b` (the merge of residual branches); `a`, `b`, `y` of equal length, `y`
-/// **overwritten**.
+/// **overwritten**. Called as [`add_relu_forward`] (see its example).
 pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("b", "a", a.len(), b.len())?;
     check_same("y", "a", a.len(), y.len())?;
@@ -226,8 +337,20 @@ pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// `y = max(a + b, 0)`, a residual block's sum and ReLU in one pass; `y` **overwritten**,
-/// NaN stays NaN.
+/// `y = max(a + b, 0)`, a residual block's sum and ReLU in one pass; `a`, `b`, `y` of equal
+/// length, `y` **overwritten**, NaN stays NaN.
+///
+/// ```
+/// use keel_kernels::activation::add_relu_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // a, b, y: (3).
+/// let (a, b) = ([1.0, -3.0, 0.25], [0.5, 1.0, 0.25]);
+/// let mut y = [0.0; 3];
+/// add_relu_forward(&a, &b, &mut y)?;
+/// assert_eq!(y, [1.5, 0.0, 0.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn add_relu_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
     check_same("b", "a", a.len(), b.len())?;
     check_same("y", "a", a.len(), y.len())?;
@@ -235,7 +358,18 @@ pub fn add_relu_forward(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
     Ok(())
 }
 
-/// `y += x` (gradients of branches summed into their input's); `y` **accumulated**.
+/// `y += x` (gradients of branches summed into their input's); `x`, `y` of equal length,
+/// `y` **accumulated**.
+///
+/// ```
+/// use keel_kernels::activation::add_inplace;
+/// # fn main() -> keel_kernels::Result<()> {
+/// let mut y = [1.0, 2.0];
+/// add_inplace(&mut y, &[10.0, 20.0])?;
+/// assert_eq!(y, [11.0, 22.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn add_inplace(y: &mut [f32], x: &[f32]) -> Result<()> {
     check_same("x", "y", y.len(), x.len())?;
     map_accumulate(current_isa(), x, y, &Add);

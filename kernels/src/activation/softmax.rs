@@ -290,6 +290,23 @@ impl RowOp for LogSoftmaxBackward {
 /// `y[r, j] = e^{x[r, j]} / Σ_k e^{x[r, k]}` per row of `x (rows, cols)`, computed as
 /// `e^{x - max}` so no exponent overflows; `y (rows, cols)` **overwritten**. A row holding
 /// NaN (or +inf) gives a NaN row; `-inf` entries give 0. Zero rows or columns: no-op.
+///
+/// ```
+/// use keel_kernels::activation::softmax_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (rows 2, cols 3). Huge logits do not overflow.
+/// let x = [1.0, 2.0, 3.0, 1000.0, 1000.0, 1000.0];
+/// let mut y = [0.0; 6];
+/// softmax_forward(2, 3, &x, &mut y)?;
+/// for row in y.chunks(3) {
+///     assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+/// }
+/// let total: f32 = x[..3].iter().map(|v| v.exp()).sum();
+/// assert!((y[2] - 3.0f32.exp() / total).abs() < 1e-6);
+/// assert!((y[3] - 1.0 / 3.0).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
     check_matrix("x", ("rows", "cols"), rows, cols, x.len())?;
     check_matrix("y", ("rows", "cols"), rows, cols, y.len())?;
@@ -311,6 +328,17 @@ pub fn softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Re
 /// `y[r, j] = x[r, j] - max_r - ln Σ_k e^{x[r, k] - max_r}` (log-sum-exp with the row max
 /// taken out first, so `y` stays exact where `x` is near the max); shapes and NaN as
 /// [`softmax_forward`], `y` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::log_softmax_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (rows 1, cols 2). Equal logits: both ln(1/2).
+/// let mut y = [0.0; 2];
+/// log_softmax_forward(1, 2, &[5.0, 5.0], &mut y)?;
+/// assert!(y.iter().all(|v| (v + 2.0f32.ln()).abs() < 1e-6));
+/// # Ok(())
+/// # }
+/// ```
 pub fn log_softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -> Result<()> {
     check_matrix("x", ("rows", "cols"), rows, cols, x.len())?;
     check_matrix("y", ("rows", "cols"), rows, cols, y.len())?;
@@ -323,6 +351,21 @@ pub fn log_softmax_forward(rows: usize, cols: usize, x: &[f32], y: &mut [f32]) -
 
 /// `dx = y·(dy - Σ_k dy_k·y_k)` per row, from the saved output `y = softmax(x)`;
 /// `y`, `dy`, `dx` are `(rows, cols)`, `dx` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::softmax_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // y = softmax([0, 0]) = [0.5, 0.5], dy, dx: (rows 1, cols 2).
+/// let y = [0.5, 0.5];
+/// let mut dx = [0.0; 2];
+/// softmax_backward(1, 2, &y, &[1.0, 0.0], &mut dx)?;
+/// assert_eq!(dx, [0.25, -0.25]); // 0.5·(1 - 0.5), 0.5·(0 - 0.5)
+/// // Softmax ignores a constant added to a row, so a constant dy has no gradient.
+/// softmax_backward(1, 2, &y, &[3.0, 3.0], &mut dx)?;
+/// assert_eq!(dx, [0.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_matrix("y", ("rows", "cols"), rows, cols, y.len())?;
     check_matrix("dy", ("rows", "cols"), rows, cols, dy.len())?;
@@ -336,6 +379,20 @@ pub fn softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx: &mu
 
 /// `dx = dy - e^{y}·Σ_k dy_k` per row, from the saved output `y = log_softmax(x)`
 /// (`e^{y}` is the softmax); `(rows, cols)` each, `dx` **overwritten**.
+///
+/// ```
+/// use keel_kernels::activation::{log_softmax_backward, log_softmax_forward};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y, dy, dx: (rows 1, cols 2). The negative log-likelihood of class 0 has
+/// // dy = [-1, 0], so dx = softmax(x) - onehot(0) = [0.5 - 1, 0.5].
+/// let mut y = [0.0; 2];
+/// log_softmax_forward(1, 2, &[0.0, 0.0], &mut y)?;
+/// let mut dx = [0.0; 2];
+/// log_softmax_backward(1, 2, &y, &[-1.0, 0.0], &mut dx)?;
+/// assert!((dx[0] + 0.5).abs() < 1e-6 && (dx[1] - 0.5).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn log_softmax_backward(rows: usize, cols: usize, y: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_matrix("y", ("rows", "cols"), rows, cols, y.len())?;
     check_matrix("dy", ("rows", "cols"), rows, cols, dy.len())?;

@@ -110,14 +110,17 @@ fn check_workspace(shape: &Conv2dShape, len: usize) -> Result<()> {
 ///
 /// ```
 /// use keel_kernels::conv::{conv2d_forward, conv2d_workspace_len, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
 ///
 /// // One 3x3 image, one channel, a 2x2 kernel of ones: each output sums a window.
 /// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
 /// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 /// let mut y = [0.0; 4];
 /// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
-/// conv2d_forward(&shape, &x, &[1.0; 4], Some(&[0.5]), &mut y, &mut workspace).unwrap();
+/// conv2d_forward(&shape, &x, &[1.0; 4], Some(&[0.5]), &mut y, &mut workspace)?;
 /// assert_eq!(y, [12.5, 16.5, 24.5, 28.5]);
+/// # Ok(())
+/// # }
 /// ```
 pub fn conv2d_forward(
     shape: &Conv2dShape,
@@ -133,7 +136,24 @@ pub fn conv2d_forward(
 /// [`conv2d_forward`] with an activation fused in: `y = activation(conv(x, weight) + bias)`,
 /// applied to each tile of `y` before it is stored (in the direct convolution's registers,
 /// or the GEMM's epilogue), so `y` is written once. Shapes, workspace and errors as
-/// [`conv2d_forward`]; a leaky-ReLU slope must be finite.
+/// [`conv2d_forward`] (`y (n, c_out, out_h, out_w)` **overwritten**); a leaky-ReLU slope
+/// must be finite.
+///
+/// ```
+/// use keel_kernels::conv::{conv2d_forward_fused, conv2d_workspace_len, Conv2dShape};
+/// use keel_kernels::gemm::Activation;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 1, 3, 3), weight (1, 1, 2, 2) of ones, bias (1): y (1, 1, 2, 2) = relu(sums - 20).
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let mut y = [0.0; 4];
+/// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
+/// conv2d_forward_fused(&shape, &x, &[1.0; 4], Some(&[-20.0]), Activation::Relu, &mut y, &mut workspace)?;
+/// // Window sums 12, 16, 24, 28, minus 20, then ReLU.
+/// assert_eq!(y, [0.0, 0.0, 4.0, 8.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn conv2d_forward_fused(
     shape: &Conv2dShape,
     x: &[f32],
@@ -329,6 +349,20 @@ fn group_dims(shape: &Conv2dShape) -> (usize, usize, usize, usize) {
 /// Shapes: `dy (n, c_out, out_h, out_w)`, `weight (c_out, c_in/groups, kh, kw)`,
 /// `dx (n, c_in, h, w)` **overwritten** (never read; input positions no window touches get 0).
 /// `workspace` as for [`conv2d_forward`]. `n = 0` is a no-op. Errors as [`conv2d_forward`].
+///
+/// ```
+/// use keel_kernels::conv::{conv2d_backward_data, conv2d_workspace_len, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 1, 3, 3), weight (1, 1, 2, 2) of ones, dy (1, 1, 2, 2) of ones: each input
+/// // position gets 1 from every window that covers it.
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let mut dx = [f32::NAN; 9]; // overwritten, never read
+/// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
+/// conv2d_backward_data(&shape, &[1.0; 4], &[1.0; 4], &mut dx, &mut workspace)?;
+/// assert_eq!(dx, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn conv2d_backward_data(
     shape: &Conv2dShape,
     dy: &[f32],
@@ -392,6 +426,22 @@ pub fn conv2d_backward_data(
 /// images run in parallel into per-slot partial sums added to `dweight`/`dbias` in slot order
 /// (so the rounding depends on the pool size and workspace, not on scheduling).
 /// `n = 0` leaves both untouched. Errors as [`conv2d_forward`].
+///
+/// ```
+/// use keel_kernels::conv::{conv2d_backward_weight, conv2d_workspace_len, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 1, 3, 3), dy (1, 1, 2, 2) of ones: dweight (1, 1, 2, 2) gets, per tap, the sum of
+/// // the inputs that tap sees; dbias (1) the sum of dy. Both are accumulated.
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let (mut dweight, mut dbias) = ([1.0; 4], [0.5]);
+/// let mut workspace = vec![0.0; conv2d_workspace_len(&shape)];
+/// conv2d_backward_weight(&shape, &x, &[1.0; 4], &mut dweight, Some(&mut dbias), &mut workspace)?;
+/// assert_eq!(dweight, [1.0 + 12.0, 1.0 + 16.0, 1.0 + 24.0, 1.0 + 28.0]);
+/// assert_eq!(dbias, [0.5 + 4.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn conv2d_backward_weight(
     shape: &Conv2dShape,
     x: &[f32],

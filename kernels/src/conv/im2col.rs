@@ -26,6 +26,29 @@ use crate::parallel::{current_num_threads, MIN_PARALLEL_ELEMENTS};
 /// `x` is `(c_in/groups, h, w)` (a whole image when `groups = 1`); `col` is
 /// `(c_in/groups·kh·kw, out_h·out_w)` and is **overwritten** (never read). `shape.n` is not
 /// used. Errors if `shape` fails [`Conv2dShape::check`] or a slice length does not match.
+///
+/// ```
+/// use keel_kernels::conv::{im2col, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 3, 3), a 2x2 kernel: col (1·2·2, 2·2), one row per tap, one column per window.
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+/// let mut col = [0.0; 16];
+/// im2col(&shape, &x, &mut col)?;
+/// assert_eq!(col, [
+///     1.0, 2.0, 4.0, 5.0, // tap (0, 0) of the four windows
+///     2.0, 3.0, 5.0, 6.0, // tap (0, 1)
+///     4.0, 5.0, 7.0, 8.0, // tap (1, 0)
+///     5.0, 6.0, 8.0, 9.0, // tap (1, 1)
+/// ]);
+/// // With padding 1 the first window's top-left tap falls in the padding: 0.
+/// let padded = shape.with_pad(1); // out 4x4
+/// let mut col = vec![f32::NAN; padded.col_len()];
+/// im2col(&padded, &x, &mut col)?;
+/// assert_eq!((col.len(), col[0], col[5]), (4 * 16, 0.0, 1.0));
+/// # Ok(())
+/// # }
+/// ```
 pub fn im2col(shape: &Conv2dShape, x: &[f32], col: &mut [f32]) -> Result<()> {
     check_plane_args(shape, x.len(), col.len())?;
     im2col_unchecked(current_isa(), shape, x, col, true);
@@ -37,6 +60,18 @@ pub fn im2col(shape: &Conv2dShape, x: &[f32], col: &mut [f32]) -> Result<()> {
 ///
 /// `col` is `(c_in/groups·kh·kw, out_h·out_w)`; `x` is `(c_in/groups, h, w)` and is
 /// **overwritten** with the sum (zeroed first, never read). Errors as [`im2col`].
+///
+/// ```
+/// use keel_kernels::conv::{col2im, Conv2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // col (1·2·2, 2·2) of ones back onto x (1, 3, 3): each position counts its windows.
+/// let shape = Conv2dShape::new(1, 1, 3, 3, 1, 2, 2);
+/// let mut x = [f32::NAN; 9];
+/// col2im(&shape, &[1.0; 16], &mut x)?;
+/// assert_eq!(x, [1.0, 2.0, 1.0, 2.0, 4.0, 2.0, 1.0, 2.0, 1.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn col2im(shape: &Conv2dShape, col: &[f32], x: &mut [f32]) -> Result<()> {
     check_plane_args(shape, x.len(), col.len())?;
     col2im_unchecked(current_isa(), shape, col, x, true);

@@ -14,6 +14,21 @@ use crate::error::{check_len, shape_error, Result};
 /// `with_*` setters (or fill the fields), then [`check`](Conv2dShape::check) it; every kernel
 /// checks it again. `n = 0` is valid (every kernel is then a no-op); every other size must
 /// be at least 1.
+///
+/// ```
+/// use keel_kernels::conv::Conv2dShape;
+///
+/// // 16 filters of 3x3 over a batch of 8 RGB 32x32 images, stride 2, padding 1.
+/// let shape = Conv2dShape::new(8, 3, 32, 32, 16, 3, 3).with_stride(2).with_pad(1);
+/// assert!(shape.check().is_ok());
+/// // out = floor((32 + 2·1 - 1·(3 - 1) - 1) / 2) + 1 = 16.
+/// assert_eq!((shape.out_h(), shape.out_w()), (16, 16));
+/// assert_eq!(shape.x_len(), 8 * 3 * 32 * 32); // x (n, c_in, h, w)
+/// assert_eq!(shape.weight_len(), 16 * 3 * 3 * 3); // weight (c_out, c_in, kh, kw)
+/// assert_eq!(shape.y_len(), 8 * 16 * 16 * 16); // y (n, c_out, out_h, out_w)
+/// // Groups must divide both channel counts.
+/// assert!(shape.with_groups(2).check().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dShape {
     /// Batch size.

@@ -65,6 +65,19 @@ impl Kernel for Norm<'_> {
 /// Rows are split over the rayon pool above [`crate::parallel::MIN_PARALLEL_ELEMENTS`]
 /// values; each row's result does not depend on the split. Errors: `dim = 0`, `matrix` not
 /// whole rows, `out` not one value per row.
+///
+/// ```
+/// use keel_kernels::embed::cosine_similarity;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // query (dim 2), matrix (rows 4, dim 2), out (4).
+/// let matrix = [2.0, 0.0, 0.0, 3.0, 1.0, 1.0, 0.0, 0.0];
+/// let mut out = [0.0; 4];
+/// cosine_similarity(&[1.0, 0.0], &matrix, &mut out)?;
+/// let expected = [1.0, 0.0, 0.5f32.sqrt(), 0.0]; // the zero row gives 0
+/// assert!(out.iter().zip(&expected).all(|(o, e)| (o - e).abs() < 1e-6));
+/// # Ok(())
+/// # }
+/// ```
 pub fn cosine_similarity(query: &[f32], matrix: &[f32], out: &mut [f32]) -> Result<()> {
     let dim = query.len();
     let rows = rows_of("matrix", matrix.len(), dim)?;

@@ -124,6 +124,24 @@ pub(super) fn bias_step(lr: f32, fdiff: f32, bw: &mut f32, bc: &mut f32, gbw: &m
 ///
 /// Errors: rows shorter than 2 or of different lengths, `x` not finite and `> 0`, a field
 /// of `cfg` out of domain.
+///
+/// ```
+/// use keel_kernels::embed::{glove_step, GloveConfig};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // dim 1: word, context, gradsq_word, gradsq_context are (dim + 1) = (2), the bias last.
+/// // x = x_max = 1, so f(x) = 1 and ln x = 0.
+/// let cfg = GloveConfig { x_max: 1.0, lr: 0.5, ..GloveConfig::default() };
+/// let (mut word, mut context) = ([1.0, 0.0], [2.0, 0.5]);
+/// let (mut gradsq_word, mut gradsq_context) = ([1.0; 2], [1.0; 2]); // glove.c starts at 1
+/// let cost = glove_step(&cfg, 1.0, &mut word, &mut context, &mut gradsq_word, &mut gradsq_context)?;
+/// // d = w·w̃ + b + b̃ - ln x = 2.5, cost ½·d².
+/// assert_eq!(cost, 3.125);
+/// // Steps t = lr·d·(other vector) and lr·d for the biases, divided by √G = 1.
+/// assert_eq!((word, context), ([1.0 - 2.5, -1.25], [2.0 - 1.25, 0.5 - 1.25]));
+/// assert_eq!((gradsq_word, gradsq_context), ([1.0 + 6.25, 1.0 + 1.5625], [1.0 + 1.5625; 2]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn glove_step(
     cfg: &GloveConfig,
     x: f32,

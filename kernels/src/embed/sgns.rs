@@ -85,6 +85,24 @@ fn axpy_pair<V: SimdF32>(g: f32, center: &[f32], row: &mut [f32], work: &mut [f3
 /// Errors: `dim = center.len()` of 0, `out` not whole rows of `dim`, no target, a target
 /// `>= rows` (naming its position and value), `work` of another length, `lr` negative or
 /// not finite.
+///
+/// ```
+/// use keel_kernels::embed::sgns_step;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // center (dim 2); out (rows 3, dim 2); targets: context word 1, then negative 2.
+/// let mut center = [1.0, 0.0];
+/// let mut out = [0.0; 6];
+/// let mut work = [0.0; 2];
+/// let loss = sgns_step(&mut center, &mut out, &[1, 2], 1.0, &mut work)?;
+/// // Both scores are 0: loss -ln σ(0) - ln σ(-0) = 2·ln 2. The context row moves toward
+/// // the center by lr·(1 - σ(0))·v, the negative away by lr·σ(0)·v; row 0 is untouched.
+/// assert!((loss - 2.0 * 2.0f32.ln()).abs() < 1e-6);
+/// assert_eq!(out, [0.0, 0.0, 0.5, 0.0, -0.5, 0.0]);
+/// // The same group again costs less.
+/// assert!(sgns_step(&mut center, &mut out, &[1, 2], 1.0, &mut work)? < loss);
+/// # Ok(())
+/// # }
+/// ```
 pub fn sgns_step(
     center: &mut [f32],
     out: &mut [f32],

@@ -60,7 +60,7 @@ pub enum Bias<'a> {
 }
 
 /// What [`super::sgemm_fused`] applies to `α·op(A)·op(B) + β·C` before storing C:
-/// `C = activation(α·op(A)·op(B) + β·C + bias)`.
+/// `C = activation(α·op(A)·op(B) + β·C + bias)` (see [`super::sgemm_fused`]'s example).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Epilogue<'a> {
     /// The bias, per row or per column of C, or none.

@@ -33,13 +33,16 @@
 //!
 //! ```
 //! use keel_kernels::gemm::{sgemm, GemmShape};
+//! # fn main() -> keel_kernels::Result<()> {
 //!
 //! // (2, 3) x (3, 2): C = A·B.
 //! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
 //! let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
 //! let mut c = [0.0; 4];
-//! sgemm(&GemmShape::new(2, 2, 3), 1.0, &a, &b, 0.0, &mut c).unwrap();
+//! sgemm(&GemmShape::new(2, 2, 3), 1.0, &a, &b, 0.0, &mut c)?;
 //! assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+//! # Ok(())
+//! # }
 //! ```
 
 mod avx2;
@@ -83,7 +86,8 @@ pub const BLAS_LIBRARY: &str = env!("KEEL_BLAS_NAME");
 pub use shape::{GemmShape, Transpose};
 
 /// The element strides between consecutive matrices of each operand of
-/// [`sgemm_strided_batched`]: `A_i` starts at `a[i·a]`, `B_i` at `b[i·b]`, `C_i` at `c[i·c]`.
+/// [`sgemm_strided_batched`]: `A_i` starts at `a[i·a]`, `B_i` at `b[i·b]`, `C_i` at `c[i·c]`
+/// (see its example).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatchStrides {
     /// Elements from `A_i` to `A_{i+1}` (0: one A shared by the batch).
@@ -102,14 +106,17 @@ pub struct BatchStrides {
 ///
 /// ```
 /// use keel_kernels::gemm::{sgemm, GemmShape, Transpose};
+/// # fn main() -> keel_kernels::Result<()> {
 ///
 /// // A dense layer's Y = X·Wᵀ: X (batch 2, in 3), W (out 2, in 3).
 /// let x = [1.0, 2.0, 3.0, 0.0, 1.0, 0.0];
 /// let w = [1.0, 1.0, 1.0, 0.0, 0.0, 2.0];
 /// let mut y = [0.0; 4];
 /// let shape = GemmShape::new(2, 2, 3).transposed(Transpose::No, Transpose::Yes);
-/// sgemm(&shape, 1.0, &x, &w, 0.0, &mut y).unwrap();
+/// sgemm(&shape, 1.0, &x, &w, 0.0, &mut y)?;
 /// assert_eq!(y, [6.0, 6.0, 1.0, 0.0]);
+/// # Ok(())
+/// # }
 /// ```
 pub fn sgemm(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: &mut [f32]) -> Result<()> {
     sgemm_fused(shape, alpha, a, b, beta, c, &Epilogue::NONE)
@@ -127,6 +134,23 @@ pub fn sgemm(shape: &GemmShape, alpha: f32, a: &[f32], b: &[f32], beta: f32, c: 
 /// [`Activation`]. Errors as [`sgemm`], and on a bias whose length is not `m` (per row) or
 /// `n` (per column) or a non-finite leaky slope (the error names `bias` or
 /// `negative_slope`).
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_fused, Activation, Bias, Epilogue, GemmShape};
+/// # fn main() -> keel_kernels::Result<()> {
+///
+/// // A dense layer's Y = relu(X·W + b): X (batch 2, in 2), W (in 2, out 2), b (out 2).
+/// let x = [1.0, 2.0, 3.0, 4.0];
+/// let w = [1.0, 0.0, 0.0, 1.0];
+/// let bias = [-2.0, 0.5];
+/// let epilogue = Epilogue { bias: Bias::PerColumn(&bias), activation: Activation::Relu };
+/// let mut y = [f32::NAN; 4]; // β = 0: never read
+/// sgemm_fused(&GemmShape::new(2, 2, 2), 1.0, &x, &w, 0.0, &mut y, &epilogue)?;
+/// // X·W + b = [[-1, 2.5], [1, 4.5]], then ReLU.
+/// assert_eq!(y, [0.0, 2.5, 1.0, 4.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn sgemm_fused(
     shape: &GemmShape,
     alpha: f32,
@@ -192,6 +216,22 @@ fn checked_run(
 /// (`(batch - 1)·stride + span`, naming the operand and its stride), and when `strides.c`
 /// is less than the span of one C, `(m - 1)·ldc + n` (for `batch > 1`), so that no two
 /// `C_i` overlap.
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_strided_batched, BatchStrides, Epilogue, GemmShape};
+/// # fn main() -> keel_kernels::Result<()> {
+///
+/// // Two (2, 2) A_i, 4 elements apart, times one shared B (stride 0) that swaps columns.
+/// let a = [1.0, 2.0, 3.0, 4.0, /* A_1: */ 5.0, 6.0, 7.0, 8.0];
+/// let b = [0.0, 1.0, 1.0, 0.0];
+/// let mut c = [0.0; 8]; // C_0, C_1: (2, 2) each, overwritten (β = 0)
+/// let strides = BatchStrides { a: 4, b: 0, c: 4 };
+/// let shape = GemmShape::new(2, 2, 2);
+/// sgemm_strided_batched(&shape, 2, strides, 1.0, &a, &b, 0.0, &mut c, &Epilogue::NONE)?;
+/// assert_eq!(c, [2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_strided_batched(
     shape: &GemmShape,

@@ -25,17 +25,20 @@ use crate::isa::{current_isa, Isa};
 ///
 /// ```
 /// use keel_kernels::gemm::{sgemm_prepacked, Epilogue, GemmShape, PackedB, Transpose};
+/// # fn main() -> keel_kernels::Result<()> {
 ///
 /// // Y = X·Wᵀ for a W (out 2, in 3) packed once, then used for two inputs.
 /// let w = [1.0, 1.0, 1.0, 0.0, 0.0, 2.0];
 /// let shape = GemmShape::new(1, 2, 3).transposed(Transpose::No, Transpose::Yes);
 /// let mut packed = PackedB::default();
-/// packed.pack(&shape, &w).unwrap();
+/// packed.pack(&shape, &w)?;
 /// let mut y = [0.0; 2];
-/// sgemm_prepacked(&shape, 1.0, &[1.0, 2.0, 3.0], &packed, 0.0, &mut y, &Epilogue::NONE).unwrap();
+/// sgemm_prepacked(&shape, 1.0, &[1.0, 2.0, 3.0], &packed, 0.0, &mut y, &Epilogue::NONE)?;
 /// assert_eq!(y, [6.0, 6.0]);
-/// sgemm_prepacked(&shape, 1.0, &[0.0, 1.0, 0.0], &packed, 0.0, &mut y, &Epilogue::NONE).unwrap();
+/// sgemm_prepacked(&shape, 1.0, &[0.0, 1.0, 0.0], &packed, 0.0, &mut y, &Epilogue::NONE)?;
 /// assert_eq!(y, [1.0, 0.0]);
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct PackedB {
@@ -113,6 +116,23 @@ fn panel_width(isa: Isa) -> usize {
 /// otherwise scaled and accumulated into. Errors (before anything is written) on a shape
 /// that differs from the packed one (naming `b`), on A or C too short (as `sgemm`), and on
 /// a bias that does not fit.
+///
+/// ```
+/// use keel_kernels::gemm::{sgemm_prepacked, Epilogue, GemmShape, PackedB};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // B (k 2, n 2) packed once; C (1, 2) = A·B + C, accumulated (β = 1).
+/// let shape = GemmShape::new(1, 2, 2);
+/// let mut b = PackedB::default();
+/// b.pack(&shape, &[1.0, 2.0, 3.0, 4.0])?;
+/// let mut c = [10.0, 20.0];
+/// sgemm_prepacked(&shape, 1.0, &[1.0, 1.0], &b, 1.0, &mut c, &Epilogue::NONE)?;
+/// assert_eq!(c, [14.0, 26.0]);
+/// // A product of another k does not fit the packed B.
+/// let other = GemmShape::new(1, 2, 3);
+/// assert!(sgemm_prepacked(&other, 1.0, &[1.0; 3], &b, 0.0, &mut c, &Epilogue::NONE).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn sgemm_prepacked(
     shape: &GemmShape,

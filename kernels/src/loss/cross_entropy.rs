@@ -128,6 +128,22 @@ impl RowOp for SoftTargetsBackward {
 /// `probs (batch, classes)` **overwritten** with the softmax, for the backward pass.
 /// `batch` and `classes` must be `>= 1`; an out-of-range index is an error. NaN logits give a
 /// NaN loss.
+///
+/// ```
+/// use keel_kernels::loss::softmax_cross_entropy_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // logits, probs: (batch 2, classes 2); targets (2).
+/// // Row 0: equal logits, loss ln 2. Row 1: the target's logit far ahead, loss 0.
+/// let logits = [0.0, 0.0, 1000.0, 0.0];
+/// let mut probs = [0.0; 4];
+/// let loss = softmax_cross_entropy_forward(2, 2, &logits, &[1, 0], &mut probs)?;
+/// assert!((loss - 2.0f32.ln() / 2.0).abs() < 1e-6);
+/// assert_eq!(probs, [0.5, 0.5, 1.0, 0.0]);
+/// // A class index must be below `classes`.
+/// assert!(softmax_cross_entropy_forward(2, 2, &logits, &[2, 0], &mut probs).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_cross_entropy_forward(
     batch: usize,
     classes: usize,
@@ -143,8 +159,23 @@ pub fn softmax_cross_entropy_forward(
 }
 
 /// `dlogits = (probs - onehot(targets))/batch`, the gradient of the mean loss of
-/// [`softmax_cross_entropy_forward`] from its saved `probs`; shapes as there, `dlogits`
-/// **overwritten**.
+/// [`softmax_cross_entropy_forward`] from its saved `probs`; `probs`, `dlogits`
+/// `(batch, classes)`, `targets (batch)`; `dlogits` **overwritten**.
+///
+/// ```
+/// use keel_kernels::loss::{softmax_cross_entropy_backward, softmax_cross_entropy_forward};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // logits, probs, dlogits: (batch 2, classes 2); targets (2).
+/// let (logits, targets) = ([0.0, 0.0, 1000.0, 0.0], [1, 0]);
+/// let mut probs = [0.0; 4];
+/// softmax_cross_entropy_forward(2, 2, &logits, &targets, &mut probs)?;
+/// let mut dlogits = [0.0; 4];
+/// softmax_cross_entropy_backward(2, 2, &probs, &targets, &mut dlogits)?;
+/// // (probs - onehot) / batch: row 0 (0.5 - 0, 0.5 - 1)/2; row 1 is already right.
+/// assert_eq!(dlogits, [0.25, -0.25, 0.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_cross_entropy_backward(
     batch: usize,
     classes: usize,
@@ -173,6 +204,19 @@ pub fn softmax_cross_entropy_backward(
 /// `logits`, `targets`, `probs`: `(batch, classes)`; `probs` **overwritten** with the
 /// softmax. Targets are not checked to be a distribution (rows need not sum to 1, as in
 /// PyTorch). `batch`, `classes` `>= 1`.
+///
+/// ```
+/// use keel_kernels::loss::softmax_cross_entropy_soft_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // logits, targets, probs: (batch 1, classes 2). With equal logits every class has
+/// // log-probability -ln 2, so any target row summing to 1 gives loss ln 2.
+/// let mut probs = [0.0; 2];
+/// let loss = softmax_cross_entropy_soft_forward(1, 2, &[3.0, 3.0], &[0.9, 0.1], &mut probs)?;
+/// assert!((loss - 2.0f32.ln()).abs() < 1e-6);
+/// assert_eq!(probs, [0.5, 0.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_cross_entropy_soft_forward(
     batch: usize,
     classes: usize,
@@ -192,6 +236,17 @@ pub fn softmax_cross_entropy_soft_forward(
 /// `dlogits = (probs·Σ_j t[r, j] - targets)/batch` per row (`(probs - targets)/batch` when the
 /// targets sum to 1), the gradient of [`softmax_cross_entropy_soft_forward`]'s mean loss from
 /// its saved `probs`; all `(batch, classes)`, `dlogits` **overwritten**.
+///
+/// ```
+/// use keel_kernels::loss::softmax_cross_entropy_soft_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // probs (saved by the forward), targets, dlogits: (batch 1, classes 2).
+/// let mut dlogits = [0.0; 2];
+/// softmax_cross_entropy_soft_backward(1, 2, &[0.5, 0.5], &[0.9, 0.1], &mut dlogits)?;
+/// assert!((dlogits[0] + 0.4).abs() < 1e-6 && (dlogits[1] - 0.4).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn softmax_cross_entropy_soft_backward(
     batch: usize,
     classes: usize,
@@ -276,6 +331,19 @@ impl Map2 for ScaledDifference {
 /// `logits`, `targets` (probabilities, usually 0 or 1; not range-checked, as in PyTorch)
 /// and `probs` have the same length `n >= 1` (any shape flattened); `probs` **overwritten**
 /// with `σ(z)` for the backward pass and for predictions. NaN logits give a NaN loss.
+///
+/// ```
+/// use keel_kernels::loss::bce_with_logits_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // logits, targets, probs: (n 2). A logit of 0 costs ln 2 whatever the target; a huge
+/// // logit with target 1 costs 0 (and no overflow).
+/// let mut probs = [0.0; 2];
+/// let loss = bce_with_logits_forward(&[0.0, 1e4], &[1.0, 1.0], &mut probs)?;
+/// assert!((loss - 2.0f32.ln() / 2.0).abs() < 1e-6);
+/// assert_eq!(probs, [0.5, 1.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32]) -> Result<f32> {
     let n = logits.len();
     check_nonempty("n = logits.len()", n)?;
@@ -292,6 +360,17 @@ pub fn bce_with_logits_forward(logits: &[f32], targets: &[f32], probs: &mut [f32
 
 /// `dlogits = (probs - targets)/n`, the gradient of [`bce_with_logits_forward`]'s mean loss
 /// from its saved `probs = σ(z)`; all of length `n >= 1`, `dlogits` **overwritten**.
+///
+/// ```
+/// use keel_kernels::loss::bce_with_logits_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // probs (saved by the forward), targets, dlogits: (n 2).
+/// let mut dlogits = [0.0; 2];
+/// bce_with_logits_backward(&[0.5, 1.0], &[1.0, 1.0], &mut dlogits)?;
+/// assert_eq!(dlogits, [-0.25, 0.0]); // (0.5 - 1)/2, (1 - 1)/2
+/// # Ok(())
+/// # }
+/// ```
 pub fn bce_with_logits_backward(probs: &[f32], targets: &[f32], dlogits: &mut [f32]) -> Result<()> {
     let n = probs.len();
     check_nonempty("n = probs.len()", n)?;

@@ -60,6 +60,18 @@ fn mse_block<V: SimdF32>(p: &[f32], t: &[f32], d: &mut [f32]) -> f32 {
 /// `pred`, `target` and `diff` have the same length `n >= 1` (any shape flattened); `diff`
 /// is **overwritten** with `pred - target`, what [`mse_backward`] needs. NaN in either input
 /// gives a NaN loss.
+///
+/// ```
+/// use keel_kernels::loss::mse_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // pred, target, diff: (n 4). Squared errors 0, 4, 9, 0: mean 13/4.
+/// let mut diff = [0.0; 4];
+/// let loss = mse_forward(&[1.0, 2.0, 3.0, 4.0], &[1.0, 0.0, 0.0, 4.0], &mut diff)?;
+/// assert_eq!(loss, 3.25);
+/// assert_eq!(diff, [0.0, 2.0, 3.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn mse_forward(pred: &[f32], target: &[f32], diff: &mut [f32]) -> Result<f32> {
     let n = pred.len();
     if n == 0 {
@@ -79,6 +91,17 @@ pub fn mse_forward(pred: &[f32], target: &[f32], diff: &mut [f32]) -> Result<f32
 /// `dpred = 2·diff/n`, the gradient of [`mse_forward`]'s mean loss from its saved
 /// `diff = pred - target`; both of length `n >= 1`, `dpred` **overwritten**. (`∂loss/∂target`
 /// is `-dpred`.)
+///
+/// ```
+/// use keel_kernels::loss::mse_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // diff = pred - target (saved by the forward), dpred: (n 4).
+/// let mut dpred = [f32::NAN; 4]; // overwritten, never read
+/// mse_backward(&[0.0, 2.0, 3.0, 0.0], &mut dpred)?;
+/// assert_eq!(dpred, [0.0, 1.0, 1.5, 0.0]); // 2·diff/4
+/// # Ok(())
+/// # }
+/// ```
 pub fn mse_backward(diff: &[f32], dpred: &mut [f32]) -> Result<()> {
     let n = diff.len();
     if n == 0 {

@@ -188,6 +188,29 @@ impl PlaneBody<2> for BackwardRow<'_> {
 /// Statistics are reduced in f64 (two passes). Errors: a slice length that does not match
 /// the shape, `n·spatial < 2` (PyTorch: "Expected more than 1 value per channel when
 /// training"), `eps` negative or not finite, `momentum` outside `[0, 1]`. `c = 0` is a no-op.
+///
+/// ```
+/// use keel_kernels::norm::batchnorm_forward_train;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (n 2, c 2, spatial 1); every per-channel slice: (c 2). eps = 0 keeps the
+/// // numbers round: channel 0 holds 1, 3 (mean 2, variance 1), channel 1 holds 10, 18
+/// // (mean 14, variance 16).
+/// let x = [1.0, 10.0, 3.0, 18.0];
+/// let (gamma, beta) = ([1.0, 2.0], [0.0, 0.5]);
+/// let (mut running_mean, mut running_var) = ([0.0; 2], [1.0; 2]);
+/// let (mut y, mut save_mean, mut save_invstd) = ([0.0; 4], [0.0; 2], [0.0; 2]);
+/// batchnorm_forward_train(
+///     2, 2, 1, &x, &gamma, &beta, 0.0, 0.1, &mut running_mean, &mut running_var,
+///     &mut y, &mut save_mean, &mut save_invstd,
+/// )?;
+/// assert_eq!(y, [-1.0, -1.5, 1.0, 2.5]); // γ·(x - μ)/σ + β
+/// assert_eq!((save_mean, save_invstd), ([2.0, 14.0], [1.0, 0.25]));
+/// // Running statistics: 0.9·old + 0.1·new, with the unbiased variances 2 and 32.
+/// let close = |a: [f32; 2], b: [f32; 2]| (a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6;
+/// assert!(close(running_mean, [0.2, 1.4]) && close(running_var, [1.1, 4.1]));
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_train(
     n: usize,
@@ -261,6 +284,21 @@ pub fn batchnorm_forward_train(
 ///
 /// Errors: a slice length that does not match the shape, `eps` negative or not finite.
 /// Any size may be zero (a no-op).
+///
+/// ```
+/// use keel_kernels::norm::batchnorm_forward_eval;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y: (n 1, c 2, spatial 2); gamma, beta, running_mean, running_var: (c 2).
+/// let x = [3.0, 5.0, 2.0, -1.0];
+/// let (gamma, beta) = ([1.0, 3.0], [0.0, 1.0]);
+/// let (running_mean, running_var) = ([1.0, 0.0], [4.0, 1.0]);
+/// let mut y = [0.0; 4];
+/// batchnorm_forward_eval(1, 2, 2, &x, &gamma, &beta, &running_mean, &running_var, 0.0, &mut y)?;
+/// // Channel 0: (x - 1)/2; channel 1: 3·x + 1.
+/// assert_eq!(y, [1.0, 2.0, 7.0, -2.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_forward_eval(
     n: usize,
@@ -320,6 +358,27 @@ pub fn batchnorm_backward_workspace_len(c: usize) -> usize {
 ///
 /// The channel sums are reduced in f64. Errors: a slice length that does not match the
 /// shape, `n·spatial < 2` (training mode only). `c = 0` is a no-op.
+///
+/// ```
+/// use keel_kernels::norm::{batchnorm_backward, batchnorm_backward_workspace_len};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, dy, dx: (n 4, c 1, spatial 1); gamma, save_mean, save_invstd, dgamma, dbeta: (c 1).
+/// // The forward saw x = [-1, -1, 1, 1]: mean 0, biased variance 1 (eps 0), so x̂ = x.
+/// let (x, dy) = ([-1.0, -1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]);
+/// let (save_mean, save_invstd) = ([0.0], [1.0]);
+/// let mut workspace = vec![0.0; batchnorm_backward_workspace_len(1)];
+/// let (mut dx, mut dgamma, mut dbeta) = ([0.0; 4], [10.0], [10.0]);
+/// batchnorm_backward(
+///     4, 1, 1, &x, &dy, &[1.0], &save_mean, &save_invstd, &mut workspace,
+///     &mut dx, &mut dgamma, &mut dbeta,
+/// )?;
+/// // dx = dy - mean(dy) - x̂·mean(dy·x̂) = dy - 0.25 + 0.25·x̂.
+/// assert_eq!(dx, [0.5, -0.5, 0.0, 0.0]);
+/// // Accumulated: dgamma += Σ dy·x̂ = -1, dbeta += Σ dy = 1.
+/// assert_eq!((dgamma, dbeta), ([9.0], [11.0]));
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward(
     n: usize,

@@ -166,6 +166,29 @@ impl Kernel for BackwardChunk<'_, '_> {
 /// - `mask` (len): **overwritten** with 1 (kept) or 0 (dropped), for [`dropout_backward`].
 ///
 /// Errors: `p` outside `[0, 1]` or NaN, `y` or `mask` length not `x.len()`.
+///
+/// ```
+/// use keel_kernels::norm::{dropout_forward, dropout_keep, dropout_scale};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, y, mask: (8), p = 0.5: each unit is dropped (0) or kept and doubled.
+/// let x = [1.0; 8];
+/// let (mut y, mut mask) = ([0.0; 8], [0u8; 8]);
+/// let (seed, offset) = (42, 100);
+/// dropout_forward(0.5, seed, offset, &x, &mut y, &mut mask)?;
+/// assert_eq!(dropout_scale(0.5), 2.0);
+/// assert!(mask.contains(&0) && mask.contains(&1));
+/// for j in 0..8 {
+///     let kept = dropout_keep(0.5, seed, offset + j as u64);
+///     assert_eq!(mask[j], kept as u8);
+///     assert_eq!(y[j], if kept { 2.0 } else { 0.0 });
+/// }
+/// // The mask depends on (seed, offset + j) only: the second half alone gives the same.
+/// let (mut y2, mut mask2) = ([0.0; 4], [0u8; 4]);
+/// dropout_forward(0.5, seed, offset + 4, &x[4..], &mut y2, &mut mask2)?;
+/// assert_eq!((&y2[..], &mask2[..]), (&y[4..], &mask[4..]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn dropout_forward(
     p: f32,
     seed: u64,
@@ -199,6 +222,17 @@ pub fn dropout_forward(
 /// - `dx` (len): **overwritten**.
 ///
 /// Errors: `p` outside `[0, 1]` or NaN, `dy` or `dx` length not `mask.len()`.
+///
+/// ```
+/// use keel_kernels::norm::dropout_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // mask (saved by the forward), dy, dx: (4), p = 0.75: kept units scale by 4.
+/// let mut dx = [f32::NAN; 4]; // overwritten, never read
+/// dropout_backward(0.75, &[1, 0, 0, 1], &[1.0, 2.0, 3.0, 0.5], &mut dx)?;
+/// assert_eq!(dx, [4.0, 0.0, 0.0, 2.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn dropout_backward(p: f32, mask: &[u8], dy: &[f32], dx: &mut [f32]) -> Result<()> {
     check_p(p)?;
     let len = mask.len();

@@ -33,6 +33,20 @@ fn scale(gamma: f32, var: f32, eps: f32) -> f32 {
 ///
 /// Errors: a slice length that does not match the shape, `eps` negative or not finite. Any
 /// size may be zero (a no-op; empty channels add 0).
+///
+/// ```
+/// use keel_kernels::norm::batchnorm_backward_eval;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, dy, dx: (n 2, c 1, spatial 1); gamma, running_mean, running_var, dgamma, dbeta: (c 1).
+/// // Running mean 1, variance 4, eps 0, gamma 3: y = 3·(x - 1)/2 + β.
+/// let (x, dy) = ([3.0, 5.0], [1.0, 2.0]);
+/// let (mut dx, mut dgamma, mut dbeta) = ([0.0; 2], [0.0], [0.0]);
+/// batchnorm_backward_eval(2, 1, 1, &x, &dy, &[3.0], &[1.0], &[4.0], 0.0, &mut dx, &mut dgamma, &mut dbeta)?;
+/// assert_eq!(dx, [1.5, 3.0]); // dy·3/2
+/// assert_eq!((dgamma, dbeta), ([5.0], [3.0])); // Σ dy·(x - 1)/2, Σ dy
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batchnorm_backward_eval(
     n: usize,

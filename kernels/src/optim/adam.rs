@@ -67,6 +67,22 @@ impl Pass<1, 4> for AdamRule {
 /// The step constants are computed in f64 (as PyTorch does in Python floats), then rounded. Errors: a
 /// field of `cfg` out of domain, `step = 0`, a slice length that differs from `param.len()`.
 /// An empty `param` is a no-op.
+///
+/// ```
+/// use keel_kernels::optim::{adam_update, AdamConfig};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // param, grad, exp_avg, exp_avg_sq: (2); no AMSGrad, so no max_exp_avg_sq.
+/// let cfg = AdamConfig { lr: 0.1, ..AdamConfig::default() };
+/// let mut param = [1.0, 1.0];
+/// let (mut m, mut v) = ([0.0; 2], [0.0; 2]);
+/// adam_update(&cfg, 1, &mut param, &[2.0, -0.5], &mut m, &mut v, &mut [])?;
+/// // Bias-corrected, the first step moves each parameter by lr against its gradient's sign.
+/// assert!((param[0] - 0.9).abs() < 1e-6 && (param[1] - 1.1).abs() < 1e-6);
+/// // m = 0.1·g, v = 0.001·g².
+/// assert!((m[0] - 0.2).abs() < 1e-6 && (v[1] - 0.00025).abs() < 1e-9);
+/// # Ok(())
+/// # }
+/// ```
 pub fn adam_update(
     cfg: &AdamConfig,
     step: u64,

@@ -91,6 +91,22 @@ impl Map1 for Clamp {
 /// NaN or infinite gradient, or a norm beyond f32's range) is an error naming `grads`, and
 /// the gradients are left untouched (PyTorch's `error_if_nonfinite=True`; with `False` PyTorch would scale them
 /// all to NaN).
+///
+/// ```
+/// use keel_kernels::optim::clip_grad_norm;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // Two parameters' gradients, (1) each: total 2-norm √(3² + 4²) = 5.
+/// let (mut g1, mut g2) = ([3.0], [4.0]);
+/// let total = clip_grad_norm(&mut [&mut g1[..], &mut g2[..]], 1.0, 2.0)?;
+/// assert_eq!(total, 5.0);
+/// // Scaled by 1/(5 + 1e-6): the total norm is now 1.
+/// assert!((g1[0] - 0.6).abs() < 1e-6 && (g2[0] - 0.8).abs() < 1e-6);
+/// // Under max_norm nothing changes; f32::INFINITY asks for the largest magnitude.
+/// let total = clip_grad_norm(&mut [&mut g1[..], &mut g2[..]], 10.0, f32::INFINITY)?;
+/// assert!((total - 0.8).abs() < 1e-6 && (g2[0] - 0.8).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -> Result<f32> {
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(argument_error("max_norm", "max_norm >= 0", max_norm));
@@ -115,6 +131,16 @@ pub fn clip_grad_norm(grads: &mut [&mut [f32]], max_norm: f32, norm_type: f32) -
 /// to `[-clip_value, clip_value]`; NaN stays NaN.
 ///
 /// Errors: `clip_value` negative or NaN.
+///
+/// ```
+/// use keel_kernels::optim::clip_grad_value;
+/// # fn main() -> keel_kernels::Result<()> {
+/// let (mut g1, mut g2) = ([-3.0, 0.5], [2.0]);
+/// clip_grad_value(&mut [&mut g1[..], &mut g2[..]], 1.0)?;
+/// assert_eq!((g1, g2), ([-1.0, 0.5], [1.0]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn clip_grad_value(grads: &mut [&mut [f32]], clip_value: f32) -> Result<()> {
     if clip_value.is_nan() || clip_value < 0.0 {
         return Err(argument_error("clip_value", "clip_value >= 0", clip_value));

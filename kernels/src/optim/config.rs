@@ -39,6 +39,17 @@ fn unit_closed(what: &str, value: f64) -> Result<()> {
 /// `g ← g + weight_decay·θ`, `b ← μ·b + (1-τ)·g` (`b ← g` on the first step),
 /// `g ← g + μ·b` (Nesterov) or `g ← b`, then `θ ← θ - lr·g`. The seed's momentum form is
 /// `dampening = μ`.
+///
+/// ```
+/// use keel_kernels::optim::SgdConfig;
+///
+/// // PyTorch's SGD(lr=0.1, momentum=0.9, nesterov=True).
+/// let cfg = SgdConfig { lr: 0.1, momentum: 0.9, nesterov: true, ..SgdConfig::default() };
+/// assert!(cfg.check().is_ok());
+/// // Nesterov needs momentum; the error names the field.
+/// let err = SgdConfig { nesterov: true, ..SgdConfig::default() }.check().unwrap_err();
+/// assert!(err.to_string().starts_with("nesterov: expected momentum > 0"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SgdConfig {
     /// Learning rate (PyTorch default 1e-3), `>= 0`.
@@ -117,6 +128,18 @@ impl RmspropConfig {
 /// `g ← g + weight_decay·θ` (Adam, L2) or `θ ← θ·(1 - lr·weight_decay)` (AdamW, decoupled),
 /// `m ← m + (1-β1)·(g - m)`, `v ← β2·v + (1-β2)·g²` (AMSGrad: `v̂max ← max(v̂max, v)` used
 /// in place of `v`), then `θ ← θ - lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε)`.
+///
+/// ```
+/// use keel_kernels::optim::AdamConfig;
+///
+/// // PyTorch's AdamW() and Adam(lr=3e-4).
+/// let adamw = AdamConfig::adamw();
+/// assert!(adamw.decoupled_weight_decay && adamw.weight_decay == 1e-2);
+/// let adam = AdamConfig { lr: 3e-4, ..AdamConfig::default() };
+/// assert_eq!((adam.beta1, adam.beta2, adam.eps), (0.9, 0.999, 1e-8));
+/// // β must be below 1.
+/// assert!(AdamConfig { beta2: 1.0, ..adam }.check().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamConfig {
     /// Learning rate (default 1e-3), `>= 0`.

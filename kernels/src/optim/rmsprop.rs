@@ -64,6 +64,19 @@ impl Pass<1, 4> for RmspropRule {
 /// Differs from PyTorch only where PyTorch gives NaN: a centred `v - ḡ²` that rounding made
 /// negative is taken as 0. Errors: a field of `cfg` out of domain, a slice length that
 /// differs from `param.len()`. An empty `param` is a no-op.
+///
+/// ```
+/// use keel_kernels::optim::{rmsprop_update, RmspropConfig};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // param, grad, square_avg: (1); no momentum, not centered: no other state.
+/// let cfg = RmspropConfig { lr: 0.5, alpha: 0.75, eps: 0.0, ..RmspropConfig::default() };
+/// let (mut param, mut square_avg) = ([1.0], [0.0]);
+/// rmsprop_update(&cfg, &mut param, &[2.0], &mut square_avg, &mut [], &mut [])?;
+/// // v = 0.75·0 + 0.25·2² = 1, θ -= 0.5·2/√1.
+/// assert_eq!((param, square_avg), ([0.0], [1.0]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn rmsprop_update(
     cfg: &RmspropConfig,
     param: &mut [f32],

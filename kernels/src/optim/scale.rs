@@ -13,6 +13,16 @@ use crate::simd::{map_inplace, Scale};
 /// the same bits on any instruction set and thread count).
 ///
 /// Errors: `factor` not finite. An empty `grad` is a no-op.
+///
+/// ```
+/// use keel_kernels::optim::grad_scale;
+/// # fn main() -> keel_kernels::Result<()> {
+/// let mut grad = [1.0, -2.0];
+/// grad_scale(&mut grad, 0.5)?;
+/// assert_eq!(grad, [0.5, -1.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn grad_scale(grad: &mut [f32], factor: f32) -> Result<()> {
     if !factor.is_finite() {
         return Err(argument_error("factor", "a finite factor", factor));

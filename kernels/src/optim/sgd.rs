@@ -49,6 +49,23 @@ impl Pass<1, 2> for SgdRule {
 ///
 /// Errors: a field of `cfg` out of domain, `step = 0`, a slice length that differs from
 /// `param.len()`. An empty `param` is a no-op.
+///
+/// ```
+/// use keel_kernels::optim::{sgd_update, SgdConfig};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // param, grad, momentum_buf: (1).
+/// let cfg = SgdConfig { lr: 0.5, momentum: 0.5, ..SgdConfig::default() };
+/// let (mut param, mut buf) = ([1.0], [f32::NAN]); // the buffer is not read on step 1
+/// sgd_update(&cfg, 1, &mut param, &[2.0], &mut buf)?;
+/// assert_eq!((param, buf), ([0.0], [2.0])); // b = g, θ -= 0.5·b
+/// sgd_update(&cfg, 2, &mut param, &[2.0], &mut buf)?;
+/// assert_eq!((param, buf), ([-1.5], [3.0])); // b = 0.5·b + g, θ -= 0.5·b
+/// // Plain SGD (momentum 0) needs no buffer.
+/// sgd_update(&SgdConfig { lr: 0.5, ..SgdConfig::default() }, 1, &mut param, &[1.0], &mut [])?;
+/// assert_eq!(param, [-2.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn sgd_update(
     cfg: &SgdConfig,
     step: u64,

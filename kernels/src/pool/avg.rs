@@ -20,6 +20,22 @@ use crate::isa::current_isa;
 /// `count_include_pad` the window clipped to the padded input (padding counts as zeros; with
 /// `ceil_mode` the part past the padding does not count), otherwise the number of input
 /// elements it covers.
+///
+/// ```
+/// use keel_kernels::pool::{avgpool2d_forward, Pool2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 1, 2, 2), 2x2 windows, stride 2, padding 1: y (1, 1, 2, 2), each window holding
+/// // one input element and three of padding.
+/// let shape = Pool2dShape::square(1, 1, 2, 2, 2, 2, 1);
+/// let x = [1.0, 2.0, 3.0, 4.0];
+/// let mut y = [0.0; 4];
+/// avgpool2d_forward(&shape, true, &x, &mut y)?; // padding counts: divide by 4
+/// assert_eq!(y, [0.25, 0.5, 0.75, 1.0]);
+/// avgpool2d_forward(&shape, false, &x, &mut y)?; // divide by the 1 input element
+/// assert_eq!(y, [1.0, 2.0, 3.0, 4.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn avgpool2d_forward(
     shape: &Pool2dShape,
     count_include_pad: bool,
@@ -92,6 +108,19 @@ fn forward_plane<const STRIDE: usize>(g: &Geometry, count_include_pad: bool, x: 
 /// `dy[o] / divisor(o)` (`dy` is `(n, c, out_h, out_w)`, divisor as in the forward) is
 /// added to every input element of window `o` (overlapping windows add, in output order,
 /// as in the reference: the same bits).
+///
+/// ```
+/// use keel_kernels::pool::{avgpool2d_backward, Pool2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // dx (1, 1, 3, 3); 2x2 windows, stride 1: dy (1, 1, 2, 2). Each window spreads a
+/// // quarter of its gradient over its four inputs; overlaps add.
+/// let shape = Pool2dShape::square(1, 1, 3, 3, 2, 1, 0);
+/// let mut dx = [f32::NAN; 9]; // overwritten, never read
+/// avgpool2d_backward(&shape, true, &[1.0; 4], &mut dx)?;
+/// assert_eq!(dx, [0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn avgpool2d_backward(
     shape: &Pool2dShape,
     count_include_pad: bool,

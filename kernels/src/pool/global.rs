@@ -53,6 +53,18 @@ impl Kernel for PlaneMeans<'_, '_> {
 /// [`current_isa`] (16 on AVX-512, 8 otherwise), then the lanes in a fixed order, then the
 /// `h·w mod lanes` tail: the same bits on any number of threads for a given instruction
 /// set. `h` and `w` must be at least 1; `n·c = 0` is a no-op.
+///
+/// ```
+/// use keel_kernels::pool::global_avgpool_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 2, 2, 2): two 2x2 planes; y (1, 2): their means.
+/// let x = [1.0, 2.0, 3.0, 4.0, 10.0, 10.0, 10.0, 10.0];
+/// let mut y = [0.0; 2];
+/// global_avgpool_forward(1, 2, 2, 2, &x, &mut y)?;
+/// assert_eq!(y, [2.5, 10.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn global_avgpool_forward(
     n: usize,
     c: usize,
@@ -78,6 +90,17 @@ pub fn global_avgpool_forward(
 
 /// Global average pool backward: every element of plane `dx[n, c, :, :]` (**overwritten**,
 /// `(n, c, h, w)`) is set to `dy[n, c] / (h·w)` (`dy` is `(n, c)`).
+///
+/// ```
+/// use keel_kernels::pool::global_avgpool_backward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // dy (1, 2) spread evenly over dx (1, 2, 2, 2).
+/// let mut dx = [0.0; 8];
+/// global_avgpool_backward(1, 2, 2, 2, &[4.0, 8.0], &mut dx)?;
+/// assert_eq!(dx, [1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn global_avgpool_backward(
     n: usize,
     c: usize,

@@ -21,6 +21,25 @@ use crate::isa::current_isa;
 ///
 /// Indices are `u32` (PyTorch uses `i64`): a plane holds at most 2^32 elements, which
 /// [`Pool2dShape::check`] enforces (a 16 GiB plane), and the mask costs half the bytes.
+///
+/// ```
+/// use keel_kernels::pool::{maxpool2d_forward, Pool2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (1, 1, 4, 4), 2x2 windows, stride 2: y and argmax (1, 1, 2, 2).
+/// let shape = Pool2dShape::square(1, 1, 4, 4, 2, 2, 0);
+/// let x = [
+///     1.0, 2.0, 5.0, 0.0,
+///     3.0, 4.0, 1.0, 1.0,
+///     0.0, 0.0, 7.0, 8.0,
+///     9.0, 0.0, 6.0, 2.0,
+/// ];
+/// let (mut y, mut argmax) = ([0.0; 4], [0; 4]);
+/// maxpool2d_forward(&shape, &x, &mut y, &mut argmax)?;
+/// assert_eq!(y, [4.0, 5.0, 9.0, 8.0]);
+/// assert_eq!(argmax, [5, 2, 12, 11]); // flat indices row·4 + column within the plane
+/// # Ok(())
+/// # }
+/// ```
 pub fn maxpool2d_forward(shape: &Pool2dShape, x: &[f32], y: &mut [f32], argmax: &mut [u32]) -> Result<()> {
     shape.check()?;
     shape.check_in_len("x", x.len())?;
@@ -132,6 +151,22 @@ fn max_block<const STRIDE: usize>(
 /// [`Argument`](crate::KernelError::Argument) error naming the first bad position (`dx` is
 /// then unspecified). Indices inside the plane but outside their window are not detected
 /// (they are added where they point, like any other).
+///
+/// ```
+/// use keel_kernels::pool::{maxpool2d_backward, maxpool2d_forward, Pool2dShape};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x, dx (1, 1, 3, 3); 2x2 windows with stride 1 overlap: y, dy, argmax (1, 1, 2, 2).
+/// let shape = Pool2dShape::square(1, 1, 3, 3, 2, 1, 0);
+/// let x = [0.0, 1.0, 0.0, 2.0, 9.0, 3.0, 0.0, 4.0, 0.0];
+/// let (mut y, mut argmax) = ([0.0; 4], [0; 4]);
+/// maxpool2d_forward(&shape, &x, &mut y, &mut argmax)?;
+/// assert_eq!(argmax, [4, 4, 4, 4]); // the centre wins every window
+/// let mut dx = [f32::NAN; 9]; // overwritten, never read
+/// maxpool2d_backward(&shape, &[1.0, 2.0, 3.0, 4.0], &argmax, &mut dx)?;
+/// assert_eq!(dx, [0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn maxpool2d_backward(shape: &Pool2dShape, dy: &[f32], argmax: &[u32], dx: &mut [f32]) -> Result<()> {
     shape.check()?;
     shape.check_out_len("dy", dy.len())?;

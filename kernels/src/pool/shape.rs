@@ -12,6 +12,20 @@ use crate::error::{check_len, shape_error, Result};
 /// `out = floor((size + 2·pad - kernel) / stride) + 1`, or with `ceil_mode` the ceiling
 /// instead of the floor, minus one when the last window would start past the input and its
 /// left padding (PyTorch's rule, so every window holds at least one input element).
+///
+/// ```
+/// use keel_kernels::pool::Pool2dShape;
+///
+/// // 2x2 windows, stride 2, over a batch of 4 images of 16 channels, 5x5.
+/// let shape = Pool2dShape::square(4, 16, 5, 5, 2, 2, 0);
+/// assert!(shape.check().is_ok());
+/// assert_eq!((shape.out_h(), shape.out_w()), (2, 2)); // floor((5 - 2) / 2) + 1
+/// assert_eq!((shape.in_len(), shape.out_len()), (4 * 16 * 5 * 5, 4 * 16 * 2 * 2));
+/// // With ceil_mode a third, clipped window covers the last row and column.
+/// assert_eq!(shape.with_ceil_mode(true).out_h(), 3);
+/// // Padding may be at most half the window.
+/// assert!(Pool2dShape::square(4, 16, 5, 5, 2, 2, 2).check().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Pool2dShape {
     /// Batch size (may be 0: every kernel is then a no-op).

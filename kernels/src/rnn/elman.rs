@@ -36,6 +36,21 @@ impl Nonlinearity {
 ///   [`rnn_cell_backward`] (`tanh' = 1 - h'²`, `relu' = [h' > 0]`).
 ///
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::{rnn_cell_forward, Nonlinearity};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // preact, h_next: (batch 1, hidden 3).
+/// let preact = [-1.0, 0.5, 2.0];
+/// let mut h_next = [0.0; 3];
+/// rnn_cell_forward(1, 3, Nonlinearity::Relu, &preact, &mut h_next)?;
+/// assert_eq!(h_next, [0.0, 0.5, 2.0]);
+/// rnn_cell_forward(1, 3, Nonlinearity::Tanh, &[0.0, 1.0, -20.0], &mut h_next)?;
+/// assert_eq!([h_next[0], h_next[2]], [0.0, -1.0]);
+/// assert!((h_next[1] - 1.0f32.tanh()).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn rnn_cell_forward(
     batch: usize,
     hidden: usize,
@@ -60,6 +75,19 @@ pub fn rnn_cell_forward(
 ///   [`super::rnn_preact_backward`].
 ///
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::{rnn_cell_backward, Nonlinearity};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // h_next (saved by the forward), dh_next, dpreact: (batch 1, hidden 2).
+/// let mut dpreact = [f32::NAN; 2]; // overwritten, never read
+/// rnn_cell_backward(1, 2, Nonlinearity::Tanh, &[0.5, 0.0], &[2.0, 2.0], &mut dpreact)?;
+/// assert_eq!(dpreact, [1.5, 2.0]); // dh'·(1 - h'²)
+/// rnn_cell_backward(1, 2, Nonlinearity::Relu, &[0.0, 3.0], &[2.0, 2.0], &mut dpreact)?;
+/// assert_eq!(dpreact, [0.0, 2.0]); // dh'·[h' > 0]
+/// # Ok(())
+/// # }
+/// ```
 pub fn rnn_cell_backward(
     batch: usize,
     hidden: usize,

@@ -21,6 +21,20 @@ use crate::simd::SimdF32;
 /// ulp, as for [`super::lstm_cell_forward`]).
 /// `batch = 0` or `hidden = 0` is a no-op. Errors name the first slice whose length does
 /// not match.
+///
+/// ```
+/// use keel_kernels::rnn::gru_cell_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // gi, gh (batch 1, 3·hidden 3); h_prev, h_next (1, 1); cache (1, 4).
+/// // Zero pre-activations: r = z = σ(0) = 0.5, n = tanh(0) = 0, so h' = 0.5·h.
+/// let (mut h_next, mut cache) = ([0.0], [0.0; 4]);
+/// gru_cell_forward(1, 1, &[0.0; 3], &[0.0; 3], &[1.0], &mut h_next, &mut cache)?;
+/// assert!((h_next[0] - 0.5).abs() < 1e-6);
+/// let expected = [0.5, 0.5, 0.0, 0.0]; // [r | z | n | gh_n]
+/// assert!(cache.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6));
+/// # Ok(())
+/// # }
+/// ```
 pub fn gru_cell_forward(
     batch: usize,
     hidden: usize,
@@ -100,6 +114,38 @@ impl CellRow<3, 2> for Forward {
 /// `dgi = [dr | dz | dn]`, `dgh = [dr | dz | dn⊙r]`.
 /// `batch = 0` or `hidden = 0` is a no-op. Errors name the first slice whose length does
 /// not match.
+///
+/// ```
+/// use keel_kernels::rnn::{gru_cell_backward, gru_cell_forward};
+///
+/// /// h' of one GRU cell (batch 1, hidden 1) from gi, gh (1, 3) and h_prev.
+/// fn h_next(gi: &[f32], gh: &[f32], h_prev: f32) -> keel_kernels::Result<f32> {
+///     let (mut h, mut cache) = ([0.0], [0.0; 4]);
+///     gru_cell_forward(1, 1, gi, gh, &[h_prev], &mut h, &mut cache)?;
+///     Ok(h[0])
+/// }
+/// # fn main() -> keel_kernels::Result<()> {
+/// let (gi, gh, h_prev) = ([0.4, -0.2, 0.7], [0.1, 0.3, -0.5], 0.6);
+/// let (mut h, mut cache) = ([0.0], [0.0; 4]);
+/// gru_cell_forward(1, 1, &gi, &gh, &[h_prev], &mut h, &mut cache)?;
+/// // Backward from dL/dh' = 1 (L = h'): dgi, dgh (1, 3), dh_direct (1, 1).
+/// let (mut dgi, mut dgh, mut dh_direct) = ([0.0; 3], [0.0; 3], [0.0]);
+/// gru_cell_backward(1, 1, &cache, &[h_prev], &[1.0], &mut dgi, &mut dgh, &mut dh_direct)?;
+/// // Each matches a central difference of h' (dh_direct: h_prev moved with gi, gh held).
+/// let eps = 1e-2;
+/// let close = |grad: f32, up: f32, down: f32| (grad - (up - down) / (2.0 * eps)).abs() < 1e-3;
+/// for j in 0..3 {
+///     let (mut up, mut down) = (gi, gi);
+///     (up[j], down[j]) = (gi[j] + eps, gi[j] - eps);
+///     assert!(close(dgi[j], h_next(&up, &gh, h_prev)?, h_next(&down, &gh, h_prev)?));
+///     let (mut up, mut down) = (gh, gh);
+///     (up[j], down[j]) = (gh[j] + eps, gh[j] - eps);
+///     assert!(close(dgh[j], h_next(&gi, &up, h_prev)?, h_next(&gi, &down, h_prev)?));
+/// }
+/// assert!(close(dh_direct[0], h_next(&gi, &gh, h_prev + eps)?, h_next(&gi, &gh, h_prev - eps)?));
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn gru_cell_backward(
     batch: usize,

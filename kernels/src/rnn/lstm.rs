@@ -20,6 +20,22 @@ use crate::simd::SimdF32;
 /// a reciprocal estimate refined by a Newton step stands in for the divisions, see
 /// `simd::math::sigmoid_gate`). `batch = 0` or
 /// `hidden = 0` is a no-op. Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::lstm_cell_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // gates_preact (batch 1, 4·hidden 4), c_prev, c_next, h_next (1, 1), cache (1, 5).
+/// // Zero pre-activations: i = f = o = σ(0) = 0.5, g = tanh(0) = 0.
+/// let (mut c_next, mut h_next, mut cache) = ([0.0], [0.0], [0.0; 5]);
+/// lstm_cell_forward(1, 1, &[0.0; 4], &[2.0], &mut c_next, &mut h_next, &mut cache)?;
+/// let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+/// assert!(close(c_next[0], 1.0)); // f·c + i·g = 0.5·2 + 0.5·0
+/// assert!(close(h_next[0], 0.5 * 1.0f32.tanh())); // o·tanh(c')
+/// let expected = [0.5, 0.5, 0.0, 0.5, 1.0f32.tanh()]; // [i | f | g | o | tanh(c')]
+/// assert!(cache.iter().zip(&expected).all(|(&a, &b)| close(a, b)));
+/// # Ok(())
+/// # }
+/// ```
 pub fn lstm_cell_forward(
     batch: usize,
     hidden: usize,
@@ -100,6 +116,36 @@ impl CellRow<2, 3> for Forward {
 /// `dgates_f = dc⊙c⊙f(1-f)`, `dgates_g = dc⊙i⊙(1-g²)`, `dgates_o = dh'⊙tanh(c')⊙o(1-o)`.
 /// `batch = 0` or `hidden = 0` is a no-op. Errors name the first slice whose length does
 /// not match.
+///
+/// ```
+/// use keel_kernels::rnn::{lstm_cell_backward, lstm_cell_forward};
+///
+/// /// h' of one LSTM cell (batch 1, hidden 1) from its gates_preact (1, 4) and c_prev.
+/// fn h_next(gates: &[f32], c_prev: f32) -> keel_kernels::Result<f32> {
+///     let (mut c, mut h, mut cache) = ([0.0], [0.0], [0.0; 5]);
+///     lstm_cell_forward(1, 1, gates, &[c_prev], &mut c, &mut h, &mut cache)?;
+///     Ok(h[0])
+/// }
+/// # fn main() -> keel_kernels::Result<()> {
+/// let (gates, c_prev) = ([0.5, -0.3, 0.8, 0.1], 2.0);
+/// let (mut c, mut h, mut cache) = ([0.0], [0.0], [0.0; 5]);
+/// lstm_cell_forward(1, 1, &gates, &[c_prev], &mut c, &mut h, &mut cache)?;
+/// // Backward from dL/dh' = 1 (L = h'), no dL/dc': dgates (1, 4), dc_prev (1, 1).
+/// let (mut dgates, mut dc_prev) = ([0.0; 4], [0.0]);
+/// lstm_cell_backward(1, 1, &cache, &[c_prev], &[1.0], None, &mut dgates, &mut dc_prev)?;
+/// // Each matches a central difference of h'.
+/// let eps = 1e-2;
+/// for j in 0..4 {
+///     let (mut up, mut down) = (gates, gates);
+///     (up[j], down[j]) = (gates[j] + eps, gates[j] - eps);
+///     let slope = (h_next(&up, c_prev)? - h_next(&down, c_prev)?) / (2.0 * eps);
+///     assert!((dgates[j] - slope).abs() < 1e-3);
+/// }
+/// let slope = (h_next(&gates, c_prev + eps)? - h_next(&gates, c_prev - eps)?) / (2.0 * eps);
+/// assert!((dc_prev[0] - slope).abs() < 1e-3);
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_cell_backward(
     batch: usize,

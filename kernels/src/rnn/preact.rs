@@ -17,6 +17,18 @@ use crate::gemm::{
 ///
 /// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
 /// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::{rnn_preact_forward, RnnWeights};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // batch 1, input 2, hidden 1: x (1, 2), h_prev (1, 1), preact (1, 1).
+/// let weights = RnnWeights { weight_ih: &[1.0, 2.0], weight_hh: &[3.0], bias_ih: &[0.5], bias_hh: &[0.25] };
+/// let mut preact = [0.0];
+/// rnn_preact_forward(1, 2, 1, &[1.0, 1.0], &[2.0], &weights, &mut preact)?;
+/// assert_eq!(preact, [1.0 + 2.0 + 3.0 * 2.0 + 0.5 + 0.25]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn rnn_preact_forward(
     batch: usize,
     input: usize,
@@ -34,6 +46,27 @@ pub fn rnn_preact_forward(
 /// one gate (`weight_ih (hidden, input)`, `weight_hh (hidden, hidden)`, biases `(hidden)`):
 /// `grads` **accumulated**, `dx = dpreact·W_ih` and `dh_prev = dpreact·W_hh`
 /// **overwritten**.
+///
+/// ```
+/// use keel_kernels::rnn::{rnn_preact_backward, RnnWeightGrads, RnnWeights};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // batch 1, input 2, hidden 1: dpreact (1, 1), x (1, 2), h_prev (1, 1).
+/// let weights = RnnWeights { weight_ih: &[1.0, 2.0], weight_hh: &[3.0], bias_ih: &[0.5], bias_hh: &[0.25] };
+/// // Gradients of the weights' shapes, accumulated: here starting from zero.
+/// let (mut dw_ih, mut dw_hh, mut db_ih, mut db_hh) = ([0.0; 2], [0.0], [0.0], [0.0]);
+/// let mut grads = RnnWeightGrads {
+///     dweight_ih: &mut dw_ih,
+///     dweight_hh: &mut dw_hh,
+///     dbias_ih: &mut db_ih,
+///     dbias_hh: &mut db_hh,
+/// };
+/// let (mut dx, mut dh_prev) = ([0.0; 2], [0.0]);
+/// rnn_preact_backward(1, 2, 1, &[1.0], &[1.0, 1.0], &[2.0], &weights, &mut grads, &mut dx, &mut dh_prev)?;
+/// assert_eq!((dx, dh_prev), ([1.0, 2.0], [3.0])); // dpreact·W_ih, dpreact·W_hh
+/// assert_eq!((dw_ih, dw_hh, db_ih, db_hh), ([1.0, 1.0], [2.0], [1.0], [1.0])); // dpreactᵀ·x, ·h
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn rnn_preact_backward(
     batch: usize,
@@ -59,7 +92,9 @@ pub fn rnn_preact_backward(
 /// - `gates` `(batch, 4·hidden)`: **overwritten**; the input of [`super::lstm_cell_forward`].
 ///
 /// Two GEMMs (`β = 0`, then `β = 1` into the same block), each bias in its GEMM's epilogue.
-/// Zero sizes are no-ops. Errors name the first slice whose length does not match.
+/// Zero sizes are no-ops. Errors name the first slice whose length does not match. Called
+/// as [`rnn_preact_forward`] (see its example); the [module docs](super) run a whole LSTM
+/// step.
 pub fn lstm_preact_forward(
     batch: usize,
     input: usize,
@@ -83,7 +118,8 @@ pub fn lstm_preact_forward(
 /// - `dh_prev` `(batch, hidden)`: **overwritten** with `dgates·W_hh`.
 ///
 /// One GEMM per product. Zero sizes are no-ops, except that a non-empty `dx` is zeroed when
-/// `hidden = 0`. Errors name the first slice whose length does not match.
+/// `hidden = 0`. Errors name the first slice whose length does not match. Called as
+/// [`rnn_preact_backward`] (see its example); the [module docs](super) run a whole LSTM step.
 #[allow(clippy::too_many_arguments)]
 pub fn lstm_preact_backward(
     batch: usize,
@@ -154,6 +190,24 @@ fn summed_preact_backward(
 ///
 /// One GEMM per weight, its bias in the epilogue. Zero sizes are no-ops. Errors name the first
 /// slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::{gru_preact_forward, RnnWeights};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // batch 1, input 1, hidden 1: x, h_prev (1, 1); weights (3·hidden, ·), gate blocks r, z, n.
+/// let weights = RnnWeights {
+///     weight_ih: &[1.0, 2.0, 3.0],
+///     weight_hh: &[-1.0, -2.0, -3.0],
+///     bias_ih: &[0.5; 3],
+///     bias_hh: &[0.25; 3],
+/// };
+/// let (mut gi, mut gh) = ([0.0; 3], [0.0; 3]); // (1, 3) each, kept apart
+/// gru_preact_forward(1, 1, 1, &[2.0], &[1.0], &weights, &mut gi, &mut gh)?;
+/// assert_eq!(gi, [2.5, 4.5, 6.5]); // x·W_ihᵀ + b_ih
+/// assert_eq!(gh, [-0.75, -1.75, -2.75]); // h·W_hhᵀ + b_hh
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn gru_preact_forward(
     batch: usize,
@@ -188,7 +242,9 @@ pub fn gru_preact_forward(
 ///   `∂L/∂h` (the direct path `z⊙dh'` and the path through the weights).
 ///
 /// One GEMM per product. Zero sizes are no-ops, except that a non-empty `dx` is zeroed when
-/// `hidden = 0`. Errors name the first slice whose length does not match.
+/// `hidden = 0`. Errors name the first slice whose length does not match. Called as
+/// [`rnn_preact_backward`] with `dgi`, `dgh` and `dh_direct` in place of `dpreact` (see its
+/// example).
 #[allow(clippy::too_many_arguments)]
 pub fn gru_preact_backward(
     batch: usize,
@@ -238,6 +294,21 @@ fn lds(cols: usize, width: usize) -> (usize, usize) {
 /// all time steps (`rows = seq·batch`); the recurrent one, once per step, goes through
 /// [`projection_forward_packed`]. Zero sizes are no-ops (with `cols = 0`, `y` is the bias,
 /// or gets it added). Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::projection_forward;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // x (rows 2, cols 3), weight (width 2, cols 3), bias (2), y (2, 2).
+/// let (x, weight, bias) = ([1.0, 2.0, 3.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0, 2.0], [0.5, -1.0]);
+/// let mut y = [0.0; 4];
+/// projection_forward(2, 3, 2, &x, &weight, &bias, false, &mut y)?;
+/// assert_eq!(y, [6.5, 5.0, 1.5, -1.0]);
+/// // accumulate: y += x·wᵀ + b.
+/// projection_forward(2, 3, 2, &x, &weight, &bias, true, &mut y)?;
+/// assert_eq!(y, [13.0, 10.0, 3.0, -2.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn projection_forward(
     rows: usize,
@@ -260,6 +331,22 @@ pub fn projection_forward(
 /// `wᵀ`, for the instruction set current now), reusing `packed`'s buffer: a recurrent
 /// layer's `W_hh`, multiplied by every step's `h`. Errors (leaving `packed` as it was) when
 /// `weight` is not `width·cols` long.
+///
+/// ```
+/// use keel_kernels::gemm::PackedB;
+/// use keel_kernels::rnn::{projection_forward_packed, projection_pack_weight};
+/// # fn main() -> keel_kernels::Result<()> {
+/// // weight (width 2, cols 3) packed once, then x (rows 1, cols 3) -> y (1, 2) at each step.
+/// let mut packed = PackedB::default();
+/// projection_pack_weight(2, 3, &[1.0, 1.0, 1.0, 0.0, 0.0, 2.0], &mut packed)?;
+/// let mut y = [0.0; 2];
+/// projection_forward_packed(1, 3, 2, &[1.0, 2.0, 3.0], &packed, &[0.5, -1.0], false, &mut y)?;
+/// assert_eq!(y, [6.5, 5.0]);
+/// projection_forward_packed(1, 3, 2, &[0.0, 1.0, 0.0], &packed, &[0.5, -1.0], false, &mut y)?;
+/// assert_eq!(y, [1.5, -1.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn projection_pack_weight(width: usize, cols: usize, weight: &[f32], packed: &mut PackedB) -> Result<()> {
     check_matrix("weight", "(width, cols)", width, cols, weight.len())?;
     packed.pack(&projection_shape(0, cols, width), weight)
@@ -267,7 +354,8 @@ pub fn projection_pack_weight(width: usize, cols: usize, weight: &[f32], packed:
 
 /// [`projection_forward`] with the weight packed by [`projection_pack_weight`] (`width` and
 /// `cols` must be those it was packed with): the same product without packing the weight
-/// again. Errors as [`projection_forward`], and on a weight packed for other sizes.
+/// again. Errors as [`projection_forward`], and on a weight packed for other sizes. Shapes and
+/// `accumulate` as [`projection_forward`]; see [`projection_pack_weight`]'s example.
 #[allow(clippy::too_many_arguments)]
 pub fn projection_forward_packed(
     rows: usize,
@@ -322,6 +410,21 @@ fn check_projection(
 ///
 /// One GEMM. Zero sizes are no-ops, except that a non-empty `dx` is zeroed (when not
 /// accumulating) when `width = 0`. Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::projection_backward_data;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // dy (rows 2, width 2), weight (width 2, cols 3), dx (2, 3).
+/// let weight = [1.0, 1.0, 1.0, 0.0, 0.0, 2.0];
+/// let mut dx = [f32::NAN; 6]; // overwritten, never read
+/// projection_backward_data(2, 3, 2, &[1.0, 0.0, 1.0, 1.0], &weight, false, &mut dx)?;
+/// assert_eq!(dx, [1.0, 1.0, 1.0, 1.0, 1.0, 3.0]);
+/// // accumulate: dx += dy·weight.
+/// projection_backward_data(2, 3, 2, &[0.0, 1.0, 0.0, 0.0], &weight, true, &mut dx)?;
+/// assert_eq!(dx, [1.0, 1.0, 3.0, 1.0, 1.0, 3.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn projection_backward_data(
     rows: usize,
     cols: usize,
@@ -350,6 +453,20 @@ pub fn projection_backward_data(
 /// with the gate gradients and inputs of every step stacked (`rows = seq·batch`). The bias
 /// sums run row after row, a fixed order whatever the thread count. Zero sizes are no-ops.
 /// Errors name the first slice whose length does not match.
+///
+/// ```
+/// use keel_kernels::rnn::projection_backward_weight;
+/// # fn main() -> keel_kernels::Result<()> {
+/// // dy (rows 2, width 2), x (rows 2, cols 3), dweight (2, 3), dbias (2).
+/// let (dy, x) = ([1.0, 0.0, 0.0, 1.0], [1.0, 2.0, 3.0, 0.0, 1.0, 0.0]);
+/// let (mut dweight, mut dbias) = ([1.0; 6], [0.5; 2]);
+/// projection_backward_weight(2, 3, 2, &dy, &x, &mut dweight, &mut dbias)?;
+/// // Accumulated: dweight += dyᵀ·x (row o sums dy[r, o]·x[r]), dbias += Σ_rows dy.
+/// assert_eq!(dweight, [2.0, 3.0, 4.0, 1.0, 2.0, 1.0]);
+/// assert_eq!(dbias, [1.5, 1.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn projection_backward_weight(
     rows: usize,
     cols: usize,
