@@ -142,8 +142,8 @@ impl Conv2dConfig {
 ///
 /// # Shapes
 /// - input `(n, c_in, h, w)`, `n >= 1`;
-/// - output `(n, c_out, out_h, out_w)`, `out_h = ⌊(h + 2·pad_h - dilation_h·(kh - 1) - 1)/stride_h⌋ + 1`
-///   (`out_w` likewise);
+/// - output `(n, c_out, out_h, out_w)` with
+///   `out_h = ⌊(h + 2·pad_h - dilation_h·(kh - 1) - 1)/stride_h⌋ + 1` (`out_w` likewise);
 /// - parameters `"weight"` `(c_out, c_in/groups, kh, kw)`, `"bias"` `(c_out)` (unless
 ///   [`Conv2dConfig::with_bias`]`(false)`).
 ///
