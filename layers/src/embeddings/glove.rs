@@ -108,6 +108,21 @@ impl Default for GloveTrainConfig {
 
 /// A trained GloVe model: word and context rows `(vocab, dim + 1)`, each a vector then its
 /// bias, and what each epoch did.
+///
+/// ```
+/// use keel_layers::embeddings::{count_cooccurrences, tokenize, Glove, GloveTrainConfig, Vocab};
+/// # fn main() -> keel_layers::Result<()> {
+/// let lines = ["the cat chased the mouse", "the dog chased the cat", "a mouse ate the cheese"];
+/// let documents: Vec<Vec<String>> = lines.iter().map(|line| tokenize(line)).collect();
+/// let vocab = Vocab::from_documents(&documents, 1)?;
+/// let entries = count_cooccurrences(&vocab.encode(&documents), vocab.len(), 3)?;
+/// let config = GloveTrainConfig { dim: 8, epochs: 20, threads: 1, ..Default::default() };
+/// let glove = Glove::train(&entries, vocab.len(), &config, &mut |_epoch| {})?;
+/// assert!(glove.history[19].loss < glove.history[0].loss);
+/// assert_eq!(glove.vectors(&vocab)?.dim(), 8);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Glove {
     /// The length of the vectors.
