@@ -46,6 +46,17 @@ pub struct Cooccurrence {
 /// Sums are kept in `f64`, then rounded.
 ///
 /// Errors: `window = 0`, an id out of range, an empty corpus.
+///
+/// ```
+/// use keel_layers::embeddings::count_cooccurrences;
+/// # fn main() -> keel_layers::Result<()> {
+/// // One document of ids 0 1 2: 0 and 1 are 1 apart, 0 and 2 are 2 apart.
+/// let entries = count_cooccurrences(&[vec![0, 1, 2]], 3, 2)?;
+/// let count = |i, j| entries.iter().find(|e| (e.word, e.context) == (i, j)).map(|e| e.count);
+/// assert_eq!((count(0, 1), count(0, 2), count(2, 0), count(0, 0)), (Some(1.0), Some(0.5), Some(0.5), None));
+/// # Ok(())
+/// # }
+/// ```
 pub fn count_cooccurrences(
     corpus: &[Vec<u32>],
     vocab_len: usize,

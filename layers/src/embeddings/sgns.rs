@@ -105,7 +105,8 @@ impl Word2VecConfig {
 /// let documents: Vec<Vec<String>> = lines.iter().cycle().take(30).map(|line| tokenize(line)).collect();
 /// let vocab = Vocab::from_documents(&documents, 1)?;
 /// let corpus = vocab.encode(&documents);
-/// let config = Word2VecConfig { dim: 8, window: 2, epochs: 10, sample: 0.0, threads: 1, ..Default::default() };
+/// let config =
+///     Word2VecConfig { dim: 8, window: 2, epochs: 10, sample: 0.0, threads: 1, ..Default::default() };
 /// let model = Word2Vec::train(&corpus, &vocab, &config, &mut |_epoch| {})?;
 /// assert!(model.history[9].loss < model.history[0].loss);
 /// let vectors = model.vectors(&vocab)?;

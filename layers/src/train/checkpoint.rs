@@ -199,6 +199,30 @@ pub fn load_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
 ///
 /// Errors as [`load_safetensors`] (a missing or unexpected tensor only when strict); on
 /// error nothing is written to the model.
+///
+/// ```
+/// use keel_layers::{load_safetensors_with, save_safetensors, Dense, Init, Layer, LoadOptions};
+/// use keel_layers::{SeedableRng, Sequential, StdRng};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let path = std::env::temp_dir().join(format!("backbone-{}.safetensors", std::process::id()));
+/// let mut backbone = Dense::new(4, 8, Init::He, &mut rng)?;
+/// save_safetensors(&mut backbone, &path)?; // "weight", "bias"
+/// // The saved layer as child "0" of a model with a new head "1".
+/// let mut model = Sequential::new()
+///     .push(Dense::new(4, 8, Init::He, &mut rng)?)
+///     .push(Dense::new(8, 3, Init::He, &mut rng)?);
+/// let report = load_safetensors_with(&mut model, &path, &LoadOptions::default().model_prefix("0."))?;
+/// assert_eq!(report.loaded, ["0.weight", "0.bias"]);
+/// model.visit_params(&mut |name, param| {
+///     if name == "0.weight" {
+///         assert_eq!(param.value, backbone.weight.value);
+///     }
+/// });
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn load_safetensors_with(
     model: &mut dyn Layer,
     path: impl AsRef<Path>,

@@ -15,7 +15,8 @@ use crate::loss::{Loss, LossMetrics};
 use crate::nn::{Layer, Mode};
 use crate::optim::{zero_grad, LrSchedule, Optimizer};
 
-/// How [`fit`] trains.
+/// How [`fit`] trains: set the fields that differ from the defaults,
+/// `FitConfig { epochs: 5, quiet: true, ..FitConfig::default() }` (as [`fit`]'s example does).
 pub struct FitConfig {
     /// Passes over the training set (at most: early stopping may end sooner).
     pub epochs: usize,

@@ -60,6 +60,17 @@ pub fn gradcheck(layer: &mut dyn Layer, input: &Tensor, mode: Mode, eps: f32) ->
 /// [`gradcheck`] of the parameters only, for layers whose input is discrete (the token ids
 /// of an [`Embedding`](crate::nn::Embedding), which a step of `eps` would make invalid): the
 /// input is never perturbed and the report's `input` error is 0.
+///
+/// ```
+/// use keel_layers::{gradcheck_params, Embedding, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut embedding = Embedding::new(5, 3, None, &mut StdRng::seed_from_u64(0))?;
+/// let ids = Tensor::from_vec(&[2, 2], vec![1.0, 3.0, 3.0, 0.0])?;
+/// let report = gradcheck_params(&mut embedding, &ids, Mode::Train, 1e-2)?;
+/// assert!(report.max_error() < 1e-3, "{report:?}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn gradcheck_params(
     layer: &mut dyn Layer,
     input: &Tensor,
