@@ -75,6 +75,10 @@ use warp::Warp;
 /// Ranges `(low, high)` are drawn uniformly; a range with `low == high` gives that value.
 /// Validated when attached ([`Augmenter::new`], [`Batches::augment`](super::Batches::augment)).
 ///
+/// # Shapes
+/// Samples are images `(C, H, W)`, so features `(samples, C, H, W)`; an augmented batch has
+/// the shape of the plain one, `(batch, C, H, W)`, every channel of a sample moved alike.
+///
 /// ```
 /// use keel_layers::{Augment, Batches, Dataset, Tensor};
 /// # fn main() -> keel_layers::Result<()> {
