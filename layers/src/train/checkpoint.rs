@@ -185,7 +185,7 @@ pub struct LoadReport {
 /// `<p>num_batches_tracked` that is an `I64` scalar, beside the model's batch-norm buffer
 /// `<p>running_mean`, is accepted and ignored (keel's batch norm does not count batches; in
 /// PyTorch only a batch norm with `momentum=None` reads the count). The gradients and optimizer state are left
-/// as they are. [`save_safetensors`]' example loads too.
+/// as they are. The example of [`save_safetensors`] loads its file back.
 ///
 /// Errors ([`LayerError::Checkpoint`]) name the first missing, unexpected, mistyped or
 /// misshapen tensor, or the I/O or format failure; on error the model is left exactly as it
