@@ -20,6 +20,12 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
 
 /// The rows of a global batch of `rows` that `rank` of `ranks` takes: a contiguous part, the
 /// parts differing by at most one row and covering the batch in rank order.
+///
+/// ```
+/// use keel_layers::distributed::shard_rows;
+/// let parts: Vec<_> = (0..3).map(|rank| shard_rows(10, rank, 3)).collect();
+/// assert_eq!(parts, [0..3, 3..6, 6..10]);
+/// ```
 pub fn shard_rows(rows: usize, rank: usize, ranks: usize) -> Range<usize> {
     (rank * rows / ranks)..((rank + 1) * rows / ranks)
 }

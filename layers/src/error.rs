@@ -4,6 +4,20 @@ use keel_kernels::KernelError;
 use thiserror::Error;
 
 /// What went wrong in a layer, a loss, an optimizer or training.
+///
+/// ```
+/// use keel_layers::{Dense, Init, Layer, LayerError, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(3, 2, Init::He, &mut StdRng::seed_from_u64(0))?;
+/// match dense.forward(&Tensor::zeros(&[1, 4]), Mode::Eval) {
+///     Err(LayerError::Shape { layer, actual, .. }) => {
+///         assert_eq!((layer.as_str(), actual), ("dense(3 -> 2)", vec![1, 4]));
+///     }
+///     other => panic!("expected a shape error, got {other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum LayerError {
     /// An input or gradient of the wrong shape reached a layer.

@@ -6,6 +6,20 @@ use crate::error::{LayerError, Result};
 ///
 /// Layers keep their outputs and gradients in tensors they own and reshape them in place
 /// ([`Tensor::resize`]), so a training step on a fixed batch shape allocates nothing.
+///
+/// ```
+/// use keel_layers::Tensor;
+/// # fn main() -> keel_layers::Result<()> {
+/// let x = Tensor::from_vec(&[2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+/// assert_eq!(x.shape(), &[2, 3]);
+/// assert_eq!(x.data()[3 + 1], 5.0); // row 1, column 1: row-major
+/// // The same six values as one 2x3 grey image, NCHW.
+/// let image = x.reshape(&[1, 1, 2, 3])?;
+/// assert_eq!((image.shape(), image.len()), (&[1, 1, 2, 3][..], 6));
+/// assert!(Tensor::from_vec(&[2, 2], vec![0.0; 3]).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Tensor {
     shape: Vec<usize>,

@@ -20,6 +20,30 @@ use crate::tensor::Tensor;
 /// A shuffling loader draws a new order at each [`Batches::start_epoch`] from its seeded
 /// generator, so the sequence of epochs is reproducible from the seed.
 /// An augmenting loader ([`Batches::augment`]) transforms each image as it copies it.
+///
+/// ```
+/// use keel_layers::{Batches, Dataset, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let data = Dataset::new(Tensor::from_vec(&[5, 1], vec![0.0, 1.0, 2.0, 3.0, 4.0])?, vec![0, 1, 2, 3, 4])?;
+/// let mut batches = Batches::sequential(&data, 2)?;
+/// let mut sizes = Vec::new();
+/// while let Some((x, y)) = batches.next_batch() {
+///     assert_eq!(x.shape(), &[y.len(), 1]);
+///     sizes.push(y.len());
+/// }
+/// assert_eq!(sizes, [2, 2, 1]);
+/// // Shuffled: every sample once per epoch, in a new order each epoch.
+/// let mut shuffled = Batches::shuffled(&data, 2, 7)?.drop_last(true);
+/// assert_eq!(shuffled.batches_per_epoch(), 2);
+/// let first = shuffled.order().to_vec();
+/// let mut sorted = first.clone();
+/// sorted.sort();
+/// assert_eq!(sorted, [0, 1, 2, 3, 4]);
+/// shuffled.start_epoch();
+/// assert_ne!(shuffled.order(), &first[..]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Batches<'a, L = Vec<u32>> {
     data: &'a Dataset<L>,

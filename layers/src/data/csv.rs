@@ -67,6 +67,22 @@ const DELIMITER_GUESSES: [u8; 4] = [b',', b';', b'\t', b'|'];
 /// exist (the header's names are listed), a column given by name when the reader has no
 /// header row, a categorical column that is the label or is given twice, and a `scale` that
 /// is zero or not finite.
+///
+/// ```
+/// use keel_layers::CsvReader;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("flowers-{}.csv", std::process::id()));
+/// let text = "petal_length,petal_width,species\n1.4,0.2,setosa\n4.7,1.4,versicolor\n1.3,0.2,setosa\n";
+/// std::fs::write(&path, text)?;
+/// let csv = CsvReader::with_header().read_classes(&path)?;
+/// assert_eq!(csv.classes, ["setosa", "versicolor"]);
+/// assert_eq!(csv.dataset.labels, [0, 1, 0]);
+/// assert_eq!(csv.dataset.features.shape(), &[3, 2]);
+/// assert_eq!(csv.feature_index("petal_width")?, 1);
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvReader {
     header: bool,

@@ -10,6 +10,27 @@ use crate::tensor::Tensor;
 /// Labelled samples: features `(samples, ...)` (e.g. `(samples, features)` or NCHW images)
 /// and a label per sample: `L = Vec<u32>` (the default) holds class indices, `L = Tensor`
 /// `(samples, ...)` rows of values (binary or regression targets); see [`Labels`].
+///
+/// ```
+/// use keel_layers::{Dataset, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Four samples of two features and their classes.
+/// let features = Tensor::from_vec(&[4, 2], vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0])?;
+/// let data = Dataset::new(features, vec![0, 1, 1, 0])?;
+/// assert_eq!(data.len(), 4);
+/// assert_eq!(data.slice(2..4)?.labels, [1, 0]);
+/// assert_eq!(data.select(&[3, 0])?.labels, [0, 0]);
+/// // Each sample as a 1x1x2 image (NCHW), for a convolution.
+/// let images = data.clone().with_sample_shape(&[1, 1, 2])?;
+/// assert_eq!(images.features.shape(), &[4, 1, 1, 2]);
+/// // Real-valued targets, one row per sample.
+/// let targets = Tensor::from_vec(&[4, 1], vec![0.5, 1.5, 2.5, 3.5])?;
+/// let regression = Dataset::new(data.features.clone(), targets)?;
+/// assert_eq!(regression.len(), 4);
+/// assert!(Dataset::new(Tensor::zeros(&[3, 2]), vec![0, 1]).is_err()); // one label per row
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset<L = Vec<u32>> {
     /// `(samples, ...)`, row-major.

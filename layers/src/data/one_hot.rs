@@ -14,6 +14,22 @@ use crate::tensor::Tensor;
 /// [`CsvReader::categorical`](super::CsvReader::categorical) gives a column of text; a held-out sample of a category
 /// never seen in training is an error rather than an all-zero row, so a split that misses a
 /// category shows.
+///
+/// ```
+/// use keel_layers::{OneHot, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Column 1 holds a category code (1, 2 or 3) between two numeric columns.
+/// let train = Tensor::from_vec(&[3, 3], vec![0.5, 2.0, 7.0, 0.1, 1.0, 8.0, 0.9, 3.0, 9.0])?;
+/// let one_hot = OneHot::fit(&train, &[1])?;
+/// assert_eq!(one_hot.categories(1), Some(&[1.0, 2.0, 3.0][..]));
+/// let encoded = one_hot.transform(&train)?;
+/// assert_eq!(encoded.shape(), &[3, one_hot.output_width()]);
+/// assert_eq!(&encoded.data()[..5], &[0.5, 0.0, 1.0, 0.0, 7.0]);
+/// // A category never seen in training is an error.
+/// assert!(one_hot.transform(&Tensor::from_vec(&[1, 3], vec![0.0, 4.0, 0.0])?).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct OneHot {
     /// The number of input columns.

@@ -24,6 +24,25 @@ pub enum ZeroVariance {
 ///
 /// A feature is a position within a sample: for features `(samples, ...)` every trailing
 /// index is one feature (a column of `(samples, features)`, a pixel of NCHW images).
+///
+/// ```
+/// use keel_layers::{Scaler, Tensor, ZeroVariance};
+/// # fn main() -> keel_layers::Result<()> {
+/// let train = Tensor::from_vec(&[2, 2], vec![1.0, 10.0, 3.0, 30.0])?; // 2 samples, 2 features
+/// let scaler = Scaler::standard(&train, ZeroVariance::Error)?;
+/// assert_eq!((scaler.center(), scaler.scale()), (&[2.0, 20.0][..], &[1.0, 10.0][..]));
+/// let mut test = Tensor::from_vec(&[1, 2], vec![4.0, 0.0])?;
+/// scaler.transform(&mut test)?;
+/// assert_eq!(test.data(), &[2.0, -2.0]);
+/// scaler.inverse_transform(&mut test)?;
+/// assert_eq!(test.data(), &[4.0, 0.0]);
+/// // A constant feature is an error unless it is to be left as it is.
+/// let constant = Tensor::from_vec(&[2, 1], vec![5.0, 5.0])?;
+/// assert!(Scaler::min_max(&constant, ZeroVariance::Error).is_err());
+/// assert_eq!(Scaler::min_max(&constant, ZeroVariance::Unchanged)?.scale(), &[1.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scaler {
     center: Vec<f32>,

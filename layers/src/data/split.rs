@@ -12,6 +12,20 @@ use crate::error::{LayerError, Result};
 /// with `round(dev_fraction·n)` dev and `round(test_fraction·n)` test samples, the rest
 /// for training. Errors if a fraction is outside [0, 1], they sum past 1, or the features
 /// do not have one row per label.
+///
+/// ```
+/// use keel_layers::{train_dev_test_split, Dataset, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let features = Tensor::from_vec(&[10, 1], (0..10).map(|v| v as f32).collect())?;
+/// let data = Dataset::new(features, (0..10).collect::<Vec<u32>>())?;
+/// let (train, dev, test) = train_dev_test_split(&data, 0.2, 0.1, 42)?;
+/// assert_eq!((train.len(), dev.len(), test.len()), (7, 2, 1));
+/// let mut all = [train.labels, dev.labels, test.labels].concat();
+/// all.sort();
+/// assert_eq!(all, (0..10).collect::<Vec<u32>>()); // each sample in exactly one part
+/// # Ok(())
+/// # }
+/// ```
 pub fn train_dev_test_split<L: Labels>(
     data: &Dataset<L>,
     dev_fraction: f64,

@@ -37,6 +37,23 @@ pub struct SplitIndices {
 ///
 /// # Errors
 /// A fraction outside [0, 1], or fractions summing past 1.
+///
+/// ```
+/// use keel_layers::{stratified_split, Dataset, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // 8 samples of class 0, then 4 of class 1.
+/// let labels: Vec<u32> = [0; 8].into_iter().chain([1; 4]).collect();
+/// let split = stratified_split(&labels, 0.25, 0.25, 0)?;
+/// assert_eq!((split.train.len(), split.dev.len(), split.test.len()), (6, 3, 3));
+/// for part in [&split.train, &split.dev, &split.test] {
+///     let ones = part.iter().filter(|&&i| labels[i] == 1).count();
+///     assert_eq!(3 * ones, part.len()); // a third of class 1 in each part
+/// }
+/// let data = Dataset::new(Tensor::zeros(&[12, 2]), labels)?;
+/// assert_eq!(data.select(&split.dev)?.len(), 3);
+/// # Ok(())
+/// # }
+/// ```
 pub fn stratified_split(
     labels: &[u32],
     dev_fraction: f64,

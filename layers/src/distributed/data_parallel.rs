@@ -41,6 +41,35 @@ pub const DEFAULT_BUCKET_VALUES: usize = 1 << 20;
 ///
 /// Per step, each rank sends and receives its share of `4·(P + buckets)` bytes for `P`
 /// parameter values (a ring allreduce moves `2(N-1)/N` times that over each link).
+///
+/// The example does not run as a doc test: it needs the processes of `mpirun -np 2`, each
+/// building the same model and data.
+///
+/// ```no_run
+/// use std::sync::Arc;
+///
+/// use keel_layers::distributed::{Collective, DataParallel, Mpi, DEFAULT_BUCKET_VALUES};
+/// use keel_layers::{fit, lenet5, Dataset, FitConfig, SeedableRng, Sgd, SgdConfig};
+/// use keel_layers::{SoftmaxCrossEntropy, StdRng, Tensor};
+///
+/// fn train(mpi: &Arc<Mpi>) -> keel_layers::Result<()> {
+///     let data = Dataset::new(Tensor::zeros(&[64, 1, 28, 28]), vec![0; 64])?;
+///     let lenet = lenet5(&mut StdRng::seed_from_u64(0))?;
+///     let mut model = DataParallel::new(lenet, Arc::clone(mpi), DEFAULT_BUCKET_VALUES)?;
+///     let mut sgd = Sgd::new(SgdConfig { lr: 0.01, ..SgdConfig::default() })?;
+///     // Each rank trains on its half of every batch of 32.
+///     let group: Arc<dyn Collective> = mpi.clone();
+///     let config = FitConfig { data_parallel: Some(group), epochs: 1, ..FitConfig::default() };
+///     fit(&mut model, &mut sgd, &mut SoftmaxCrossEntropy::new(), &data, &data, &config)?;
+///     Ok(())
+/// }
+///
+/// fn main() {
+///     let mpi = Arc::new(Mpi::init().expect("MPI initialises once per process"));
+///     let outcome = train(&mpi);
+///     mpi.abort_on_error(outcome);
+/// }
+/// ```
 pub struct DataParallel {
     model: Sequential,
     mpi: Arc<Mpi>,

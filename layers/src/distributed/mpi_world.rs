@@ -19,6 +19,19 @@ use crate::error::{LayerError, Result};
 /// every rank (the hook that `init` installs), and [`Mpi::abort_on_error`] does the same
 /// for an error a program returns. A rank killed from outside is detected by `mpirun`,
 /// which ends the others.
+///
+/// The example does not run as a doc test: it needs the processes of `mpirun -np 2`.
+///
+/// ```no_run
+/// use keel_layers::distributed::{Collective, Mpi};
+///
+/// let mpi = Mpi::init().expect("MPI initialises once per process");
+/// // Each rank adds its rank + 1: with 2 ranks, both get 3.
+/// let mut values = [mpi.rank() as f64 + 1.0];
+/// let outcome = mpi.sum(&mut values);
+/// mpi.abort_on_error(outcome); // an error on one rank ends them all
+/// assert_eq!(values[0], (1..=mpi.ranks()).sum::<usize>() as f64);
+/// ```
 pub struct Mpi {
     universe: Universe,
     rank: usize,

@@ -41,6 +41,18 @@ pub fn projection(e: &[f32], g: &[f32]) -> Result<Vec<f32>> {
 
 /// `e` without its component along `g`: `e - (e·g/‖g‖²)·g`, orthogonal to `g`.
 /// Errors: lengths differ, `g` zero.
+///
+/// ```
+/// use keel_layers::embeddings::{bias_direction, neutralize};
+/// # fn main() -> keel_layers::Result<()> {
+/// let (she, he) = ([0.5f32, 1.0, 0.0], [-0.5f32, 1.0, 0.0]);
+/// let g = bias_direction(&[(&she[..], &he[..])])?; // she - he
+/// assert_eq!(g, [1.0, 0.0, 0.0]);
+/// let receptionist = neutralize(&[0.3, 0.2, 0.8], &g)?;
+/// assert_eq!(receptionist, [0.0, 0.2, 0.8]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn neutralize(e: &[f32], g: &[f32]) -> Result<Vec<f32>> {
     let scale = dot(e, g) / check(e, g)?;
     Ok(e.iter().zip(g).map(|(&x, &y)| (f64::from(x) - scale * f64::from(y)) as f32).collect())

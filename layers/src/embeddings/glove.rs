@@ -46,6 +46,17 @@ pub struct Cooccurrence {
 /// Sums are kept in `f64`, then rounded.
 ///
 /// Errors: `window = 0`, an id out of range, an empty corpus.
+///
+/// ```
+/// use keel_layers::embeddings::count_cooccurrences;
+/// # fn main() -> keel_layers::Result<()> {
+/// // One document of ids 0 1 2: 0 and 1 are 1 apart, 0 and 2 are 2 apart.
+/// let entries = count_cooccurrences(&[vec![0, 1, 2]], 3, 2)?;
+/// let count = |i, j| entries.iter().find(|e| (e.word, e.context) == (i, j)).map(|e| e.count);
+/// assert_eq!((count(0, 1), count(0, 2), count(2, 0), count(0, 0)), (Some(1.0), Some(0.5), Some(0.5), None));
+/// # Ok(())
+/// # }
+/// ```
 pub fn count_cooccurrences(
     corpus: &[Vec<u32>],
     vocab_len: usize,
@@ -108,6 +119,21 @@ impl Default for GloveTrainConfig {
 
 /// A trained GloVe model: word and context rows `(vocab, dim + 1)`, each a vector then its
 /// bias, and what each epoch did.
+///
+/// ```
+/// use keel_layers::embeddings::{count_cooccurrences, tokenize, Glove, GloveTrainConfig, Vocab};
+/// # fn main() -> keel_layers::Result<()> {
+/// let lines = ["the cat chased the mouse", "the dog chased the cat", "a mouse ate the cheese"];
+/// let documents: Vec<Vec<String>> = lines.iter().map(|line| tokenize(line)).collect();
+/// let vocab = Vocab::from_documents(&documents, 1)?;
+/// let entries = count_cooccurrences(&vocab.encode(&documents), vocab.len(), 3)?;
+/// let config = GloveTrainConfig { dim: 8, epochs: 20, threads: 1, ..Default::default() };
+/// let glove = Glove::train(&entries, vocab.len(), &config, &mut |_epoch| {})?;
+/// assert!(glove.history[19].loss < glove.history[0].loss);
+/// assert_eq!(glove.vectors(&vocab)?.dim(), 8);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Glove {
     /// The length of the vectors.

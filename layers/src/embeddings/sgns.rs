@@ -97,6 +97,23 @@ impl Word2VecConfig {
 
 /// A trained skip-gram model: the input (word) vectors, which are the embeddings, and the
 /// output (context) vectors, both `(vocab, dim)` row-major; and what each epoch did.
+///
+/// ```
+/// use keel_layers::embeddings::{tokenize, Vocab, Word2Vec, Word2VecConfig};
+/// # fn main() -> keel_layers::Result<()> {
+/// let lines = ["the cat chased the mouse", "the dog chased the cat", "a mouse ate the cheese"];
+/// let documents: Vec<Vec<String>> = lines.iter().cycle().take(30).map(|line| tokenize(line)).collect();
+/// let vocab = Vocab::from_documents(&documents, 1)?;
+/// let corpus = vocab.encode(&documents);
+/// let config =
+///     Word2VecConfig { dim: 8, window: 2, epochs: 10, sample: 0.0, threads: 1, ..Default::default() };
+/// let model = Word2Vec::train(&corpus, &vocab, &config, &mut |_epoch| {})?;
+/// assert!(model.history[9].loss < model.history[0].loss);
+/// let vectors = model.vectors(&vocab)?;
+/// assert_eq!((vectors.len(), vectors.dim()), (vocab.len(), 8));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Word2Vec {
     /// The length of the vectors.

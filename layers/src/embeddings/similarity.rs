@@ -9,6 +9,22 @@ use crate::error::{LayerError, Result};
 /// Word vectors under their words: a `(words, dim)` row-major matrix and the word of each
 /// row. Similarities are cosines, `u·v/(‖u‖·‖v‖)` (0 against a zero vector), computed by
 /// the kernel [`cosine_similarity`] against every row at once.
+///
+/// ```
+/// use keel_layers::embeddings::WordVectors;
+/// # fn main() -> keel_layers::Result<()> {
+/// // Two dimensions: royalty, then gender.
+/// let words = ["man", "woman", "king", "queen", "apple"].map(String::from).to_vec();
+/// let data = vec![0.0, 1.0, 0.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0, 0.0];
+/// let vectors = WordVectors::new(words, 2, data)?;
+/// assert!(vectors.similarity("king", "queen")?.abs() < 1e-6); // orthogonal
+/// assert_eq!(vectors.nearest("king", 1)?[0].0, "man");
+/// // man : king :: woman : ?
+/// assert_eq!(vectors.analogy("man", "king", "woman", 1)?[0].0, "queen");
+/// assert!(vectors.similarity("king", "pear").is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct WordVectors {
     words: Vec<String>,

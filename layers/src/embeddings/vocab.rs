@@ -7,6 +7,19 @@ use crate::error::{LayerError, Result};
 /// The words seen at least `min_count` times, with their counts, most frequent first (ties
 /// in alphabetical order, so the ids do not depend on hashing): id 0 is the most frequent
 /// word.
+///
+/// ```
+/// use keel_layers::embeddings::{tokenize, Vocab};
+/// # fn main() -> keel_layers::Result<()> {
+/// let documents = vec![tokenize("The cat sat. The dog sat!"), tokenize("A cat.")];
+/// assert_eq!(documents[0], ["the", "cat", "sat", "the", "dog", "sat"]);
+/// let vocab = Vocab::from_documents(&documents, 2)?; // the words seen at least twice
+/// assert_eq!(vocab.words(), ["cat", "sat", "the"]); // equal counts: alphabetical
+/// assert_eq!(vocab.id("dog"), None);
+/// assert_eq!(vocab.encode(&documents), [vec![2, 0, 1, 2, 1], vec![0]]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vocab {
     words: Vec<String>,

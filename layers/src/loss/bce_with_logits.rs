@@ -16,6 +16,25 @@ use crate::tensor::Tensor;
 /// The metric is the accuracy over every element: the prediction is positive when
 /// `σ(z) > threshold` (0.5 unless [`Self::with_threshold`] says otherwise, as in
 /// torchmetrics' `BinaryAccuracy`), the target when `y >= 0.5`.
+///
+/// # Shapes
+/// Logits, targets, [`Loss::backward`]'s gradient and [`BceWithLogits::probs`] all of one
+/// shape, e.g. `(batch, 1)` or `(batch, labels)`.
+///
+/// ```
+/// use keel_layers::{BceWithLogits, Loss, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut loss = BceWithLogits::new();
+/// let logits = Tensor::from_vec(&[2, 1], vec![0.0, 3.0])?;
+/// let targets = Tensor::from_vec(&[2, 1], vec![1.0, 1.0])?;
+/// let expected = (2f32.ln() + (1.0 + (-3f32).exp()).ln()) / 2.0; // mean of ln(1 + e^-z)
+/// assert!((loss.forward(&logits, &targets)? - expected).abs() < 1e-6);
+/// assert_eq!(loss.probs().data()[0], 0.5); // σ(0)
+/// let grad = loss.backward(&targets)?;
+/// assert!((grad.data()[0] + 0.25).abs() < 1e-6); // (σ(0) - 1)/2
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BceWithLogits {
     threshold: f32,

@@ -27,6 +27,24 @@ use crate::tensor::Tensor;
 /// A step calls [`Self::forward`], then [`Self::backward`] and [`Self::tally`] on the same
 /// batch, in either order. Implementations keep their buffers from one call to the next, so
 /// a step on a fixed batch shape allocates nothing.
+///
+/// ```
+/// use keel_layers::metrics::{AccuracyTally, Tally};
+/// use keel_layers::{Loss, SoftmaxCrossEntropy, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut loss = SoftmaxCrossEntropy::new();
+/// // Two samples of three classes: the first predicted right, the second wrong.
+/// let logits = Tensor::from_vec(&[2, 3], vec![2.0, 0.0, 0.0, 0.0, 0.0, 1.0])?;
+/// let targets = [0, 1];
+/// let value = loss.forward(&logits, &targets)?;
+/// assert!(value > 0.0);
+/// assert_eq!(loss.backward(&targets)?.shape(), logits.shape());
+/// let mut tally = AccuracyTally::default();
+/// loss.tally(&logits, &targets, &mut tally)?;
+/// assert_eq!(tally.metrics().accuracy, 0.5);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Loss {
     /// The targets of a batch: `[u32]` class indices, or a [`Tensor`] shaped like the output.
     type Target: ?Sized;

@@ -12,6 +12,21 @@ use crate::tensor::Tensor;
 /// backward gives `∂loss/∂pred = 2·(pred - target)/len`. (The course's `1/(2m)·Σ‖ŷ - y‖²`
 /// is half of this loss when each sample has one output.) The metrics are [`Regression`](crate::metrics::Regression)'s
 /// MAE and R².
+///
+/// # Shapes
+/// Predictions, targets and [`Loss::backward`]'s gradient all of one shape.
+///
+/// ```
+/// use keel_layers::{Loss, Mse, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut mse = Mse::new();
+/// let pred = Tensor::from_vec(&[2, 1], vec![1.0, 3.0])?;
+/// let target = Tensor::from_vec(&[2, 1], vec![0.0, 1.0])?;
+/// assert_eq!(mse.forward(&pred, &target)?, 2.5); // (1² + 2²)/2
+/// assert_eq!(mse.backward(&target)?.data(), &[1.0, 2.0]); // 2·(pred - target)/2
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Mse {
     diff: Tensor,

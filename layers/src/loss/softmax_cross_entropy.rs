@@ -13,6 +13,24 @@ const NAME: &str = "softmax_cross_entropy";
 /// `nn.CrossEntropyLoss`): logits `(batch, classes)`, targets `batch` class indices.
 /// Backward gives `∂loss/∂logits = (softmax(logits) - onehot(targets))/batch`; the metric
 /// is the accuracy of the arg-max of the logits (the first maximum on ties).
+///
+/// # Shapes
+/// - logits `(batch, classes)`, targets `batch` class indices below `classes`;
+/// - [`Loss::backward`]'s gradient and [`SoftmaxCrossEntropy::probs`] `(batch, classes)`.
+///
+/// ```
+/// use keel_layers::{Loss, SoftmaxCrossEntropy, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut loss = SoftmaxCrossEntropy::new();
+/// let logits = Tensor::zeros(&[2, 4]); // every class equally likely
+/// assert!((loss.forward(&logits, &[3, 0])? - 4f32.ln()).abs() < 1e-6);
+/// let grad = loss.backward(&[3, 0])?.data();
+/// // (softmax - onehot)/batch: (1/4 - 1)/2 at a target, (1/4)/2 elsewhere.
+/// assert!((grad[3] + 0.375).abs() < 1e-6 && (grad[1] - 0.125).abs() < 1e-6);
+/// assert!(loss.forward(&logits, &[4, 0]).is_err()); // there is no class 4
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct SoftmaxCrossEntropy {
     probs: Tensor,

@@ -19,6 +19,17 @@ pub fn count_correct(scores: &Tensor, labels: &[u32]) -> Result<usize> {
 }
 
 /// The fraction of rows of `scores` `(n, classes)` whose arg-max is the label; 0 for n = 0.
+///
+/// ```
+/// use keel_layers::{accuracy, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Three samples of two classes, predicted 0, 1 and 0.
+/// let scores = Tensor::from_vec(&[3, 2], vec![0.9, 0.1, 0.2, 0.8, 0.6, 0.4])?;
+/// assert_eq!(accuracy(&scores, &[0, 1, 1])?, 2.0 / 3.0);
+/// assert!(accuracy(&scores, &[0, 1, 2]).is_err()); // there is no class 2
+/// # Ok(())
+/// # }
+/// ```
 pub fn accuracy(scores: &Tensor, labels: &[u32]) -> Result<f64> {
     let correct = count_correct(scores, labels)?;
     Ok(if labels.is_empty() { 0.0 } else { correct as f64 / labels.len() as f64 })

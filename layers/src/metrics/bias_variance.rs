@@ -13,6 +13,16 @@ pub enum Focus {
 
 /// The bias/variance diagnosis from error rates (fractions in [0, 1]):
 /// avoidable bias = train - human, variance = dev - train; work on the larger one.
+///
+/// ```
+/// use keel_layers::metrics::Focus;
+/// use keel_layers::BiasVariance;
+/// // Human, train and dev error: the model underfits (7 points of avoidable bias).
+/// let diagnosis = BiasVariance::new(0.01, 0.08, 0.10);
+/// assert!((diagnosis.avoidable_bias() - 0.07).abs() < 1e-12);
+/// assert_eq!(diagnosis.focus(), Focus::Bias);
+/// assert_eq!(BiasVariance::new(0.01, 0.02, 0.10).focus(), Focus::Variance);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BiasVariance {
     /// Human-level (proxy for Bayes) error.

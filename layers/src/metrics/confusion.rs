@@ -24,6 +24,22 @@ fn f1(precision: f64, recall: f64) -> f64 {
 }
 
 /// A `classes x classes` table of counts: row = true class, column = predicted class.
+///
+/// ```
+/// use keel_layers::ConfusionMatrix;
+/// # fn main() -> keel_layers::Result<()> {
+/// let predicted = [1, 1, 0, 1];
+/// let labels = [1, 0, 0, 1];
+/// let matrix = ConfusionMatrix::from_predictions(2, &predicted, &labels)?;
+/// assert_eq!(matrix.count(0, 1), 1); // one sample of class 0 predicted as 1
+/// assert_eq!(matrix.accuracy(), 0.75);
+/// let positive = matrix.binary()?; // class 1: 2 true positives, 1 false positive, 0 missed
+/// assert!((positive.precision - 2.0 / 3.0).abs() < 1e-12);
+/// assert_eq!(positive.recall, 1.0);
+/// assert!((positive.f1 - 0.8).abs() < 1e-12);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfusionMatrix {
     classes: usize,

@@ -7,6 +7,23 @@ use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
 /// How close predictions came to real-valued targets (regression losses' metrics).
+///
+/// ```
+/// use keel_layers::metrics::{RegressionTally, Tally};
+/// use keel_layers::{Loss, Mse, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let pred = Tensor::from_vec(&[4, 1], vec![1.0, 2.0, 3.0, 5.0])?;
+/// let target = Tensor::from_vec(&[4, 1], vec![1.0, 2.0, 3.0, 4.0])?;
+/// let mut mse = Mse::new();
+/// mse.forward(&pred, &target)?;
+/// let mut tally = RegressionTally::default();
+/// mse.tally(&pred, &target, &mut tally)?;
+/// let metrics = tally.metrics();
+/// assert_eq!(metrics.mae, 0.25);
+/// assert!((metrics.r2 - 0.8).abs() < 1e-9); // 1 - SS_res/SS_tot = 1 - 1/5
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Regression {
     /// Mean absolute error over every predicted value, `mean |ŷ - y|`.

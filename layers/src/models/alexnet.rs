@@ -66,6 +66,20 @@ impl AlexNetConfig {
 /// Errors ([`LayerError::Config`](crate::LayerError::Config)) if the input is too small for
 /// the layers (below 63), and ([`LayerError::Kernel`](crate::LayerError::Kernel)) if a
 /// width is 0.
+///
+/// ```
+/// use keel_layers::{alexnet, AlexNetConfig, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // AlexNet's layers at a smaller width, on the smallest image they take (63x63).
+/// let config =
+///     AlexNetConfig { input_size: 63, widths: [4, 8, 8, 8, 8], hidden: 16, ..AlexNetConfig::imagenet(5) };
+/// let mut model = alexnet(&config, &mut StdRng::seed_from_u64(0))?;
+/// model.forward(&Tensor::zeros(&[1, 3, 63, 63]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[1, 5]);
+/// assert!(alexnet(&AlexNetConfig { input_size: 62, ..config }, &mut StdRng::seed_from_u64(0)).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub fn alexnet(config: &AlexNetConfig, rng: &mut StdRng) -> Result<Sequential> {
     let [w0, w1, w2, w3, w4] = config.widths;
     let relu = || Activation::new(ActivationKind::Relu);

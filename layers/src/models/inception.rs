@@ -83,6 +83,18 @@ fn conv_bn_relu(
 ///
 /// Errors ([`LayerError::Config`]) if `large_kernel` is even (its padding could not keep the
 /// size), and ([`LayerError::Kernel`]) if a width is 0.
+///
+/// ```
+/// use keel_layers::{inception_block, InceptionWidths, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let widths = InceptionWidths::new([2, 2, 4, 2, 4, 2]); // 2 + 4 + 4 + 2 channels out
+/// let mut block = inception_block(3, &widths, 5, &mut StdRng::seed_from_u64(0))?;
+/// block.forward(&Tensor::zeros(&[1, 3, 6, 6]), Mode::Eval)?;
+/// assert_eq!(block.output().shape(), &[1, widths.out_channels(), 6, 6]);
+/// assert_eq!(widths.out_channels(), 12);
+/// # Ok(())
+/// # }
+/// ```
 pub fn inception_block(
     in_channels: usize,
     widths: &InceptionWidths,
@@ -213,6 +225,26 @@ impl InceptionConfig {
 ///
 /// Errors ([`LayerError::Config`]) if there is no stage, a stage has no block or more than
 /// 26, `classes` is 0 or the large kernel is even, and ([`LayerError::Kernel`]) if a width is 0.
+///
+/// ```
+/// use keel_layers::{inception, InceptionConfig, InceptionStem, InceptionWidths, Layer, Mode};
+/// use keel_layers::{SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // A 4-channel stem and one stage of one block, for grey images and 3 classes.
+/// let config = InceptionConfig {
+///     in_channels: 1,
+///     stem: InceptionStem::Small { width: 4 },
+///     stages: vec![vec![InceptionWidths::new([2, 2, 4, 2, 4, 2])]],
+///     large_kernel: 3,
+///     dropout: 0.2,
+///     classes: 3,
+/// };
+/// let mut model = inception(&config, &mut StdRng::seed_from_u64(0))?;
+/// model.forward(&Tensor::zeros(&[2, 1, 8, 8]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[2, 3]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn inception(config: &InceptionConfig, rng: &mut StdRng) -> Result<Sequential> {
     if config.stages.is_empty()
         || config.stages.iter().any(|blocks| blocks.is_empty() || blocks.len() > 26)

@@ -25,6 +25,18 @@ use crate::nn::{
 ///
 /// Parameters `"0.weight"`, `"0.bias"`, `"2.*"`, `"5.*"`, `"6.*"`, `"7.*"`; weights drawn
 /// by He init (ReLU network), biases zero.
+///
+/// ```
+/// use keel_layers::{lenet5, param_counts, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut model = lenet5(&mut StdRng::seed_from_u64(0))?;
+/// model.forward(&Tensor::zeros(&[2, 1, 28, 28]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[2, 10]);
+/// // 156 + 2416 (convolutions) + 48120 + 10164 + 850 (dense layers).
+/// assert_eq!(param_counts(&mut model).trainable, 61_706);
+/// # Ok(())
+/// # }
+/// ```
 pub fn lenet5(rng: &mut StdRng) -> Result<Sequential> {
     let relu = ActivationKind::Relu;
     Ok(Sequential::new()

@@ -25,6 +25,20 @@ use crate::nn::{
 /// `(n, in_channels, h, w)` → `(n, out_channels, ⌊(h-1)/stride⌋+1, ⌊(w-1)/stride⌋+1)`.
 ///
 /// Errors ([`LayerError::Kernel`]) if a channel count or the stride is 0.
+///
+/// ```
+/// use keel_layers::{basic_block, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // 4 -> 8 channels at stride 2: the shortcut is a projection.
+/// let mut block = basic_block(4, 8, 2, &mut StdRng::seed_from_u64(0))?;
+/// block.forward(&Tensor::zeros(&[1, 4, 9, 9]), Mode::Eval)?;
+/// assert_eq!(block.output().shape(), &[1, 8, 5, 5]);
+/// let mut names = Vec::new();
+/// block.visit_params(&mut |name, _| names.push(name.to_string()));
+/// assert!(names.iter().any(|name| name == "downsample.0.weight"));
+/// # Ok(())
+/// # }
+/// ```
 pub fn basic_block(
     in_channels: usize,
     out_channels: usize,
@@ -135,6 +149,29 @@ impl ResNetConfig {
 ///
 /// Errors ([`LayerError::Config`]) if `widths` and `depths` differ in length, are empty, or
 /// hold a 0, or if `classes` or `in_channels` is 0.
+///
+/// ```
+/// use keel_layers::{resnet, Layer, Mode, ResNetConfig, ResNetStem, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Two stages of one block (4, then 8 channels) for grey images and 3 classes.
+/// let config = ResNetConfig {
+///     in_channels: 1,
+///     stem: ResNetStem::Small,
+///     widths: vec![4, 8],
+///     depths: vec![1, 1],
+///     classes: 3,
+/// };
+/// let mut model = resnet(&config, &mut StdRng::seed_from_u64(0))?;
+/// model.forward(&Tensor::zeros(&[2, 1, 12, 12]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[2, 3]);
+/// let mut names = Vec::new();
+/// model.visit_params(&mut |name, _| names.push(name.to_string()));
+/// assert_eq!((names[0].as_str(), names.last().unwrap().as_str()), ("conv1.weight", "fc.bias"));
+/// // ResNet-18's layout, under torchvision's names.
+/// assert_eq!(ResNetConfig::resnet18(1000).depths, [2, 2, 2, 2]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn resnet(config: &ResNetConfig, rng: &mut StdRng) -> Result<Sequential> {
     let valid = !config.widths.is_empty()
         && config.widths.len() == config.depths.len()

@@ -86,6 +86,22 @@ impl VggConfig {
 /// Errors ([`LayerError::Config`]) if there is no stage, a stage has no convolution, or the
 /// input is too small for the pools (below `2^stages`); ([`LayerError::Kernel`]) if a width
 /// is 0.
+///
+/// ```
+/// use keel_layers::{vgg, Layer, Mode, SeedableRng, StdRng, Tensor, VggConfig};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Two stages of one convolution (4, then 8 channels) on 8x8 grey images: 8 -> 4 -> 2.
+/// let stages = vec![(1, 4), (1, 8)];
+/// let config = VggConfig { in_channels: 1, input_size: 8, stages, hidden: 16, dropout: 0.5, classes: 3 };
+/// let mut model = vgg(&config, &mut StdRng::seed_from_u64(0))?;
+/// model.forward(&Tensor::zeros(&[2, 1, 8, 8]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[2, 3]);
+/// let mut shapes = Vec::new();
+/// model.visit_params(&mut |name, param| shapes.push((name.to_string(), param.value.shape().to_vec())));
+/// assert_eq!(shapes[4], ("classifier.0.weight".to_string(), vec![16, 8 * 2 * 2]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn vgg(config: &VggConfig, rng: &mut StdRng) -> Result<Sequential> {
     if config.stages.is_empty() || config.stages.iter().any(|&(convs, _)| convs == 0) {
         return Err(LayerError::Config {

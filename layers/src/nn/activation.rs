@@ -95,6 +95,26 @@ pub(crate) fn grad_before_activation<'a>(
 }
 
 /// An element-wise activation layer (see the module docs).
+///
+/// # Shapes
+/// Input any shape; output and input gradient the input's shape.
+///
+/// ```
+/// use keel_layers::{Activation, ActivationKind, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut relu = Activation::new(ActivationKind::Relu);
+/// let x = Tensor::from_vec(&[1, 3], vec![-1.0, 0.5, 2.0])?;
+/// relu.forward(&x, Mode::Train)?;
+/// assert_eq!(relu.output().data(), &[0.0, 0.5, 2.0]);
+/// relu.backward(&x, &Tensor::from_vec(&[1, 3], vec![1.0; 3])?)?;
+/// assert_eq!(relu.grad_input().data(), &[0.0, 1.0, 1.0]);
+///
+/// let mut sigmoid = Activation::new(ActivationKind::Sigmoid);
+/// sigmoid.forward(&Tensor::zeros(&[2, 2]), Mode::Eval)?;
+/// assert_eq!(sigmoid.output().data(), &[0.5; 4]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Activation {
     kind: ActivationKind,

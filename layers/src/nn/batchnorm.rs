@@ -45,6 +45,28 @@ enum Kind {
 }
 
 /// Batch normalisation (see the module docs).
+///
+/// # Shapes
+/// - input `(n, c)` or `(n, c, l)` ([`BatchNorm::new_1d`]), `(n, c, h, w)` ([`BatchNorm::new_2d`]);
+/// - output the input's shape;
+/// - parameters `"weight"`, `"bias"` and buffers `"running_mean"`, `"running_var"`, each `(c)`.
+///
+/// ```
+/// use keel_layers::{BatchNorm, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut bn = BatchNorm::new_1d(2);
+/// // Four samples of two features: the first 1, 2, 3, 4, the second all 10.
+/// let x = Tensor::from_vec(&[4, 2], vec![1.0, 10.0, 2.0, 10.0, 3.0, 10.0, 4.0, 10.0])?;
+/// bn.forward(&x, Mode::Train)?;
+/// let y = bn.output().data();
+/// let first: f32 = (0..4).map(|i| y[2 * i]).sum();
+/// assert!(first.abs() < 1e-5 && y[0] < 0.0 && y[6] > 0.0); // mean 0 per channel
+/// assert_eq!(y[1], 0.0); // a constant feature becomes 0
+/// // The running mean moved a tenth of the way (momentum 0.1) to the batch mean.
+/// assert!((bn.running_mean().data()[0] - 0.25).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
     kind: Kind,

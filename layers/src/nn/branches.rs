@@ -51,6 +51,26 @@ struct Branch {
 /// Parameters and buffers are named `"<branch>.<name>"`; a branch named `""` adds no prefix,
 /// so that a residual block's main path keeps the names of its layers (`"conv1.weight"`, as in
 /// torchvision's `BasicBlock`, whose shortcut is `"downsample.0.weight"`).
+///
+/// ```
+/// use keel_layers::{Branches, Dense, Init, Layer, Merge, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let x = Tensor::from_vec(&[1, 2], vec![1.0, 2.0])?;
+/// // A residual connection y = f(x) + x, with f all zeros here so that y = x.
+/// let f = Dense::new(2, 2, Init::Zeros, &mut rng)?;
+/// let mut residual = Branches::new(Merge::Add).branch("f", f)?.identity();
+/// residual.forward(&x, Mode::Eval)?;
+/// assert_eq!(residual.output(), &x);
+/// // Two heads side by side, concatenated: 3 + 4 features.
+/// let mut heads = Branches::new(Merge::Concat)
+///     .branch("a", Dense::new(2, 3, Init::He, &mut rng)?)?
+///     .branch("b", Dense::new(2, 4, Init::He, &mut rng)?)?;
+/// heads.forward(&x, Mode::Eval)?;
+/// assert_eq!(heads.output().shape(), &[1, 7]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Branches {
     merge: Merge,
     activation: Option<ActivationKind>,

@@ -25,6 +25,24 @@ use crate::tensor::Tensor;
 /// padding and dilation (PyTorch's defaults: stride 1, padding 0, dilation 1, one group,
 /// with a bias). Build one with [`Conv2dConfig::new`] and the `with_*` setters, or set the
 /// fields directly for different values per axis.
+///
+/// ```
+/// use keel_layers::{Conv2d, Conv2dConfig, Init, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// // 3 -> 8 channels, 3x3, stride 2, padding 1: a 32x32 image becomes 16x16.
+/// let config = Conv2dConfig::new(3, 8, 3).with_stride(2).with_padding(1);
+/// let mut conv = Conv2d::new(config, Init::He, &mut rng)?;
+/// conv.forward(&Tensor::zeros(&[2, 3, 32, 32]), Mode::Eval)?;
+/// assert_eq!(conv.output().shape(), &[2, 8, 16, 16]);
+/// // A 1x3 kernel padded along the width only: the fields are per axis.
+/// let row = Conv2dConfig { kernel: [1, 3], padding: [0, 1], ..Conv2dConfig::new(3, 4, 1) };
+/// let mut conv = Conv2d::new(row, Init::He, &mut rng)?;
+/// conv.forward(&Tensor::zeros(&[1, 3, 5, 7]), Mode::Eval)?;
+/// assert_eq!(conv.output().shape(), &[1, 4, 5, 7]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Conv2dConfig {
     /// Input channels `c_in`.
@@ -121,6 +139,27 @@ impl Conv2dConfig {
 }
 
 /// A 2-D convolution layer (see the module docs).
+///
+/// # Shapes
+/// - input `(n, c_in, h, w)`, `n >= 1`;
+/// - output `(n, c_out, out_h, out_w)` with
+///   `out_h = ⌊(h + 2·pad_h - dilation_h·(kh - 1) - 1)/stride_h⌋ + 1` (`out_w` likewise);
+/// - parameters `"weight"` `(c_out, c_in/groups, kh, kw)`, `"bias"` `(c_out)` (unless
+///   [`Conv2dConfig::with_bias`]`(false)`).
+///
+/// ```
+/// use keel_layers::{Conv2d, Conv2dConfig, Init, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut conv = Conv2d::new(Conv2dConfig::new(1, 1, 2).with_bias(false), Init::He, &mut rng)?;
+/// conv.weight.value.data_mut().fill(1.0); // each output sums a 2x2 window
+/// let x = Tensor::from_vec(&[1, 1, 3, 3], (0..9).map(|v| v as f32).collect())?;
+/// conv.forward(&x, Mode::Eval)?;
+/// assert_eq!(conv.output().shape(), &[1, 1, 2, 2]);
+/// assert_eq!(conv.output().data(), &[8.0, 12.0, 20.0, 24.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Conv2d {
     config: Conv2dConfig,

@@ -18,6 +18,26 @@ use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
 /// A fully connected layer (see the module docs).
+///
+/// # Shapes
+/// - input `(batch, in_features)`, `batch >= 1`;
+/// - output `(batch, out_features)`;
+/// - parameters `"weight"` `(out_features, in_features)`, `"bias"` `(out_features)`.
+///
+/// ```
+/// use keel_layers::{ActivationKind, Dense, Init, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut dense = Dense::new(2, 1, Init::He, &mut rng)?.with_activation(ActivationKind::Relu);
+/// dense.weight.value.data_mut().copy_from_slice(&[2.0, -1.0]);
+/// dense.bias.value.data_mut()[0] = 0.5;
+/// let x = Tensor::from_vec(&[3, 2], vec![1.0, 1.0, 3.0, 2.0, 0.0, 4.0])?;
+/// dense.forward(&x, Mode::Eval)?;
+/// // relu(2·x0 - x1 + 0.5) for each row.
+/// assert_eq!(dense.output().data(), &[1.5, 4.5, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dense {
     in_features: usize,

@@ -18,6 +18,25 @@ use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
 /// Inverted dropout (see the module docs).
+///
+/// # Shapes
+/// Input any shape; output and input gradient the input's shape.
+///
+/// ```
+/// use keel_layers::{Dropout, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dropout = Dropout::new(0.5, 42)?;
+/// let x = Tensor::from_vec(&[1, 1000], vec![1.0; 1000])?;
+/// dropout.forward(&x, Mode::Train)?;
+/// let y = dropout.output().data();
+/// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0)); // kept units scaled by 1/(1 - p)
+/// let kept = y.iter().filter(|&&v| v > 0.0).count();
+/// assert!((400..600).contains(&kept));
+/// dropout.forward(&x, Mode::Eval)?;
+/// assert_eq!(dropout.output(), &x);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dropout {
     p: f32,

@@ -30,6 +30,29 @@ use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
 /// A table of `num_embeddings` learned vectors of `dim` values (see the module docs).
+///
+/// # Shapes
+/// - input: ids of any shape `(…)` (`&[u32]` with [`Embedding::forward_indices`], or
+///   whole numbers in an `f32` [`Tensor`] through [`Layer::forward`]);
+/// - output `(…, dim)`;
+/// - parameter `"weight"` `(num_embeddings, dim)`.
+///
+/// ```
+/// use keel_layers::{Embedding, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Three tokens of two values each; token 0 is padding.
+/// let weight = Tensor::from_vec(&[3, 2], vec![0.0, 0.0, 1.0, 2.0, 3.0, 4.0])?;
+/// let mut embedding = Embedding::from_weight(weight, Some(0))?;
+/// embedding.forward_indices(&[2, 1, 0], &[1, 3])?; // one sequence of three ids
+/// assert_eq!(embedding.output().shape(), &[1, 3, 2]);
+/// assert_eq!(embedding.output().data(), &[3.0, 4.0, 1.0, 2.0, 0.0, 0.0]);
+/// // The same through the `Layer` trait, ids coded as f32; 2.5 is not an id.
+/// embedding.forward(&Tensor::from_vec(&[2], vec![1.0, 1.0])?, Mode::Eval)?;
+/// assert_eq!(embedding.output().data(), &[1.0, 2.0, 1.0, 2.0]);
+/// assert!(embedding.forward(&Tensor::from_vec(&[1], vec![2.5])?, Mode::Eval).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Embedding {
     num_embeddings: usize,

@@ -16,6 +16,20 @@ use crate::tensor::Tensor;
 const NAME: &str = "flatten";
 
 /// Flattens every dimension after the batch (see the module docs).
+///
+/// # Shapes
+/// - input `(n, d1, d2, ...)`, `n >= 1`, at least two dimensions;
+/// - output `(n, d1·d2·...)`, the values in the same order.
+///
+/// ```
+/// use keel_layers::{Flatten, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut flatten = Flatten::new();
+/// flatten.forward(&Tensor::zeros(&[2, 16, 5, 5]), Mode::Eval)?;
+/// assert_eq!(flatten.output().shape(), &[2, 400]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Flatten {
     buffers: Reshaped,

@@ -33,6 +33,22 @@ const NAME: &str = "flatten_steps";
 ///
 /// Errors ([`LayerError::Shape`]) on an input that is not 3-D and on a gradient not
 /// `(seq·batch, features)`.
+///
+/// ```
+/// use keel_layers::{Dense, FlattenSteps, Init, Layer, Lstm, LstmConfig, Mode};
+/// use keel_layers::{SeedableRng, Sequential, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// // A tagger: 5 classes at every step of 3 sequences of 4 steps.
+/// let mut model = Sequential::new()
+///     .push(Lstm::new(LstmConfig::new(6, 8), &mut rng)?)
+///     .push(FlattenSteps::new())
+///     .push(Dense::new(8, 5, Init::Xavier, &mut rng)?);
+/// model.forward(&Tensor::zeros(&[4, 3, 6]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[4 * 3, 5]); // row t·batch + b
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct FlattenSteps {
     buffers: Reshaped,

@@ -36,7 +36,7 @@ pub fn freeze(model: &mut dyn Layer, prefix: &str) -> Result<usize> {
 }
 
 /// Makes every parameter of `model` named `prefix` or under it trainable again (the rule of
-/// [`freeze`]), and returns how many parameter tensors matched.
+/// [`freeze`], whose example unfreezes too), and returns how many parameter tensors matched.
 ///
 /// Errors ([`LayerError::Config`]) if no parameter matches, naming the prefix.
 pub fn unfreeze(model: &mut dyn Layer, prefix: &str) -> Result<usize> {
@@ -53,6 +53,17 @@ pub struct ParamCounts {
 }
 
 /// Counts the parameter elements of `model`, trainable and frozen.
+///
+/// ```
+/// use keel_layers::{freeze, param_counts, Dense, Init, ParamCounts, SeedableRng, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(4, 3, Init::He, &mut StdRng::seed_from_u64(0))?;
+/// assert_eq!(param_counts(&mut dense), ParamCounts { trainable: 4 * 3 + 3, frozen: 0 });
+/// freeze(&mut dense, "weight")?;
+/// assert_eq!(param_counts(&mut dense), ParamCounts { trainable: 3, frozen: 12 });
+/// # Ok(())
+/// # }
+/// ```
 pub fn param_counts(model: &mut dyn Layer) -> ParamCounts {
     let mut counts = ParamCounts::default();
     model.visit_params(&mut |_, param| {

@@ -6,6 +6,17 @@ use rand_distr::{Distribution, Normal};
 
 /// How to fill a weight tensor. `fan_in` / `fan_out` are the inputs / outputs each weight
 /// connects (for a dense layer `in` and `out`; for a convolution `in_c·kh·kw`, `out_c·kh·kw`).
+///
+/// ```
+/// use keel_layers::{Init, SeedableRng, StdRng};
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut weights = vec![0.0f32; 1000];
+/// Init::Uniform { low: -0.1, high: 0.1 }.fill(&mut weights, 10, 10, &mut rng);
+/// assert!(weights.iter().all(|w| (-0.1..0.1).contains(w)));
+/// Init::He.fill(&mut weights, 50, 10, &mut rng); // std √(2/50) = 0.2
+/// let std = (weights.iter().map(|w| w * w).sum::<f32>() / 1000.0).sqrt();
+/// assert!((std - 0.2).abs() < 0.02);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Init {
     /// All zeros (biases; a weight initialised so never breaks symmetry).

@@ -51,6 +51,32 @@ impl Param {
 /// - buffers are reused across calls, so steady-state steps allocate nothing;
 /// - layers are `Send`, so a model can move to (or be driven from) another thread, such as
 ///   inside a rayon pool's `install`.
+///
+/// Driving a layer by hand (what [`fit`](crate::fit) does each step): parameter gradients
+/// add up over backward calls until cleared, the input gradient is overwritten.
+///
+/// ```
+/// use keel_layers::{Dense, Init, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut layer = Dense::new(2, 1, Init::He, &mut StdRng::seed_from_u64(0))?;
+/// let x = Tensor::from_vec(&[1, 2], vec![3.0, 4.0])?;
+/// let dy = Tensor::from_vec(&[1, 1], vec![1.0])?;
+/// layer.forward(&x, Mode::Train)?;
+/// assert_eq!(layer.output().shape(), &[1, 1]);
+/// layer.backward(&x, &dy)?;
+/// layer.backward(&x, &dy)?;
+/// assert_eq!(layer.weight.grad.data(), &[6.0, 8.0]); // twice ∂y/∂W = x
+/// assert_eq!(layer.grad_input().shape(), &[1, 2]);
+/// let mut names = Vec::new();
+/// layer.visit_params(&mut |name, param| {
+///     names.push(name.to_string());
+///     param.zero_grad();
+/// });
+/// assert_eq!(names, ["weight", "bias"]);
+/// assert_eq!(layer.weight.grad.data(), &[0.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Layer: Send {
     /// A short description with the shapes, used in error messages, e.g. `dense(784 -> 10)`.
     fn name(&self) -> String;

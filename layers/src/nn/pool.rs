@@ -99,6 +99,30 @@ fn check_grad(layer: impl Fn() -> String, expected: &[usize], grad_output: &Tens
 
 /// Max pooling (see the module docs). Forward records each window's argmax (its flat index
 /// in the input plane, first of equal maxima); backward routes each output gradient to it.
+///
+/// # Shapes
+/// - input `(n, c, h, w)`;
+/// - output `(n, c, out_h, out_w)`, `out_h = ⌊(h + 2·pad_h - kh)/stride_h⌋ + 1` (the ceiling
+///   with `ceil_mode`), `out_w` likewise.
+///
+/// ```
+/// use keel_layers::{Layer, MaxPool2d, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut pool = MaxPool2d::new(2);
+/// let x = Tensor::from_vec(&[1, 1, 4, 4], (0..16).map(|v| v as f32).collect())?;
+/// pool.forward(&x, Mode::Train)?;
+/// assert_eq!(pool.output().data(), &[5.0, 7.0, 13.0, 15.0]);
+/// // Backward routes each gradient to its window's maximum.
+/// pool.backward(&x, &Tensor::from_vec(&[1, 1, 2, 2], vec![1.0; 4])?)?;
+/// assert_eq!(pool.grad_input().data()[5], 1.0);
+/// assert_eq!(pool.grad_input().data().iter().sum::<f32>(), 4.0);
+/// // 3x3 windows at stride 2 with padding 1 (ResNet's stem) halve the size.
+/// let mut stem_pool = MaxPool2d::new(3).with_stride(2).with_padding(1);
+/// stem_pool.forward(&Tensor::zeros(&[1, 2, 8, 8]), Mode::Eval)?;
+/// assert_eq!(stem_pool.output().shape(), &[1, 2, 4, 4]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct MaxPool2d {
     window: PoolWindow,
@@ -190,6 +214,20 @@ impl Layer for MaxPool2d {
 /// Average pooling (see the module docs). With `count_include_pad` (the default, as in
 /// PyTorch) a window's divisor counts its padded positions (up to the padded input's edge);
 /// without it, only the input elements it covers.
+///
+/// # Shapes
+/// As [`MaxPool2d`]: `(n, c, h, w)` → `(n, c, out_h, out_w)`.
+///
+/// ```
+/// use keel_layers::{AvgPool2d, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut pool = AvgPool2d::new(2);
+/// let x = Tensor::from_vec(&[1, 1, 4, 4], (0..16).map(|v| v as f32).collect())?;
+/// pool.forward(&x, Mode::Eval)?;
+/// assert_eq!(pool.output().data(), &[2.5, 4.5, 10.5, 12.5]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct AvgPool2d {
     window: PoolWindow,
@@ -273,6 +311,23 @@ impl Layer for AvgPool2d {
 
 /// Global average pooling: `(n, c, h, w) → (n, c)`, the mean of each plane (PyTorch's
 /// `AdaptiveAvgPool2d(1)` followed by `Flatten`).
+///
+/// # Shapes
+/// - input `(n, c, h, w)`;
+/// - output `(n, c)`.
+///
+/// ```
+/// use keel_layers::{GlobalAvgPool2d, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut pool = GlobalAvgPool2d::new();
+/// // Two 2x2 channels: 0, 1, 2, 3 and 4, 5, 6, 7.
+/// let x = Tensor::from_vec(&[1, 2, 2, 2], (0..8).map(|v| v as f32).collect())?;
+/// pool.forward(&x, Mode::Eval)?;
+/// assert_eq!(pool.output().shape(), &[1, 2]);
+/// assert_eq!(pool.output().data(), &[1.5, 5.5]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct GlobalAvgPool2d {
     output: Tensor,

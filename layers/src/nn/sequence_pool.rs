@@ -94,6 +94,22 @@ fn check_grad(name: impl Fn() -> String, dims: Dims, grad_output: &Tensor) -> Re
 ///
 /// Errors ([`LayerError::Shape`]) on an input that is not 3-D, has no step, or (when
 /// bidirectional) has an odd number of features, and on a gradient not `(batch, features)`.
+///
+/// ```
+/// use keel_layers::{LastStep, Layer, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // 3 steps, batch 1, 2 features: (0, 1), (2, 3), (4, 5).
+/// let x = Tensor::from_vec(&[3, 1, 2], (0..6).map(|v| v as f32).collect())?;
+/// let mut last = LastStep::new();
+/// last.forward(&x, Mode::Eval)?;
+/// assert_eq!(last.output().data(), &[4.0, 5.0]);
+/// // Bidirectional, one unit each way: the reverse direction's last step is the first.
+/// let mut both = LastStep::new().with_bidirectional(true);
+/// both.forward(&x, Mode::Eval)?;
+/// assert_eq!(both.output().data(), &[4.0, 1.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct LastStep {
     layout: Layout,
@@ -209,6 +225,19 @@ impl Layer for LastStep {
 ///
 /// Errors ([`LayerError::Shape`]) on an input that is not 3-D or has no step, and on a
 /// gradient not `(batch, features)`.
+///
+/// ```
+/// use keel_layers::{Layer, MeanOverTime, Mode, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Batch-first: 1 sequence of 3 steps of 2 features, (0, 1), (2, 3), (4, 5).
+/// let x = Tensor::from_vec(&[1, 3, 2], (0..6).map(|v| v as f32).collect())?;
+/// let mut mean = MeanOverTime::new().with_batch_first(true);
+/// mean.forward(&x, Mode::Eval)?;
+/// assert_eq!(mean.output().shape(), &[1, 2]);
+/// assert_eq!(mean.output().data(), &[2.0, 3.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct MeanOverTime {
     layout: Layout,

@@ -19,6 +19,29 @@ static EMPTY: Tensor = Tensor::EMPTY;
 /// With its input gradient off ([`Layer::set_input_grad`]), backward stops at the first layer
 /// with a trainable (not frozen) parameter, and that layer skips its own input gradient: the
 /// layers before it (a leading `Flatten`, say, or a frozen backbone) have nothing to learn.
+///
+/// # Shapes
+/// Input: what the first layer takes; output: what the last gives.
+///
+/// ```
+/// use keel_layers::{ActivationKind, Dense, Init, Layer, Mode, SeedableRng, Sequential, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut model = Sequential::new()
+///     .push(Dense::new(4, 8, Init::He, &mut rng)?.with_activation(ActivationKind::Relu))
+///     .push_named("fc", Dense::new(8, 3, Init::Xavier, &mut rng)?)?;
+/// model.forward(&Tensor::zeros(&[5, 4]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[5, 3]);
+/// let mut names = Vec::new();
+/// model.visit_params(&mut |name, _| names.push(name.to_string()));
+/// assert_eq!(names, ["0.weight", "0.bias", "fc.weight", "fc.bias"]);
+/// // A new head for two classes (transfer learning).
+/// model.replace("fc", Dense::new(8, 2, Init::Xavier, &mut rng)?)?;
+/// model.forward(&Tensor::zeros(&[5, 4]), Mode::Eval)?;
+/// assert_eq!(model.output().shape(), &[5, 2]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
     /// The child names, one per layer: its index, or the name given to `push_named`.

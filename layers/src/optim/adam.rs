@@ -11,6 +11,23 @@ use crate::tensor::Tensor;
 /// Adam / AdamW (`torch.optim.Adam`, `torch.optim.AdamW` semantics; see [`AdamConfig`]).
 /// Its state (first and second moments) follows the model's parameter order; frozen
 /// parameters are skipped.
+///
+/// ```
+/// use keel_layers::{Adam, AdamConfig, Dense, Init, Optimizer, SeedableRng, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(2, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// dense.weight.grad.data_mut().copy_from_slice(&[0.5, -200.0]);
+/// let mut adam = Adam::new(AdamConfig { lr: 0.01, ..AdamConfig::default() })?;
+/// adam.step(&mut dense)?;
+/// // Adam's first step is lr·sign(g), whatever the gradient's size.
+/// let w = dense.weight.value.data();
+/// assert!((w[0] + 0.01).abs() < 1e-6 && (w[1] - 0.01).abs() < 1e-6);
+/// // AdamW: decoupled weight decay.
+/// let adamw = Adam::new(AdamConfig::adamw())?;
+/// assert_eq!(adamw.learning_rate(), 1e-3);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Adam {
     /// Hyper-parameters; `lr` may be changed between steps (learning-rate schedules).

@@ -15,6 +15,19 @@ use keel_kernels::optim::{
 /// kernel's f64 reduction, rounded to f32), combined as `√Σ norm²` in f64; then the scaling.
 /// Errors ([`LayerError::Argument`]): `max_norm` negative or NaN; a non-finite total norm (NaN or infinite gradients),
 /// in which case no gradient is changed.
+///
+/// ```
+/// use keel_layers::{clip_grad_norm, Dense, Init, SeedableRng, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(1, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// dense.weight.grad.data_mut()[0] = 3.0;
+/// dense.bias.grad.data_mut()[0] = 4.0;
+/// assert_eq!(clip_grad_norm(&mut dense, 1.0)?, 5.0); // the norm before clipping
+/// assert!((dense.weight.grad.data()[0] - 0.6).abs() < 1e-5);
+/// assert!((dense.bias.grad.data()[0] - 0.8).abs() < 1e-5);
+/// # Ok(())
+/// # }
+/// ```
 pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
     if max_norm.is_nan() || max_norm < 0.0 {
         return Err(LayerError::Argument {
@@ -61,6 +74,17 @@ pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> Result<f32> {
 /// `torch.nn.utils.clip_grad_value_(model.parameters(), clip)` over the trainable (not
 /// frozen) parameters: clamps every gradient element in place to `[-clip, clip]`.
 /// Errors ([`LayerError::Argument`]): `clip` negative or NaN.
+///
+/// ```
+/// use keel_layers::{clip_grad_value, Dense, Init, SeedableRng, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(2, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// dense.weight.grad.data_mut().copy_from_slice(&[3.0, -0.5]);
+/// clip_grad_value(&mut dense, 1.0)?;
+/// assert_eq!(dense.weight.grad.data(), &[1.0, -0.5]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn clip_grad_value(model: &mut dyn Layer, clip: f32) -> Result<()> {
     // Checked once up front, so a model without trainable parameters rejects it too.
     clip_value_kernel(&mut [], clip).map_err(|e| LayerError::argument("clip_grad_value", e))?;

@@ -28,6 +28,31 @@ use crate::nn::{Layer, Param};
 use crate::tensor::Tensor;
 
 /// An update rule over a model's parameters: what a training loop drives.
+///
+/// A training step by hand (what [`fit`](crate::fit) runs on every mini-batch), fitting
+/// `y = 2x + 1`:
+///
+/// ```
+/// use keel_layers::{zero_grad, Dense, Init, Layer, Loss, Mode, Mse, Optimizer, Sgd, SgdConfig};
+/// use keel_layers::{SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut model = Dense::new(1, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// let mut sgd = Sgd::new(SgdConfig { lr: 0.5, ..SgdConfig::default() })?;
+/// let mut mse = Mse::new();
+/// let x = Tensor::from_vec(&[3, 1], vec![-1.0, 0.0, 1.0])?;
+/// let y = Tensor::from_vec(&[3, 1], vec![-1.0, 1.0, 3.0])?;
+/// for _ in 0..20 {
+///     zero_grad(&mut model);
+///     model.forward(&x, Mode::Train)?;
+///     mse.forward(model.output(), &y)?;
+///     model.backward(&x, mse.backward(&y)?)?;
+///     sgd.step(&mut model)?;
+/// }
+/// assert!((model.weight.value.data()[0] - 2.0).abs() < 1e-3);
+/// assert!((model.bias.value.data()[0] - 1.0).abs() < 1e-3);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Optimizer {
     /// One update of every trainable parameter from its accumulated gradient.
     fn step(&mut self, model: &mut dyn Layer) -> Result<()>;

@@ -12,6 +12,20 @@ use crate::tensor::Tensor;
 /// [`RmspropConfig`]). Its state (squared-gradient average, and the momentum buffer and
 /// gradient average when enabled) follows the model's parameter order; frozen parameters
 /// are skipped.
+///
+/// ```
+/// use keel_layers::{Dense, Init, Optimizer, RmsProp, RmspropConfig, SeedableRng, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(2, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// dense.weight.grad.data_mut().copy_from_slice(&[0.5, -200.0]);
+/// let mut rmsprop = RmsProp::new(RmspropConfig { lr: 0.01, ..RmspropConfig::default() })?;
+/// rmsprop.step(&mut dense)?;
+/// // First step: v = (1 - α)·g² with α = 0.99, so the move lr·g/√v is 10·lr·sign(g).
+/// let w = dense.weight.value.data();
+/// assert!((w[0] + 0.1).abs() < 1e-5 && (w[1] - 0.1).abs() < 1e-5);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct RmsProp {
     /// Hyper-parameters; `lr` may be changed between steps.

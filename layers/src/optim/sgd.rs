@@ -10,6 +10,19 @@ use crate::tensor::Tensor;
 
 /// SGD with momentum, dampening and Nesterov (`torch.optim.SGD` semantics; see
 /// [`SgdConfig`]); frozen parameters are skipped.
+///
+/// ```
+/// use keel_layers::{Dense, Init, Optimizer, SeedableRng, Sgd, SgdConfig, StdRng};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut dense = Dense::new(2, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// dense.weight.grad.data_mut().copy_from_slice(&[1.0, -2.0]);
+/// let mut sgd = Sgd::new(SgdConfig { lr: 0.1, momentum: 0.9, ..SgdConfig::default() })?;
+/// sgd.step(&mut dense)?; // the first step has no momentum yet: w - lr·g
+/// assert_eq!(dense.weight.value.data(), &[-0.1, 0.2]);
+/// assert!(Sgd::new(SgdConfig { lr: -1.0, ..SgdConfig::default() }).is_err());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Sgd {
     /// Hyper-parameters; `lr` may be changed between steps.

@@ -42,6 +42,8 @@ pub struct StepEnd<'a, M> {
 /// Hooks into [`fit_with`](super::fit_with): each method runs on the training thread at its
 /// point of the loop; all default to doing nothing. `M` is the loss's metrics
 /// ([`Accuracy`](crate::Accuracy) for classification).
+///
+/// [`fit_with`](super::fit_with)'s example stops training from a callback.
 pub trait Callback<M> {
     /// Before the first step of `epoch` (from 1) of `epochs`, with `steps` steps.
     fn on_epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize) {}

@@ -42,6 +42,25 @@ pub(crate) fn checkpoint_error(path: &Path, detail: impl Into<String>) -> LayerE
 /// (a state_dict without version metadata keeps its batch norms' own counts).
 ///
 /// Errors ([`LayerError::Checkpoint`]) if the file cannot be written.
+///
+/// ```
+/// use keel_layers::{load_safetensors, save_safetensors, Dense, Init, SeedableRng, StdRng};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("dense-{}.safetensors", std::process::id()));
+/// let mut trained = Dense::new(3, 2, Init::He, &mut StdRng::seed_from_u64(1))?;
+/// save_safetensors(&mut trained, &path)?;
+///
+/// let mut restored = Dense::new(3, 2, Init::He, &mut StdRng::seed_from_u64(2))?;
+/// load_safetensors(&mut restored, &path)?;
+/// assert_eq!(restored.weight.value, trained.weight.value);
+/// // Another shape does not load, and leaves the model as it was.
+/// let mut wider = Dense::new(3, 4, Init::Zeros, &mut StdRng::seed_from_u64(3))?;
+/// assert!(load_safetensors(&mut wider, &path).is_err());
+/// assert!(wider.weight.value.data().iter().all(|&w| w == 0.0));
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn save_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result<()> {
     // Names and tensors, in the model's order (names are unique).
     let mut tensors: Vec<(String, Tensor)> = Vec::new();
@@ -166,7 +185,7 @@ pub struct LoadReport {
 /// `<p>num_batches_tracked` that is an `I64` scalar, beside the model's batch-norm buffer
 /// `<p>running_mean`, is accepted and ignored (keel's batch norm does not count batches; in
 /// PyTorch only a batch norm with `momentum=None` reads the count). The gradients and optimizer state are left
-/// as they are.
+/// as they are. The example of [`save_safetensors`] loads its file back.
 ///
 /// Errors ([`LayerError::Checkpoint`]) name the first missing, unexpected, mistyped or
 /// misshapen tensor, or the I/O or format failure; on error the model is left exactly as it
@@ -180,6 +199,30 @@ pub fn load_safetensors(model: &mut dyn Layer, path: impl AsRef<Path>) -> Result
 ///
 /// Errors as [`load_safetensors`] (a missing or unexpected tensor only when strict); on
 /// error nothing is written to the model.
+///
+/// ```
+/// use keel_layers::{load_safetensors_with, save_safetensors, Dense, Init, Layer, LoadOptions};
+/// use keel_layers::{SeedableRng, Sequential, StdRng};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let path = std::env::temp_dir().join(format!("backbone-{}.safetensors", std::process::id()));
+/// let mut backbone = Dense::new(4, 8, Init::He, &mut rng)?;
+/// save_safetensors(&mut backbone, &path)?; // "weight", "bias"
+/// // The saved layer as child "0" of a model with a new head "1".
+/// let mut model = Sequential::new()
+///     .push(Dense::new(4, 8, Init::He, &mut rng)?)
+///     .push(Dense::new(8, 3, Init::He, &mut rng)?);
+/// let report = load_safetensors_with(&mut model, &path, &LoadOptions::default().model_prefix("0."))?;
+/// assert_eq!(report.loaded, ["0.weight", "0.bias"]);
+/// model.visit_params(&mut |name, param| {
+///     if name == "0.weight" {
+///         assert_eq!(param.value, backbone.weight.value);
+///     }
+/// });
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn load_safetensors_with(
     model: &mut dyn Layer,
     path: impl AsRef<Path>,

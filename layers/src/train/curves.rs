@@ -20,6 +20,24 @@ const PALETTE: [RGBColor; 4] = [TRAIN_COLOR, DEV_COLOR, RGBColor(44, 160, 44), R
 /// Writes one chart per figure of `history`, side by side, to the SVG file `path`: the loss,
 /// then each metric (e.g. accuracy; MAE and R²), 450x400 pixels each, train in blue, dev in
 /// orange; returns the path. Errors if the history is empty or the file cannot be written.
+///
+/// ```
+/// use keel_layers::{fit, plot_curves, Dataset, Dense, FitConfig, Init, Mse, SeedableRng, Sgd, SgdConfig};
+/// use keel_layers::{StdRng, Tensor};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let x = Tensor::from_vec(&[2, 1], vec![0.0, 1.0])?;
+/// let data = Dataset::new(x, Tensor::from_vec(&[2, 1], vec![1.0, 3.0])?)?;
+/// let mut model = Dense::new(1, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// let mut sgd = Sgd::new(SgdConfig { lr: 0.1, ..SgdConfig::default() })?;
+/// let config = FitConfig { epochs: 3, quiet: true, ..FitConfig::default() };
+/// let history = fit(&mut model, &mut sgd, &mut Mse::new(), &data, &data, &config)?;
+/// let path = std::env::temp_dir().join(format!("curves-{}.svg", std::process::id()));
+/// plot_curves(&history, &path)?; // three charts: loss, MAE, R²
+/// assert!(std::fs::read_to_string(&path)?.contains("<svg"));
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn plot_curves<M: Metrics>(history: &History<M>, path: impl AsRef<Path>) -> Result<PathBuf> {
     let path = path.as_ref();
     if history.epochs.is_empty() {
@@ -75,6 +93,19 @@ fn panel<M>(
 /// the SVG file `path` (series `k` holds the values of epochs `1, 2, …`; e.g. the loss per
 /// epoch of two trainers); returns the path. Errors if no series has a value or the file
 /// cannot be written.
+///
+/// ```
+/// use keel_layers::plot_series;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join(format!("series-{}.svg", std::process::id()));
+/// let (sgd, adam) = ([0.9, 0.7, 0.6], [0.8, 0.4, 0.3]);
+/// plot_series(&path, "train loss", &[("sgd", &sgd), ("adam", &adam)])?;
+/// assert!(std::fs::read_to_string(&path)?.contains("adam"));
+/// assert!(plot_series(&path, "nothing", &[]).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn plot_series(path: impl AsRef<Path>, title: &str, series: &[(&str, &[f64])]) -> Result<PathBuf> {
     let path = path.as_ref();
     if series.iter().all(|(_, values)| values.is_empty()) {

@@ -20,6 +20,22 @@ use crate::tensor::Tensor;
 /// [`SoftmaxCrossEntropy`]: crate::SoftmaxCrossEntropy
 /// [`BceWithLogits`]: crate::BceWithLogits
 /// [`Mse`]: crate::Mse
+///
+/// ```
+/// use keel_layers::{evaluate, Dataset, Dense, Init, SeedableRng, SoftmaxCrossEntropy, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Logits (x, -x): class 0 for a positive x.
+/// let mut model = Dense::new(1, 2, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// model.weight.value.data_mut().copy_from_slice(&[1.0, -1.0]);
+/// let data = Dataset::new(Tensor::from_vec(&[3, 1], vec![2.0, -1.0, 0.5])?, vec![0, 1, 1])?;
+/// let result = evaluate(&mut model, &mut SoftmaxCrossEntropy::new(), &data, 2)?;
+/// assert_eq!(result.metrics.accuracy, 2.0 / 3.0); // the last sample is wrong
+/// // Cross-entropy of two logits z·(1, -1): ln(1 + e^(-2z)) for the target's z.
+/// let expected = [2.0f64, 1.0, -0.5].map(|z| (1.0 + (-2.0 * z).exp()).ln()).iter().sum::<f64>() / 3.0;
+/// assert!((result.loss - expected).abs() < 1e-5);
+/// # Ok(())
+/// # }
+/// ```
 pub fn evaluate<L, T>(
     model: &mut dyn Layer,
     loss: &mut L,

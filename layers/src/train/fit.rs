@@ -15,7 +15,8 @@ use crate::loss::{Loss, LossMetrics};
 use crate::nn::{Layer, Mode};
 use crate::optim::{zero_grad, LrSchedule, Optimizer};
 
-/// How [`fit`] trains.
+/// How [`fit`] trains: set the fields that differ from the defaults,
+/// `FitConfig { epochs: 5, quiet: true, ..FitConfig::default() }` (as [`fit`]'s example does).
 pub struct FitConfig {
     /// Passes over the training set (at most: early stopping may end sooner).
     pub epochs: usize,
@@ -112,6 +113,28 @@ impl fmt::Debug for FitConfig {
 /// [`LayerError::Data`] naming the dev samples and the epoch for a non-finite dev loss; a
 /// label that is not a class of the output as [`LayerError::InSample`] (the sample's index
 /// in its data set and the epoch); any layer, loss or optimizer error.
+///
+/// A two-layer network learning XOR:
+///
+/// ```
+/// use keel_layers::{fit, ActivationKind, Adam, AdamConfig, Dataset, Dense, FitConfig, Init};
+/// use keel_layers::{SeedableRng, Sequential, SoftmaxCrossEntropy, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let x = Tensor::from_vec(&[4, 2], vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0])?;
+/// let data = Dataset::new(x, vec![0, 1, 1, 0])?; // class 1 when exactly one input is 1
+/// let mut model = Sequential::new()
+///     .push(Dense::new(2, 8, Init::Xavier, &mut rng)?.with_activation(ActivationKind::Tanh))
+///     .push(Dense::new(8, 2, Init::Xavier, &mut rng)?);
+/// let mut adam = Adam::new(AdamConfig { lr: 0.05, ..AdamConfig::default() })?;
+/// let config = FitConfig { epochs: 100, batch_size: 4, quiet: true, ..FitConfig::default() };
+/// let history = fit(&mut model, &mut adam, &mut SoftmaxCrossEntropy::new(), &data, &data, &config)?;
+/// let (first, last) = (&history.epochs[0], history.epochs.last().unwrap());
+/// assert!(last.dev.loss < first.dev.loss / 10.0);
+/// assert_eq!(last.dev.metrics.accuracy, 1.0);
+/// # Ok(())
+/// # }
+/// ```
 pub fn fit<L, T>(
     model: &mut dyn Layer,
     optimizer: &mut dyn Optimizer,
@@ -135,6 +158,31 @@ where
 /// after every epoch's dev evaluation, and once at the end. A [`Control::Stop`] ends
 /// training after the epoch (from a step: the epoch ends at that step, and its dev figures
 /// are still measured and recorded). Errors as [`fit`].
+///
+/// A [`Callback`] that stops training once the dev loss is low enough, on a regression:
+///
+/// ```
+/// use keel_layers::{fit_with, Callback, Control, Dataset, Dense, EpochMetrics, FitConfig, Init, Mse};
+/// use keel_layers::{Regression, SeedableRng, Sgd, SgdConfig, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// struct StopBelow(f64);
+/// impl Callback<Regression> for StopBelow {
+///     fn on_epoch_end(&mut self, metrics: &EpochMetrics<Regression>) -> Control {
+///         if metrics.dev.loss < self.0 { Control::Stop } else { Control::Continue }
+///     }
+/// }
+/// let x = Tensor::from_vec(&[3, 1], vec![-1.0, 0.0, 1.0])?;
+/// let data = Dataset::new(x, Tensor::from_vec(&[3, 1], vec![-1.0, 1.0, 3.0])?)?; // y = 2x + 1
+/// let mut model = Dense::new(1, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// let mut sgd = Sgd::new(SgdConfig { lr: 0.5, ..SgdConfig::default() })?;
+/// let config = FitConfig { epochs: 100, batch_size: 3, ..FitConfig::default() };
+/// let mut stop = StopBelow(1e-4);
+/// let history = fit_with(&mut model, &mut sgd, &mut Mse::new(), &data, &data, &config, &mut [&mut stop])?;
+/// assert!(history.stopped_early && history.epochs.len() < 100);
+/// assert!(history.epochs.last().unwrap().dev.metrics.r2 > 0.999);
+/// # Ok(())
+/// # }
+/// ```
 pub fn fit_with<L, T>(
     model: &mut dyn Layer,
     optimizer: &mut dyn Optimizer,

@@ -40,6 +40,19 @@ pub fn relative_error(a: &[f64], b: &[f64]) -> f64 {
 /// Checks `layer`'s gradients at `input` in `mode` with step `eps` (1e-2 to 1e-3 suits f32
 /// layers: smaller steps drown in rounding). The layer's parameter gradients are zeroed
 /// first and hold `∂L/∂θ` afterwards; its parameter values are restored exactly.
+///
+/// ```
+/// use keel_layers::{gradcheck, ActivationKind, Dense, Init, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let mut layer = Dense::new(3, 2, Init::Xavier, &mut rng)?.with_activation(ActivationKind::Tanh);
+/// let x = Tensor::from_vec(&[2, 3], vec![0.1, -0.2, 0.3, 0.4, 0.5, -0.6])?;
+/// let report = gradcheck(&mut layer, &x, Mode::Train, 1e-2)?;
+/// assert_eq!(report.params.len(), 2); // "weight" and "bias"
+/// assert!(report.max_error() < 1e-3, "{report:?}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn gradcheck(layer: &mut dyn Layer, input: &Tensor, mode: Mode, eps: f32) -> Result<GradcheckReport> {
     check(layer, input, mode, eps, true)
 }
@@ -47,6 +60,17 @@ pub fn gradcheck(layer: &mut dyn Layer, input: &Tensor, mode: Mode, eps: f32) ->
 /// [`gradcheck`] of the parameters only, for layers whose input is discrete (the token ids
 /// of an [`Embedding`](crate::nn::Embedding), which a step of `eps` would make invalid): the
 /// input is never perturbed and the report's `input` error is 0.
+///
+/// ```
+/// use keel_layers::{gradcheck_params, Embedding, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut embedding = Embedding::new(5, 3, None, &mut StdRng::seed_from_u64(0))?;
+/// let ids = Tensor::from_vec(&[2, 2], vec![1.0, 3.0, 3.0, 0.0])?;
+/// let report = gradcheck_params(&mut embedding, &ids, Mode::Train, 1e-2)?;
+/// assert!(report.max_error() < 1e-3, "{report:?}");
+/// # Ok(())
+/// # }
+/// ```
 pub fn gradcheck_params(
     layer: &mut dyn Layer,
     input: &Tensor,

@@ -46,6 +46,21 @@ fn shade(value: f64, max: f64) -> RGBColor {
 /// # Errors
 /// Labels that do not fit the shape, a value that is negative or not finite, or a file
 /// that cannot be written.
+///
+/// ```
+/// use keel_layers::{plot_heatmap, Tensor};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Attention weights of two decoder steps over three encoder steps.
+/// let weights = Tensor::from_vec(&[2, 3], vec![0.7, 0.2, 0.1, 0.1, 0.3, 0.6])?;
+/// let path = std::env::temp_dir().join(format!("attention-{}.svg", std::process::id()));
+/// plot_heatmap(&path, "attention", &weights, ("output", &["le", "chat"]), ("input", &["the", "cat", "."]))?;
+/// assert!(std::fs::read_to_string(&path)?.contains("chat"));
+/// // Labels that do not fit the shape are an error.
+/// assert!(plot_heatmap(&path, "attention", &weights, ("output", &["le"]), ("input", &["the"])).is_err());
+/// # std::fs::remove_file(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 pub fn plot_heatmap(
     path: impl AsRef<Path>,
     title: &str,

@@ -50,6 +50,20 @@ impl<M: Metrics> fmt::Display for EpochMetrics<M> {
 }
 
 /// What [`fit`](super::fit) did, epoch by epoch.
+///
+/// ```
+/// use keel_layers::{Accuracy, EpochMetrics, Evaluation, History};
+/// let epoch = |epoch, dev_loss| EpochMetrics {
+///     epoch,
+///     train: Evaluation { loss: 0.5, metrics: Accuracy { accuracy: 0.8 } },
+///     dev: Evaluation { loss: dev_loss, metrics: Accuracy { accuracy: 0.7 } },
+///     lr: 1e-3,
+///     samples_per_sec: 1e4,
+/// };
+/// // What `fit` returns after two epochs, the first one better on the dev set.
+/// let history = History { epochs: vec![epoch(1, 0.6), epoch(2, 0.9)], best_epoch: 1, ..History::default() };
+/// assert_eq!(history.best().map(|best| best.dev.loss), Some(0.6));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct History<M = Accuracy> {
     /// One entry per epoch trained, in order.

@@ -86,7 +86,7 @@ pub fn save_optimizer_state(
 ///
 /// Errors ([`LayerError::Checkpoint`] for the file and its match with the model,
 /// [`LayerError::Config`] for the optimizer's kind and options); on error the optimizer is
-/// left as it was.
+/// left as it was. The example of [`save_optimizer_state`] loads its file back.
 pub fn load_optimizer_state(
     model: &mut dyn Layer,
     optimizer: &mut dyn Optimizer,

@@ -20,6 +20,18 @@ use crate::tensor::Tensor;
 /// model gives them (`(n, classes)` for a classifier).
 ///
 /// Errors: `batch_size` is 0, there are no samples, or the model's own error on a batch.
+///
+/// ```
+/// use keel_layers::{predict, Dense, Init, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut model = Dense::new(2, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// model.weight.value.data_mut().fill(1.0); // y = x0 + x1
+/// let x = Tensor::from_vec(&[3, 2], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+/// let y = predict(&mut model, &x, 2)?; // batches of 2 and 1
+/// assert_eq!((y.shape(), y.data()), (&[3, 1][..], &[3.0, 7.0, 11.0][..]));
+/// # Ok(())
+/// # }
+/// ```
 pub fn predict(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Tensor> {
     let shape = features.shape();
     let samples = shape.first().copied().unwrap_or(0);
@@ -53,6 +65,18 @@ pub fn predict(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> R
 /// `features` `(n, ...)`; the model's outputs and the result `(n, classes)`, or `(n, 1)`.
 ///
 /// Errors as [`predict`], and on outputs that are not a matrix.
+///
+/// ```
+/// use keel_layers::{predict_proba, Dense, Init, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // One logit z = x: the probability of class 1 is σ(x).
+/// let mut model = Dense::new(1, 1, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// model.weight.value.data_mut()[0] = 1.0;
+/// let p = predict_proba(&mut model, &Tensor::from_vec(&[2, 1], vec![0.0, 3f32.ln()])?, 8)?;
+/// assert!((p.data()[0] - 0.5).abs() < 1e-6 && (p.data()[1] - 0.75).abs() < 1e-6);
+/// # Ok(())
+/// # }
+/// ```
 pub fn predict_proba(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Tensor> {
     let logits = predict(model, features, batch_size)?;
     let (rows, cols) = matrix_dims(&logits)?;
@@ -73,6 +97,18 @@ pub fn predict_proba(model: &mut dyn Layer, features: &Tensor, batch_size: usize
 ///
 /// Errors as [`predict_proba`], and ([`LayerError::Data`] naming the sample) on an output
 /// that is NaN or infinite, which has no class.
+///
+/// ```
+/// use keel_layers::{predict_classes, Dense, Init, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Logits (x, -x): class 0 for a positive x.
+/// let mut model = Dense::new(1, 2, Init::Zeros, &mut StdRng::seed_from_u64(0))?;
+/// model.weight.value.data_mut().copy_from_slice(&[1.0, -1.0]);
+/// let x = Tensor::from_vec(&[3, 1], vec![2.0, -1.0, 0.5])?;
+/// assert_eq!(predict_classes(&mut model, &x, 8)?, [0, 1, 0]);
+/// # Ok(())
+/// # }
+/// ```
 pub fn predict_classes(model: &mut dyn Layer, features: &Tensor, batch_size: usize) -> Result<Vec<u32>> {
     let logits = predict(model, features, batch_size)?;
     let (_, cols) = matrix_dims(&logits)?;

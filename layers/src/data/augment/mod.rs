@@ -74,6 +74,24 @@ use warp::Warp;
 ///
 /// Ranges `(low, high)` are drawn uniformly; a range with `low == high` gives that value.
 /// Validated when attached ([`Augmenter::new`], [`Batches::augment`](super::Batches::augment)).
+///
+/// # Shapes
+/// Samples are images `(C, H, W)`, so features `(samples, C, H, W)`; an augmented batch has
+/// the shape of the plain one, `(batch, C, H, W)`, every channel of a sample moved alike.
+///
+/// ```
+/// use keel_layers::{Augment, Batches, Dataset, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // One 2x3 grey image: rows 0 1 2 and 3 4 5.
+/// let image = Tensor::from_vec(&[1, 1, 2, 3], (0..6).map(|v| v as f32).collect())?;
+/// let data = Dataset::new(image, vec![0])?;
+/// let flip = Augment { flip: 1.0, ..Augment::default() }; // always mirror
+/// let mut batches = Batches::sequential(&data, 1)?.augment(flip)?;
+/// let (x, _) = batches.next_batch().unwrap();
+/// assert_eq!(x.data(), &[2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Augment {
     /// Probability in `[0, 1]` of mirroring a sample left-right. Leave it 0 for digits and
@@ -180,6 +198,22 @@ impl Augment {
 /// An [`Augment`] configuration bound to a sample shape `(C, H, W)`, with the buffers it
 /// reuses from batch to batch (a displacement field and a smoothing plane per sample of the
 /// batch): once it has seen its largest batch it allocates nothing.
+///
+/// ```
+/// use keel_layers::{Augment, Augmenter, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let images = Tensor::from_vec(&[3, 1, 4, 4], (0..48).map(|v| v as f32).collect())?;
+/// let config = Augment { pad: 1, rotation: (-15.0, 15.0), seed: 3, ..Augment::default() };
+/// let mut augmenter = Augmenter::new(config, &[1, 4, 4])?;
+/// let (mut a, mut b) = (Tensor::default(), Tensor::default());
+/// augmenter.apply(&images, &[2, 0], 0, &mut a)?;
+/// assert_eq!(a.shape(), &[2, 1, 4, 4]);
+/// // A sample's transform depends on (seed, epoch, index) only, not on the batch.
+/// augmenter.apply(&images, &[0], 0, &mut b)?;
+/// assert_eq!(&a.data()[16..], b.data());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Augmenter {
     config: Augment,

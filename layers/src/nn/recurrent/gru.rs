@@ -21,6 +21,20 @@ use crate::error::Result;
 ///   gate blocks r, z, n, with `in_0 = input_size`, `in_k = D·hidden_size` above.
 ///
 /// See the [module docs](super) for the design.
+///
+/// ```
+/// use keel_layers::{param_counts, Gru, GruConfig, Layer, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let config = GruConfig::new(3, 4).with_bidirectional(true).with_batch_first(true);
+/// let mut gru = Gru::new(config, &mut StdRng::seed_from_u64(0))?;
+/// gru.forward(&Tensor::zeros(&[2, 5, 3]), Mode::Eval)?; // 2 sequences of 5 steps
+/// assert_eq!(gru.output().shape(), &[2, 5, 8]); // both directions side by side
+/// assert_eq!(gru.final_state().shape(), &[2, 2, 4]);
+/// // Per direction, 3 gate blocks: weight_ih (4x3), weight_hh (4x4), two biases (4).
+/// assert_eq!(param_counts(&mut gru).trainable, 2 * 3 * (4 * 3 + 4 * 4 + 2 * 4));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Gru {
     stack: Stack,

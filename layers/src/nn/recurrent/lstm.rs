@@ -21,6 +21,29 @@ use crate::tensor::Tensor;
 ///   gate blocks i, f, g, o, with `in_0 = input_size`, `in_k = D·hidden_size` above.
 ///
 /// See the [module docs](super) for the design.
+///
+/// Carrying the state from one call to the next (as step-by-step decoding does) continues the
+/// sequence:
+///
+/// ```
+/// use keel_layers::{Layer, Lstm, LstmConfig, Mode, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let mut lstm = Lstm::new(LstmConfig::new(2, 3), &mut StdRng::seed_from_u64(0))?;
+/// let x: Vec<f32> = (0..8).map(|v| v as f32 / 8.0).collect(); // 4 steps, batch 1
+/// lstm.forward(&Tensor::from_vec(&[4, 1, 2], x.clone())?, Mode::Eval)?;
+/// assert_eq!(lstm.output().shape(), &[4, 1, 3]);
+/// let last_two = lstm.output().data()[6..].to_vec();
+///
+/// lstm.forward(&Tensor::from_vec(&[2, 1, 2], x[..4].to_vec())?, Mode::Eval)?;
+/// let (h, c) = lstm.final_state();
+/// lstm.set_initial_state(Some(h.clone()), Some(c.clone()));
+/// lstm.forward(&Tensor::from_vec(&[2, 1, 2], x[4..].to_vec())?, Mode::Eval)?;
+/// for (a, b) in lstm.output().data().iter().zip(&last_two) {
+///     assert!((a - b).abs() < 1e-6);
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Lstm {
     stack: Stack,

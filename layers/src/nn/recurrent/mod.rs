@@ -76,6 +76,20 @@ pub use rnn::{Rnn, RnnConfig};
 pub use sampling::{argmax, sample, softmax_with_temperature, Decoding, Sampler};
 
 /// The configuration shared by the recurrent layers, PyTorch's constructor arguments.
+///
+/// ```
+/// use keel_layers::{Layer, Lstm, Mode, RecurrentConfig, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// // Two stacked bidirectional layers, dropout 0.2 between them in training.
+/// let config = RecurrentConfig::new(10, 32).with_layers(2).with_bidirectional(true).with_dropout(0.2);
+/// assert_eq!(config.directions(), 2);
+/// let mut lstm = Lstm::new(config, &mut StdRng::seed_from_u64(0))?;
+/// lstm.forward(&Tensor::zeros(&[7, 4, 10]), Mode::Train)?; // 7 steps, batch 4
+/// assert_eq!(lstm.output().shape(), &[7, 4, 64]);
+/// assert_eq!(lstm.final_state().0.shape(), &[4, 4, 32]); // (num_layers·D, batch, hidden)
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RecurrentConfig {
     /// Features of each input step.

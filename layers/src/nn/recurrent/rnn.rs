@@ -38,6 +38,23 @@ impl RnnConfig {
 ///   `in_0 = input_size`, `in_k = D·hidden_size` above.
 ///
 /// See the [module docs](super) for the design.
+///
+/// ```
+/// use keel_layers::{Layer, Mode, Nonlinearity, Rnn, RnnConfig, SeedableRng, StdRng, Tensor};
+/// # fn main() -> keel_layers::Result<()> {
+/// let config = RnnConfig { nonlinearity: Nonlinearity::Relu, ..RnnConfig::new(1, 1) };
+/// let mut rnn = Rnn::new(config, &mut StdRng::seed_from_u64(0))?;
+/// // Weights 1, biases 0: h_t = relu(x_t + h_{t-1}), a running sum.
+/// rnn.visit_params(&mut |name, param| {
+///     param.value.data_mut().fill(if name.starts_with("weight") { 1.0 } else { 0.0 });
+/// });
+/// let x = Tensor::from_vec(&[3, 1, 1], vec![1.0, 2.0, 3.0])?; // 3 steps, batch 1
+/// rnn.forward(&x, Mode::Eval)?;
+/// assert_eq!(rnn.output().data(), &[1.0, 3.0, 6.0]);
+/// assert_eq!(rnn.final_state().data(), &[6.0]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Rnn {
     stack: Stack,

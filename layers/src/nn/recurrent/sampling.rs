@@ -91,6 +91,21 @@ pub fn sample(probs: &[f32], rng: &mut StdRng) -> usize {
 
 /// Chooses next tokens from logits by a [`Decoding`], keeping its probability buffer between
 /// calls (a steady-state step allocates nothing).
+///
+/// ```
+/// use keel_layers::{Decoding, Sampler, SeedableRng, StdRng};
+/// let mut rng = StdRng::seed_from_u64(0);
+/// let logits = [0.0, 3f32.ln()]; // probabilities 1/4 and 3/4
+/// assert_eq!(Sampler::new(Decoding::Greedy).next(&logits, &mut rng), 1);
+/// let mut sampler = Sampler::new(Decoding::Temperature(1.0));
+/// let ones = (0..1000).filter(|_| sampler.next(&logits, &mut rng) == 1).count();
+/// assert!((700..800).contains(&ones));
+/// assert!((sampler.probs()[1] - 0.75).abs() < 1e-6);
+/// // A low temperature sharpens the distribution towards the arg-max.
+/// let mut cold = Sampler::new(Decoding::Temperature(0.1));
+/// cold.next(&logits, &mut rng);
+/// assert!(cold.probs()[1] > 0.9999);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Sampler {
     decoding: Decoding,
