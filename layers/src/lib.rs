@@ -120,7 +120,10 @@ pub use data::{
 pub use error::{LayerError, Result};
 pub use keel_kernels as kernels;
 pub use loss::{BceWithLogits, Loss, LossMetrics, Mse, SoftmaxCrossEntropy};
-pub use metrics::{accuracy, Accuracy, BiasVariance, ConfusionMatrix, Regression};
+pub use metrics::{
+    accuracy, Accuracy, AccuracyTally, BiasVariance, ClassScores, ConfusionMatrix, Focus, Metrics,
+    Regression, RegressionTally, Tally,
+};
 pub use models::{
     alexnet, basic_block, inception, inception_block, lenet5, lenet5_bn, resnet, vgg, AlexNetConfig,
     InceptionConfig, InceptionStem, InceptionWidths, ResNetConfig, ResNetStem, VggConfig,

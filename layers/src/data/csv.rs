@@ -4,16 +4,23 @@
 //! data set with the column names, the class names of its labels and the category names of
 //! its categorical features.
 //!
-//! ```no_run
-//! use keel_layers::data::{CsvReader, Column};
+//! ```
+//! use keel_layers::data::{Column, CsvReader};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // A header row, `;`-separated, the class in the column named "species" given as text.
-//! let iris = CsvReader::with_header()
-//!     .delimiter(b';')
-//!     .label(Column::Name("species".into()))
-//!     .read_classes("iris.csv")?;
-//! println!("{} samples of {:?}, classes {:?}", iris.dataset.len(), iris.feature_names, iris.classes);
-//! # Ok::<(), keel_layers::LayerError>(())
+//! let path = std::env::temp_dir().join(format!("keel_doc_iris_{}.csv", std::process::id()));
+//! std::fs::write(&path, "sepal;petal;species\n5.1;1.4;setosa\n6.3;4.9;versicolor\n5.0;1.3;setosa\n")?;
+//! let iris = CsvReader::with_header().delimiter(b';').label(Column::Name("species".into())).read_classes(&path)?;
+//! std::fs::remove_file(&path)?;
+//!
+//! // Features (3, 2); classes sorted by name, labels their indices.
+//! assert_eq!(iris.dataset.features.shape(), &[3, 2]);
+//! assert_eq!(iris.feature_names, ["sepal", "petal"]);
+//! assert_eq!(iris.classes, ["setosa", "versicolor"]);
+//! assert_eq!(iris.dataset.labels, [0, 1, 0]);
+//! # Ok(())
+//! # }
 //! ```
 
 use std::collections::HashMap;

@@ -37,7 +37,7 @@ use crate::tensor::Tensor;
 /// model.backward(&x, &Tensor::from_vec(&[1, 2], vec![1.0, -1.0]).unwrap()).unwrap();
 /// adam.step(&mut model).unwrap();
 ///
-/// let path = std::env::temp_dir().join("keel_doc_adam.safetensors");
+/// let path = std::env::temp_dir().join(format!("keel_doc_adam_{}.safetensors", std::process::id()));
 /// save_optimizer_state(&mut model, &adam, &path).unwrap();
 /// let mut resumed = Adam::new(AdamConfig::default()).unwrap();
 /// load_optimizer_state(&mut model, &mut resumed, &path).unwrap();
