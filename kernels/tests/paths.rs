@@ -156,7 +156,8 @@ fn every_conv_path_runs_on_every_isa_and_matches_the_reference() {
     let cases = [
         // LeNet-5's second layer on 16 images: images in lanes on AVX-512.
         Conv2dShape::new(16, 6, 14, 14, 16, 5, 5),
-        // Stride 1, padded: direct on AVX-512 (all three passes).
+        // Stride 1, padded: direct on AVX-512 (all three passes) and AVX2 (forward and
+        // backward to the input).
         Conv2dShape { pad_h: 1, pad_w: 1, ..Conv2dShape::new(2, 3, 9, 10, 8, 3, 3) },
         // 1x1.
         Conv2dShape::new(2, 8, 5, 7, 12, 1, 1),

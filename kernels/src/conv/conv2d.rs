@@ -242,7 +242,7 @@ impl PerImage {
             let yg = &mut y[g * cog * p..(g + 1) * cog * p];
             let bias_g = bias.map(|b| &b[g * cog..(g + 1) * cog]);
             if self.path == ConvPath::Direct {
-                direct::forward_group(shape, xg, wg, bias_g, activation, yg, col);
+                direct::forward_group(shape, self.isa, xg, wg, bias_g, activation, yg, col);
                 continue;
             }
             let cols = self.columns(shape, xg, col);

@@ -1,13 +1,15 @@
-//! Direct convolution on AVX-512F, for stride 1 and dilation 1: the forward, and the weight
-//! gradient ([`backward_weight_run`]).
+//! Direct convolution for stride 1 and dilation 1: the forward on AVX-512F and on AVX2 + FMA
+//! (one strip body, generic over the vector, [`StripVector`]), and the weight gradient on
+//! AVX-512F ([`backward_weight_run`]).
 //!
 //! im2col + GEMM writes every input tap `kh·kw` times into a column matrix and reads it back;
 //! for the small channel counts of a network's first layers (LeNet-5: 1 -> 6 channels, 5x5,
 //! rows of 28 outputs) that copy costs more than the arithmetic. Here the image (one group)
 //! is copied once into a zero-padded scratch `(c, h + 2·pad_h, w + 2·pad_w)`, and each strip
-//! of 16 or 32 outputs of one output row, for up to 12 output channels at a time, is summed
-//! in registers: for every tap `(ci, ki, kj)` one load of the padded row (shifted by `kj`)
-//! and one FMA per output channel with the broadcast weight.
+//! of one or two vectors of outputs of one output row (16 or 32 on AVX-512, 8 or 16 on AVX2),
+//! for a block of output channels, is summed in registers: for every tap `(ci, ki, kj)` one
+//! load of the padded row (shifted by `kj`) and one FMA per output channel with the
+//! broadcast weight.
 //!
 //! ```text
 //! y[co, oy, ox0 + l] = bias[co] + Σ_(ci, ki, kj) w[co, ci, ki, kj] · xpad[ci, oy + ki, ox0 + kj + l]
@@ -22,26 +24,45 @@ use std::arch::x86_64::*;
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
 use super::tuning::{DIRECT_MIN_OUT_W, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS};
-#[cfg(target_arch = "x86_64")]
-use crate::gemm::activate_avx512;
 use crate::gemm::Activation;
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::{activate_avx2, activate_avx512};
 use crate::isa::Isa;
 
 /// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
 /// output column still reads inside the scratch.
 const SLACK: usize = 32;
 
-/// Output channels summed at once: 16 rows of one vector, or 12 rows of two vectors (24 of
-/// the 32 zmm registers), so each loaded input vector feeds many FMAs.
+/// Most output channels summed at once, on any instruction set (the bias buffer's length).
 const CHANNELS: usize = 16;
 
-/// [`CHANNELS`] for strips of two vectors.
-const CHANNELS_WIDE: usize = 12;
+/// The register blocks of the strip loops on one instruction set: output channels summed at
+/// once for strips of one vector and of two, so that each loaded input vector feeds many
+/// FMAs and the sums, the loads and the broadcast weight fit the vector registers.
+#[derive(Clone, Copy)]
+struct Blocks {
+    /// Outputs per vector.
+    lanes: usize,
+    /// Output channels of a strip of one vector.
+    narrow: usize,
+    /// Output channels of a strip of two vectors.
+    wide: usize,
+}
 
-/// Whether [`forward_group`] computes the forward of `shape` on `isa`: AVX-512 and
-/// [`computes`].
+/// The strip blocks of `isa`, if it has direct loops: AVX-512's 32 zmm registers hold 16 x 1
+/// or 12 x 2 sums, AVX2's 16 ymm registers 12 x 1 or 6 x 2.
+fn blocks(isa: Isa) -> Option<Blocks> {
+    match isa {
+        Isa::Avx512 => Some(Blocks { lanes: 16, narrow: CHANNELS, wide: 12 }),
+        Isa::Avx2 => Some(Blocks { lanes: 8, narrow: 12, wide: 6 }),
+        Isa::Portable => None,
+    }
+}
+
+/// Whether [`forward_group`] computes the forward of `shape` on `isa`: an instruction set
+/// with direct loops, and [`computes`].
 pub(super) fn applies(shape: &Conv2dShape, isa: Isa) -> bool {
-    isa == Isa::Avx512 && computes(shape)
+    blocks(isa).is_some_and(|blocks| computes(shape, blocks))
 }
 
 /// Whether the direct loops can run `shape` at all: stride 1, dilation 1, not a pointwise
@@ -54,15 +75,15 @@ fn loops_fit(shape: &Conv2dShape) -> bool {
         && !shape.is_pointwise()
 }
 
-/// Whether the direct loops compute the forward of `shape` (on a CPU with AVX-512F): where
-/// [`loops_fit`], and either output rows wider than [`DIRECT_MIN_OUT_W`] (strips of two
-/// vectors: 24 sums per pair of loaded vectors) or at most [`FEW_IN_CHANNELS`] input
-/// channels per group (a first layer, where im2col's copies cost more than its arithmetic).
-/// Narrower rows of more channels take im2col + GEMM: one vector per strip, re-reading a
-/// weight block that leaves L1, is slower there.
-fn computes(shape: &Conv2dShape) -> bool {
-    loops_fit(shape)
-        && (shape.out_w() >= DIRECT_MIN_OUT_W || shape.c_in / shape.groups.max(1) <= FEW_IN_CHANNELS)
+/// Whether the direct loops with `blocks` compute the forward of `shape`: where
+/// [`loops_fit`], and either output rows wider than one vector (strips of two vectors; on
+/// AVX-512, [`DIRECT_MIN_OUT_W`]) or at most [`FEW_IN_CHANNELS`] input channels per group (a
+/// first layer, where im2col's copies cost more than its arithmetic). Narrower rows of more
+/// channels take im2col + GEMM: one vector per strip, re-reading a weight block that leaves
+/// L1, is slower there.
+fn computes(shape: &Conv2dShape, blocks: Blocks) -> bool {
+    let min_out_w = if blocks.lanes == 16 { DIRECT_MIN_OUT_W } else { blocks.lanes + 1 };
+    loops_fit(shape) && (shape.out_w() >= min_out_w || shape.c_in / shape.groups.max(1) <= FEW_IN_CHANNELS)
 }
 
 /// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:
@@ -93,15 +114,17 @@ pub(super) fn forward_slot_len(shape: &Conv2dShape) -> usize {
     shape.col_len().max(scratch_len(shape))
 }
 
-/// Forward of one group of one image: `y (c_out/groups, out_h, out_w)` **overwritten** with
-/// `activation(weight (c_out/groups, c_in/groups·kh·kw) × taps(x) + bias)`, for
-/// `x (c_in/groups, h, w)`; the activation is applied in registers before the store.
-/// `scratch` holds at least [`scratch_len`] floats (contents ignored).
+/// Forward of one group of one image on `isa`: `y (c_out/groups, out_h, out_w)`
+/// **overwritten** with `activation(weight (c_out/groups, c_in/groups·kh·kw) × taps(x) +
+/// bias)`, for `x (c_in/groups, h, w)`; the activation is applied in registers before the
+/// store. `scratch` holds at least [`scratch_len`] floats (contents ignored).
 ///
 /// Panics on slices of other lengths (the caller checked the shape and the slices), and
-/// unless [`applies`] holds for `shape` on AVX-512 and the CPU has it.
+/// unless [`applies`] holds for `shape` on `isa` and the CPU has `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward_group(
     shape: &Conv2dShape,
+    isa: Isa,
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
@@ -109,10 +132,8 @@ pub(super) fn forward_group(
     y: &mut [f32],
     scratch: &mut [f32],
 ) {
-    assert!(
-        computes(shape) && Isa::Avx512.is_supported(),
-        "direct convolution on an unsupported shape or CPU"
-    );
+    let blocks = blocks(isa).filter(|&blocks| computes(shape, blocks) && isa.is_supported());
+    let Some(blocks) = blocks else { panic!("direct convolution on an unsupported shape or CPU") };
     let (cg, cog) = (shape.c_in / shape.groups, shape.c_out / shape.groups);
     let (hp, wp) = shape.padded_dims();
     let (out_h, out_w) = (shape.out_h(), shape.out_w());
@@ -133,7 +154,7 @@ pub(super) fn forward_group(
     let geometry = Geometry { plane: hp * wp, wp, cg, kh: shape.kh, kw: shape.kw, out_h, out_w, activation };
     // Blocks of equal size (16 channels as one block, not 12 + 4: a thin block would be
     // bound by its loads).
-    let most = if out_w <= 16 { CHANNELS } else { CHANNELS_WIDE };
+    let most = if out_w <= blocks.lanes { blocks.narrow } else { blocks.wide };
     let per_block = cog.div_ceil(cog.div_ceil(most));
     for co0 in (0..cog).step_by(per_block) {
         let rows = per_block.min(cog - co0);
@@ -143,9 +164,14 @@ pub(super) fn forward_group(
         }
         let w_block = &weight[co0 * taps..(co0 + rows) * taps];
         let y_block = &mut y[co0 * out_h * out_w..(co0 + rows) * out_h * out_w];
-        // SAFETY: the CPU has AVX-512F (asserted above); the slices have the lengths
-        // asserted above, which is what `channels_avx512` relies on.
-        unsafe { channels_avx512(&geometry, padded, w_block, &row_bias, y_block, rows) };
+        // SAFETY: the CPU has `isa` (asserted above), one with direct loops; the slices
+        // have the lengths asserted above, which is what `channels_*` rely on.
+        unsafe {
+            match isa {
+                Isa::Avx512 => channels_avx512(&geometry, padded, w_block, &row_bias, y_block, rows),
+                _ => channels_avx2(&geometry, padded, w_block, &row_bias, y_block, rows),
+            }
+        };
     }
 }
 
@@ -183,8 +209,21 @@ struct Geometry {
     activation: Activation,
 }
 
-/// All strips of `rows` output channels: at most [`CHANNELS`] for outputs up to 16 wide (one
-/// vector per strip), at most [`CHANNELS_WIDE`] otherwise (two).
+/// Dispatches `rows` output channels to the strip body of the right register block: one
+/// vector per strip for outputs up to `S::LANES` wide, two otherwise.
+macro_rules! by_rows {
+    ($vector:ty, $g:expr, $rows:expr, ($padded:expr, $weight:expr, $bias:expr, $y:expr);
+     narrow: $($n:literal)*; wide: $($w:literal)*) => {
+        match ($rows, $g.out_w <= <$vector as StripVector>::LANES) {
+            $(($n, true) => strips::<$vector, $n, 1>($g, $padded, $weight, $bias, $y),)*
+            $(($w, false) => strips::<$vector, $w, 2>($g, $padded, $weight, $bias, $y),)*
+            (rows, _) => unreachable!("{rows} output channels: more than a register block"),
+        }
+    };
+}
+
+/// All strips of `rows` output channels on AVX-512F: at most 16 for outputs up to 16 wide
+/// (one vector per strip), at most 12 otherwise (two).
 ///
 /// # Safety
 /// The CPU has AVX-512F; `padded` holds `cg·plane + SLACK` floats laid out as
@@ -201,17 +240,33 @@ unsafe fn channels_avx512(
     y: &mut [f32],
     rows: usize,
 ) {
-    macro_rules! by_rows {
-        (narrow: $($n:literal)*; wide: $($w:literal)*) => {
-            match (rows, g.out_w <= 16) {
-                $(($n, true) => strips::<$n, 1>(g, padded, weight, bias, y),)*
-                $(($w, false) => strips::<$w, 2>(g, padded, weight, bias, y),)*
-                _ => unreachable!("{rows} output channels: at most {CHANNELS} (or {CHANNELS_WIDE}) at once"),
-            }
-        };
+    // SAFETY: forwarded from this function's contract; `Zmm` values exist only here.
+    unsafe {
+        by_rows!(Zmm, g, rows, (padded, weight, bias, y);
+            narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide: 1 2 3 4 5 6 7 8 9 10 11 12)
     }
-    // SAFETY: forwarded from this function's contract.
-    unsafe { by_rows!(narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide: 1 2 3 4 5 6 7 8 9 10 11 12) }
+}
+
+/// All strips of `rows` output channels on AVX2 + FMA: at most 12 for outputs up to 8 wide
+/// (one vector per strip), at most 6 otherwise (two).
+///
+/// # Safety
+/// As [`channels_avx512`], on a CPU with AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn channels_avx2(
+    g: &Geometry,
+    padded: &[f32],
+    weight: &[f32],
+    bias: &[f32; CHANNELS],
+    y: &mut [f32],
+    rows: usize,
+) {
+    // SAFETY: forwarded from this function's contract; `Ymm` values exist only here.
+    unsafe {
+        by_rows!(Ymm, g, rows, (padded, weight, bias, y);
+            narrow: 1 2 3 4 5 6 7 8 9 10 11 12; wide: 1 2 3 4 5 6)
+    }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -219,13 +274,111 @@ unsafe fn channels_avx512(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS
     unreachable!("AVX-512 is never selected off x86_64")
 }
 
-/// `R` output channels, strips of `V` vectors (16·V outputs of one output row).
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn channels_avx2(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS], _: &mut [f32], _: usize) {
+    unreachable!("AVX2 is never selected off x86_64")
+}
+
+/// The vector operations of the strip loops, one implementation per instruction set with
+/// direct loops. Every method is `#[inline(always)]`, so [`strips`] compiles inside the
+/// `#[target_feature]` function that instantiates it (`channels_*`), the only place values
+/// of an implementing type exist.
+trait StripVector: Copy {
+    /// Outputs per vector.
+    const LANES: usize;
+    /// Every lane set to `v`.
+    fn splat(v: f32) -> Self;
+    /// Lanes `l < LANES` from `p + l`.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be readable.
+    unsafe fn load(p: *const f32) -> Self;
+    /// `self·b + c`, fused.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Writes lanes `l < n` of `activation(self)` to `p + l` (`n <= LANES`), and nothing else.
+    ///
+    /// # Safety
+    /// `p .. p + n` must be writable.
+    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation);
+}
+
+/// 16 lanes of AVX-512F; exists only inside [`channels_avx512`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Zmm(__m512);
+
+#[cfg(target_arch = "x86_64")]
+impl StripVector for Zmm {
+    const LANES: usize = 16;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: a `Zmm` exists only on a CPU with AVX-512F (see the type).
+        Zmm(unsafe { _mm512_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's bounds; AVX-512F as above.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation) {
+        // SAFETY: the mask enables lanes `l < n`, which the caller's bounds cover; AVX-512F
+        // as above.
+        unsafe { _mm512_mask_storeu_ps(p, lane_range(0, n), activate_avx512(self.0, activation)) }
+    }
+}
+
+/// 8 lanes of AVX2 + FMA; exists only inside [`channels_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Ymm(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl StripVector for Ymm {
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: a `Ymm` exists only on a CPU with AVX2 and FMA (see the type).
+        Ymm(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's bounds; AVX2 as above.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: FMA as above.
+        Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation) {
+        // SAFETY: AVX2 as above; a whole store when `n` is 8, else a masked one of lanes
+        // `l < n` (AMD cores microcode masked stores: only a row's last strip takes one);
+        // the caller's bounds cover both.
+        unsafe {
+            let out = activate_avx2(self.0, activation);
+            if n == Self::LANES {
+                _mm256_storeu_ps(p, out)
+            } else {
+                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes), out)
+            }
+        }
+    }
+}
+
+/// `R` output channels, strips of `V` vectors (`S::LANES·V` outputs of one output row).
 ///
 /// # Safety
-/// As [`channels_avx512`], with `rows = R`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn strips<const R: usize, const V: usize>(
+/// As [`channels_avx512`], with `rows = R`, on the instruction set of `S`.
+#[inline(always)]
+unsafe fn strips<S: StripVector, const R: usize, const V: usize>(
     g: &Geometry,
     padded: &[f32],
     weight: &[f32],
@@ -234,32 +387,34 @@ unsafe fn strips<const R: usize, const V: usize>(
 ) {
     let taps = g.cg * g.kh * g.kw;
     let out_plane = g.out_h * g.out_w;
+    let strip = S::LANES * V;
     let (xp, wt, yp) = (padded.as_ptr(), weight.as_ptr(), y.as_mut_ptr());
     for oy in 0..g.out_h {
-        for ox0 in (0..g.out_w).step_by(16 * V) {
-            let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for ox0 in (0..g.out_w).step_by(strip) {
+            let mut acc = [[S::splat(0.0); V]; R];
             for (r, acc_row) in acc.iter_mut().enumerate() {
-                *acc_row = [_mm512_set1_ps(bias[r]); V];
+                *acc_row = [S::splat(bias[r]); V];
             }
             for ci in 0..g.cg {
                 for ki in 0..g.kh {
                     let row = ci * g.plane + (oy + ki) * g.wp + ox0;
                     let w_tap = (ci * g.kh + ki) * g.kw;
                     for kj in 0..g.kw {
-                        // SAFETY: lanes `l < 16·V` read `padded[row + kj + l]`. With
+                        // SAFETY: lanes `l < strip` read `padded[row + kj + l]`. With
                         // `oy + ki <= out_h + kh - 2` (the last padded row) and
-                        // `ox0 + kj + l <= out_w - 1 + kw - 1 + 16·V - 1 = wp + 16·V - 2`, the
-                        // index is below `cg·plane + 16·V - 1 <= cg·plane + SLACK`, the length
-                        // of `padded`. Weights: `r·taps + w_tap + kj < R·taps = weight.len()`.
+                        // `ox0 + kj + l <= out_w - 1 + kw - 1 + strip - 1 = wp + strip - 2`, the
+                        // index is below `cg·plane + strip - 1 <= cg·plane + SLACK` (a strip is
+                        // at most 32 lanes), the length of `padded`. Weights:
+                        // `r·taps + w_tap + kj < R·taps = weight.len()`.
                         unsafe {
-                            let mut xv = [_mm512_setzero_ps(); V];
+                            let mut xv = [S::splat(0.0); V];
                             for (v, x_v) in xv.iter_mut().enumerate() {
-                                *x_v = _mm512_loadu_ps(xp.add(row + kj + 16 * v));
+                                *x_v = S::load(xp.add(row + kj + S::LANES * v));
                             }
                             for (r, acc_row) in acc.iter_mut().enumerate() {
-                                let wb = _mm512_set1_ps(*wt.add(r * taps + w_tap + kj));
+                                let wb = S::splat(*wt.add(r * taps + w_tap + kj));
                                 for (a, &x_v) in acc_row.iter_mut().zip(&xv) {
-                                    *a = _mm512_fmadd_ps(wb, x_v, *a);
+                                    *a = wb.mul_add(x_v, *a);
                                 }
                             }
                         }
@@ -268,17 +423,14 @@ unsafe fn strips<const R: usize, const V: usize>(
             }
             for (r, acc_row) in acc.iter().enumerate() {
                 for (v, &a) in acc_row.iter().enumerate() {
-                    let first = ox0 + 16 * v;
+                    let first = ox0 + S::LANES * v;
                     if first >= g.out_w {
                         break;
                     }
-                    let mask = lane_range(0, g.out_w - first);
-                    // SAFETY: the mask enables `y[r·out_plane + oy·out_w + first + l]` for
+                    let n = S::LANES.min(g.out_w - first);
+                    // SAFETY: lanes `l < n` write `y[r·out_plane + oy·out_w + first + l]` with
                     // `first + l < out_w`, inside channel r's plane, and `r < R = rows`.
-                    unsafe {
-                        let out = activate_avx512(a, g.activation);
-                        _mm512_mask_storeu_ps(yp.add(r * out_plane + oy * g.out_w + first), mask, out)
-                    };
+                    unsafe { a.store_prefix(yp.add(r * out_plane + oy * g.out_w + first), n, g.activation) };
                 }
             }
         }

@@ -33,10 +33,10 @@ pub enum ConvPath {
     /// dilation 1, one group, `pad < k`, at least 16 images, a workspace with room for one
     /// slot of the layouts.
     ImagesInLanes,
-    /// Sums in registers per image (`direct.rs`, AVX-512): the forward of stride-1,
-    /// dilation-1 convolutions; their backward to the input as the forward of the transposed
-    /// shape with the flipped weight; the weight gradient of layers with at most 16 output
-    /// channels per group.
+    /// Sums in registers per image (`direct.rs`): the forward of stride-1, dilation-1
+    /// convolutions and their backward to the input as the forward of the transposed shape
+    /// with the flipped weight (AVX-512 and AVX2); the weight gradient of layers with at most
+    /// 16 output channels per group (AVX-512).
     Direct,
     /// A 1x1 convolution with stride 1 and no padding: the input is already the column
     /// matrix, so each image and group is one GEMM.
@@ -60,11 +60,12 @@ impl ConvPath {
         ConvPath::Im2colGemm,
     ];
 
-    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes and direct kernels
-    /// exist for AVX-512 only.
+    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes kernels exist for
+    /// AVX-512 only, the direct ones for AVX-512 and AVX2.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
-            ConvPath::ImagesInLanes | ConvPath::Direct => isa == Isa::Avx512,
+            ConvPath::ImagesInLanes => isa == Isa::Avx512,
+            ConvPath::Direct => isa != Isa::Portable,
             ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
         }
     }

@@ -143,7 +143,7 @@ unsafe fn tile_avx2<const PACKED_A: bool>(
 /// false for NaN, which passes through unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn activate(x: __m256, activation: Activation) -> __m256 {
+pub(crate) fn activate(x: __m256, activation: Activation) -> __m256 {
     let zero = _mm256_setzero_ps();
     match activation {
         Activation::Identity => x,

@@ -73,6 +73,8 @@ use crate::error::{shape_error, Result};
 use crate::isa::{current_isa, Isa};
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::activate as activate_avx2;
+#[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::activate as activate_avx512;
 pub use blocking::{blocking, Blocking};
 pub use epilogue::{Activation, Bias, Epilogue};
