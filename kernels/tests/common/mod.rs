@@ -81,6 +81,15 @@ pub fn on_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     with_isa(isa, f).unwrap()
 }
 
+/// Runs `f` with `isa` forced on this thread for the test `test`, which exists to exercise a
+/// path of that instruction set: `Some` of its result, or `None` on a CPU without it, where
+/// the test is reported skipped by name ([`Isa::supported_or_skip`]) instead of passing
+/// silently.
+#[track_caller]
+pub fn on_isa_or_skip<R>(test: &str, isa: Isa, f: impl FnOnce() -> R) -> Option<R> {
+    isa.supported_or_skip(test).then(|| on_isa(isa, f))
+}
+
 /// Lengths around and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
 /// tails of every kind (below 8, between 8 and 16).
 pub fn parallel_len() -> impl Strategy<Value = usize> {
