@@ -9,13 +9,14 @@
 
 mod common;
 
-use common::{assert_close, cpu_isas, edge_size, on_isa, on_isa_or_skip, uniform};
+use common::{assert_close, cpu_isas, edge_size, on_isa, on_isa_or_skip, two_threads, uniform};
 use keel_kernels::conv::{
     col2im, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused,
     conv2d_workspace_len, im2col, plan, reference, Conv2dShape, ConvPass, ConvPath,
 };
 use keel_kernels::gemm::Activation;
 use keel_kernels::isa::Isa;
+use keel_kernels::parallel::MIN_PARALLEL_MULADDS;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -23,9 +24,25 @@ use proptest::prelude::*;
 /// `edge_size` (1, primes, ...), kernel 1..5, stride 1..3, pad 0..2, dilation 1..2. The input
 /// is grown when needed so that the dilated window fits the padded input.
 fn conv_shape() -> impl Strategy<Value = Conv2dShape> {
+    conv_shape_within(3, 4, 17)
+}
+
+/// A random valid shape of at least `MIN_PARALLEL_MULADDS` multiply-adds and two images, the
+/// size at which a pass runs its images in parallel on a pool of two threads: the ranges of
+/// [`conv_shape`] with up to 8 channels per group and sides up to 33, then as many images as
+/// reach the threshold (2 to 48; shapes that would need more are drawn again).
+fn parallel_conv_shape() -> impl Strategy<Value = Conv2dShape> {
+    conv_shape_within(1, 8, 33)
+        .prop_map(|s| Conv2dShape { n: MIN_PARALLEL_MULADDS.div_ceil(s.muladds()).max(2), ..s })
+        .prop_filter("at most 48 images", |s| s.n <= 48)
+}
+
+/// A random valid shape as [`conv_shape`] describes, with at most `max_n` images, `max_cg`
+/// channels per group (in and out) and sides drawn from `edge_size(max_side)`.
+fn conv_shape_within(max_n: usize, max_cg: usize, max_side: usize) -> impl Strategy<Value = Conv2dShape> {
     (
-        (1usize..=3, 1usize..=2, 1usize..=4, 1usize..=4),
-        (edge_size(17), edge_size(17)),
+        (1usize..=max_n, 1usize..=2, 1usize..=max_cg, 1usize..=max_cg),
+        (edge_size(max_side), edge_size(max_side)),
         (1usize..=5, 1usize..=5, 1usize..=3, 1usize..=3),
         (0usize..=2, 0usize..=2, 1usize..=2, 1usize..=2),
     )
@@ -429,6 +446,26 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Every pass of random shapes big enough that a 2-thread pool runs their images in
+    /// parallel (asserted), against the reference, with the full workspace (a slot per
+    /// thread) and with one image's.
+    #[test]
+    fn parallel_passes_match_reference(s in parallel_conv_shape(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        prop_assert!(s.muladds() >= MIN_PARALLEL_MULADDS && s.n >= 2, "{s:?} too small to split");
+        two_threads().install(|| {
+            let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
+            for workspace_len in [conv2d_workspace_len(&s), one_slot] {
+                check_forward(&s, seed, with_bias, workspace_len);
+                check_backward_data(&s, seed, workspace_len);
+                check_backward_weight(&s, seed, with_bias, workspace_len);
+            }
+        });
+    }
+}
+
 /// Batches big enough to split across a 2-thread pool: parity with the reference, same bits
 /// on every run, and the same results (to rounding) when the workspace holds only one slot.
 /// A single large image exercises the channel-parallel im2col/col2im instead.
@@ -463,7 +500,7 @@ fn parallel_paths_match_reference_and_are_deterministic() {
 /// the calling thread's pool and instruction set.
 fn check_parallel_paths(shapes: &[Conv2dShape]) {
     for s in shapes {
-        assert!(s.muladds() >= keel_kernels::parallel::MIN_PARALLEL_MULADDS, "{s:?} too small to split");
+        assert!(s.muladds() >= MIN_PARALLEL_MULADDS, "{s:?} too small to split");
         let full = conv2d_workspace_len(s);
         let one_slot = if s.is_pointwise() { 0 } else { s.col_len() };
         for (seed, workspace_len) in [(1, full), (2, one_slot)] {

@@ -4,7 +4,7 @@
 mod common;
 mod gemm_problem;
 
-use common::{assert_close, cpu_isas, on_isa, uniform};
+use common::{assert_close, cpu_isas, edge_size, on_isa, uniform};
 use gemm_problem::{error_bound, problem, problem_with, product_with, transpose, Problem};
 use keel_kernels::gemm::{native, reference::sgemm_reference, GemmPath, GemmShape, Transpose};
 use keel_kernels::isa::{current_isa, Isa};
@@ -139,6 +139,23 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// More than one block of NC = 1024 columns (the outer loop of the packed loop nest, and
+    /// the column blocks of B read in place): random row counts (one row, few rows, a few
+    /// tiles), depths on both sides of KC = 256, both transposes, padding, α and β, on every
+    /// instruction set. Fewer cases than above: each product is up to 40x1300x300.
+    #[test]
+    fn every_isa_matches_reference_across_column_blocks(
+        p in problem_with((edge_size(40), 1025usize..=1300, edge_size(300))),
+    ) {
+        for isa in Isa::available() {
+            check_against_reference(&p, run_on(isa));
+        }
+    }
+}
+
 /// Large products on the pool's threads: compare `C·t` with `α·A·(B·t) + β·C0·t` for a
 /// random vector t (BLIS's cheap check), in f64, relative to the norm of |A|·(|B|·|t|).
 #[test]
@@ -205,6 +222,7 @@ fn every_isa_matches_reference_across_cache_blocks() {
                 (Transpose::No, Transpose::No),
                 (Transpose::Yes, Transpose::Yes),
                 (Transpose::No, Transpose::Yes),
+                (Transpose::Yes, Transpose::No),
             ] {
                 let lda = if transa == Transpose::No { k } else { m };
                 let ldb = if transb == Transpose::No { n } else { k };
