@@ -99,6 +99,39 @@ impl Isa {
     pub fn from_name(name: &str) -> Option<Isa> {
         [Isa::Avx512, Isa::Avx2, Isa::Portable].into_iter().find(|isa| isa.name() == name.trim())
     }
+
+    /// The CPU features the instruction set needs, as `is_x86_feature_detected!` names them.
+    pub fn features(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512f",
+            Isa::Avx2 => "avx2 and fma",
+            Isa::Portable => "no feature",
+        }
+    }
+
+    /// For a test of code written for this instruction set: whether this CPU can run it.
+    /// When it cannot, the test is reported by name on stderr, as
+    /// `skipped: <test> needs avx512f, this CPU lacks it`, so that a test returning early
+    /// says what it did not run instead of passing silently. The line is written to the
+    /// process's stderr directly (the test harness captures only `print!` and `eprint!`, so
+    /// `cargo test` shows it), once per `test` and process.
+    pub fn supported_or_skip(self, test: &str) -> bool {
+        use std::collections::HashSet;
+        use std::io::Write;
+        use std::sync::Mutex;
+
+        static REPORTED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+        if self.is_supported() {
+            return true;
+        }
+        let mut reported = REPORTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if reported.get_or_insert_with(HashSet::new).insert(test.to_owned()) {
+            // A failed write to stderr leaves nothing else to report to.
+            let _ =
+                writeln!(std::io::stderr(), "skipped: {test} needs {}, this CPU lacks it", self.features());
+        }
+        false
+    }
 }
 
 /// The instruction set of calls with nothing forced: the one `KEEL_ISA` names (`avx512`,

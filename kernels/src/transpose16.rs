@@ -54,14 +54,11 @@ pub(crate) fn transpose16(rows: [__m512; LANES]) -> [__m512; LANES] {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-
-    fn avx512() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
+    use crate::isa::Isa;
 
     #[test]
     fn swaps_rows_and_columns() {
-        if !avx512() {
+        if !Isa::Avx512.supported_or_skip("transpose16::tests::swaps_rows_and_columns") {
             return;
         }
         let values: Vec<f32> = (0..256).map(|v| v as f32).collect();

@@ -8,9 +8,9 @@
 mod common;
 
 use common::{
-    accuracy_points, assert_close, assert_error, assert_length_error, cpu_isas, edge_size, for_each_isa,
-    lse64, magnitude, max_ulp, nan_vec, numeric_grad, parallel_len, sigmoid64, two_threads, ulp_error,
-    uniform,
+    accuracy_points, assert_close, assert_error, assert_length_error, assert_split, cpu_isas, edge_size,
+    for_each_isa, lse64, magnitude, max_ulp, nan_vec, numeric_grad, parallel_len, parallel_matrix, sigmoid64,
+    two_threads, ulp_error, uniform,
 };
 use keel_kernels::activation::{self as act, reference};
 use keel_kernels::isa::Isa;
@@ -291,22 +291,37 @@ proptest! {
     }
 }
 
+// On two threads, sizes that split (asserted): enough cases that a race in the chunking (a
+// chunk written twice or not at all, a sum taken before a chunk finished) shows.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn sums_match_reference_parallel(len in parallel_len(), seed in any::<u64>()) {
-        two_threads().install(|| for_each_isa(|| check_sums(len, seed, 30.0)));
+        two_threads().install(|| {
+            assert_split(len);
+            for_each_isa(|| check_sums(len, seed, 30.0))
+        });
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn elementwise_match_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| for_each_isa(|| check_elementwise(len, seed, mag)));
+        two_threads().install(|| {
+            assert_split(len);
+            for_each_isa(|| check_elementwise(len, seed, mag))
+        });
     }
 
     #[test]
-    fn softmax_family_match_reference_parallel(rows in 600usize..1200, cols in edge_size(130), seed in any::<u64>()) {
-        two_threads().install(|| for_each_isa(|| check_rowwise(rows, cols, seed, 30.0)));
+    fn softmax_family_match_reference_parallel((rows, cols) in parallel_matrix(), seed in any::<u64>()) {
+        two_threads().install(|| {
+            assert_split(rows * cols);
+            for_each_isa(|| check_rowwise(rows, cols, seed, 30.0))
+        });
     }
 }
 

@@ -4,14 +4,10 @@
 
 mod common;
 
-use common::{assert_close, edge_size, for_each_isa, uniform};
+use common::{assert_close, assert_split, edge_size, for_each_isa, two_threads, uniform};
 use keel_kernels::norm::{batchnorm_backward_eval, frozen};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
-
-fn two_threads() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
-}
 
 struct Case {
     x: Vec<f32>,
@@ -93,8 +89,9 @@ proptest! {
     }
 }
 
+// On two threads, sizes that split (asserted), in enough cases that a race shows.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn frozen_backward_matches_reference_parallel(
@@ -102,7 +99,10 @@ proptest! {
     ) {
         // At least 24·3·1000 = 72 000 elements, above MIN_PARALLEL_ELEMENTS (65 536).
         let n = if spatial == 1 { n * 1000 } else { n };
-        two_threads().install(|| check(n, c, spatial, seed));
+        two_threads().install(|| {
+            assert_split(n * c * spatial);
+            check(n, c, spatial, seed)
+        });
     }
 }
 

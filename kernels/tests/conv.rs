@@ -9,12 +9,14 @@
 
 mod common;
 
-use common::{assert_close, edge_size, uniform};
+use common::{assert_close, cpu_isas, edge_size, on_isa, on_isa_or_skip, two_threads, uniform};
 use keel_kernels::conv::{
     col2im, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused,
-    conv2d_workspace_len, im2col, reference, Conv2dShape,
+    conv2d_workspace_len, im2col, plan, reference, Conv2dShape, ConvPass, ConvPath,
 };
 use keel_kernels::gemm::Activation;
+use keel_kernels::isa::Isa;
+use keel_kernels::parallel::MIN_PARALLEL_MULADDS;
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -22,9 +24,25 @@ use proptest::prelude::*;
 /// `edge_size` (1, primes, ...), kernel 1..5, stride 1..3, pad 0..2, dilation 1..2. The input
 /// is grown when needed so that the dilated window fits the padded input.
 fn conv_shape() -> impl Strategy<Value = Conv2dShape> {
+    conv_shape_within(3, 4, 17)
+}
+
+/// A random valid shape of at least `MIN_PARALLEL_MULADDS` multiply-adds and two images, the
+/// size at which a pass runs its images in parallel on a pool of two threads: the ranges of
+/// [`conv_shape`] with up to 8 channels per group and sides up to 33, then as many images as
+/// reach the threshold (2 to 48; shapes that would need more are drawn again).
+fn parallel_conv_shape() -> impl Strategy<Value = Conv2dShape> {
+    conv_shape_within(1, 8, 33)
+        .prop_map(|s| Conv2dShape { n: MIN_PARALLEL_MULADDS.div_ceil(s.muladds()).max(2), ..s })
+        .prop_filter("at most 48 images", |s| s.n <= 48)
+}
+
+/// A random valid shape as [`conv_shape`] describes, with at most `max_n` images, `max_cg`
+/// channels per group (in and out) and sides drawn from `edge_size(max_side)`.
+fn conv_shape_within(max_n: usize, max_cg: usize, max_side: usize) -> impl Strategy<Value = Conv2dShape> {
     (
-        (1usize..=3, 1usize..=2, 1usize..=4, 1usize..=4),
-        (edge_size(17), edge_size(17)),
+        (1usize..=max_n, 1usize..=2, 1usize..=max_cg, 1usize..=max_cg),
+        (edge_size(max_side), edge_size(max_side)),
         (1usize..=5, 1usize..=5, 1usize..=3, 1usize..=3),
         (0usize..=2, 0usize..=2, 1usize..=2, 1usize..=2),
     )
@@ -355,14 +373,15 @@ fn backward_data_zeroes_untouched_inputs() {
 }
 
 /// A random shape for the images-in-lanes path (stride 1, dilation 1, one group,
-/// `pad < k`, at least 16 images): batches around the 16-image lane groups, planes from
-/// `edge_size`, channels 1..7 (blocks of 6 and 4 channels with remainders), kernels 1..5.
+/// `pad < k`, at least 16 images, not 1x1): batches around the 16-image lane groups, planes
+/// from `edge_size`, channels 1..7 (blocks of 6 and 4 channels with remainders), kernels
+/// 1..5 (a 1x1 kernel is a pointwise convolution, a plain GEMM).
 fn lanes_shape() -> impl Strategy<Value = Conv2dShape> {
     (
         prop_oneof![Just(16usize), Just(17), Just(31), Just(32), Just(33), 16usize..=70],
         (1usize..=7, 1usize..=7),
         (edge_size(17), edge_size(17)),
-        (1usize..=5, 1usize..=5),
+        (1usize..=5, 1usize..=5).prop_filter("1x1 is pointwise", |&(kh, kw)| kh * kw > 1),
         (0usize..=4, 0usize..=4),
     )
         .prop_map(|(n, (c_in, c_out), (h, w), (kh, kw), (ph, pw))| {
@@ -373,22 +392,75 @@ fn lanes_shape() -> impl Strategy<Value = Conv2dShape> {
         })
 }
 
+/// The path `pass` of a [`lanes_shape`] takes on AVX-512 with a full workspace: the images in
+/// lanes, except the forward of output rows that fill at least 80% of their 16-lane vectors
+/// (13 to 16 outputs), which the per-image direct loops run (the rule of `conv::plan`).
+fn lanes_shape_path(s: &Conv2dShape, pass: ConvPass) -> ConvPath {
+    let out_w = s.out_w();
+    if pass == ConvPass::Forward && 100 * out_w >= 80 * out_w.next_multiple_of(16) {
+        ConvPath::Direct
+    } else {
+        ConvPath::ImagesInLanes
+    }
+}
+
+/// Asserts that `pass` of `s` plans `path` on AVX-512 with `workspace_len` floats of workspace.
+#[track_caller]
+fn assert_avx512_path(s: &Conv2dShape, pass: ConvPass, workspace_len: usize, path: ConvPath) {
+    let planned = plan(s, pass, Isa::Avx512, workspace_len);
+    assert_eq!(planned, path, "{pass:?} of {s:?} with a workspace of {workspace_len}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// The images-in-lanes path (taken on AVX-512 CPUs; elsewhere this checks the per-image
-    /// paths on the same shapes) on one and two threads, and the per-image path it falls
-    /// back to when the workspace holds only one column buffer.
+    /// The images-in-lanes path on AVX-512 on one and two threads (every pass planned on it,
+    /// but the forward of rows that fill their vectors, which the direct loops take), and the
+    /// per-image direct loops it falls back to when the workspace holds only one image's
+    /// scratch. Reported skipped by name on a CPU without AVX-512F.
     #[test]
     fn lanes_path_matches_reference(s in lanes_shape(), seed in any::<u64>(), threads in 1usize..=2) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| {
+        pool.install(|| on_isa_or_skip("conv::lanes_path_matches_reference", Isa::Avx512, || {
+            let full = conv2d_workspace_len(&s);
             // One image's scratch: a single slot of the per-image path.
             let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
-            for workspace_len in [conv2d_workspace_len(&s), one_slot] {
+            for pass in ConvPass::ALL {
+                assert_avx512_path(&s, pass, full, lanes_shape_path(&s, pass));
+                // The per-image fallback is the direct loops, but the backward to the input
+                // stays in lanes where its slot fits in one image's scratch (a few shapes of
+                // one or two output channels and wide kernels).
+                let fallback = plan(&s, pass, Isa::Avx512, one_slot);
+                assert!(
+                    fallback == ConvPath::Direct
+                        || (pass == ConvPass::BackwardData && fallback == ConvPath::ImagesInLanes),
+                    "{pass:?} of {s:?} with one image's scratch: {fallback:?}"
+                );
+            }
+            for workspace_len in [full, one_slot] {
                 check_forward(&s, seed, seed % 2 == 0, workspace_len);
                 check_backward_data(&s, seed, workspace_len);
                 check_backward_weight(&s, seed, seed % 3 == 0, workspace_len);
+            }
+        }));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Every pass of random shapes big enough that a 2-thread pool runs their images in
+    /// parallel (asserted), against the reference, with the full workspace (a slot per
+    /// thread) and with one image's.
+    #[test]
+    fn parallel_passes_match_reference(s in parallel_conv_shape(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        prop_assert!(s.muladds() >= MIN_PARALLEL_MULADDS && s.n >= 2, "{s:?} too small to split");
+        two_threads().install(|| {
+            let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
+            for workspace_len in [conv2d_workspace_len(&s), one_slot] {
+                check_forward(&s, seed, with_bias, workspace_len);
+                check_backward_data(&s, seed, workspace_len);
+                check_backward_weight(&s, seed, with_bias, workspace_len);
             }
         });
     }
@@ -405,42 +477,59 @@ fn parallel_paths_match_reference_and_are_deterministic() {
         Conv2dShape::new(8, 32, 16, 16, 32, 3, 3).with_stride(2).with_groups(2),
         Conv2dShape::new(6, 64, 17, 16, 48, 1, 1),
         Conv2dShape::new(1, 16, 33, 32, 8, 3, 3).with_pad(1),
-        // Images in lanes on AVX-512: 3 lane groups (the last one partial) over 2 slots.
+        // Images in lanes on AVX-512 (every pass): 3 lane groups (the last one partial) over
+        // 2 slots.
         Conv2dShape::new(40, 6, 14, 14, 16, 5, 5),
     ];
+    pool.install(|| check_parallel_paths(&shapes));
+    // The images-in-lanes shape again, forced onto AVX-512 whatever `KEEL_ISA` chose above.
+    let lanes = &shapes[4..];
+    let test = "conv::parallel_paths_match_reference_and_are_deterministic (images in lanes)";
     pool.install(|| {
-        for s in &shapes {
-            assert!(s.muladds() >= keel_kernels::parallel::MIN_PARALLEL_MULADDS, "{s:?} too small to split");
-            let full = conv2d_workspace_len(s);
-            let one_slot = if s.is_pointwise() { 0 } else { s.col_len() };
-            for (seed, workspace_len) in [(1, full), (2, one_slot)] {
-                check_forward(s, seed, true, workspace_len);
-                check_backward_data(s, seed, workspace_len);
-                check_backward_weight(s, seed, true, workspace_len);
+        on_isa_or_skip(test, Isa::Avx512, || {
+            let full = conv2d_workspace_len(&lanes[0]);
+            for pass in ConvPass::ALL {
+                assert_avx512_path(&lanes[0], pass, full, ConvPath::ImagesInLanes);
             }
-            if s.n > 1 {
-                assert!(full > one_slot, "{s:?}: the workspace should hold a slot per thread");
-            }
-            let x = uniform(s.x_len(), 3, -1.0, 1.0);
-            let dy = uniform(s.y_len(), 4, -1.0, 1.0);
-            let weight = uniform(s.weight_len(), 5, -1.0, 1.0);
-            let run = || {
-                let mut workspace = vec![0.0; full];
-                let mut y = vec![0.0; s.y_len()];
-                let mut dx = vec![0.0; s.x_len()];
-                let mut dweight = vec![0.0; s.weight_len()];
-                let mut dbias = vec![0.0; s.c_out];
-                conv2d_forward(s, &x, &weight, None, &mut y, &mut workspace).unwrap();
-                conv2d_backward_data(s, &dy, &weight, &mut dx, &mut workspace).unwrap();
-                conv2d_backward_weight(s, &x, &dy, &mut dweight, Some(&mut dbias), &mut workspace).unwrap();
-                (y, dx, dweight, dbias)
-            };
-            let first = run();
-            for _ in 0..3 {
-                assert!(run() == first, "{s:?}: results changed between runs");
-            }
-        }
+            check_parallel_paths(lanes);
+        })
     });
+}
+
+/// The checks of [`parallel_paths_match_reference_and_are_deterministic`] on `shapes`, on
+/// the calling thread's pool and instruction set.
+fn check_parallel_paths(shapes: &[Conv2dShape]) {
+    for s in shapes {
+        assert!(s.muladds() >= MIN_PARALLEL_MULADDS, "{s:?} too small to split");
+        let full = conv2d_workspace_len(s);
+        let one_slot = if s.is_pointwise() { 0 } else { s.col_len() };
+        for (seed, workspace_len) in [(1, full), (2, one_slot)] {
+            check_forward(s, seed, true, workspace_len);
+            check_backward_data(s, seed, workspace_len);
+            check_backward_weight(s, seed, true, workspace_len);
+        }
+        if s.n > 1 {
+            assert!(full > one_slot, "{s:?}: the workspace should hold a slot per thread");
+        }
+        let x = uniform(s.x_len(), 3, -1.0, 1.0);
+        let dy = uniform(s.y_len(), 4, -1.0, 1.0);
+        let weight = uniform(s.weight_len(), 5, -1.0, 1.0);
+        let run = || {
+            let mut workspace = vec![0.0; full];
+            let mut y = vec![0.0; s.y_len()];
+            let mut dx = vec![0.0; s.x_len()];
+            let mut dweight = vec![0.0; s.weight_len()];
+            let mut dbias = vec![0.0; s.c_out];
+            conv2d_forward(s, &x, &weight, None, &mut y, &mut workspace).unwrap();
+            conv2d_backward_data(s, &dy, &weight, &mut dx, &mut workspace).unwrap();
+            conv2d_backward_weight(s, &x, &dy, &mut dweight, Some(&mut dbias), &mut workspace).unwrap();
+            (y, dx, dweight, dbias)
+        };
+        let first = run();
+        for _ in 0..3 {
+            assert!(run() == first, "{s:?}: results changed between runs");
+        }
+    }
 }
 
 #[test]
@@ -599,40 +688,72 @@ fn lenet_shapes_match_reference() {
     });
 }
 
-/// The fused forward equals the plain forward followed by the activation, on the direct path
-/// (stride 1) and the im2col + GEMM path (stride 2, groups), bit for bit: the activation only
-/// selects or scales each stored value. A non-finite leaky-ReLU slope is refused.
+/// The fused forward against the activation of the scalar reference's forward, and bit for
+/// bit against the plain forward followed by the activation (the activation only selects
+/// or scales each stored value), on every instruction set of the CPU; on AVX-512 the shapes
+/// take the direct loops (stride 1), im2col + GEMM (stride 2, groups) and the images in
+/// lanes (19 images), which is asserted (and reported skipped by name on a CPU without
+/// AVX-512F). A non-finite leaky-ReLU slope is refused.
 #[test]
 fn fused_forward_applies_the_activation_to_every_output() {
-    let shapes = [
-        Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2),
-        Conv2dShape::new(2, 6, 14, 14, 16, 5, 5),
-        Conv2dShape::new(2, 4, 9, 11, 6, 3, 3).with_stride(2).with_pad(1).with_groups(2),
-        Conv2dShape::new(19, 6, 14, 14, 16, 5, 5),
+    let cases = [
+        (Conv2dShape::new(3, 1, 28, 28, 6, 5, 5).with_pad(2), ConvPath::Direct),
+        (Conv2dShape::new(2, 6, 14, 14, 16, 5, 5), ConvPath::Direct),
+        (
+            Conv2dShape::new(2, 4, 9, 11, 6, 3, 3).with_stride(2).with_pad(1).with_groups(2),
+            ConvPath::Im2colGemm,
+        ),
+        (Conv2dShape::new(19, 6, 14, 14, 16, 5, 5), ConvPath::ImagesInLanes),
     ];
-    for (seed, s) in shapes.iter().enumerate() {
-        let x = uniform(s.x_len(), seed as u64, -1.0, 1.0);
-        let weight = uniform(s.weight_len(), seed as u64 + 1, -1.0, 1.0);
-        let bias = uniform(s.c_out, seed as u64 + 2, -1.0, 1.0);
-        let mut workspace = vec![f32::NAN; conv2d_workspace_len(s)];
-        let mut plain = vec![f32::NAN; s.y_len()];
-        conv2d_forward(s, &x, &weight, Some(&bias), &mut plain, &mut workspace).unwrap();
-        assert!(plain.iter().any(|&v| v < 0.0) && plain.iter().any(|&v| v > 0.0));
-        for (activation, f) in [
-            (Activation::Relu, (|v: f32| if v < 0.0 { 0.0 } else { v }) as fn(f32) -> f32),
-            (Activation::LeakyRelu(0.1), |v: f32| if v < 0.0 { 0.1 * v } else { v }),
-            (Activation::Identity, |v: f32| v),
-        ] {
-            let mut fused = vec![f32::NAN; s.y_len()];
-            conv2d_forward_fused(s, &x, &weight, Some(&bias), activation, &mut fused, &mut workspace)
-                .unwrap();
-            let expected: Vec<f32> = plain.iter().map(|&v| f(v)).collect();
-            assert_eq!(fused, expected, "{s:?} {activation:?}");
-        }
+    Isa::Avx512
+        .supported_or_skip("conv::fused_forward_applies_the_activation_to_every_output (AVX-512 paths)");
+    for isa in cpu_isas() {
+        on_isa(isa, || {
+            for (seed, (s, avx512_path)) in cases.iter().enumerate() {
+                check_fused_forward(s, seed as u64, isa, *avx512_path);
+            }
+        });
     }
-    let s = &shapes[1];
+    let s = &cases[1].0;
     let (x, weight) = (vec![0.0; s.x_len()], vec![0.0; s.weight_len()]);
     let (mut y, mut workspace) = (vec![0.0; s.y_len()], vec![0.0; conv2d_workspace_len(s)]);
     let bad = Activation::LeakyRelu(f32::NAN);
     assert!(conv2d_forward_fused(s, &x, &weight, None, bad, &mut y, &mut workspace).is_err());
+}
+
+/// One shape of [`fused_forward_applies_the_activation_to_every_output`] on `isa` (forced by
+/// the caller), asserting the plan `avx512_path` when `isa` is AVX-512.
+fn check_fused_forward(s: &Conv2dShape, seed: u64, isa: Isa, avx512_path: ConvPath) {
+    let x = uniform(s.x_len(), seed, -1.0, 1.0);
+    let weight = uniform(s.weight_len(), seed + 1, -1.0, 1.0);
+    let bias = uniform(s.c_out, seed + 2, -1.0, 1.0);
+    let mut workspace = vec![f32::NAN; conv2d_workspace_len(s)];
+    if isa == Isa::Avx512 {
+        assert_avx512_path(s, ConvPass::Forward, workspace.len(), avx512_path);
+    }
+    let mut reference_y = vec![0.0; s.y_len()];
+    reference::conv2d_forward(s, &x, &weight, Some(&bias), &mut reference_y).unwrap();
+    // Not vacuous: the activations zero or scale some outputs and keep others.
+    assert!(reference_y.iter().any(|&v| v < 0.0) && reference_y.iter().any(|&v| v > 0.0));
+    let mut plain = vec![f32::NAN; s.y_len()];
+    conv2d_forward(s, &x, &weight, Some(&bias), &mut plain, &mut workspace).unwrap();
+    let atol = tol(forward_terms(s));
+    for (activation, f) in [
+        (Activation::Relu, (|v: f32| if v < 0.0 { 0.0 } else { v }) as fn(f32) -> f32),
+        (Activation::LeakyRelu(0.1), |v: f32| if v < 0.0 { 0.1 * v } else { v }),
+        (Activation::Identity, |v: f32| v),
+    ] {
+        let what = format!("{s:?} {activation:?} on {isa:?}");
+        let mut fused = vec![f32::NAN; s.y_len()];
+        conv2d_forward_fused(s, &x, &weight, Some(&bias), activation, &mut fused, &mut workspace).unwrap();
+        // The sums before the activation are within the file's bound (`atol + 1e-5·|y|`, y
+        // the reference's sum) of the reference; each activation is 1-Lipschitz, so the
+        // activated values are within the same bound of the activated reference.
+        for (i, (&got, &sum)) in fused.iter().zip(&reference_y).enumerate() {
+            let bound = atol + 1e-5 * sum.abs();
+            assert!((got - f(sum)).abs() <= bound, "{what}: y[{i}] = {got}, reference {} ± {bound}", f(sum));
+        }
+        let expected: Vec<f32> = plain.iter().map(|&v| f(v)).collect();
+        assert_eq!(fused, expected, "{what}: against the plain forward");
+    }
 }

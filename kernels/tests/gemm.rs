@@ -4,9 +4,9 @@
 mod common;
 mod gemm_problem;
 
-use common::{assert_close, on_isa, uniform};
-use gemm_problem::{error_bound, problem, problem_with, Problem};
-use keel_kernels::gemm::{native, reference::sgemm_reference, GemmShape, Transpose};
+use common::{assert_close, cpu_isas, edge_size, on_isa, uniform};
+use gemm_problem::{error_bound, problem, problem_with, product_with, transpose, Problem};
+use keel_kernels::gemm::{native, reference::sgemm_reference, GemmPath, GemmShape, Transpose};
 use keel_kernels::isa::{current_isa, Isa};
 use keel_kernels::{sgemm, KernelError};
 use proptest::prelude::*;
@@ -47,6 +47,21 @@ fn check_against_reference(p: &Problem, run: impl Fn(&Problem, &mut [f32])) {
     }
 }
 
+/// Checks `p` (with `b` for its B) against the reference on every instruction set of the
+/// CPU, after asserting that AVX-512 plans `path` for it: the path the test `test` exists
+/// for, which runs where the CPU has AVX-512F and is reported skipped by name elsewhere (the
+/// other instruction sets still run their ordinary paths on the same product).
+fn check_path_on_every_isa(test: &str, path: GemmPath, p: &Problem, b: &[f32]) {
+    assert_eq!(native::plan(&p.shape, p.alpha, Isa::Avx512), path, "{test}: {p:?}");
+    Isa::Avx512.supported_or_skip(test);
+    for isa in cpu_isas() {
+        check_against_reference(p, |p, c| {
+            let s = p.shape;
+            on_isa(isa, || native::sgemm(&s, p.alpha, &p.a, b, p.beta, c)).unwrap();
+        });
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -77,10 +92,11 @@ proptest! {
     /// 13 to 16 rows of C, B as stored: the AVX-512 path with the vector along the rows
     /// (`gemm/rows_in_lanes.rs`), across its tiles of 24 columns and their ragged last tile.
     #[test]
-    fn every_isa_matches_reference_with_13_to_16_rows(p in problem_with((13usize..=16, 48usize..=200, 32usize..=300))) {
-        for isa in Isa::available() {
-            check_against_reference(&p, run_on(isa));
-        }
+    fn every_isa_matches_reference_with_13_to_16_rows(
+        p in product_with((13usize..=16, 48usize..=200, 32usize..=300), (transpose(), Just(Transpose::No))),
+    ) {
+        let test = "gemm::every_isa_matches_reference_with_13_to_16_rows";
+        check_path_on_every_isa(test, GemmPath::FewRows, &p, &p.b);
     }
 
     /// 13 to 16 rows with B's first element anywhere in a 32-byte line and its rows a
@@ -88,33 +104,29 @@ proptest! {
     /// others start on a line boundary.
     #[test]
     fn every_isa_matches_reference_with_13_to_16_rows_and_b_anywhere_in_a_line(
-        p in problem_with((13usize..=16, 48usize..=200, 32usize..=100)),
+        p in product_with((13usize..=16, 48usize..=200, 32usize..=100), (transpose(), Just(Transpose::No))),
         offset in 0usize..8,
     ) {
         let mut p = p;
-        p.shape.transb = Transpose::No;
         p.shape.ldb = p.shape.n.next_multiple_of(8);
         p.b = uniform(p.shape.k * p.shape.ldb, 7, -1.0, 1.0);
         let mut storage = vec![0.0f32; p.b.len() + 8];
         let start = (offset + 8 - (storage.as_ptr() as usize / size_of::<f32>()) % 8) % 8;
         storage[start..start + p.b.len()].copy_from_slice(&p.b);
         let b = &storage[start..start + p.b.len()];
-        for isa in Isa::available() {
-            check_against_reference(&p, |p, c| {
-                let s = p.shape;
-                on_isa(isa, || native::sgemm(&s, p.alpha, &p.a, b, p.beta, c))
-                    .unwrap();
-            });
-        }
+        let test = "gemm::every_isa_matches_reference_with_13_to_16_rows_and_b_anywhere_in_a_line";
+        check_path_on_every_isa(test, GemmPath::FewRows, &p, b);
     }
 
-    /// At most 12 columns of C, k up to 128: the AVX-512 path with two vectors of rows per
-    /// tile (`gemm/rows_in_lanes.rs`), both transposes, ragged last panels of 32 rows.
+    /// 2 to 12 columns of C, k from 16 to 128: the AVX-512 path with two vectors of rows per
+    /// tile (`gemm/rows_in_lanes.rs`), both transposes, ragged last panels of 32 rows. (One
+    /// column is a matrix-vector product, `gemv.rs`.)
     #[test]
-    fn every_isa_matches_reference_with_at_most_12_columns(p in problem_with((32usize..=300, 1usize..=12, 16usize..=128))) {
-        for isa in Isa::available() {
-            check_against_reference(&p, run_on(isa));
-        }
+    fn every_isa_matches_reference_with_at_most_12_columns(
+        p in product_with((32usize..=300, 2usize..=12, 16usize..=128), (transpose(), transpose())),
+    ) {
+        let test = "gemm::every_isa_matches_reference_with_at_most_12_columns";
+        check_path_on_every_isa(test, GemmPath::FewColumns, &p, &p.b);
     }
 
     #[test]
@@ -124,6 +136,23 @@ proptest! {
         run_native(&p, &mut first);
         run_native(&p, &mut second);
         prop_assert_eq!(first.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), second.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// More than one block of NC = 1024 columns (the outer loop of the packed loop nest, and
+    /// the column blocks of B read in place): random row counts (one row, few rows, a few
+    /// tiles), depths on both sides of KC = 256, both transposes, padding, α and β, on every
+    /// instruction set. Fewer cases than above: each product is up to 40x1300x300.
+    #[test]
+    fn every_isa_matches_reference_across_column_blocks(
+        p in problem_with((edge_size(40), 1025usize..=1300, edge_size(300))),
+    ) {
+        for isa in Isa::available() {
+            check_against_reference(&p, run_on(isa));
+        }
     }
 }
 
@@ -193,6 +222,7 @@ fn every_isa_matches_reference_across_cache_blocks() {
                 (Transpose::No, Transpose::No),
                 (Transpose::Yes, Transpose::Yes),
                 (Transpose::No, Transpose::Yes),
+                (Transpose::Yes, Transpose::No),
             ] {
                 let lda = if transa == Transpose::No { k } else { m };
                 let ldb = if transb == Transpose::No { n } else { k };
@@ -464,21 +494,27 @@ fn parts_sharing_a_packed_operand_match_one_thread() {
 
 /// The paths with C's rows in lanes (`gemm/rows_in_lanes.rs`) split C across threads in whole
 /// tiles (columns for 16 rows, panels of 32 rows for 10 columns): 2 and 3 threads give the
-/// bits of one.
+/// bits of one. AVX-512 only: reported skipped by name on a CPU without it.
 #[test]
 fn products_with_rows_in_lanes_match_one_thread() {
-    for (m, n, k) in [(16, 6400, 150), (3000, 10, 128)] {
-        rows_in_lanes_match_one_thread(m, n, k);
+    let test = "gemm::products_with_rows_in_lanes_match_one_thread";
+    for (m, n, k, path) in [(16, 6400, 150, GemmPath::FewRows), (3000, 10, 128, GemmPath::FewColumns)] {
+        assert_eq!(native::plan(&GemmShape::new(m, n, k), 0.5, Isa::Avx512), path, "{m}x{n}x{k}");
+        if Isa::Avx512.supported_or_skip(test) {
+            rows_in_lanes_match_one_thread(m, n, k);
+        }
     }
 }
 
+/// The product `m x n x k` on AVX-512 on 2 and 3 threads, bit for bit against one thread.
 fn rows_in_lanes_match_one_thread(m: usize, n: usize, k: usize) {
     let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let a = uniform(m * k, 21, -1.0, 1.0);
     let b = uniform(k * n, 22, -1.0, 1.0);
+    // Forced inside the pool's closure: `with_isa` holds for the thread that runs it.
     let product = || {
         let mut c = uniform(m * n, 23, -1.0, 1.0);
-        native::sgemm(&GemmShape::new(m, n, k), 0.5, &a, &b, 0.25, &mut c).unwrap();
+        on_isa(Isa::Avx512, || native::sgemm(&GemmShape::new(m, n, k), 0.5, &a, &b, 0.25, &mut c)).unwrap();
         c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
     };
     let one_thread = pool(1).install(product);

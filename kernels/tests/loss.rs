@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    assert_close, assert_error, assert_length_error, edge_size, for_each_isa, lse64, magnitude, nan_vec,
-    numeric_grad, parallel_len, sigmoid64, two_threads, uniform,
+    assert_close, assert_error, assert_length_error, assert_split, edge_size, for_each_isa, lse64, magnitude,
+    nan_vec, numeric_grad, parallel_len, parallel_matrix, sigmoid64, two_threads, uniform,
 };
 use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::loss;
@@ -96,17 +96,24 @@ proptest! {
     }
 }
 
+// On two threads, sizes that split (asserted), in enough cases that a race shows.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
-    fn cross_entropy_matches_reference_parallel(rows in 600usize..1200, cols in edge_size(130), seed in any::<u64>()) {
-        two_threads().install(|| for_each_isa(|| check_cross_entropy(rows, cols, seed, 30.0)));
+    fn cross_entropy_matches_reference_parallel((rows, cols) in parallel_matrix(), seed in any::<u64>()) {
+        two_threads().install(|| {
+            assert_split(rows * cols);
+            for_each_isa(|| check_cross_entropy(rows, cols, seed, 30.0))
+        });
     }
 
     #[test]
     fn bce_matches_reference_parallel(len in parallel_len(), seed in any::<u64>(), mag in magnitude()) {
-        two_threads().install(|| for_each_isa(|| check_bce(len, seed, mag)));
+        two_threads().install(|| {
+            assert_split(len);
+            for_each_isa(|| check_bce(len, seed, mag))
+        });
     }
 }
 

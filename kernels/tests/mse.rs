@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, edge_size, for_each_isa, nan_vec, two_threads, uniform};
+use common::{assert_close, assert_split, edge_size, for_each_isa, nan_vec, two_threads, uniform};
 use keel_kernels::isa::{current_isa, with_isa};
 use keel_kernels::loss::reference as loss_reference;
 use keel_kernels::loss::{mse_backward, mse_forward};
@@ -37,12 +37,16 @@ proptest! {
     }
 }
 
+// On two threads, sizes that split (asserted), in enough cases that a race shows.
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4))]
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
     fn mse_matches_reference_parallel(len in 70_000usize..200_000, seed in any::<u64>()) {
-        two_threads().install(|| check(len, seed));
+        two_threads().install(|| {
+            assert_split(len);
+            check(len, seed)
+        });
     }
 }
 

@@ -227,11 +227,69 @@ fn dropout_gradient_flows_through_kept_units_only() {
         let expected = if m != 0 { dy / (1.0 - p) } else { 0.0 };
         assert!((dx - expected).abs() <= 1e-6 * expected.abs(), "{dx} vs {expected}");
     }
-    // p = 0 keeps everything, so the layer is the identity even in training and the
-    // gradient check (which runs many training forwards) applies.
-    let mut keep_all = Dropout::new(0.0, 3).unwrap();
-    let report = gradcheck(&mut keep_all, &x, Mode::Train, 1e-2).unwrap();
-    assert!(report.max_error() < 1e-3, "{report:?}");
+}
+
+/// Dropout whose step counter is reset before every forward, so that every training forward
+/// draws the mask of step 0 (a mask is a function of the seed and the step): the fixed mask
+/// under which central differences of the training forward are defined.
+struct FixedMask(Dropout);
+
+impl Layer for FixedMask {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+
+    fn forward(&mut self, input: &Tensor, mode: Mode) -> keel_layers::Result<()> {
+        self.0.set_step(0);
+        self.0.forward(input, mode)
+    }
+
+    fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> keel_layers::Result<()> {
+        self.0.backward(input, grad_output)
+    }
+
+    fn output(&self) -> &Tensor {
+        self.0.output()
+    }
+
+    fn grad_input(&self) -> &Tensor {
+        self.0.grad_input()
+    }
+}
+
+// Dropout's gradcheck tolerance: under a fixed mask, training dropout is linear in its input
+// (`y = m·x/(1 - p)`), and so is the model around it in each single input or parameter
+// element, so the central difference has no truncation error and only f32 rounding shows
+// (measured ≤ 1e-6 for the layer, ≤ 5e-6 for the model): threshold 1e-4. A backward that
+// ignored the mask gives errors of order 0.2 (the dropped units' true gradients are 0), one
+// that ignored the scale p/(2 - p) (0.11 at p = 0.2).
+
+#[test]
+fn dropout_passes_gradcheck_in_train_mode_with_a_fixed_mask() {
+    let x = tensor(&[6, 11], 8);
+    for p in [0.0, 0.2, 0.5] {
+        let mut layer = FixedMask(Dropout::new(p, 3).unwrap());
+        let report = gradcheck(&mut layer, &x, Mode::Train, 1e-2).unwrap();
+        // Not vacuous: with p > 0 the mask drops units and keeps others; p = 0 keeps all.
+        let mask = layer.0.mask();
+        assert!(mask.contains(&1) && mask.contains(&0) == (p > 0.0), "p = {p}: {mask:?}");
+        assert!(report.max_error() < 1e-4, "p = {p}: {report:?}");
+    }
+}
+
+/// Through dense layers on both sides, so the parameter gradients of the first one pass
+/// through the mask too.
+#[test]
+fn a_model_with_dropout_passes_gradcheck_in_train_mode_with_a_fixed_mask() {
+    let mut rng = StdRng::seed_from_u64(4);
+    let mut model = Sequential::new()
+        .push(Dense::new(5, 12, Init::Xavier, &mut rng).unwrap())
+        .push(FixedMask(Dropout::new(0.3, 7).unwrap()))
+        .push(Dense::new(12, 3, Init::Xavier, &mut rng).unwrap());
+    let report = gradcheck(&mut model, &tensor(&[8, 5], 10), Mode::Train, 1e-2).unwrap();
+    let names: Vec<&str> = report.params.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+    assert!(report.max_error() < 1e-4, "{report:?}");
 }
 
 /// Central differences in f64 of `loss` at `z`, step 1e-4 (f64 rounding ~1e-12, truncation

@@ -266,8 +266,7 @@ mod tests {
     /// 0 to 3 rows with pitches shorter and longer than the width.
     #[test]
     fn avx512_moves_rows_like_the_portable_code() {
-        let Some(moves) = Avx512Moves::new(Isa::Avx512) else {
-            assert!(!Isa::Avx512.is_supported(), "the CPU has AVX-512F: its row moves must be tested");
+        let Some(moves) = avx512_moves("conv::rows::tests::avx512_moves_rows_like_the_portable_code") else {
             return;
         };
         let src: Vec<f32> = (0..200).map(|i| (i as f32 - 40.5) * 0.25).collect();
@@ -290,8 +289,7 @@ mod tests {
     /// Strip sums of every lane range and destination length, bit for bit.
     #[test]
     fn avx512_strips_sum_like_the_portable_code() {
-        let Some(moves) = Avx512Moves::new(Isa::Avx512) else {
-            assert!(!Isa::Avx512.is_supported(), "the CPU has AVX-512F: its strips must be tested");
+        let Some(moves) = avx512_moves("conv::rows::tests::avx512_strips_sum_like_the_portable_code") else {
             return;
         };
         let src: Vec<f32> = (0..40).map(|i| (i as f32 - 20.5) * 0.3).collect();
@@ -312,6 +310,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX-512 moves for the test `test`, or `None` (the test reported skipped by name)
+    /// on a CPU without AVX-512F.
+    fn avx512_moves(test: &str) -> Option<Avx512Moves> {
+        if !Isa::Avx512.supported_or_skip(test) {
+            return None;
+        }
+        Some(Avx512Moves::new(Isa::Avx512).expect("the CPU has AVX-512F, so its moves exist"))
     }
 
     /// The bit patterns, so NaNs left in place compare equal.

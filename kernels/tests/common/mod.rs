@@ -4,6 +4,7 @@
 
 use keel_kernels::isa::Isa;
 use keel_kernels::isa::{current_isa, with_isa};
+use keel_kernels::parallel::{chunk_len, current_num_threads, MIN_PARALLEL_ELEMENTS};
 use keel_kernels::KernelError;
 use proptest::prelude::*;
 
@@ -81,13 +82,42 @@ pub fn on_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     with_isa(isa, f).unwrap()
 }
 
-/// Lengths around and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
-/// tails of every kind (below 8, between 8 and 16).
+/// Runs `f` with `isa` forced on this thread for the test `test`, which exists to exercise a
+/// path of that instruction set: `Some` of its result, or `None` on a CPU without it, where
+/// the test is reported skipped by name ([`Isa::supported_or_skip`]) instead of passing
+/// silently.
+#[track_caller]
+pub fn on_isa_or_skip<R>(test: &str, isa: Isa, f: impl FnOnce() -> R) -> Option<R> {
+    isa.supported_or_skip(test).then(|| on_isa(isa, f))
+}
+
+/// Lengths at and above the parallel threshold (`MIN_PARALLEL_ELEMENTS` = 65536), with
+/// tails of every kind (below 8, between 8 and 16): element-wise passes over them split
+/// across a pool of two threads (see [`assert_split`]).
 pub fn parallel_len() -> impl Strategy<Value = usize> {
     prop_oneof![
-        proptest::sample::select(vec![65535usize, 65536, 65537, 65536 + 13, 65536 + 16 * 1000 + 3]),
+        proptest::sample::select(vec![65536usize, 65537, 65536 + 13, 65536 + 16 * 1000 + 3]),
         65536usize..140_000
     ]
+}
+
+/// `(rows, cols)` of a row-wise pass (softmax, cross-entropy) that splits across a pool of two
+/// threads: columns from [`edge_size`] up to 130, and enough rows (up to 600 more) that the
+/// matrix holds at least `MIN_PARALLEL_ELEMENTS` values.
+pub fn parallel_matrix() -> impl Strategy<Value = (usize, usize)> {
+    (edge_size(130), 0usize..600)
+        .prop_map(|(cols, extra)| (MIN_PARALLEL_ELEMENTS.div_ceil(cols) + extra, cols))
+}
+
+/// Asserts that a pass over `len` floats called on this thread's pool is cut into several
+/// chunks ([`chunk_len`]), so that a test of the multi-threaded path reaches it.
+#[track_caller]
+pub fn assert_split(len: usize) {
+    let threads = current_num_threads();
+    assert!(
+        chunk_len(len, 1) < len,
+        "{len} floats run whole on {threads} thread(s): the split is not reached"
+    );
 }
 
 /// Magnitudes of the random inputs: the usual range, saturation, and the ±1e4 extreme.

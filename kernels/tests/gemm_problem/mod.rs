@@ -27,11 +27,34 @@ pub fn problem(max: usize) -> impl Strategy<Value = Problem> {
 
 /// A problem of the shapes `dims` (m, n, k) draws, with random transposes, padding, α, β.
 pub fn problem_with(dims: impl Strategy<Value = (usize, usize, usize)>) -> impl Strategy<Value = Problem> {
-    (
+    problem_from(
         dims,
         (transpose(), transpose()),
-        (0usize..3, 0usize..3, 0usize..3),
         prop_oneof![Just(1.0f32), Just(-0.5), Just(0.0), -2.0f32..2.0],
+    )
+}
+
+/// A product (α never 0, which would only scale C) of the shapes `dims` (m, n, k) and the
+/// `transposes` (op(A), op(B)) draw, with random padding and β: for tests of the paths that
+/// multiply, whose plan depends on the transposes.
+pub fn product_with(
+    dims: impl Strategy<Value = (usize, usize, usize)>,
+    transposes: impl Strategy<Value = (Transpose, Transpose)>,
+) -> impl Strategy<Value = Problem> {
+    problem_from(dims, transposes, prop_oneof![Just(1.0f32), Just(-0.5), 0.25f32..2.0, -2.0f32..-0.25])
+}
+
+/// A problem of the shapes, transposes and α the strategies draw, with random padding and β.
+fn problem_from(
+    dims: impl Strategy<Value = (usize, usize, usize)>,
+    transposes: impl Strategy<Value = (Transpose, Transpose)>,
+    alpha: impl Strategy<Value = f32>,
+) -> impl Strategy<Value = Problem> {
+    (
+        dims,
+        transposes,
+        (0usize..3, 0usize..3, 0usize..3),
+        alpha,
         prop_oneof![Just(0.0f32), Just(1.0), -2.0f32..2.0],
         any::<u64>(),
     )

@@ -169,14 +169,12 @@ pub(super) unsafe fn deinterleave(_: &[f32], _: &Plane, _: Images, _: &mut [f32]
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-
-    fn avx512() -> bool {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
+    use crate::isa::Isa;
 
     #[test]
     fn interleave_then_deinterleave_round_trips_with_padding_zeroed() {
-        if !avx512() {
+        let test = "conv::lanes::layout::tests::interleave_then_deinterleave_round_trips_with_padding_zeroed";
+        if !Isa::Avx512.supported_or_skip(test) {
             return;
         }
         for (count, channels, h, w, pad) in
