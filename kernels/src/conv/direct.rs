@@ -212,11 +212,11 @@ struct Geometry {
 /// Dispatches `rows` output channels to the strip body of the right register block: one
 /// vector per strip for outputs up to `S::LANES` wide, two otherwise.
 macro_rules! by_rows {
-    ($strips:ident, $lanes:expr, $g:expr, $rows:expr, ($padded:expr, $weight:expr, $bias:expr, $y:expr);
+    ($vector:ty, $g:expr, $rows:expr, ($padded:expr, $weight:expr, $bias:expr, $y:expr);
      narrow: $($n:literal)*; wide: $($w:literal)*) => {
-        match ($rows, $g.out_w <= $lanes) {
-            $(($n, true) => $strips::<$n, 1>($g, $padded, $weight, $bias, $y),)*
-            $(($w, false) => $strips::<$w, 2>($g, $padded, $weight, $bias, $y),)*
+        match ($rows, $g.out_w <= <$vector as StripVector>::LANES) {
+            $(($n, true) => strips::<$vector, $n, 1>($g, $padded, $weight, $bias, $y),)*
+            $(($w, false) => strips::<$vector, $w, 2>($g, $padded, $weight, $bias, $y),)*
             (rows, _) => unreachable!("{rows} output channels: more than a register block"),
         }
     };
@@ -240,29 +240,11 @@ unsafe fn channels_avx512(
     y: &mut [f32],
     rows: usize,
 ) {
-    // SAFETY: forwarded from this function's contract.
+    // SAFETY: forwarded from this function's contract; `Zmm` values exist only here.
     unsafe {
-        by_rows!(strips_avx512, Zmm::LANES, g, rows, (padded, weight, bias, y);
+        by_rows!(Zmm, g, rows, (padded, weight, bias, y);
             narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide: 1 2 3 4 5 6 7 8 9 10 11 12)
     }
-}
-
-/// [`strips`] on AVX-512F, one function per block shape (inlining every shape into one
-/// function costs the loops 5-8%).
-///
-/// # Safety
-/// As [`strips`] for `Zmm`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn strips_avx512<const R: usize, const V: usize>(
-    g: &Geometry,
-    padded: &[f32],
-    weight: &[f32],
-    bias: &[f32; CHANNELS],
-    y: &mut [f32],
-) {
-    // SAFETY: forwarded from this function's contract; `Zmm` values exist only here.
-    unsafe { strips::<Zmm, R, V>(g, padded, weight, bias, y) }
 }
 
 /// All strips of `rows` output channels on AVX2 + FMA: at most 12 for outputs up to 8 wide
@@ -280,28 +262,11 @@ unsafe fn channels_avx2(
     y: &mut [f32],
     rows: usize,
 ) {
-    // SAFETY: forwarded from this function's contract.
+    // SAFETY: forwarded from this function's contract; `Ymm` values exist only here.
     unsafe {
-        by_rows!(strips_avx2, Ymm::LANES, g, rows, (padded, weight, bias, y);
+        by_rows!(Ymm, g, rows, (padded, weight, bias, y);
             narrow: 1 2 3 4 5 6 7 8 9 10 11 12; wide: 1 2 3 4 5 6)
     }
-}
-
-/// [`strips`] on AVX2 + FMA, one function per block shape.
-///
-/// # Safety
-/// As [`strips`] for `Ymm`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn strips_avx2<const R: usize, const V: usize>(
-    g: &Geometry,
-    padded: &[f32],
-    weight: &[f32],
-    bias: &[f32; CHANNELS],
-    y: &mut [f32],
-) {
-    // SAFETY: forwarded from this function's contract; `Ymm` values exist only here.
-    unsafe { strips::<Ymm, R, V>(g, padded, weight, bias, y) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -316,8 +281,8 @@ unsafe fn channels_avx2(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS],
 
 /// The vector operations of the strip loops, one implementation per instruction set with
 /// direct loops. Every method is `#[inline(always)]`, so [`strips`] compiles inside the
-/// `#[target_feature]` function that instantiates it (`strips_avx512`, `strips_avx2`), the
-/// only place values of an implementing type exist.
+/// `#[target_feature]` function that instantiates it (`channels_*`), the only place values
+/// of an implementing type exist.
 trait StripVector: Copy {
     /// Outputs per vector.
     const LANES: usize;
@@ -337,7 +302,7 @@ trait StripVector: Copy {
     unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation);
 }
 
-/// 16 lanes of AVX-512F; exists only inside [`strips_avx512`].
+/// 16 lanes of AVX-512F; exists only inside [`channels_avx512`].
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Zmm(__m512);
@@ -368,7 +333,7 @@ impl StripVector for Zmm {
     }
 }
 
-/// 8 lanes of AVX2 + FMA; exists only inside [`strips_avx2`].
+/// 8 lanes of AVX2 + FMA; exists only inside [`channels_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Ymm(__m256);
