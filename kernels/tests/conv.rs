@@ -691,8 +691,8 @@ fn lenet_shapes_match_reference() {
 /// The fused forward against the activation of the scalar reference's forward, and bit for
 /// bit against the plain forward followed by the activation (the activation only selects
 /// or scales each stored value), on every instruction set of the CPU; on AVX-512 the shapes
-/// take the direct loops (stride 1), im2col + GEMM (stride 2, groups) and the images in
-/// lanes (19 images), which is asserted (and reported skipped by name on a CPU without
+/// take the direct loops (stride 1; 6 and 80 input channels), im2col + GEMM (stride 2,
+/// groups) and the images in lanes (19 images), which is asserted (and reported skipped by name on a CPU without
 /// AVX-512F). A non-finite leaky-ReLU slope is refused.
 #[test]
 fn fused_forward_applies_the_activation_to_every_output() {
@@ -704,6 +704,8 @@ fn fused_forward_applies_the_activation_to_every_output() {
             ConvPath::Im2colGemm,
         ),
         (Conv2dShape::new(19, 6, 14, 14, 16, 5, 5), ConvPath::ImagesInLanes),
+        // 80 input channels summed in registers before the activation.
+        (Conv2dShape::new(2, 80, 9, 20, 12, 3, 3).with_pad(1), ConvPath::Direct),
     ];
     Isa::Avx512
         .supported_or_skip("conv::fused_forward_applies_the_activation_to_every_output (AVX-512 paths)");
