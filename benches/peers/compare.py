@@ -1,0 +1,432 @@
+"""Peer comparison: keel beside PyTorch, onnxruntime and numpy's OpenBLAS on the same work, in
+one run on this machine, as one table of ratios.
+
+    python3 benches/peers/compare.py [--rounds N] [--threads 1,2] [--isa native|avx2]
+                                     [--only REGEX] [--out DIR] [--quick]
+
+- Python packages: the script runs itself in a virtual environment OUTSIDE the repository,
+  `$KEEL_PEERS_VENV` (default `~/.cache/keel/peers-venv`), made on first use with
+  `pip install torch onnx onnxruntime numpy threadpoolctl` from PyPI (torch brings about 3 GB
+  of GPU libraries it does not use on a CPU; they do no harm). An existing environment with
+  those packages serves as well: `KEEL_PEERS_VENV=/path/to/venv python3 benches/peers/compare.py`.
+- keel: it builds `cargo build --release --example peer_timings` (`examples/peer_timings.rs`),
+  whose `--list` is the catalogue of work items (ids and shapes) every contender runs.
+- Rounds: in each round, for each thread count, it runs keel, PyTorch, onnxruntime and numpy
+  one after the other, each in its own process (so thread settings stick), each timing all of
+  its items once; the order rotates from round to round. A busy minute of a shared machine so
+  lands on every contender of a round, and the ratio of a round pairs figures taken minutes
+  apart at most. keel's run also measures the yardsticks: the FMA peak (a register-only loop,
+  one per thread, on the widest instruction set keel may use) and the copy bandwidth.
+- `--isa avx2` holds every contender to AVX2 on an AVX-512 CPU: `KEEL_ISA=avx2` for keel,
+  `ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`, `MKL_ENABLE_INSTRUCTIONS=AVX2` for
+  PyTorch, `OPENBLAS_CORETYPE=Haswell` for numpy's OpenBLAS; onnxruntime's MLAS has no such
+  switch, and the table says so, as it says which instruction set each library reported.
+  `--isa native` (default) clears all of these, so each library picks for itself.
+- `--only REGEX` keeps the work ids it matches (`--only 'conv|sgemm_256'`; `peer_timings --list`
+  lists them); the yardsticks always run. `--quick`: one round, short timings, a few items,
+  to check the set-up end to end in a minute or two.
+- Output, in `--out` (default `target/peers/<date>-<commit>/`): `raw.jsonl`, every
+  measurement (one JSON line each: round, threads, contender, work, median/min/max seconds,
+  reps, and `foreign`, the cores other processes used meanwhile), and `table.md`, printed too.
+
+Reading the table: a row per work item; per thread count, keel's median time, the best peer's
+(the peer with the lowest median over rounds, named), the ratio = the median over rounds of
+(best peer's time / keel's time) in the same round, > 1 where keel is faster, with its
+min-max over rounds, and keel's share of the FMA peak for work that counts FLOPs.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PACKAGES = ["torch", "onnx", "onnxruntime", "numpy", "threadpoolctl"]
+PEERS = ["pytorch", "onnxruntime", "numpy"]
+CONTENDERS = ["keel"] + PEERS
+YARDSTICKS = ["fma_peak", "copy_bw"]
+QUICK_ITEMS = ["conv_A_fwd", "conv_B_fwd_bwd", "lenet5_b64_infer", "mlp_784_256_128_10_b128_train",
+               "sgemm_256x256x256", "sgemm_64x128x784"]
+TIMING = dict(warmup_seconds=0.15, rep_seconds=2e-3, total_seconds=0.5, min_reps=20)
+QUICK_TIMING = dict(warmup_seconds=0.0, rep_seconds=1e-3, total_seconds=0.02, min_reps=3)
+# The variables through which the peers' instruction sets are chosen, and their AVX2 values.
+AVX2_ENV = {"KEEL_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+            "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"}
+NATIVE_UNSET = list(AVX2_ENV) + ["OPENBLAS_L2_SIZE", "DNNL_MAX_CPU_ISA", "MKL_DEBUG_CPU_TYPE"]
+THREAD_VARIABLES = ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"]
+
+
+# ---------------------------------------------------------------- set-up
+
+def ensure_venv():
+    """Re-executes this script in the peers' virtual environment, making it first if missing."""
+    venv = Path(os.environ.get("KEEL_PEERS_VENV", Path.home() / ".cache" / "keel" / "peers-venv"))
+    python = venv / "bin" / "python"
+    if Path(sys.prefix).resolve() == venv.resolve():
+        missing = [p for p in PACKAGES if not _has_module(p)]
+        if missing:
+            print(f"[compare] installing {' '.join(missing)} into {venv}", flush=True)
+            subprocess.check_call([str(python), "-m", "pip", "install", *missing])
+        return
+    if venv.resolve().is_relative_to(REPO):
+        sys.exit(f"KEEL_PEERS_VENV={venv} lies inside the repository; choose a folder outside it")
+    if not python.exists():
+        print(f"[compare] making the peers' environment {venv} (pip install {' '.join(PACKAGES)})", flush=True)
+        subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
+        subprocess.check_call([str(python), "-m", "pip", "install", *PACKAGES])
+    os.execv(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def _has_module(package):
+    import importlib.util
+    return importlib.util.find_spec(package) is not None
+
+
+def build_keel():
+    """Builds examples/peer_timings.rs and returns its executable's path."""
+    print("[compare] cargo build --release --example peer_timings", flush=True)
+    out = subprocess.run(["cargo", "build", "--release", "--example", "peer_timings",
+                          "--message-format=json-render-diagnostics"],
+                         cwd=REPO, stdout=subprocess.PIPE, text=True, check=True).stdout
+    for line in out.splitlines():
+        message = json.loads(line)
+        if message.get("reason") == "compiler-artifact" and message.get("target", {}).get("name") == "peer_timings":
+            return message["executable"]
+    sys.exit("cargo built no peer_timings executable")
+
+
+def git(*args):
+    return subprocess.run(["git", *args], cwd=REPO, stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
+def keel_commit():
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + "-dirty" if git("status", "--porcelain", "--untracked-files=no") else commit
+
+
+def cpu_description():
+    """The CPU's model name, family/model and vector extensions (from /proc/cpuinfo)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
+    vector = ", ".join(f for f in ("avx512f", "avx2", "fma") if f in flags) or "no AVX2"
+    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')}; {vector}; {os.cpu_count()} logical CPUs)")
+
+
+# ---------------------------------------------------------------- measuring
+
+def _busy_seconds():
+    """CPU seconds all processes have used (from /proc/stat), or None off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_contender(command, env):
+    """Runs one contender's process; returns its JSON lines and the cores other processes
+    used meanwhile (`foreign`: the machine's busy time less the child's, per wall second)."""
+    busy0, child0, wall0 = _busy_seconds(), _children_seconds(), time.perf_counter()
+    proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    busy1, child1, wall1 = _busy_seconds(), _children_seconds(), time.perf_counter()
+    foreign = None
+    if busy0 is not None:
+        foreign = round(max(0.0, ((busy1 - busy0) - (child1 - child0)) / (wall1 - wall0)), 3)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    error = None
+    if proc.returncode != 0:
+        error = f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+    return lines, foreign, error
+
+
+def contender_env(isa, threads):
+    env = dict(os.environ)
+    for name in NATIVE_UNSET:
+        env.pop(name, None)
+    if isa == "avx2":
+        env.update(AVX2_ENV)
+    env.update({name: str(threads) for name in THREAD_VARIABLES})
+    return env
+
+
+def contender_command(contender, keel_bin, work_file, ids, threads, timing):
+    if contender == "keel":
+        # The run's timing rule as peer_timings's flags (--warmup-seconds 0.15 ...).
+        flags = [part for key, value in timing.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+        return [keel_bin, "--threads", str(threads), *flags, *ids]
+    return [sys.executable, str(HERE / "peer_worker.py"), contender, "--threads", str(threads),
+            "--work", str(work_file), "--timing", json.dumps(timing)]
+
+
+# ---------------------------------------------------------------- the table
+
+def fmt_time(seconds):
+    if seconds is None:
+        return "–"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarise(records, items, threads_list):
+    """Per (work, threads): keel's and each peer's per-round medians, the best peer, the paired
+    ratios and keel's share of the FMA peak."""
+    times = {}  # (work, threads, contender) -> {round: median_s}
+    flops = {}
+    for r in records:
+        if "work" in r and r.get("median_s") is not None:
+            times.setdefault((r["work"], r["threads"], r["contender"]), {})[r["round"]] = r["median_s"]
+            if r.get("flops"):
+                flops[(r["work"], r["threads"])] = r["flops"]
+    peak = {}
+    for t in threads_list:
+        rounds = times.get(("fma_peak", t, "keel"), {})
+        rates = [flops[("fma_peak", t)] / s for s in rounds.values()] if ("fma_peak", t) in flops else []
+        peak[t] = median_or_none(rates)
+    rows = []
+    for item in items:
+        if item["work"] in YARDSTICKS:
+            continue
+        row = dict(item=item, cells={})
+        for t in threads_list:
+            keel = times.get((item["work"], t, "keel"), {})
+            peers = {p: times[(item["work"], t, p)] for p in PEERS if (item["work"], t, p) in times}
+            cell = dict(keel=median_or_none(keel.values()), peers={p: statistics.median(v.values())
+                                                                    for p, v in peers.items()})
+            if peers:
+                best = min(cell["peers"], key=cell["peers"].get)
+                ratios = [peers[best][rnd] / keel[rnd] for rnd in peers[best] if rnd in keel]
+                cell.update(best=best, ratio=median_or_none(ratios),
+                            spread=(min(ratios), max(ratios)) if ratios else None)
+            f = flops.get((item["work"], t))
+            if f and cell["keel"] and peak.get(t):
+                cell["peak_share"] = f / cell["keel"] / peak[t]
+            row["cells"][t] = cell
+        rows.append(row)
+    return rows, peak, times
+
+
+def yardstick_line(times, records, threads_list):
+    parts = []
+    for t in threads_list:
+        keel_lines = [r for r in records if r.get("contender") == "keel" and r.get("threads") == t]
+        fma = [r for r in keel_lines if r.get("work") == "fma_peak" and r.get("median_s")]
+        copy = [r for r in keel_lines if r.get("work") == "copy_bw" and r.get("median_s")]
+        text = f"T{t}: "
+        if fma:
+            rates = sorted(r["flops"] / r["median_s"] / 1e9 for r in fma)
+            text += f"FMA peak {statistics.median(rates):.0f} GFLOP/s ({fma[0]['isa']}"
+            text += f", {rates[0]:.0f}-{rates[-1]:.0f} over rounds)" if len(rates) > 1 else ")"
+        else:
+            text += "FMA peak – (no vector FMA loop for keel's instruction set)"
+        if copy:
+            rates = sorted(r["bytes"] / r["median_s"] / 1e9 for r in copy)
+            text += f", copy {statistics.median(rates):.1f} GB/s"
+            text += f" ({rates[0]:.1f}-{rates[-1]:.1f})" if len(rates) > 1 else ""
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def peer_versions(infos, isa, cpu_avx512):
+    """One line per library: versions and what it reported about its instruction set, and in
+    avx2 mode whether it was held to AVX2 (`cpu_avx512`: whether there was more to hold)."""
+    lines = []
+    keel = infos.get("keel", {})
+    lines.append(f"- keel: commit {keel.get('commit')}, instruction set {keel.get('isa', '?')}"
+                 + (f" (held: {'yes' if keel.get('isa') == 'avx2' else 'NO'})" if isa == "avx2" else ""))
+    t = infos.get("pytorch")
+    if t:
+        held = ""
+        if isa == "avx2":
+            checks = [str(t.get("cpu_capability")).upper() == "AVX2",
+                      "avx2" in str(t.get("onednn_conv")) and "avx512" not in str(t.get("onednn_conv")),
+                      str(t.get("mkl_isa")) == "AVX2"]
+            held = f" (held: {'yes' if all(checks) else 'NO'})"
+        lines.append(f"- PyTorch {t.get('version')}: ATen {t.get('cpu_capability')}; oneDNN {t.get('onednn')} "
+                     f"(CPU {t.get('onednn_isa')}, convolution {t.get('onednn_conv')}); {t.get('mkl')} "
+                     f"({t.get('mkl_isa')}){held}")
+    o = infos.get("onnxruntime")
+    if o:
+        held = ""
+        if isa == "avx2":
+            held = " (held: NO, MLAS has no switch: it runs what the CPU has)" if cpu_avx512 else " (held: the CPU has no AVX-512)"
+        lines.append(f"- onnxruntime {o.get('version')}: {o.get('isa')}{held}")
+    n = infos.get("numpy")
+    if n:
+        arch = n.get("architecture")
+        held = ""
+        if isa == "avx2":
+            held = f" (held: {'yes' if str(arch).lower() in ('haswell', 'zen') else 'NO'})"
+        lines.append(f"- numpy {n.get('version')}: {n.get('blas')} {n.get('blas_version')}, kernel {arch}{held}")
+    return lines
+
+
+def markdown_table(header, rows):
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render_table(args, items, records, infos, threads_list, timing, cpu, date):
+    rows, peak, times = summarise(records, items, threads_list)
+    foreign = [r["foreign"] for r in records if r.get("kind") == "process" and r.get("foreign") is not None]
+    out = [f"# keel vs peers: {cpu}", ""]
+    out.append(f"{date}, keel {infos.get('keel', {}).get('commit')}, `--isa {args.isa}`, "
+               f"{args.rounds} round(s), threads {','.join(map(str, threads_list))}"
+               + (", --quick" if args.quick else "") + (f", --only {args.only!r}" if args.only else ""))
+    out.append("")
+    out += peer_versions(infos, args.isa, "avx512f" in cpu)
+    out.append("")
+    out.append(f"Yardsticks of this run: {yardstick_line(times, records, threads_list)}.")
+    if foreign:
+        out.append(f"Other processes used {statistics.median(foreign):.2f} cores (median over the "
+                   f"contenders' runs; max {max(foreign):.2f}) while these ran.")
+    out.append(f"Timing: warm-up {timing['warmup_seconds']} s, repetitions of >= {timing['rep_seconds'] * 1e3:g} ms, "
+               f">= {timing['min_reps']} of them and ~{timing['total_seconds']} s per item; medians.")
+    out.append("")
+    out.append("ratio = median over rounds of (best peer's time / keel's time) in the same round, with its "
+               "min-max over rounds: > 1 where keel is faster. % peak = keel's FLOP/s over the FMA peak "
+               "of the same thread count.")
+    out.append("")
+    header = ["work"]
+    for t in threads_list:
+        header += [f"keel T{t}", f"best peer T{t}", f"ratio T{t}", f"% peak T{t}"]
+    lines = []
+    for row in rows:
+        cells = [row["item"]["what"]]
+        for t in threads_list:
+            c = row["cells"][t]
+            best = f"{fmt_time(c['peers'][c['best']])} ({c['best']})" if c.get("best") else "–"
+            ratio = "–"
+            if c.get("ratio") is not None:
+                lo, hi = c["spread"]
+                ratio = f"**{c['ratio']:.2f}x**" + (f" ({lo:.2f}-{hi:.2f})" if args.rounds > 1 else "")
+            share = f"{c['peak_share'] * 100:.0f}%" if c.get("peak_share") else "–"
+            cells += [fmt_time(c["keel"]), best, ratio, share]
+        lines.append(cells)
+    out += markdown_table(header, lines)
+    out.append("")
+    out.append("Every contender's median time (over rounds):")
+    out.append("")
+    header = ["work"] + [f"{c} T{t}" for t in threads_list for c in CONTENDERS]
+    lines = [[row["item"]["work"]] + [fmt_time(v) for t in threads_list
+                                      for v in [row["cells"][t]["keel"]] + [row["cells"][t]["peers"].get(p) for p in PEERS]]
+             for row in rows]
+    out += markdown_table(header, lines)
+    errors = [r for r in records if r.get("error")]
+    if errors:
+        out.append("")
+        out.append("Failures:")
+        for r in errors:
+            out.append(f"- round {r['round']} T{r['threads']} {r['contender']}: {r['error'][:300]}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--threads", default=f"1,{os.cpu_count()}" if (os.cpu_count() or 1) > 1 else "1",
+                        help="thread counts, comma-separated (default 1 and every logical CPU)")
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native")
+    parser.add_argument("--only", help="keep the work ids this regular expression finds")
+    parser.add_argument("--out", help="output folder (default target/peers/<date>-<commit>/)")
+    parser.add_argument("--quick", action="store_true", help="one round, short timings, a few items")
+    args = parser.parse_args()
+    ensure_venv()
+    threads_list = sorted({int(t) for t in args.threads.split(",")})
+    if args.quick:
+        args.rounds = 1
+    timing = QUICK_TIMING if args.quick else TIMING
+
+    keel_bin = build_keel()
+    listing = subprocess.run([keel_bin, "--list"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    items = [json.loads(line) for line in listing.splitlines() if line.strip()]
+    if args.quick:
+        items = [i for i in items if i["work"] in QUICK_ITEMS + YARDSTICKS]
+    if args.only:
+        items = [i for i in items if re.search(args.only, i["work"]) or i["work"] in YARDSTICKS]
+    ids = [i["work"] for i in items]
+
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    commit = keel_commit()
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    out_dir = Path(args.out) if args.out else target / "peers" / f"{date}-{commit}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work_file = out_dir / "work.jsonl"
+    work_file.write_text("".join(json.dumps(i) + "\n" for i in items))
+    cpu = cpu_description()
+    print(f"[compare] {cpu}; keel {commit}; --isa {args.isa}; {len(items)} items; out {out_dir}", flush=True)
+
+    records = []
+    infos = {"keel": {"commit": commit}}
+    with open(out_dir / "raw.jsonl", "w") as raw:
+        def record(rec):
+            records.append(rec)
+            raw.write(json.dumps(rec) + "\n")
+            raw.flush()
+
+        record(dict(kind="run", date=date, commit=commit, cpu=cpu, isa_mode=args.isa, rounds=args.rounds,
+                    threads=threads_list, timing=timing, items=ids, argv=sys.argv[1:]))
+        for rnd in range(args.rounds):
+            for t in threads_list:
+                env = contender_env(args.isa, t)
+                # The order rotates so that no contender always runs first (or last) in a round.
+                order = CONTENDERS[rnd % len(CONTENDERS):] + CONTENDERS[:rnd % len(CONTENDERS)]
+                for contender in order:
+                    start = time.perf_counter()
+                    command = contender_command(contender, keel_bin, work_file, ids, t, timing)
+                    lines, foreign, error = run_contender(command, env)
+                    for line in lines:
+                        if "info" in line:
+                            infos.setdefault(contender, {}).update(line["info"])
+                            continue
+                        if contender == "keel":
+                            infos["keel"]["isa"] = line.get("isa")
+                        record(dict(kind="measurement", round=rnd, threads=t, contender=contender, **line))
+                    record(dict(kind="process", round=rnd, threads=t, contender=contender, foreign=foreign,
+                                seconds=round(time.perf_counter() - start, 1), error=error))
+                    print(f"[compare] round {rnd + 1}/{args.rounds} T{t} {contender:11s} "
+                          f"{len(lines):3d} lines in {time.perf_counter() - start:6.1f} s, foreign load "
+                          f"{foreign}" + (f"  FAILED {error[:200]}" if error else ""), flush=True)
+        record(dict(kind="libraries", **infos))
+    table = render_table(args, items, records, infos, threads_list, timing, cpu, date)
+    (out_dir / "table.md").write_text(table)
+    print()
+    print(table)
+    print(f"[compare] wrote {out_dir / 'table.md'} and {out_dir / 'raw.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()
