@@ -2,7 +2,7 @@
 one run on this machine, as one table of ratios.
 
     python3 benches/peers/compare.py [--rounds N] [--threads 1,2] [--isa native|avx2]
-                                     [--only REGEX] [--out DIR] [--quick]
+                                     [--only REGEX] [--out DIR] [--quick] [--wait-quiet S]
 
 - Python packages: the script runs itself in a virtual environment OUTSIDE the repository,
   `$KEEL_PEERS_VENV` (default `~/.cache/keel/peers-venv`), made on first use with
@@ -24,7 +24,9 @@ one run on this machine, as one table of ratios.
   `--isa native` (default) clears all of these, so each library picks for itself.
 - `--only REGEX` keeps the work ids it matches (`--only 'conv|sgemm_256'`; `peer_timings --list`
   lists them); the yardsticks always run. `--quick`: one round, short timings, a few items,
-  to check the set-up end to end in a minute or two.
+  to check the set-up end to end in a minute or two. `--wait-quiet S`: before each
+  contender's process, wait up to S seconds for other processes to leave the cores (on a
+  shared machine).
 - Output, in `--out` (default `target/peers/<date>-<commit>/`): `raw.jsonl`, every
   measurement (one JSON line each: round, threads, contender, work, median/min/max seconds,
   reps, and `foreign`, the cores other processes used meanwhile), and `table.md`, printed too.
@@ -147,6 +149,19 @@ def _children_seconds():
     return r.ru_utime + r.ru_stime
 
 
+def wait_quiet(max_wait, threshold=0.15):
+    """Waits, up to `max_wait` seconds, until other processes use under `threshold` cores
+    (sampled over half a second); returns the seconds waited."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait:
+        busy0, self0 = _busy_seconds(), time.process_time()
+        time.sleep(0.5)
+        busy1, self1 = _busy_seconds(), time.process_time()
+        if busy0 is None or (busy1 - busy0) - (self1 - self0) < threshold * 0.5:
+            break
+    return round(time.perf_counter() - start, 1)
+
+
 def run_contender(command, env):
     """Runs one contender's process; returns its JSON lines and the cores other processes
     used meanwhile (`foreign`: the machine's busy time less the child's, per wall second)."""
@@ -199,6 +214,17 @@ def median_or_none(values):
     return statistics.median(values) if values else None
 
 
+def yardstick_rates(records, threads):
+    """keel's yardsticks at `threads` threads, one rate per round: FMA peak in GFLOP/s, copy in
+    GB/s, and the instruction set of the FMA loop."""
+    keel = [r for r in records if r.get("contender") == "keel" and r.get("threads") == threads
+            and r.get("median_s")]
+    fma = [r for r in keel if r["work"] == "fma_peak" and r.get("flops")]
+    return dict(fma=sorted(r["flops"] / r["median_s"] / 1e9 for r in fma),
+                copy=sorted(r["bytes"] / r["median_s"] / 1e9 for r in keel if r["work"] == "copy_bw"),
+                isa=fma[0]["isa"] if fma else None)
+
+
 def summarise(records, items, threads_list):
     """Per (work, threads): keel's and each peer's per-round medians, the best peer, the paired
     ratios and keel's share of the FMA peak."""
@@ -209,11 +235,7 @@ def summarise(records, items, threads_list):
             times.setdefault((r["work"], r["threads"], r["contender"]), {})[r["round"]] = r["median_s"]
             if r.get("flops"):
                 flops[(r["work"], r["threads"])] = r["flops"]
-    peak = {}
-    for t in threads_list:
-        rounds = times.get(("fma_peak", t, "keel"), {})
-        rates = [flops[("fma_peak", t)] / s for s in rounds.values()] if ("fma_peak", t) in flops else []
-        peak[t] = median_or_none(rates)
+    peak = {t: median_or_none(yardstick_rates(records, t)["fma"]) for t in threads_list}
     rows = []
     for item in items:
         if item["work"] in YARDSTICKS:
@@ -231,29 +253,25 @@ def summarise(records, items, threads_list):
                             spread=(min(ratios), max(ratios)) if ratios else None)
             f = flops.get((item["work"], t))
             if f and cell["keel"] and peak.get(t):
-                cell["peak_share"] = f / cell["keel"] / peak[t]
+                cell["peak_share"] = f / cell["keel"] / 1e9 / peak[t]
             row["cells"][t] = cell
         rows.append(row)
-    return rows, peak, times
+    return rows
 
 
-def yardstick_line(times, records, threads_list):
+def yardstick_line(records, threads_list):
+    """The FMA peak and copy bandwidth per thread count: medians, and ranges over rounds."""
+    def spread(rates, digits):
+        return f" ({rates[0]:.{digits}f}-{rates[-1]:.{digits}f} over rounds)" if len(rates) > 1 else ""
     parts = []
     for t in threads_list:
-        keel_lines = [r for r in records if r.get("contender") == "keel" and r.get("threads") == t]
-        fma = [r for r in keel_lines if r.get("work") == "fma_peak" and r.get("median_s")]
-        copy = [r for r in keel_lines if r.get("work") == "copy_bw" and r.get("median_s")]
-        text = f"T{t}: "
-        if fma:
-            rates = sorted(r["flops"] / r["median_s"] / 1e9 for r in fma)
-            text += f"FMA peak {statistics.median(rates):.0f} GFLOP/s ({fma[0]['isa']}"
-            text += f", {rates[0]:.0f}-{rates[-1]:.0f} over rounds)" if len(rates) > 1 else ")"
+        y = yardstick_rates(records, t)
+        if y["fma"]:
+            text = f"T{t}: FMA peak {statistics.median(y['fma']):.0f} GFLOP/s ({y['isa']}){spread(y['fma'], 0)}"
         else:
-            text += "FMA peak – (no vector FMA loop for keel's instruction set)"
-        if copy:
-            rates = sorted(r["bytes"] / r["median_s"] / 1e9 for r in copy)
-            text += f", copy {statistics.median(rates):.1f} GB/s"
-            text += f" ({rates[0]:.1f}-{rates[-1]:.1f})" if len(rates) > 1 else ""
+            text = f"T{t}: FMA peak – (no vector FMA loop for keel's instruction set)"
+        if y["copy"]:
+            text += f", copy {statistics.median(y['copy']):.1f} GB/s{spread(y['copy'], 1)}"
         parts.append(text)
     return "; ".join(parts)
 
@@ -280,7 +298,7 @@ def peer_versions(infos, isa, cpu_avx512):
     if o:
         held = ""
         if isa == "avx2":
-            held = " (held: NO, MLAS has no switch: it runs what the CPU has)" if cpu_avx512 else " (held: the CPU has no AVX-512)"
+            held = " (held: NO: MLAS has no switch to hold it to AVX2)" if cpu_avx512 else " (held: the CPU has no AVX-512)"
         lines.append(f"- onnxruntime {o.get('version')}: {o.get('isa')}{held}")
     n = infos.get("numpy")
     if n:
@@ -297,7 +315,7 @@ def markdown_table(header, rows):
 
 
 def render_table(args, items, records, infos, threads_list, timing, cpu, date):
-    rows, peak, times = summarise(records, items, threads_list)
+    rows = summarise(records, items, threads_list)
     foreign = [r["foreign"] for r in records if r.get("kind") == "process" and r.get("foreign") is not None]
     out = [f"# keel vs peers: {cpu}", ""]
     out.append(f"{date}, keel {infos.get('keel', {}).get('commit')}, `--isa {args.isa}`, "
@@ -306,7 +324,7 @@ def render_table(args, items, records, infos, threads_list, timing, cpu, date):
     out.append("")
     out += peer_versions(infos, args.isa, "avx512f" in cpu)
     out.append("")
-    out.append(f"Yardsticks of this run: {yardstick_line(times, records, threads_list)}.")
+    out.append(f"Yardsticks of this run: {yardstick_line(records, threads_list)}.")
     if foreign:
         out.append(f"Other processes used {statistics.median(foreign):.2f} cores (median over the "
                    f"contenders' runs; max {max(foreign):.2f}) while these ran.")
@@ -363,6 +381,9 @@ def main():
     parser.add_argument("--only", help="keep the work ids this regular expression finds")
     parser.add_argument("--out", help="output folder (default target/peers/<date>-<commit>/)")
     parser.add_argument("--quick", action="store_true", help="one round, short timings, a few items")
+    parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each contender's run, wait up to this long for other processes to "
+                             "go quiet (default 0: do not wait)")
     args = parser.parse_args()
     ensure_venv()
     threads_list = sorted({int(t) for t in args.threads.split(",")})
@@ -405,6 +426,7 @@ def main():
                 # The order rotates so that no contender always runs first (or last) in a round.
                 order = CONTENDERS[rnd % len(CONTENDERS):] + CONTENDERS[:rnd % len(CONTENDERS)]
                 for contender in order:
+                    waited = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else 0
                     start = time.perf_counter()
                     command = contender_command(contender, keel_bin, work_file, ids, t, timing)
                     lines, foreign, error = run_contender(command, env)
@@ -414,12 +436,12 @@ def main():
                             continue
                         if contender == "keel":
                             infos["keel"]["isa"] = line.get("isa")
-                        record(dict(kind="measurement", round=rnd, threads=t, contender=contender, **line))
+                        record(dict(line, kind="measurement", round=rnd, threads=t, contender=contender))
                     record(dict(kind="process", round=rnd, threads=t, contender=contender, foreign=foreign,
-                                seconds=round(time.perf_counter() - start, 1), error=error))
+                                seconds=round(time.perf_counter() - start, 1), waited=waited, error=error))
                     print(f"[compare] round {rnd + 1}/{args.rounds} T{t} {contender:11s} "
                           f"{len(lines):3d} lines in {time.perf_counter() - start:6.1f} s, foreign load "
-                          f"{foreign}" + (f"  FAILED {error[:200]}" if error else ""), flush=True)
+                          f"{foreign}" + (f" (waited {waited} s)" if waited else "") + (f"  FAILED {error[:200]}" if error else ""), flush=True)
         record(dict(kind="libraries", **infos))
     table = render_table(args, items, records, infos, threads_list, timing, cpu, date)
     (out_dir / "table.md").write_text(table)

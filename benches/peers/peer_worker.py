@@ -274,7 +274,7 @@ def run_onnxruntime(items, threads, timing):
     import onnxruntime as ort
 
     graphs = ort_graphs(items)
-    emit(dict(info=dict(version=ort.__version__, isa="MLAS picks its kernels from CPUID (no switch)")))
+    emit(dict(info=dict(version=ort.__version__, isa="MLAS, kernels picked from CPUID")))
     for item, model, x, ref in graphs:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
