@@ -310,6 +310,17 @@ def peer_versions(infos, isa, cpu_avx512):
     return lines
 
 
+def foreign_by_round(records, threads_list):
+    """The most cores other processes used during any contender's run, per round and thread
+    count ("r1 T1 0.05, r1 T2 1.20, ...")."""
+    worst = {}
+    for r in records:
+        if r.get("kind") == "process" and r.get("foreign") is not None:
+            key = (r["round"], r["threads"])
+            worst[key] = max(worst.get(key, 0.0), r["foreign"])
+    return ", ".join(f"r{rnd + 1} T{t} {worst[(rnd, t)]:.2f}" for rnd, t in sorted(worst))
+
+
 def markdown_table(header, rows):
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -327,7 +338,8 @@ def render_table(args, items, records, infos, threads_list, timing, cpu, date):
     out.append(f"Yardsticks of this run: {yardstick_line(records, threads_list)}.")
     if foreign:
         out.append(f"Other processes used {statistics.median(foreign):.2f} cores (median over the "
-                   f"contenders' runs; max {max(foreign):.2f}) while these ran.")
+                   f"contenders' runs; max {max(foreign):.2f}) while these ran; the most in each round "
+                   f"and thread count: {foreign_by_round(records, threads_list)}.")
     out.append(f"Timing: warm-up {timing['warmup_seconds']} s, repetitions of >= {timing['rep_seconds'] * 1e3:g} ms, "
                f">= {timing['min_reps']} of them and ~{timing['total_seconds']} s per item; medians.")
     out.append("")
