@@ -164,7 +164,8 @@ def wait_quiet(max_wait, threshold=0.15):
 
 def run_contender(command, env):
     """Runs one contender's process; returns its JSON lines and the cores other processes
-    used meanwhile (`foreign`: the machine's busy time less the child's, per wall second)."""
+    used meanwhile (`foreign`: the machine's busy time less the child's, per wall second; a
+    VM's steal time, the host giving the cores to other guests, counts as busy)."""
     busy0, child0, wall0 = _busy_seconds(), _children_seconds(), time.perf_counter()
     proc = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     busy1, child1, wall1 = _busy_seconds(), _children_seconds(), time.perf_counter()
