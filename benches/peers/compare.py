@@ -236,7 +236,8 @@ def summarise(records, items, threads_list):
             times.setdefault((r["work"], r["threads"], r["contender"]), {})[r["round"]] = r["median_s"]
             if r.get("flops"):
                 flops[(r["work"], r["threads"])] = r["flops"]
-    peak = {t: median_or_none(yardstick_rates(records, t)["fma"]) for t in threads_list}
+    # The machine's limit is the best FMA rate of the run: company on the cores only lowers it.
+    peak = {t: max(yardstick_rates(records, t)["fma"], default=None) for t in threads_list}
     rows = []
     for item in items:
         if item["work"] in YARDSTICKS:
@@ -263,16 +264,17 @@ def summarise(records, items, threads_list):
 def yardstick_line(records, threads_list):
     """The FMA peak and copy bandwidth per thread count: medians, and ranges over rounds."""
     def spread(rates, digits):
-        return f" ({rates[0]:.{digits}f}-{rates[-1]:.{digits}f} over rounds)" if len(rates) > 1 else ""
+        return f", {rates[0]:.{digits}f}-{rates[-1]:.{digits}f} over rounds" if len(rates) > 1 else ""
     parts = []
     for t in threads_list:
         y = yardstick_rates(records, t)
         if y["fma"]:
-            text = f"T{t}: FMA peak {statistics.median(y['fma']):.0f} GFLOP/s ({y['isa']}){spread(y['fma'], 0)}"
+            text = (f"T{t}: FMA peak {y['fma'][-1]:.0f} GFLOP/s at best ({y['isa']}; median "
+                    f"{statistics.median(y['fma']):.0f}{spread(y['fma'], 0)})")
         else:
             text = f"T{t}: FMA peak – (no vector FMA loop for keel's instruction set)"
         if y["copy"]:
-            text += f", copy {statistics.median(y['copy']):.1f} GB/s{spread(y['copy'], 1)}"
+            text += f", copy {statistics.median(y['copy']):.1f} GB/s (median{spread(y['copy'], 1)})"
         parts.append(text)
     return "; ".join(parts)
 
@@ -326,15 +328,17 @@ def markdown_table(header, rows):
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render_table(args, items, records, infos, threads_list, timing, cpu, date):
+def render_table(run, records, infos):
+    """table.md from a run's records: `run` is its `run` record, `infos` the libraries'."""
+    items, threads_list, timing, cpu = run["items"], run["threads"], run["timing"], run["cpu"]
     rows = summarise(records, items, threads_list)
     foreign = [r["foreign"] for r in records if r.get("kind") == "process" and r.get("foreign") is not None]
     out = [f"# keel vs peers: {cpu}", ""]
-    out.append(f"{date}, keel {infos.get('keel', {}).get('commit')}, `--isa {args.isa}`, "
-               f"{args.rounds} round(s), threads {','.join(map(str, threads_list))}"
-               + (", --quick" if args.quick else "") + (f", --only {args.only!r}" if args.only else ""))
+    out.append(f"{run['date']}, keel {run['commit']}, `--isa {run['isa_mode']}`, "
+               f"{run['rounds']} round(s), threads {','.join(map(str, threads_list))}"
+               + (", --quick" if run.get("quick") else "") + (f", --only {run['only']!r}" if run.get("only") else ""))
     out.append("")
-    out += peer_versions(infos, args.isa, "avx512f" in cpu)
+    out += peer_versions(infos, run["isa_mode"], "avx512f" in cpu)
     out.append("")
     out.append(f"Yardsticks of this run: {yardstick_line(records, threads_list)}.")
     if foreign:
@@ -345,8 +349,8 @@ def render_table(args, items, records, infos, threads_list, timing, cpu, date):
                f">= {timing['min_reps']} of them and ~{timing['total_seconds']} s per item; medians.")
     out.append("")
     out.append("ratio = median over rounds of (best peer's time / keel's time) in the same round, with its "
-               "min-max over rounds: > 1 where keel is faster. % peak = keel's FLOP/s over the FMA peak "
-               "of the same thread count.")
+               "min-max over rounds: > 1 where keel is faster. % peak = keel's FLOP/s (median time) over the "
+               "best FMA peak of the run at the same thread count.")
     out.append("")
     header = ["work"]
     for t in threads_list:
@@ -360,7 +364,7 @@ def render_table(args, items, records, infos, threads_list, timing, cpu, date):
             ratio = "–"
             if c.get("ratio") is not None:
                 lo, hi = c["spread"]
-                ratio = f"**{c['ratio']:.2f}x**" + (f" ({lo:.2f}-{hi:.2f})" if args.rounds > 1 else "")
+                ratio = f"**{c['ratio']:.2f}x**" + (f" ({lo:.2f}-{hi:.2f})" if run["rounds"] > 1 else "")
             share = f"{c['peak_share'] * 100:.0f}%" if c.get("peak_share") else "–"
             cells += [fmt_time(c["keel"]), best, ratio, share]
         lines.append(cells)
@@ -382,6 +386,25 @@ def render_table(args, items, records, infos, threads_list, timing, cpu, date):
     return "\n".join(out) + "\n"
 
 
+def write_table(out_dir, run, records, infos):
+    table = render_table(run, records, infos)
+    (out_dir / "table.md").write_text(table)
+    print()
+    print(table)
+
+
+def render_again(out_dir):
+    """Rewrites out_dir/table.md from out_dir/raw.jsonl (the items' descriptions from the run
+    record, or from work.jsonl beside it for runs that recorded ids only)."""
+    records = [json.loads(line) for line in (out_dir / "raw.jsonl").read_text().splitlines() if line.strip()]
+    run = next(r for r in records if r.get("kind") == "run")
+    if run["items"] and isinstance(run["items"][0], str):
+        listing = (out_dir / "work.jsonl").read_text().splitlines()
+        run = dict(run, items=[json.loads(line) for line in listing if line.strip()])
+    infos = next((r for r in records if r.get("kind") == "libraries"), {})
+    write_table(out_dir, run, records, infos)
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -397,7 +420,10 @@ def main():
     parser.add_argument("--wait-quiet", type=float, default=0, metavar="SECONDS",
                         help="before each contender's run, wait up to this long for other processes to "
                              "go quiet (default 0: do not wait)")
+    parser.add_argument("--render", metavar="DIR", help="only write DIR/table.md again from DIR/raw.jsonl")
     args = parser.parse_args()
+    if args.render:
+        return render_again(Path(args.render))
     ensure_venv()
     threads_list = sorted({int(t) for t in args.threads.split(",")})
     if args.quick:
@@ -431,8 +457,10 @@ def main():
             raw.write(json.dumps(rec) + "\n")
             raw.flush()
 
-        record(dict(kind="run", date=date, commit=commit, cpu=cpu, isa_mode=args.isa, rounds=args.rounds,
-                    threads=threads_list, timing=timing, items=ids, argv=sys.argv[1:]))
+        run = dict(kind="run", date=date, commit=commit, cpu=cpu, isa_mode=args.isa, rounds=args.rounds,
+                   threads=threads_list, timing=timing, quick=args.quick, only=args.only, items=items,
+                   argv=sys.argv[1:])
+        record(run)
         for rnd in range(args.rounds):
             for t in threads_list:
                 env = contender_env(args.isa, t)
@@ -456,10 +484,7 @@ def main():
                           f"{len(lines):3d} lines in {time.perf_counter() - start:6.1f} s, foreign load "
                           f"{foreign}" + (f" (waited {waited} s)" if waited else "") + (f"  FAILED {error[:200]}" if error else ""), flush=True)
         record(dict(kind="libraries", **infos))
-    table = render_table(args, items, records, infos, threads_list, timing, cpu, date)
-    (out_dir / "table.md").write_text(table)
-    print()
-    print(table)
+    write_table(out_dir, run, records, infos)
     print(f"[compare] wrote {out_dir / 'table.md'} and {out_dir / 'raw.jsonl'}")
 
 
