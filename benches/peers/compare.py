@@ -20,7 +20,8 @@ one run on this machine, as one table of ratios.
 - `--isa avx2` holds every contender to AVX2 on an AVX-512 CPU: `KEEL_ISA=avx2` for keel,
   `ATEN_CPU_CAPABILITY=avx2`, `ONEDNN_MAX_CPU_ISA=AVX2`, `MKL_ENABLE_INSTRUCTIONS=AVX2` for
   PyTorch, `OPENBLAS_CORETYPE=Haswell` for numpy's OpenBLAS; onnxruntime's MLAS has no such
-  switch, and the table says so, as it says which instruction set each library reported.
+  switch: the table says so and leaves it out of the best-peer column (its figures stay in
+  the table of every contender), as it says which instruction set each library reported.
   `--isa native` (default) clears all of these, so each library picks for itself.
 - `--only REGEX` keeps the work ids it matches (`--only 'conv|sgemm_256'`; `peer_timings --list`
   lists them); the yardsticks always run. `--quick`: one round, short timings, a few items,
@@ -226,9 +227,9 @@ def yardstick_rates(records, threads):
                 isa=fma[0]["isa"] if fma else None)
 
 
-def summarise(records, items, threads_list):
-    """Per (work, threads): keel's and each peer's per-round medians, the best peer, the paired
-    ratios and keel's share of the FMA peak."""
+def summarise(records, items, threads_list, eligible):
+    """Per (work, threads): keel's and each peer's per-round medians, the best of the `eligible`
+    peers, the paired ratios and keel's share of the FMA peak."""
     times = {}  # (work, threads, contender) -> {round: median_s}
     flops = {}
     for r in records:
@@ -248,8 +249,9 @@ def summarise(records, items, threads_list):
             peers = {p: times[(item["work"], t, p)] for p in PEERS if (item["work"], t, p) in times}
             cell = dict(keel=median_or_none(keel.values()), peers={p: statistics.median(v.values())
                                                                     for p, v in peers.items()})
-            if peers:
-                best = min(cell["peers"], key=cell["peers"].get)
+            candidates = [p for p in cell["peers"] if p in eligible]
+            if candidates:
+                best = min(candidates, key=cell["peers"].get)
                 ratios = [peers[best][rnd] / keel[rnd] for rnd in peers[best] if rnd in keel]
                 cell.update(best=best, ratio=median_or_none(ratios),
                             spread=(min(ratios), max(ratios)) if ratios else None)
@@ -279,37 +281,47 @@ def yardstick_line(records, threads_list):
     return "; ".join(parts)
 
 
-def peer_versions(infos, isa, cpu_avx512):
+def held_to_avx2(infos, cpu_avx512):
+    """In an `--isa avx2` run, whether each contender ran at AVX2 at most, from what its
+    libraries reported: True, False, or True for all where the CPU has no AVX-512 anyway."""
+    if not cpu_avx512:
+        return {c: True for c in CONTENDERS}
+    t = infos.get("pytorch", {})
+    onednn = str(t.get("onednn_conv"))
+    return {
+        "keel": infos.get("keel", {}).get("isa") == "avx2",
+        "pytorch": (str(t.get("cpu_capability")).upper() == "AVX2" and "avx2" in onednn
+                    and "avx512" not in onednn and str(t.get("mkl_isa")) == "AVX2"),
+        # MLAS picks its kernels from CPUID, with no switch to hold it.
+        "onnxruntime": False,
+        "numpy": str(infos.get("numpy", {}).get("architecture")).lower() in ("haswell", "zen"),
+    }
+
+
+def peer_versions(infos, held):
     """One line per library: versions and what it reported about its instruction set, and in
-    avx2 mode whether it was held to AVX2 (`cpu_avx512`: whether there was more to hold)."""
+    an avx2 run (`held` not None) whether it was held to AVX2."""
+    def mark(contender, why_not=""):
+        if held is None:
+            return ""
+        return " (held to AVX2)" if held[contender] else f" (NOT held to AVX2{why_not})"
+
     lines = []
     keel = infos.get("keel", {})
-    lines.append(f"- keel: commit {keel.get('commit')}, instruction set {keel.get('isa', '?')}"
-                 + (f" (held: {'yes' if keel.get('isa') == 'avx2' else 'NO'})" if isa == "avx2" else ""))
+    lines.append(f"- keel: commit {keel.get('commit')}, instruction set {keel.get('isa', '?')}{mark('keel')}")
     t = infos.get("pytorch")
     if t:
-        held = ""
-        if isa == "avx2":
-            checks = [str(t.get("cpu_capability")).upper() == "AVX2",
-                      "avx2" in str(t.get("onednn_conv")) and "avx512" not in str(t.get("onednn_conv")),
-                      str(t.get("mkl_isa")) == "AVX2"]
-            held = f" (held: {'yes' if all(checks) else 'NO'})"
         lines.append(f"- PyTorch {t.get('version')}: ATen {t.get('cpu_capability')}; oneDNN {t.get('onednn')} "
                      f"(CPU {t.get('onednn_isa')}, convolution {t.get('onednn_conv')}); {t.get('mkl')} "
-                     f"({t.get('mkl_isa')}){held}")
+                     f"({t.get('mkl_isa')}){mark('pytorch')}")
     o = infos.get("onnxruntime")
     if o:
-        held = ""
-        if isa == "avx2":
-            held = " (held: NO: MLAS has no switch to hold it to AVX2)" if cpu_avx512 else " (held: the CPU has no AVX-512)"
-        lines.append(f"- onnxruntime {o.get('version')}: {o.get('isa')}{held}")
+        lines.append(f"- onnxruntime {o.get('version')}: {o.get('isa')}"
+                     f"{mark('onnxruntime', ': MLAS has no switch; left out of the best-peer column')}")
     n = infos.get("numpy")
     if n:
-        arch = n.get("architecture")
-        held = ""
-        if isa == "avx2":
-            held = f" (held: {'yes' if str(arch).lower() in ('haswell', 'zen') else 'NO'})"
-        lines.append(f"- numpy {n.get('version')}: {n.get('blas')} {n.get('blas_version')}, kernel {arch}{held}")
+        lines.append(f"- numpy {n.get('version')}: {n.get('blas')} {n.get('blas_version')}, "
+                     f"kernel {n.get('architecture')}{mark('numpy')}")
     return lines
 
 
@@ -331,14 +343,17 @@ def markdown_table(header, rows):
 def render_table(run, records, infos):
     """table.md from a run's records: `run` is its `run` record, `infos` the libraries'."""
     items, threads_list, timing, cpu = run["items"], run["threads"], run["timing"], run["cpu"]
-    rows = summarise(records, items, threads_list)
+    held = held_to_avx2(infos, "avx512f" in cpu) if run["isa_mode"] == "avx2" else None
+    # An avx2 run compares keel with the peers held to AVX2 only.
+    eligible = [p for p in PEERS if held is None or held[p]]
+    rows = summarise(records, items, threads_list, eligible)
     foreign = [r["foreign"] for r in records if r.get("kind") == "process" and r.get("foreign") is not None]
     out = [f"# keel vs peers: {cpu}", ""]
     out.append(f"{run['date']}, keel {run['commit']}, `--isa {run['isa_mode']}`, "
                f"{run['rounds']} round(s), threads {','.join(map(str, threads_list))}"
                + (", --quick" if run.get("quick") else "") + (f", --only {run['only']!r}" if run.get("only") else ""))
     out.append("")
-    out += peer_versions(infos, run["isa_mode"], "avx512f" in cpu)
+    out += peer_versions(infos, held)
     out.append("")
     out.append(f"Yardsticks of this run: {yardstick_line(records, threads_list)}.")
     if foreign:
