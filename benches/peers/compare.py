@@ -24,8 +24,9 @@ one run on this machine, as one table of ratios.
   the table of every contender), as it says which instruction set each library reported.
   `--isa native` (default) clears all of these, so each library picks for itself.
 - `--only REGEX` keeps the work ids it matches (`--only 'conv|sgemm_256'`; `peer_timings --list`
-  lists them); the yardsticks always run. `--quick`: one round, short timings, a few items,
-  to check the set-up end to end in a minute or two. `--wait-quiet S`: before each
+  lists them); the yardsticks always run. `--quick`: one round, short timings, a few items
+  (with `--only`, those of them it matches), to check the set-up end to end in a minute or
+  two. `--wait-quiet S`: before each
   contender's process, wait up to S seconds for other processes to leave the cores (on a
   shared machine).
 - Output, in `--out` (default `target/peers/<date>-<commit>/`): `raw.jsonl`, every
@@ -453,6 +454,9 @@ def main():
     if args.only:
         items = [i for i in items if re.search(args.only, i["work"]) or i["work"] in YARDSTICKS]
     ids = [i["work"] for i in items]
+    if set(ids) <= set(YARDSTICKS):
+        sys.exit("no work item left (--quick keeps " + " ".join(QUICK_ITEMS) + "; --only filters what remains); "
+                 "the ids: " + " ".join(json.loads(line)["work"] for line in listing.splitlines() if line.strip()))
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     commit = keel_commit()
