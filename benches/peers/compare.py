@@ -26,9 +26,9 @@ one run on this machine, as one table of ratios.
 - `--only REGEX` keeps the work ids it matches (`--only 'conv|sgemm_256'`; `peer_timings --list`
   lists them); the yardsticks always run. `--quick`: one round, short timings, a few items
   (with `--only`, those of them it matches), to check the set-up end to end in a minute or
-  two. `--wait-quiet S`: before each
-  contender's process, wait up to S seconds for other processes to leave the cores (on a
-  shared machine).
+  two. `--wait-quiet S`: before each contender's process, wait up to S seconds for other
+  processes to leave the cores (on a shared machine). `--render DIR`: write DIR/table.md
+  again from DIR/raw.jsonl.
 - Output, in `--out` (default `target/peers/<date>-<commit>/`): `raw.jsonl`, every
   measurement (one JSON line each: round, threads, contender, work, median/min/max seconds,
   reps, and `foreign`, the cores other processes used meanwhile), and `table.md`, printed too.
