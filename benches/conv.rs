@@ -6,84 +6,28 @@
 //!
 //! `cargo bench --bench conv`
 
-use std::hint::black_box;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use keel::kernels::conv::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_workspace_len, reference,
-    Conv2dShape,
-};
+use keel::kernels::conv::{conv2d_workspace_len, Conv2dShape};
+
+#[path = "common/gemm_shapes.rs"]
+mod gemm_shapes;
+
+#[path = "common/conv_work.rs"]
+mod conv_work;
+
+use conv_work::{peer_conv_shapes, Buffers};
 
 /// (name, shape, run the reference): conv A (LeNet-like first layer), LeNet-5's second layer
-/// (B), conv C (a VGG/ResNet 3x3 block) and a 1x1 channel mix (ResNet bottleneck) from the
-/// PEERS shapes.
+/// (B), conv C (a VGG/ResNet 3x3 block) from the PEERS shapes, and a 1x1 channel mix (ResNet
+/// bottleneck).
 fn shapes() -> [(&'static str, Conv2dShape, bool); 4] {
+    let [(_, a), (_, b), (_, c), _] = peer_conv_shapes();
     [
-        ("A_b64_1x28x28_6_5x5_p2", Conv2dShape::new(64, 1, 28, 28, 6, 5, 5).with_pad(2), true),
-        ("B_b64_6x14x14_16_5x5", Conv2dShape::new(64, 6, 14, 14, 16, 5, 5), true),
-        ("C_b32_64x32x32_64_3x3_p1", Conv2dShape::new(32, 64, 32, 32, 64, 3, 3).with_pad(1), false),
+        ("A_b64_1x28x28_6_5x5_p2", a, true),
+        ("B_b64_6x14x14_16_5x5", b, true),
+        ("C_b32_64x32x32_64_3x3_p1", c, false),
         ("1x1_b32_64x32x32_128", Conv2dShape::new(32, 64, 32, 32, 128, 1, 1), false),
     ]
-}
-
-fn filled(len: usize, seed: u32) -> Vec<f32> {
-    // A cheap deterministic fill with both signs (benches must not run on zeros).
-    (0..len)
-        .map(|i| {
-            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / (1 << 24) as f32 - 0.5
-        })
-        .collect()
-}
-
-/// Inputs, parameters and gradient buffers of one shape.
-struct Buffers {
-    x: Vec<f32>,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    y: Vec<f32>,
-    dy: Vec<f32>,
-    dx: Vec<f32>,
-    dweight: Vec<f32>,
-    dbias: Vec<f32>,
-}
-
-impl Buffers {
-    fn new(s: &Conv2dShape) -> Self {
-        Self {
-            x: filled(s.x_len(), 1),
-            weight: filled(s.weight_len(), 2),
-            bias: filled(s.c_out, 3),
-            y: vec![0.0; s.y_len()],
-            dy: filled(s.y_len(), 4),
-            dx: vec![0.0; s.x_len()],
-            dweight: vec![0.0; s.weight_len()],
-            dbias: vec![0.0; s.c_out],
-        }
-    }
-
-    fn keel_forward(&mut self, s: &Conv2dShape, workspace: &mut [f32]) {
-        conv2d_forward(s, black_box(&self.x), &self.weight, Some(&self.bias), &mut self.y, workspace)
-            .unwrap();
-    }
-
-    fn keel_step(&mut self, s: &Conv2dShape, workspace: &mut [f32]) {
-        self.keel_forward(s, workspace);
-        conv2d_backward_data(s, black_box(&self.dy), &self.weight, &mut self.dx, workspace).unwrap();
-        conv2d_backward_weight(s, &self.x, &self.dy, &mut self.dweight, Some(&mut self.dbias), workspace)
-            .unwrap();
-    }
-
-    fn reference_forward(&mut self, s: &Conv2dShape) {
-        reference::conv2d_forward(s, black_box(&self.x), &self.weight, Some(&self.bias), &mut self.y)
-            .unwrap();
-    }
-
-    fn reference_step(&mut self, s: &Conv2dShape) {
-        self.reference_forward(s);
-        reference::conv2d_backward_data(s, black_box(&self.dy), &self.weight, &mut self.dx).unwrap();
-        reference::conv2d_backward_weight(s, &self.x, &self.dy, &mut self.dweight, Some(&mut self.dbias))
-            .unwrap();
-    }
 }
 
 fn bench_conv(criterion: &mut Criterion) {

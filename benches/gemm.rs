@@ -3,7 +3,8 @@
 //! threads, the packed GEMM on the other instruction sets the CPU has, matrixmultiply on 1
 //! and 2 threads (C split in blocks, one call per thread), the scalar reference
 //! (small shapes only), and the system BLAS with `--features blas`. The `peak` group is the
-//! machine's limit: a register-only AVX-512 FMA loop. The `sgemm_fused` groups time the
+//! machine's limit: a register-only FMA loop on each vector instruction set the CPU has
+//! (`common/fma_peak.rs`). The `sgemm_fused` groups time the
 //! fused bias + ReLU epilogue against the GEMM followed by a separate pass over C (a dense
 //! layer's 128x256x784, bias per column; a convolution's 16x6400x150, bias per row), and the
 //! `sgemm_strided_batched` group a batch of small per-image products against a loop of GEMMs.
@@ -28,55 +29,35 @@ use keel::kernels::parallel::MIN_PARALLEL_MULADDS;
 #[path = "common/gemm_shapes.rs"]
 mod gemm_shapes;
 
+#[path = "common/fma_peak.rs"]
+mod fma_peak;
+
+use fma_peak::{fma_peak, peak_flops};
 use gemm_shapes::{filled, SHAPES};
 
-/// FLOPs of one call of [`fma_peak`].
-const PEAK_FLOPS: u64 = 12 * 16 * 2 * 100_000;
-
-/// The machine's limit: 12 independent chains of 512-bit FMAs on registers only (12 is
-/// enough to cover 4-cycle latency on 2 pipes with room to spare), no memory traffic.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fma_peak(seed: f32) -> f32 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm512_set1_ps(seed); 12];
-    let x = _mm512_set1_ps(0.999_999);
-    let y = _mm512_set1_ps(1e-7);
-    for _ in 0..100_000 {
-        for chain in acc.iter_mut() {
-            *chain = _mm512_fmadd_ps(*chain, x, y);
-        }
-    }
-    let mut sum = _mm512_setzero_ps();
-    for chain in acc {
-        sum = _mm512_add_ps(sum, chain);
-    }
-    _mm512_reduce_add_ps(sum)
-}
-
 fn bench_peak(criterion: &mut Criterion) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        let mut group = criterion.benchmark_group("peak");
-        group.throughput(Throughput::Elements(PEAK_FLOPS));
+    let mut group = criterion.benchmark_group("peak");
+    for isa in Isa::available() {
+        let Some(flops) = peak_flops(isa) else { continue };
+        group.throughput(Throughput::Elements(flops));
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            group.bench_function(BenchmarkId::new("avx512-fma", format!("T{threads}")), |bench| {
-                // Each thread runs the loop once: T2 does twice the FLOPs of T1.
-                bench.iter_custom(|iters| {
-                    let start = std::time::Instant::now();
-                    for _ in 0..iters {
-                        pool.broadcast(|_| {
-                            // SAFETY: the CPU has AVX-512F (checked above).
-                            black_box(unsafe { fma_peak(black_box(1.0)) })
-                        });
-                    }
-                    start.elapsed() / threads as u32
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("{}-fma", isa.name()), format!("T{threads}")),
+                |bench| {
+                    // Each thread runs the loop once: T2 does twice the FLOPs of T1.
+                    bench.iter_custom(|iters| {
+                        let start = std::time::Instant::now();
+                        for _ in 0..iters {
+                            pool.broadcast(|_| black_box(fma_peak(isa, black_box(1.0))));
+                        }
+                        start.elapsed() / threads as u32
+                    })
+                },
+            );
         }
-        group.finish();
     }
+    group.finish();
 }
 
 /// matrixmultiply on `threads` threads: the longer side of C cut into one block per thread

@@ -1,5 +1,7 @@
-//! The GEMM shapes and operand fill shared by `benches/gemm.rs` and
-//! `examples/gemm_interleaved.rs` (each includes this file by path).
+//! The GEMM shapes and operand fill shared by `benches/gemm.rs`, `examples/gemm_interleaved.rs`
+//! and `examples/peer_timings.rs` (each includes this file by path); `benches/conv.rs` takes
+//! the fill (through `conv_work.rs`).
+#![allow(dead_code)] // the conv bench uses the fill only
 
 /// Square sizes, the network shapes of PEERS.md, and two dense layers on a batch of one
 /// (matrix-vector products): (m, n, k).
