@@ -233,7 +233,7 @@ proptest! {
             let mean: Vec<f64> = sums.iter().map(|s| s / m).collect();
             let mut squares = vec![f64::NAN; c];
             batchnorm_channel_squares(n, c, spatial, &p.x, &mean, &mut squares).unwrap();
-            let invstd: Vec<f32> = squares.iter().map(|q| (1.0 / (q / m + 1e-5f64).sqrt()) as f32).collect();
+            let invstd: Vec<f32> = squares.iter().map(|q| (1.0 / (q / m + f64::from(1e-5f32)).sqrt()) as f32).collect();
             let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
             assert_eq!(mean32, fused.save_mean);
             assert_eq!(invstd, fused.save_invstd);
