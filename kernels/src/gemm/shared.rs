@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::line_aligned::LineAligned;
 use super::parts::SharedMut;
+use crate::parallel::current_num_threads;
 
 /// No part has claimed the panel yet.
 const UNPACKED: u8 = 0;
@@ -78,6 +79,18 @@ impl SharedPanels {
                 spares.states = spares.states.max(blocks * panels);
                 let (floats, states) = (spares.floats, spares.states);
                 spares.free.iter_mut().for_each(|store| store.grow_to(floats, states));
+            }
+            if spares.free.is_empty() {
+                // One store per pool thread at once: calls on every thread side by side (the
+                // images of a convolution) then find theirs, where stores made one at a time
+                // were made again whenever more calls than ever before overlapped.
+                let (floats, states) = (spares.floats, spares.states);
+                let missing = current_num_threads().max(1);
+                spares.free.extend((0..missing).map(|_| {
+                    let mut store = SharedStore { floats: LineAligned::default(), states: Vec::new() };
+                    store.grow_to(floats, states);
+                    store
+                }));
             }
             let mut store = spares
                 .free
