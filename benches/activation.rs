@@ -1,6 +1,7 @@
 //! Activation and fused-loss throughput in bytes moved (read + written), keel on 1- and
 //! 2-thread pools beside the scalar libm reference and a plain memory copy of the same
-//! number of bytes (the bandwidth yardstick: a memory-bound kernel cannot beat it).
+//! number of bytes on the same 1- and 2-thread pools (the bandwidth yardstick: a
+//! memory-bound kernel cannot beat the copy on its thread count).
 //!
 //! The element-wise kernels run on every instruction set the CPU has (`keel_avx512`,
 //! `keel_avx2`, `keel_portable`, forced with `keel::kernels::isa::with_isa`);
@@ -18,7 +19,8 @@ mod common;
 
 use std::hint::black_box;
 
-use common::isa_runs;
+use common::copy::parallel_copy;
+use common::{isa_runs, pools};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use keel::kernels::activation::{self as act, reference};
 use keel::kernels::isa::with_isa;
@@ -60,6 +62,21 @@ const KERNELS: [(&str, Forward, ForwardRef, Backward, BackwardRef); 3] = [
     ("relu", act::relu_forward, reference::relu_forward, act::relu_backward, reference::relu_backward),
 ];
 
+/// The copy yardstick of a group, `memcpy/T1` and `memcpy/T2`: `source` into `target` on
+/// each pool, split across its threads as keel's passes are.
+fn bench_copies(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    pools: &[(usize, rayon::ThreadPool)],
+    target: &mut [f32],
+    source: &[f32],
+) {
+    for (threads, pool) in pools {
+        group.bench_function(BenchmarkId::new("memcpy", format!("T{threads}")), |bench| {
+            pool.install(|| bench.iter(|| parallel_copy(target, black_box(source))))
+        });
+    }
+}
+
 fn bench_elementwise(criterion: &mut Criterion) {
     for (len, label) in [(LEN, "16M"), (CACHED_LEN, "256K")] {
         bench_elementwise_len(criterion, len, label);
@@ -69,6 +86,7 @@ fn bench_elementwise(criterion: &mut Criterion) {
 /// The element-wise groups on `len` floats.
 fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
     let runs = isa_runs();
+    let pools = pools();
     let x = filled(len, 1, -6.0, 6.0);
     let dy = filled(len, 2, -1.0, 1.0);
     let mut y = vec![0.0f32; len];
@@ -92,9 +110,7 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| forward_ref(black_box(&x), &mut y))
         });
-        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
-            bench.iter(|| copy_dst[..len].copy_from_slice(black_box(&copy_src[..len])))
-        });
+        bench_copies(&mut group, &pools, &mut copy_dst[..len], &copy_src[..len]);
         group.finish();
 
         // Backward from the saved output, as layers call it.
@@ -115,15 +131,14 @@ fn bench_elementwise_len(criterion: &mut Criterion, len: usize, label: &str) {
         group.bench_function(BenchmarkId::new("reference", "T1"), |bench| {
             bench.iter(|| backward_ref(black_box(&y), black_box(&dy), &mut dx))
         });
-        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
-            bench.iter(|| copy_dst.copy_from_slice(black_box(&copy_src)))
-        });
+        bench_copies(&mut group, &pools, &mut copy_dst, &copy_src);
         group.finish();
     }
 }
 
 fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
     let runs = isa_runs();
+    let pools = pools();
     for (batch, classes) in [(256usize, 10usize), (64, 1000)] {
         let len = batch * classes;
         let logits = filled(len, 4, -5.0, 5.0);
@@ -191,9 +206,7 @@ fn bench_softmax_cross_entropy(criterion: &mut Criterion) {
                 )
             })
         });
-        group.bench_function(BenchmarkId::new("memcpy", "T1"), |bench| {
-            bench.iter(|| copy_dst.copy_from_slice(black_box(&logits)))
-        });
+        bench_copies(&mut group, &pools, &mut copy_dst, &logits);
         group.finish();
     }
 }

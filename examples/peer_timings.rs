@@ -26,8 +26,6 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use keel::kernels::conv::{conv2d_workspace_len, Conv2dShape};
 use keel::kernels::gemm::{native, GemmShape};
 use keel::kernels::isa::current_isa;
@@ -43,6 +41,9 @@ mod networks;
 
 #[path = "../benches/common/fma_peak.rs"]
 mod fma_peak;
+
+#[path = "../benches/common/copy.rs"]
+mod copy;
 
 use conv_work::{peer_conv_shapes, Buffers};
 use gemm_shapes::{filled, SHAPES};
@@ -225,13 +226,7 @@ impl Work {
             Work::Copy => {
                 let source = filled(COPY_FLOATS, 1);
                 let mut target = vec![0.0f32; COPY_FLOATS];
-                let part = COPY_FLOATS.div_ceil(threads);
-                let stats = measure(timing, || {
-                    target
-                        .par_chunks_mut(part)
-                        .zip(black_box(&source).par_chunks(part))
-                        .for_each(|(to, from)| to.copy_from_slice(from))
-                });
+                let stats = measure(timing, || copy::parallel_copy(&mut target, black_box(&source)));
                 (stats, None, Some((2 * COPY_FLOATS * size_of::<f32>()) as f64))
             }
         }

@@ -2,6 +2,8 @@
 //! set of the CPU on each.
 #![allow(dead_code)] // each bench uses its own subset
 
+pub mod copy;
+
 use criterion::BenchmarkId;
 use keel::kernels::isa::Isa;
 
