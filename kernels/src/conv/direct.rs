@@ -23,7 +23,7 @@ use std::arch::x86_64::*;
 
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
-use super::tuning::{DIRECT_MIN_OUT_W, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS};
+use super::tuning::{DIRECT_MIN_OUT_W, DIRECT_MIN_OUT_W_AVX2, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS};
 use crate::gemm::Activation;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::{activate_avx2, activate_avx512};
@@ -47,14 +47,16 @@ struct Blocks {
     narrow: usize,
     /// Output channels of a strip of two vectors.
     wide: usize,
+    /// Narrowest output rows the direct loops take on any channel count: rows of two vectors.
+    min_out_w: usize,
 }
 
 /// The strip blocks of `isa`, if it has direct loops: AVX-512's 32 zmm registers hold 16 x 1
 /// or 12 x 2 sums, AVX2's 16 ymm registers 12 x 1 or 6 x 2.
 fn blocks(isa: Isa) -> Option<Blocks> {
     match isa {
-        Isa::Avx512 => Some(Blocks { lanes: 16, narrow: CHANNELS, wide: 12 }),
-        Isa::Avx2 => Some(Blocks { lanes: 8, narrow: 12, wide: 6 }),
+        Isa::Avx512 => Some(Blocks { lanes: 16, narrow: CHANNELS, wide: 12, min_out_w: DIRECT_MIN_OUT_W }),
+        Isa::Avx2 => Some(Blocks { lanes: 8, narrow: 12, wide: 6, min_out_w: DIRECT_MIN_OUT_W_AVX2 }),
         Isa::Portable => None,
     }
 }
@@ -76,14 +78,14 @@ fn loops_fit(shape: &Conv2dShape) -> bool {
 }
 
 /// Whether the direct loops with `blocks` compute the forward of `shape`: where
-/// [`loops_fit`], and either output rows wider than one vector (strips of two vectors; on
-/// AVX-512, [`DIRECT_MIN_OUT_W`]) or at most [`FEW_IN_CHANNELS`] input channels per group (a
-/// first layer, where im2col's copies cost more than its arithmetic). Narrower rows of more
-/// channels take im2col + GEMM: one vector per strip, re-reading a weight block that leaves
-/// L1, is slower there.
+/// [`loops_fit`], and either output rows wider than one vector (strips of two vectors:
+/// [`DIRECT_MIN_OUT_W`] on AVX-512, [`DIRECT_MIN_OUT_W_AVX2`] on AVX2) or at most
+/// [`FEW_IN_CHANNELS`] input channels per group (a first layer, where im2col's copies cost
+/// more than its arithmetic). Narrower rows of more channels take im2col + GEMM: one vector
+/// per strip, re-reading a weight block that leaves L1, is slower there.
 fn computes(shape: &Conv2dShape, blocks: Blocks) -> bool {
-    let min_out_w = if blocks.lanes == 16 { DIRECT_MIN_OUT_W } else { blocks.lanes + 1 };
-    loops_fit(shape) && (shape.out_w() >= min_out_w || shape.c_in / shape.groups.max(1) <= FEW_IN_CHANNELS)
+    loops_fit(shape)
+        && (shape.out_w() >= blocks.min_out_w || shape.c_in / shape.groups.max(1) <= FEW_IN_CHANNELS)
 }
 
 /// Whether [`backward_weight_run`] computes the weight gradient of `shape` on `isa`:

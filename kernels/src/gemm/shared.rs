@@ -46,6 +46,13 @@ struct Spares {
 }
 
 impl SharedStore {
+    /// A store of `floats` floats and `states` panel states.
+    fn with_size(floats: usize, states: usize) -> Self {
+        let mut store = SharedStore { floats: LineAligned::default(), states: Vec::new() };
+        store.grow_to(floats, states);
+        store
+    }
+
     /// Grows the store to at least `floats` floats and `states` panel states.
     fn grow_to(&mut self, floats: usize, states: usize) {
         self.floats.grow_to(floats);
@@ -80,24 +87,16 @@ impl SharedPanels {
                 let (floats, states) = (spares.floats, spares.states);
                 spares.free.iter_mut().for_each(|store| store.grow_to(floats, states));
             }
+            let (floats, states) = (spares.floats, spares.states);
             if spares.free.is_empty() {
                 // One store per pool thread at once: calls on every thread side by side (the
                 // images of a convolution) then find theirs, where stores made one at a time
                 // were made again whenever more calls than ever before overlapped.
-                let (floats, states) = (spares.floats, spares.states);
                 let missing = current_num_threads().max(1);
-                spares.free.extend((0..missing).map(|_| {
-                    let mut store = SharedStore { floats: LineAligned::default(), states: Vec::new() };
-                    store.grow_to(floats, states);
-                    store
-                }));
+                spares.free.extend((0..missing).map(|_| SharedStore::with_size(floats, states)));
             }
-            let mut store = spares
-                .free
-                .pop()
-                .unwrap_or(SharedStore { floats: LineAligned::default(), states: Vec::new() });
-            store.grow_to(spares.floats, spares.states);
-            store
+            // Every spare has the spares' size (grown above, made at it, or grown when given back).
+            spares.free.pop().unwrap_or_else(|| SharedStore::with_size(floats, states))
         };
         store.states[..blocks * panels].iter_mut().for_each(|state| *state.get_mut() = UNPACKED);
         let data = SharedMut(store.floats.as_mut_ptr());
