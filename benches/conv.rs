@@ -1,8 +1,9 @@
 //! Convolution throughput in FLOP/s (2·n·c_out·out_h·out_w·(c_in/groups)·kh·kw per forward
 //! pass; a training step, forward + backward-data + backward-weight, counts three times that).
 //! keel on 1- and 2-thread pools beside keel's per-image paths alone (direct loops or im2col +
-//! sgemm, without the images-in-lanes path) and the direct scalar reference, which runs on the
-//! small shapes only (it is slow).
+//! sgemm, without the images-in-lanes path), plain f32 loops that the compiler vectorises
+//! (`common/direct_loops.rs`, the fast baseline, checked against the reference first) and the
+//! f64 scalar reference, a correctness oracle that runs on the small shapes only (it is slow).
 //!
 //! `cargo bench --bench conv`
 
@@ -11,6 +12,9 @@ use keel::kernels::conv::{conv2d_workspace_len, Conv2dShape};
 
 #[path = "common/gemm_shapes.rs"]
 mod gemm_shapes;
+
+#[path = "common/direct_loops.rs"]
+mod direct_loops;
 
 #[path = "common/conv_work.rs"]
 mod conv_work;
@@ -38,6 +42,9 @@ fn bench_conv(criterion: &mut Criterion) {
     for (name, s, with_reference) in shapes() {
         s.check().unwrap();
         let mut buffers = Buffers::new(&s);
+        if with_reference {
+            buffers.check_loops_against_reference(&s);
+        }
         let forward_flops = 2 * s.muladds() as u64;
         for (pass, flops) in [("forward", forward_flops), ("forward_backward", 3 * forward_flops)] {
             let mut group = criterion.benchmark_group(format!("conv2d_{pass}/{name}"));
@@ -67,8 +74,12 @@ fn bench_conv(criterion: &mut Criterion) {
                     }
                 })
             });
+            group.bench_function(BenchmarkId::new("f32-loops", "T1"), |bench| match pass {
+                "forward" => bench.iter(|| buffers.loops_forward(&s)),
+                _ => bench.iter(|| buffers.loops_step(&s)),
+            });
             if with_reference {
-                group.bench_function(BenchmarkId::new("reference", "T1"), |bench| match pass {
+                group.bench_function(BenchmarkId::new("f64-reference", "T1"), |bench| match pass {
                     "forward" => bench.iter(|| buffers.reference_forward(&s)),
                     _ => bench.iter(|| buffers.reference_step(&s)),
                 });

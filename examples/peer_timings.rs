@@ -33,6 +33,9 @@ use keel::kernels::isa::current_isa;
 #[path = "../benches/common/gemm_shapes.rs"]
 mod gemm_shapes;
 
+#[path = "../benches/common/direct_loops.rs"]
+mod direct_loops;
+
 #[path = "../benches/common/conv_work.rs"]
 mod conv_work;
 

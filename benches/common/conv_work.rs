@@ -9,6 +9,7 @@ use keel::kernels::conv::{
     conv2d_backward_data, conv2d_backward_weight, conv2d_forward, reference, Conv2dShape,
 };
 
+use super::direct_loops;
 use super::gemm_shapes::filled;
 
 /// The convolutions of `PEERS.md`, by letter: A = b64 1x28x28→6 5x5 p2 (LeNet-5's first
@@ -66,6 +67,37 @@ impl Buffers {
     pub fn reference_forward(&mut self, s: &Conv2dShape) {
         reference::conv2d_forward(s, black_box(&self.x), &self.weight, Some(&self.bias), &mut self.y)
             .unwrap();
+    }
+
+    /// The plain f32 loops' forward (`direct_loops.rs`), bias included.
+    pub fn loops_forward(&mut self, s: &Conv2dShape) {
+        direct_loops::forward(s, black_box(&self.x), &self.weight, &self.bias, &mut self.y);
+    }
+
+    /// The plain f32 loops' training step: forward, dX, dW and db.
+    pub fn loops_step(&mut self, s: &Conv2dShape) {
+        self.loops_forward(s);
+        direct_loops::backward_data(s, black_box(&self.dy), &self.weight, &mut self.dx);
+        direct_loops::backward_weight(s, &self.x, &self.dy, &mut self.dweight, &mut self.dbias);
+    }
+
+    /// Runs the plain loops' step and the reference's and panics unless every output agrees
+    /// within `1e-4·(1 + |reference|)` (f32 sums of at most a few thousand terms of order 1),
+    /// so that the baseline a table quotes computes the convolution.
+    pub fn check_loops_against_reference(&mut self, s: &Conv2dShape) {
+        self.dweight.fill(0.0);
+        self.dbias.fill(0.0);
+        self.loops_step(s);
+        let loops = [self.y.clone(), self.dx.clone(), self.dweight.clone(), self.dbias.clone()];
+        self.dweight.fill(0.0);
+        self.dbias.fill(0.0);
+        self.reference_step(s);
+        let reference = [&self.y, &self.dx, &self.dweight, &self.dbias];
+        for (name, (got, want)) in ["y", "dx", "dweight", "dbias"].iter().zip(loops.iter().zip(reference)) {
+            for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "direct loops' {name}[{i}] = {g}, reference {w}");
+            }
+        }
     }
 
     pub fn reference_step(&mut self, s: &Conv2dShape) {
