@@ -95,7 +95,10 @@ impl Buffers {
         let reference = [&self.y, &self.dx, &self.dweight, &self.dbias];
         for (name, (got, want)) in ["y", "dx", "dweight", "dbias"].iter().zip(loops.iter().zip(reference)) {
             for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
-                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "direct loops' {name}[{i}] = {g}, reference {w}");
+                assert!(
+                    (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                    "direct loops' {name}[{i}] = {g}, reference {w}"
+                );
             }
         }
     }

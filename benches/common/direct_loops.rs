@@ -37,7 +37,8 @@ pub fn forward(s: &Conv2dShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut
                         let wv = weight[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h) else {
+                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
+                            else {
                                 continue;
                             };
                             let row = &input[iy * s.w..][..s.w];
@@ -66,7 +67,8 @@ pub fn backward_data(s: &Conv2dShape, dy: &[f32], weight: &[f32], dx: &mut [f32]
                         let wv = weight[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h) else {
+                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
+                            else {
                                 continue;
                             };
                             let row = &mut input[iy * s.w..][..s.w];
@@ -96,7 +98,8 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32], dweight: &mut [f3
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         let mut total = 0.0;
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h) else {
+                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
+                            else {
                                 continue;
                             };
                             let row = &input[iy * s.w..][..s.w];

@@ -603,3 +603,23 @@ fn fused_activations_match_separate_layers_and_pass_gradcheck() {
         }
     }
 }
+
+/// `ceil_mode` keeps the windows that start inside the input but run past it (PyTorch's
+/// output size `⌈(7 - 2)/2⌉ + 1 = 4`, against 3), and those windows pool only the elements
+/// inside: on `x = 0..49` in a 7x7 plane, the last column's windows hold two elements (6 and
+/// 13: max 13, mean 9.5), the corner one element (48).
+#[test]
+fn pools_in_ceil_mode_keep_the_windows_past_the_edge() {
+    let x = Tensor::from_vec(&[1, 1, 7, 7], (0..49).map(|v| v as f32).collect()).unwrap();
+    let mut floor_max = MaxPool2d::new(2);
+    floor_max.forward(&x, Mode::Eval).unwrap();
+    assert_eq!(floor_max.output().shape(), [1, 1, 3, 3]);
+    let mut max = MaxPool2d::new(2).with_ceil_mode(true);
+    let mut avg = AvgPool2d::new(2).with_ceil_mode(true);
+    for (layer, corner, right) in [(&mut max as &mut dyn Layer, 48.0, 13.0), (&mut avg, 48.0, 9.5)] {
+        layer.forward(&x, Mode::Eval).unwrap();
+        let y = layer.output();
+        assert_eq!(y.shape(), [1, 1, 4, 4], "{}", layer.name());
+        assert_eq!((y.data()[15], y.data()[3]), (corner, right), "{}", layer.name());
+    }
+}

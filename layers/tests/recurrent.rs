@@ -254,15 +254,19 @@ fn initial_state_gradients_match_central_differences() {
 #[test]
 fn final_state_gradients_reach_the_input() {
     // L = Σ y·u + Σ h_n·v (+ Σ c_n·w): the input gradient with the final states' gradients
-    // given, against central differences of L.
+    // given, against central differences of L; with every sequence whole, and with the first
+    // ending after one step (its final states' gradients then pass unchanged through the
+    // steps it did not take).
     let (seq, batch) = (3, 2);
     let config = RecurrentConfig::new(3, 4).with_layers(2).with_bidirectional(true).with_batch_first(true);
-    for kind in [Kind::Rnn(Nonlinearity::Tanh), Kind::Gru, Kind::Lstm] {
+    let kinds = [Kind::Rnn(Nonlinearity::Tanh), Kind::Gru, Kind::Lstm];
+    for (kind, lengths) in kinds.into_iter().flat_map(|kind| [(kind, None), (kind, Some(vec![1, 3]))]) {
         let shape = state_shape(&config, batch);
         let (v, w) = (tensor(&shape, 61), tensor(&shape, 62));
         let u = tensor(&[batch, seq, 2 * config.hidden_size], 63);
         let x = tensor(&input_shape(&config, seq, batch), 64);
         let mut layer = AnyLayer::new(kind, config, 19);
+        layer.set_lengths(lengths.clone());
         let dot = |a: &Tensor, b: &Tensor| -> f64 {
             a.data().iter().zip(b.data()).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum()
         };
@@ -286,13 +290,13 @@ fn final_state_gradients_reach_the_input() {
             })
             .collect();
         let error = relative_error(&analytic, &numeric);
-        assert!(error < GRADCHECK_TOL, "{kind:?}: relative error {error}");
+        assert!(error < GRADCHECK_TOL, "{kind:?} {lengths:?}: relative error {error}");
         // Without them, the gradient differs: the final states' terms are not in the output's.
         layer.set_grad_final_state(None, None);
         layer.layer().forward(&x, Mode::Train).unwrap();
         layer.layer().backward(&x, &u).unwrap();
         let without: Vec<f64> = layer.layer().grad_input().data().iter().map(|&g| f64::from(g)).collect();
-        assert!(relative_error(&without, &numeric) > 10.0 * GRADCHECK_TOL, "{kind:?}");
+        assert!(relative_error(&without, &numeric) > 10.0 * GRADCHECK_TOL, "{kind:?} {lengths:?}");
     }
 }
 

@@ -597,3 +597,21 @@ unsafe fn grad_block<const R: usize, const T: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct weight gradient takes thin GEMMs only: at most `GRAD_MAX_CHANNELS` output
+    /// and `FEW_IN_CHANNELS` input channels per group, stride 1, not pointwise.
+    #[test]
+    fn weight_gradient_only_for_few_channels_per_group() {
+        let lenet1 = Conv2dShape::new(64, 1, 28, 28, 6, 5, 5).with_pad(2);
+        assert!(computes_weight_gradient(&lenet1));
+        assert!(!computes_weight_gradient(&Conv2dShape::new(8, 64, 28, 28, 16, 3, 3)), "64 input channels");
+        assert!(!computes_weight_gradient(&Conv2dShape::new(8, 4, 28, 28, 32, 3, 3)), "32 output channels");
+        assert!(computes_weight_gradient(&Conv2dShape::new(8, 64, 28, 28, 64, 3, 3).with_groups(8)));
+        assert!(!computes_weight_gradient(&Conv2dShape::new(8, 4, 28, 28, 8, 3, 3).with_stride(2)));
+        assert!(!computes_weight_gradient(&Conv2dShape::new(8, 4, 28, 28, 8, 1, 1)), "pointwise");
+    }
+}

@@ -45,3 +45,25 @@ pub(super) fn flip_weight(shape: &Conv2dShape, weight: &[f32], flipped: &mut [f3
 pub(super) fn direct_data_slot_len(t: &Conv2dShape) -> usize {
     t.weight_len().saturating_add(direct::scratch_len(t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only stride 1, dilation 1 and padding under the kernel on both axes transpose; the
+    /// transposed shape swaps the channels and pads by `k - 1 - pad`.
+    #[test]
+    fn transposes_unit_stride_correlations_only() {
+        let s = Conv2dShape::new(2, 3, 10, 12, 5, 3, 5).with_pad(1);
+        let t = transposed(&s).unwrap();
+        assert_eq!((t.c_in, t.c_out, t.h, t.w, t.pad_h, t.pad_w), (5, 3, 10, 10, 1, 3));
+        let strided_rows = Conv2dShape { stride_h: 2, ..s };
+        let strided_cols = Conv2dShape { stride_w: 2, ..s };
+        let dilated_rows = Conv2dShape { dilation_h: 2, ..s };
+        let dilated_cols = Conv2dShape { dilation_w: 2, ..s };
+        let wide_pad = Conv2dShape { pad_w: 5, ..s };
+        for other in [strided_rows, strided_cols, dilated_rows, dilated_cols, wide_pad] {
+            assert!(transposed(&other).is_none(), "{other:?}");
+        }
+    }
+}

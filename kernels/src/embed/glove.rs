@@ -172,3 +172,20 @@ pub fn glove_step(
     };
     Ok(dispatch(current_isa(), kernel))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bias step by hand (the reference shares it, so the kernel-vs-reference tests
+    /// cannot see it): lr 0.1, gradient 2, G = 4 for both biases: each moves by
+    /// 0.2/√4 = 0.1, then G grows by 0.2² = 0.04.
+    #[test]
+    fn bias_step_is_adagrad_on_both_biases() {
+        let (mut bw, mut bc, mut gbw, mut gbc) = (1.0f32, -1.0f32, 4.0f32, 16.0f32);
+        bias_step(0.1, 2.0, &mut bw, &mut bc, &mut gbw, &mut gbc);
+        assert!((bw - 0.9).abs() < 1e-7, "{bw}");
+        assert!((bc - -1.05).abs() < 1e-7, "{bc}");
+        assert!((gbw - 4.04).abs() < 1e-6 && (gbc - 16.04).abs() < 1e-6, "{gbw} {gbc}");
+    }
+}

@@ -84,4 +84,24 @@ mod tests {
             }
         }
     }
+
+    /// The blocks of the L2 sizes of the CPUs keel is tuned on, as the docs state them
+    /// (B̃'s block half the L2, Ã's 3/32 of it, the in-place A limit an eighth), and the
+    /// clamps at both ends.
+    #[test]
+    fn blocks_of_known_l2_sizes() {
+        let cases = [
+            // (L2 KiB, mc, nc, direct_a_max_floats)
+            (2048, 192, 1024, 65536),    // Intel Xeon (Sapphire Rapids class)
+            (1024, 96, 512, 32768),      // AMD Zen 4 / Zen 5
+            (512, 48, 256, 16384),       // AMD Zen 2 / Zen 3
+            (256, 48, 128, 8192),        // clamped below: mc 24 → 48
+            (64, 48, 128, 3072),         // clamped below, and A's limit one KC x 12 block
+            (65536, 768, 4096, 2 << 20), // clamped above
+        ];
+        for (l2_kib, mc, nc, direct) in cases {
+            let b = Blocking::for_caches(&CacheSizes { l1d: 48 << 10, l2: l2_kib << 10 });
+            assert_eq!(b, Blocking { kc: KC, mc, nc, direct_a_max_floats: direct }, "L2 {l2_kib} KiB");
+        }
+    }
 }

@@ -535,3 +535,89 @@ fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: us
         && !a.ld.is_multiple_of(1024);
     a.trans == Transpose::No && (cols <= K::NR || small_block)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(m: usize, n: usize, k: usize) -> GemmShape {
+        GemmShape::new(m, n, k)
+    }
+
+    /// The split takes the side whose largest part has the least tiles' and packing work:
+    /// a tall C (1024 x 64) is cut by rows into whole 12-row tiles, a wide one (64 x 1024) by
+    /// columns into whole 32-column tiles; one thread keeps C whole.
+    #[test]
+    fn split_cuts_the_side_with_the_least_work_in_whole_tiles() {
+        assert_eq!(split::<Avx512>(&shape(1024, 64, 256), false, 2), (516, 64));
+        assert_eq!(split::<Avx512>(&shape(64, 1024, 256), false, 2), (64, 512));
+        assert_eq!(split::<Avx512>(&shape(1024, 64, 256), false, 1), (1024, 64));
+        // 128 x 64 reads B in place (its rows are close): only A's packing and the tiles
+        // count, and cutting 11 row tiles 6 + 5 beats cutting A's packing in two.
+        assert_eq!(split::<Avx512>(&shape(128, 64, 256), false, 2), (72, 64));
+    }
+
+    /// Part `p` of `parts` starts its sweep at panel `p·panels / parts`, so the parts start on
+    /// different panels spread evenly, and every sweep visits every panel once.
+    #[test]
+    fn sweeps_start_spread_out_and_visit_every_panel() {
+        let shared = Shared::None;
+        let firsts: Vec<_> = (0..3).map(|part| Sweep { shared: &shared, part, parts: 3 }.first(9)).collect();
+        assert_eq!(firsts, [0, 3, 6]);
+        for first in firsts {
+            let mut seen: Vec<_> = rotated(9, first).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..9).collect::<Vec<_>>());
+        }
+    }
+
+    /// B is read in place when its rows are close, or when all of C is one row of tiles and
+    /// the block's rows span at most `DIRECT_B_MAX_SPAN`; never transposed, never for a part
+    /// taller than `DIRECT_B_MAX_M`.
+    #[test]
+    fn b_is_read_in_place_when_close_or_used_once() {
+        assert!(reads_b_in_place::<Avx512>(&shape(64, 256, 256), 64));
+        assert!(!reads_b_in_place::<Avx512>(&shape(512, 256, 256), 512));
+        let far = shape(8, 2000, 256).with_ld(256, 2000, 2000);
+        assert!(reads_b_in_place::<Avx512>(&far, 8), "one row of tiles, rows 2000 apart");
+        let far_tall = shape(64, 2000, 256).with_ld(256, 2000, 2000);
+        assert!(!reads_b_in_place::<Avx512>(&far_tall, 64));
+        let transposed = GemmShape { transb: Transpose::Yes, ..shape(64, 256, 256).with_ld(256, 256, 256) };
+        assert!(!reads_b_in_place::<Avx512>(&transposed, 64));
+    }
+
+    /// A is read in place, never transposed, when the part is one tile wide or its block is
+    /// small (at most `direct_a_max_floats`, at most `DIRECT_A_MAX_COLS` wide, rows not a
+    /// multiple of 4 KiB apart).
+    #[test]
+    fn a_is_read_in_place_when_one_tile_wide_or_small() {
+        let a = |ld, trans| Operand { data: &[], ld, trans };
+        assert!(reads_a_in_place::<Avx512>(a(300, Transpose::No), 4096, 32, 256), "one tile wide");
+        // 12 x 256 is the smallest limit any L2 gives (`Blocking::for_caches`).
+        assert!(reads_a_in_place::<Avx512>(a(300, Transpose::No), 12, 64, 256), "a small block");
+        assert!(!reads_a_in_place::<Avx512>(a(300, Transpose::No), 1 << 16, 64, 256), "a large block");
+        assert!(!reads_a_in_place::<Avx512>(a(300, Transpose::No), 12, 512, 256), "too wide");
+        assert!(!reads_a_in_place::<Avx512>(a(1024, Transpose::No), 12, 64, 256), "rows 4 KiB apart");
+        assert!(!reads_a_in_place::<Avx512>(a(300, Transpose::Yes), 12, 32, 256), "transposed");
+    }
+
+    /// Row parts share B̃ when B is packed and fits; column parts more than one tile wide
+    /// share Ã when it fits and is not read in place; otherwise nothing is shared.
+    #[test]
+    fn shared_operand_follows_the_cut() {
+        let a = |ld| Operand { data: &[], ld, trans: Transpose::No };
+        // Cut by rows, B transposed (so packed), 256 x 256: B̃ shared.
+        let by_rows = GemmShape { transb: Transpose::Yes, ..shape(1024, 256, 256).with_ld(256, 256, 256) };
+        assert!(matches!(shared_operand::<Avx512>(&by_rows, a(256), 516, 256, 2), Shared::B(_)));
+        // Cut by rows with B read in place: nothing to share, and A is never shared by rows.
+        // (Parts of 256 rows read B of 64 columns in place.)
+        assert!(matches!(shared_operand::<Avx512>(&shape(512, 64, 256), a(256), 256, 64, 2), Shared::None));
+        // Cut by columns, 64 wide parts, a block of A too large to read in place: Ã shared.
+        let by_cols = shape(2048, 1024, 256);
+        assert!(matches!(shared_operand::<Avx512>(&by_cols, a(256), 2048, 512, 2), Shared::A(_)));
+        // Column parts one tile wide pack their own Ã.
+        assert!(matches!(shared_operand::<Avx512>(&by_cols, a(256), 2048, 32, 2), Shared::None));
+        // One part shares nothing.
+        assert!(matches!(shared_operand::<Avx512>(&by_cols, a(256), 2048, 1024, 1), Shared::None));
+    }
+}

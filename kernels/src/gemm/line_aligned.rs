@@ -85,4 +85,19 @@ mod tests {
         }
         assert_eq!(LineAligned::default().len(), 0);
     }
+
+    /// Rows are off their lines when the first starts off one or the stride is not a whole
+    /// number of lines.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn rows_off_lines_when_the_start_or_the_stride_is() {
+        let buffer = LineAligned::zeroed(4 * LINE_FLOATS);
+        let on_line = buffer.as_ptr();
+        assert!(!rows_off_lines(on_line, LINE_FLOATS));
+        assert!(!rows_off_lines(on_line, 3 * LINE_FLOATS));
+        assert!(rows_off_lines(on_line, LINE_FLOATS + 4));
+        assert!(rows_off_lines(buffer[1..].as_ptr(), LINE_FLOATS));
+        assert_eq!(floats_past(buffer[5..].as_ptr(), LINE_FLOATS), 5);
+        assert_eq!(floats_past(buffer[13..].as_ptr(), 8), 5);
+    }
 }

@@ -351,3 +351,26 @@ unsafe fn copy_rows_avx512(b: Operand, p0: usize, kc: usize, col0: usize, cols: 
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slice read in place runs from the block's first element to its last, for both
+    /// layouts, and a block past the data panics.
+    #[test]
+    fn in_place_blocks_run_from_first_to_last_element() {
+        let data: Vec<f32> = (0..20).map(|v| v as f32).collect();
+        // A 4 x 5 matrix: rows 1..3, columns 1..4.
+        let stored = Operand { data: &data, ld: 5, trans: Transpose::No };
+        let (block, row_stride, col_stride) = stored.in_place(1, 2, 1, 3);
+        assert_eq!((block.first(), block.last(), row_stride, col_stride), (Some(&6.0), Some(&13.0), 5, 1));
+        // Its transpose, 5 x 4: rows 1..4 of op(X) are columns of X.
+        let transposed = Operand { data: &data, ld: 5, trans: Transpose::Yes };
+        let (block, row_stride, col_stride) = transposed.in_place(1, 3, 1, 2);
+        assert_eq!((block.first(), block.last(), row_stride, col_stride), (Some(&6.0), Some(&13.0), 1, 5));
+        let (whole, _, _) = stored.in_place(0, 4, 0, 5);
+        assert_eq!(whole.len(), 20);
+        assert!(std::panic::catch_unwind(|| stored.in_place(3, 2, 0, 5)).is_err());
+    }
+}

@@ -250,3 +250,24 @@ pub fn dropout_backward(p: f32, mask: &[u8], dy: &[f32], dx: &mut [f32]) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The draws are SplitMix64's: seeded with 0, its published first outputs; and a mask
+    /// decision follows from the halves of a draw as documented (seed 42: draw 0 is
+    /// 0x989b3f13_0a063869, computed independently).
+    #[test]
+    fn draws_are_splitmix64_and_decide_by_their_halves() {
+        assert_eq!(draw(0, 0), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(draw(0, 1), 0x6E78_9E6A_A1B9_65F4);
+        assert_eq!(draw(0, 2), 0x06C4_5D18_8009_454F);
+        assert_eq!(draw(mix64(42), 0), 0x989B_3F13_0A06_3869);
+        // p = 0.5: kept when the 32 bits are >= 2³¹.
+        assert!(dropout_keep(0.5, 42, 0), "high half 0x989b3f13");
+        assert!(!dropout_keep(0.5, 42, 1), "low half 0x0a063869");
+        assert_eq!(threshold(0.5), 1 << 31);
+        assert_eq!(threshold(1.0), 1 << 32);
+    }
+}

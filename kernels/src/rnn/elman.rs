@@ -104,3 +104,16 @@ pub fn rnn_cell_backward(
         Nonlinearity::Relu => relu_backward(h_next, dh_next, dpreact),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names are PyTorch's `nonlinearity` strings (they name the layers in errors).
+    #[test]
+    fn names_are_pytorchs() {
+        assert_eq!(Nonlinearity::Tanh.name(), "tanh");
+        assert_eq!(Nonlinearity::Relu.name(), "relu");
+        assert_eq!(Nonlinearity::default(), Nonlinearity::Tanh);
+    }
+}
