@@ -676,6 +676,27 @@ fn backward_before_forward() {
     }
 }
 
+/// `backward` with an input or a gradient of another shape than the last forward's: the
+/// error names the tensor that differs (the shape-preserving layers: activation, dropout,
+/// batch norm).
+#[test]
+fn backward_with_another_shape_than_the_forward() {
+    let mut relu = keel_layers::Activation::new(keel_layers::ActivationKind::Relu);
+    relu.forward(&tensor(&[2, 3], 1), Mode::Train).unwrap();
+    for (input, grad, what, actual) in
+        [([2, 3], [3, 2], "gradient", [3, 2]), ([3, 2], [2, 3], "input", [3, 2])]
+    {
+        match relu.backward(&tensor(&input, 2), &tensor(&grad, 3)) {
+            Err(LayerError::Shape { layer, expected, actual: got }) => {
+                assert_eq!(layer, format!("relu ({what})"));
+                assert_eq!(expected, "[2, 3], the shape of the last forward");
+                assert_eq!(got, actual);
+            }
+            other => panic!("{what}: expected LayerError::Shape, got {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Optimizers
 // ---------------------------------------------------------------------------------------

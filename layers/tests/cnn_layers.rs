@@ -623,3 +623,20 @@ fn pools_in_ceil_mode_keep_the_windows_past_the_edge() {
         assert_eq!((y.data()[15], y.data()[3]), (corner, right), "{}", layer.name());
     }
 }
+
+/// Padding and `count_include_pad` reach the pools' windows: on `x = 1..9` in a 3x3 plane,
+/// 2x2 windows with stride 2 and padding 1 give a 2x2 output whose first window holds only
+/// `x[0, 0] = 1`: max 1; mean 1/4 counting the padding (PyTorch's default), 1 without it.
+#[test]
+fn pools_apply_padding_and_count_include_pad() {
+    let x = Tensor::from_vec(&[1, 1, 3, 3], (1..=9).map(|v| v as f32).collect()).unwrap();
+    let mut max = MaxPool2d::new(2).with_padding(1);
+    let mut with_pad = AvgPool2d::new(2).with_padding(1);
+    let mut without_pad = AvgPool2d::new(2).with_padding(1).with_count_include_pad(false);
+    for (layer, first) in [(&mut max as &mut dyn Layer, 1.0), (&mut with_pad, 0.25), (&mut without_pad, 1.0)]
+    {
+        layer.forward(&x, Mode::Eval).unwrap();
+        assert_eq!(layer.output().shape(), [1, 1, 2, 2], "{}", layer.name());
+        assert_eq!(layer.output().data()[0], first, "{}", layer.name());
+    }
+}

@@ -6,8 +6,8 @@
 use keel_kernels::activation as kernels;
 use keel_kernels::gemm::Activation as EpilogueActivation;
 
-use super::layer::{ensure_forward_ran, Layer, Mode};
-use crate::error::{LayerError, Result};
+use super::layer::{check_backward_shapes, ensure_forward_ran, Layer, Mode};
+use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// Which function an [`Activation`] layer applies.
@@ -141,13 +141,7 @@ impl Layer for Activation {
 
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         ensure_forward_ran(&self.output, || self.name())?;
-        if grad_output.shape() != self.output.shape() || input.shape() != self.output.shape() {
-            return Err(LayerError::Shape {
-                layer: format!("{} (gradient)", self.name()),
-                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
-                actual: grad_output.shape().to_vec(),
-            });
-        }
+        check_backward_shapes(|| self.name(), self.output.shape(), grad_output, Some(input))?;
         self.grad_input.resize(input.shape());
         self.kind.backward(self.output.data(), grad_output.data(), self.grad_input.data_mut())
     }

@@ -30,7 +30,7 @@ use keel_kernels::norm::{
     batchnorm_grad_sums,
 };
 
-use super::layer::{backward_before_forward, Layer, Mode, Param};
+use super::layer::{backward_before_forward, check_backward_shapes, Layer, Mode, Param};
 use crate::collective::Collective;
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
@@ -352,13 +352,7 @@ impl Layer for BatchNorm {
         let Some(mode) = self.last_mode else {
             return Err(backward_before_forward(&self.name()));
         };
-        if grad_output.shape() != input.shape() || input.shape() != self.output.shape() {
-            return Err(LayerError::Shape {
-                layer: format!("{} (gradient)", self.name()),
-                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
-                actual: grad_output.shape().to_vec(),
-            });
-        }
+        check_backward_shapes(|| self.name(), self.output.shape(), grad_output, Some(input))?;
         self.grad_input.resize(input.shape());
         if let (Mode::Train, Some(group)) = (mode, self.group.clone()) {
             let (x, dy) = (input.data(), grad_output.data());

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use keel_kernels::activation::{add_forward, add_inplace, add_relu_forward};
 
 use super::activation::{grad_before_activation, ActivationKind};
-use super::layer::{ensure_forward_ran, Layer, Mode, Param};
+use super::layer::{check_backward_shapes, ensure_forward_ran, Layer, Mode, Param};
 use super::sequential::prefixed;
 use crate::collective::Collective;
 use crate::error::{LayerError, Result};
@@ -301,13 +301,7 @@ impl Layer for Branches {
     fn backward(&mut self, input: &Tensor, grad_output: &Tensor) -> Result<()> {
         ensure_forward_ran(&self.output, || self.name())?;
         self.check_not_empty()?;
-        if grad_output.shape() != self.output.shape() {
-            return Err(LayerError::Shape {
-                layer: format!("{} (gradient)", self.name()),
-                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
-                actual: grad_output.shape().to_vec(),
-            });
-        }
+        check_backward_shapes(|| self.name(), self.output.shape(), grad_output, None)?;
         grad_before_activation(self.activation, &self.output, grad_output, &mut self.grad_merged)?;
         // `dz`, the gradient of the merged (pre-activation) output.
         let merged = if self.activation.is_some() { &self.grad_merged } else { grad_output };

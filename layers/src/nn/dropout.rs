@@ -13,7 +13,7 @@
 
 use keel_kernels::norm::{dropout_backward, dropout_forward};
 
-use super::layer::{backward_before_forward, Layer, Mode};
+use super::layer::{backward_before_forward, check_backward_shapes, Layer, Mode};
 use crate::error::{LayerError, Result};
 use crate::tensor::Tensor;
 
@@ -136,13 +136,7 @@ impl Layer for Dropout {
         let Some(mode) = self.last_mode else {
             return Err(backward_before_forward(&self.name()));
         };
-        if grad_output.shape() != self.output.shape() || input.shape() != self.output.shape() {
-            return Err(LayerError::Shape {
-                layer: format!("{} (gradient)", self.name()),
-                expected: format!("{:?}, the shape of the last forward", self.output.shape()),
-                actual: grad_output.shape().to_vec(),
-            });
-        }
+        check_backward_shapes(|| self.name(), self.output.shape(), grad_output, Some(input))?;
         self.grad_input.resize(input.shape());
         match mode {
             Mode::Train => {

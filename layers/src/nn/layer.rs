@@ -133,6 +133,28 @@ pub(crate) fn backward_before_forward(layer: &str) -> LayerError {
     LayerError::State(format!("{layer}: backward before forward"))
 }
 
+/// Checks the tensors a shape-preserving layer's `backward` gets against the shape of its last
+/// forward's output: `grad_output`, then `input` when given; the error names the one that
+/// differs (the layer's name is built only on error).
+pub(crate) fn check_backward_shapes(
+    layer: impl Fn() -> String,
+    forward_shape: &[usize],
+    grad_output: &Tensor,
+    input: Option<&Tensor>,
+) -> Result<()> {
+    let tensors = [("gradient", Some(grad_output)), ("input", input)];
+    for (what, tensor) in tensors.into_iter().filter_map(|(what, t)| t.map(|t| (what, t))) {
+        if tensor.shape() != forward_shape {
+            return Err(LayerError::Shape {
+                layer: format!("{} ({what})", layer()),
+                expected: format!("{forward_shape:?}, the shape of the last forward"),
+                actual: tensor.shape().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Errs with [`backward_before_forward`] while `output`, the buffer a layer's forward writes,
 /// is still [`Tensor::EMPTY`] (no forward has run: every output has at least one dimension).
 pub(crate) fn ensure_forward_ran(output: &Tensor, layer: impl FnOnce() -> String) -> Result<()> {
