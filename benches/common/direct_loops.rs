@@ -18,6 +18,16 @@ fn valid_columns(out_w: usize, w: usize, stride: usize, pad: usize, tap: usize) 
     first.min(end)..end
 }
 
+/// The input row output row `oy` reads through kernel row `ky`, if it is not padding.
+fn input_row(s: &Conv2dShape, oy: usize, ky: usize) -> Option<usize> {
+    (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
+}
+
+/// Where `weight[co, ci, ky, kx]` is.
+fn weight_index(s: &Conv2dShape, co: usize, ci: usize, ky: usize, kx: usize) -> usize {
+    ((co * s.c_in + ci) * s.kh + ky) * s.kw + kx
+}
+
 fn check(s: &Conv2dShape) {
     assert!(s.groups == 1 && s.dilation_h == 1 && s.dilation_w == 1, "direct loops: groups 1, dilation 1");
 }
@@ -34,13 +44,10 @@ pub fn forward(s: &Conv2dShape, x: &[f32], weight: &[f32], bias: &[f32], y: &mut
                 let input = &x[(n * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
                 for ky in 0..s.kh {
                     for kx in 0..s.kw {
-                        let wv = weight[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
+                        let wv = weight[weight_index(s, co, ci, ky, kx)];
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
-                            else {
-                                continue;
-                            };
+                            let Some(iy) = input_row(s, oy, ky) else { continue };
                             let row = &input[iy * s.w..][..s.w];
                             let out = &mut plane[oy * ow_n..][..ow_n];
                             axpy(wv, row, &mut out[cols.clone()], cols.start, s.stride_w, kx, s.pad_w);
@@ -64,13 +71,10 @@ pub fn backward_data(s: &Conv2dShape, dy: &[f32], weight: &[f32], dx: &mut [f32]
                 let input = &mut dx[(n * s.c_in + ci) * s.h * s.w..][..s.h * s.w];
                 for ky in 0..s.kh {
                     for kx in 0..s.kw {
-                        let wv = weight[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx];
+                        let wv = weight[weight_index(s, co, ci, ky, kx)];
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
-                            else {
-                                continue;
-                            };
+                            let Some(iy) = input_row(s, oy, ky) else { continue };
                             let row = &mut input[iy * s.w..][..s.w];
                             let g = &grad[oy * ow_n..][..ow_n];
                             scatter(wv, &g[cols.clone()], row, cols.start, s.stride_w, kx, s.pad_w);
@@ -98,10 +102,7 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32], dweight: &mut [f3
                         let cols = valid_columns(ow_n, s.w, s.stride_w, s.pad_w, kx);
                         let mut total = 0.0;
                         for oy in 0..oh_n {
-                            let Some(iy) = (oy * s.stride_h + ky).checked_sub(s.pad_h).filter(|&iy| iy < s.h)
-                            else {
-                                continue;
-                            };
+                            let Some(iy) = input_row(s, oy, ky) else { continue };
                             let row = &input[iy * s.w..][..s.w];
                             let g = &grad[oy * ow_n..][..ow_n];
                             total += if s.stride_w == 1 {
@@ -111,7 +112,7 @@ pub fn backward_weight(s: &Conv2dShape, x: &[f32], dy: &[f32], dweight: &mut [f3
                                 cols.clone().map(|ox| g[ox] * row[ox * s.stride_w + kx - s.pad_w]).sum()
                             };
                         }
-                        dweight[((co * s.c_in + ci) * s.kh + ky) * s.kw + kx] += total;
+                        dweight[weight_index(s, co, ci, ky, kx)] += total;
                     }
                 }
             }
