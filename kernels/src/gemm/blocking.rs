@@ -92,7 +92,7 @@ mod tests {
     fn blocks_of_known_l2_sizes() {
         let cases = [
             // (L2 KiB, mc, nc, direct_a_max_floats)
-            (2048, 192, 1024, 65536),    // Intel Xeon (Sapphire Rapids class)
+            (2048, 192, 1024, 65536),    // Intel Xeon (Sapphire / Emerald Rapids)
             (1024, 96, 512, 32768),      // AMD Zen 4 / Zen 5
             (512, 48, 256, 16384),       // AMD Zen 2 / Zen 3
             (256, 48, 128, 8192),        // clamped below: mc 24 → 48
