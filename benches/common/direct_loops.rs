@@ -6,6 +6,10 @@
 //! once per row so the inner loop has no branch; the compiler vectorises it (stride 1) for
 //! the build's baseline instruction set. The weight gradient's dot products keep eight
 //! partial sums so that they vectorise too. Groups 1, dilation 1; allocation-free.
+//!
+//! The three passes write their loop nests out rather than share an iterator or a visitor
+//! over taps or rows: both of those ran the baseline slower (`docs/tuning.md`), which would
+//! flatter keel.
 #![allow(dead_code)] // `examples/peer_timings.rs` includes it through `conv_work.rs` and runs none of it
 
 use keel::kernels::conv::Conv2dShape;
