@@ -142,8 +142,7 @@ pub(crate) fn check_backward_shapes(
     grad_output: &Tensor,
     input: Option<&Tensor>,
 ) -> Result<()> {
-    let tensors = [("gradient", Some(grad_output)), ("input", input)];
-    for (what, tensor) in tensors.into_iter().filter_map(|(what, t)| t.map(|t| (what, t))) {
+    for (what, tensor) in std::iter::once(("gradient", grad_output)).chain(input.map(|t| ("input", t))) {
         if tensor.shape() != forward_shape {
             return Err(LayerError::Shape {
                 layer: format!("{} ({what})", layer()),
