@@ -75,23 +75,22 @@ impl CellRow<3, 2> for Forward {
         [gi, gh, h_prev]: [&[f32]; 3],
         [h_next, cache]: [&mut [f32]; 2],
     ) {
-        let (gi_r, rest) = gi.split_at(hidden);
-        let (gi_z, gi_n) = rest.split_at(hidden);
-        let (gh_r, rest) = gh.split_at(hidden);
-        let (gh_z, gh_n) = rest.split_at(hidden);
-        let (cache_r, rest) = cache.split_at_mut(hidden);
-        let (cache_z, rest) = rest.split_at_mut(hidden);
+        // Two passes with short dependency chains, so that the core overlaps many
+        // independent vectors: r and z into the cache, then n and h' (r and z read from L1).
+        let (gi_rz, gi_n) = gi.split_at(2 * hidden);
+        let (gh_rz, gh_n) = gh.split_at(2 * hidden);
+        let (cache_rz, rest) = cache.split_at_mut(2 * hidden);
         let (cache_n, cache_gh_n) = rest.split_at_mut(hidden);
+        for j in lane_blocks(2 * hidden, V::LANES) {
+            sigmoid_gate(V::load(&gi_rz[j..]) + V::load(&gh_rz[j..])).store(&mut cache_rz[j..]);
+        }
+        let (cache_r, cache_z) = cache_rz.split_at(hidden);
         for j in lane_blocks(hidden, V::LANES) {
-            let r = sigmoid_gate(V::load(&gi_r[j..]) + V::load(&gh_r[j..]));
-            let z = sigmoid_gate(V::load(&gi_z[j..]) + V::load(&gh_z[j..]));
             let hidden_n = V::load(&gh_n[j..]);
-            let n = tanh_gate(r.mul_add(hidden_n, V::load(&gi_n[j..])));
+            let n = tanh_gate(V::load(&cache_r[j..]).mul_add(hidden_n, V::load(&gi_n[j..])));
             // h' = (1 - z)⊙n + z⊙h = n + z⊙(h - n).
             let h = V::load(&h_prev[j..]);
-            z.mul_add(h - n, n).store(&mut h_next[j..]);
-            r.store(&mut cache_r[j..]);
-            z.store(&mut cache_z[j..]);
+            V::load(&cache_z[j..]).mul_add(h - n, n).store(&mut h_next[j..]);
             n.store(&mut cache_n[j..]);
             hidden_n.store(&mut cache_gh_n[j..]);
         }

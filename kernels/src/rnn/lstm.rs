@@ -76,27 +76,28 @@ impl CellRow<2, 3> for Forward {
         [pre, c_prev]: [&[f32]; 2],
         [c_next, h_next, cache]: [&mut [f32]; 3],
     ) {
-        let (pre_i, rest) = pre.split_at(hidden);
-        let (pre_f, rest) = rest.split_at(hidden);
+        // Two passes with short dependency chains, so that the core overlaps many
+        // independent vectors: the gates into the cache, then the state from the cache (in L1).
+        let (pre_if, rest) = pre.split_at(2 * hidden);
         let (pre_g, pre_o) = rest.split_at(hidden);
-        let (cache_i, rest) = cache.split_at_mut(hidden);
-        let (cache_f, rest) = rest.split_at_mut(hidden);
+        let (cache_if, rest) = cache.split_at_mut(2 * hidden);
         let (cache_g, rest) = rest.split_at_mut(hidden);
         let (cache_o, cache_tanh_c) = rest.split_at_mut(hidden);
+        for j in lane_blocks(2 * hidden, V::LANES) {
+            sigmoid_gate(V::load(&pre_if[j..])).store(&mut cache_if[j..]);
+        }
         for j in lane_blocks(hidden, V::LANES) {
-            let i = sigmoid_gate(V::load(&pre_i[j..]));
-            let f = sigmoid_gate(V::load(&pre_f[j..]));
-            let g = tanh_gate(V::load(&pre_g[j..]));
-            let o = sigmoid_gate(V::load(&pre_o[j..]));
+            tanh_gate(V::load(&pre_g[j..])).store(&mut cache_g[j..]);
+            sigmoid_gate(V::load(&pre_o[j..])).store(&mut cache_o[j..]);
+        }
+        let (cache_i, cache_f) = cache_if.split_at(hidden);
+        for j in lane_blocks(hidden, V::LANES) {
             // c' = f⊙c + i⊙g,  h' = o⊙tanh(c').
-            let c = f.mul_add(V::load(&c_prev[j..]), i * g);
+            let (i, f) = (V::load(&cache_i[j..]), V::load(&cache_f[j..]));
+            let c = f.mul_add(V::load(&c_prev[j..]), i * V::load(&cache_g[j..]));
             let tanh_c = tanh_gate(c);
             c.store(&mut c_next[j..]);
-            (o * tanh_c).store(&mut h_next[j..]);
-            i.store(&mut cache_i[j..]);
-            f.store(&mut cache_f[j..]);
-            g.store(&mut cache_g[j..]);
-            o.store(&mut cache_o[j..]);
+            (V::load(&cache_o[j..]) * tanh_c).store(&mut h_next[j..]);
             tanh_c.store(&mut cache_tanh_c[j..]);
         }
     }

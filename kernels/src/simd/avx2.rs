@@ -171,9 +171,9 @@ impl SimdF32 for F32x8 {
         F32x8(avx2!(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().cast())))))
     }
     #[inline(always)]
-    fn pow2_of_low_bits(self, bias: i32) -> Self {
-        let n = avx2!(_mm256_sub_epi32(_mm256_castps_si256(self.0), _mm256_set1_epi32(bias)));
-        F32x8(avx2!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(n))))
+    fn mul_pow2(self, _n: Self, t: Self, bias: i32) -> Self {
+        let biased = avx2!(_mm256_sub_epi32(_mm256_castps_si256(t.0), _mm256_set1_epi32(bias)));
+        self * F32x8(avx2!(_mm256_castsi256_ps(_mm256_slli_epi32::<23>(biased))))
     }
 
     type F64 = F64x4;

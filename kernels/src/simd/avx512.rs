@@ -161,9 +161,8 @@ impl SimdF32 for F32x16 {
         F32x16(avx512!(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(s.as_ptr().cast())))))
     }
     #[inline(always)]
-    fn pow2_of_low_bits(self, bias: i32) -> Self {
-        let n = avx512!(_mm512_sub_epi32(_mm512_castps_si512(self.0), _mm512_set1_epi32(bias)));
-        F32x16(avx512!(_mm512_castsi512_ps(_mm512_slli_epi32::<23>(n))))
+    fn mul_pow2(self, n: Self, _t: Self, _bias: i32) -> Self {
+        F32x16(avx512!(_mm512_scalef_ps(self.0, n.0)))
     }
 
     type F64 = F64x8;

@@ -7,31 +7,40 @@
 
 use super::SimdF32;
 
+/// Below it `n = round(x·log2 e) >= -125`, so `eʳ·2ⁿ >= 0.7·2⁻¹²⁵` is a normal float: no
+/// subnormal is ever produced (on x86 each one costs a ~100-cycle microcode assist, even in
+/// lanes that a select then discards, such as the -inf padding of softmax tails).
+const EXP_LO: f32 = -86.9;
+/// Just under `127.5·ln2`, so that `n = round(x·log2 e) <= 127` still fits the exponent.
+const EXP_HI: f32 = 88.37;
+
 /// `eˣ` lane-wise, within 2 ulp of the correctly rounded value for `-86.9 <= x <= 88.37`;
 /// below that the result is flushed to 0 (`eˣ < 1.8e-38`, at the bottom of the normal range),
 /// above it is `+inf`, NaN stays NaN.
+#[inline(always)]
+pub(crate) fn exp<V: SimdF32>(x: V) -> V {
+    // x is the second operand of max/min, so NaN is kept.
+    let e = exp_in_range(V::splat(EXP_HI).min(V::splat(EXP_LO).max(x)));
+    let e = V::select(x.lt(V::splat(EXP_LO)), V::splat(0.0), e);
+    V::select(x.gt(V::splat(EXP_HI)), V::splat(f32::INFINITY), e)
+}
+
+/// [`exp`] for `x` already in `[-86.9, 88.37]` (or NaN, which stays NaN): no clamping and no
+/// special values, for callers that clamp their own argument.
 ///
 /// Cody-Waite range reduction `x = n·ln2 + r`, `|r| <= ln2/2` (ln2 split in a high part
 /// exact in 9 bits and a low correction, so `n·C1` is exact), then Cephes' degree-7
-/// polynomial for `eʳ` and `2ⁿ` built directly in the exponent bits.
+/// polynomial for `eʳ`, scaled by `2ⁿ` ([`SimdF32::mul_pow2`]).
 #[inline(always)]
-pub(crate) fn exp<V: SimdF32>(x: V) -> V {
-    // Above it n = round(x·log2 e) >= -125, so eʳ·2ⁿ >= 0.7·2⁻¹²⁵ is a normal float: no
-    // subnormal is ever produced (on x86 each one costs a ~100-cycle microcode assist, even
-    // in lanes that the final select discards, such as the -inf padding of softmax tails).
-    const LO: f32 = -86.9;
-    // Just under 127.5·ln2, so that n = round(x·log2 e) <= 127 still fits the exponent.
-    const HI: f32 = 88.37;
+fn exp_in_range<V: SimdF32>(x: V) -> V {
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
     // 1.5·2²³: adding it rounds a float of magnitude < 2²² to an integer (ties to even) and
     // leaves that integer in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
-    // x is the second operand of max/min, so NaN is kept.
-    let xc = V::splat(HI).min(V::splat(LO).max(x));
-    let t = xc.mul_add(V::splat(std::f32::consts::LOG2_E), V::splat(ROUND));
+    let t = x.mul_add(V::splat(std::f32::consts::LOG2_E), V::splat(ROUND));
     let n = t - V::splat(ROUND);
-    let r = n.neg_mul_add(V::splat(C1), xc);
+    let r = n.neg_mul_add(V::splat(C1), x);
     let r = n.neg_mul_add(V::splat(C2), r);
     // eʳ ≈ 1 + r + r²·P(r) (Cephes expf coefficients).
     let p = V::splat(1.987_569_1e-4)
@@ -41,18 +50,15 @@ pub(crate) fn exp<V: SimdF32>(x: V) -> V {
         .mul_add(r, V::splat(0.166_666_65))
         .mul_add(r, V::splat(0.5));
     let er = p.mul_add(r * r, r) + V::splat(1.0);
-    // 2ⁿ: the integer n sits in the low bits of t; n + 127 in [1, 254] is a normal exponent.
-    let two_n = t.pow2_of_low_bits(ROUND.to_bits() as i32 - 127);
-    let e = er * two_n;
-    let e = V::select(x.lt(V::splat(LO)), V::splat(0.0), e);
-    V::select(x.gt(V::splat(HI)), V::splat(f32::INFINITY), e)
+    // n + 127 in [2, 254] is a normal exponent.
+    er.mul_pow2(n, t, ROUND.to_bits() as i32 - 127)
 }
 
 /// `σ(x) = 1/(1 + e⁻ˣ)` lane-wise: exact 0 for `x < -88.4` (e⁻ˣ = inf), exact 1 for
 /// `x > 17` (e⁻ˣ below half an ulp of 1), within 3 ulp elsewhere.
 #[inline(always)]
 pub(crate) fn sigmoid<V: SimdF32>(x: V) -> V {
-    sigmoid_with(x, |d| V::splat(1.0) / d)
+    V::splat(1.0) / (V::splat(1.0) + exp(-x))
 }
 
 /// `σ(x)` for the gates of the recurrent cells: [`sigmoid`] with the reciprocal of
@@ -63,16 +69,13 @@ pub(crate) fn sigmoid<V: SimdF32>(x: V) -> V {
 #[inline(always)]
 pub(crate) fn sigmoid_gate<V: SimdF32>(x: V) -> V {
     const LO: f32 = -80.0;
-    // x is the second operand of max, so NaN is kept; e⁸⁰ keeps 1 + e⁻ˣ in recip_newton's range.
-    let s = sigmoid_with(V::splat(LO).max(x), recip_newton);
+    const HI: f32 = 17.0;
+    // x is the second operand of max and min, so NaN is kept; e⁻ˣ stays in [e⁻¹⁷, e⁸⁰], inside
+    // exp_in_range's range and recip_newton's.
+    let xc = V::splat(HI).min(V::splat(LO).max(x));
+    let s = recip_newton(V::splat(1.0) + exp_in_range(-xc));
     let s = V::select(x.lt(V::splat(LO)), V::splat(0.0), s);
-    V::select(x.gt(V::splat(17.0)), V::splat(1.0), s)
-}
-
-/// `1/(1 + e⁻ˣ)` with the reciprocal taken by `recip`.
-#[inline(always)]
-fn sigmoid_with<V: SimdF32>(x: V, recip: impl Fn(V) -> V) -> V {
-    recip(V::splat(1.0) + exp(-x))
+    V::select(x.gt(V::splat(HI)), V::splat(1.0), s)
 }
 
 /// `1/d` for `d` in `[1, 2¹²⁶]`: [`SimdF32::recip_estimate`] refined by one Newton step,
@@ -91,21 +94,24 @@ fn recip_newton<V: SimdF32>(d: V) -> V {
 /// sign of `x` put back.
 #[inline(always)]
 pub(crate) fn tanh<V: SimdF32>(x: V) -> V {
-    tanh_with(x, |d| V::splat(1.0) / d)
+    tanh_with::<V, false>(x)
 }
 
 /// `tanh(x)` for the recurrent cells: [`tanh`] with the reciprocal of `e^{2|x|} + 1` from
 /// [`recip_newton`] instead of a division, within 4 ulp; `|x|` is clamped to 9.5 first
-/// (`tanh(9.5)` rounds to 1), which keeps `e^{2|x|}` in its range. NaN stays NaN.
+/// (`tanh(9.5)` rounds to 1), which keeps `e^{2|x|}` in [`exp_in_range`]'s range (and
+/// [`recip_newton`]'s). NaN stays NaN.
 #[inline(always)]
 pub(crate) fn tanh_gate<V: SimdF32>(x: V) -> V {
     // x is the second operand of max and min, so NaN is kept.
-    tanh_with(V::splat(9.5).min(V::splat(-9.5).max(x)), recip_newton)
+    tanh_with::<V, true>(V::splat(9.5).min(V::splat(-9.5).max(x)))
 }
 
-/// [`tanh`]'s two branches with the reciprocal of the large one taken by `recip`.
+/// [`tanh`]'s two branches; the large one, for a `GATE`, with [`exp_in_range`] and
+/// [`recip_newton`] (not through closures: a closure is compiled without the caller's
+/// instruction set, and its vector operations would be out-of-line calls).
 #[inline(always)]
-fn tanh_with<V: SimdF32>(x: V, recip: impl Fn(V) -> V) -> V {
+fn tanh_with<V: SimdF32, const GATE: bool>(x: V) -> V {
     let a = x.abs();
     let z = a * a;
     let poly = V::splat(-5.704_988_7e-3)
@@ -115,7 +121,11 @@ fn tanh_with<V: SimdF32>(x: V, recip: impl Fn(V) -> V) -> V {
         .mul_add(z, V::splat(-0.333_332_8));
     let small = (poly * z).mul_add(a, a);
     let (one, two) = (V::splat(1.0), V::splat(2.0));
-    let large = one - two * recip(exp(two * a) + one);
+    let large = if GATE {
+        one - two * recip_newton(exp_in_range(two * a) + one)
+    } else {
+        one - two / (exp(two * a) + one)
+    };
     // NaN fails the comparison and takes the exp branch, which keeps it NaN.
     let tanh_abs = V::select(a.lt(V::splat(0.625)), small, large);
     tanh_abs.or_sign_of(x)

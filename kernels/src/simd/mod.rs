@@ -116,10 +116,12 @@ pub(crate) trait SimdF32:
     /// Loads the first [`Self::LANES`] bytes of `s` (panics if `s` is shorter) as the
     /// values `0.0 ..= 255.0` (a byte mask, e.g. dropout's, for [`SimdF32::gt`]).
     fn load_u8(s: &[u8]) -> Self;
-    /// `2ⁿ` from an integer `n` held in the low mantissa bits of `self`: the bits of `self`
-    /// as an `i32`, minus `bias`, shifted left by 23 into the exponent field (`bias` is
-    /// chosen so that the result is `n + 127`, a normal exponent, before the shift).
-    fn pow2_of_low_bits(self, bias: i32) -> Self;
+    /// `self·2ⁿ` for an integer `n` given twice: as the float `n`, and in the low mantissa
+    /// bits of `t` (the bits of `t` as an `i32`, minus `bias`, are `n + 127`, a normal
+    /// exponent). Each instruction set scales the cheaper way (AVX-512 `vscalefps` by `n`, the
+    /// others multiply by `2ⁿ` built from `t`'s bits); the product by a power of two is exact
+    /// while it stays a normal float.
+    fn mul_pow2(self, n: Self, t: Self, bias: i32) -> Self;
 
     /// The `f64` vector of half as many lanes that [`SimdF32::widen`] fills.
     type F64: SimdF64;

@@ -95,9 +95,9 @@ impl SimdF32 for f32x8 {
         f32x8::new(core::array::from_fn(|l| f32::from(s[l])))
     }
     #[inline(always)]
-    fn pow2_of_low_bits(self, bias: i32) -> Self {
-        let n: i32x8 = cast(self);
-        cast((n - i32x8::splat(bias)) << 23)
+    fn mul_pow2(self, _n: Self, t: Self, bias: i32) -> Self {
+        let biased: i32x8 = cast(t);
+        self * cast::<i32x8, f32x8>((biased - i32x8::splat(bias)) << 23)
     }
 
     type F64 = f64x4;
