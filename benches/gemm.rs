@@ -137,21 +137,24 @@ fn bench_gemm(criterion: &mut Criterion) {
         // keel's packed GEMM on the other instruction sets the CPU has ("keel" above runs it
         // on the selected one), up to 1024³ (beyond, the portable kernel takes seconds a call).
         let other_isas = if m * n * k <= 1 << 30 { Isa::available() } else { Vec::new() };
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for isa in other_isas.into_iter().filter(|&isa| isa != current_isa()) {
             group.bench_function(BenchmarkId::new(format!("keel-packed-{}", isa.name()), "T1"), |bench| {
-                bench.iter(|| {
-                    with_isa(isa, || {
-                        native::sgemm(
-                            &GemmShape::new(m, n, k),
-                            1.0,
-                            black_box(&a),
-                            black_box(&b),
-                            0.0,
-                            &mut c,
-                        )
+                one_thread.install(|| {
+                    bench.iter(|| {
+                        with_isa(isa, || {
+                            native::sgemm(
+                                &GemmShape::new(m, n, k),
+                                1.0,
+                                black_box(&a),
+                                black_box(&b),
+                                0.0,
+                                &mut c,
+                            )
+                        })
+                        .unwrap()
+                        .unwrap()
                     })
-                    .unwrap()
-                    .unwrap()
                 })
             });
         }

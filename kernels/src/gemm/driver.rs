@@ -12,7 +12,8 @@
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
 //!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
-//!   or, when C has at most MR rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
+//!   or, when C has at most MR or `DIRECT_B_FEW_ROWS` rows, a block's rows spanning at most
+//!   `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã,
@@ -48,8 +49,8 @@ use super::parts::{run_parts, SharedMut};
 use super::portable::Portable;
 use super::shared::SharedPanels;
 use super::tuning::{
-    DIRECT_A_MAX_COLS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC, MAX_SHARED_FLOATS,
-    PACK_A_COST, PACK_B_COST,
+    DIRECT_A_MAX_COLS, DIRECT_B_FEW_ROWS, DIRECT_B_MAX_LDB, DIRECT_B_MAX_M, DIRECT_B_MAX_SPAN, KC,
+    MAX_SHARED_FLOATS, PACK_A_COST, PACK_B_COST,
 };
 use super::{GemmShape, Transpose};
 use crate::isa::Isa;
@@ -253,12 +254,14 @@ fn split<K: Microkernel>(shape: &GemmShape, prepacked: bool, threads: usize) -> 
 /// module docs and `tuning.rs`), when B is not packed beforehand.
 fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
     let close_rows = shape.ldb <= DIRECT_B_MAX_LDB;
-    // When all of C is one row of tiles, each B̃ panel is used once: packing it would be a
-    // copy for nothing, unless the panel's rows are so far apart that reading them is
-    // latency-bound. (Only for all of C: a part of MR rows cut from a taller C by the
-    // thread split shares B with the other parts, which then each pack their columns.)
-    let single_use = shape.m <= K::MR && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
-    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || single_use)
+    // When all of C is one row of tiles, or a few (at most DIRECT_B_FEW_ROWS rows), each B̃
+    // panel would serve one to three microkernel calls: packing it would cost about as much
+    // as the product, unless the panel's rows are so far apart that reading them is
+    // latency-bound. (Only for all of C: a part cut from a taller C by the thread split
+    // shares B with the other parts, which then each pack their columns.)
+    let few_uses = shape.m <= K::MR.max(DIRECT_B_FEW_ROWS)
+        && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || few_uses)
 }
 
 /// The depth of the blocks k is cut into: equal blocks of at most KC (784 = 4 x 196, not
@@ -571,15 +574,22 @@ mod tests {
         }
     }
 
-    /// B is read in place when its rows are close, or when all of C is one row of tiles and
-    /// the block's rows span at most `DIRECT_B_MAX_SPAN`; never transposed, never for a part
-    /// taller than `DIRECT_B_MAX_M`.
+    /// B is read in place when its rows are close, or when all of C is one row of tiles or
+    /// at most `DIRECT_B_FEW_ROWS` rows and the block's rows span at most
+    /// `DIRECT_B_MAX_SPAN`; never transposed, never for a part taller than `DIRECT_B_MAX_M`.
     #[test]
     fn b_is_read_in_place_when_close_or_used_once() {
         assert!(reads_b_in_place::<Avx512>(&shape(64, 256, 256), 64));
         assert!(!reads_b_in_place::<Avx512>(&shape(512, 256, 256), 512));
         let far = shape(8, 2000, 256).with_ld(256, 2000, 2000);
         assert!(reads_b_in_place::<Avx512>(&far, 8), "one row of tiles, rows 2000 apart");
+        // Few rows on AVX2 (MR = 6): LeNet's conv2 as one GEMM, three tiles of rows.
+        let lenet = shape(16, 6400, 150).with_ld(150, 6400, 6400);
+        assert!(reads_b_in_place::<Avx2>(&lenet, 16), "16 rows, rows 6400 apart");
+        let lenet_taller = shape(17, 6400, 150).with_ld(150, 6400, 6400);
+        assert!(!reads_b_in_place::<Avx2>(&lenet_taller, 17));
+        let lenet_deeper = shape(16, 6400, 256).with_ld(256, 6400, 6400);
+        assert!(!reads_b_in_place::<Avx2>(&lenet_deeper, 16), "a block spanning 1.6 Mi floats");
         let far_tall = shape(64, 2000, 256).with_ld(256, 2000, 2000);
         assert!(!reads_b_in_place::<Avx512>(&far_tall, 64));
         let transposed = GemmShape { transb: Transpose::Yes, ..shape(64, 256, 256).with_ld(256, 256, 256) };

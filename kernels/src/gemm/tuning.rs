@@ -18,6 +18,9 @@ pub(crate) const DIRECT_B_MAX_M: usize = 256;
 pub(crate) const DIRECT_B_MAX_LDB: usize = 512;
 /// One row of tiles (or few rows) reads B in place while a block of k spans at most this many floats (4 MiB).
 pub(crate) const DIRECT_B_MAX_SPAN: usize = 1 << 20;
+/// ... and so does C of at most this many rows (three tiles of rows on AVX2): 16x6400x150 runs
+/// 1.26x faster on one AVX2 thread and 1.67x on two than with B packed (`docs/tuning.md`).
+pub(crate) const DIRECT_B_FEW_ROWS: usize = 16;
 /// A part reads its block of A in place when the block is small (`Blocking::direct_a_max_floats`)
 /// and the part is at most this many columns (8 AVX-512 tiles): wider parts reuse a packed Ã enough.
 pub(crate) const DIRECT_A_MAX_COLS: usize = 256;
