@@ -685,3 +685,60 @@ fn turning_the_input_gradient_off_keeps_the_parameter_gradients() {
         assert_eq!(with.grads(), without.grads(), "{kind:?}");
     }
 }
+
+/// Everything one pass gives: output, final states, input gradient, initial-state gradients
+/// and parameter gradients, flattened in that order with their names.
+fn pass_results(layer: &mut AnyLayer, x: &Tensor, dy: &Tensor) -> Vec<(String, Vec<f32>)> {
+    layer.layer().forward(x, Mode::Train).unwrap();
+    layer.layer().backward(x, dy).unwrap();
+    let (h_n, c_n) = layer.final_state();
+    let (dh0, dc0) = layer.grad_initial_state();
+    let mut results = vec![
+        ("output".to_owned(), layer.layer().output().data().to_vec()),
+        ("h_n".to_owned(), h_n.data().to_vec()),
+        ("c_n".to_owned(), c_n.data().to_vec()),
+        ("grad_input".to_owned(), layer.layer().grad_input().data().to_vec()),
+        ("grad_h0".to_owned(), dh0.data().to_vec()),
+        ("grad_c0".to_owned(), dc0.data().to_vec()),
+    ];
+    results.extend(layer.grads());
+    results
+}
+
+// On two threads a unit whose recurrent products reach 2^20 multiply-adds runs its time loop
+// as one part of the batch per thread (`recurrent/parts.rs`); here seq·batch·G·H·H is at least
+// 20·17·64·64 = 1.39 Mi (the plain RNN). The parts change only the order of the weight
+// gradients' sums over rows (f32 sums of 340 terms of size < 1: relative differences near
+// 1e-6); a row of one part read or written for another, or a state crossing parts, is off by
+// 1e-2 or more.
+const PARTS_TOL: f64 = 1e-5;
+
+/// Two threads (the batch split into parts, 17 rows: one part shorter) give what one thread
+/// gives: two bidirectional layers, batch-first, initial states, sequences of different
+/// lengths, for every cell.
+#[test]
+fn batch_parts_on_two_threads_match_one_thread() {
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let (seq, batch) = (20, 17);
+    let config = RecurrentConfig::new(6, 64).with_layers(2).with_bidirectional(true).with_batch_first(true);
+    let lengths: Vec<usize> = (0..batch).map(|b| seq - (b * 7) % 9).collect();
+    for kind in KINDS {
+        let run = |threads: usize| {
+            pool(threads).install(|| {
+                let mut layer = AnyLayer::new(kind, config, 41);
+                let shape = state_shape(&config, batch);
+                let c0 = (kind == Kind::Lstm).then(|| tensor(&shape, 43));
+                layer.set_initial_state(Some(tensor(&shape, 42)), c0);
+                layer.set_lengths(Some(lengths.clone()));
+                let x = tensor(&input_shape(&config, seq, batch), 44);
+                let dy = tensor(&[batch, seq, 2 * config.hidden_size], 45);
+                pass_results(&mut layer, &x, &dy)
+            })
+        };
+        let (one, two) = (run(1), run(2));
+        for ((name, a), (_, b)) in one.iter().zip(&two) {
+            let expected: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+            assert_close(&format!("{kind:?} {name}"), b, &expected, PARTS_TOL);
+        }
+    }
+}

@@ -8,6 +8,8 @@ use keel_kernels::rnn::{self, Nonlinearity, GRU_CACHE_WIDTH, LSTM_CACHE_WIDTH};
 use rand::rngs::StdRng;
 use rand::RngExt;
 
+use super::parts::Parts;
+use super::steps::{BackwardBufs, BackwardSteps, ForwardBufs, ForwardSteps};
 use super::RecurrentConfig;
 use crate::error::{LayerError, Result};
 use crate::nn::{ensure_forward_ran, Dropout, Init, Layer, Mode, Param};
@@ -26,7 +28,7 @@ pub(super) enum Cell {
 
 impl Cell {
     /// Gate blocks per step: the rows of `weight_ih` are `gates·hidden`.
-    fn gates(self) -> usize {
+    pub(super) fn gates(self) -> usize {
         match self {
             Cell::Rnn(_) => rnn::RNN_GATES,
             Cell::Gru => rnn::GRU_GATES,
@@ -35,7 +37,7 @@ impl Cell {
     }
 
     /// Cache width per step in units of `hidden` (the plain RNN's cache is its output `h'`).
-    fn cache_width(self) -> usize {
+    pub(super) fn cache_width(self) -> usize {
         match self {
             Cell::Rnn(_) => 0,
             Cell::Gru => GRU_CACHE_WIDTH,
@@ -55,23 +57,23 @@ impl Cell {
 /// The sizes of one pass: `seq` steps of `batch` rows, `hidden` units, `directions` of them,
 /// and each row's sequence length when the sequences are of different lengths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Dims<'a> {
-    seq: usize,
-    batch: usize,
-    hidden: usize,
-    directions: usize,
-    lengths: Option<&'a [usize]>,
+pub(super) struct Dims<'a> {
+    pub(super) seq: usize,
+    pub(super) batch: usize,
+    pub(super) hidden: usize,
+    pub(super) directions: usize,
+    pub(super) lengths: Option<&'a [usize]>,
 }
 
 impl Dims<'_> {
     /// The batch rows whose sequence has ended before step `t` (none without lengths).
-    fn rows_past_end(&self, t: usize) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn rows_past_end(&self, t: usize) -> impl Iterator<Item = usize> + '_ {
         let lengths = self.lengths.unwrap_or(&[]);
         lengths.iter().enumerate().filter(move |&(_, &len)| t >= len).map(|(b, _)| b)
     }
 
     /// Whether row `b` has ended before step `t`.
-    fn past_end(&self, b: usize, t: usize) -> bool {
+    pub(super) fn past_end(&self, b: usize, t: usize) -> bool {
         self.lengths.is_some_and(|lengths| t >= lengths[b])
     }
 }
@@ -79,7 +81,7 @@ impl Dims<'_> {
 /// The state slots `(before, after)` of step `t` in a `(seq + 1, batch, hidden)` buffer of
 /// `bh = batch·hidden` blocks: slot `t` before and `t + 1` after going forward in time;
 /// `t + 1` before and `t` after going backward (the reverse direction).
-fn slots(buf: &mut [f32], bh: usize, t: usize, reverse: bool) -> (&mut [f32], &mut [f32]) {
+pub(super) fn slots(buf: &mut [f32], bh: usize, t: usize, reverse: bool) -> (&mut [f32], &mut [f32]) {
     let (lo, hi) = buf[t * bh..(t + 2) * bh].split_at_mut(bh);
     if reverse {
         (hi, lo)
@@ -89,11 +91,12 @@ fn slots(buf: &mut [f32], bh: usize, t: usize, reverse: bool) -> (&mut [f32], &m
 }
 
 /// The read-only slot `t + offset` of a `(seq + 1, batch, hidden)` buffer.
-fn slot(buf: &[f32], bh: usize, t: usize) -> &[f32] {
+pub(super) fn slot(buf: &[f32], bh: usize, t: usize) -> &[f32] {
     &buf[t * bh..(t + 1) * bh]
 }
 
-/// Runs the time loop `steps` of one unit: with each kernel call free to split across the
+/// Runs the time loop `steps` of a unit left in one part ([`Parts`]): with each kernel call
+/// free to split across the
 /// pool when a step's fused cell splits too (its gate values, weighted by
 /// [`rnn::GATE_FORWARD_COST`] for the gated cells, reach the element-wise threshold
 /// [`MIN_PARALLEL_ELEMENTS`]), else on the calling thread alone ([`serial`]). A step is a
@@ -155,18 +158,24 @@ struct Unit {
     cs: Vec<f32>,
     /// `weight_hh` packed once per forward for the recurrent GEMM of every step.
     packed_hh: PackedB,
+    /// How the last forward split the batch rows (see [`Parts`]): the layout of every
+    /// per-step buffer above.
+    parts: Parts,
+    /// Several parts: the input rows in the parts' order, and `dx` in that order.
+    x_parts: Vec<f32>,
+    dx_parts: Vec<f32>,
 }
 
 /// Backward workspaces of one step, `(batch, hidden)` each, shared by the units.
 #[derive(Debug, Clone, Default)]
-struct StepGrads {
+pub(super) struct StepGrads {
     /// `∂L/∂h` at the step: the output's gradient plus the one carried from the step after.
-    dh: Vec<f32>,
+    pub(super) dh: Vec<f32>,
     /// `∂L/∂h_prev` carried to the step before.
-    carry: Vec<f32>,
+    pub(super) carry: Vec<f32>,
     /// LSTM: `∂L/∂c` carried to the step before, and the one being written.
-    dc: Vec<f32>,
-    dc_prev: Vec<f32>,
+    pub(super) dc: Vec<f32>,
+    pub(super) dc_prev: Vec<f32>,
 }
 
 impl Unit {
@@ -200,6 +209,9 @@ impl Unit {
             hs: Vec::new(),
             cs: Vec::new(),
             packed_hh: PackedB::default(),
+            parts: Parts::default(),
+            x_parts: Vec::new(),
+            dx_parts: Vec::new(),
         }
     }
 
@@ -215,75 +227,50 @@ impl Unit {
         (h0, c0): (Option<&[f32]>, Option<&[f32]>),
         out: &mut [f32],
     ) -> Result<()> {
-        let Dims { seq, batch, hidden, directions, .. } = dims;
-        let (width, bh, rows) = (cell.gates() * hidden, batch * hidden, seq * batch);
-        let cache_len = batch * cell.cache_width() * hidden;
-        let reverse = self.reverse;
+        let Dims { seq, batch, hidden, .. } = dims;
+        let (width, rows, input) = (cell.gates() * hidden, seq * batch, self.input_size);
+        let parts = Parts::plan(batch, rows.saturating_mul(width).saturating_mul(hidden));
+        self.parts = parts;
         self.gates.resize(rows * width, 0.0);
-        self.cache.resize(seq * cache_len, 0.0);
-        self.hs.resize((seq + 1) * bh, 0.0);
-        let first = if reverse { seq } else { 0 };
-        let init = |buf: &mut Vec<f32>, state: Option<&[f32]>| {
-            let slot = &mut buf[first * bh..(first + 1) * bh];
-            match state {
-                Some(state) => slot.copy_from_slice(state),
-                None => slot.fill(0.0),
-            }
+        self.cache.resize(rows * cell.cache_width() * hidden, 0.0);
+        self.hs.resize((seq + 1) * batch * hidden, 0.0);
+        self.cs.resize(if cell == Cell::Lstm { (seq + 1) * batch * hidden } else { 0 }, 0.0);
+        self.hidden_gates.resize(if cell == Cell::Gru { rows * width } else { 0 }, 0.0);
+        let x = if parts.count() > 1 {
+            self.x_parts.resize(rows * input, 0.0);
+            parts.gather(x, (seq, batch, input), &mut self.x_parts);
+            &self.x_parts[..]
+        } else {
+            x
         };
-        init(&mut self.hs, h0);
-        if cell == Cell::Lstm {
-            self.cs.resize((seq + 1) * bh, 0.0);
-            init(&mut self.cs, c0);
-        }
-        if cell == Cell::Gru {
-            self.hidden_gates.resize(rows * width, 0.0);
-        }
         let [w_ih, w_hh, b_ih, b_hh] = self.params.each_ref().map(|param| param.value.data());
         // The input projection of every step: one GEMM, (seq·batch, input) x (input, G·H).
-        rnn::projection_forward(rows, self.input_size, width, x, w_ih, b_ih, false, &mut self.gates)?;
+        rnn::projection_forward(rows, input, width, x, w_ih, b_ih, false, &mut self.gates)?;
         rnn::projection_pack_weight(width, hidden, w_hh, &mut self.packed_hh)?;
-        let w_hh = &self.packed_hh;
-        on_step_threads(dims, cell, || {
-            for step in 0..seq {
-                let t = if reverse { seq - 1 - step } else { step };
-                let (h_prev, h_next) = slots(&mut self.hs, bh, t, reverse);
-                let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
-                let cache = &mut self.cache[t * cache_len..(t + 1) * cache_len];
-                // The recurrent projection (one GEMM), then the fused cell.
-                match cell {
-                    Cell::Rnn(nonlinearity) => {
-                        rnn::projection_forward_packed(
-                            batch, hidden, width, h_prev, w_hh, b_hh, true, gates,
-                        )?;
-                        rnn::rnn_cell_forward(batch, hidden, nonlinearity, gates, h_next)?;
-                    }
-                    Cell::Lstm => {
-                        rnn::projection_forward_packed(
-                            batch, hidden, width, h_prev, w_hh, b_hh, true, gates,
-                        )?;
-                        let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
-                        rnn::lstm_cell_forward(batch, hidden, gates, c_prev, c_next, h_next, cache)?;
-                    }
-                    Cell::Gru => {
-                        let gh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
-                        rnn::projection_forward_packed(batch, hidden, width, h_prev, w_hh, b_hh, false, gh)?;
-                        rnn::gru_cell_forward(batch, hidden, gates, gh, h_prev, h_next, cache)?;
-                    }
-                }
-                // Rows whose sequence has ended keep their state (so the final state is the one at
-                // their last step, and the reverse direction starts there from the initial one).
-                for b in dims.rows_past_end(t) {
-                    h_next[b * hidden..(b + 1) * hidden]
-                        .copy_from_slice(&h_prev[b * hidden..(b + 1) * hidden]);
-                    if cell == Cell::Lstm {
-                        let (c_prev, c_next) = slots(&mut self.cs, bh, t, reverse);
-                        c_next[b * hidden..(b + 1) * hidden]
-                            .copy_from_slice(&c_prev[b * hidden..(b + 1) * hidden]);
-                    }
-                }
-                // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
-                let out_width = directions * hidden;
-                for (b, h) in h_next.chunks_exact(hidden).enumerate() {
+        let steps = ForwardSteps { cell, seq, hidden, reverse: self.reverse, w_hh: &self.packed_hh, b_hh };
+        let bufs = ForwardBufs {
+            rows: batch,
+            gates: &mut self.gates,
+            hidden_gates: &mut self.hidden_gates,
+            cache: &mut self.cache,
+            hs: &mut self.hs,
+            cs: &mut self.cs,
+            h0,
+            c0,
+            lengths: dims.lengths,
+        };
+        parts
+            .run(bufs, |bufs| on_step_threads(dims, cell, || steps.run(bufs)), &|_, bufs| steps.run(bufs))?;
+        // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
+        let out_width = dims.directions * hidden;
+        for p in 0..parts.count() {
+            let rows = parts.rows_of(p, batch);
+            let part_hs = &self.hs[(seq + 1) * rows.start * hidden..(seq + 1) * rows.end * hidden];
+            let part_bh = rows.len() * hidden;
+            for t in 0..seq {
+                let after = if self.reverse { t } else { t + 1 };
+                let h_next = slot(part_hs, part_bh, after);
+                for (h, b) in h_next.chunks_exact(hidden).zip(rows.clone()) {
                     let dst = &mut out[(t * batch + b) * out_width + direction * hidden..][..hidden];
                     if dims.past_end(b, t) {
                         dst.fill(0.0);
@@ -292,17 +279,24 @@ impl Unit {
                     }
                 }
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
-    /// The final states `(h, c)` of the last forward, `(batch, hidden)` each (`c` empty
-    /// but for the LSTM).
-    fn final_states(&self, dims: Dims<'_>) -> (&[f32], &[f32]) {
-        let bh = dims.batch * dims.hidden;
-        let last = if self.reverse { 0 } else { dims.seq };
-        let c = if self.cs.is_empty() { &[][..] } else { slot(&self.cs, bh, last) };
-        (slot(&self.hs, bh, last), c)
+    /// Writes the final states of the last forward into `h` and `c` (`(batch, hidden)`
+    /// each; `c` LSTM only).
+    fn final_states(&self, dims: Dims<'_>, h: &mut [f32], c: &mut [f32]) {
+        let Dims { seq, batch, hidden, .. } = dims;
+        let last = if self.reverse { 0 } else { seq };
+        for p in 0..self.parts.count() {
+            let part = self.parts.rows_of(p, batch);
+            let (len, base) = (part.len() * hidden, (seq + 1) * part.start * hidden);
+            let rows = part.start * hidden..part.end * hidden;
+            h[rows.clone()].copy_from_slice(&self.hs[base + last * len..][..len]);
+            if !self.cs.is_empty() {
+                c[rows].copy_from_slice(&self.cs[base + last * len..][..len]);
+            }
+        }
     }
 
     /// Backward through time from `dout (seq, batch, directions·hidden)` (this unit's
@@ -310,7 +304,7 @@ impl Unit {
     /// zero when `None`): accumulates the parameter gradients, writes (or, with
     /// `accumulate_dx`, adds) `∂L/∂x` into `dx (seq, batch, input)` when given, and writes
     /// the gradients of the initial states into `dh0`, `dc0` (`(batch, hidden)`; `dc0` LSTM
-    /// only).
+    /// only). The batch rows split as the forward's did, with a workspace in `ws` per part.
     #[allow(clippy::too_many_arguments)]
     fn backward(
         &mut self,
@@ -319,142 +313,77 @@ impl Unit {
         direction: usize,
         x: &[f32],
         (dout, dh_n, dc_n): (&[f32], Option<&[f32]>, Option<&[f32]>),
-        ws: &mut StepGrads,
+        ws: &mut Vec<StepGrads>,
         (dx, accumulate_dx): (Option<&mut [f32]>, bool),
         (dh0, dc0): (&mut [f32], &mut [f32]),
     ) -> Result<()> {
         let Dims { seq, batch, hidden, directions, .. } = dims;
-        let (width, bh, rows) = (cell.gates() * hidden, batch * hidden, seq * batch);
-        let cache_len = batch * cell.cache_width() * hidden;
-        let reverse = self.reverse;
-        for buf in [&mut ws.dh, &mut ws.carry, &mut ws.dc, &mut ws.dc_prev] {
-            buf.resize(bh, 0.0);
-        }
-        // The carries start from the final states' gradients.
-        for (carry, given) in [(&mut ws.carry, dh_n), (&mut ws.dc, dc_n)] {
-            match given {
-                Some(given) => carry.copy_from_slice(given),
-                None => carry.fill(0.0),
-            }
+        let (width, rows, input) = (cell.gates() * hidden, seq * batch, self.input_size);
+        let parts = self.parts;
+        if ws.len() < parts.count() {
+            ws.resize_with(parts.count(), StepGrads::default);
         }
         let [p_ih, p_hh, p_bih, p_bhh] = &mut self.params;
-        let w_hh = p_hh.value.data();
-        // Steps in the reverse of their forward order.
-        on_step_threads(dims, cell, || {
-            for step in 0..seq {
-                let t = if reverse { step } else { seq - 1 - step };
-                // dh = ∂L/∂output at t (this direction's columns) + the carry from the step after.
-                let out_width = directions * hidden;
-                for (b, (dh, carry)) in
-                    ws.dh.chunks_exact_mut(hidden).zip(ws.carry.chunks_exact(hidden)).enumerate()
-                {
-                    if dims.past_end(b, t) {
-                        // The output is a constant 0 there: only the carry passes.
-                        dh.copy_from_slice(carry);
-                    } else {
-                        let dy = &dout[(t * batch + b) * out_width + direction * hidden..][..hidden];
-                        dh.iter_mut().zip(dy).zip(carry).for_each(|((dh, dy), carry)| *dh = dy + carry);
-                    }
-                }
-                let gates = &mut self.gates[t * batch * width..(t + 1) * batch * width];
-                let cache = &self.cache[t * cache_len..(t + 1) * cache_len];
-                let (before, after) = if reverse { (t + 1, t) } else { (t, t + 1) };
-                // The cell backward into the gate gradients, then dh_prev through W_hh.
-                match cell {
-                    Cell::Rnn(nonlinearity) => {
-                        let h_next = slot(&self.hs, bh, after);
-                        rnn::rnn_cell_backward(batch, hidden, nonlinearity, h_next, &ws.dh, gates)?;
-                        rnn::projection_backward_data(
-                            batch,
-                            hidden,
-                            width,
-                            gates,
-                            w_hh,
-                            false,
-                            &mut ws.carry,
-                        )?;
-                    }
-                    Cell::Lstm => {
-                        let c_prev = slot(&self.cs, bh, before);
-                        let dc = Some(&ws.dc[..]);
-                        rnn::lstm_cell_backward(
-                            batch,
-                            hidden,
-                            cache,
-                            c_prev,
-                            &ws.dh,
-                            dc,
-                            gates,
-                            &mut ws.dc_prev,
-                        )?;
-                        std::mem::swap(&mut ws.dc, &mut ws.dc_prev);
-                        rnn::projection_backward_data(
-                            batch,
-                            hidden,
-                            width,
-                            gates,
-                            w_hh,
-                            false,
-                            &mut ws.carry,
-                        )?;
-                    }
-                    Cell::Gru => {
-                        let h_prev = slot(&self.hs, bh, before);
-                        let dgh = &mut self.hidden_gates[t * batch * width..(t + 1) * batch * width];
-                        // The direct part z⊙dh' into the carry, then + dgh·W_hh.
-                        rnn::gru_cell_backward(
-                            batch,
-                            hidden,
-                            cache,
-                            h_prev,
-                            &ws.dh,
-                            gates,
-                            dgh,
-                            &mut ws.carry,
-                        )?;
-                        rnn::projection_backward_data(batch, hidden, width, dgh, w_hh, true, &mut ws.carry)?;
-                    }
-                }
-                // Rows whose sequence has ended did not step: no gate gradient (so no parameter or
-                // input gradient), and the carries pass through unchanged.
-                for b in dims.rows_past_end(t) {
-                    self.gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
-                    if cell == Cell::Gru {
-                        self.hidden_gates[(t * batch + b) * width..(t * batch + b + 1) * width].fill(0.0);
-                    }
-                    let row = b * hidden..(b + 1) * hidden;
-                    ws.carry[row.clone()].copy_from_slice(&ws.dh[row.clone()]);
-                    if cell == Cell::Lstm {
-                        // After the swap, dc_prev holds the dc this step received.
-                        ws.dc[row.clone()].copy_from_slice(&ws.dc_prev[row]);
-                    }
-                }
-            }
-            Ok(())
+        let steps = BackwardSteps {
+            cell,
+            seq,
+            hidden,
+            reverse: self.reverse,
+            w_hh: p_hh.value.data(),
+            dout,
+            batch,
+            out_width: directions * hidden,
+            direction,
+        };
+        let bufs = BackwardBufs {
+            rows: batch,
+            gates: &mut self.gates,
+            hidden_gates: &mut self.hidden_gates,
+            cache: &self.cache,
+            hs: &self.hs,
+            cs: &self.cs,
+            ws: &mut ws[..parts.count()],
+            dh0,
+            dc0,
+            dh_n,
+            dc_n,
+            lengths: dims.lengths,
+        };
+        parts.run(bufs, |bufs| on_step_threads(dims, cell, || steps.run(0, bufs)), &|first_row, bufs| {
+            steps.run(first_row, bufs)
         })?;
-        dh0.copy_from_slice(&ws.carry);
-        if cell == Cell::Lstm {
-            dc0.copy_from_slice(&ws.dc);
-        }
-        // The weight gradients of all steps at once: one GEMM per weight.
+        // The weight gradients of all steps at once: one GEMM per weight (W_hh: per part).
+        let x = if parts.count() > 1 { &self.x_parts[..] } else { x };
         let (dweight_ih, dbias_ih) = (p_ih.grad.data_mut(), p_bih.grad.data_mut());
-        rnn::projection_backward_weight(rows, self.input_size, width, &self.gates, x, dweight_ih, dbias_ih)?;
-        // h_prev of the steps in time order: slots 0..seq forward, 1..=seq reverse.
-        let h_prev_all = &self.hs[usize::from(reverse) * bh..][..rows * hidden];
+        rnn::projection_backward_weight(rows, input, width, &self.gates, x, dweight_ih, dbias_ih)?;
         let dgh_all = if cell == Cell::Gru { &self.hidden_gates } else { &self.gates };
         let (dweight_hh, dbias_hh) = (p_hh.grad.data_mut(), p_bhh.grad.data_mut());
-        rnn::projection_backward_weight(rows, hidden, width, dgh_all, h_prev_all, dweight_hh, dbias_hh)?;
+        for p in 0..parts.count() {
+            let part = parts.rows_of(p, batch);
+            let n = part.len();
+            let part_hs = &self.hs[(seq + 1) * part.start * hidden..(seq + 1) * part.end * hidden];
+            // h_prev of the part's steps in time order: slots 0..seq forward, 1..=seq reverse.
+            let h_prev = &part_hs[usize::from(self.reverse) * n * hidden..][..seq * n * hidden];
+            let dg = &dgh_all[seq * part.start * width..seq * part.end * width];
+            rnn::projection_backward_weight(seq * n, hidden, width, dg, h_prev, dweight_hh, dbias_hh)?;
+        }
         if let Some(dx) = dx {
             let w_ih = p_ih.value.data();
-            rnn::projection_backward_data(
-                rows,
-                self.input_size,
-                width,
-                &self.gates,
-                w_ih,
-                accumulate_dx,
-                dx,
-            )?;
+            if parts.count() > 1 {
+                self.dx_parts.resize(rows * input, 0.0);
+                rnn::projection_backward_data(
+                    rows,
+                    input,
+                    width,
+                    &self.gates,
+                    w_ih,
+                    false,
+                    &mut self.dx_parts,
+                )?;
+                parts.scatter(&self.dx_parts, (seq, batch, input), accumulate_dx, dx);
+            } else {
+                rnn::projection_backward_data(rows, input, width, &self.gates, w_ih, accumulate_dx, dx)?;
+            }
         }
         Ok(())
     }
@@ -490,7 +419,8 @@ pub(super) struct Stack {
     /// Backward: `∂L/∂` (output of the layer being processed), and (its input), time-major.
     grad_out: Tensor,
     grad_in: Tensor,
-    steps: StepGrads,
+    /// One per part of the batch (see [`Parts`]).
+    steps: Vec<StepGrads>,
     grad_input: Tensor,
     grad_h0: Tensor,
     grad_c0: Tensor,
@@ -539,7 +469,7 @@ impl Stack {
             grad_c_n: None,
             grad_out: Tensor::default(),
             grad_in: Tensor::default(),
-            steps: StepGrads::default(),
+            steps: Vec::new(),
             grad_input: Tensor::default(),
             grad_h0: Tensor::default(),
             grad_c0: Tensor::default(),
@@ -771,11 +701,9 @@ impl Stack {
         let lstm = self.cell == Cell::Lstm;
         self.c_n.resize(if lstm { &state_shape[..] } else { &[0][..] });
         for (index, unit) in self.units.iter().enumerate() {
-            let (h, c) = unit.final_states(dims);
-            self.h_n.data_mut()[index * bh..(index + 1) * bh].copy_from_slice(h);
-            if lstm {
-                self.c_n.data_mut()[index * bh..(index + 1) * bh].copy_from_slice(c);
-            }
+            let h = &mut self.h_n.data_mut()[index * bh..(index + 1) * bh];
+            let c = if lstm { &mut self.c_n.data_mut()[index * bh..(index + 1) * bh] } else { &mut [][..] };
+            unit.final_states(dims, h, c);
         }
         let last = &mut self.layer_out[self.config.num_layers - 1];
         if self.config.batch_first {
@@ -854,7 +782,7 @@ impl Stack {
 /// What [`Stack::backward`] moves out of the stack for the pass.
 struct BackwardPass {
     units: Vec<Unit>,
-    steps: StepGrads,
+    steps: Vec<StepGrads>,
     grad_h0: Tensor,
     grad_c0: Tensor,
 }

@@ -43,6 +43,13 @@
 //!   (`dW_ih += dGᵀ·X`, `dW_hh += dGᵀ·H_prev` over `seq·batch` rows, `H_prev` being the state
 //!   buffer shifted by a slot) and `dX = dG·W_ih` is one more (the reverse direction adds
 //!   to the forward one's);
+//! - **threads**: batch rows are independent through time, so on a pool of several threads
+//!   a unit whose recurrent products reach 2²⁰ multiply-adds splits its batch into one
+//!   *part* per thread, and each thread runs every step on its part's rows alone (no
+//!   exchange between steps; its per-step buffers are the part's contiguous blocks). The
+//!   products over all steps (the input projection, the weight gradients, `dX`) stay one
+//!   GEMM each on the rows in the parts' order. Smaller units run on one part and let each
+//!   step's kernels split when the step's cell is large enough;
 //! - **layers** feed each other their `(seq, batch, D·hidden)` outputs, through a
 //!   [`Dropout`](crate::nn::Dropout) in training when `dropout > 0` (not after the last);
 //!   `batch_first` input and output are transposed once at the ends, time-major inside.
@@ -65,8 +72,10 @@ pub mod beam;
 mod engine;
 mod gru;
 mod lstm;
+mod parts;
 mod rnn;
 pub mod sampling;
+mod steps;
 
 pub use beam::{select_beams, BeamSearch, Hypothesis};
 pub use gru::Gru;
