@@ -134,6 +134,8 @@ fn swap_axes(src: &[f32], (a, b, inner): (usize, usize, usize), dst: &mut [f32])
 
 /// One layer in one direction: its parameters in PyTorch's order and names, and the
 /// per-step buffers of the last forward, resized in place (no allocation in steady state).
+/// The per-step buffers hold one block per part of the batch ([`Parts`]), each `(seq, rows,
+/// ·)` or `(seq + 1, rows, H)`: with one part, the shapes written below.
 #[derive(Debug, Clone)]
 struct Unit {
     /// `weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}` (+ `_reverse`),

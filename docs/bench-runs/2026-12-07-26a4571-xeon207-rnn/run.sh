@@ -1,6 +1,6 @@
 #!/bin/bash
 cd "$(dirname "$0")/../../.."  # the repository, beside ../shared
-# Keel's bench binary built at c3729ab (`cargo bench --bench rnn --no-run`); FMA_PEAK is
+# Keel's bench binary built at 26a4571 (`cargo bench --bench rnn --no-run`); FMA_PEAK is
 # ../shared/perf/peers/fma_peak.c built as its README says; OUT is this folder.
 PY=${PY:-python3}  # a venv with torch and onnxruntime, outside the repository
 $FMA_PEAK 9 > $OUT/peak0.txt 2>&1
