@@ -116,22 +116,13 @@ fn bench_gemm(criterion: &mut Criterion) {
         if m * n * k >= 1 << 27 {
             group.sample_size(10);
         }
+        let keel = |c: &mut Vec<f32>| {
+            native::sgemm(&GemmShape::new(m, n, k), 1.0, black_box(&a), black_box(&b), 0.0, c).unwrap()
+        };
         for threads in [1usize, 2] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             group.bench_function(BenchmarkId::new("keel", format!("T{threads}")), |bench| {
-                pool.install(|| {
-                    bench.iter(|| {
-                        native::sgemm(
-                            &GemmShape::new(m, n, k),
-                            1.0,
-                            black_box(&a),
-                            black_box(&b),
-                            0.0,
-                            &mut c,
-                        )
-                        .unwrap()
-                    })
-                })
+                pool.install(|| bench.iter(|| keel(&mut c)))
             });
         }
         // keel's packed GEMM on the other instruction sets the CPU has ("keel" above runs it
@@ -140,22 +131,7 @@ fn bench_gemm(criterion: &mut Criterion) {
         let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for isa in other_isas.into_iter().filter(|&isa| isa != current_isa()) {
             group.bench_function(BenchmarkId::new(format!("keel-packed-{}", isa.name()), "T1"), |bench| {
-                one_thread.install(|| {
-                    bench.iter(|| {
-                        with_isa(isa, || {
-                            native::sgemm(
-                                &GemmShape::new(m, n, k),
-                                1.0,
-                                black_box(&a),
-                                black_box(&b),
-                                0.0,
-                                &mut c,
-                            )
-                        })
-                        .unwrap()
-                        .unwrap()
-                    })
-                })
+                one_thread.install(|| bench.iter(|| with_isa(isa, || keel(&mut c)).unwrap()))
             });
         }
         for threads in [1usize, 2] {

@@ -2,7 +2,8 @@
 
 use rand::rngs::StdRng;
 
-use super::engine::{Cell, Stack};
+use super::engine::Stack;
+use super::pass::Cell;
 use super::{delegate_layer, LstmConfig};
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -73,6 +73,7 @@ mod engine;
 mod gru;
 mod lstm;
 mod parts;
+mod pass;
 mod rnn;
 pub mod sampling;
 mod steps;

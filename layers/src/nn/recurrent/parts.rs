@@ -47,18 +47,20 @@ impl Parts {
         p * self.rows..((p + 1) * self.rows).min(batch)
     }
 
+    /// The rows of a time-major `(seq, batch, ·)` matrix, as indices `t·batch + b`, in the
+    /// parts' order: part after part, each step's rows of the part.
+    fn rows_in_part_order(self, seq: usize, batch: usize) -> impl Iterator<Item = usize> {
+        (0..self.count).flat_map(move |p| {
+            let rows = self.rows_of(p, batch);
+            (0..seq).flat_map(move |t| rows.clone().map(move |b| t * batch + b))
+        })
+    }
+
     /// `dst (parts of (seq, rows_p, width))` = the rows of `src (seq, batch, width)`, part
     /// after part.
     pub(super) fn gather(self, src: &[f32], (seq, batch, width): (usize, usize, usize), dst: &mut [f32]) {
-        let mut dst = dst.chunks_exact_mut(width);
-        for p in 0..self.count {
-            let rows = self.rows_of(p, batch);
-            for t in 0..seq {
-                for b in rows.clone() {
-                    let row = dst.next().expect("dst holds seq·batch rows");
-                    row.copy_from_slice(&src[(t * batch + b) * width..][..width]);
-                }
-            }
+        for (row, from) in dst.chunks_exact_mut(width).zip(self.rows_in_part_order(seq, batch)) {
+            row.copy_from_slice(&src[from * width..][..width]);
         }
     }
 
@@ -71,19 +73,12 @@ impl Parts {
         accumulate: bool,
         dst: &mut [f32],
     ) {
-        let mut src = src.chunks_exact(width);
-        for p in 0..self.count {
-            let rows = self.rows_of(p, batch);
-            for t in 0..seq {
-                for b in rows.clone() {
-                    let row = src.next().expect("src holds seq·batch rows");
-                    let out = &mut dst[(t * batch + b) * width..][..width];
-                    if accumulate {
-                        out.iter_mut().zip(row).for_each(|(o, r)| *o += r);
-                    } else {
-                        out.copy_from_slice(row);
-                    }
-                }
+        for (row, to) in src.chunks_exact(width).zip(self.rows_in_part_order(seq, batch)) {
+            let out = &mut dst[to * width..][..width];
+            if accumulate {
+                out.iter_mut().zip(row).for_each(|(o, r)| *o += r);
+            } else {
+                out.copy_from_slice(row);
             }
         }
     }

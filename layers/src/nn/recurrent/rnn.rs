@@ -2,7 +2,8 @@
 
 use rand::rngs::StdRng;
 
-use super::engine::{Cell, Stack};
+use super::engine::Stack;
+use super::pass::Cell;
 use super::{delegate_layer, hidden_state_methods, Nonlinearity, RecurrentConfig};
 use crate::error::Result;
 

@@ -6,8 +6,8 @@
 use keel_kernels::gemm::PackedB;
 use keel_kernels::rnn;
 
-use super::engine::{slot, slots, Cell, Dims, StepGrads};
 use super::parts::{split_option, split_rows, split_rows_ref, Split};
+use super::pass::{slot, slots, Cell, Dims, StepGrads};
 use crate::error::Result;
 
 /// What every step of a unit's forward shares.
