@@ -95,11 +95,13 @@
 //! compute (the affine backward still zeroes a non-empty `dx` when `hidden = 0`), and
 //! `input = 0` is allowed (the input contributes nothing).
 //!
-//! The cell passes run one SIMD pass per batch row, on the instruction set of
+//! The cell passes run per batch row (the forward cells in two SIMD passes over the row: the
+//! gates into the cache, then the state from it, short dependency chains that the core
+//! overlaps), on the instruction set of
 //! [`current_isa`](crate::isa::current_isa) (run-time dispatch: 16 lanes on AVX-512, 8 on
 //! AVX2 or portable), split over batch rows on the rayon pool above
-//! [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward gate element counts 4:
-//! it costs about four memory-speed elements); rows are independent, so results do not
+//! [`crate::parallel::MIN_PARALLEL_ELEMENTS`] gate elements (a forward gate element counts
+//! [`GATE_FORWARD_COST`], the weight at which splitting pays); rows are independent, so results do not
 //! depend on the thread count. There is no scalar tail: when `hidden` is not a multiple of
 //! the lane count the last vector block of a row overlaps the one before (lanes are computed
 //! independently, so overlapped lanes get the same values again), and rows narrower than a

@@ -17,10 +17,9 @@ use crate::nn::{ensure_forward_ran, Dropout, Init, Layer, Mode, Param};
 use crate::tensor::Tensor;
 
 /// Runs the time loop `steps` of a unit left in one part ([`Parts`]): with each kernel call
-/// free to split across the
-/// pool when a step's fused cell splits too (its gate values, weighted by
-/// [`rnn::GATE_FORWARD_COST`] for the gated cells, reach the element-wise threshold
-/// [`MIN_PARALLEL_ELEMENTS`]), else on the calling thread alone ([`serial`]). A step is a
+/// free to split across the pool when a step's fused cell splits too (its gate values,
+/// weighted by [`rnn::GATE_FORWARD_COST`] for the gated cells, reach the element-wise
+/// threshold [`MIN_PARALLEL_ELEMENTS`]), else on the calling thread alone ([`serial`]). A step is a
 /// chain of small dependent calls: a split GEMM followed by a one-thread cell only hands half
 /// of the gates to the other core and back every step, and runs slower on two threads than
 /// on one (see `docs/tuning.md`). The bits are the same either way.
