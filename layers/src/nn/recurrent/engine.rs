@@ -7,6 +7,7 @@ use keel_kernels::parallel::{serial, MIN_PARALLEL_ELEMENTS};
 use keel_kernels::rnn;
 use rand::rngs::StdRng;
 use rand::RngExt;
+use rayon::prelude::*;
 
 use super::parts::Parts;
 use super::pass::{slot, Cell, Dims, StepGrads};
@@ -171,17 +172,17 @@ impl Unit {
         };
         parts
             .run(bufs, |bufs| on_step_threads(dims, cell, || steps.run(bufs)), &|_, bufs| steps.run(bufs))?;
-        // The output: this direction's columns, zero past a sequence's end (PyTorch's padding).
-        let out_width = dims.directions * hidden;
-        for p in 0..parts.count() {
-            let rows = parts.rows_of(p, batch);
-            let part_hs = &self.hs[(seq + 1) * rows.start * hidden..(seq + 1) * rows.end * hidden];
-            let part_bh = rows.len() * hidden;
-            for t in 0..seq {
-                let after = if self.reverse { t } else { t + 1 };
-                let h_next = slot(part_hs, part_bh, after);
-                for (h, b) in h_next.chunks_exact(hidden).zip(rows.clone()) {
-                    let dst = &mut out[(t * batch + b) * out_width + direction * hidden..][..hidden];
+        // The output: this direction's columns, zero past a sequence's end (PyTorch's padding);
+        // step by step on the pool when the steps ran in parts.
+        let (hs, reverse, out_width) = (&self.hs, self.reverse, dims.directions * hidden);
+        let write_step = |(t, out_t): (usize, &mut [f32])| {
+            let after = if reverse { t } else { t + 1 };
+            for p in 0..parts.count() {
+                let rows = parts.rows_of(p, batch);
+                let part_hs = &hs[(seq + 1) * rows.start * hidden..(seq + 1) * rows.end * hidden];
+                let h_next = slot(part_hs, rows.len() * hidden, after);
+                for (h, b) in h_next.chunks_exact(hidden).zip(rows) {
+                    let dst = &mut out_t[b * out_width + direction * hidden..][..hidden];
                     if dims.past_end(b, t) {
                         dst.fill(0.0);
                     } else {
@@ -189,6 +190,12 @@ impl Unit {
                     }
                 }
             }
+        };
+        let out = &mut out[..seq * batch * out_width];
+        if parts.count() > 1 {
+            out.par_chunks_mut(batch * out_width).enumerate().for_each(write_step);
+        } else {
+            out.chunks_mut(batch * out_width).enumerate().for_each(write_step);
         }
         Ok(())
     }
