@@ -125,25 +125,23 @@ pub(super) trait Split: Sized {
     fn split(self, parts: usize, rows: usize) -> (Self, Self);
 }
 
-/// `s` split after `rows` rows of `per_row` values (an empty `s` into two empty ones).
-pub(super) fn split_rows<T>(s: &mut [T], rows: usize, per_row: usize) -> (&mut [T], &mut [T]) {
-    s.split_at_mut((rows * per_row).min(s.len()))
+/// `s`, holding `all` batch rows' blocks of equal size (a part's buffer: whole parts, so
+/// whole rows), split after its first `rows` rows; an empty `s` into two empty ones.
+pub(super) fn split_rows<T>(s: &mut [T], rows: usize, all: usize) -> (&mut [T], &mut [T]) {
+    s.split_at_mut(s.len() / all.max(1) * rows)
 }
 
 /// [`split_rows`] for a shared slice.
-pub(super) fn split_rows_ref<T>(s: &[T], rows: usize, per_row: usize) -> (&[T], &[T]) {
-    s.split_at((rows * per_row).min(s.len()))
+pub(super) fn split_rows_ref<T>(s: &[T], rows: usize, all: usize) -> (&[T], &[T]) {
+    s.split_at(s.len() / all.max(1) * rows)
 }
 
 /// [`split_rows_ref`] for an optional slice.
-pub(super) fn split_option<T>(s: Option<&[T]>, rows: usize, per_row: usize) -> (Option<&[T]>, Option<&[T]>) {
-    match s {
-        Some(s) => {
-            let (lo, hi) = split_rows_ref(s, rows, per_row);
-            (Some(lo), Some(hi))
-        }
-        None => (None, None),
-    }
+pub(super) fn split_option<T>(s: Option<&[T]>, rows: usize, all: usize) -> (Option<&[T]>, Option<&[T]>) {
+    s.map_or((None, None), |s| {
+        let (lo, hi) = split_rows_ref(s, rows, all);
+        (Some(lo), Some(hi))
+    })
 }
 
 #[cfg(test)]

@@ -97,48 +97,35 @@ impl ForwardSteps<'_> {
     }
 }
 
-/// Values per batch row of a buffer holding `rows` rows (0 for an empty buffer): every
-/// buffer of a part is a whole number of rows' blocks, and a split falls between parts.
-fn per_row(len: usize, rows: usize) -> usize {
-    len / rows.max(1)
-}
-
 impl Split for ForwardBufs<'_> {
     fn split(self, _parts: usize, rows: usize) -> (Self, Self) {
         let ForwardBufs { rows: all, gates, hidden_gates, cache, hs, cs, h0, c0, lengths } = self;
-        let per = |len: usize| per_row(len, all);
-        let (g, hg, ca, h, c) =
-            (per(gates.len()), per(hidden_gates.len()), per(cache.len()), per(hs.len()), per(cs.len()));
-        let (h0_per, c0_per) = (per(h0.map_or(0, <[f32]>::len)), per(c0.map_or(0, <[f32]>::len)));
-        let (gates_lo, gates_hi) = split_rows(gates, rows, g);
-        let (hg_lo, hg_hi) = split_rows(hidden_gates, rows, hg);
-        let (cache_lo, cache_hi) = split_rows(cache, rows, ca);
-        let (hs_lo, hs_hi) = split_rows(hs, rows, h);
-        let (cs_lo, cs_hi) = split_rows(cs, rows, c);
-        let (h0_lo, h0_hi) = split_option(h0, rows, h0_per);
-        let (c0_lo, c0_hi) = split_option(c0, rows, c0_per);
-        let (len_lo, len_hi) = split_option(lengths, rows, 1);
+        let (gates, hidden_gates) = (split_rows(gates, rows, all), split_rows(hidden_gates, rows, all));
+        let (cache, hs, cs) =
+            (split_rows(cache, rows, all), split_rows(hs, rows, all), split_rows(cs, rows, all));
+        let (h0, c0) = (split_option(h0, rows, all), split_option(c0, rows, all));
+        let lengths = split_option(lengths, rows, all);
         let lo = ForwardBufs {
             rows,
-            gates: gates_lo,
-            hidden_gates: hg_lo,
-            cache: cache_lo,
-            hs: hs_lo,
-            cs: cs_lo,
-            h0: h0_lo,
-            c0: c0_lo,
-            lengths: len_lo,
+            gates: gates.0,
+            hidden_gates: hidden_gates.0,
+            cache: cache.0,
+            hs: hs.0,
+            cs: cs.0,
+            h0: h0.0,
+            c0: c0.0,
+            lengths: lengths.0,
         };
         let hi = ForwardBufs {
             rows: all - rows,
-            gates: gates_hi,
-            hidden_gates: hg_hi,
-            cache: cache_hi,
-            hs: hs_hi,
-            cs: cs_hi,
-            h0: h0_hi,
-            c0: c0_hi,
-            lengths: len_hi,
+            gates: gates.1,
+            hidden_gates: hidden_gates.1,
+            cache: cache.1,
+            hs: hs.1,
+            cs: cs.1,
+            h0: h0.1,
+            c0: c0.1,
+            lengths: lengths.1,
         };
         (lo, hi)
     }
@@ -293,49 +280,39 @@ impl Split for BackwardBufs<'_> {
     fn split(self, parts: usize, rows: usize) -> (Self, Self) {
         let BackwardBufs { rows: all, gates, hidden_gates, cache, hs, cs, ws, dh0, dc0, dh_n, dc_n, lengths } =
             self;
-        let per = |len: usize| per_row(len, all);
-        let (g, hg, ca, h, c) =
-            (per(gates.len()), per(hidden_gates.len()), per(cache.len()), per(hs.len()), per(cs.len()));
-        let (h0_per, c0_per) = (per(dh0.len()), per(dc0.len()));
-        let (hn_per, cn_per) = (per(dh_n.map_or(0, <[f32]>::len)), per(dc_n.map_or(0, <[f32]>::len)));
-        let (gates_lo, gates_hi) = split_rows(gates, rows, g);
-        let (hg_lo, hg_hi) = split_rows(hidden_gates, rows, hg);
-        let (cache_lo, cache_hi) = split_rows_ref(cache, rows, ca);
-        let (hs_lo, hs_hi) = split_rows_ref(hs, rows, h);
-        let (cs_lo, cs_hi) = split_rows_ref(cs, rows, c);
-        let (ws_lo, ws_hi) = ws.split_at_mut(parts);
-        let (dh0_lo, dh0_hi) = split_rows(dh0, rows, h0_per);
-        let (dc0_lo, dc0_hi) = split_rows(dc0, rows, c0_per);
-        let (dhn_lo, dhn_hi) = split_option(dh_n, rows, hn_per);
-        let (dcn_lo, dcn_hi) = split_option(dc_n, rows, cn_per);
-        let (len_lo, len_hi) = split_option(lengths, rows, 1);
+        let (gates, hidden_gates) = (split_rows(gates, rows, all), split_rows(hidden_gates, rows, all));
+        let (cache, hs) = (split_rows_ref(cache, rows, all), split_rows_ref(hs, rows, all));
+        let (cs, ws) = (split_rows_ref(cs, rows, all), ws.split_at_mut(parts));
+        let (dh0, dc0) = (split_rows(dh0, rows, all), split_rows(dc0, rows, all));
+        let (dh_n, dc_n) = (split_option(dh_n, rows, all), split_option(dc_n, rows, all));
+        let lengths = split_option(lengths, rows, all);
         let lo = BackwardBufs {
             rows,
-            gates: gates_lo,
-            hidden_gates: hg_lo,
-            cache: cache_lo,
-            hs: hs_lo,
-            cs: cs_lo,
-            ws: ws_lo,
-            dh0: dh0_lo,
-            dc0: dc0_lo,
-            dh_n: dhn_lo,
-            dc_n: dcn_lo,
-            lengths: len_lo,
+            gates: gates.0,
+            hidden_gates: hidden_gates.0,
+            cache: cache.0,
+            hs: hs.0,
+            cs: cs.0,
+            ws: ws.0,
+            dh0: dh0.0,
+            dc0: dc0.0,
+            dh_n: dh_n.0,
+            dc_n: dc_n.0,
+            lengths: lengths.0,
         };
         let hi = BackwardBufs {
             rows: all - rows,
-            gates: gates_hi,
-            hidden_gates: hg_hi,
-            cache: cache_hi,
-            hs: hs_hi,
-            cs: cs_hi,
-            ws: ws_hi,
-            dh0: dh0_hi,
-            dc0: dc0_hi,
-            dh_n: dhn_hi,
-            dc_n: dcn_hi,
-            lengths: len_hi,
+            gates: gates.1,
+            hidden_gates: hidden_gates.1,
+            cache: cache.1,
+            hs: hs.1,
+            cs: cs.1,
+            ws: ws.1,
+            dh0: dh0.1,
+            dc0: dc0.1,
+            dh_n: dh_n.1,
+            dc_n: dc_n.1,
+            lengths: lengths.1,
         };
         (lo, hi)
     }
