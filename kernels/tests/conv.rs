@@ -372,6 +372,54 @@ fn backward_data_zeroes_untouched_inputs() {
     }
 }
 
+/// A random shape for the per-image direct loops (stride 1, dilation 1, not 1x1, one image):
+/// 17 to 40 input channels per group (more than the random shapes above), output widths
+/// around the strip widths (8, 16, 24, 32 lanes and their neighbours), 1 to 13 output
+/// channels (register blocks and their remainders), kernels up to 5x5 with padding.
+fn direct_shape() -> impl Strategy<Value = Conv2dShape> {
+    (
+        (1usize..=2, 17usize..=40, 1usize..=13),
+        prop_oneof![Just(1usize), Just(2), Just(7), 8usize..=18, 23usize..=26, 31usize..=34, 47usize..=50],
+        1usize..=9,
+        (1usize..=5, 1usize..=5).prop_filter("1x1 is pointwise", |&(kh, kw)| kh * kw > 1),
+        (0usize..=2, 0usize..=2),
+    )
+        .prop_map(|((groups, cg, cog), out_w, out_h, (kh, kw), (ph, pw))| {
+            let (pad_h, pad_w) = (ph.min(kh - 1), pw.min(kw - 1));
+            let h = (out_h + kh - 1).saturating_sub(2 * pad_h).max(1);
+            let w = (out_w + kw - 1).saturating_sub(2 * pad_w).max(1);
+            Conv2dShape {
+                pad_h,
+                pad_w,
+                groups,
+                ..Conv2dShape::new(1, groups * cg, h, w, groups * cog, kh, kw)
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The direct loops on every instruction set of this CPU that has them, forward (with
+    /// and without a bias and an activation) and backward-data (the forward of the
+    /// transposed shape), against the references.
+    #[test]
+    fn direct_path_matches_reference(s in direct_shape(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        for isa in cpu_isas().into_iter().filter(|&isa| ConvPath::Direct.runs_on(isa)) {
+            on_isa(isa, || {
+                let len = conv2d_workspace_len(&s);
+                if plan(&s, ConvPass::Forward, isa, len) == ConvPath::Direct {
+                    check_forward(&s, seed, with_bias, len);
+                    check_fused_forward(&s, seed, isa, ConvPath::Direct);
+                }
+                if plan(&s, ConvPass::BackwardData, isa, len) == ConvPath::Direct {
+                    check_backward_data(&s, seed, len);
+                }
+            });
+        }
+    }
+}
+
 /// A random shape for the images-in-lanes path (stride 1, dilation 1, one group,
 /// `pad < k`, at least 16 images, not 1x1): batches around the 16-image lane groups, planes
 /// from `edge_size`, channels 1..7 (blocks of 6 and 4 channels with remainders), kernels
