@@ -6,38 +6,46 @@
 //! for the small channel counts of a network's first layers (LeNet-5: 1 -> 6 channels, 5x5,
 //! rows of 28 outputs) that copy costs more than the arithmetic. Here the image (one group)
 //! is copied once into a zero-padded scratch `(c, h + 2·pad_h, w + 2·pad_w)`, and each strip
-//! of one or two vectors of outputs of one output row (16 or 32 on AVX-512, 8 or 16 on AVX2),
-//! for a block of output channels, is summed in registers: for every tap `(ci, ki, kj)` one
-//! load of the padded row (shifted by `kj`) and one FMA per output channel with the
-//! broadcast weight.
+//! of outputs (one vector, or three on AVX-512 and two on AVX2), for a block of output
+//! channels, is summed in registers: for every tap `(ci, ki, kj)` one load of the padded
+//! input per vector and one FMA per output channel and vector with the broadcast weight.
 //!
 //! ```text
 //! y[co, oy, ox0 + l] = bias[co] + Σ_(ci, ki, kj) w[co, ci, ki, kj] · xpad[ci, oy + ki, ox0 + kj + l]
 //! ```
 //!
-//! Lanes past `out_w` are computed from whatever follows in the scratch (the next padded row,
-//! or [`SLACK`] floats at the end) and masked off when stored.
+//! - A strip is consecutive positions `q = oy·wp + ox` of the padded grid, within one output
+//!   row or, where that computes fewer lanes, across rows ([`Strips`]). Lanes that are not
+//!   outputs (the padding columns, or past the plane into [`SLACK`]) are computed from
+//!   whatever the scratch holds there and masked off when stored.
+//! - The input channels are summed in sweeps over all the strips, each sweep's weights within
+//!   [`DIRECT_WEIGHT_BLOCK_FLOATS`] (so they stay in L1), the partial sums kept in the scratch
+//!   between sweeps.
+//! - On AVX-512 a block's weights are laid out tap by tap, so one pointer serves every
+//!   broadcast; AVX2 reads them row by row in place (faster there, `docs/tuning.md`).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use super::rows::lane_range;
 use super::shape::Conv2dShape;
-use super::tuning::{DIRECT_MIN_OUT_W, DIRECT_MIN_OUT_W_AVX2, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS};
+use super::tuning::{
+    DIRECT_MIN_OUT_W, DIRECT_MIN_OUT_W_AVX2, DIRECT_WEIGHT_BLOCK_FLOATS, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS,
+};
 use crate::gemm::Activation;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::{activate_avx2, activate_avx512};
 use crate::isa::Isa;
 
-/// Floats after the padded image, so that the widest strip (32 lanes) starting at the last
-/// output column still reads inside the scratch.
-const SLACK: usize = 32;
+/// Zeros after the padded image: a strip (at most 48 lanes) starting at the last output
+/// reads at most 47 floats past the image ([`Strips`]).
+const SLACK: usize = 48;
 
 /// Most output channels summed at once, on any instruction set (the bias buffer's length).
 const CHANNELS: usize = 16;
 
 /// The register blocks of the strip loops on one instruction set: output channels summed at
-/// once for strips of one vector and of two, so that each loaded input vector feeds many
+/// once for strips of one vector and for wide strips, so that each loaded input vector feeds many
 /// FMAs and the sums, the loads and the broadcast weight fit the vector registers.
 #[derive(Clone, Copy)]
 struct Blocks {
@@ -45,18 +53,36 @@ struct Blocks {
     lanes: usize,
     /// Output channels of a strip of one vector.
     narrow: usize,
-    /// Output channels of a strip of two vectors.
+    /// Vectors of a wide strip.
+    wide_vectors: usize,
+    /// Output channels of a wide strip.
     wide: usize,
-    /// Narrowest output rows the direct loops take on any channel count: rows of two vectors.
+    /// Narrowest output rows the direct loops take on any channel count.
     min_out_w: usize,
 }
 
+impl Blocks {
+    /// Lanes of a wide strip.
+    fn wide_lanes(self) -> usize {
+        self.lanes * self.wide_vectors
+    }
+}
+
 /// The strip blocks of `isa`, if it has direct loops: AVX-512's 32 zmm registers hold 16 x 1
-/// or 12 x 2 sums, AVX2's 16 ymm registers 12 x 1 or 6 x 2.
+/// or 8 x 3 sums (3 loads and 8 broadcasts per 24 FMAs), AVX2's 16 ymm registers 12 x 1 or
+/// 6 x 2.
 fn blocks(isa: Isa) -> Option<Blocks> {
     match isa {
-        Isa::Avx512 => Some(Blocks { lanes: 16, narrow: CHANNELS, wide: 12, min_out_w: DIRECT_MIN_OUT_W }),
-        Isa::Avx2 => Some(Blocks { lanes: 8, narrow: 12, wide: 6, min_out_w: DIRECT_MIN_OUT_W_AVX2 }),
+        Isa::Avx512 => Some(Blocks {
+            lanes: 16,
+            narrow: CHANNELS,
+            wide_vectors: 3,
+            wide: 8,
+            min_out_w: DIRECT_MIN_OUT_W,
+        }),
+        Isa::Avx2 => {
+            Some(Blocks { lanes: 8, narrow: 12, wide_vectors: 2, wide: 6, min_out_w: DIRECT_MIN_OUT_W_AVX2 })
+        }
         Isa::Portable => None,
     }
 }
@@ -78,7 +104,7 @@ fn loops_fit(shape: &Conv2dShape) -> bool {
 }
 
 /// Whether the direct loops with `blocks` compute the forward of `shape`: where
-/// [`loops_fit`], and either output rows wider than one vector (strips of two vectors:
+/// [`loops_fit`], and either output rows wider than one vector (wide strips:
 /// [`DIRECT_MIN_OUT_W`] on AVX-512, [`DIRECT_MIN_OUT_W_AVX2`] on AVX2) or at most
 /// [`FEW_IN_CHANNELS`] input channels per group (a first layer, where im2col's copies cost
 /// more than its arithmetic). Narrower rows of more channels take im2col + GEMM: one vector
@@ -104,10 +130,45 @@ fn computes_weight_gradient(shape: &Conv2dShape) -> bool {
     loops_fit(shape) && shape.c_out / groups <= GRAD_MAX_CHANNELS && shape.c_in / groups <= FEW_IN_CHANNELS
 }
 
-/// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`].
+/// Scratch floats [`forward_group`] needs: one zero-padded group image plus [`SLACK`], one
+/// register block's weights tap by tap ([`taps_len`]), then the [`partial_len`] sums.
 pub(super) fn scratch_len(shape: &Conv2dShape) -> usize {
+    padded_len(shape).saturating_add(taps_len(shape)).saturating_add(partial_len(shape))
+}
+
+/// Floats of one register block's weights laid out tap by tap: `(c_in/groups·kh·kw,`
+/// [`CHANNELS`]`)`.
+fn taps_len(shape: &Conv2dShape) -> usize {
+    (shape.c_in / shape.groups.max(1))
+        .saturating_mul(shape.kh)
+        .saturating_mul(shape.kw)
+        .saturating_mul(CHANNELS)
+}
+
+/// Floats of one zero-padded group image and its [`SLACK`].
+fn padded_len(shape: &Conv2dShape) -> usize {
     let (hp, wp) = shape.padded_dims();
     (shape.c_in / shape.groups.max(1)).saturating_mul(hp).saturating_mul(wp).saturating_add(SLACK)
+}
+
+/// Input channels summed per sweep over the strips: as many as keep one register block's
+/// weights (at most [`CHANNELS`] output channels) within [`DIRECT_WEIGHT_BLOCK_FLOATS`], so
+/// that they stay in L1 beside the strips' input rows.
+fn channel_block(shape: &Conv2dShape) -> usize {
+    (DIRECT_WEIGHT_BLOCK_FLOATS / (CHANNELS * shape.kh * shape.kw).max(1)).max(1)
+}
+
+/// Floats of the partial sums kept between sweeps when the input channels take more than
+/// one ([`channel_block`]): [`CHANNELS`] rows of every strip's lanes (at most
+/// `out_h·max(wp, out_w + 31) + 31`, see [`Strips`]); none otherwise.
+fn partial_len(shape: &Conv2dShape) -> usize {
+    if shape.c_in / shape.groups.max(1) <= channel_block(shape) {
+        return 0;
+    }
+    let (_, wp) = shape.padded_dims();
+    let per_channel =
+        shape.out_h().saturating_mul(wp.max(shape.out_w().saturating_add(31))).saturating_add(31);
+    per_channel.saturating_mul(CHANNELS)
 }
 
 /// Workspace floats of one image's forward slot on the direct path: the padded image, and
@@ -151,12 +212,18 @@ pub(super) fn forward_group(
     // Stride 1 and dilation 1: the padded image is exactly as tall and wide as the windows
     // sweep, `hp = out_h + kh - 1` and `wp = out_w + kw - 1`, which the bounds below rely on.
     debug_assert!(hp == out_h + shape.kh - 1 && wp == out_w + shape.kw - 1);
-    let padded = &mut scratch[..cg * hp * wp + SLACK];
+    let (padded, rest) = scratch.split_at_mut(padded_len(shape));
+    let (tap_weights, rest) = rest.split_at_mut(taps_len(shape));
+    let partial = &mut rest[..partial_len(shape)];
     pad_image(shape, x, padded, hp, wp);
-    let geometry = Geometry { plane: hp * wp, wp, cg, kh: shape.kh, kw: shape.kw, out_h, out_w, activation };
+    let flat = flat_computes_fewer(out_h, out_w, wp, blocks);
+    let narrow = !flat && out_w <= blocks.lanes;
+    let (kh, kw, channel_block) = (shape.kh, shape.kw, channel_block(shape));
+    let geometry =
+        Geometry { plane: hp * wp, wp, cg, kh, kw, out_h, out_w, flat, narrow, channel_block, activation };
     // Blocks of equal size (16 channels as one block, not 12 + 4: a thin block would be
     // bound by its loads).
-    let most = if out_w <= blocks.lanes { blocks.narrow } else { blocks.wide };
+    let most = if narrow { blocks.narrow } else { blocks.wide };
     let per_block = cog.div_ceil(cog.div_ceil(most));
     for co0 in (0..cog).step_by(per_block) {
         let rows = per_block.min(cog - co0);
@@ -164,20 +231,44 @@ pub(super) fn forward_group(
         if let Some(bias) = bias {
             row_bias[..rows].copy_from_slice(&bias[co0..co0 + rows]);
         }
-        let w_block = &weight[co0 * taps..(co0 + rows) * taps];
+        // On AVX-512 the block's weights go tap by tap, `(taps, rows)`, so that the strips
+        // broadcast one tap's weights from one pointer (one pointer per row would not fit
+        // the general registers beside the loop's); AVX2 reads the rows in place.
+        let rows_weight = &weight[co0 * taps..(co0 + rows) * taps];
+        let w_block = if isa == Isa::Avx512 {
+            let by_tap = &mut tap_weights[..taps * rows];
+            for (r, w_row) in rows_weight.chunks_exact(taps).enumerate() {
+                for (tap, &w) in w_row.iter().enumerate() {
+                    by_tap[tap * rows + r] = w;
+                }
+            }
+            &by_tap[..]
+        } else {
+            rows_weight
+        };
         let y_block = &mut y[co0 * out_h * out_w..(co0 + rows) * out_h * out_w];
         // SAFETY: the CPU has `isa` (asserted above), one with direct loops; the slices
         // have the lengths asserted above, which is what `channels_*` rely on.
         unsafe {
             match isa {
-                Isa::Avx512 => channels_avx512(&geometry, padded, w_block, &row_bias, y_block, rows),
-                _ => channels_avx2(&geometry, padded, w_block, &row_bias, y_block, rows),
+                Isa::Avx512 => channels_avx512(&geometry, padded, w_block, &row_bias, y_block, partial, rows),
+                _ => channels_avx2(&geometry, padded, w_block, &row_bias, y_block, partial, rows),
             }
         };
     }
 }
 
-/// `dst (c, hp, wp)` = `x (c, h, w)` surrounded by `pad` zeros, then [`SLACK`] zeros.
+/// Whether wide strips across rows ([`Strips`]' flat order) compute fewer lanes than strips
+/// per output row (one vector for rows up to one vector wide, wide strips otherwise) for an
+/// `out_h x out_w` output on the padded grid of width `wp`.
+fn flat_computes_fewer(out_h: usize, out_w: usize, wp: usize, blocks: Blocks) -> bool {
+    let per_row = if out_w <= blocks.lanes { blocks.lanes } else { blocks.wide_lanes() };
+    let rows = out_h * out_w.div_ceil(per_row) * per_row;
+    let flat = ((out_h.max(1) - 1) * wp + out_w).div_ceil(blocks.wide_lanes()) * blocks.wide_lanes();
+    flat < rows
+}
+
+/// `dst (c, hp, wp)` = `x (c, h, w)` surrounded by `pad` zeros, then zeros to its end.
 fn pad_image(shape: &Conv2dShape, x: &[f32], dst: &mut [f32], hp: usize, wp: usize) {
     let (h, w, ph, pw) = (shape.h, shape.w, shape.pad_h, shape.pad_w);
     let (image, slack) = dst.split_at_mut(dst.len() - SLACK);
@@ -207,29 +298,35 @@ struct Geometry {
     kw: usize,
     out_h: usize,
     out_w: usize,
+    /// Strips run across rows ([`Strips`]).
+    flat: bool,
+    /// Strips of one vector (rows up to one vector wide, not flat).
+    narrow: bool,
+    /// Input channels per sweep ([`channel_block`]).
+    channel_block: usize,
     /// Applied to each strip before it is stored.
     activation: Activation,
 }
 
 /// Dispatches `rows` output channels to the strip body of the right register block: one
-/// vector per strip for outputs up to `S::LANES` wide, two otherwise.
+/// vector per strip where [`Geometry::narrow`], the wide strips' `$vectors` otherwise.
 macro_rules! by_rows {
-    ($vector:ty, $g:expr, $rows:expr, ($padded:expr, $weight:expr, $bias:expr, $y:expr);
-     narrow: $($n:literal)*; wide: $($w:literal)*) => {
-        match ($rows, $g.out_w <= <$vector as StripVector>::LANES) {
-            $(($n, true) => strips::<$vector, $n, 1>($g, $padded, $weight, $bias, $y),)*
-            $(($w, false) => strips::<$vector, $w, 2>($g, $padded, $weight, $bias, $y),)*
+    ($vector:ty, $g:expr, $rows:expr, ($padded:expr, $weight:expr, $bias:expr, $y:expr, $partial:expr);
+     narrow: $($n:literal)*; wide ($vectors:literal): $($w:literal)*) => {
+        match ($rows, $g.narrow) {
+            $(($n, true) => strips::<$vector, $n, 1>($g, $padded, $weight, $bias, $y, $partial),)*
+            $(($w, false) => strips::<$vector, $w, $vectors>($g, $padded, $weight, $bias, $y, $partial),)*
             (rows, _) => unreachable!("{rows} output channels: more than a register block"),
         }
     };
 }
 
-/// All strips of `rows` output channels on AVX-512F: at most 16 for outputs up to 16 wide
-/// (one vector per strip), at most 12 otherwise (two).
+/// All strips of `rows` output channels on AVX-512F: at most 16 for strips of one vector, at
+/// most 8 for strips of three.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `padded` holds `cg·plane + SLACK` floats laid out as
-/// [`pad_image`] writes them, `weight` holds `rows` rows of `cg·kh·kw` taps and `y` holds
+/// [`pad_image`] writes them, `weight` holds `(cg·kh·kw, rows)` (tap by tap), `y` holds
 /// `rows` planes of `out_h·out_w`, with `plane = (out_h + kh - 1)·wp` and
 /// `wp = out_w + kw - 1`.
 #[cfg(target_arch = "x86_64")]
@@ -240,12 +337,13 @@ unsafe fn channels_avx512(
     weight: &[f32],
     bias: &[f32; CHANNELS],
     y: &mut [f32],
+    partial: &mut [f32],
     rows: usize,
 ) {
     // SAFETY: forwarded from this function's contract; `Zmm` values exist only here.
     unsafe {
-        by_rows!(Zmm, g, rows, (padded, weight, bias, y);
-            narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide: 1 2 3 4 5 6 7 8 9 10 11 12)
+        by_rows!(Zmm, g, rows, (padded, weight, bias, y, partial);
+            narrow: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; wide (3): 1 2 3 4 5 6 7 8)
     }
 }
 
@@ -262,22 +360,39 @@ unsafe fn channels_avx2(
     weight: &[f32],
     bias: &[f32; CHANNELS],
     y: &mut [f32],
+    partial: &mut [f32],
     rows: usize,
 ) {
     // SAFETY: forwarded from this function's contract; `Ymm` values exist only here.
     unsafe {
-        by_rows!(Ymm, g, rows, (padded, weight, bias, y);
-            narrow: 1 2 3 4 5 6 7 8 9 10 11 12; wide: 1 2 3 4 5 6)
+        by_rows!(Ymm, g, rows, (padded, weight, bias, y, partial);
+            narrow: 1 2 3 4 5 6 7 8 9 10 11 12; wide (2): 1 2 3 4 5 6)
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn channels_avx512(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS], _: &mut [f32], _: usize) {
+unsafe fn channels_avx512(
+    _: &Geometry,
+    _: &[f32],
+    _: &[f32],
+    _: &[f32; CHANNELS],
+    _: &mut [f32],
+    _: &mut [f32],
+    _: usize,
+) {
     unreachable!("AVX-512 is never selected off x86_64")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn channels_avx2(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS], _: &mut [f32], _: usize) {
+unsafe fn channels_avx2(
+    _: &Geometry,
+    _: &[f32],
+    _: &[f32],
+    _: &[f32; CHANNELS],
+    _: &mut [f32],
+    _: &mut [f32],
+    _: usize,
+) {
     unreachable!("AVX2 is never selected off x86_64")
 }
 
@@ -288,6 +403,9 @@ unsafe fn channels_avx2(_: &Geometry, _: &[f32], _: &[f32], _: &[f32; CHANNELS],
 trait StripVector: Copy {
     /// Outputs per vector.
     const LANES: usize;
+    /// Whether [`strips`] reads a register block's weights tap by tap, `(taps, rows)`, rather
+    /// than row by row, `(rows, taps)`: AVX-512's blocks (`forward_group` lays them out).
+    const BY_TAP: bool;
     /// Every lane set to `v`.
     fn splat(v: f32) -> Self;
     /// Lanes `l < LANES` from `p + l`.
@@ -297,11 +415,12 @@ trait StripVector: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// `self·b + c`, fused.
     fn mul_add(self, b: Self, c: Self) -> Self;
-    /// Writes lanes `l < n` of `activation(self)` to `p + l` (`n <= LANES`), and nothing else.
+    /// Writes lanes `from <= l < to` of `activation(self)` to `p + l` (`to <= LANES`), and
+    /// nothing else.
     ///
     /// # Safety
-    /// `p .. p + n` must be writable.
-    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation);
+    /// `p + from .. p + to` must be writable (`p` itself may point outside the allocation).
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation);
 }
 
 /// 16 lanes of AVX-512F; exists only inside [`channels_avx512`].
@@ -312,6 +431,7 @@ struct Zmm(__m512);
 #[cfg(target_arch = "x86_64")]
 impl StripVector for Zmm {
     const LANES: usize = 16;
+    const BY_TAP: bool = true;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         // SAFETY: a `Zmm` exists only on a CPU with AVX-512F (see the type).
@@ -328,10 +448,10 @@ impl StripVector for Zmm {
         Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
     }
     #[inline(always)]
-    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation) {
-        // SAFETY: the mask enables lanes `l < n`, which the caller's bounds cover; AVX-512F
-        // as above.
-        unsafe { _mm512_mask_storeu_ps(p, lane_range(0, n), activate_avx512(self.0, activation)) }
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
+        // SAFETY: the mask enables lanes `from..to`, which the caller's bounds cover (masked
+        // lanes are not accessed); AVX-512F as above.
+        unsafe { _mm512_mask_storeu_ps(p, lane_range(from, to), activate_avx512(self.0, activation)) }
     }
 }
 
@@ -343,6 +463,7 @@ struct Ymm(__m256);
 #[cfg(target_arch = "x86_64")]
 impl StripVector for Ymm {
     const LANES: usize = 8;
+    const BY_TAP: bool = false;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         // SAFETY: a `Ymm` exists only on a CPU with AVX2 and FMA (see the type).
@@ -359,23 +480,27 @@ impl StripVector for Ymm {
         Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
     }
     #[inline(always)]
-    unsafe fn store_prefix(self, p: *mut f32, n: usize, activation: Activation) {
-        // SAFETY: AVX2 as above; a whole store when `n` is 8, else a masked one of lanes
-        // `l < n` (AMD cores microcode masked stores: only a row's last strip takes one);
-        // the caller's bounds cover both.
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
+        // SAFETY: AVX2 as above; a whole store when the lanes are all 8, else a masked one
+        // of lanes `from..to` (AMD cores microcode masked stores: only the vectors at a
+        // row's ends take one); the caller's bounds cover both.
         unsafe {
             let out = activate_avx2(self.0, activation);
-            if n == Self::LANES {
+            if from == 0 && to == Self::LANES {
                 _mm256_storeu_ps(p, out)
             } else {
                 let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes), out)
+                let above = _mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(from as i32 - 1));
+                let below = _mm256_cmpgt_epi32(_mm256_set1_epi32(to as i32), lanes);
+                _mm256_maskstore_ps(p, _mm256_and_si256(above, below), out)
             }
         }
     }
 }
 
-/// `R` output channels, strips of `V` vectors (`S::LANES·V` outputs of one output row).
+/// `R` output channels, strips of `V` vectors: `S::LANES·V` consecutive positions of the
+/// padded grid (see [`Strips`]), their sums in registers, then the lanes that are outputs
+/// stored row piece by row piece.
 ///
 /// # Safety
 /// As [`channels_avx512`], with `rows = R`, on the instruction set of `S`.
@@ -386,35 +511,56 @@ unsafe fn strips<S: StripVector, const R: usize, const V: usize>(
     weight: &[f32],
     bias: &[f32; CHANNELS],
     y: &mut [f32],
+    partial: &mut [f32],
 ) {
     let taps = g.cg * g.kh * g.kw;
     let out_plane = g.out_h * g.out_w;
     let strip = S::LANES * V;
     let (xp, wt, yp) = (padded.as_ptr(), weight.as_ptr(), y.as_mut_ptr());
-    for oy in 0..g.out_h {
-        for ox0 in (0..g.out_w).step_by(strip) {
+    // Partial sums of sweeps before the last: row r of strip i at `r·row_len + i·strip`.
+    let row_len = Strips::new(g, strip).count() * strip;
+    let pp = partial.as_mut_ptr();
+    assert!(
+        g.cg <= g.channel_block || R * row_len <= partial.len(),
+        "direct convolution partial sums outgrow their scratch"
+    );
+    for c0 in (0..g.cg).step_by(g.channel_block) {
+        let c1 = g.cg.min(c0 + g.channel_block);
+        for (i, (q0, owned)) in Strips::new(g, strip).enumerate() {
             let mut acc = [[S::splat(0.0); V]; R];
             for (r, acc_row) in acc.iter_mut().enumerate() {
-                *acc_row = [S::splat(bias[r]); V];
+                for (v, a) in acc_row.iter_mut().enumerate() {
+                    // SAFETY: a sweep after the first reads what the one before wrote at
+                    // `r·row_len + i·strip + LANES·v`, below `R·row_len <= partial.len()`
+                    // (asserted above when there is more than one sweep).
+                    *a = if c0 == 0 {
+                        S::splat(bias[r])
+                    } else {
+                        unsafe { S::load(pp.add(r * row_len + i * strip + S::LANES * v)) }
+                    };
+                }
             }
-            for ci in 0..g.cg {
+            for ci in c0..c1 {
                 for ki in 0..g.kh {
-                    let row = ci * g.plane + (oy + ki) * g.wp + ox0;
+                    let row = ci * g.plane + ki * g.wp + q0;
                     let w_tap = (ci * g.kh + ki) * g.kw;
                     for kj in 0..g.kw {
-                        // SAFETY: lanes `l < strip` read `padded[row + kj + l]`. With
-                        // `oy + ki <= out_h + kh - 2` (the last padded row) and
-                        // `ox0 + kj + l <= out_w - 1 + kw - 1 + strip - 1 = wp + strip - 2`, the
-                        // index is below `cg·plane + strip - 1 <= cg·plane + SLACK` (a strip is
-                        // at most 32 lanes), the length of `padded`. Weights:
-                        // `r·taps + w_tap + kj < R·taps = weight.len()`.
+                        // SAFETY: lanes `l < strip` read `padded[row + kj + l]`, below
+                        // `cg·plane + strip - 1 <= cg·plane + SLACK` by [`Strips`]' bound on `q0`
+                        // (a strip is at most 48 lanes), the length of `padded`. Weights: both
+                        // `(w_tap + kj)·R + r` and `r·taps + w_tap + kj` are below
+                        // `taps·R = weight.len()`.
                         unsafe {
                             let mut xv = [S::splat(0.0); V];
                             for (v, x_v) in xv.iter_mut().enumerate() {
                                 *x_v = S::load(xp.add(row + kj + S::LANES * v));
                             }
                             for (r, acc_row) in acc.iter_mut().enumerate() {
-                                let wb = S::splat(*wt.add(r * taps + w_tap + kj));
+                                let wb = S::splat(*wt.add(if S::BY_TAP {
+                                    (w_tap + kj) * R + r
+                                } else {
+                                    r * taps + w_tap + kj
+                                }));
                                 for (a, &x_v) in acc_row.iter_mut().zip(&xv) {
                                     *a = wb.mul_add(x_v, *a);
                                 }
@@ -423,19 +569,105 @@ unsafe fn strips<S: StripVector, const R: usize, const V: usize>(
                     }
                 }
             }
-            for (r, acc_row) in acc.iter().enumerate() {
-                for (v, &a) in acc_row.iter().enumerate() {
-                    let first = ox0 + S::LANES * v;
-                    if first >= g.out_w {
-                        break;
+            if c1 < g.cg {
+                for (r, acc_row) in acc.iter().enumerate() {
+                    for (v, &a) in acc_row.iter().enumerate() {
+                        // SAFETY: inside `partial`, as asserted above (more than one sweep).
+                        unsafe {
+                            a.store_lanes(
+                                pp.add(r * row_len + i * strip + S::LANES * v),
+                                0,
+                                S::LANES,
+                                Activation::Identity,
+                            )
+                        };
                     }
-                    let n = S::LANES.min(g.out_w - first);
-                    // SAFETY: lanes `l < n` write `y[r·out_plane + oy·out_w + first + l]` with
-                    // `first + l < out_w`, inside channel r's plane, and `r < R = rows`.
-                    unsafe { a.store_prefix(yp.add(r * out_plane + oy * g.out_w + first), n, g.activation) };
                 }
+                continue;
+            }
+            // The outputs among the owned positions `q0..q0 + owned`, one output row at a time:
+            // position `q = oy·wp + ox` (`ox < out_w`) is output `oy·out_w + ox`.
+            let mut q = q0;
+            while q < q0 + owned {
+                let (oy, ox) = (q / g.wp, q % g.wp);
+                let row_end = (oy * g.wp + g.out_w).min(q0 + owned);
+                if ox < g.out_w {
+                    let (lo, hi) = (q - q0, row_end - q0);
+                    let out = oy * g.out_w + ox;
+                    for (r, acc_row) in acc.iter().enumerate() {
+                        for (v, &a) in acc_row.iter().enumerate() {
+                            let first = S::LANES * v;
+                            if first >= hi || first + S::LANES <= lo {
+                                continue;
+                            }
+                            let (from, to) = (lo.max(first) - first, hi.min(first + S::LANES) - first);
+                            // SAFETY: lane `l` of vector `v` is position `q0 + first + l`; lanes
+                            // `from..to` are positions `q..row_end` of output row `oy`, outputs
+                            // `out + (first + l - lo)` with `ox + (first + l - lo) < out_w`: inside
+                            // channel r's plane (`r < R = rows`). The base pointer may lie before
+                            // the plane, where no lane is written.
+                            unsafe {
+                                let base = yp.wrapping_add(r * out_plane + out + first).wrapping_sub(lo);
+                                a.store_lanes(base, from, to, g.activation)
+                            };
+                        }
+                    }
+                }
+                q = (oy + 1) * g.wp;
             }
         }
+    }
+}
+
+/// The strips of one pass of [`strips`], as `(q0, owned)`: the strip reads and sums the
+/// positions `q0 .. q0 + strip` of the padded grid (`q = oy·wp + ox`, whose input for tap
+/// `(ci, ki, kj)` is `padded[ci·plane + ki·wp + kj + q]`) and stores the outputs among
+/// `q0 .. q0 + owned`.
+///
+/// - Rows (`flat` false): strips start at each output row, `owned` up to the row's end, so
+///   the lanes past `out_w` are lost in the last strip of each row.
+/// - Flat: strips follow each other across rows, `owned = strip` (up to the last output);
+///   only the `kw - 1`
+///   padding columns between two rows are lost. The better of the two is
+///   [`Geometry::flat`]'s choice.
+///
+/// Every strip starts at `q0 <= (out_h - 1)·wp + out_w - 1`, so the last tap of the last
+/// channel reads below `(cg - 1)·plane + (kh - 1)·wp + kw - 1 + q0 + strip
+/// <= cg·plane + strip - 1` (`plane = (out_h + kh - 1)·wp`, `wp = out_w + kw - 1`).
+struct Strips {
+    strip: usize,
+    wp: usize,
+    out_w: usize,
+    /// One past the last output's position, `(out_h - 1)·wp + out_w`.
+    end: usize,
+    flat: bool,
+    next: usize,
+}
+
+impl Strips {
+    fn new(g: &Geometry, strip: usize) -> Self {
+        let end = if g.out_h == 0 { 0 } else { (g.out_h - 1) * g.wp + g.out_w };
+        Strips { strip, wp: g.wp, out_w: g.out_w, end, flat: g.flat, next: 0 }
+    }
+}
+
+impl Iterator for Strips {
+    type Item = (usize, usize);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        let q0 = self.next;
+        if q0 >= self.end {
+            return None;
+        }
+        if self.flat {
+            self.next = q0 + self.strip;
+            return Some((q0, self.strip.min(self.end - q0)));
+        }
+        let row_end = q0 - q0 % self.wp + self.out_w;
+        let owned = self.strip.min(row_end - q0);
+        self.next = if q0 + owned == row_end { row_end + self.wp - self.out_w } else { q0 + owned };
+        Some((q0, owned))
     }
 }
 
@@ -601,6 +833,28 @@ unsafe fn grad_block<const R: usize, const T: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Strips run across rows where that computes fewer lanes: ResNet's 56- and 28-wide rows
+    /// on AVX-512 (56 of 58 lanes against 56 of 96 per row); not where the rows already fill
+    /// their strips (14-wide rows in 16-lane strips on AVX2, 48-wide rows on AVX-512).
+    #[test]
+    fn strips_run_across_rows_where_fewer_lanes() {
+        let (avx512, avx2) = (blocks(Isa::Avx512).unwrap(), blocks(Isa::Avx2).unwrap());
+        assert!(flat_computes_fewer(56, 56, 58, avx512));
+        assert!(flat_computes_fewer(28, 28, 30, avx512));
+        assert!(!flat_computes_fewer(14, 14, 16, avx2));
+        assert!(!flat_computes_fewer(48, 48, 50, avx512));
+        assert!(blocks(Isa::Portable).is_none());
+    }
+
+    /// The partial sums between sweeps need room only where the input channels take more
+    /// than one sweep: 28 channels of a 3x3 kernel fit one.
+    #[test]
+    fn partial_sums_only_for_several_sweeps() {
+        assert_eq!(channel_block(&Conv2dShape::new(1, 28, 8, 8, 4, 3, 3)), 28);
+        assert_eq!(partial_len(&Conv2dShape::new(1, 28, 8, 8, 4, 3, 3)), 0);
+        assert!(partial_len(&Conv2dShape::new(1, 29, 8, 8, 4, 3, 3)) > 0);
+    }
 
     /// The direct weight gradient takes thin GEMMs only: at most `GRAD_MAX_CHANNELS` output
     /// and `FEW_IN_CHANNELS` input channels per group, stride 1, not pointwise.

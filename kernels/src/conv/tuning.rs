@@ -11,10 +11,13 @@ pub(crate) const MAX_GROUP_FLOATS: usize = 1 << 18;
 pub(crate) const DIRECT_MIN_FILL_PERCENT: usize = 80;
 /// Output channels per group up to which the weight gradient runs direct: wider layers are efficient GEMMs.
 pub(crate) const GRAD_MAX_CHANNELS: usize = 16;
-/// Output row width from which the forward runs direct on any channel count (strips of two 16-lane vectors).
+/// Output row width from which the forward runs direct on any channel count (wide strips of 16-lane vectors).
 pub(crate) const DIRECT_MIN_OUT_W: usize = 17;
 /// The same on AVX2 (strips of two 8-lane vectors): 1.03x-1.06x over im2col + GEMM at rows of 14.
 pub(crate) const DIRECT_MIN_OUT_W_AVX2: usize = 9;
+/// Weights of one register block of the direct forward summed per sweep over the strips, in
+/// floats (16 KiB: a third of a 48 KiB L1, beside the strips' input rows).
+pub(crate) const DIRECT_WEIGHT_BLOCK_FLOATS: usize = 4096;
 /// Input channels per group up to which the direct loops beat im2col + GEMM on any row width (first layers).
 pub(crate) const FEW_IN_CHANNELS: usize = 8;
 /// Output planes smaller than this many positions gather several images into one GEMM (ResNet's 7x7 = 49).

@@ -8,7 +8,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::epilogue::{Activation, TileBias, TileEpilogue};
+use super::epilogue::{opaque_slope, Activation, TileBias, TileEpilogue};
 #[cfg(target_arch = "x86_64")]
 use super::line_aligned::rows_off_lines;
 use super::microkernel::{via_scratch, Microkernel};
@@ -149,7 +149,7 @@ pub(crate) fn activate(x: __m256, activation: Activation) -> __m256 {
         Activation::Identity => x,
         Activation::Relu => _mm256_blendv_ps(x, zero, _mm256_cmp_ps::<_CMP_LT_OQ>(x, zero)),
         Activation::LeakyRelu(slope) => {
-            let scaled = _mm256_mul_ps(x, _mm256_set1_ps(slope));
+            let scaled = _mm256_mul_ps(x, _mm256_set1_ps(opaque_slope(slope)));
             _mm256_blendv_ps(x, scaled, _mm256_cmp_ps::<_CMP_LT_OQ>(x, zero))
         }
     }

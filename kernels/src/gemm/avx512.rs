@@ -31,7 +31,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::epilogue::{Activation, TileBias, TileEpilogue};
+use super::epilogue::{opaque_slope, Activation, TileBias, TileEpilogue};
 #[cfg(target_arch = "x86_64")]
 use super::line_aligned::rows_off_lines;
 use super::microkernel::Microkernel;
@@ -252,7 +252,7 @@ pub(crate) fn activate(x: __m512, activation: Activation) -> __m512 {
         Activation::Relu => _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, zero), zero),
         Activation::LeakyRelu(slope) => {
             let negative = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(x, zero);
-            _mm512_mask_mul_ps(x, negative, x, _mm512_set1_ps(slope))
+            _mm512_mask_mul_ps(x, negative, x, _mm512_set1_ps(opaque_slope(slope)))
         }
     }
 }
