@@ -738,6 +738,42 @@ fn lenet_shapes_match_reference() {
     });
 }
 
+/// Column matrices of more than twice the band budget (2 x 2^18 floats), which the im2col +
+/// GEMM forward and weight gradient unfold band by band of output rows: stride 2 (bands start
+/// at input rows two apart), dilation 2 and stride 1 with padding (bands at the padded
+/// top and bottom), on every instruction set of the CPU and on the portable one, on one
+/// thread (one band loop per image) and two.
+#[test]
+fn banded_columns_match_reference() {
+    let shapes = [
+        // K = 800, P = 30·30: 720 Ki floats, three bands of 10 rows.
+        Conv2dShape::new(2, 32, 60, 60, 8, 5, 5).with_pad(2).with_stride(2),
+        // K = 288, P = 48·48, dilation 2: three bands of 16 rows.
+        Conv2dShape { dilation_h: 2, dilation_w: 2, ..Conv2dShape::new(2, 32, 48, 48, 8, 3, 3).with_pad(2) },
+        // K = 288, P = 48·47 (an odd width), stride 1: the weight gradient unfolds in bands.
+        Conv2dShape::new(2, 32, 48, 47, 24, 3, 3).with_pad(1),
+    ];
+    let mut isas = cpu_isas();
+    if !isas.contains(&Isa::Portable) {
+        isas.push(Isa::Portable);
+    }
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for &isa in &isas {
+            pool.install(|| {
+                on_isa(isa, || {
+                    for (seed, s) in shapes.iter().enumerate() {
+                        assert!(s.col_len() > 2 << 18, "{s:?} fits one band");
+                        let len = conv2d_workspace_len(s);
+                        check_forward(s, seed as u64, true, len);
+                        check_backward_weight(s, seed as u64, true, len);
+                    }
+                })
+            });
+        }
+    }
+}
+
 /// The fused forward against the activation of the scalar reference's forward, and bit for
 /// bit against the plain forward followed by the activation (the activation only selects
 /// or scales each stored value), on every instruction set of the CPU; on AVX-512 the shapes

@@ -9,6 +9,10 @@
 //! - backward-data: `dcol = W_gᵀ × dy_g`, then `dx_g = col2im(dcol)`;
 //! - backward-weight: `dW_g += dy_g × colᵀ`, `dbias += Σ_p dy_g`.
 //!
+//! The forward and backward-weight unfold a column matrix of more than twice
+//! `COLUMN_BAND_FLOATS` (1 MiB) in bands of output rows, each multiplied while it is in L2
+//! (the sums of the weight gradient then run band by band).
+//!
 //! A pointwise convolution (1x1, stride 1, no padding) has `col = x_g` (`(c_in/groups, h·w)`
 //! is already the column matrix), so it skips im2col/col2im and needs no column buffer.
 //!
@@ -18,15 +22,18 @@
 //! channels and leaves the GEMM its own threading. Slot count and split depend only on the
 //! shape, the pool size and the workspace length, so results are deterministic for them.
 
+use std::ops::Range;
+
 use super::bias::add_bias_gradient;
 use super::direct;
 use super::gathered;
-use super::im2col::{col2im_unchecked, im2col_unchecked};
+use super::im2col::{col2im_unchecked, im2col_band_unchecked};
 use super::lanes;
 use super::plan::{plan, ConvPass, ConvPath};
 use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
 use super::slots::{add_slot_partials, images_per_slot, run_slots, wanted_slots};
 use super::transposed::{direct_data_slot_len, flip_weight, transposed};
+use super::tuning::COLUMN_BAND_FLOATS;
 use crate::error::{check_min_len, Result};
 use crate::gemm::{sgemm_fused_on, Activation, Bias, Epilogue, GemmShape, Transpose};
 use crate::isa::{current_isa, Isa};
@@ -245,25 +252,47 @@ impl PerImage {
                 direct::forward_group(shape, self.isa, xg, wg, bias_g, activation, yg, col);
                 continue;
             }
-            let cols = self.columns(shape, xg, col);
             // The bias (one per output channel, a row of y) and the activation go in the
             // GEMM's epilogue, while each tile is in registers.
             let epilogue = Epilogue { bias: bias_g.map_or(Bias::None, Bias::PerRow), activation };
-            sgemm_fused_on(self.isa, &GemmShape::new(cog, p, k), 1.0, wg, cols, 0.0, yg, &epilogue)?;
+            self.bands(shape, xg, col, |rows, cols| {
+                let positions = rows.len() * shape.out_w();
+                let gemm = GemmShape::new(cog, positions, k).with_ld(k, positions, p);
+                let y_band = &mut yg[rows.start * shape.out_w()..];
+                sgemm_fused_on(self.isa, &gemm, 1.0, wg, cols, 0.0, y_band, &epilogue)
+            })?;
         }
         Ok(())
     }
 
-    /// The column matrix `(K, P)` of one group's input `xg`: `xg` itself for a pointwise
-    /// convolution, else its im2col in `col`.
-    fn columns<'a>(self, shape: &Conv2dShape, xg: &'a [f32], col: &'a mut [f32]) -> &'a [f32] {
+    /// Runs `product(rows, cols)` for each band of output rows `rows` of one group's input
+    /// `xg`, `cols` the band's column matrix `(K, rows.len()·out_w)`: one band of all rows,
+    /// `xg` itself, for a pointwise convolution; else bands of about [`COLUMN_BAND_FLOATS`]
+    /// unfolded by im2col into `col` just before their product, which finds them in L2 (the
+    /// column matrix of a whole large image would not stay there).
+    fn bands(
+        self,
+        shape: &Conv2dShape,
+        xg: &[f32],
+        col: &mut [f32],
+        mut product: impl FnMut(Range<usize>, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let out_h = shape.out_h();
         if shape.is_pointwise() {
-            xg
-        } else {
-            let len = shape.col_len();
-            im2col_unchecked(self.isa, shape, xg, &mut col[..len], self.parallel);
-            &col[..len]
+            return product(0..out_h, xg);
         }
+        // Bands of equal height, as few as keep each within the budget; a matrix up to twice
+        // the budget stays whole (halving its product's width costs more than L2 misses).
+        let col_len = shape.col_len();
+        let bands = if col_len <= 2 * COLUMN_BAND_FLOATS { 1 } else { col_len.div_ceil(COLUMN_BAND_FLOATS) };
+        let band = out_h.div_ceil(bands.min(out_h));
+        for oy0 in (0..out_h).step_by(band) {
+            let rows = oy0..out_h.min(oy0 + band);
+            let cols = &mut col[..shape.col_rows() * rows.len() * shape.out_w()];
+            im2col_band_unchecked(self.isa, shape, xg, rows.clone(), cols, self.parallel);
+            product(rows, cols)?;
+        }
+        Ok(())
     }
 
     /// Backward-data of one image: `dy (c_out, P)` into `dx (c_in, h, w)`, by GEMM (and
@@ -313,14 +342,19 @@ impl PerImage {
         } else {
             let (cg, cog, k, p) = group_dims(shape);
             let x_group = cg * shape.h * shape.w;
-            // dy_g (cog, P) times colᵀ (P, K), added to dW_g (cog, K).
-            let gemm = GemmShape::new(cog, k, p).transposed(Transpose::No, Transpose::Yes);
+            // dy_g (cog, P) times colᵀ (P, K), added to dW_g (cog, K), band by band.
             for (xi, dyi) in x.chunks_exact(x_image).zip(dy.chunks_exact(y_image)) {
                 for g in 0..shape.groups {
-                    let cols = self.columns(shape, &xi[g * x_group..(g + 1) * x_group], col);
                     let dyg = &dyi[g * cog * p..(g + 1) * cog * p];
                     let dwg = &mut dweight[g * cog * k..(g + 1) * cog * k];
-                    sgemm_fused_on(self.isa, &gemm, 1.0, dyg, cols, 1.0, dwg, &Epilogue::NONE)?;
+                    self.bands(shape, &xi[g * x_group..(g + 1) * x_group], col, |rows, cols| {
+                        let positions = rows.len() * shape.out_w();
+                        let gemm = GemmShape::new(cog, k, positions)
+                            .transposed(Transpose::No, Transpose::Yes)
+                            .with_ld(p, positions, k);
+                        let dy_band = &dyg[rows.start * shape.out_w()..];
+                        sgemm_fused_on(self.isa, &gemm, 1.0, dy_band, cols, 1.0, dwg, &Epilogue::NONE)
+                    })?;
                 }
             }
         }

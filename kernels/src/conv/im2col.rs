@@ -11,6 +11,8 @@
 //! and the zeros of the padding around it are one short row move ([`RowMoves`], masked
 //! AVX-512 where the CPU has it), and col2im adds it back with one short row add.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::rows::{Avx512Moves, PortableMoves, RowMoves};
@@ -143,6 +145,18 @@ impl Axis {
     }
 }
 
+/// The output rows `lo..hi` (input row of `lo`: `first`, then one every `stride`) as seen from
+/// the band of output rows `band`: the rows of the band inside `lo..hi`, counted from the
+/// band's start, and the input row of the first.
+#[inline(always)]
+fn within(band: Range<usize>, lo: usize, hi: usize, first: usize, stride: usize) -> (usize, usize, usize) {
+    let (from, to) = (lo.max(band.start), hi.min(band.end));
+    if from >= to {
+        return (0, 0, 0);
+    }
+    (from - band.start, to - band.start, first + (from - lo) * stride)
+}
+
 /// Whether a plane operation of `len` column elements should split its channels across
 /// the pool (`allowed` is false when the caller already runs images in parallel).
 fn split_channels(allowed: bool, len: usize) -> bool {
@@ -153,14 +167,29 @@ fn split_channels(allowed: bool, len: usize) -> bool {
 /// are independent (each fills its own `kh·kw` rows), so they run in parallel when
 /// `parallel` is set and the matrix is big enough.
 pub(super) fn im2col_unchecked(isa: Isa, shape: &Conv2dShape, x: &[f32], col: &mut [f32], parallel: bool) {
-    let rows_per_channel = shape.kh * shape.kw * shape.col_cols();
+    im2col_band_unchecked(isa, shape, x, 0..shape.out_h(), col, parallel);
+}
+
+/// The columns of the output rows `band` of [`im2col`], without the checks: `col` is
+/// `(c_in/groups·kh·kw, band.len()·out_w)` (row `r` of the full matrix, columns
+/// `band.start·out_w..band.end·out_w`), **overwritten**; `x` as [`im2col`] checks it, `band`
+/// within `0..out_h`.
+pub(super) fn im2col_band_unchecked(
+    isa: Isa,
+    shape: &Conv2dShape,
+    x: &[f32],
+    band: Range<usize>,
+    col: &mut [f32],
+    parallel: bool,
+) {
+    let rows_per_channel = shape.kh * shape.kw * band.len() * shape.out_w();
     let plane = shape.h * shape.w;
     let (ay, ax) = (Axis::rows(shape), Axis::cols(shape));
     let avx512 = Avx512Moves::new(isa);
     let fill = |(rows, xc): (&mut [f32], &[f32])| match avx512 {
         // SAFETY: an `Avx512Moves` exists only when the CPU has AVX-512F.
-        Some(moves) => unsafe { im2col_channel_avx512(shape, ay, ax, moves, xc, rows) },
-        None => im2col_channel(shape, ay, ax, PortableMoves, xc, rows),
+        Some(moves) => unsafe { im2col_channel_avx512(shape, ay, ax, band.clone(), moves, xc, rows) },
+        None => im2col_channel(shape, ay, ax, band.clone(), PortableMoves, xc, rows),
     };
     if split_channels(parallel, col.len()) {
         col.par_chunks_mut(rows_per_channel).zip(x.par_chunks(plane)).for_each(fill);
@@ -178,28 +207,31 @@ unsafe fn im2col_channel_avx512(
     shape: &Conv2dShape,
     ay: Axis,
     ax: Axis,
+    band: Range<usize>,
     moves: Avx512Moves,
     xc: &[f32],
     rows: &mut [f32],
 ) {
-    im2col_channel(shape, ay, ax, moves, xc, rows);
+    im2col_channel(shape, ay, ax, band, moves, xc, rows);
 }
 
-/// The `kh·kw` rows of one input channel `xc (h, w)`.
+/// The `kh·kw` rows of one input channel `xc (h, w)`, for the output rows `band`.
 #[inline(always)]
 fn im2col_channel<M: RowMoves>(
     shape: &Conv2dShape,
     ay: Axis,
     ax: Axis,
+    band: Range<usize>,
     moves: M,
     xc: &[f32],
     rows: &mut [f32],
 ) {
     let (w, ow) = (shape.w, ax.out);
-    // Row `tap = ki·kw + kj` of this channel: output rows `ylo..yhi` read input rows
-    // `iy0, iy0 + stride_h, ...`; the output rows above and below lie in the padding.
-    for (tap, row) in rows.chunks_exact_mut(ay.out * ow).enumerate() {
+    // Row `tap = ki·kw + kj` of this channel: output rows `ylo..yhi` of the band read input
+    // rows `iy0, iy0 + stride_h, ...`; the output rows above and below lie in the padding.
+    for (tap, row) in rows.chunks_exact_mut(band.len() * ow).enumerate() {
         let (ylo, yhi, iy0) = ay.inside(tap / shape.kw);
+        let (ylo, yhi, iy0) = within(band.clone(), ylo, yhi, iy0, ay.stride);
         let (xlo, xhi, ix0) = ax.inside(tap % shape.kw);
         let (above, rest) = row.split_at_mut(ylo * ow);
         let (inside, below) = rest.split_at_mut((yhi - ylo) * ow);

@@ -24,3 +24,6 @@ pub(crate) const FEW_IN_CHANNELS: usize = 8;
 pub(crate) const GATHER_MAX_POSITIONS: usize = 100;
 /// Columns a gathered GEMM aims for (images times positions).
 pub(crate) const GATHER_COLUMNS: usize = 512;
+/// Column floats of one band of output rows of an im2col + GEMM forward or weight gradient
+/// (1 MiB, half of a 2 MiB L2): the band is unfolded and multiplied while it is in L2.
+pub(crate) const COLUMN_BAND_FLOATS: usize = 1 << 18;
