@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# ResNet-18, batch 8, 224x224: PyTorch and keel interleaved (PyTorch, keel, PyTorch, keel),
+# with the FMA peak measured first, on the machine named in the directory.
+set -euo pipefail
+out=$(dirname "$0")
+cargo bench --bench resnet --no-run
+/tmp/fma_peak 9 > "$out/fma_peak.txt"
+for round in 1 2; do
+  ~/peers-venv/bin/python benches/peers/resnet18_torch.py 1 > "$out/torch_round$round.txt"
+  cargo bench --bench resnet -- "keel_avx512_(forward|train_sgd)/T[12]" > "$out/keel_round$round.txt" 2>&1
+done
