@@ -7,12 +7,12 @@
 //! shared, panel by panel, by whichever part needs a panel first (`shared.rs`).
 //!
 //! Loop nest (outermost first), for `C = α·op(A)·op(B) + β·C`:
-//! - loop 5: `jc` over the columns of C in blocks of NC (B̃ block sized for L2: the block
-//!   sizes follow the CPU's caches, see `blocking.rs`);
+//! - loop 5: `jc` over the columns of C in blocks of NC (B̃'s block, in L2 or L3 by the loop
+//!   order below; the block sizes follow the CPU's caches, see `blocking.rs`);
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
-//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart,
-//!   or, when C has at most MR or `DIRECT_B_FEW_ROWS` rows, a block's rows spanning at most
+//!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart
+//!   where Ã's micro-panel stays in L1, or, when C has at most MR or `DIRECT_B_FEW_ROWS` rows, a block's rows spanning at most
 //!   `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
@@ -20,15 +20,18 @@
 //!   unless A is not transposed and the part is one tile wide (each Ã panel would serve one
 //!   microkernel call) or its block of A is small: then the microkernel reads A's rows in
 //!   place (see `reads_a_in_place`);
-//! - loop 2: `ir` over the block's rows in steps of MR (one Ã micro-panel, in L1);
-//! - loop 1: `jr` over the part's columns in steps of NR: one microkernel call per tile,
-//!   its B̃ micro-panel streamed from L2 (where the B̃ block stays).
-//!
-//! Loops 2 and 1 run in this order (BLIS's, for the operand roles here: Ã is broadcast,
-//! B̃ is loaded in vectors) rather than the other way round: the L1-resident micro-panel is
-//! then Ã's (MR x KC, 12 KiB), and not B̃'s (KC x NR, 32 KiB, which with the Ã panel
-//! streaming past it fills 44 of the 48 KiB of L1 and loses lines to it); the microkernel
-//! prefetches the B̃ rows it streams.
+//! - loops 2 and 1: `ir` over the block's rows in steps of MR (one Ã micro-panel) and `jr`
+//!   over the part's columns in steps of NR (one B̃ micro-panel), one microkernel call per
+//!   tile. Their order is the [`LoopOrder`] of the blocking: the outer one's micro-panel
+//!   stays in L1 while the inner one streams the other block's from L2.
+//!   - `APanelInL1` (`ir` outer; AVX-512): the L1-resident micro-panel is Ã's (MR x KC, 12
+//!     KiB), not B̃'s (KC x NR, 32 KiB, which with the Ã panel streaming past it fills 44 of
+//!     the 48 KiB of L1 and loses lines to it); the microkernel prefetches the B̃ rows it
+//!     streams, and B̃'s block sits in L2.
+//!   - `BPanelInL1` (`jr` outer; AVX2 and portable, whose B̃ micro-panel takes at most half of
+//!     L1): BLIS's order. Ã's block sits in L2 and B̃'s in L3, so a wide C repacks op(A)
+//!     rarely; B̃ is then packed even where its rows are close (a micro-panel read in place
+//!     spreads over few L1 sets and does not stay).
 //!
 //! The fused epilogue (bias, activation) rides along with the last KC block: its microkernel
 //! calls get the tile's part of it, applied in registers before the tile's last store.
@@ -39,7 +42,7 @@
 
 use super::avx2::Avx2;
 use super::avx512::Avx512;
-use super::blocking::{blocking, Blocking};
+use super::blocking::{blocking, Blocking, LoopOrder};
 use super::buffers::{return_buffer, take_buffer, PACKED_A, PACKED_B};
 use super::epilogue::{Epilogue, TileEpilogue};
 use super::line_aligned::LineAligned;
@@ -261,7 +264,10 @@ fn reads_b_in_place<K: Microkernel>(shape: &GemmShape, rows: usize) -> bool {
     // shares B with the other parts, which then each pack their columns.)
     let few_uses = shape.m <= K::MR.max(DIRECT_B_FEW_ROWS)
         && kc_step(shape.k).saturating_mul(shape.ldb) <= DIRECT_B_MAX_SPAN;
-    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close_rows || few_uses)
+    // Close rows count only where B̃ streams from L2 anyway: a micro-panel kept in L1 must be
+    // contiguous (rows 1 KiB apart fall in 4 of the 64 sets of a 32 KiB L1d).
+    let close = close_rows && blocking(K::ISA).order == LoopOrder::APanelInL1;
+    shape.transb == Transpose::No && rows <= DIRECT_B_MAX_M && (close || few_uses)
 }
 
 /// The depth of the blocks k is cut into: equal blocks of at most KC (784 = 4 x 196, not
@@ -298,7 +304,7 @@ unsafe fn loop_nest<K: Microkernel>(
         BIn::Matrix(b_op) => (b_op, None),
         BIn::Prepacked(panels) => (Operand { data: &[], ld: 1, trans: Transpose::No }, Some(panels)),
     };
-    let Blocking { nc: block_cols, .. } = blocking();
+    let Blocking { nc: block_cols, .. } = blocking(K::ISA);
     let direct_b = prepacked.is_none() && reads_b_in_place::<K>(shape, rows.len());
     let packed_panels = if direct_b { 1 } else { block_cols.min(cols.len()).div_ceil(K::NR) };
     // B̃ needs a buffer unless packed beforehand, shared, or read in place by a kernel that
@@ -432,7 +438,7 @@ unsafe fn run_part<K: Microkernel>(
         ASource::Shared(_) => false,
         ASource::Direct => !K::EXACT_EDGES,
     };
-    let Blocking { mc, .. } = blocking();
+    let Blocking { mc, order, .. } = blocking(K::ISA);
     let mut packed_a = match packs_a {
         true => take_buffer(&PACKED_A, mc.div_ceil(K::MR) * K::MR * kc, mc.div_ceil(K::MR) * K::MR * KC),
         false => LineAligned::default(),
@@ -447,63 +453,83 @@ unsafe fn run_part<K: Microkernel>(
         if matches!(source, ASource::Packed) {
             pack_a(a_op, ic, mc, pc, kc, K::MR, K::ISA, &mut packed_a);
         }
-        // Loop 2: micro-panels of Ã (MR rows), each staying in L1 while loop 1 streams the
-        // B̃ block past it.
         let row_tiles = mc.div_ceil(K::MR);
         let first_row_tile = if let ASource::Shared(_) = source { sweep.first(row_tiles) } else { 0 };
-        for ir in rotated(row_tiles, first_row_tile) {
-            let ir = ir * K::MR;
+        // A ragged last panel read in place is packed once (zero-padded to MR rows) for a
+        // kernel that reads all MR rows.
+        let ragged = mc % K::MR != 0 && matches!(source, ASource::Direct) && !K::EXACT_EDGES;
+        if ragged {
+            let row0 = ic + (row_tiles - 1) * K::MR;
+            pack_a(a_op, row0, mc % K::MR, pc, kc, K::MR, K::ISA, &mut packed_a[..kc * K::MR]);
+        }
+        // The Ã micro-panel of row tile `tile`: its rows, first element and strides.
+        let a_panel = |tile: usize| {
+            let ir = tile * K::MR;
             let (row0, rows) = (ic + ir, K::MR.min(mc - ir));
-            // The panel, and its row and column strides.
-            let (a_panel, a_rs, a_cs) = match source {
+            let (panel, a_rs, a_cs) = match source {
                 ASource::Shared(panels) => {
                     let pack = |out: &mut [f32]| pack_a(a_op, row0, rows, pc, kc, K::MR, K::ISA, out);
                     (panels.panel(pc, kc, row0 / K::MR, pack), 1, K::MR)
                 }
                 ASource::Direct if rows == K::MR || K::EXACT_EDGES => a_op.in_place(row0, rows, pc, kc),
-                ASource::Direct => {
-                    // The ragged last panel is packed (zero-padded to MR rows) for a kernel
-                    // that reads all MR rows.
-                    let tail = &mut packed_a[..kc * K::MR];
-                    pack_a(a_op, row0, rows, pc, kc, K::MR, K::ISA, tail);
-                    (&*tail, 1, K::MR)
-                }
-                ASource::Packed => (&packed_a[(ir / K::MR) * kc * K::MR..][..kc * K::MR], 1, K::MR),
+                ASource::Direct => (&packed_a[..kc * K::MR], 1, K::MR),
+                ASource::Packed => (&packed_a[tile * kc * K::MR..][..kc * K::MR], 1, K::MR),
             };
-            // Loop 1: micro-panels of B̃ (NR columns), read from L2 (the microkernel
-            // prefetches its rows ahead).
-            for jr in rotated(col_tiles, first_col_tile) {
-                let jr = part.cols.start + jr * K::NR;
-                let cols = K::NR.min(part.cols.end - jr);
-                let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
-                let tile_epilogue = match epilogue {
-                    Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
-                    None => TileEpilogue::NONE,
-                };
-                // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
-                // part too; the part belongs to this task alone.
-                let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
-                // SAFETY: the Ã panel holds MR rows of kc floats a_rs and a_cs apart (packed,
-                // or sliced by `Operand::in_place`), the B̃ panel kc rows of NR floats b_rs
-                // apart (`BPanels::panel` sliced them); the `rows x cols` tile lies inside C,
-                // and `Epilogue::tile` sliced the tile's bias.
-                unsafe {
-                    K::tile(
-                        kc,
-                        alpha,
-                        a_panel.as_ptr(),
-                        a_rs,
-                        a_cs,
-                        b_panel,
-                        b_rs,
-                        beta,
-                        c_tile,
-                        ldc,
-                        rows,
-                        cols,
-                        &tile_epilogue,
-                    )
-                };
+            (ir, rows, panel.as_ptr(), a_rs, a_cs)
+        };
+        // One microkernel call: row tile `tile` by the columns from `jr` (relative to jc).
+        let call = |tile: usize, jr: usize| {
+            let (ir, rows, a_panel, a_rs, a_cs) = a_panel(tile);
+            let cols = K::NR.min(part.cols.end - jr);
+            let (b_panel, b_rs) = b_block.panel(jr, pc, kc, jc, K::NR);
+            let tile_epilogue = match epilogue {
+                Some(epilogue) => epilogue.tile(ic + ir, jc + jr, rows, cols),
+                None => TileEpilogue::NONE,
+            };
+            // SAFETY: (ic + ir, jc + jr) is inside C and the tile's `rows x cols` valid
+            // part too; the part belongs to this task alone.
+            let c_tile = unsafe { c.get().add((ic + ir) * ldc + jc + jr) };
+            // SAFETY: the Ã panel holds MR rows of kc floats a_rs and a_cs apart (packed,
+            // or sliced by `Operand::in_place`), the B̃ panel kc rows of NR floats b_rs
+            // apart (`BPanels::panel` sliced them); the `rows x cols` tile lies inside C,
+            // and `Epilogue::tile` sliced the tile's bias.
+            unsafe {
+                K::tile(
+                    kc,
+                    alpha,
+                    a_panel,
+                    a_rs,
+                    a_cs,
+                    b_panel,
+                    b_rs,
+                    beta,
+                    c_tile,
+                    ldc,
+                    rows,
+                    cols,
+                    &tile_epilogue,
+                )
+            };
+        };
+        let column = |tile: usize| part.cols.start + tile * K::NR;
+        match order {
+            // Loop 2 over the Ã micro-panels, each staying in L1 while loop 1 streams the
+            // B̃ block past it from L2 (the microkernel prefetches B̃'s rows ahead).
+            LoopOrder::APanelInL1 => {
+                for ir in rotated(row_tiles, first_row_tile) {
+                    for jr in rotated(col_tiles, first_col_tile) {
+                        call(ir, column(jr));
+                    }
+                }
+            }
+            // Loop 2 over the B̃ micro-panels, each staying in L1 while loop 1 streams the
+            // Ã block past it from L2.
+            LoopOrder::BPanelInL1 => {
+                for jr in rotated(col_tiles, first_col_tile) {
+                    for ir in rotated(row_tiles, first_row_tile) {
+                        call(ir, column(jr));
+                    }
+                }
             }
         }
     }
@@ -533,7 +559,7 @@ enum ASource<'a> {
 ///   far apart all fall in one L1 set): the copy then costs more than the in-place panel's
 ///   address arithmetic (constants in the packed kernel).
 fn reads_a_in_place<K: Microkernel>(a: Operand, rows: usize, cols: usize, kc: usize) -> bool {
-    let small_block = rows * kc <= blocking().direct_a_max_floats
+    let small_block = rows * kc <= blocking(K::ISA).direct_a_max_floats
         && cols <= DIRECT_A_MAX_COLS
         && !a.ld.is_multiple_of(1024);
     a.trans == Transpose::No && (cols <= K::NR || small_block)
@@ -574,7 +600,7 @@ mod tests {
         }
     }
 
-    /// B is read in place when its rows are close, or when all of C is one row of tiles or
+    /// B is read in place when its rows are close (and Ã's micro-panel stays in L1), or when all of C is one row of tiles or
     /// at most `DIRECT_B_FEW_ROWS` rows and the block's rows span at most
     /// `DIRECT_B_MAX_SPAN`; never transposed, never for a part taller than `DIRECT_B_MAX_M`.
     #[test]
@@ -590,6 +616,9 @@ mod tests {
         assert!(!reads_b_in_place::<Avx2>(&lenet_taller, 17));
         let lenet_deeper = shape(16, 6400, 256).with_ld(256, 6400, 6400);
         assert!(!reads_b_in_place::<Avx2>(&lenet_deeper, 16), "a block spanning 1.6 Mi floats");
+        // Close rows of a 64-row C are packed where B̃'s micro-panel stays in L1.
+        let close_in_place = reads_b_in_place::<Avx2>(&shape(64, 256, 256), 64);
+        assert_eq!(close_in_place, blocking(Isa::Avx2).order == LoopOrder::APanelInL1);
         let far_tall = shape(64, 2000, 256).with_ld(256, 2000, 2000);
         assert!(!reads_b_in_place::<Avx512>(&far_tall, 64));
         let transposed = GemmShape { transb: Transpose::Yes, ..shape(64, 256, 256).with_ld(256, 256, 256) };

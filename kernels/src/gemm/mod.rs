@@ -76,7 +76,7 @@ use crate::isa::{current_isa, Isa};
 pub(crate) use avx2::activate as activate_avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use avx512::activate as activate_avx512;
-pub use blocking::{blocking, Blocking};
+pub use blocking::{blocking, Blocking, LoopOrder};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use plan::{plan, GemmPath};
 pub use prepacked::{sgemm_prepacked, PackedB};

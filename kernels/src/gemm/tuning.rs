@@ -9,6 +9,9 @@
 
 /// Depth of one rank-KC update: an Ã micro-panel (`MR x KC`, 12 KiB for MR = 12) stays in L1.
 pub(crate) const KC: usize = 256;
+/// Columns of the B̃ block when it lives in L3 (`LoopOrder::BPanelInL1`; 4 MiB, as BLIS's 4080
+/// on Zen and Haswell): op(A) is packed once per this many columns of C.
+pub(crate) const NC_IN_L3: usize = 4096;
 
 // Operands read in place rather than packed (`driver.rs`, `rows_in_lanes.rs`).
 
