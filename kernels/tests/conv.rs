@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_close, cpu_isas, edge_size, on_isa, on_isa_or_skip, two_threads, uniform};
+use common::{assert_close, cpu_isas, edge_size, on_isa, two_threads, uniform};
 use keel_kernels::conv::{
     col2im, conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused,
     conv2d_workspace_len, im2col, plan, reference, Conv2dShape, ConvPass, ConvPath,
@@ -422,12 +422,13 @@ proptest! {
 }
 
 /// A random shape for the images-in-lanes path (stride 1, dilation 1, one group,
-/// `pad < k`, at least 16 images, not 1x1): batches around the 16-image lane groups, planes
+/// `pad < k`, at least 16 images, not 1x1): batches around the 16- and 8-image lane groups
+/// (AVX-512, AVX2), planes
 /// from `edge_size`, channels 1..7 (blocks of 6 and 4 channels with remainders), kernels
 /// 1..5 (a 1x1 kernel is a pointwise convolution, a plain GEMM).
 fn lanes_shape() -> impl Strategy<Value = Conv2dShape> {
     (
-        prop_oneof![Just(16usize), Just(17), Just(31), Just(32), Just(33), 16usize..=70],
+        prop_oneof![Just(16usize), Just(17), Just(23), Just(31), Just(32), Just(33), 16usize..=70],
         (1usize..=7, 1usize..=7),
         (edge_size(17), edge_size(17)),
         (1usize..=5, 1usize..=5).prop_filter("1x1 is pointwise", |&(kh, kw)| kh * kw > 1),
@@ -441,9 +442,10 @@ fn lanes_shape() -> impl Strategy<Value = Conv2dShape> {
         })
 }
 
-/// The path `pass` of a [`lanes_shape`] takes on AVX-512 with a full workspace: the images in
-/// lanes, except the forward of output rows that fill at least 80% of their 16-lane vectors
-/// (13 to 16 outputs), which the per-image direct loops run (the rule of `conv::plan`).
+/// The path `pass` of a [`lanes_shape`] takes on AVX-512 or AVX2 with a full workspace: the
+/// images in lanes, except the forward of output rows that fill at least 80% of a direct
+/// strip's 16 lanes (13 to 16 outputs), which the per-image direct loops run (the rule of
+/// `conv::plan`).
 fn lanes_shape_path(s: &Conv2dShape, pass: ConvPass) -> ConvPath {
     let out_w = s.out_w();
     if pass == ConvPass::Forward && 100 * out_w >= 80 * out_w.next_multiple_of(16) {
@@ -453,46 +455,62 @@ fn lanes_shape_path(s: &Conv2dShape, pass: ConvPass) -> ConvPath {
     }
 }
 
-/// Asserts that `pass` of `s` plans `path` on AVX-512 with `workspace_len` floats of workspace.
+/// Asserts that `pass` of `s` plans `path` on `isa` with `workspace_len` floats of workspace.
 #[track_caller]
-fn assert_avx512_path(s: &Conv2dShape, pass: ConvPass, workspace_len: usize, path: ConvPath) {
-    let planned = plan(s, pass, Isa::Avx512, workspace_len);
-    assert_eq!(planned, path, "{pass:?} of {s:?} with a workspace of {workspace_len}");
+fn assert_path(s: &Conv2dShape, pass: ConvPass, isa: Isa, workspace_len: usize, path: ConvPath) {
+    let planned = plan(s, pass, isa, workspace_len);
+    assert_eq!(planned, path, "{pass:?} of {s:?} on {isa:?} with a workspace of {workspace_len}");
+}
+
+/// The instruction sets with an images-in-lanes vector: AVX-512 (reported skipped by `test`'s
+/// name on a CPU without it) and AVX2, where the CPU has them.
+fn lane_isas(test: &str) -> Vec<Isa> {
+    Isa::Avx512.supported_or_skip(&format!("{test} (AVX-512)"));
+    cpu_isas().into_iter().filter(|&isa| isa != Isa::Portable).collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// The images-in-lanes path on AVX-512 on one and two threads (every pass planned on it,
-    /// but the forward of rows that fill their vectors, which the direct loops take), and the
-    /// per-image direct loops it falls back to when the workspace holds only one image's
-    /// scratch. Reported skipped by name on a CPU without AVX-512F.
+    /// The images-in-lanes path on AVX-512 and AVX2 on one and two threads (every pass
+    /// planned on it, but the forward of rows that fill their vectors, which the direct loops
+    /// take), and the per-image paths it falls back to when the workspace holds only one
+    /// image's scratch. Reported skipped by name on a CPU without AVX-512F.
     #[test]
     fn lanes_path_matches_reference(s in lanes_shape(), seed in any::<u64>(), threads in 1usize..=2) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| on_isa_or_skip("conv::lanes_path_matches_reference", Isa::Avx512, || {
-            let full = conv2d_workspace_len(&s);
-            // One image's scratch: a single slot of the per-image path.
-            let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..s });
-            for pass in ConvPass::ALL {
-                assert_avx512_path(&s, pass, full, lanes_shape_path(&s, pass));
-                // The per-image fallback is the direct loops, but the forward and the backward
-                // to the input stay in lanes where their slot fits in one image's scratch (a
-                // few shapes of tiny planes, or of one or two output channels and wide
-                // kernels).
-                let fallback = plan(&s, pass, Isa::Avx512, one_slot);
-                assert!(
-                    fallback == ConvPath::Direct
-                        || (pass != ConvPass::BackwardWeight && fallback == ConvPath::ImagesInLanes),
-                    "{pass:?} of {s:?} with one image's scratch: {fallback:?}"
-                );
-            }
-            for workspace_len in [full, one_slot] {
-                check_forward(&s, seed, seed % 2 == 0, workspace_len);
-                check_backward_data(&s, seed, workspace_len);
-                check_backward_weight(&s, seed, seed % 3 == 0, workspace_len);
-            }
-        }));
+        for isa in lane_isas("conv::lanes_path_matches_reference") {
+            pool.install(|| on_isa(isa, || check_lanes_path(&s, seed, isa)));
+        }
+    }
+}
+
+/// One case of [`lanes_path_matches_reference`] on `isa` (forced by the caller).
+fn check_lanes_path(s: &Conv2dShape, seed: u64, isa: Isa) {
+    let full = conv2d_workspace_len(s);
+    // One image's scratch: a single slot of the per-image path.
+    let one_slot = conv2d_workspace_len(&Conv2dShape { n: 1, ..*s });
+    for pass in ConvPass::ALL {
+        assert_path(s, pass, isa, full, lanes_shape_path(s, pass));
+        // The per-image fallback is the direct loops (im2col + GEMM for the weight gradient on
+        // AVX2, which has no direct one), but the forward and the backward to the input stay
+        // in lanes where their slot fits in one image's scratch (a few shapes of tiny planes,
+        // or of one or two output channels and wide kernels).
+        let fallback = plan(s, pass, isa, one_slot);
+        let per_image = match (pass, isa) {
+            (ConvPass::BackwardWeight, Isa::Avx2) => ConvPath::Im2colGemm,
+            _ => ConvPath::Direct,
+        };
+        assert!(
+            fallback == per_image
+                || (pass != ConvPass::BackwardWeight && fallback == ConvPath::ImagesInLanes),
+            "{pass:?} of {s:?} on {isa:?} with one image's scratch: {fallback:?}"
+        );
+    }
+    for workspace_len in [full, one_slot] {
+        check_forward(s, seed, seed % 2 == 0, workspace_len);
+        check_backward_data(s, seed, workspace_len);
+        check_backward_weight(s, seed, seed % 3 == 0, workspace_len);
     }
 }
 
@@ -527,23 +545,26 @@ fn parallel_paths_match_reference_and_are_deterministic() {
         Conv2dShape::new(8, 32, 16, 16, 32, 3, 3).with_stride(2).with_groups(2),
         Conv2dShape::new(6, 64, 17, 16, 48, 1, 1),
         Conv2dShape::new(1, 16, 33, 32, 8, 3, 3).with_pad(1),
-        // Images in lanes on AVX-512 (every pass): 3 lane groups (the last one partial) over
-        // 2 slots.
+        // Images in lanes on AVX-512 and AVX2 (every pass): 3 lane groups of 16 (the last one
+        // partial) over 2 slots.
         Conv2dShape::new(40, 6, 14, 14, 16, 5, 5),
     ];
     pool.install(|| check_parallel_paths(&shapes));
-    // The images-in-lanes shape again, forced onto AVX-512 whatever `KEEL_ISA` chose above.
+    // The images-in-lanes shape again, forced onto each lane vector's instruction set
+    // whatever `KEEL_ISA` chose above (on AVX2, 5 lane groups of 8 over 2 slots).
     let lanes = &shapes[4..];
     let test = "conv::parallel_paths_match_reference_and_are_deterministic (images in lanes)";
-    pool.install(|| {
-        on_isa_or_skip(test, Isa::Avx512, || {
-            let full = conv2d_workspace_len(&lanes[0]);
-            for pass in ConvPass::ALL {
-                assert_avx512_path(&lanes[0], pass, full, ConvPath::ImagesInLanes);
-            }
-            check_parallel_paths(lanes);
-        })
-    });
+    for isa in lane_isas(test) {
+        pool.install(|| {
+            on_isa(isa, || {
+                let full = conv2d_workspace_len(&lanes[0]);
+                for pass in ConvPass::ALL {
+                    assert_path(&lanes[0], pass, isa, full, ConvPath::ImagesInLanes);
+                }
+                check_parallel_paths(lanes);
+            })
+        });
+    }
 }
 
 /// The checks of [`parallel_paths_match_reference_and_are_deterministic`] on `shapes`, on
@@ -776,10 +797,10 @@ fn banded_columns_match_reference() {
 
 /// The fused forward against the activation of the scalar reference's forward, and bit for
 /// bit against the plain forward followed by the activation (the activation only selects
-/// or scales each stored value), on every instruction set of the CPU; on AVX-512 the shapes
-/// take the direct loops (stride 1; 6 and 80 input channels), im2col + GEMM (stride 2,
-/// groups) and the images in lanes (19 images), which is asserted (and reported skipped by name on a CPU without
-/// AVX-512F). A non-finite leaky-ReLU slope is refused.
+/// or scales each stored value), on every instruction set of the CPU; on AVX-512 and AVX2
+/// the shapes take the direct loops (stride 1; 6 and 80 input channels), im2col + GEMM
+/// (stride 2, groups) and the images in lanes (19 images), which is asserted (and AVX-512
+/// reported skipped by name on a CPU without it). A non-finite leaky-ReLU slope is refused.
 #[test]
 fn fused_forward_applies_the_activation_to_every_output() {
     let cases = [
@@ -797,8 +818,8 @@ fn fused_forward_applies_the_activation_to_every_output() {
         .supported_or_skip("conv::fused_forward_applies_the_activation_to_every_output (AVX-512 paths)");
     for isa in cpu_isas() {
         on_isa(isa, || {
-            for (seed, (s, avx512_path)) in cases.iter().enumerate() {
-                check_fused_forward(s, seed as u64, isa, *avx512_path);
+            for (seed, (s, simd_path)) in cases.iter().enumerate() {
+                check_fused_forward(s, seed as u64, isa, *simd_path);
             }
         });
     }
@@ -810,14 +831,14 @@ fn fused_forward_applies_the_activation_to_every_output() {
 }
 
 /// One shape of [`fused_forward_applies_the_activation_to_every_output`] on `isa` (forced by
-/// the caller), asserting the plan `avx512_path` when `isa` is AVX-512.
-fn check_fused_forward(s: &Conv2dShape, seed: u64, isa: Isa, avx512_path: ConvPath) {
+/// the caller), asserting the plan `simd_path` when `isa` is AVX-512 or AVX2.
+fn check_fused_forward(s: &Conv2dShape, seed: u64, isa: Isa, simd_path: ConvPath) {
     let x = uniform(s.x_len(), seed, -1.0, 1.0);
     let weight = uniform(s.weight_len(), seed + 1, -1.0, 1.0);
     let bias = uniform(s.c_out, seed + 2, -1.0, 1.0);
     let mut workspace = vec![f32::NAN; conv2d_workspace_len(s)];
-    if isa == Isa::Avx512 {
-        assert_avx512_path(s, ConvPass::Forward, workspace.len(), avx512_path);
+    if isa != Isa::Portable {
+        assert_path(s, ConvPass::Forward, isa, workspace.len(), simd_path);
     }
     let mut reference_y = vec![0.0; s.y_len()];
     reference::conv2d_forward(s, &x, &weight, Some(&bias), &mut reference_y).unwrap();

@@ -151,7 +151,7 @@ fn every_conv_path_runs_on_every_isa_and_matches_the_reference() {
         ..Conv2dShape::new(2, 3, 11, 9, 5, 3, 3)
     };
     let cases = [
-        // LeNet-5's second layer on 16 images: images in lanes on AVX-512.
+        // LeNet-5's second layer on 16 images: images in lanes on AVX-512 and AVX2.
         Conv2dShape::new(16, 6, 14, 14, 16, 5, 5),
         // Stride 1, padded: direct on AVX-512 (all three passes) and AVX2 (forward and
         // backward to the input).

@@ -185,7 +185,7 @@ pub fn conv2d_forward_fused(
     let isa = current_isa();
     let path = plan(shape, ConvPass::Forward, isa, workspace.len());
     if path == ConvPath::ImagesInLanes {
-        return lanes::forward(shape, x, weight, bias, activation, y, workspace);
+        return lanes::forward(isa, shape, x, weight, bias, activation, y, workspace);
     }
     let slot_len = match path {
         ConvPath::Direct => direct::forward_slot_len(shape),
@@ -415,7 +415,7 @@ pub fn conv2d_backward_data(
     let isa = current_isa();
     let path = plan(shape, ConvPass::BackwardData, isa, workspace.len());
     if path == ConvPath::ImagesInLanes {
-        return lanes::backward_data(shape, dy, weight, dx, workspace);
+        return lanes::backward_data(isa, shape, dy, weight, dx, workspace);
     }
     // On the direct path the backward is the direct forward of the transposed shape with the
     // flipped weight (no column matrix to write and read back, as GEMM + col2im has).
@@ -498,7 +498,7 @@ pub fn conv2d_backward_weight(
     let isa = current_isa();
     let path = plan(shape, ConvPass::BackwardWeight, isa, workspace.len());
     if path == ConvPath::ImagesInLanes {
-        return lanes::backward_weight(shape, x, dy, dweight, dbias, workspace);
+        return lanes::backward_weight(isa, shape, x, dy, dweight, dbias, workspace);
     }
     let slot_len = weight_slot_len(shape);
     let per = images_per_slot(shape, workspace.len(), slot_len);

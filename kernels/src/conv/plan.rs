@@ -29,9 +29,9 @@ impl ConvPass {
 /// The code that computes one convolution pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConvPath {
-    /// Up to 16 images in the lanes of an AVX-512 vector (`lanes/`): small planes, stride 1,
-    /// dilation 1, one group, `pad < k`, at least 16 images, a workspace with room for one
-    /// slot of the layouts.
+    /// Up to 16 images in the lanes of an AVX-512 vector, or 8 in an AVX2 vector (`lanes/`):
+    /// small planes, stride 1, dilation 1, one group, `pad < k`, at least a vector's worth of
+    /// images, a workspace with room for one slot of the layouts.
     ImagesInLanes,
     /// Sums in registers per image (`direct.rs`): the forward of stride-1, dilation-1
     /// convolutions and their backward to the input as the forward of the transposed shape
@@ -60,12 +60,11 @@ impl ConvPath {
         ConvPath::Im2colGemm,
     ];
 
-    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes kernels exist for
-    /// AVX-512 only, the direct ones for AVX-512 and AVX2.
+    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes and direct kernels
+    /// exist for AVX-512 and AVX2.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
-            ConvPath::ImagesInLanes => isa == Isa::Avx512,
-            ConvPath::Direct => isa != Isa::Portable,
+            ConvPath::ImagesInLanes | ConvPath::Direct => isa != Isa::Portable,
             ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
         }
     }
@@ -87,12 +86,14 @@ impl ConvPath {
 /// ```
 pub fn plan(shape: &Conv2dShape, pass: ConvPass, isa: Isa, workspace_len: usize) -> ConvPath {
     let lanes = match pass {
-        ConvPass::Forward => lanes::forward_applies(shape, isa) && lanes::forward_fits(shape, workspace_len),
+        ConvPass::Forward => {
+            lanes::forward_applies(shape, isa) && lanes::forward_fits(shape, isa, workspace_len)
+        }
         ConvPass::BackwardData => {
-            lanes::backward_applies(shape, isa) && lanes::backward_data_fits(shape, workspace_len)
+            lanes::backward_applies(shape, isa) && lanes::backward_data_fits(shape, isa, workspace_len)
         }
         ConvPass::BackwardWeight => {
-            lanes::backward_applies(shape, isa) && lanes::backward_weight_fits(shape, workspace_len)
+            lanes::backward_applies(shape, isa) && lanes::backward_weight_fits(shape, isa, workspace_len)
         }
     };
     let direct = match pass {

@@ -9,6 +9,9 @@ pub(crate) const GROUPS_PER_PASS: usize = 4;
 pub(crate) const MAX_GROUP_FLOATS: usize = 1 << 18;
 /// The forward takes the lanes path where the direct loops fill less than this share of their lanes.
 pub(crate) const DIRECT_MIN_FILL_PERCENT: usize = 80;
+/// Outputs of a row one strip of the direct loops computes at least (an AVX-512 vector, two AVX2
+/// vectors): the width the fill share above is taken of.
+pub(crate) const DIRECT_ROW_LANES: usize = 16;
 /// Output channels per group up to which the weight gradient runs direct: wider layers are efficient GEMMs.
 pub(crate) const GRAD_MAX_CHANNELS: usize = 16;
 /// Output row width from which the forward runs direct on any channel count (wide strips of 16-lane vectors).

@@ -3,9 +3,11 @@
 //!
 //! Per image, such a layer vectorises badly: a row of 10 outputs fills 10 of 16 lanes, and
 //! as a GEMM its column matrix has to be written and read back for a handful of channels.
-//! Here up to 16 images (a *lane group*) are moved into the layout `(c, h, w, 16)` (see
-//! [`layout`]), where every position is one full vector, and the three passes run as
-//! register-blocked loops with no masks and no partial vectors (see [`kernels`]):
+//! Here as many images as a vector has lanes (a *lane group*: 16 on AVX-512, 8 on AVX2) are
+//! moved into the layout `(c, h, w, lanes)` (see [`layout`]), where every position is one
+//! full vector, and the three passes run as register-blocked loops with no masks and no
+//! partial vectors (see [`kernels`]; one generic body, one vector type per instruction set in
+//! [`vector`], dispatched in [`dispatch`]):
 //! - forward: `y = act(correlate(pad(x), weight) + bias)`;
 //! - backward to the input: `dx = correlate(pad'(dy), flip(weight)ᵀ)`, where `pad'` surrounds
 //!   `dy` with `k - 1 - pad` zeros and the flipped weight swaps `c_in` and `c_out` and
@@ -13,8 +15,8 @@
 //! - backward to the weight: `dweight += Σ dy · taps(pad(x))`, summed over every position and
 //!   image of a pass, then across lanes.
 //!
-//! Computes stride 1, dilation 1, one channel group, `pad <= k - 1`, at least 16 images and
-//! planes small enough that a group's layouts stay in L2; runs where that pays
+//! Computes stride 1, dilation 1, one channel group, `pad <= k - 1`, at least a lane group
+//! of images and planes small enough that a group's layouts stay in L2; runs where that pays
 //! ([`forward_applies`], [`backward_applies`]). The caller gives the workspace, and a
 //! workspace too short for one slot leaves the pass to the per-image path.
 //!
@@ -23,29 +25,32 @@
 //! slot into a partial added in slot order, so results depend on the slot count (the thread
 //! count and workspace), never on scheduling.
 
+mod dispatch;
 mod kernels;
 mod layout;
+mod vector;
 
+use self::dispatch::lanes;
 use self::kernels::Sizes;
-use self::layout::{Images, Plane, LANES};
+use self::layout::{Images, Plane};
 use super::bias::add_bias_gradient;
 use super::shape::{saturating_product, Conv2dShape};
 use super::slots::{add_slot_partials, run_slots, wanted_slots};
 use super::transposed::flip_weight;
-use super::tuning::{DIRECT_MIN_FILL_PERCENT, GROUPS_PER_PASS, MAX_GROUP_FLOATS};
+use super::tuning::{DIRECT_MIN_FILL_PERCENT, DIRECT_ROW_LANES, GROUPS_PER_PASS, MAX_GROUP_FLOATS};
 use crate::error::Result;
 use crate::gemm::Activation;
 use crate::isa::Isa;
 
 /// Whether this module computes the passes of `shape` on `isa` (see the module docs).
 fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
-    // A group's two layouts, `(c_in·hp·wp + c_out·out_h·out_w)·16` floats (saturating: this
-    // may be asked of any shape).
+    // A group's two layouts, `(c_in·hp·wp + c_out·out_h·out_w)·lanes` floats (saturating:
+    // this may be asked of any shape).
+    let lanes = lanes(isa);
     let (hp, wp) = shape.padded_dims();
-    let group_floats = saturating_product(&[shape.c_in, hp, wp, LANES])
-        .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), LANES]));
-    cfg!(target_arch = "x86_64")
-        && isa == Isa::Avx512
+    let group_floats = saturating_product(&[shape.c_in, hp, wp, lanes])
+        .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), lanes]));
+    lanes > 0
         && shape.stride_h == 1
         && shape.stride_w == 1
         && shape.dilation_h == 1
@@ -54,17 +59,18 @@ fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
         && !shape.is_pointwise()
         && shape.pad_h < shape.kh
         && shape.pad_w < shape.kw
-        && shape.n >= LANES
+        && shape.n >= lanes
         && group_floats <= MAX_GROUP_FLOATS
 }
 
 /// Whether the forward of `shape` runs here: where [`computes`] holds and the per-image
-/// direct loops (`direct.rs`, 16 outputs of a row per vector) would fill less than
-/// [`DIRECT_MIN_FILL_PERCENT`] of their lanes (rows of 10 outputs fill 10 of 16). Where they
-/// fill more, moving the output planes out of the layout costs more than the lanes it fills.
+/// direct loops (`direct.rs`, [`DIRECT_ROW_LANES`] outputs of a row per strip) would fill
+/// less than [`DIRECT_MIN_FILL_PERCENT`] of their lanes (rows of 10 outputs fill 10 of 16).
+/// Where they fill more, moving the output planes out of the layout costs more than the
+/// lanes it fills.
 pub(super) fn forward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     let out_w = shape.out_w();
-    computes(shape, isa) && 100 * out_w < DIRECT_MIN_FILL_PERCENT * out_w.next_multiple_of(LANES)
+    computes(shape, isa) && 100 * out_w < DIRECT_MIN_FILL_PERCENT * out_w.next_multiple_of(DIRECT_ROW_LANES)
 }
 
 /// Whether the two backward passes of `shape` run here: wherever [`computes`] holds. The
@@ -74,22 +80,22 @@ pub(super) fn backward_applies(shape: &Conv2dShape, isa: Isa) -> bool {
     computes(shape, isa)
 }
 
-/// Whether a workspace of `len` floats holds one slot of the forward.
-pub(super) fn forward_fits(shape: &Conv2dShape, len: usize) -> bool {
-    groups_per_slot(shape, len, forward_slot_len(shape)).is_some()
+/// Whether a workspace of `len` floats holds one slot of the forward on `isa`.
+pub(super) fn forward_fits(shape: &Conv2dShape, isa: Isa, len: usize) -> bool {
+    groups_per_slot(shape, isa, len, forward_slot_len(shape, isa)).is_some()
 }
 
 /// Whether a workspace of `len` floats holds the flipped weight and one slot of the
-/// backward to the input.
-pub(super) fn backward_data_fits(shape: &Conv2dShape, len: usize) -> bool {
+/// backward to the input on `isa`.
+pub(super) fn backward_data_fits(shape: &Conv2dShape, isa: Isa, len: usize) -> bool {
     len.checked_sub(shape.weight_len())
-        .and_then(|room| groups_per_slot(shape, room, backward_data_slot_len(shape)))
+        .and_then(|room| groups_per_slot(shape, isa, room, backward_data_slot_len(shape, isa)))
         .is_some()
 }
 
-/// Whether a workspace of `len` floats holds one slot of the backward to the weight.
-pub(super) fn backward_weight_fits(shape: &Conv2dShape, len: usize) -> bool {
-    groups_per_slot(shape, len, backward_weight_slot_len(shape)).is_some()
+/// Whether a workspace of `len` floats holds one slot of the backward to the weight on `isa`.
+pub(super) fn backward_weight_fits(shape: &Conv2dShape, isa: Isa, len: usize) -> bool {
+    groups_per_slot(shape, isa, len, backward_weight_slot_len(shape, isa)).is_some()
 }
 
 /// The input's layout, padded as the forward reads it.
@@ -114,9 +120,10 @@ fn input_gradient_plane(shape: &Conv2dShape) -> Plane {
 }
 
 /// Floats of slack at the start of every slot, so that its layouts can start on a 64-byte
-/// boundary: every layout is a whole number of 16-float vectors, so one aligned start aligns
-/// every vector load and store of the kernels (an unaligned vector spans two cache lines).
-const ALIGN_SLACK: usize = LANES;
+/// boundary: every layout is a whole number of vectors (16 or 8 floats), so one aligned start
+/// aligns every vector load and store of the kernels (an unaligned vector spans two cache
+/// lines).
+const ALIGN_SLACK: usize = 16;
 
 /// The index of `slot`'s first float on a 64-byte boundary (0 where the platform cannot
 /// tell).
@@ -129,57 +136,64 @@ fn aligned_start(slot: &[f32]) -> usize {
     }
 }
 
-fn forward_slot_len(shape: &Conv2dShape) -> usize {
-    ALIGN_SLACK + input_plane(shape).len() + output_plane(shape).len()
+fn forward_slot_len(shape: &Conv2dShape, isa: Isa) -> usize {
+    let lanes = lanes(isa);
+    ALIGN_SLACK + input_plane(shape).len(lanes) + output_plane(shape).len(lanes)
 }
 
-fn backward_data_slot_len(shape: &Conv2dShape) -> usize {
-    ALIGN_SLACK + output_gradient_plane(shape).len() + input_gradient_plane(shape).len()
+fn backward_data_slot_len(shape: &Conv2dShape, isa: Isa) -> usize {
+    let lanes = lanes(isa);
+    ALIGN_SLACK + output_gradient_plane(shape).len(lanes) + input_gradient_plane(shape).len(lanes)
 }
 
-fn backward_weight_slot_len(shape: &Conv2dShape) -> usize {
+fn backward_weight_slot_len(shape: &Conv2dShape, isa: Isa) -> usize {
+    let lanes = lanes(isa);
     ALIGN_SLACK
-        + GROUPS_PER_PASS * (input_plane(shape).len() + output_plane(shape).len())
+        + GROUPS_PER_PASS * (input_plane(shape).len(lanes) + output_plane(shape).len(lanes))
         + shape.weight_len()
         + shape.c_out
 }
 
-/// Lane groups of the batch.
-fn lane_groups(shape: &Conv2dShape) -> usize {
-    shape.n.div_ceil(LANES)
+/// Lane groups of the batch on `isa` (where [`computes`] holds).
+fn lane_groups(shape: &Conv2dShape, isa: Isa) -> usize {
+    shape.n.div_ceil(lanes(isa))
 }
 
 /// Workspace for the passes of `shape` that run here on `isa`, with one slot per thread
 /// (see `conv2d_workspace_len`); 0 where none does.
 pub(super) fn workspace_len(shape: &Conv2dShape, isa: Isa) -> usize {
-    let slots = wanted_slots(shape).min(lane_groups(shape));
     if !computes(shape, isa) {
         return 0;
     }
-    let data = shape.weight_len().saturating_add(slots.saturating_mul(backward_data_slot_len(shape)));
-    let weight = slots.saturating_mul(backward_weight_slot_len(shape));
-    let forward = if forward_applies(shape, isa) { slots.saturating_mul(forward_slot_len(shape)) } else { 0 };
+    let slots = wanted_slots(shape).min(lane_groups(shape, isa));
+    let data = shape.weight_len().saturating_add(slots.saturating_mul(backward_data_slot_len(shape, isa)));
+    let weight = slots.saturating_mul(backward_weight_slot_len(shape, isa));
+    let forward =
+        if forward_applies(shape, isa) { slots.saturating_mul(forward_slot_len(shape, isa)) } else { 0 };
     data.max(weight).max(forward)
 }
 
 /// Lane groups per slot for a workspace of `len` floats with slots of `slot_len`, or `None`
 /// when not even one slot fits.
-fn groups_per_slot(shape: &Conv2dShape, len: usize, slot_len: usize) -> Option<usize> {
-    let slots = wanted_slots(shape).min(lane_groups(shape)).min(len / slot_len);
-    (slots > 0).then(|| lane_groups(shape).div_ceil(slots))
+fn groups_per_slot(shape: &Conv2dShape, isa: Isa, len: usize, slot_len: usize) -> Option<usize> {
+    let groups = lane_groups(shape, isa);
+    let slots = wanted_slots(shape).min(groups).min(len / slot_len);
+    (slots > 0).then(|| groups.div_ceil(slots))
 }
 
-/// The lane groups of a run of `images` whole images: `(first image offset, Images)` each.
-fn groups_of(images: usize, image_len: usize) -> impl Iterator<Item = (usize, Images)> {
+/// The lane groups of `lanes` images of a run of `images` whole images: `(first image offset,
+/// Images)` each.
+fn groups_of(images: usize, image_len: usize, lanes: usize) -> impl Iterator<Item = (usize, Images)> {
     (0..images)
-        .step_by(LANES)
-        .map(move |first| (first * image_len, Images { image_len, count: LANES.min(images - first) }))
+        .step_by(lanes)
+        .map(move |first| (first * image_len, Images { image_len, count: lanes.min(images - first) }))
 }
 
-/// The sizes of a pass that reads the layout `input` (its padding included) and writes or
-/// reads `c_out` channels.
-fn sizes(input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
+/// The sizes of a pass on `isa` that reads the layout `input` (its padding included) and
+/// writes or reads `c_out` channels.
+fn sizes(isa: Isa, input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
     Sizes {
+        lanes: lanes(isa),
         c_in: input.channels,
         c_out,
         hp: input.padded_h(),
@@ -191,11 +205,21 @@ fn sizes(input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
     }
 }
 
+/// Panics unless the CPU has `isa` and `isa` a vector for this path.
+fn assert_runs_on(isa: Isa) {
+    assert!(
+        lanes(isa) > 0 && isa.is_supported(),
+        "images-in-lanes convolution on {isa:?}, which this CPU or path lacks"
+    );
+}
+
 /// Forward, as `conv2d_forward_fused` documents it, for a shape where [`forward_applies`]
-/// holds on AVX-512, checked slices and a workspace that [`forward_fits`].
+/// holds on `isa`, checked slices and a workspace that [`forward_fits`].
 ///
-/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
+/// Panics if the CPU lacks `isa` or the workspace does not fit.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
+    isa: Isa,
     shape: &Conv2dShape,
     x: &[f32],
     weight: &[f32],
@@ -204,32 +228,35 @@ pub(super) fn forward(
     y: &mut [f32],
     workspace: &mut [f32],
 ) -> Result<()> {
-    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
-    let slot_len = forward_slot_len(shape);
-    let per = groups_per_slot(shape, workspace.len(), slot_len).expect("the plan checked the workspace");
-    let pass = Correlate { input: input_plane(shape), output: output_plane(shape), weight, bias, activation };
+    assert_runs_on(isa);
+    let slot_len = forward_slot_len(shape, isa);
+    let per = groups_per_slot(shape, isa, workspace.len(), slot_len).expect("the plan checked the workspace");
+    let pass =
+        Correlate { isa, input: input_plane(shape), output: output_plane(shape), weight, bias, activation };
     pass.run(shape, per, x, y, workspace, slot_len)
 }
 
 /// Backward to the input, as `conv2d_backward_data` documents it, for a shape where
-/// [`backward_applies`] holds on AVX-512, checked slices and a workspace that
+/// [`backward_applies`] holds on `isa`, checked slices and a workspace that
 /// [`backward_data_fits`].
 ///
-/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
+/// Panics if the CPU lacks `isa` or the workspace does not fit.
 pub(super) fn backward_data(
+    isa: Isa,
     shape: &Conv2dShape,
     dy: &[f32],
     weight: &[f32],
     dx: &mut [f32],
     workspace: &mut [f32],
 ) -> Result<()> {
-    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
-    let slot_len = backward_data_slot_len(shape);
+    assert_runs_on(isa);
+    let slot_len = backward_data_slot_len(shape, isa);
     let room = workspace.len().checked_sub(shape.weight_len()).expect("the plan checked the workspace");
-    let per = groups_per_slot(shape, room, slot_len).expect("the plan checked the workspace");
+    let per = groups_per_slot(shape, isa, room, slot_len).expect("the plan checked the workspace");
     let (flipped, slots) = workspace.split_at_mut(shape.weight_len());
     flip_weight(shape, weight, flipped);
     let pass = Correlate {
+        isa,
         input: output_gradient_plane(shape),
         output: input_gradient_plane(shape),
         weight: flipped,
@@ -239,8 +266,9 @@ pub(super) fn backward_data(
     pass.run(shape, per, dy, dx, slots, slot_len)
 }
 
-/// A correlation of NCHW batches through the layout: `input` (padded) to `output`.
+/// A correlation of NCHW batches through the layout on `isa`: `input` (padded) to `output`.
 struct Correlate<'a> {
+    isa: Isa,
     input: Plane,
     output: Plane,
     weight: &'a [f32],
@@ -260,29 +288,31 @@ impl Correlate<'_> {
         slots: &mut [f32],
         slot_len: usize,
     ) -> Result<()> {
-        let (input, output) = (&self.input, &self.output);
-        let sizes = sizes(input, output.channels, shape.kh, shape.kw);
+        let (isa, input, output) = (self.isa, &self.input, &self.output);
+        let lanes = lanes(isa);
+        let sizes = sizes(isa, input, output.channels, shape.kh, shape.kw);
         let (src_image, dst_image) =
             (input.channels * input.h * input.w, output.channels * output.h * output.w);
         let task = |first: usize, images: usize, dst: &mut [f32], slot: &mut [f32]| -> Result<()> {
             let src = &src[first * src_image..(first + images) * src_image];
             let start = aligned_start(slot);
             let slot = &mut slot[start..];
-            let (inp, out) = slot.split_at_mut(input.len());
-            let out = &mut out[..output.len()];
-            for (offset, images) in groups_of(images, src_image) {
+            let (inp, out) = slot.split_at_mut(input.len(lanes));
+            let out = &mut out[..output.len(lanes)];
+            for (offset, images) in groups_of(images, src_image, lanes) {
                 let dst_images = Images { image_len: dst_image, ..images };
-                // SAFETY: the CPU has AVX-512F (asserted by the entry). The slices hold the
-                // group's images and the layouts' lengths.
+                // SAFETY: the CPU has `isa`, which has a vector here (asserted by the entry).
+                // The slices hold the group's images and the layouts' lengths.
                 unsafe {
-                    layout::interleave(&src[offset..], images, input, inp);
-                    kernels::correlate(&sizes, self.activation, inp, self.weight, self.bias, out);
-                    layout::deinterleave(out, output, dst_images, &mut dst[offset / src_image * dst_image..]);
+                    dispatch::interleave(isa, &src[offset..], images, input, inp);
+                    dispatch::correlate(isa, &sizes, self.activation, inp, self.weight, self.bias, out);
+                    let dst = &mut dst[offset / src_image * dst_image..];
+                    dispatch::deinterleave(isa, out, output, dst_images, dst);
                 }
             }
             Ok(())
         };
-        run_slots(0, shape.n, per * LANES, dst, dst_image, slots, slot_len, &task)
+        run_slots(0, shape.n, per * lanes, dst, dst_image, slots, slot_len, &task)
     }
 }
 
@@ -290,8 +320,9 @@ impl Correlate<'_> {
 /// where [`backward_applies`] holds on AVX-512, checked slices and a workspace that
 /// [`backward_weight_fits`].
 ///
-/// Panics if the CPU lacks AVX-512F or the workspace does not fit.
+/// Panics if the CPU lacks `isa` or the workspace does not fit.
 pub(super) fn backward_weight(
+    isa: Isa,
     shape: &Conv2dShape,
     x: &[f32],
     dy: &[f32],
@@ -299,36 +330,38 @@ pub(super) fn backward_weight(
     dbias: Option<&mut [f32]>,
     workspace: &mut [f32],
 ) -> Result<()> {
-    assert!(Isa::Avx512.is_supported(), "images-in-lanes convolution on a CPU without AVX-512F");
-    let slot_len = backward_weight_slot_len(shape);
-    let per = groups_per_slot(shape, workspace.len(), slot_len).expect("the plan checked the workspace");
+    assert_runs_on(isa);
+    let lanes = lanes(isa);
+    let slot_len = backward_weight_slot_len(shape, isa);
+    let per = groups_per_slot(shape, isa, workspace.len(), slot_len).expect("the plan checked the workspace");
     let (input, gradient) = (input_plane(shape), output_plane(shape));
-    let sizes = sizes(&input, shape.c_out, shape.kh, shape.kw);
+    let sizes = sizes(isa, &input, shape.c_out, shape.kh, shape.kw);
     let (x_image, dy_image) =
         (input.channels * input.h * input.w, gradient.channels * gradient.h * gradient.w);
-    let group_len = input.len() + gradient.len();
+    let group_len = input.len(lanes) + gradient.len(lanes);
     let weight_len = shape.weight_len();
     // One slot's images into `dweight` and `dbias` (accumulated).
     let run =
         |x: &[f32], dy: &[f32], groups: &mut [f32], dweight: &mut [f32], mut dbias: Option<&mut [f32]>| {
             let images = x.len() / x_image;
-            for first in (0..images).step_by(GROUPS_PER_PASS * LANES) {
-                let count = (GROUPS_PER_PASS * LANES).min(images - first);
-                let pass = &mut groups[..count.div_ceil(LANES) * group_len];
+            for first in (0..images).step_by(GROUPS_PER_PASS * lanes) {
+                let count = (GROUPS_PER_PASS * lanes).min(images - first);
+                let pass = &mut groups[..count.div_ceil(lanes) * group_len];
                 for ((offset, images), group) in
-                    groups_of(count, x_image).zip(pass.chunks_exact_mut(group_len))
+                    groups_of(count, x_image, lanes).zip(pass.chunks_exact_mut(group_len))
                 {
-                    let (inp, out) = group.split_at_mut(input.len());
+                    let (inp, out) = group.split_at_mut(input.len(lanes));
                     let dy_images = Images { image_len: dy_image, ..images };
                     let dy_offset = offset / x_image * dy_image;
-                    // SAFETY: as in `forward`.
+                    // SAFETY: as in `Correlate::run`.
                     unsafe {
-                        layout::interleave(&x[first * x_image + offset..], images, &input, inp);
-                        layout::interleave(&dy[first * dy_image + dy_offset..], dy_images, &gradient, out);
+                        dispatch::interleave(isa, &x[first * x_image + offset..], images, &input, inp);
+                        let dy = &dy[first * dy_image + dy_offset..];
+                        dispatch::interleave(isa, dy, dy_images, &gradient, out);
                     }
                 }
-                // SAFETY: as in `forward`; `pass` holds whole groups.
-                unsafe { kernels::weight_gradient(&sizes, pass, dweight) };
+                // SAFETY: as in `Correlate::run`; `pass` holds whole groups.
+                unsafe { dispatch::weight_gradient(isa, &sizes, pass, dweight) };
             }
             if let Some(dbias) = dbias.as_deref_mut() {
                 for dyi in dy.chunks_exact(dy_image) {
@@ -336,7 +369,7 @@ pub(super) fn backward_weight(
                 }
             }
         };
-    let slot_images = per * LANES;
+    let slot_images = per * lanes;
     if shape.n <= slot_images {
         let slot = &mut workspace[..slot_len];
         let start = aligned_start(slot);

@@ -1,0 +1,256 @@
+//! The vectors of the images-in-lanes convolution, one type per instruction set behind one
+//! trait: a lane holds one image, so a vector holds one position of a lane group, and moving
+//! images into or out of the layout is a square transpose of `LANES x LANES` floats.
+//!
+//! Each type exists only inside the `#[target_feature]` functions of its instruction set
+//! (`kernels.rs`, `layout.rs`), into which its `#[inline(always)]` methods are inlined.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+#[cfg(target_arch = "x86_64")]
+use super::super::rows::lane_range;
+use crate::gemm::Activation;
+#[cfg(target_arch = "x86_64")]
+use crate::gemm::{activate_avx2, activate_avx512};
+#[cfg(target_arch = "x86_64")]
+use crate::transpose16::transpose16;
+
+/// One position of a lane group: `LANES` images' values.
+pub(super) trait LaneVector: Copy {
+    /// Images per vector: the size of a lane group.
+    const LANES: usize;
+    /// Every lane set to `v`.
+    fn splat(v: f32) -> Self;
+    /// The `LANES` floats at `p`.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be readable.
+    unsafe fn load(p: *const f32) -> Self;
+    /// `activation(self)` written to the `LANES` floats at `p`.
+    ///
+    /// # Safety
+    /// `p .. p + LANES` must be writable.
+    unsafe fn store(self, p: *mut f32, activation: Activation);
+    /// `self·b + c`, fused.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// The sum of the lanes.
+    fn sum(self) -> f32;
+    /// One block of the move into the layout: `dst[q·LANES + l] = src[l·image_len + q]` for
+    /// the `cols` positions `q < cols` and images `l < count`, and 0 in lanes `l >= count`.
+    ///
+    /// # Safety
+    /// `1 <= cols <= LANES`, `count <= LANES`; for each `l < count`, `src + l·image_len ..
+    /// + cols` readable; `dst .. dst + cols·LANES` writable.
+    unsafe fn rows_to_lanes(src: *const f32, image_len: usize, count: usize, cols: usize, dst: *mut f32);
+    /// One block of the move out of the layout: `dst[l·image_len + q] = src[q·LANES + l]` for
+    /// the `valid` positions `q < valid` and images `l < count`; nothing else is written.
+    ///
+    /// # Safety
+    /// `1 <= valid <= LANES`, `count <= LANES`; `src .. src + valid·LANES` readable; for each
+    /// `l < count`, `dst + l·image_len .. + valid` writable.
+    unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize);
+}
+
+/// 16 images in the lanes of AVX-512F; exists only on a CPU with AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Zmm(__m512);
+
+#[cfg(target_arch = "x86_64")]
+impl LaneVector for Zmm {
+    const LANES: usize = 16;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: a `Zmm` exists only on a CPU with AVX-512F (see the type).
+        Zmm(unsafe { _mm512_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's bounds; AVX-512F as above.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, activation: Activation) {
+        // SAFETY: the caller's bounds; AVX-512F as above.
+        unsafe { _mm512_storeu_ps(p, activate_avx512(self.0, activation)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        // SAFETY: AVX-512F as above.
+        unsafe { _mm512_reduce_add_ps(self.0) }
+    }
+    #[inline(always)]
+    unsafe fn rows_to_lanes(src: *const f32, image_len: usize, count: usize, cols: usize, dst: *mut f32) {
+        let mask = lane_range(0, cols);
+        // Rows of absent images load nothing (all lanes masked off): a fixed-count loop of
+        // masked loads, which stays in registers.
+        let rows: [__m512; 16] = std::array::from_fn(|image| {
+            let row_mask = if image < count { mask } else { 0 };
+            // SAFETY: for image < count the row's `cols` floats lie inside the caller's
+            // bounds; masked-off lanes are neither read nor able to fault (the address of an
+            // absent image is formed with wrapping arithmetic and never dereferenced).
+            unsafe { _mm512_maskz_loadu_ps(row_mask, src.wrapping_add(image * image_len)) }
+        });
+        // SAFETY: AVX-512F as above.
+        let columns = unsafe { transpose16(rows) };
+        for (q, column) in columns.iter().take(cols).enumerate() {
+            // SAFETY: q < cols: inside the caller's bounds for `dst`.
+            unsafe { _mm512_storeu_ps(dst.add(q * 16), *column) };
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize) {
+        let rows: [__m512; 16] = std::array::from_fn(|q| {
+            let row_mask = if q < valid { !0 } else { 0 };
+            // SAFETY: for q < valid the position's 16 floats lie inside the caller's bounds;
+            // other rows load nothing (all lanes masked off, address never dereferenced).
+            unsafe { _mm512_maskz_loadu_ps(row_mask, src.wrapping_add(q * 16)) }
+        });
+        // SAFETY: AVX-512F as above.
+        let by_image = unsafe { transpose16(rows) };
+        let mask = lane_range(0, valid);
+        for (image, row) in by_image.iter().take(count).enumerate() {
+            // SAFETY: image < count and the mask keeps lanes `< valid`: the caller's bounds.
+            unsafe { _mm512_mask_storeu_ps(dst.add(image * image_len), mask, *row) };
+        }
+    }
+}
+
+/// 8 images in the lanes of AVX2 + FMA; exists only on a CPU with both.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Ymm(__m256);
+
+/// The lanes `l < count` of an AVX2 mask (`count <= 8`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_lanes(count: usize) -> __m256i {
+    // SAFETY: a `Ymm` exists only on a CPU with AVX2 (see the type), and so its callers.
+    unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)) }
+}
+
+/// The 8x8 transpose: `out[j][i] = rows[i][j]`. Pairs of rows are interleaved by 32-bit
+/// elements, then by 64-bit pairs, inside each 128-bit half, which leaves 4x4 blocks
+/// transposed in the halves; one 128-bit lane exchange puts the blocks in place.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // SAFETY: AVX as the callers (`Ymm` methods) guarantee.
+    unsafe {
+        // t[2i] (half h): rows 2i, 2i+1 at columns 4h, 4h+1, interleaved; t[2i+1] at 4h+2, 4h+3.
+        let t: [__m256; 8] = std::array::from_fn(|j| {
+            let (a, b) = (r[j & !1], r[j | 1]);
+            if j % 2 == 0 {
+                _mm256_unpacklo_ps(a, b)
+            } else {
+                _mm256_unpackhi_ps(a, b)
+            }
+        });
+        // u[4g + c] (half h): rows 4g..4g+4 of column 4h + c.
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        // Column c (c < 4): the low halves of u[c] (rows 0-3) and u[4 + c] (rows 4-7);
+        // column 4 + c: their high halves.
+        std::array::from_fn(|j| {
+            let c = j % 4;
+            if j < 4 {
+                _mm256_permute2f128_ps::<0x20>(u[c], u[4 + c])
+            } else {
+                _mm256_permute2f128_ps::<0x31>(u[c], u[4 + c])
+            }
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl LaneVector for Ymm {
+    const LANES: usize = 8;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        // SAFETY: a `Ymm` exists only on a CPU with AVX2 and FMA (see the type).
+        Ymm(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's bounds; AVX as above.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, activation: Activation) {
+        // SAFETY: the caller's bounds; AVX2 as above.
+        unsafe { _mm256_storeu_ps(p, activate_avx2(self.0, activation)) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        // SAFETY: FMA as above.
+        Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        // SAFETY: AVX as above.
+        unsafe {
+            let quad = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
+            let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+            _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn rows_to_lanes(src: *const f32, image_len: usize, count: usize, cols: usize, dst: *mut f32) {
+        let mask = first_lanes(cols);
+        let rows: [__m256; 8] = std::array::from_fn(|image| {
+            if image < count {
+                // SAFETY: the row's `cols` floats lie inside the caller's bounds, and the
+                // masked-off lanes are not read (masked loads do not fault on them; they are
+                // fast on AMD, unlike masked stores).
+                unsafe { _mm256_maskload_ps(src.add(image * image_len), mask) }
+            } else {
+                // SAFETY: AVX as above.
+                unsafe { _mm256_setzero_ps() }
+            }
+        });
+        for (q, column) in transpose8(rows).iter().take(cols).enumerate() {
+            // SAFETY: q < cols: inside the caller's bounds for `dst`.
+            unsafe { _mm256_storeu_ps(dst.add(q * 8), *column) };
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize) {
+        let rows: [__m256; 8] = std::array::from_fn(|q| {
+            if q < valid {
+                // SAFETY: q < valid: the position's 8 floats lie inside the caller's bounds.
+                unsafe { _mm256_loadu_ps(src.add(q * 8)) }
+            } else {
+                // SAFETY: AVX as above.
+                unsafe { _mm256_setzero_ps() }
+            }
+        });
+        let mask = first_lanes(valid);
+        for (image, row) in transpose8(rows).iter().take(count).enumerate() {
+            // SAFETY: image < count; a whole store when all 8 positions are valid, else a
+            // masked store of lanes `< valid` (only the last block of a plane): the caller's
+            // bounds cover both.
+            unsafe {
+                let at = dst.add(image * image_len);
+                if valid == 8 {
+                    _mm256_storeu_ps(at, *row)
+                } else {
+                    _mm256_maskstore_ps(at, mask, *row)
+                }
+            }
+        }
+    }
+}
