@@ -777,7 +777,8 @@ fn unsupported_isa_is_rejected() {
         // Forcing `isa` is itself the error where the CPU lacks it.
         let results = [
             with_isa(isa, || pool::maxpool2d_forward(&shape, &x, &mut y, &mut a)).and_then(|r| r),
-            with_isa(isa, || pool::maxpool2d_backward(&shape, &y.clone(), &a.clone(), &mut dx)).and_then(|r| r),
+            with_isa(isa, || pool::maxpool2d_backward(&shape, &y.clone(), &a.clone(), &mut dx))
+                .and_then(|r| r),
             with_isa(isa, || pool::avgpool2d_forward(&shape, true, &x, &mut y)).and_then(|r| r),
             with_isa(isa, || pool::avgpool2d_backward(&shape, true, &y.clone(), &mut dx)).and_then(|r| r),
         ];

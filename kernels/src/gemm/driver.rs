@@ -12,8 +12,9 @@
 //! - loop 4: `pc` over the depth k in blocks of KC: pack `op(B)[pc.., jc..]` into B̃;
 //!   the first block applies β, the others accumulate (β = 1). When a part has few rows
 //!   (`<= DIRECT_B_MAX_M`) and B is not transposed (rows at most `DIRECT_B_MAX_LDB` apart
-//!   where Ã's micro-panel stays in L1, or, when C has at most MR or `DIRECT_B_FEW_ROWS` rows, a block's rows spanning at most
-//!   `DIRECT_B_MAX_SPAN`), B's rows are already what a B̃ panel holds: the microkernel reads
+//!   where Ã's micro-panel stays in L1, or, when C has at most MR or `DIRECT_B_FEW_ROWS`
+//!   rows, a block's rows spanning at most `DIRECT_B_MAX_SPAN`), B's rows are already what a
+//!   B̃ panel holds: the microkernel reads
 //!   them in place and only a ragged last panel is packed, since packing would cost as much
 //!   as the few rows of A it serves;
 //! - loop 3: `ic` over a part's rows in blocks of MC: pack `op(A)[ic.., pc..]` into Ã,
