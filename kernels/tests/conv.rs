@@ -508,9 +508,9 @@ fn check_lanes_path(s: &Conv2dShape, seed: u64, isa: Isa) {
         );
     }
     for workspace_len in [full, one_slot] {
-        check_forward(s, seed, seed % 2 == 0, workspace_len);
+        check_forward(s, seed, seed.is_multiple_of(2), workspace_len);
         check_backward_data(s, seed, workspace_len);
-        check_backward_weight(s, seed, seed % 3 == 0, workspace_len);
+        check_backward_weight(s, seed, seed.is_multiple_of(3), workspace_len);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Direct convolution for stride 1 and dilation 1: the forward on AVX-512F and on AVX2 + FMA
-//! (one strip body, generic over the vector, [`StripVector`]), and the weight gradient on
+//! (one strip body, generic over the vector, [`ConvVector`]), and the weight gradient on
 //! AVX-512F ([`backward_weight_run`]).
 //!
 //! im2col + GEMM writes every input tap `kh·kw` times into a column matrix and reads it back;
@@ -32,9 +32,10 @@ use super::shape::Conv2dShape;
 use super::tuning::{
     DIRECT_MIN_OUT_W, DIRECT_MIN_OUT_W_AVX2, DIRECT_WEIGHT_BLOCK_FLOATS, FEW_IN_CHANNELS, GRAD_MAX_CHANNELS,
 };
-use crate::gemm::Activation;
+use super::vector::ConvVector;
 #[cfg(target_arch = "x86_64")]
-use crate::gemm::{activate_avx2, activate_avx512};
+use super::vector::{Ymm, Zmm};
+use crate::gemm::Activation;
 use crate::isa::Isa;
 
 /// Zeros after the padded image: a strip (at most 48 lanes) starting at the last output
@@ -396,108 +397,6 @@ unsafe fn channels_avx2(
     unreachable!("AVX2 is never selected off x86_64")
 }
 
-/// The vector operations of the strip loops, one implementation per instruction set with
-/// direct loops. Every method is `#[inline(always)]`, so [`strips`] compiles inside the
-/// `#[target_feature]` function that instantiates it (`channels_*`), the only place values
-/// of an implementing type exist.
-trait StripVector: Copy {
-    /// Outputs per vector.
-    const LANES: usize;
-    /// Whether [`strips`] reads a register block's weights tap by tap, `(taps, rows)`, rather
-    /// than row by row, `(rows, taps)`: AVX-512's blocks (`forward_group` lays them out).
-    const BY_TAP: bool;
-    /// Every lane set to `v`.
-    fn splat(v: f32) -> Self;
-    /// Lanes `l < LANES` from `p + l`.
-    ///
-    /// # Safety
-    /// `p .. p + LANES` must be readable.
-    unsafe fn load(p: *const f32) -> Self;
-    /// `self·b + c`, fused.
-    fn mul_add(self, b: Self, c: Self) -> Self;
-    /// Writes lanes `from <= l < to` of `activation(self)` to `p + l` (`to <= LANES`), and
-    /// nothing else.
-    ///
-    /// # Safety
-    /// `p + from .. p + to` must be writable (`p` itself may point outside the allocation).
-    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation);
-}
-
-/// 16 lanes of AVX-512F; exists only inside [`channels_avx512`].
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct Zmm(__m512);
-
-#[cfg(target_arch = "x86_64")]
-impl StripVector for Zmm {
-    const LANES: usize = 16;
-    const BY_TAP: bool = true;
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        // SAFETY: a `Zmm` exists only on a CPU with AVX-512F (see the type).
-        Zmm(unsafe { _mm512_set1_ps(v) })
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller's bounds; AVX-512F as above.
-        Zmm(unsafe { _mm512_loadu_ps(p) })
-    }
-    #[inline(always)]
-    fn mul_add(self, b: Self, c: Self) -> Self {
-        // SAFETY: AVX-512F as above.
-        Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
-    }
-    #[inline(always)]
-    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
-        // SAFETY: the mask enables lanes `from..to`, which the caller's bounds cover (masked
-        // lanes are not accessed); AVX-512F as above.
-        unsafe { _mm512_mask_storeu_ps(p, lane_range(from, to), activate_avx512(self.0, activation)) }
-    }
-}
-
-/// 8 lanes of AVX2 + FMA; exists only inside [`channels_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct Ymm(__m256);
-
-#[cfg(target_arch = "x86_64")]
-impl StripVector for Ymm {
-    const LANES: usize = 8;
-    const BY_TAP: bool = false;
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        // SAFETY: a `Ymm` exists only on a CPU with AVX2 and FMA (see the type).
-        Ymm(unsafe { _mm256_set1_ps(v) })
-    }
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        // SAFETY: the caller's bounds; AVX2 as above.
-        Ymm(unsafe { _mm256_loadu_ps(p) })
-    }
-    #[inline(always)]
-    fn mul_add(self, b: Self, c: Self) -> Self {
-        // SAFETY: FMA as above.
-        Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
-    }
-    #[inline(always)]
-    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
-        // SAFETY: AVX2 as above; a whole store when the lanes are all 8, else a masked one
-        // of lanes `from..to` (AMD cores microcode masked stores: only the vectors at a
-        // row's ends take one); the caller's bounds cover both.
-        unsafe {
-            let out = activate_avx2(self.0, activation);
-            if from == 0 && to == Self::LANES {
-                _mm256_storeu_ps(p, out)
-            } else {
-                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-                let above = _mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(from as i32 - 1));
-                let below = _mm256_cmpgt_epi32(_mm256_set1_epi32(to as i32), lanes);
-                _mm256_maskstore_ps(p, _mm256_and_si256(above, below), out)
-            }
-        }
-    }
-}
-
 /// `R` output channels, strips of `V` vectors: `S::LANES·V` consecutive positions of the
 /// padded grid (see [`Strips`]), their sums in registers, then the lanes that are outputs
 /// stored row piece by row piece.
@@ -505,7 +404,7 @@ impl StripVector for Ymm {
 /// # Safety
 /// As [`channels_avx512`], with `rows = R`, on the instruction set of `S`.
 #[inline(always)]
-unsafe fn strips<S: StripVector, const R: usize, const V: usize>(
+unsafe fn strips<S: ConvVector, const R: usize, const V: usize>(
     g: &Geometry,
     padded: &[f32],
     weight: &[f32],

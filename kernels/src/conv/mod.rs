@@ -37,6 +37,7 @@ mod shape;
 mod slots;
 mod transposed;
 mod tuning;
+mod vector;
 
 pub use conv2d::{
     conv2d_backward_data, conv2d_backward_weight, conv2d_forward, conv2d_forward_fused, conv2d_workspace_len,

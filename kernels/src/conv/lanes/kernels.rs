@@ -1,6 +1,6 @@
 //! The register blocks of the images-in-lanes convolution: every vector holds one position of
 //! a lane group (16 images on AVX-512, 8 on AVX2), so each FMA does a whole vector of useful
-//! multiply-adds whatever the plane's width. The code is generic over the [`LaneVector`]; the
+//! multiply-adds whatever the plane's width. The code is generic over the [`ConvVector`]; the
 //! block sizes are the vector's [`Blocks`].
 //!
 //! - [`correlate`]: `out[co, oy, ox] = act(bias[co] + Σ_(ci, ki, kj) w[co, ci, ki, kj] ·
@@ -20,12 +20,12 @@
 
 use std::ops::Range;
 
-use super::vector::LaneVector;
+use super::super::vector::ConvVector;
 use crate::gemm::Activation;
 
-/// The register blocks of one [`LaneVector`]: within its instruction set's registers, with
+/// The register blocks of one [`ConvVector`]: within its instruction set's registers, with
 /// the loads and broadcasts beside the sums.
-pub(super) trait Blocks: LaneVector {
+pub(super) trait Blocks: ConvVector {
     /// Output channels of a [`correlate`] block.
     const CHANNELS: usize;
     /// Positions (along a row) of a [`correlate`] block.
@@ -76,7 +76,7 @@ impl Sizes {
 
     /// Whether the sizes are consistent for vectors `V`: the kernel fits the padded plane and
     /// the live rows lie inside it.
-    fn fit<V: LaneVector>(&self) -> bool {
+    fn fit<V: ConvVector>(&self) -> bool {
         self.lanes == V::LANES
             && self.kh <= self.hp
             && self.kw <= self.wp
@@ -155,7 +155,7 @@ pub(super) unsafe fn correlate<V: Blocks>(
 /// `out_h x out_w x LANES`, `ox0 + P <= out_w`, and `inp` is as [`correlate`] asserts.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn correlate_block<V: LaneVector, const R: usize, const P: usize>(
+unsafe fn correlate_block<V: ConvVector, const R: usize, const P: usize>(
     g: &Sizes,
     activation: Activation,
     inp: &[f32],
@@ -264,7 +264,7 @@ struct GradBlock {
 /// As [`weight_gradient`]; `co0 + R <= c_out`, `kj0 + T <= kw`, and the slices as
 /// [`weight_gradient`] asserts.
 #[inline(always)]
-unsafe fn grad_block<V: LaneVector, const R: usize, const T: usize>(
+unsafe fn grad_block<V: ConvVector, const R: usize, const T: usize>(
     g: &Sizes,
     groups: &[f32],
     dweight: &mut [f32],
@@ -309,7 +309,7 @@ unsafe fn grad_block<V: LaneVector, const R: usize, const T: usize>(
 /// AVX-512's blocks: 6 x 4 sums, 4 inputs and a broadcast (29 of 32 registers); 4 x 5 sums,
 /// 4 output gradients and an input (25).
 #[cfg(target_arch = "x86_64")]
-impl Blocks for super::vector::Zmm {
+impl Blocks for super::super::vector::Zmm {
     const CHANNELS: usize = 6;
     const POSITIONS: usize = 4;
     const GRAD_CHANNELS: usize = 4;
@@ -319,7 +319,7 @@ impl Blocks for super::vector::Zmm {
 /// AVX2's blocks: 4 x 3 sums, 3 inputs and a broadcast (16 of 16 registers); 2 x 5 sums, 2
 /// output gradients and an input (13).
 #[cfg(target_arch = "x86_64")]
-impl Blocks for super::vector::Ymm {
+impl Blocks for super::super::vector::Ymm {
     const CHANNELS: usize = 4;
     const POSITIONS: usize = 3;
     const GRAD_CHANNELS: usize = 2;

@@ -5,9 +5,9 @@
 //! channel `ch` of the group's image `l`. Lanes past the group's image count hold zeros.
 //! Moving NCHW images in or out of this layout is a transpose of `lanes x lanes` blocks
 //! (`lanes` images x `lanes` consecutive pixels of one row or plane), done in registers by
-//! the vector type ([`LaneVector::rows_to_lanes`], [`LaneVector::lanes_to_rows`]).
+//! the vector type ([`ConvVector::rows_to_lanes`], [`ConvVector::lanes_to_rows`]).
 
-use super::vector::LaneVector;
+use super::super::vector::ConvVector;
 
 /// Where a group's images lie in an NCHW batch: the group's first image starts at `data[0]`
 /// and images are `image_len` floats apart; `count <= lanes` of them exist.
@@ -52,7 +52,7 @@ impl Plane {
 /// # Safety
 /// The CPU has the instruction set of `V`; the caller is a `#[target_feature]` function of it.
 #[inline(always)]
-pub(super) unsafe fn interleave<V: LaneVector>(src: &[f32], images: Images, plane: &Plane, dst: &mut [f32]) {
+pub(super) unsafe fn interleave<V: ConvVector>(src: &[f32], images: Images, plane: &Plane, dst: &mut [f32]) {
     let lanes = V::LANES;
     let Plane { channels, h, w, pad_h, pad_w } = *plane;
     let (hp, wp) = (plane.padded_h(), plane.padded_w());
@@ -108,7 +108,7 @@ pub(super) unsafe fn interleave<V: LaneVector>(src: &[f32], images: Images, plan
 /// # Safety
 /// The CPU has the instruction set of `V`; the caller is a `#[target_feature]` function of it.
 #[inline(always)]
-pub(super) unsafe fn deinterleave<V: LaneVector>(
+pub(super) unsafe fn deinterleave<V: ConvVector>(
     src: &[f32],
     plane: &Plane,
     images: Images,

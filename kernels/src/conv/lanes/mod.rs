@@ -7,7 +7,7 @@
 //! moved into the layout `(c, h, w, lanes)` (see [`layout`]), where every position is one
 //! full vector, and the three passes run as register-blocked loops with no masks and no
 //! partial vectors (see [`kernels`]; one generic body, one vector type per instruction set in
-//! [`vector`], dispatched in [`dispatch`]):
+//! `conv/vector.rs`, dispatched in [`dispatch`]):
 //! - forward: `y = act(correlate(pad(x), weight) + bias)`;
 //! - backward to the input: `dx = correlate(pad'(dy), flip(weight)ᵀ)`, where `pad'` surrounds
 //!   `dy` with `k - 1 - pad` zeros and the flipped weight swaps `c_in` and `c_out` and
@@ -28,7 +28,6 @@
 mod dispatch;
 mod kernels;
 mod layout;
-mod vector;
 
 use self::dispatch::lanes;
 use self::kernels::Sizes;

@@ -1,25 +1,33 @@
-//! The vectors of the images-in-lanes convolution, one type per instruction set behind one
-//! trait: a lane holds one image, so a vector holds one position of a lane group, and moving
-//! images into or out of the layout is a square transpose of `LANES x LANES` floats.
+//! The vectors of the convolution's SIMD paths, one type per instruction set behind one
+//! trait: the direct loops' strips (`direct.rs`, a vector of outputs along a row) and the
+//! images in lanes (`lanes/`, a lane per image, so a vector holds one position of a lane
+//! group, and moving images into or out of the layout is a square transpose of `LANES x
+//! LANES` floats).
 //!
 //! Each type exists only inside the `#[target_feature]` functions of its instruction set
-//! (`kernels.rs`, `layout.rs`), into which its `#[inline(always)]` methods are inlined.
+//! (`channels_*` in `direct.rs`, `lanes/dispatch.rs`), into which its `#[inline(always)]`
+//! methods are inlined.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 #[cfg(target_arch = "x86_64")]
-use super::super::rows::lane_range;
+use super::rows::lane_range;
 use crate::gemm::Activation;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::{activate_avx2, activate_avx512};
 #[cfg(target_arch = "x86_64")]
 use crate::transpose16::transpose16;
 
-/// One position of a lane group: `LANES` images' values.
-pub(super) trait LaneVector: Copy {
-    /// Images per vector: the size of a lane group.
+/// `LANES` floats: outputs along a row in the direct loops, one position of a lane group in
+/// the images in lanes.
+pub(super) trait ConvVector: Copy {
+    /// Floats per vector (outputs of a strip, images of a lane group).
     const LANES: usize;
+    /// Whether the direct loops read a register block's weights tap by tap, `(taps, rows)`,
+    /// rather than row by row, `(rows, taps)`: AVX-512's blocks (`direct::forward_group`
+    /// lays them out).
+    const BY_TAP: bool;
     /// Every lane set to `v`.
     fn splat(v: f32) -> Self;
     /// The `LANES` floats at `p`.
@@ -32,6 +40,12 @@ pub(super) trait LaneVector: Copy {
     /// # Safety
     /// `p .. p + LANES` must be writable.
     unsafe fn store(self, p: *mut f32, activation: Activation);
+    /// Writes lanes `from <= l < to` of `activation(self)` to `p + l` (`to <= LANES`), and
+    /// nothing else.
+    ///
+    /// # Safety
+    /// `p + from .. p + to` must be writable (`p` itself may point outside the allocation).
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation);
     /// `self·b + c`, fused.
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// The sum of the lanes.
@@ -52,14 +66,15 @@ pub(super) trait LaneVector: Copy {
     unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize);
 }
 
-/// 16 images in the lanes of AVX-512F; exists only on a CPU with AVX-512F.
+/// 16 lanes of AVX-512F; exists only on a CPU with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct Zmm(__m512);
 
 #[cfg(target_arch = "x86_64")]
-impl LaneVector for Zmm {
+impl ConvVector for Zmm {
     const LANES: usize = 16;
+    const BY_TAP: bool = true;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         // SAFETY: a `Zmm` exists only on a CPU with AVX-512F (see the type).
@@ -74,6 +89,12 @@ impl LaneVector for Zmm {
     unsafe fn store(self, p: *mut f32, activation: Activation) {
         // SAFETY: the caller's bounds; AVX-512F as above.
         unsafe { _mm512_storeu_ps(p, activate_avx512(self.0, activation)) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
+        // SAFETY: the mask enables lanes `from..to`, which the caller's bounds cover (masked
+        // lanes are not accessed); AVX-512F as above.
+        unsafe { _mm512_mask_storeu_ps(p, lane_range(from, to), activate_avx512(self.0, activation)) }
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
@@ -122,7 +143,7 @@ impl LaneVector for Zmm {
     }
 }
 
-/// 8 images in the lanes of AVX2 + FMA; exists only on a CPU with both.
+/// 8 lanes of AVX2 + FMA; exists only on a CPU with both.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct Ymm(__m256);
@@ -177,8 +198,9 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
 }
 
 #[cfg(target_arch = "x86_64")]
-impl LaneVector for Ymm {
+impl ConvVector for Ymm {
     const LANES: usize = 8;
+    const BY_TAP: bool = false;
     #[inline(always)]
     fn splat(v: f32) -> Self {
         // SAFETY: a `Ymm` exists only on a CPU with AVX2 and FMA (see the type).
@@ -193,6 +215,23 @@ impl LaneVector for Ymm {
     unsafe fn store(self, p: *mut f32, activation: Activation) {
         // SAFETY: the caller's bounds; AVX2 as above.
         unsafe { _mm256_storeu_ps(p, activate_avx2(self.0, activation)) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
+        // SAFETY: AVX2 as above; a whole store when the lanes are all 8, else a masked one
+        // of lanes `from..to` (AMD cores microcode masked stores: only the vectors at a
+        // row's ends take one); the caller's bounds cover both.
+        unsafe {
+            let out = activate_avx2(self.0, activation);
+            if from == 0 && to == Self::LANES {
+                _mm256_storeu_ps(p, out)
+            } else {
+                let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+                let above = _mm256_cmpgt_epi32(lanes, _mm256_set1_epi32(from as i32 - 1));
+                let below = _mm256_cmpgt_epi32(_mm256_set1_epi32(to as i32), lanes);
+                _mm256_maskstore_ps(p, _mm256_and_si256(above, below), out)
+            }
+        }
     }
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
