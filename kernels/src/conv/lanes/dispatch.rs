@@ -2,10 +2,10 @@
 //! function per pass and instruction set, into which the generic code of `layout.rs` and
 //! `kernels.rs` is inlined for that set's vector, and the `match` that picks it.
 
-#[cfg(target_arch = "x86_64")]
-use super::super::vector::{ConvVector, Ymm, Zmm};
 use super::kernels::{self, Sizes};
 use super::layout::{self, Images, Plane};
+#[cfg(target_arch = "x86_64")]
+use crate::conv::vector::{ConvVector, Ymm, Zmm};
 use crate::gemm::Activation;
 use crate::isa::Isa;
 

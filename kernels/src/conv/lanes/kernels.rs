@@ -20,7 +20,7 @@
 
 use std::ops::Range;
 
-use super::super::vector::ConvVector;
+use crate::conv::vector::ConvVector;
 use crate::gemm::Activation;
 
 /// The register blocks of one [`ConvVector`]: within its instruction set's registers, with
@@ -309,7 +309,7 @@ unsafe fn grad_block<V: ConvVector, const R: usize, const T: usize>(
 /// AVX-512's blocks: 6 x 4 sums, 4 inputs and a broadcast (29 of 32 registers); 4 x 5 sums,
 /// 4 output gradients and an input (25).
 #[cfg(target_arch = "x86_64")]
-impl Blocks for super::super::vector::Zmm {
+impl Blocks for crate::conv::vector::Zmm {
     const CHANNELS: usize = 6;
     const POSITIONS: usize = 4;
     const GRAD_CHANNELS: usize = 4;
@@ -319,7 +319,7 @@ impl Blocks for super::super::vector::Zmm {
 /// AVX2's blocks: 4 x 3 sums, 3 inputs and a broadcast (16 of 16 registers); 2 x 5 sums, 2
 /// output gradients and an input (13).
 #[cfg(target_arch = "x86_64")]
-impl Blocks for super::super::vector::Ymm {
+impl Blocks for crate::conv::vector::Ymm {
     const CHANNELS: usize = 4;
     const POSITIONS: usize = 3;
     const GRAD_CHANNELS: usize = 2;

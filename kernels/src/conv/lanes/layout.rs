@@ -7,7 +7,7 @@
 //! (`lanes` images x `lanes` consecutive pixels of one row or plane), done in registers by
 //! the vector type ([`ConvVector::rows_to_lanes`], [`ConvVector::lanes_to_rows`]).
 
-use super::super::vector::ConvVector;
+use crate::conv::vector::ConvVector;
 
 /// Where a group's images lie in an NCHW batch: the group's first image starts at `data[0]`
 /// and images are `image_len` floats apart; `count <= lanes` of them exist.
