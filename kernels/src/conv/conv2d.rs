@@ -1,5 +1,5 @@
 //! Convolution forward, backward-data and backward-weight: the checked entry points, which
-//! pick the images-in-lanes (`lanes/`), direct (`direct.rs`) or gathered (`gathered.rs`,
+//! pick the images-in-lanes (`lanes/`), Winograd (`winograd/`), direct (`direct.rs`) or gathered (`gathered.rs`,
 //! several images per GEMM on small planes) path where it applies and the workspace holds it,
 //! and otherwise run im2col + GEMM as below.
 //!
@@ -34,6 +34,7 @@ use super::shape::{check_bias, check_weight, check_x, check_y, Conv2dShape};
 use super::slots::{add_slot_partials, images_per_slot, run_slots, wanted_slots};
 use super::transposed::{direct_data_slot_len, flip_weight, transposed};
 use super::tuning::COLUMN_BAND_FLOATS;
+use super::winograd;
 use crate::error::{check_min_len, Result};
 use crate::gemm::{sgemm_fused_on, Activation, Bias, Epilogue, GemmShape, Transpose};
 use crate::isa::{current_isa, Isa};
@@ -75,7 +76,7 @@ pub fn conv2d_workspace_len(shape: &Conv2dShape) -> usize {
     } else {
         slots.saturating_mul(weight_slot_len(shape).max(direct_data).max(forward))
     };
-    per_image.max(lanes::workspace_len(shape, isa))
+    per_image.max(lanes::workspace_len(shape, isa)).max(winograd::workspace_len(shape, isa))
 }
 
 /// The column buffer of one image (none for pointwise convolutions).
@@ -186,6 +187,9 @@ pub fn conv2d_forward_fused(
     let path = plan(shape, ConvPass::Forward, isa, workspace.len());
     if path == ConvPath::ImagesInLanes {
         return lanes::forward(isa, shape, x, weight, bias, activation, y, workspace);
+    }
+    if path == ConvPath::Winograd {
+        return winograd::forward(isa, shape, x, weight, bias, activation, y, workspace);
     }
     let slot_len = match path {
         ConvPath::Direct => direct::forward_slot_len(shape),
@@ -417,6 +421,9 @@ pub fn conv2d_backward_data(
     if path == ConvPath::ImagesInLanes {
         return lanes::backward_data(isa, shape, dy, weight, dx, workspace);
     }
+    if path == ConvPath::Winograd {
+        return winograd::backward_data(isa, shape, dy, weight, dx, workspace);
+    }
     // On the direct path the backward is the direct forward of the transposed shape with the
     // flipped weight (no column matrix to write and read back, as GEMM + col2im has).
     let direct = transposed(shape).filter(|_| path == ConvPath::Direct);
@@ -499,6 +506,9 @@ pub fn conv2d_backward_weight(
     let path = plan(shape, ConvPass::BackwardWeight, isa, workspace.len());
     if path == ConvPath::ImagesInLanes {
         return lanes::backward_weight(isa, shape, x, dy, dweight, dbias, workspace);
+    }
+    if path == ConvPath::Winograd {
+        return winograd::backward_weight(isa, shape, x, dy, dweight, dbias, workspace);
     }
     let slot_len = weight_slot_len(shape);
     let per = images_per_slot(shape, workspace.len(), slot_len);

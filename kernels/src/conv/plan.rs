@@ -8,6 +8,7 @@ use super::gathered;
 use super::lanes;
 use super::shape::Conv2dShape;
 use super::transposed::{direct_data_slot_len, transposed};
+use super::winograd;
 use crate::isa::Isa;
 
 /// One of the three passes of a convolution.
@@ -33,6 +34,10 @@ pub enum ConvPath {
     /// small planes, stride 1, dilation 1, one group, `pad < k`, at least a vector's worth of
     /// images, a workspace with room for one slot of the layouts.
     ImagesInLanes,
+    /// Winograd's F(4x4, 3x3) (`winograd/`): 3x3 filters, stride 1, dilation 1, one group,
+    /// `pad <= 2`, at least 16 input and output channels, on AVX-512 and AVX2; a GEMM per
+    /// point of the transform domain, 4x fewer multiply-adds than the correlation.
+    Winograd,
     /// Sums in registers per image (`direct.rs`): the forward of stride-1, dilation-1
     /// convolutions and their backward to the input as the forward of the transposed shape
     /// with the flipped weight (AVX-512 and AVX2); the weight gradient of layers with at most
@@ -52,19 +57,20 @@ pub enum ConvPath {
 
 impl ConvPath {
     /// Every path, in the order of this enum.
-    pub const ALL: [ConvPath; 5] = [
+    pub const ALL: [ConvPath; 6] = [
         ConvPath::ImagesInLanes,
+        ConvPath::Winograd,
         ConvPath::Direct,
         ConvPath::Pointwise,
         ConvPath::Gathered,
         ConvPath::Im2colGemm,
     ];
 
-    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes and direct kernels
-    /// exist for AVX-512 and AVX2.
+    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes, Winograd and
+    /// direct kernels exist for AVX-512 and AVX2.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
-            ConvPath::ImagesInLanes | ConvPath::Direct => isa != Isa::Portable,
+            ConvPath::ImagesInLanes | ConvPath::Winograd | ConvPath::Direct => isa != Isa::Portable,
             ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
         }
     }
@@ -96,6 +102,7 @@ pub fn plan(shape: &Conv2dShape, pass: ConvPass, isa: Isa, workspace_len: usize)
             lanes::backward_applies(shape, isa) && lanes::backward_weight_fits(shape, isa, workspace_len)
         }
     };
+    let winograd = winograd::fits(shape, pass, isa, workspace_len);
     let direct = match pass {
         ConvPass::Forward => direct::applies(shape, isa) && workspace_len >= direct::forward_slot_len(shape),
         ConvPass::BackwardData => transposed(shape)
@@ -107,6 +114,8 @@ pub fn plan(shape: &Conv2dShape, pass: ConvPass, isa: Isa, workspace_len: usize)
         && workspace_len >= gathered::slot_len(shape);
     if lanes {
         ConvPath::ImagesInLanes
+    } else if winograd {
+        ConvPath::Winograd
     } else if direct {
         ConvPath::Direct
     } else if shape.is_pointwise() {

@@ -30,3 +30,9 @@ pub(crate) const GATHER_COLUMNS: usize = 512;
 /// Column floats of one band of output rows of an im2col + GEMM forward or weight gradient
 /// (1 MiB, half of a 2 MiB L2): the band is unfolded and multiplied while it is in L2.
 pub(crate) const COLUMN_BAND_FLOATS: usize = 1 << 18;
+/// Channels (in and out) from which 3x3 stride-1 layers take the Winograd path: its transforms
+/// cost a fixed amount per channel and tile, which its 4x fewer multiply-adds repay on wide layers.
+pub(crate) const WINOGRAD_MIN_CHANNELS: usize = 16;
+/// Tiles one Winograd block transforms and multiplies together (whole tile rows, at least one):
+/// the rows of each point's GEMM.
+pub(crate) const WINOGRAD_BLOCK_TILES: usize = 32;

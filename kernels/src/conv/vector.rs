@@ -16,6 +16,7 @@ use super::rows::lane_range;
 use crate::gemm::Activation;
 #[cfg(target_arch = "x86_64")]
 use crate::gemm::{activate_avx2, activate_avx512};
+use crate::isa::Isa;
 #[cfg(target_arch = "x86_64")]
 use crate::transpose16::transpose16;
 
@@ -48,6 +49,10 @@ pub(super) trait ConvVector: Copy {
     unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation);
     /// `self·b + c`, fused.
     fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `self + b`.
+    fn add(self, b: Self) -> Self;
+    /// `self - b`.
+    fn sub(self, b: Self) -> Self;
     /// The sum of the lanes.
     fn sum(self) -> f32;
     /// One block of the move into the layout: `dst[q·LANES + l] = src[l·image_len + q]` for
@@ -64,6 +69,22 @@ pub(super) trait ConvVector: Copy {
     /// `1 <= valid <= LANES`, `count <= LANES`; `src .. src + valid·LANES` readable; for each
     /// `l < count`, `dst + l·image_len .. + valid` writable.
     unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize);
+}
+
+/// Floats of `isa`'s [`ConvVector`] (images per lane group, channels per Winograd block), or 0
+/// where it has none ([`Isa::Portable`]).
+pub(super) fn vector_lanes(isa: Isa) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 => Zmm::LANES,
+        Isa::Avx2 => Ymm::LANES,
+        Isa::Portable => 0,
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = isa;
+        0
+    }
 }
 
 /// 16 lanes of AVX-512F; exists only on a CPU with AVX-512F.
@@ -100,6 +121,16 @@ impl ConvVector for Zmm {
     fn mul_add(self, b: Self, c: Self) -> Self {
         // SAFETY: AVX-512F as above.
         Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_sub_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn sum(self) -> f32 {
@@ -239,6 +270,16 @@ impl ConvVector for Ymm {
         Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
     }
     #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: AVX as above.
+        Ymm(unsafe { _mm256_add_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: AVX as above.
+        Ymm(unsafe { _mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
     fn sum(self) -> f32 {
         // SAFETY: AVX as above.
         unsafe {
@@ -293,3 +334,45 @@ impl ConvVector for Ymm {
         }
     }
 }
+
+/// `pub(super) unsafe fn $name(isa, args)`: the generic `$generic::<V>(args)` on the vector of
+/// `isa` ([`Zmm`] or [`Ymm`]), inside a `#[target_feature]` function of that instruction set:
+/// the one dispatch of the convolution's generic SIMD code.
+macro_rules! on_vector {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $($generic:ident)::+) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU has `isa`, and `isa` is not [`Isa::Portable`](crate::isa::Isa::Portable).
+        pub(super) unsafe fn $name(isa: Isa, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // The generic function may be safe (the vector's existence is its only
+                // requirement) or unsafe: `unused_unsafe` is allowed for the former.
+                #[target_feature(enable = "avx512f")]
+                #[allow(unused_unsafe)]
+                unsafe fn avx512($($arg: $ty),*) {
+                    // SAFETY: the CPU has AVX-512F (this function's feature).
+                    unsafe { $($generic)::+::<Zmm>($($arg),*) }
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(unused_unsafe)]
+                unsafe fn avx2($($arg: $ty),*) {
+                    // SAFETY: the CPU has AVX2 and FMA (this function's features).
+                    unsafe { $($generic)::+::<Ymm>($($arg),*) }
+                }
+                match isa {
+                    // SAFETY: the CPU has `isa` (this function's contract).
+                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    Isa::Portable => {}
+                }
+            }
+            $(let _ = $arg;)*
+            unreachable!("{} on {isa:?}, which has no vector for it", stringify!($name))
+        }
+    };
+}
+
+pub(super) use on_vector;

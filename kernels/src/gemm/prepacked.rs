@@ -63,18 +63,8 @@ impl PackedB {
         let b_only = GemmShape { m: 0, lda: shape.lda.max(1), ldc: shape.ldc.max(1), ..*shape };
         b_only.check(usize::MAX, b.len(), usize::MAX)?;
         let (k, n) = (shape.k, shape.n);
-        let nr = panel_width(isa);
-        let padded_n = n.div_ceil(nr) * nr;
-        self.panels.resize(k * padded_n, 0.0);
-        let operand = Operand { data: b, ld: shape.ldb, trans: shape.transb };
-        let step = kc_step(k);
-        if n > 0 {
-            for pc in (0..k).step_by(step) {
-                let kc = step.min(k - pc);
-                let block = &mut self.panels[pc * padded_n..(pc + kc) * padded_n];
-                pack_b(operand, pc, kc, 0, n, nr, isa, block);
-            }
-        }
+        self.panels.resize(packed_b_len(isa, k, n), 0.0);
+        pack_b_panels(isa, shape, b, &mut self.panels);
         *self = PackedB {
             isa: Some(isa),
             k,
@@ -94,6 +84,33 @@ impl PackedB {
     /// The instruction set the panels are laid out for (`None` before the first pack).
     pub fn isa(&self) -> Option<Isa> {
         self.isa
+    }
+}
+
+/// Floats of op(B) `(k, n)` packed for `isa`'s microkernel: `k x n` rounded up to whole
+/// micro-panels.
+pub(crate) fn packed_b_len(isa: Isa, k: usize, n: usize) -> usize {
+    let nr = panel_width(isa);
+    k.saturating_mul(n.div_ceil(nr).saturating_mul(nr))
+}
+
+/// Packs op(B) as `shape` describes it into `panels` (its first [`packed_b_len`] floats,
+/// overwritten) for `isa`'s microkernel, in [`PackedB`]'s layout.
+///
+/// Panics unless `b` covers op(B) (see [`GemmShape::check`]) and `panels` holds
+/// [`packed_b_len`] floats.
+pub(crate) fn pack_b_panels(isa: Isa, shape: &GemmShape, b: &[f32], panels: &mut [f32]) {
+    let (k, n) = (shape.k, shape.n);
+    let nr = panel_width(isa);
+    let padded_n = n.div_ceil(nr) * nr;
+    let operand = Operand { data: b, ld: shape.ldb, trans: shape.transb };
+    let step = kc_step(k);
+    if n > 0 {
+        for pc in (0..k).step_by(step) {
+            let kc = step.min(k - pc);
+            let block = &mut panels[pc * padded_n..(pc + kc) * padded_n];
+            pack_b(operand, pc, kc, 0, n, nr, isa, block);
+        }
     }
 }
 
@@ -153,6 +170,27 @@ pub fn sgemm_prepacked(
     }
     let isa = b.isa.unwrap_or(Isa::Portable);
     isa.check_supported()?;
+    sgemm_prepacked_on(isa, shape, alpha, a, &b.panels, beta, c, epilogue)
+}
+
+/// [`sgemm_prepacked`] with B̃ packed into `panels` by [`pack_b_panels`] for `isa`, with the
+/// `k`, `n`, `transb` and `ldb` of `shape` (a caller-owned buffer, for kernels that pack
+/// their B in their workspace); the CPU has `isa`. Errors as [`sgemm_prepacked`] on A, C or
+/// the bias.
+///
+/// Panics if `panels` is shorter than [`packed_b_len`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_prepacked_on(
+    isa: Isa,
+    shape: &GemmShape,
+    alpha: f32,
+    a: &[f32],
+    panels: &[f32],
+    beta: f32,
+    c: &mut [f32],
+    epilogue: &Epilogue,
+) -> Result<()> {
+    assert!(panels.len() >= packed_b_len(isa, shape.k, shape.n), "packed B too short for its shape");
     // B's length was checked when it was packed: only A and C are checked here.
     shape.check(a.len(), usize::MAX, c.len())?;
     epilogue.check(shape.m, shape.n)?;
@@ -162,21 +200,11 @@ pub fn sgemm_prepacked(
         unsafe { execute(GemmPath::ScaleOnly, isa, shape, alpha, a, &[], beta, c, epilogue, false) };
         return Ok(());
     }
-    // SAFETY: A and C cover the shape and the bias fits it (checked above); B̃ holds the
-    // panels of exactly this (k, n) for `isa`'s microkernel (its dims and ISA checked above),
-    // which the CPU supports; m, n, k >= 1 and α ≠ 0.
+    // SAFETY: A and C cover the shape and the bias fits it (checked above); the panels hold
+    // B̃ of exactly this (k, n) for `isa`'s microkernel (the caller's contract, their length
+    // asserted above), which the CPU supports; m, n, k >= 1 and α ≠ 0.
     unsafe {
-        sgemm_packed(
-            isa,
-            shape,
-            alpha,
-            a,
-            BSource::Prepacked(&b.panels),
-            beta,
-            c,
-            epilogue,
-            threads_for(shape),
-        )
+        sgemm_packed(isa, shape, alpha, a, BSource::Prepacked(panels), beta, c, epilogue, threads_for(shape))
     };
     Ok(())
 }

@@ -4,60 +4,11 @@
 
 use super::kernels::{self, Sizes};
 use super::layout::{self, Images, Plane};
+use crate::conv::vector::on_vector;
 #[cfg(target_arch = "x86_64")]
-use crate::conv::vector::{ConvVector, Ymm, Zmm};
+use crate::conv::vector::{Ymm, Zmm};
 use crate::gemm::Activation;
 use crate::isa::Isa;
-
-/// Images per lane group on `isa` (its vector's lanes), or 0 where the path does not exist.
-pub(super) fn lanes(isa: Isa) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx512 => Zmm::LANES,
-        Isa::Avx2 => Ymm::LANES,
-        Isa::Portable => 0,
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = isa;
-        0
-    }
-}
-
-/// `pub(super) unsafe fn $name(isa, args)`: the generic `$generic::<V>(args)` on the vector of
-/// `isa`, inside a `#[target_feature]` function of that instruction set.
-macro_rules! on_vector {
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $($generic:ident)::+) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// The CPU has `isa`, and `isa` has a vector here ([`lanes`] is not 0).
-        pub(super) unsafe fn $name(isa: Isa, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($($arg: $ty),*) {
-                    // SAFETY: the CPU has AVX-512F (this function's feature).
-                    unsafe { $($generic)::+::<Zmm>($($arg),*) }
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
-                    // SAFETY: the CPU has AVX2 and FMA (this function's features).
-                    unsafe { $($generic)::+::<Ymm>($($arg),*) }
-                }
-                match isa {
-                    // SAFETY: the CPU has `isa` (this function's contract).
-                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
-                    // SAFETY: as above.
-                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    Isa::Portable => {}
-                }
-            }
-            $(let _ = $arg;)*
-            unreachable!("images in lanes on {isa:?}, which has no vector for them")
-        }
-    };
-}
 
 on_vector!(
     /// [`layout::interleave`] on `isa`'s vector.

@@ -147,8 +147,9 @@ pub(super) unsafe fn deinterleave<V: ConvVector>(
 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
-    use super::super::dispatch::{self, lanes};
+    use super::super::dispatch;
     use super::*;
+    use crate::conv::vector::vector_lanes as lanes;
     use crate::isa::Isa;
 
     /// On every instruction set of the CPU with a lane vector: full and partial groups, rows

@@ -29,7 +29,6 @@ mod dispatch;
 mod kernels;
 mod layout;
 
-use self::dispatch::lanes;
 use self::kernels::Sizes;
 use self::layout::{Images, Plane};
 use super::bias::add_bias_gradient;
@@ -37,6 +36,7 @@ use super::shape::{saturating_product, Conv2dShape};
 use super::slots::{add_slot_partials, run_slots, wanted_slots};
 use super::transposed::flip_weight;
 use super::tuning::{DIRECT_MIN_FILL_PERCENT, DIRECT_ROW_LANES, GROUPS_PER_PASS, MAX_GROUP_FLOATS};
+use super::vector::vector_lanes as lanes;
 use crate::error::Result;
 use crate::gemm::Activation;
 use crate::isa::Isa;
