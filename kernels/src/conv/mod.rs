@@ -13,7 +13,7 @@
 //!   [`plan`] (a [`ConvPath`]), which the entry points compute and run:
 //!   - images in lanes (`lanes/`): 16 images per AVX-512 vector, for small planes with
 //!     stride 1, dilation 1, one group and at least 16 images;
-//!   - Winograd F(4x4, 3x3) (`winograd/`): 3x3 stride-1 layers of 16 channels or more, a GEMM
+//!   - Winograd F(4x4, 3x3) (`winograd/`): 3x3 stride-1 layers of 32 channels or more, a GEMM
 //!     per point of the transform domain;
 //!   - direct (`direct.rs`): stride-1 forwards summed in registers per image, their
 //!     backward-data as the forward of the transposed shape with the flipped weight, and

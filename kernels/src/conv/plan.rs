@@ -35,7 +35,7 @@ pub enum ConvPath {
     /// images, a workspace with room for one slot of the layouts.
     ImagesInLanes,
     /// Winograd's F(4x4, 3x3) (`winograd/`): 3x3 filters, stride 1, dilation 1, one group,
-    /// `pad <= 2`, at least 16 input and output channels, on AVX-512 and AVX2; a GEMM per
+    /// `pad <= 2`, at least 32 input and output channels, on AVX-512 and AVX2; a GEMM per
     /// point of the transform domain, 4x fewer multiply-adds than the correlation.
     Winograd,
     /// Sums in registers per image (`direct.rs`): the forward of stride-1, dilation-1

@@ -31,8 +31,12 @@ pub(crate) const GATHER_COLUMNS: usize = 512;
 /// (1 MiB, half of a 2 MiB L2): the band is unfolded and multiplied while it is in L2.
 pub(crate) const COLUMN_BAND_FLOATS: usize = 1 << 18;
 /// Channels (in and out) from which 3x3 stride-1 layers take the Winograd path: its transforms
-/// cost a fixed amount per channel and tile, which its 4x fewer multiply-adds repay on wide layers.
-pub(crate) const WINOGRAD_MIN_CHANNELS: usize = 16;
-/// Tiles one Winograd block transforms and multiplies together (whole tile rows, at least one):
-/// the rows of each point's GEMM.
+/// cost a fixed amount per channel and tile, which its 4x fewer multiply-adds repay on layers
+/// this wide (at 16 input channels the direct loops' forward is faster).
+pub(crate) const WINOGRAD_MIN_CHANNELS: usize = 32;
+/// Tiles one Winograd block of a forward transforms and multiplies together (whole tile rows of
+/// one image, or whole images): the rows of each point's GEMM.
 pub(crate) const WINOGRAD_BLOCK_TILES: usize = 32;
+/// The same for the weight gradient, where the tiles are the depth of each point's GEMM (`dU_ξ
+/// += V_ξᵀ Z_ξ`): deeper blocks read and write `dU` fewer times.
+pub(crate) const WINOGRAD_GRADIENT_BLOCK_TILES: usize = 128;

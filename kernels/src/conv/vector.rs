@@ -53,6 +53,8 @@ pub(super) trait ConvVector: Copy {
     fn add(self, b: Self) -> Self;
     /// `self - b`.
     fn sub(self, b: Self) -> Self;
+    /// `self · b`.
+    fn mul(self, b: Self) -> Self;
     /// The sum of the lanes.
     fn sum(self) -> f32;
     /// One block of the move into the layout: `dst[q·LANES + l] = src[l·image_len + q]` for
@@ -131,6 +133,11 @@ impl ConvVector for Zmm {
     fn sub(self, b: Self) -> Self {
         // SAFETY: AVX-512F as above.
         Zmm(unsafe { _mm512_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: AVX-512F as above.
+        Zmm(unsafe { _mm512_mul_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn sum(self) -> f32 {
@@ -278,6 +285,11 @@ impl ConvVector for Ymm {
     fn sub(self, b: Self) -> Self {
         // SAFETY: AVX as above.
         Ymm(unsafe { _mm256_sub_ps(self.0, b.0) })
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: AVX as above.
+        Ymm(unsafe { _mm256_mul_ps(self.0, b.0) })
     }
     #[inline(always)]
     fn sum(self) -> f32 {

@@ -79,7 +79,7 @@ pub(crate) use avx512::activate as activate_avx512;
 pub use blocking::{blocking, Blocking, LoopOrder};
 pub use epilogue::{Activation, Bias, Epilogue};
 pub use plan::{plan, GemmPath};
-pub(crate) use prepacked::{pack_b_panels, packed_b_len, sgemm_prepacked_on};
+pub(crate) use prepacked::{packed_b_index, packed_b_len, panel_width, sgemm_prepacked_on};
 pub use prepacked::{sgemm_prepacked, PackedB};
 
 /// The system BLAS library `sgemm` calls in this build (`KEEL_BLAS_LIB` at build time,

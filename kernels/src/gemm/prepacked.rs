@@ -99,7 +99,7 @@ pub(crate) fn packed_b_len(isa: Isa, k: usize, n: usize) -> usize {
 ///
 /// Panics unless `b` covers op(B) (see [`GemmShape::check`]) and `panels` holds
 /// [`packed_b_len`] floats.
-pub(crate) fn pack_b_panels(isa: Isa, shape: &GemmShape, b: &[f32], panels: &mut [f32]) {
+fn pack_b_panels(isa: Isa, shape: &GemmShape, b: &[f32], panels: &mut [f32]) {
     let (k, n) = (shape.k, shape.n);
     let nr = panel_width(isa);
     let padded_n = n.div_ceil(nr) * nr;
@@ -114,8 +114,22 @@ pub(crate) fn pack_b_panels(isa: Isa, shape: &GemmShape, b: &[f32], panels: &mut
     }
 }
 
+/// Where [`pack_b_panels`] puts element `(row, col)` of op(B) `(k, n)` for `isa`: in the block
+/// of k rows holding `row`, in the micro-panel holding `col`. The `NR` columns of a
+/// micro-panel's row are consecutive, so a vector of columns `col .. col + L` (with `L`
+/// dividing `NR` and `col` a multiple of `L`) is consecutive too. Columns `n ..` up to the
+/// last micro-panel's width are its zero padding.
+pub(crate) fn packed_b_index(isa: Isa, k: usize, n: usize, row: usize, col: usize) -> usize {
+    let nr = panel_width(isa);
+    let padded_n = n.div_ceil(nr) * nr;
+    let step = kc_step(k);
+    let first = row / step * step;
+    let kc = step.min(k - first);
+    first * padded_n + col / nr * kc * nr + (row - first) * nr + col % nr
+}
+
 /// The width NR of the micro-panels of `isa`'s microkernel.
-fn panel_width(isa: Isa) -> usize {
+pub(crate) fn panel_width(isa: Isa) -> usize {
     use super::microkernel::Microkernel;
     match isa {
         Isa::Avx512 => super::avx512::Avx512::NR,

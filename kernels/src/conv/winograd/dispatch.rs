@@ -24,7 +24,7 @@ on_vector!(
 
 on_vector!(
     /// [`tiles::input_tiles`] on `isa`'s vector.
-    input_tiles(g: &Geometry, input: &[f32], first_row: usize, tile_rows: usize, points: &mut [f32])
+    input_tiles(g: &Geometry, input: &[f32], rows: (usize, usize), first_tile: usize, points: &mut [f32])
         => tiles::input_tiles
 );
 
@@ -33,10 +33,8 @@ on_vector!(
     output_row(
         g: &Geometry,
         points: &[f32],
-        first_row: usize,
-        row: usize,
-        bias: &[f32],
-        activation: Activation,
+        at: (usize, usize),
+        epilogue: (&[f32], Activation),
         out_rows: &mut [f32],
         y: &mut [f32]
     ) => tiles::output_row
@@ -44,6 +42,16 @@ on_vector!(
 
 on_vector!(
     /// [`tiles::gradient_tiles`] on `isa`'s vector.
-    gradient_tiles(g: &Geometry, gradient: &[f32], first_row: usize, tile_rows: usize, points: &mut [f32])
+    gradient_tiles(g: &Geometry, gradient: &[f32], rows: (usize, usize), first_tile: usize, points: &mut [f32])
         => tiles::gradient_tiles
+);
+
+on_vector!(
+    /// [`tiles::filter_tiles`] on `isa`'s vector.
+    filter_tiles(g: &Geometry, weight: &[f32], flipped: bool, packed: &mut [f32]) => tiles::filter_tiles
+);
+
+on_vector!(
+    /// [`tiles::add_filter_gradients`] on `isa`'s vector.
+    add_filter_gradients(g: &Geometry, du: &[f32], dweight: &mut [f32]) => tiles::add_filter_gradients
 );

@@ -8,7 +8,6 @@
 
 use super::transform::{ALPHA, OUT, POINTS};
 use crate::conv::shape::Conv2dShape;
-use crate::conv::tuning::WINOGRAD_BLOCK_TILES;
 use crate::conv::vector::{vector_lanes, ConvVector};
 use crate::gemm::packed_b_len;
 use crate::isa::Isa;
@@ -37,16 +36,26 @@ pub(super) struct Geometry {
     /// Tiles down and across the output plane (the last ones may reach past it).
     pub tiles_h: usize,
     pub tiles_w: usize,
-    /// Tile rows transformed and multiplied together (one block).
+    /// Images and tile rows of each image transformed and multiplied together (one block):
+    /// a band of one image's tile rows where an image has enough tiles, else all the tile
+    /// rows of several images.
+    pub block_images: usize,
     pub block_rows: usize,
 }
 
 impl Geometry {
-    /// The tiling of `shape` (which [`super::applies`] accepts on `isa`) for `isa`'s vectors.
-    pub(super) fn new(shape: &Conv2dShape, isa: Isa) -> Geometry {
+    /// The tiling of `shape` (which [`super::applies`] accepts on `isa`) for `isa`'s vectors,
+    /// in blocks of about `block_tiles` tiles (whole tile rows, at most the batch).
+    pub(super) fn new(shape: &Conv2dShape, isa: Isa, block_tiles: usize) -> Geometry {
         let (out_h, out_w) = (shape.out_h(), shape.out_w());
-        let (tiles_h, tiles_w) = (out_h.div_ceil(OUT), out_w.div_ceil(OUT));
+        let (tiles_h, tiles_w) = (out_h.div_ceil(OUT).max(1), out_w.div_ceil(OUT).max(1));
         let lanes = vector_lanes(isa).max(1);
+        let image_tiles = tiles_h * tiles_w;
+        let (block_images, block_rows) = if image_tiles >= block_tiles {
+            (1, (block_tiles / tiles_w).clamp(1, tiles_h))
+        } else {
+            (block_tiles.div_ceil(image_tiles).clamp(1, shape.n.max(1)), tiles_h)
+        };
         Geometry {
             isa,
             lanes,
@@ -62,7 +71,8 @@ impl Geometry {
             out_w,
             tiles_h,
             tiles_w,
-            block_rows: (WINOGRAD_BLOCK_TILES / tiles_w.max(1)).clamp(1, tiles_h.max(1)),
+            block_images,
+            block_rows,
         }
     }
 
@@ -78,7 +88,7 @@ impl Geometry {
 
     /// Tiles of one block.
     pub(super) fn block_tiles(&self) -> usize {
-        self.block_rows.saturating_mul(self.tiles_w)
+        self.block_images.saturating_mul(self.block_rows).saturating_mul(self.tiles_w)
     }
 
     /// Floats of one image's input in channel blocks.

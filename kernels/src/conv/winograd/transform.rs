@@ -16,9 +16,9 @@
 //! ```
 //!
 //! Summed over channels, the products at each point `ξ` are one GEMM per point (`mod.rs`).
-//! The tile transforms here run on vectors whose lanes are channels (so they are the same
-//! arithmetic in every lane), each 2-D transform as the 1-D one down the columns, then along
-//! the rows; the filter transforms run once per call, in scalar code.
+//! The transforms here run on vectors whose lanes are channels (tiles) or output channels
+//! (filters), so they are the same arithmetic in every lane; each 2-D transform is the 1-D
+//! one down the columns, then along the rows.
 
 use crate::conv::vector::ConvVector;
 use crate::gemm::Activation;
@@ -77,13 +77,17 @@ fn gradient_1d<V: ConvVector>(g: [V; OUT]) -> [V; ALPHA] {
 /// Those reads and the `POINTS` writes of `V::LANES` floats stay inside their buffers.
 #[inline(always)]
 pub(super) unsafe fn input_tile<V: ConvVector>(src: *const f32, row: usize, dst: *mut f32, point: usize) {
-    let mut columns = [[V::splat(0.0); ALPHA]; ALPHA];
-    for (j, column) in columns.iter_mut().enumerate() {
+    // `Bᵀ d`, row by row.
+    let mut rows = [[V::splat(0.0); ALPHA]; ALPHA];
+    for j in 0..ALPHA {
         // SAFETY: i, j < 6: the caller's bounds.
-        *column = input_1d(std::array::from_fn(|i| unsafe { V::load(src.add(i * row + j * V::LANES)) }));
+        let column = input_1d(std::array::from_fn(|i| unsafe { V::load(src.add(i * row + j * V::LANES)) }));
+        for (partial, v) in rows.iter_mut().zip(column) {
+            partial[j] = v;
+        }
     }
-    for i in 0..ALPHA {
-        let transformed = input_1d(std::array::from_fn(|j| columns[j][i]));
+    for (i, partial) in rows.into_iter().enumerate() {
+        let transformed = input_1d(partial);
         for (j, v) in transformed.into_iter().enumerate() {
             // SAFETY: 6·i + j < POINTS: the caller's bounds.
             unsafe { v.store(dst.add((i * ALPHA + j) * point), Activation::Identity) };
@@ -106,13 +110,17 @@ pub(super) unsafe fn output_tile<V: ConvVector>(
     dst: *mut f32,
     row: usize,
 ) {
-    let mut columns = [[V::splat(0.0); OUT]; ALPHA];
-    for (j, column) in columns.iter_mut().enumerate() {
+    // `Aᵀ m`, row by row.
+    let mut rows = [[V::splat(0.0); ALPHA]; OUT];
+    for j in 0..ALPHA {
         // SAFETY: 6·i + j < POINTS: the caller's bounds.
-        *column = output_1d(std::array::from_fn(|i| unsafe { V::load(src.add((i * ALPHA + j) * point)) }));
+        let column = output_1d(std::array::from_fn(|i| unsafe { V::load(src.add((i * ALPHA + j) * point)) }));
+        for (partial, v) in rows.iter_mut().zip(column) {
+            partial[j] = v;
+        }
     }
-    for a in 0..OUT {
-        let outputs = output_1d(std::array::from_fn(|j| columns[j][a]));
+    for (a, partial) in rows.into_iter().enumerate() {
+        let outputs = output_1d(partial);
         for (b, v) in outputs.into_iter().enumerate() {
             // SAFETY: a, b < 4: the caller's bounds.
             unsafe { v.add(bias).store(dst.add(a * row + b * V::LANES), activation) };
@@ -127,13 +135,18 @@ pub(super) unsafe fn output_tile<V: ConvVector>(
 /// Those reads and the `POINTS` writes of `V::LANES` floats stay inside their buffers.
 #[inline(always)]
 pub(super) unsafe fn gradient_tile<V: ConvVector>(src: *const f32, row: usize, dst: *mut f32, point: usize) {
-    let mut columns = [[V::splat(0.0); ALPHA]; OUT];
-    for (b, column) in columns.iter_mut().enumerate() {
+    // `A dy`, row by row.
+    let mut rows = [[V::splat(0.0); OUT]; ALPHA];
+    for b in 0..OUT {
         // SAFETY: a, b < 4: the caller's bounds.
-        *column = gradient_1d(std::array::from_fn(|a| unsafe { V::load(src.add(a * row + b * V::LANES)) }));
+        let column =
+            gradient_1d(std::array::from_fn(|a| unsafe { V::load(src.add(a * row + b * V::LANES)) }));
+        for (partial, v) in rows.iter_mut().zip(column) {
+            partial[b] = v;
+        }
     }
-    for i in 0..ALPHA {
-        let transformed = gradient_1d(std::array::from_fn(|b| columns[b][i]));
+    for (i, partial) in rows.into_iter().enumerate() {
+        let transformed = gradient_1d(partial);
         for (j, v) in transformed.into_iter().enumerate() {
             // SAFETY: 6·i + j < POINTS: the caller's bounds.
             unsafe { v.store(dst.add((i * ALPHA + j) * point), Activation::Identity) };
@@ -141,72 +154,78 @@ pub(super) unsafe fn gradient_tile<V: ConvVector>(src: *const f32, row: usize, d
     }
 }
 
-/// G, the filter transform's matrix.
-const G: [[f32; 3]; ALPHA] = [
-    [1.0 / 4.0, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
-/// The filter transform `G g Gᵀ` of one 3x3 filter `g` (row-major), point `ξ` at `[ξ]`.
-pub(super) fn filter(g: &[f32; 9]) -> [f32; POINTS] {
-    // G g: (6, 3).
-    let left: [[f32; 3]; ALPHA] =
-        std::array::from_fn(|i| std::array::from_fn(|c| (0..3).map(|k| G[i][k] * g[k * 3 + c]).sum()));
-    std::array::from_fn(|p| {
-        let (i, j) = (p / ALPHA, p % ALPHA);
-        (0..3).map(|c| left[i][c] * G[j][c]).sum()
-    })
+/// `G g` for one column `g` of a 3x3 filter.
+#[inline(always)]
+fn filter_1d<V: ConvVector>(g: [V; 3]) -> [V; ALPHA] {
+    let minus_sixth = V::splat(-1.0 / 6.0);
+    let (outer, twelfth) = (g[0].add(g[2]), V::splat(1.0 / 12.0));
+    let ends = V::splat(1.0 / 24.0).mul_add(g[0], V::splat(1.0 / 6.0).mul(g[2]));
+    [
+        V::splat(0.25).mul(g[0]),
+        minus_sixth.mul(outer.add(g[1])),
+        minus_sixth.mul(outer.sub(g[1])),
+        twelfth.mul_add(g[1], ends),
+        ends.sub(twelfth.mul(g[1])),
+        g[2],
+    ]
 }
 
-/// The adjoint of [`filter`]: `Gᵀ u G` for a transformed gradient `u` (point `ξ` at `[ξ]`),
-/// the 3x3 filter gradient, row-major.
-pub(super) fn filter_gradient(u: &[f32; POINTS]) -> [f32; 9] {
-    // Gᵀ u: (3, 6).
-    let left: [[f32; ALPHA]; 3] = std::array::from_fn(|k| {
-        std::array::from_fn(|j| (0..ALPHA).map(|i| G[i][k] * u[i * ALPHA + j]).sum())
-    });
-    std::array::from_fn(|t| {
-        let (k, c) = (t / 3, t % 3);
-        (0..ALPHA).map(|j| left[k][j] * G[j][c]).sum()
-    })
+/// `Gᵀ u` for one column `u` of a transformed filter gradient.
+#[inline(always)]
+fn filter_gradient_1d<V: ConvVector>(u: [V; ALPHA]) -> [V; 3] {
+    let (inner, outer) = (u[1].add(u[2]), u[3].add(u[4]));
+    let (sixth, twelfth) = (V::splat(1.0 / 6.0), V::splat(1.0 / 12.0));
+    [
+        V::splat(0.25).mul_add(u[0], V::splat(1.0 / 24.0).mul_add(outer, V::splat(-1.0 / 6.0).mul(inner))),
+        sixth.mul_add(u[2].sub(u[1]), twelfth.mul(u[3].sub(u[4]))),
+        sixth.mul_add(outer.sub(inner), u[5]),
+    ]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The filter transform and its adjoint: `<filter(g), u> = <g, filter_gradient(u)>`
-    /// for random `g` and `u` (in f32: equal to about 1e-5 of the terms' size).
-    #[test]
-    fn filter_gradient_is_the_adjoint_of_filter() {
-        let mut state = 0x2545_f491_u32;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state as f32 / u32::MAX as f32) * 2.0 - 1.0
-        };
-        for _ in 0..20 {
-            let g: [f32; 9] = std::array::from_fn(|_| next());
-            let u: [f32; POINTS] = std::array::from_fn(|_| next());
-            let left: f32 = filter(&g).iter().zip(&u).map(|(a, b)| a * b).sum();
-            let right: f32 = g.iter().zip(&filter_gradient(&u)).map(|(a, b)| a * b).sum();
-            assert!((left - right).abs() <= 1e-5 * (1.0 + left.abs()), "{left} vs {right}");
-        }
+/// The filter transform `G g Gᵀ` of `V::LANES` filters, `taps[3·r + c]` their tap `(r, c)`:
+/// point `ξ` at `[ξ]`.
+#[inline(always)]
+pub(super) fn filter_tile<V: ConvVector>(taps: [V; 9]) -> [V; POINTS] {
+    // Plain loops rather than nested `array::from_fn`, whose closures stay out of line (and
+    // with them the intrinsics) inside `#[target_feature]` callers.
+    let mut columns = [[V::splat(0.0); ALPHA]; 3];
+    for (c, column) in columns.iter_mut().enumerate() {
+        *column = filter_1d([taps[c], taps[3 + c], taps[6 + c]]);
     }
-
-    /// A filter with one tap at the centre transforms to `G[i][1]·G[j][1]`.
-    #[test]
-    fn centre_tap_transforms_to_the_middle_column_of_g() {
-        let mut g = [0.0; 9];
-        g[4] = 1.0;
-        let u = filter(&g);
-        for (p, &v) in u.iter().enumerate() {
-            assert_eq!(v, G[p / ALPHA][1] * G[p % ALPHA][1]);
-        }
+    let mut out = [V::splat(0.0); POINTS];
+    for i in 0..ALPHA {
+        let row = filter_1d([columns[0][i], columns[1][i], columns[2][i]]);
+        out[i * ALPHA..(i + 1) * ALPHA].copy_from_slice(&row);
     }
+    out
+}
+
+/// The adjoint of [`filter_tile`]: `Gᵀ u G` of `V::LANES` transformed gradients (point `ξ`
+/// at `u[ξ]`), tap `(r, c)` of the filter gradients at `[3·r + c]`.
+#[inline(always)]
+pub(super) fn filter_gradient_tile<V: ConvVector>(u: [V; POINTS]) -> [V; 9] {
+    let mut columns = [[V::splat(0.0); 3]; ALPHA];
+    for (j, column) in columns.iter_mut().enumerate() {
+        *column = filter_gradient_1d([
+            u[j],
+            u[ALPHA + j],
+            u[2 * ALPHA + j],
+            u[3 * ALPHA + j],
+            u[4 * ALPHA + j],
+            u[5 * ALPHA + j],
+        ]);
+    }
+    let mut out = [V::splat(0.0); 9];
+    for r in 0..3 {
+        let row = filter_gradient_1d([
+            columns[0][r],
+            columns[1][r],
+            columns[2][r],
+            columns[3][r],
+            columns[4][r],
+            columns[5][r],
+        ]);
+        out[r * 3..(r + 1) * 3].copy_from_slice(&row);
+    }
+    out
 }
