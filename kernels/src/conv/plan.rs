@@ -35,7 +35,7 @@ pub enum ConvPath {
     /// images, a workspace with room for one slot of the layouts.
     ImagesInLanes,
     /// Winograd's F(4x4, 3x3) (`winograd/`): 3x3 filters, stride 1, dilation 1, one group,
-    /// `pad <= 2`, at least 32 input and output channels, on AVX-512 and AVX2; a GEMM per
+    /// `pad <= 2`, at least 32 input and output channels, on every instruction set; a GEMM per
     /// point of the transform domain, 4x fewer multiply-adds than the correlation.
     Winograd,
     /// Sums in registers per image (`direct.rs`): the forward of stride-1, dilation-1
@@ -66,12 +66,12 @@ impl ConvPath {
         ConvPath::Im2colGemm,
     ];
 
-    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes, Winograd and
-    /// direct kernels exist for AVX-512 and AVX2.
+    /// Whether [`plan`] can give this path on `isa`: the images-in-lanes and direct kernels
+    /// exist for AVX-512 and AVX2.
     pub fn runs_on(self, isa: Isa) -> bool {
         match self {
-            ConvPath::ImagesInLanes | ConvPath::Winograd | ConvPath::Direct => isa != Isa::Portable,
-            ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
+            ConvPath::ImagesInLanes | ConvPath::Direct => isa != Isa::Portable,
+            ConvPath::Winograd | ConvPath::Pointwise | ConvPath::Gathered | ConvPath::Im2colGemm => true,
         }
     }
 }

@@ -73,19 +73,95 @@ pub(super) trait ConvVector: Copy {
     unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize);
 }
 
-/// Floats of `isa`'s [`ConvVector`] (images per lane group, channels per Winograd block), or 0
-/// where it has none ([`Isa::Portable`]).
+/// Floats of `isa`'s [`ConvVector`]: images per lane group, channels per Winograd block.
 pub(super) fn vector_lanes(isa: Isa) -> usize {
-    #[cfg(target_arch = "x86_64")]
     match isa {
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Zmm::LANES,
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Ymm::LANES,
-        Isa::Portable => 0,
+        _ => Lanes8::LANES,
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = isa;
-        0
+}
+
+/// 8 lanes of plain floats: the portable instruction set's vector, whose loops the compiler
+/// vectorises for the build's baseline (SSE2 on x86-64). `mul_add` rounds twice (a fused
+/// multiply-add without FMA hardware is a slow library call).
+#[derive(Clone, Copy)]
+pub(super) struct Lanes8([f32; 8]);
+
+impl Lanes8 {
+    /// `f` of each lane of `self` and `b`.
+    #[inline(always)]
+    fn zip(self, b: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        Lanes8(std::array::from_fn(|l| f(self.0[l], b.0[l])))
+    }
+}
+
+impl ConvVector for Lanes8 {
+    const LANES: usize = 8;
+    const BY_TAP: bool = false;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Lanes8([v; 8])
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller's bounds; unaligned reads are allowed.
+        Lanes8(unsafe { p.cast::<[f32; 8]>().read_unaligned() })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, activation: Activation) {
+        // SAFETY: the caller's bounds; unaligned writes are allowed.
+        unsafe { p.cast::<[f32; 8]>().write_unaligned(self.0.map(|x| activation.apply(x))) }
+    }
+    #[inline(always)]
+    unsafe fn store_lanes(self, p: *mut f32, from: usize, to: usize, activation: Activation) {
+        for l in from..to.min(Self::LANES) {
+            // SAFETY: from <= l < to: the caller's bounds.
+            unsafe { *p.add(l) = activation.apply(self.0[l]) };
+        }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Lanes8(std::array::from_fn(|l| self.0[l] * b.0[l] + c.0[l]))
+    }
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        self.zip(b, |x, y| x + y)
+    }
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        self.zip(b, |x, y| x - y)
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        self.zip(b, |x, y| x * y)
+    }
+    #[inline(always)]
+    fn sum(self) -> f32 {
+        self.0.iter().sum()
+    }
+    #[inline(always)]
+    unsafe fn rows_to_lanes(src: *const f32, image_len: usize, count: usize, cols: usize, dst: *mut f32) {
+        for q in 0..cols {
+            for l in 0..Self::LANES {
+                // SAFETY: l < count reads inside the caller's bounds for `src`; q < cols
+                // writes inside those for `dst`.
+                unsafe {
+                    *dst.add(q * Self::LANES + l) = if l < count { *src.add(l * image_len + q) } else { 0.0 }
+                };
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn lanes_to_rows(src: *const f32, valid: usize, dst: *mut f32, image_len: usize, count: usize) {
+        for l in 0..count {
+            for q in 0..valid {
+                // SAFETY: q < valid and l < count: the caller's bounds.
+                unsafe { *dst.add(l * image_len + q) = *src.add(q * Self::LANES + l) };
+            }
+        }
     }
 }
 
@@ -348,14 +424,17 @@ impl ConvVector for Ymm {
 }
 
 /// `pub(super) unsafe fn $name(isa, args)`: the generic `$generic::<V>(args)` on the vector of
-/// `isa` ([`Zmm`] or [`Ymm`]), inside a `#[target_feature]` function of that instruction set:
-/// the one dispatch of the convolution's generic SIMD code.
+/// `isa`: [`Zmm`] or [`Ymm`] inside a `#[target_feature]` function of that instruction set,
+/// and on the portable one the type after `portable:` (for code that has a portable form;
+/// without it, the portable instruction set is unreachable). The one dispatch of the
+/// convolution's generic SIMD code.
 macro_rules! on_vector {
-    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $($generic:ident)::+) => {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) => $($generic:ident)::+ $(; portable: $portable:ty)?) => {
         $(#[$doc])*
         ///
         /// # Safety
-        /// The CPU has `isa`, and `isa` is not [`Isa::Portable`](crate::isa::Isa::Portable).
+        /// The CPU has `isa`.
+        #[allow(unused_unsafe)]
         pub(super) unsafe fn $name(isa: Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
@@ -381,10 +460,19 @@ macro_rules! on_vector {
                     Isa::Portable => {}
                 }
             }
-            $(let _ = $arg;)*
-            unreachable!("{} on {isa:?}, which has no vector for it", stringify!($name))
+            on_vector!(@portable isa, $name, [$($generic)::+], [$($arg),*] $(, $portable)?)
         }
     };
+    (@portable $isa:ident, $name:ident, [$($generic:tt)*], [$($arg:ident),*], $portable:ty) => {{
+        let _ = $isa;
+        // SAFETY: the portable vector needs no CPU feature; the generic function's own
+        // contract is the caller's.
+        unsafe { $($generic)*::<$portable>($($arg),*) }
+    }};
+    (@portable $isa:ident, $name:ident, [$($generic:tt)*], [$($arg:ident),*]) => {{
+        $(let _ = $arg;)*
+        unreachable!("{} on {:?}, which has no vector for it", stringify!($name), $isa)
+    }};
 }
 
 pub(super) use on_vector;

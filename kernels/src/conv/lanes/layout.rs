@@ -156,7 +156,7 @@ mod tests {
     /// shorter than, equal to and longer than a vector (ragged ends), padding on every side.
     #[test]
     fn interleave_then_deinterleave_round_trips_with_padding_zeroed() {
-        let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| lanes(isa) > 0).collect();
+        let isas: Vec<Isa> = Isa::available().into_iter().filter(|&isa| isa != Isa::Portable).collect();
         let test = "conv::lanes::layout::tests::interleave_then_deinterleave_round_trips_with_padding_zeroed (AVX-512)";
         Isa::Avx512.supported_or_skip(test);
         for isa in isas {

@@ -49,7 +49,9 @@ fn computes(shape: &Conv2dShape, isa: Isa) -> bool {
     let (hp, wp) = shape.padded_dims();
     let group_floats = saturating_product(&[shape.c_in, hp, wp, lanes])
         .saturating_add(saturating_product(&[shape.c_out, shape.out_h(), shape.out_w(), lanes]));
-    lanes > 0
+    // AVX-512 and AVX2 only: the portable vector's moves in and out of the layout are
+    // scalar loops, slower than the per-image paths.
+    isa != Isa::Portable
         && shape.stride_h == 1
         && shape.stride_w == 1
         && shape.dilation_h == 1
@@ -207,7 +209,7 @@ fn sizes(isa: Isa, input: &Plane, c_out: usize, kh: usize, kw: usize) -> Sizes {
 /// Panics unless the CPU has `isa` and `isa` a vector for this path.
 fn assert_runs_on(isa: Isa) {
     assert!(
-        lanes(isa) > 0 && isa.is_supported(),
+        isa != Isa::Portable && isa.is_supported(),
         "images-in-lanes convolution on {isa:?}, which this CPU or path lacks"
     );
 }

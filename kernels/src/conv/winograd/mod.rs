@@ -13,7 +13,9 @@
 //!   point, `dU_ξ (c_in, c_out) += V_ξᵀ × Z_ξ`, summed over the images; then `dg = Gᵀ dU G`
 //!   added to `dweight`.
 //!
-//! Channels are padded to whole vectors (zero lanes). Images run in parallel slots as on the
+//! The transforms run on the convolution's vectors (`conv::vector`): 16 channels per AVX-512
+//! vector, 8 per AVX2 vector or portable 8-float array. Channels are padded to whole vectors
+//! (zero lanes). Images run in parallel slots as on the
 //! other paths; the transformed filters are shared by them, the weight gradient's partial
 //! `dU` summed in slot order, so the bits depend on the slot count only.
 //!
@@ -36,18 +38,16 @@ use super::shape::Conv2dShape;
 use super::slots::{add_slot_partials, images_per_slot, run_slots, wanted_slots};
 use super::transposed::transposed;
 use super::tuning::{WINOGRAD_BLOCK_TILES, WINOGRAD_GRADIENT_BLOCK_TILES, WINOGRAD_MIN_CHANNELS};
-use super::vector::vector_lanes;
 use crate::error::Result;
 use crate::gemm::{sgemm_fused_on, sgemm_prepacked_on, Activation, Epilogue, GemmShape, Transpose};
 use crate::isa::Isa;
 
-/// Whether the Winograd path computes the three passes of `shape` on `isa`: a vector
-/// instruction set, 3x3 filters, stride 1, dilation 1, one group, padding of at most 2 (the
+/// Whether the Winograd path computes the three passes of `shape` (on any instruction set):
+/// 3x3 filters, stride 1, dilation 1, one group, padding of at most 2 (the
 /// backward to the input pads by `2 - pad`), and at least [`WINOGRAD_MIN_CHANNELS`] input and
 /// output channels.
-pub(super) fn applies(shape: &Conv2dShape, isa: Isa) -> bool {
-    vector_lanes(isa) > 0
-        && shape.kh == 3
+pub(super) fn applies(shape: &Conv2dShape) -> bool {
+    shape.kh == 3
         && shape.kw == 3
         && shape.stride_h == 1
         && shape.stride_w == 1
@@ -110,7 +110,7 @@ fn geometries(shape: &Conv2dShape, isa: Isa) -> Option<[Geometry; 3]> {
 /// Workspace floats pass `pass` of `shape` needs on `isa` for `slots` slots (0 where the
 /// path does not apply).
 fn pass_len(shape: &Conv2dShape, pass: ConvPass, isa: Isa, slots: usize) -> usize {
-    let Some([g, t, w]) = geometries(shape, isa).filter(|_| applies(shape, isa)) else {
+    let Some([g, t, w]) = geometries(shape, isa).filter(|_| applies(shape)) else {
         return 0;
     };
     match pass {
@@ -130,7 +130,7 @@ pub(super) fn workspace_len(shape: &Conv2dShape, isa: Isa) -> usize {
 /// Whether the path applies to `shape` on `isa` and a workspace of `len` floats holds one
 /// slot of `pass`.
 pub(super) fn fits(shape: &Conv2dShape, pass: ConvPass, isa: Isa, len: usize) -> bool {
-    applies(shape, isa) && len >= pass_len(shape, pass, isa, 1)
+    applies(shape) && len >= pass_len(shape, pass, isa, 1)
 }
 
 /// Forward: `y (n, c_out, out_h, out_w)` **overwritten** with `activation(conv(x, weight) +
