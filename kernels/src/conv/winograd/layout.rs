@@ -50,7 +50,8 @@ impl Geometry {
         let (out_h, out_w) = (shape.out_h(), shape.out_w());
         let (tiles_h, tiles_w) = (out_h.div_ceil(OUT).max(1), out_w.div_ceil(OUT).max(1));
         let lanes = vector_lanes(isa).max(1);
-        let image_tiles = tiles_h * tiles_w;
+        // Saturating: the plan asks this of any shape, checked or not.
+        let image_tiles = tiles_h.saturating_mul(tiles_w);
         let (block_images, block_rows) = if image_tiles >= block_tiles {
             (1, (block_tiles / tiles_w).clamp(1, tiles_h))
         } else {
@@ -78,12 +79,13 @@ impl Geometry {
 
     /// Rows and columns of the zero-padded input plane the tiles read: `4·tiles + 2`.
     pub(super) fn input_plane(&self) -> (usize, usize) {
-        (self.tiles_h * OUT + ALPHA - OUT, self.tiles_w * OUT + ALPHA - OUT)
+        let side = |tiles: usize| tiles.saturating_mul(OUT).saturating_add(ALPHA - OUT);
+        (side(self.tiles_h), side(self.tiles_w))
     }
 
     /// Rows and columns of the output-gradient plane the tiles read: `4·tiles`.
     pub(super) fn output_plane(&self) -> (usize, usize) {
-        (self.tiles_h * OUT, self.tiles_w * OUT)
+        (self.tiles_h.saturating_mul(OUT), self.tiles_w.saturating_mul(OUT))
     }
 
     /// Tiles of one block.
