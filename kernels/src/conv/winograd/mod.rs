@@ -152,7 +152,7 @@ pub(super) fn forward(
     let g = Geometry::new(shape, isa, WINOGRAD_BLOCK_TILES);
     let (shared, slots) = workspace.split_at_mut(shared_len(&g));
     let (filters, padded_bias) = shared.split_at_mut(POINTS * g.packed_filter_len());
-    // SAFETY: the caller checked that the CPU has `isa`, which has a vector (`applies`).
+    // SAFETY: the caller checked that the CPU has `isa`.
     unsafe { dispatch::filter_tiles(isa, &g, weight, false, filters) };
     padded_bias.fill(0.0);
     if let Some(bias) = bias {
@@ -210,8 +210,8 @@ fn run_forward(
             for (j, input) in inputs.chunks_exact_mut(g.input_blocks_len()).take(count).enumerate() {
                 let xi = &x[(first + group + j) * x_image..][..x_image];
                 let corner = (g.pad_h, g.pad_w);
-                // SAFETY (each dispatch): the caller checked that the CPU has `isa`, which
-                // has a vector (`applies`); the slices are the geometry's.
+                // SAFETY (each dispatch): the caller checked that the CPU has `isa`; the
+                // slices are the geometry's.
                 unsafe { dispatch::to_blocks(isa, xi, g.c_in, (g.h, g.w), corner, g.input_plane(), input) };
             }
             for first_row in (0..g.tiles_h).step_by(g.block_rows) {

@@ -5,7 +5,7 @@
 
 use super::layout::{from_blocks, Geometry};
 use super::transform::{
-    filter_gradient_tile, filter_tile, gradient_tile, input_tile, output_tile, OUT, POINTS,
+    filter_gradient_tile, filter_tile, gradient_tile, input_tile, output_tile, ALPHA, OUT, POINTS,
 };
 use crate::conv::vector::ConvVector;
 use crate::gemm::{packed_b_index, panel_width, Activation};
@@ -20,35 +20,67 @@ use crate::gemm::{packed_b_index, panel_width, Activation};
 pub(super) fn input_tiles<V: ConvVector>(
     g: &Geometry,
     input: &[f32],
-    (first_row, tile_rows): (usize, usize),
+    rows: (usize, usize),
     first_tile: usize,
     points: &mut [f32],
 ) {
+    let plane = Plane { side: g.input_plane(), window: ALPHA, channels: g.c_in_padded };
+    assert!(input.len() >= g.input_blocks_len());
+    transform_tiles::<V>(g, plane, input, rows, first_tile, points, input_tile::<V>);
+}
+
+/// A channel-blocked plane the tiles are read from: its `(rows, cols)`, the side of the
+/// window each tile reads, and its channels (whole blocks).
+struct Plane {
+    side: (usize, usize),
+    window: usize,
+    channels: usize,
+}
+
+/// The transforms of one plane's tiles: `tile(from, row, to, point)`, which reads a
+/// `plane.window` square of positions from `from` (rows `row` floats apart, positions
+/// `V::LANES`) and writes `V::LANES` floats at `to + ξ·point` for each point `ξ`, on every tile of tile rows `first_row .. first_row +
+/// tile_rows` and every channel block of `plane`'s copy `src`: `from` the tile's window (rows
+/// `row` floats apart), `to` the tile's lanes in point 0 of `points (POINTS, block_tiles,
+/// plane.channels)` as the block's tile `first_tile + ..` (points `point` floats apart).
+///
+/// Panics unless every window lies inside the plane, `src` holds the plane's blocks, the
+/// tiles lie inside the block and `points` holds them.
+#[inline(always)]
+fn transform_tiles<V: ConvVector>(
+    g: &Geometry,
+    plane: Plane,
+    src: &[f32],
+    (first_row, tile_rows): (usize, usize),
+    first_tile: usize,
+    points: &mut [f32],
+    tile: unsafe fn(*const f32, usize, *mut f32, usize),
+) {
     let lanes = V::LANES;
-    let (rows, cols) = g.input_plane();
-    let channels = g.c_in_padded;
-    assert!(lanes == g.lanes && first_row + tile_rows <= g.tiles_h);
-    assert!(first_tile + tile_rows * g.tiles_w <= g.block_tiles());
-    assert!(input.len() >= g.input_blocks_len() && points.len() >= g.points_len(channels));
+    let ((rows, cols), channels) = (plane.side, plane.channels);
+    assert!(lanes == g.lanes && first_row + tile_rows <= g.tiles_h && channels.is_multiple_of(lanes));
+    assert!(OUT * (g.tiles_h - 1) + plane.window <= rows && OUT * (g.tiles_w - 1) + plane.window <= cols);
+    assert!(src.len() >= channels * rows * cols);
+    assert!(first_tile + tile_rows * g.tiles_w <= g.block_tiles() && points.len() >= g.points_len(channels));
     let point = g.block_tiles() * channels;
     for block in 0..channels / lanes {
         for row in 0..tile_rows {
             for column in 0..g.tiles_w {
-                let tile = first_tile + row * g.tiles_w + column;
+                let index = first_tile + row * g.tiles_w + column;
                 let from = ((block * rows + OUT * (first_row + row)) * cols + OUT * column) * lanes;
-                // SAFETY: the tile's 6x6 positions are rows `4·(first_row + row) + i <
-                // 4·tiles_h + 2 = rows` and columns `4·column + j < cols` of this block's
-                // plane, inside `input`; point `ξ` of the tile's lanes is at `ξ·point +
-                // tile·channels + block·lanes`, below `POINTS·point` (tile < block_tiles):
-                // inside `points` (both asserted above).
+                // SAFETY: `tile` reads the window's rows `4·(first_row + row) + i` and columns
+                // `4·column + j` (i, j < window), inside this block's plane, inside `src`; it
+                // writes point `ξ` of the tile's lanes at `ξ·point + index·channels +
+                // block·lanes`, below `POINTS·point` (index < block_tiles): inside `points`
+                // (all asserted above).
                 unsafe {
-                    input_tile::<V>(
-                        input.as_ptr().add(from),
+                    tile(
+                        src.as_ptr().add(from),
                         cols * lanes,
-                        points.as_mut_ptr().add(tile * channels + block * lanes),
+                        points.as_mut_ptr().add(index * channels + block * lanes),
                         point,
                     )
-                }
+                };
             }
         }
     }
@@ -121,36 +153,13 @@ pub(super) fn output_row<V: ConvVector>(
 pub(super) fn gradient_tiles<V: ConvVector>(
     g: &Geometry,
     gradient: &[f32],
-    (first_row, tile_rows): (usize, usize),
+    rows: (usize, usize),
     first_tile: usize,
     points: &mut [f32],
 ) {
-    let lanes = V::LANES;
-    let (rows, cols) = g.output_plane();
-    let channels = g.c_out_padded;
-    assert!(lanes == g.lanes && first_row + tile_rows <= g.tiles_h);
-    assert!(first_tile + tile_rows * g.tiles_w <= g.block_tiles());
-    assert!(gradient.len() >= g.output_blocks_len() && points.len() >= g.points_len(channels));
-    let point = g.block_tiles() * channels;
-    for block in 0..channels / lanes {
-        for row in 0..tile_rows {
-            for column in 0..g.tiles_w {
-                let tile = first_tile + row * g.tiles_w + column;
-                let from = ((block * rows + OUT * (first_row + row)) * cols + OUT * column) * lanes;
-                // SAFETY: the tile's 4x4 positions are rows `4·(first_row + row) + a <
-                // rows` and columns `4·column + b < cols` of this block's plane, inside
-                // `gradient`; the points as in `input_tiles` (asserted above).
-                unsafe {
-                    gradient_tile::<V>(
-                        gradient.as_ptr().add(from),
-                        cols * lanes,
-                        points.as_mut_ptr().add(tile * channels + block * lanes),
-                        point,
-                    )
-                }
-            }
-        }
-    }
+    let plane = Plane { side: g.output_plane(), window: OUT, channels: g.c_out_padded };
+    assert!(gradient.len() >= g.output_blocks_len());
+    transform_tiles::<V>(g, plane, gradient, rows, first_tile, points, gradient_tile::<V>);
 }
 
 /// Taps of a 3x3 filter.
