@@ -2,8 +2,8 @@
 //! 4x4 outputs and channel pair where the correlation takes 144 (the transforms and their
 //! matrices are in `transform.rs`).
 //!
-//! Per image, the input moves into channel blocks (`layout.rs`), then for each block of
-//! tile rows (`tiles.rs`):
+//! Each image moves into channel blocks (`layout.rs`); then for each block of tiles (a band
+//! of tile rows of one image, or whole images where their planes are small; `tiles.rs`):
 //! - forward: `V = Bᵀ d B` of every tile, `(POINTS, tiles, c_in)`; one GEMM per point
 //!   `ξ`, `M_ξ (tiles, c_out) = V_ξ (tiles, c_in) × U_ξ (c_in, c_out)` with the filters
 //!   `U = G g Gᵀ` transformed once per call; `y = Aᵀ M A + bias`, activated, back to NCHW;
@@ -15,9 +15,9 @@
 //!
 //! The transforms run on the convolution's vectors (`conv::vector`): 16 channels per AVX-512
 //! vector, 8 per AVX2 vector or portable 8-float array. Channels are padded to whole vectors
-//! (zero lanes). Images run in parallel slots as on the
-//! other paths; the transformed filters are shared by them, the weight gradient's partial
-//! `dU` summed in slot order, so the bits depend on the slot count only.
+//! (zero lanes). Images run in parallel slots as on the other paths; the transformed filters
+//! are shared by them, the weight gradient's partial `dU` summed in slot order, so the bits
+//! depend on the slot count only.
 //!
 //! Error: the transforms scale terms by up to 8·5/4 = 10 before they cancel, so an output's
 //! rounding error follows the sum of its products' magnitudes `Σ|w·x|`, not the output.
