@@ -182,15 +182,13 @@ pub fn sgemm_prepacked(
             format!("{:?}", (shape.k, shape.n, Some(shape.transb), shape.ldb)),
         ));
     }
-    let isa = b.isa.unwrap_or(Isa::Portable);
-    isa.check_supported()?;
-    sgemm_prepacked_on(isa, shape, alpha, a, &b.panels, beta, c, epilogue)
+    sgemm_prepacked_on(b.isa.unwrap_or(Isa::Portable), shape, alpha, a, &b.panels, beta, c, epilogue)
 }
 
 /// [`sgemm_prepacked`] with B̃ packed into `panels` by [`pack_b_panels`] for `isa`, with the
 /// `k`, `n`, `transb` and `ldb` of `shape` (a caller-owned buffer, for kernels that pack
-/// their B in their workspace); the CPU has `isa`. Errors as [`sgemm_prepacked`] on A, C or
-/// the bias.
+/// their B in their workspace). Errors as [`sgemm_prepacked`] on A, C or the bias, and where
+/// the CPU lacks `isa`.
 ///
 /// Panics if `panels` is shorter than [`packed_b_len`].
 #[allow(clippy::too_many_arguments)]
@@ -205,6 +203,7 @@ pub(crate) fn sgemm_prepacked_on(
     epilogue: &Epilogue,
 ) -> Result<()> {
     assert!(panels.len() >= packed_b_len(isa, shape.k, shape.n), "packed B too short for its shape");
+    isa.check_supported()?;
     // B's length was checked when it was packed: only A and C are checked here.
     shape.check(a.len(), usize::MAX, c.len())?;
     epilogue.check(shape.m, shape.n)?;
@@ -215,8 +214,9 @@ pub(crate) fn sgemm_prepacked_on(
         return Ok(());
     }
     // SAFETY: A and C cover the shape and the bias fits it (checked above); the panels hold
-    // B̃ of exactly this (k, n) for `isa`'s microkernel (the caller's contract, their length
-    // asserted above), which the CPU supports; m, n, k >= 1 and α ≠ 0.
+    // B̃ of this (k, n) for `isa`'s microkernel (their layout is the caller's contract, their
+    // length asserted above, so every read is inside them), which the CPU supports (checked
+    // above); m, n, k >= 1 and α ≠ 0.
     unsafe {
         sgemm_packed(isa, shape, alpha, a, BSource::Prepacked(panels), beta, c, epilogue, threads_for(shape))
     };

@@ -134,7 +134,6 @@ impl Geometry {
 /// the plane), 0 everywhere else.
 ///
 /// Panics unless `src` holds the planes and `dst` the blocks.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn to_blocks<V: ConvVector>(
     src: &[f32],
@@ -186,7 +185,6 @@ pub(super) fn to_blocks<V: ConvVector>(
 /// plane): `dst[first_channel + l][first_row + a][q] = src[a][q][l]`.
 ///
 /// Panics unless the slices hold those elements.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn from_blocks<V: ConvVector>(
     src: &[f32],
