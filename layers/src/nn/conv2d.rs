@@ -6,7 +6,8 @@
 //! With a fused activation (`Conv2dConfig::with_activation`) the output is `f(conv + bias)`
 //! (ReLU and leaky ReLU applied by the kernel before it stores each tile, sigmoid and tanh in
 //! place after), and backward multiplies by `f'` (from the output) first.
-//! Every number comes from `keel_kernels::conv` (im2col + GEMM); the layer owns the
+//! Every number comes from `keel_kernels::conv` (whichever path its plan picks: images in
+//! lanes, Winograd, direct loops or im2col + GEMM); the layer owns the
 //! kernels' scratch and resizes it in place, so a step on a fixed batch shape allocates
 //! nothing.
 
