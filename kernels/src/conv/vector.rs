@@ -1,12 +1,12 @@
 //! The vectors of the convolution's SIMD paths, one type per instruction set behind one
-//! trait: the direct loops' strips (`direct.rs`, a vector of outputs along a row) and the
+//! trait: the direct loops' strips (`direct.rs`, a vector of outputs along a row), the
 //! images in lanes (`lanes/`, a lane per image, so a vector holds one position of a lane
 //! group, and moving images into or out of the layout is a square transpose of `LANES x
-//! LANES` floats).
+//! LANES` floats) and Winograd's channel blocks (`winograd/`, a lane per channel).
 //!
-//! Each type exists only inside the `#[target_feature]` functions of its instruction set
-//! (`channels_*` in `direct.rs`, `lanes/dispatch.rs`), into which its `#[inline(always)]`
-//! methods are inlined.
+//! The AVX-512 and AVX2 types exist only inside the `#[target_feature]` functions of their
+//! instruction set (`channels_*` in `direct.rs`, the [`on_vector!`] dispatches), into which
+//! their `#[inline(always)]` methods are inlined; [`Lanes8`], the portable one, anywhere.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

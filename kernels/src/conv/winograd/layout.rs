@@ -44,7 +44,7 @@ pub(super) struct Geometry {
 }
 
 impl Geometry {
-    /// The tiling of `shape` (which [`super::applies`] accepts on `isa`) for `isa`'s vectors,
+    /// The tiling of `shape` (which [`super::applies`] accepts) for `isa`'s vectors,
     /// in blocks of about `block_tiles` tiles (whole tile rows, at most the batch).
     pub(super) fn new(shape: &Conv2dShape, isa: Isa, block_tiles: usize) -> Geometry {
         let (out_h, out_w) = (shape.out_h(), shape.out_w());
